@@ -1,0 +1,94 @@
+//! `berth`: the one binary. `berth daemon` runs the engine; `berth shim` is the per-container shim
+//! (started by the daemon); every other command is a client of the daemon's Docker Engine API.
+
+mod cli;
+mod daemon;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "Berth: containers and orchestration in one binary",
+    propagate_version = true
+)]
+struct Opts {
+    /// Daemon socket to connect to (also read from DOCKER_HOST as unix://PATH).
+    #[arg(
+        short = 'H',
+        long,
+        global = true,
+        env = "BERTH_HOST",
+        default_value = "unix:///run/berth/berth.sock"
+    )]
+    host: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the Berth daemon (Docker Engine API on a unix socket).
+    Daemon(daemon::DaemonArgs),
+    /// Per-container shim (started by the daemon; not for direct use).
+    #[command(hide = true)]
+    Shim(ShimOpts),
+    #[command(flatten)]
+    Client(cli::Command),
+}
+
+#[derive(clap::Args)]
+struct ShimOpts {
+    #[arg(long)]
+    id: String,
+    #[arg(long)]
+    bundle: std::path::PathBuf,
+    #[arg(long)]
+    state_dir: std::path::PathBuf,
+    #[arg(long)]
+    log: std::path::PathBuf,
+    #[arg(long)]
+    runtime_root: std::path::PathBuf,
+    #[arg(long)]
+    cgroup: String,
+    #[arg(long)]
+    tty: bool,
+    #[arg(long)]
+    stdin: bool,
+}
+
+fn main() {
+    let opts = Opts::parse();
+    match opts.cmd {
+        Cmd::Shim(s) => {
+            // The shim's stderr is its log file in the container's state directory.
+            let filter = std::env::var("BERTH_SHIM_LOG").unwrap_or_else(|_| "error".into());
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_ansi(false)
+                .with_writer(std::io::stderr)
+                .try_init();
+            runtime::shim::main(runtime::shim::ShimArgs {
+                id: s.id,
+                bundle: s.bundle,
+                state_dir: s.state_dir,
+                log_path: s.log,
+                runtime_root: s.runtime_root,
+                cgroup_path: s.cgroup,
+                tty: s.tty,
+                stdin: s.stdin,
+            })
+        }
+        Cmd::Daemon(a) => {
+            if let Err(e) = daemon::run(a) {
+                eprintln!("berth daemon: {e:#}");
+                std::process::exit(1);
+            }
+        }
+        Cmd::Client(c) => {
+            let code = cli::run(&opts.host, c);
+            std::process::exit(code);
+        }
+    }
+}

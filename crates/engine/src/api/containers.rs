@@ -1,0 +1,702 @@
+//! `/containers/...` and `/exec/...`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::io::{body_reader, body_writer, channel_body, hijack, json_body, MUX, RAW};
+use super::system::Q;
+use super::{bad, ApiError, ApiResult};
+use crate::containers::CreateRequest;
+use crate::engine::{Engine, ExecConfig, PendingAttach};
+use crate::error::Error;
+use crate::types::{Container, ZERO_TIME};
+
+fn ts(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// Docker's humanized durations ("3 seconds", "About a minute", "2 hours").
+pub fn human_duration(secs: i64) -> String {
+    match secs {
+        s if s < 1 => "Less than a second".into(),
+        1 => "1 second".into(),
+        s if s < 60 => format!("{s} seconds"),
+        s if s < 120 => "About a minute".into(),
+        s if s < 3600 => format!("{} minutes", s / 60),
+        s if s < 7200 => "About an hour".into(),
+        s if s < 48 * 3600 => format!("{} hours", s / 3600),
+        s => format!("{} days", s / 86400),
+    }
+}
+
+fn status_string(c: &Container) -> String {
+    let now = chrono::Utc::now();
+    let st = &c.state;
+    if st.restarting {
+        let ago = ts(&st.finished_at).map(|t| (now - t).num_seconds()).unwrap_or(0);
+        return format!("Restarting ({}) {} ago", st.exit_code, human_duration(ago));
+    }
+    if st.running {
+        let up = ts(&st.started_at).map(|t| (now - t).num_seconds()).unwrap_or(0);
+        return if st.paused {
+            format!("Up {} (Paused)", human_duration(up))
+        } else {
+            format!("Up {}", human_duration(up))
+        };
+    }
+    if st.finished_at == ZERO_TIME || st.started_at == ZERO_TIME {
+        return "Created".into();
+    }
+    let ago = ts(&st.finished_at).map(|t| (now - t).num_seconds()).unwrap_or(0);
+    format!("Exited ({}) {} ago", st.exit_code, human_duration(ago))
+}
+
+fn mounts_json(e: &Engine, c: &Container) -> Vec<Value> {
+    let mut out = Vec::new();
+    for b in c.host_config.binds.iter().flatten() {
+        if let Ok((src, dst, ro)) = crate::containers::parse_bind(b) {
+            if src.starts_with('/') {
+                out.push(json!({"Type": "bind", "Source": src, "Destination": dst, "Mode": if ro {"ro"} else {""}, "RW": !ro, "Propagation": "rprivate"}));
+            } else {
+                out.push(json!({"Type": "volume", "Name": src, "Source": e.volumes.data_path(&src), "Destination": dst, "Driver": "local", "Mode": if ro {"ro"} else {"z"}, "RW": !ro, "Propagation": ""}));
+            }
+        }
+    }
+    for v in &c.anon_volumes {
+        if let Ok(vol) = e.volumes.get(v) {
+            let dst = vol.labels.get("berth.anonymous.target").cloned().unwrap_or_default();
+            out.push(json!({"Type": "volume", "Name": v, "Source": vol.mountpoint, "Destination": dst, "Driver": "local", "Mode": "", "RW": true, "Propagation": ""}));
+        }
+    }
+    for (p, _) in c.host_config.tmpfs.iter().flatten() {
+        out.push(json!({"Type": "tmpfs", "Source": "", "Destination": p, "Mode": "", "RW": true, "Propagation": ""}));
+    }
+    out
+}
+
+fn inspect_json(e: &Engine, c: &Container) -> Value {
+    let dir = e.container_dir(&c.id);
+    let execs: Vec<String> = e
+        .execs
+        .lock()
+        .unwrap()
+        .values()
+        .filter(|x| x.container == c.id)
+        .map(|x| x.id.clone())
+        .collect();
+    let mut hc = serde_json::to_value(&c.host_config).expect("json");
+    if hc["PidsLimit"].is_null() {
+        hc["PidsLimit"] = Value::Null;
+    }
+    json!({
+        "Id": c.id,
+        "Created": c.created,
+        "Path": c.path,
+        "Args": c.args,
+        "State": c.state,
+        "Image": c.image,
+        "ResolvConfPath": dir.join("resolv.conf"),
+        "HostnamePath": dir.join("hostname"),
+        "HostsPath": dir.join("hosts"),
+        "LogPath": e.log_path(&c.id),
+        "Name": c.name,
+        "RestartCount": c.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": if execs.is_empty() { Value::Null } else { json!(execs) },
+        "HostConfig": hc,
+        "GraphDriver": {"Name": "overlay2", "Data": {"MergedDir": dir.join("rootfs"), "UpperDir": dir.join("diff"), "WorkDir": dir.join("work")}},
+        "Mounts": mounts_json(e, c),
+        "Config": c.config,
+        "NetworkSettings": {
+            "Bridge": "", "SandboxID": "", "HairpinMode": false, "Ports": {}, "SandboxKey": "",
+            "IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": "",
+            "Networks": { c.host_config.network_mode.clone(): {"NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": ""} }
+        },
+    })
+}
+
+fn summary_json(e: &Engine, c: &Container) -> Value {
+    let created = ts(&c.created).map(|t| t.timestamp()).unwrap_or(0);
+    let mut cmd = c.path.clone();
+    for a in &c.args {
+        cmd.push(' ');
+        cmd.push_str(a);
+    }
+    json!({
+        "Id": c.id,
+        "Names": [c.name],
+        "Image": c.config.image,
+        "ImageID": c.image,
+        "Command": cmd,
+        "Created": created,
+        "Ports": [],
+        "Labels": c.config.labels,
+        "State": c.state.status,
+        "Status": status_string(c),
+        "HostConfig": {"NetworkMode": c.host_config.network_mode},
+        "NetworkSettings": {"Networks": {}},
+        "Mounts": mounts_json(e, c),
+    })
+}
+
+pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Json<Vec<Value>>> {
+    let q = Q::parse(q);
+    let all = q.bool("all");
+    let f = q.filters()?;
+    for k in f.keys() {
+        if ![
+            "id", "name", "status", "label", "exited", "ancestor", "before", "since", "volume", "network", "health", "is-task", "publish",
+            "expose",
+        ]
+        .contains(&k.as_str())
+        {
+            return Err(bad(format!("invalid filter '{k}'")));
+        }
+    }
+    let mut cs: Vec<Container> = e.list().iter().map(|x| x.snapshot()).collect();
+    cs.sort_by(|a, b| b.created.cmp(&a.created));
+    let image_ids: Vec<String> = f
+        .get("ancestor")
+        .map(|a| a.iter().filter_map(|n| e.images.resolve(n).ok().map(|d| d.to_string())).collect())
+        .unwrap_or_default();
+    let out: Vec<Value> = cs
+        .iter()
+        .filter(|c| all || c.state.running || f.contains_key("status") || f.contains_key("exited"))
+        .filter(|c| {
+            f.iter().all(|(k, vals)| {
+                vals.is_empty()
+                    || vals.iter().any(|v| match k.as_str() {
+                        "id" => c.id.starts_with(v.as_str()),
+                        "name" => c.name.trim_start_matches('/').contains(v.trim_start_matches('/')),
+                        "status" => c.state.status == *v,
+                        "exited" => !c.state.running && c.state.started_at != ZERO_TIME && v.parse::<i64>().ok() == Some(c.state.exit_code),
+                        "label" => match v.split_once('=') {
+                            Some((lk, lv)) => c.config.labels.get(lk).map(|x| x.as_str()) == Some(lv),
+                            None => c.config.labels.contains_key(v.as_str()),
+                        },
+                        "ancestor" => image_ids.contains(&c.image) || c.config.image == *v,
+                        "volume" => c
+                            .host_config
+                            .binds
+                            .iter()
+                            .flatten()
+                            .any(|b| b.split(':').next() == Some(v.as_str()) || b.split(':').nth(1) == Some(v.as_str())),
+                        "network" => c.host_config.network_mode == *v,
+                        _ => true,
+                    })
+            })
+        })
+        .map(|c| summary_json(&e, c))
+        .collect();
+    let limit = q.int("limit")?.filter(|l| *l > 0).map(|l| l as usize).unwrap_or(usize::MAX);
+    Ok(Json(out.into_iter().take(limit).collect()))
+}
+
+pub async fn create(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery, body: Body) -> ApiResult<Response> {
+    let q = Q::parse(q);
+    let req: CreateRequest = json_body(body).await?;
+    if let Some(p) = q.get("platform").filter(|p| !p.is_empty()) {
+        if !p.starts_with("linux") {
+            return Err(bad(format!("platform {p:?} is not supported")));
+        }
+    }
+    let (id, warnings) = e.create(q.get("name"), req).await?;
+    Ok((StatusCode::CREATED, Json(json!({"Id": id, "Warnings": warnings}))).into_response())
+}
+
+pub async fn prune(State(e): State<Arc<Engine>>) -> ApiResult<Json<Value>> {
+    let mut deleted = Vec::new();
+    for c in e.list() {
+        let s = c.snapshot();
+        if !s.state.running && e.remove(&s.id, false, false).await.is_ok() {
+            deleted.push(s.id);
+        }
+    }
+    Ok(Json(json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0})))
+}
+
+pub async fn inspect(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let c = e.get(&id)?.snapshot();
+    Ok(Json(inspect_json(&e, &c)))
+}
+
+pub async fn start(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    e.start(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn stop(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {
+    let q = Q::parse(q);
+    e.stop(&id, q.int("t")?, q.get("signal").filter(|s| !s.is_empty())).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn restart(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {
+    let q = Q::parse(q);
+    e.restart(&id, q.int("t")?, q.get("signal").filter(|s| !s.is_empty())).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn kill(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {
+    let q = Q::parse(q);
+    e.kill(&id, q.get("signal")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn pause(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    e.pause(&id, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn unpause(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    e.pause(&id, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Docker sends the status line as soon as the wait is registered and the JSON body when it ends, so
+/// a client can start the container after this returns headers.
+pub async fn wait(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let q = Q::parse(q);
+    let cond = q.get("condition").unwrap_or("").to_string();
+    e.get(&id)?;
+    if !["", "not-running", "next-exit", "removed"].contains(&cond.as_str()) {
+        return Err(bad(format!("invalid condition: {cond:?}")));
+    }
+    // Register the wait before answering, so an exit right after cannot be missed.
+    let fut = {
+        let e = e.clone();
+        let id = id.clone();
+        let entry = e.get(&id)?;
+        let start = entry.progress.borrow().clone();
+        let snap = entry.snapshot();
+        async move {
+            let res: crate::Result<i64> = match cond.as_str() {
+                "" | "not-running" if !snap.state.running && !snap.state.restarting => Ok(snap.state.exit_code),
+                "removed" => Ok(e.wait_progress(&entry, |p| p.removed).await.last_exit),
+                _ => {
+                    let p = e.wait_progress(&entry, |p| p.exits > start.exits || p.removed).await;
+                    Ok(if p.exits > start.exits {
+                        p.last_exit
+                    } else {
+                        entry.snapshot().state.exit_code
+                    })
+                }
+            };
+            res
+        }
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        let body = match fut.await {
+            Ok(code) => json!({"StatusCode": code, "Error": null}),
+            Err(err) => json!({"StatusCode": -1, "Error": {"Message": err.to_string()}}),
+        };
+        let mut b = serde_json::to_vec(&body).expect("json");
+        b.push(b'\n');
+        let _ = tx.send(b).await;
+    });
+    Ok(channel_body("application/json", rx))
+}
+
+pub async fn remove(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {
+    let q = Q::parse(q);
+    if q.bool("link") {
+        return Err(bad("links are not supported"));
+    }
+    e.remove(&id, q.bool("force"), q.bool("v")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn attach(
+    State(e): State<Arc<Engine>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    req: Request<Body>,
+) -> ApiResult<Response> {
+    let q = Q::parse(q);
+    let c = e.get(&id)?.snapshot();
+    if !q.bool("stream") && !q.bool("logs") {
+        return Err(bad("at least one of stream or logs must be set"));
+    }
+    let (stdin, stdout, stderr) = (q.bool("stdin"), q.bool("stdout"), q.bool("stderr"));
+    let ct = if c.config.tty { RAW } else { MUX };
+    let stream = q.bool("stream");
+    let logs = q.bool("logs");
+    let running_or_created = c.state.running || c.state.status == "created" || c.state.restarting;
+    Ok(hijack(req, ct, move |mut s| async move {
+        if logs {
+            let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+            let e2 = e.clone();
+            let id2 = id.clone();
+            tokio::spawn(async move {
+                let _ = e2
+                    .logs(
+                        &id2,
+                        crate::streams::LogOptions {
+                            stdout,
+                            stderr,
+                            ..Default::default()
+                        },
+                        tx,
+                    )
+                    .await;
+            });
+            while let Some(b) = rx.recv().await {
+                if tokio::io::AsyncWriteExt::write_all(&mut s, &b).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if stream && running_or_created {
+            let _ = e
+                .attach(
+                    &id,
+                    PendingAttach {
+                        stream: s,
+                        stdin,
+                        stdout,
+                        stderr,
+                    },
+                )
+                .await;
+        } else {
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut s).await;
+        }
+    }))
+}
+
+fn hw(q: &Q) -> Result<(u16, u16), ApiError> {
+    let h = q.int("h")?.unwrap_or(0);
+    let w = q.int("w")?.unwrap_or(0);
+    if !(0..=65535).contains(&h) || !(0..=65535).contains(&w) {
+        return Err(bad("invalid TTY size"));
+    }
+    Ok((h as u16, w as u16))
+}
+
+pub async fn resize(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {
+    let (h, w) = hw(&Q::parse(q))?;
+    e.resize(&id, h, w).await?;
+    Ok(StatusCode::OK)
+}
+
+pub async fn logs(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let q = Q::parse(q);
+    let c = e.get(&id)?.snapshot();
+    let (stdout, stderr) = (q.bool("stdout"), q.bool("stderr"));
+    if !stdout && !stderr {
+        return Err(bad("You must choose at least one stream"));
+    }
+    let tail = match q.get("tail").unwrap_or("all") {
+        "all" | "" => None,
+        t => Some(t.parse::<i64>().map_err(|_| bad(format!("invalid value for tail: {t:?}")))?)
+            .filter(|n| *n >= 0)
+            .map(|n| n as usize),
+    };
+    let since = match q.get("since").filter(|s| !s.is_empty() && *s != "0") {
+        Some(s) => Some(crate::streams::parse_since(s).ok_or_else(|| bad(format!("invalid value for since: {s:?}")))?),
+        None => None,
+    };
+    let until = match q.get("until").filter(|s| !s.is_empty() && *s != "0") {
+        Some(s) => Some(crate::streams::parse_since(s).ok_or_else(|| bad(format!("invalid value for until: {s:?}")))?),
+        None => None,
+    };
+    let opts = crate::streams::LogOptions {
+        stdout,
+        stderr,
+        follow: q.bool("follow"),
+        timestamps: q.bool("timestamps"),
+        tail,
+        since,
+        until,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        let _ = e.logs(&id, opts, tx).await;
+    });
+    Ok(channel_body(if c.config.tty { RAW } else { MUX }, rx))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ExecCreate {
+    attach_stdin: bool,
+    attach_stdout: bool,
+    attach_stderr: bool,
+    tty: bool,
+    env: Option<Vec<String>>,
+    cmd: Option<Vec<String>>,
+    user: String,
+    working_dir: String,
+    privileged: bool,
+    detach_keys: String,
+}
+
+pub async fn exec_create(State(e): State<Arc<Engine>>, Path(id): Path<String>, body: Body) -> ApiResult<Response> {
+    let r: ExecCreate = json_body(body).await?;
+    let _ = r.detach_keys;
+    let cfg = ExecConfig {
+        cmd: r.cmd.unwrap_or_default(),
+        env: r.env.unwrap_or_default(),
+        user: r.user,
+        working_dir: r.working_dir,
+        tty: r.tty,
+        attach_stdin: r.attach_stdin,
+        attach_stdout: r.attach_stdout,
+        attach_stderr: r.attach_stderr,
+        privileged: r.privileged,
+    };
+    let id = e.exec_create(&id, cfg)?;
+    Ok((StatusCode::CREATED, Json(json!({"Id": id}))).into_response())
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ExecStart {
+    detach: bool,
+    tty: bool,
+}
+
+pub async fn exec_start(State(e): State<Arc<Engine>>, Path(id): Path<String>, req: Request<Body>) -> ApiResult<Response> {
+    let (parts, body) = req.into_parts();
+    let r: ExecStart = json_body(body).await?;
+    let ex = e.exec_get(&id)?;
+    let _ = r.tty;
+    if r.detach {
+        let fut = e.exec_start(&id, None).await?;
+        tokio::spawn(fut);
+        return Ok(StatusCode::OK.into_response());
+    }
+    // Start first, so a failure is a proper error response rather than a broken stream.
+    let (tx, rx) = tokio::sync::oneshot::channel::<crate::engine::BoxStream>();
+    let fut = e.exec_start(&id, Some(Box::new(DeferredStream::new(rx)))).await?;
+    tokio::spawn(fut);
+    let req = Request::from_parts(parts, Body::empty());
+    let ct = if ex.config.tty { RAW } else { MUX };
+    Ok(hijack(req, ct, move |s| async move {
+        let _ = tx.send(s);
+    }))
+}
+
+/// A stream that becomes the hijacked connection once the upgrade completes.
+struct DeferredStream {
+    rx: Option<tokio::sync::oneshot::Receiver<crate::engine::BoxStream>>,
+    inner: Option<crate::engine::BoxStream>,
+}
+
+impl DeferredStream {
+    fn new(rx: tokio::sync::oneshot::Receiver<crate::engine::BoxStream>) -> Self {
+        DeferredStream { rx: Some(rx), inner: None }
+    }
+    fn poll_inner(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<&mut crate::engine::BoxStream>> {
+        use std::future::Future;
+        if self.inner.is_none() {
+            let rx = self.rx.as_mut().expect("receiver");
+            match std::pin::Pin::new(rx).poll(cx) {
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+                std::task::Poll::Ready(Ok(s)) => self.inner = Some(s),
+                std::task::Poll::Ready(Err(_)) => {
+                    return std::task::Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away")))
+                }
+            }
+        }
+        std::task::Poll::Ready(Ok(self.inner.as_mut().expect("inner")))
+    }
+}
+
+impl tokio::io::AsyncRead for DeferredStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.poll_inner(cx) {
+            std::task::Poll::Ready(Ok(s)) => std::pin::Pin::new(s).poll_read(cx, buf),
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for DeferredStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.poll_inner(cx) {
+            std::task::Poll::Ready(Ok(s)) => std::pin::Pin::new(s).poll_write(cx, buf),
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        match self.poll_inner(cx) {
+            std::task::Poll::Ready(Ok(s)) => std::pin::Pin::new(s).poll_flush(cx),
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+    fn poll_shutdown(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        match self.poll_inner(cx) {
+            std::task::Poll::Ready(Ok(s)) => std::pin::Pin::new(s).poll_shutdown(cx),
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
+pub async fn exec_resize(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {
+    let (h, w) = hw(&Q::parse(q))?;
+    e.exec_resize(&id, h, w).await?;
+    Ok(StatusCode::CREATED)
+}
+
+pub async fn exec_inspect(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let ex = e.exec_get(&id)?;
+    let st = ex.state.lock().unwrap().clone();
+    Ok(Json(json!({
+        "ID": ex.id,
+        "Running": st.running,
+        "ExitCode": st.exit_code,
+        "ProcessConfig": {"tty": ex.config.tty, "entrypoint": ex.config.cmd.first(), "arguments": ex.config.cmd.get(1..).unwrap_or(&[]), "privileged": ex.config.privileged, "user": ex.config.user},
+        "OpenStdin": ex.config.attach_stdin,
+        "OpenStderr": ex.config.attach_stderr,
+        "OpenStdout": ex.config.attach_stdout,
+        "CanRemove": false,
+        "ContainerID": ex.container,
+        "DetachKeys": "",
+        "Pid": st.pid,
+    })))
+}
+
+pub async fn top(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
+    let q = Q::parse(q);
+    if let Some(a) = q.get("ps_args").filter(|a| !a.is_empty() && *a != "-ef") {
+        return Err(bad(format!("ps_args {a:?} are not supported (Berth reports the -ef columns)")));
+    }
+    Ok(Json(e.top(&id)?))
+}
+
+pub async fn stats(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let q = Q::parse(q);
+    e.get(&id)?;
+    let stream = q.get("stream").is_none_or(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    let one_shot = q.bool("one-shot");
+    if !stream {
+        let first = e.stats_sample(&id, None)?;
+        if one_shot {
+            return Ok(Json(first).into_response());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        return Ok(Json(e.stats_sample(&id, Some(&first))?).into_response());
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        let mut pre: Option<Value> = None;
+        loop {
+            let Ok(s) = e.stats_sample(&id, pre.as_ref()) else { return };
+            let mut b = serde_json::to_vec(&s).expect("json");
+            b.push(b'\n');
+            if tx.send(b).await.is_err() {
+                return;
+            }
+            pre = Some(s);
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
+    Ok(channel_body("application/json", rx))
+}
+
+pub async fn rename(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {
+    let q = Q::parse(q);
+    let name = q.get("name").filter(|n| !n.is_empty()).ok_or_else(|| bad("name is required"))?;
+    e.rename(&id, name)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn update(State(e): State<Arc<Engine>>, Path(id): Path<String>, body: Body) -> ApiResult<Json<Value>> {
+    let v: Value = json_body(body).await?;
+    e.update(&id, &v)?;
+    Ok(Json(json!({"Warnings": []})))
+}
+
+fn path_q(q: &Q) -> Result<String, ApiError> {
+    q.get("path")
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .ok_or_else(|| bad("path is required"))
+}
+
+fn stat_header(stat: &Value) -> HeaderValue {
+    use base64_lite::encode;
+    HeaderValue::from_str(&encode(serde_json::to_string(stat).expect("json").as_bytes())).expect("base64 is a valid header")
+}
+
+mod base64_lite {
+    /// Standard base64 (for the path-stat header); small enough not to need a crate.
+    pub fn encode(data: &[u8]) -> String {
+        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+        for chunk in data.chunks(3) {
+            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+            let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+            out.push(T[(n >> 18) as usize & 63] as char);
+            out.push(T[(n >> 12) as usize & 63] as char);
+            out.push(if chunk.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
+            out.push(if chunk.len() > 2 { T[n as usize & 63] as char } else { '=' });
+        }
+        out
+    }
+}
+
+pub async fn archive_head(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let path = path_q(&Q::parse(q))?;
+    let stat = tokio::task::spawn_blocking(move || e.path_stat(&id, &path))
+        .await
+        .map_err(|x| ApiError(Error::Internal(x.to_string())))??;
+    let mut r = StatusCode::OK.into_response();
+    r.headers_mut().insert("X-Docker-Container-Path-Stat", stat_header(&stat));
+    Ok(r)
+}
+
+pub async fn archive_get(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let path = path_q(&Q::parse(q))?;
+    let stat = {
+        let (e, id, path) = (e.clone(), id.clone(), path.clone());
+        tokio::task::spawn_blocking(move || e.path_stat(&id, &path))
+            .await
+            .map_err(|x| ApiError(Error::Internal(x.to_string())))??
+    };
+    let mut r = body_writer("application/x-tar", move |w| e.archive_get(&id, &path, w));
+    r.headers_mut().insert("X-Docker-Container-Path-Stat", stat_header(&stat));
+    Ok(r)
+}
+
+pub async fn archive_put(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery, body: Body) -> ApiResult<StatusCode> {
+    let path = path_q(&Q::parse(q))?;
+    let r = body_reader(body);
+    tokio::task::spawn_blocking(move || e.archive_put(&id, &path, r))
+        .await
+        .map_err(|x| ApiError(Error::Internal(x.to_string())))??;
+    Ok(StatusCode::OK)
+}
+
+pub async fn export(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<Response> {
+    e.get(&id)?;
+    Ok(body_writer("application/x-tar", move |w| e.export(&id, w)))
+}
+
+pub async fn changes(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<Json<Vec<Value>>> {
+    Ok(Json(e.changes(&id)?))
+}

@@ -1,0 +1,240 @@
+//! `/images/...` and `/commit`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::io::{body_reader, body_writer, json_body};
+use super::system::Q;
+use super::{bad, ApiError, ApiResult};
+use crate::engine::Engine;
+use crate::error::Error;
+
+fn join_err(e: tokio::task::JoinError) -> ApiError {
+    ApiError(Error::Internal(e.to_string()))
+}
+
+pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Json<Vec<Value>>> {
+    let q = Q::parse(q);
+    let f = q.filters()?;
+    for k in f.keys() {
+        if !["dangling", "label", "reference", "before", "since", "until"].contains(&k.as_str()) {
+            return Err(bad(format!("invalid filter '{k}'")));
+        }
+    }
+    let mut imgs = e.images.list();
+    imgs.sort_by_key(|s| std::cmp::Reverse(e.images.config(&s.id).ok().and_then(|c| c.created).unwrap_or_default()));
+    let out = imgs
+        .iter()
+        .filter(|s| {
+            f.iter().all(|(k, vals)| {
+                vals.is_empty()
+                    || vals.iter().any(|v| match k.as_str() {
+                        "dangling" => (v == "true" || v == "1") == s.tags.is_empty(),
+                        "reference" => s
+                            .tags
+                            .iter()
+                            .any(|t| glob(v, t) || glob(v, t.rsplit_once(':').map(|x| x.0).unwrap_or(t))),
+                        "label" => {
+                            let labels = e.images.config(&s.id).ok().and_then(|c| c.config.labels).unwrap_or_default();
+                            match v.split_once('=') {
+                                Some((lk, lv)) => labels.get(lk).map(|x| x.as_str()) == Some(lv),
+                                None => labels.contains_key(v.as_str()),
+                            }
+                        }
+                        _ => true,
+                    })
+            })
+        })
+        .map(|s| e.image_summary(s))
+        .collect();
+    Ok(Json(out))
+}
+
+/// A tiny glob for `reference` filters (`*` within a path segment).
+fn glob(pat: &str, s: &str) -> bool {
+    fn m(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => m(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && m(p, &s[1..])),
+            (Some(a), Some(b)) if a == b => m(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    m(pat.as_bytes(), s.as_bytes())
+}
+
+/// `POST /images/create`: `fromSrc` imports a tarball; pulling (`fromImage`) needs a registry.
+pub async fn create(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery, body: Body) -> ApiResult<Response> {
+    let q = Q::parse(q);
+    if let Some(img) = q.get("fromImage").filter(|s| !s.is_empty()) {
+        return Err(ApiError(Error::NotFound(format!(
+            "pull access denied for {img}: pulling from registries is not supported by this Berth version yet"
+        ))));
+    }
+    let src = q.get("fromSrc").ok_or_else(|| bad("fromSrc or fromImage is required"))?;
+    if src != "-" {
+        return Err(bad(format!("fromSrc={src:?}: only \"-\" (the request body) is supported")));
+    }
+    let repo = q.get("repo").unwrap_or("").to_string();
+    let tag = q.get("tag").unwrap_or("").to_string();
+    let repo_tag = if repo.is_empty() {
+        None
+    } else if tag.is_empty() {
+        Some(repo.clone())
+    } else {
+        Some(format!("{repo}:{tag}"))
+    };
+    if let Some(rt) = &repo_tag {
+        image::Reference::parse(rt).map_err(|x| ApiError(x.into()))?;
+    }
+    let message = q.get("message").unwrap_or("").to_string();
+    let changes = q.all("changes");
+    let r = body_reader(body);
+    let res = tokio::task::spawn_blocking(move || e.import(r, repo_tag.as_deref(), &message, &changes))
+        .await
+        .map_err(join_err)?;
+    // Docker streams JSON progress; errors after the header are reported in the stream.
+    let body = match res {
+        Ok(id) => json!({"status": id.to_string()}),
+        Err(err) => {
+            // Errors before anything was sent are still proper HTTP errors.
+            return Err(ApiError(err));
+        }
+    };
+    Ok((StatusCode::OK, [("Content-Type", "application/json")], format!("{body}\r\n")).into_response())
+}
+
+pub async fn load(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery, body: Body) -> ApiResult<Response> {
+    let q = Q::parse(q);
+    let _quiet = q.bool("quiet");
+    let r = body_reader(body);
+    let e2 = e.clone();
+    let loaded = tokio::task::spawn_blocking(move || image::archive::load(&e2.images, r))
+        .await
+        .map_err(join_err)?
+        .map_err(|x| ApiError(x.into()))?;
+    let mut out = String::new();
+    for l in &loaded {
+        e.events.emit("image", "load", l, Default::default());
+        // `quiet` only suppresses progress, which this endpoint does not send; the result is always reported.
+        out.push_str(&json!({"stream": format!("{l}\n")}).to_string());
+        out.push_str("\r\n");
+    }
+    Ok((StatusCode::OK, [("Content-Type", "application/json")], out).into_response())
+}
+
+fn resolve_for_save(e: &Engine, names: &[String]) -> Result<Vec<(oci::Digest, Vec<String>)>, ApiError> {
+    let mut out: Vec<(oci::Digest, Vec<String>)> = Vec::new();
+    for n in names {
+        let id = e.images.resolve(n).map_err(|x| ApiError(x.into()))?;
+        let tags = match image::Reference::parse(n) {
+            Ok(r) if !id.hex().starts_with(n.trim_start_matches("sha256:")) => vec![r.tagged()],
+            _ => vec![],
+        };
+        match out.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, t)) => t.extend(tags),
+            None => out.push((id, tags)),
+        }
+    }
+    Ok(out)
+}
+
+pub async fn get_many(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let names = Q::parse(q).all("names");
+    if names.is_empty() {
+        return Err(bad("names is required"));
+    }
+    let imgs = resolve_for_save(&e, &names)?;
+    Ok(body_writer("application/x-tar", move |w| {
+        image::archive::save(&e.images, &imgs, w).map_err(Into::into)
+    }))
+}
+
+/// `GET /images/{name}/json|history|get` (names may contain slashes).
+pub async fn get_one(State(e): State<Arc<Engine>>, Path(rest): Path<String>) -> ApiResult<Response> {
+    let (name, op) = rest
+        .rsplit_once('/')
+        .ok_or_else(|| ApiError(Error::NotFound(format!("page not found: /images/{rest}"))))?;
+    match op {
+        "json" => Ok(Json(e.image_inspect(name)?).into_response()),
+        "history" => Ok(Json(e.image_history(name)?).into_response()),
+        "get" => {
+            let imgs = resolve_for_save(&e, &[name.to_string()])?;
+            Ok(body_writer("application/x-tar", move |w| {
+                image::archive::save(&e.images, &imgs, w).map_err(Into::into)
+            }))
+        }
+        _ => Err(ApiError(Error::NotFound(format!("page not found: /images/{rest}")))),
+    }
+}
+
+/// `POST /images/{name}/tag|push`.
+pub async fn post_one(State(e): State<Arc<Engine>>, Path(rest): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let q = Q::parse(q);
+    let (name, op) = rest
+        .rsplit_once('/')
+        .ok_or_else(|| ApiError(Error::NotFound(format!("page not found: /images/{rest}"))))?;
+    match op {
+        "tag" => {
+            let id = e.images.resolve(name)?;
+            let repo = q.get("repo").filter(|r| !r.is_empty()).ok_or_else(|| bad("repo is required"))?;
+            let full = match q.get("tag").filter(|t| !t.is_empty()) {
+                Some(t) => format!("{repo}:{t}"),
+                None => repo.to_string(),
+            };
+            let key = e.images.tag(&id, &full)?;
+            let mut attrs = std::collections::BTreeMap::new();
+            attrs.insert("name".to_string(), key);
+            e.events.emit("image", "tag", &id.to_string(), attrs);
+            Ok(StatusCode::CREATED.into_response())
+        }
+        "push" => Err(ApiError(Error::BadRequest(
+            "pushing to registries is not supported by this Berth version yet".into(),
+        ))),
+        _ => Err(ApiError(Error::NotFound(format!("page not found: /images/{rest}")))),
+    }
+}
+
+pub async fn delete(State(e): State<Arc<Engine>>, Path(name): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Json<Vec<Value>>> {
+    let q = Q::parse(q);
+    Ok(Json(e.remove_image(&name, q.bool("force"))?))
+}
+
+pub async fn commit(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery, body: Body) -> ApiResult<Response> {
+    let q = Q::parse(q);
+    let container = q
+        .get("container")
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| bad("container is required"))?
+        .to_string();
+    let overrides: Value = json_body(body).await?;
+    let repo = q.get("repo").unwrap_or("");
+    let repo_tag = match (repo, q.get("tag").unwrap_or("")) {
+        ("", _) => None,
+        (r, "") => Some(r.to_string()),
+        (r, t) => Some(format!("{r}:{t}")),
+    };
+    let comment = q.get("comment").unwrap_or("").to_string();
+    let author = q.get("author").unwrap_or("").to_string();
+    let changes = q.all("changes");
+    let pause = q.get("pause").is_none_or(|p| p != "0" && p != "false");
+    let entry = e.get(&container)?;
+    let paused_here = pause && entry.snapshot().state.running && !entry.snapshot().state.paused && e.pause(&container, true).await.is_ok();
+    let res = {
+        let e = e.clone();
+        tokio::task::spawn_blocking(move || e.commit(&container, repo_tag.as_deref(), &comment, &author, &changes, Some(overrides)))
+            .await
+            .map_err(join_err)?
+    };
+    if paused_here {
+        let _ = e.pause(&entry.id, false).await;
+    }
+    let id = res?;
+    Ok((StatusCode::CREATED, Json(json!({"Id": id.to_string()}))).into_response())
+}

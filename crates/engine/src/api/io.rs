@@ -1,0 +1,110 @@
+//! Streaming helpers: hijacked connections, bodies as blocking readers/writers.
+
+use std::future::Future;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncReadExt;
+use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
+
+use crate::engine::BoxStream;
+
+pub const RAW: &str = "application/vnd.docker.raw-stream";
+pub const MUX: &str = "application/vnd.docker.multiplexed-stream";
+
+/// Take over the connection (`Upgrade: tcp` → 101) and run `f` on it. Without an upgrade request,
+/// stream the output as the response body instead (input is then not available).
+pub fn hijack<F, Fut>(mut req: Request<Body>, content_type: &'static str, f: F) -> Response
+where
+    F: FnOnce(BoxStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let wants_upgrade = req.headers().get(header::UPGRADE).is_some();
+    if wants_upgrade {
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(up) => f(Box::new(TokioIo::new(up))).await,
+                Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+            }
+        });
+        return Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "tcp")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::empty())
+            .expect("response");
+    }
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(f(Box::new(ours)));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from_stream(ReaderStream::new(theirs)))
+        .expect("response")
+}
+
+/// A request body as a blocking reader (use inside `spawn_blocking`).
+pub fn body_reader(body: Body) -> SyncIoBridge<StreamReader<impl futures_util::Stream<Item = std::io::Result<Bytes>> + Unpin, Bytes>> {
+    let s = body.into_data_stream().map(|r| r.map_err(std::io::Error::other));
+    SyncIoBridge::new(StreamReader::new(s))
+}
+
+/// A response body fed by a blocking writer running in `spawn_blocking`. The writer's error, if any,
+/// is logged (the status is already sent by then).
+pub fn body_writer<F>(content_type: &'static str, f: F) -> Response
+where
+    F: FnOnce(&mut dyn std::io::Write) -> crate::Result<()> + Send + 'static,
+{
+    let (w, r) = tokio::io::duplex(256 * 1024);
+    tokio::task::spawn_blocking(move || {
+        let mut bw = SyncIoBridge::new(w);
+        if let Err(e) = f(&mut bw) {
+            tracing::warn!(error = %e, "streaming response failed");
+        }
+        let _ = std::io::Write::flush(&mut bw);
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from_stream(ReaderStream::new(r)))
+        .expect("response")
+}
+
+/// A response body of lines from a channel.
+pub fn channel_body(content_type: &'static str, rx: tokio::sync::mpsc::Receiver<Vec<u8>>) -> Response {
+    let s = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(Bytes::from(b)), rx))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from_stream(s))
+        .expect("response")
+}
+
+/// Read a JSON body; empty means default. A malformed body is a 400 naming the problem.
+pub async fn json_body<T: serde::de::DeserializeOwned + Default>(body: Body) -> Result<T, super::ApiError> {
+    let bytes = axum::body::to_bytes(body, 16 << 20)
+        .await
+        .map_err(|e| super::bad(format!("reading body: {e}")))?;
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| super::bad(format!("invalid JSON body: {e}")))
+}
+
+#[allow(dead_code)]
+pub async fn drain(mut s: impl tokio::io::AsyncRead + Unpin) {
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = s.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The Docker Engine API (v1.43 wire format) as an axum `Router` over the [`Engine`].
+
+mod containers;
+mod images;
+mod io;
+mod system;
+
+use std::sync::Arc;
+
+use axum::http::{Request, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::engine::Engine;
+use crate::error::Error;
+
+pub const API_VERSION: &str = "1.43";
+pub const MIN_API_VERSION: &str = "1.24";
+
+/// An error at the API edge: Docker's status code and `{"message": ...}`.
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl From<image::Error> for ApiError {
+    fn from(e: image::Error) -> Self {
+        ApiError(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self.0 {
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::NotModified(_) => return StatusCode::NOT_MODIFIED.into_response(),
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        tracing::debug!(status = %status, error = %self.0, "request failed");
+        (status, Json(json!({"message": self.0.to_string()}))).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+pub fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(Error::BadRequest(msg.into()))
+}
+
+/// Strip a `/v1.NN` prefix, refusing versions this server does not speak.
+fn strip_version<B>(mut req: Request<B>) -> Request<B> {
+    let path = req.uri().path().to_string();
+    if let Some(rest) = path.strip_prefix("/v") {
+        if let Some(idx) = rest.find('/') {
+            let ver = &rest[..idx];
+            if ver.split('.').count() == 2 && ver.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+                let new_path = rest[idx..].to_string();
+                let pq = match req.uri().query() {
+                    Some(q) => format!("{new_path}?{q}"),
+                    None => new_path,
+                };
+                if let Ok(u) = pq.parse::<Uri>() {
+                    req.extensions_mut().insert(ApiVersion(ver.to_string()));
+                    *req.uri_mut() = u;
+                }
+            }
+        }
+    }
+    req
+}
+
+#[derive(Clone, Debug)]
+pub struct ApiVersion(pub String);
+
+async fn fallback(uri: Uri) -> ApiError {
+    ApiError(Error::NotFound(format!("page not found: {}", uri.path())))
+}
+
+/// The router, without version-prefix handling (see [`service`]).
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route("/_ping", get(system::ping).head(system::ping))
+        .route("/version", get(system::version))
+        .route("/info", get(system::info))
+        .route("/events", get(system::events))
+        .route("/containers/json", get(containers::list))
+        .route("/containers/create", post(containers::create))
+        .route("/containers/prune", post(containers::prune))
+        .route("/containers/{id}/json", get(containers::inspect))
+        .route("/containers/{id}/start", post(containers::start))
+        .route("/containers/{id}/stop", post(containers::stop))
+        .route("/containers/{id}/restart", post(containers::restart))
+        .route("/containers/{id}/kill", post(containers::kill))
+        .route("/containers/{id}/pause", post(containers::pause))
+        .route("/containers/{id}/unpause", post(containers::unpause))
+        .route("/containers/{id}/wait", post(containers::wait))
+        .route("/containers/{id}", axum::routing::delete(containers::remove))
+        .route("/containers/{id}/attach", post(containers::attach))
+        .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}/logs", get(containers::logs))
+        .route("/containers/{id}/exec", post(containers::exec_create))
+        .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/stats", get(containers::stats))
+        .route("/containers/{id}/rename", post(containers::rename))
+        .route("/containers/{id}/update", post(containers::update))
+        .route(
+            "/containers/{id}/archive",
+            get(containers::archive_get)
+                .head(containers::archive_head)
+                .put(containers::archive_put),
+        )
+        .route("/containers/{id}/export", get(containers::export))
+        .route("/containers/{id}/changes", get(containers::changes))
+        .route("/exec/{id}/start", post(containers::exec_start))
+        .route("/exec/{id}/resize", post(containers::exec_resize))
+        .route("/exec/{id}/json", get(containers::exec_inspect))
+        .route("/commit", post(images::commit))
+        .route("/images/json", get(images::list))
+        .route("/images/create", post(images::create))
+        .route("/images/load", post(images::load))
+        .route("/images/get", get(images::get_many))
+        .route(
+            "/images/{*rest}",
+            get(images::get_one).post(images::post_one).delete(images::delete),
+        )
+        .route("/volumes", get(system::volume_list))
+        .route("/volumes/create", post(system::volume_create))
+        .route("/volumes/prune", post(system::volume_prune))
+        .route("/volumes/{name}", get(system::volume_inspect).delete(system::volume_remove))
+        .fallback(fallback)
+        .layer(axum::middleware::from_fn(system::headers))
+        .with_state(engine)
+}
+
+/// The full HTTP service: version prefixes stripped, then routed.
+pub type App = tower::util::MapRequest<Router, fn(Request<axum::body::Body>) -> Request<axum::body::Body>>;
+
+pub fn app(engine: Arc<Engine>) -> App {
+    tower::util::MapRequest::new(router(engine), strip_version::<axum::body::Body> as fn(_) -> _)
+}

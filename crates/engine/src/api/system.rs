@@ -1,0 +1,360 @@
+//! `_ping`, `version`, `info`, `events`, volumes; query parsing and common headers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, Request, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::{bad, ApiError, ApiResult, API_VERSION, MIN_API_VERSION};
+use crate::engine::Engine;
+use crate::error::Error;
+
+/// Parsed query string; repeated keys kept.
+#[derive(Debug, Default)]
+pub struct Q(pub Vec<(String, String)>);
+
+impl Q {
+    pub fn parse(raw: Option<String>) -> Q {
+        let raw = raw.unwrap_or_default();
+        Q(raw
+            .split('&')
+            .filter(|s| !s.is_empty())
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                let dec = |s: &str| {
+                    percent_encoding::percent_decode_str(&s.replace('+', " "))
+                        .decode_utf8_lossy()
+                        .into_owned()
+                };
+                (dec(k), dec(v))
+            })
+            .collect())
+    }
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+    }
+    pub fn all(&self, k: &str) -> Vec<String> {
+        self.0.iter().filter(|(key, _)| key == k).map(|(_, v)| v.clone()).collect()
+    }
+    /// Docker's boolean query values: 1/true/True; empty or absent is false.
+    pub fn bool(&self, k: &str) -> bool {
+        matches!(self.get(k), Some(v) if !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+    }
+    pub fn int(&self, k: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(k).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| bad(format!("invalid value for {k}: {v:?}"))),
+        }
+    }
+    /// `filters` in either JSON form: `{"k":["v"]}` or `{"k":{"v":true}}`.
+    pub fn filters(&self) -> Result<HashMap<String, Vec<String>>, ApiError> {
+        let Some(raw) = self.get("filters").filter(|s| !s.is_empty()) else {
+            return Ok(HashMap::new());
+        };
+        let v: Value = serde_json::from_str(raw).map_err(|e| bad(format!("invalid filters: {e}")))?;
+        let obj = v.as_object().ok_or_else(|| bad("invalid filters: expected a JSON object"))?;
+        let mut out = HashMap::new();
+        for (k, vals) in obj {
+            let list: Vec<String> = match vals {
+                Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+                Value::Object(m) => m
+                    .iter()
+                    .filter(|(_, b)| b.as_bool().unwrap_or(false))
+                    .map(|(s, _)| s.clone())
+                    .collect(),
+                Value::String(s) => vec![s.clone()],
+                _ => return Err(bad(format!("invalid filter {k:?}"))),
+            };
+            out.insert(k.clone(), list);
+        }
+        Ok(out)
+    }
+}
+
+/// Headers Docker puts on every response.
+pub async fn headers(req: Request<Body>, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let span = tracing::debug_span!("request", %method, %path);
+    let _ = span.enter();
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert("API-Version", HeaderValue::from_static(API_VERSION));
+    h.insert(
+        "Server",
+        HeaderValue::from_static(concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("OSType", HeaderValue::from_static("linux"));
+    resp
+}
+
+pub async fn ping() -> Response {
+    let mut r = (StatusCode::OK, "OK").into_response();
+    r.headers_mut()
+        .insert("Cache-Control", HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    r.headers_mut().insert("Builder-Version", HeaderValue::from_static("1"));
+    r
+}
+
+fn kernel() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+pub async fn version() -> Json<Value> {
+    let v = env!("CARGO_PKG_VERSION");
+    Json(json!({
+        "Platform": {"Name": "Berth"},
+        "Components": [{"Name": "Engine", "Version": v, "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux", "Arch": oci::spec::host_arch()}}],
+        "Version": v,
+        "ApiVersion": API_VERSION,
+        "MinAPIVersion": MIN_API_VERSION,
+        "GitCommit": "",
+        "GoVersion": "",
+        "Os": "linux",
+        "Arch": oci::spec::host_arch(),
+        "KernelVersion": kernel(),
+        "BuildTime": "",
+    }))
+}
+
+pub async fn info(State(e): State<Arc<Engine>>) -> Json<Value> {
+    let list = e.list();
+    let running = list
+        .iter()
+        .filter(|c| c.snapshot().state.running && !c.snapshot().state.paused)
+        .count();
+    let paused = list.iter().filter(|c| c.snapshot().state.paused).count();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .unwrap_or(0)
+        * 1024;
+    Json(json!({
+        "ID": "berth",
+        "Containers": list.len(),
+        "ContainersRunning": running,
+        "ContainersPaused": paused,
+        "ContainersStopped": list.len() - running - paused,
+        "Images": e.images.list().len(),
+        "Driver": "overlay2",
+        "DriverStatus": [["Backing Filesystem", "extfs"]],
+        "Plugins": {"Volume": ["local"], "Network": ["host", "null"], "Log": ["json-file"]},
+        "MemoryLimit": true, "SwapLimit": false, "CpuCfsPeriod": true, "CpuCfsQuota": true, "CPUShares": true, "PidsLimit": true, "OomKillDisable": false,
+        "IPv4Forwarding": false, "Debug": false, "NFd": 0, "NGoroutines": 0,
+        "SystemTime": crate::types::now(),
+        "LoggingDriver": "json-file",
+        "CgroupDriver": "cgroupfs",
+        "CgroupVersion": if runtime::cgroup::is_v2() { "2" } else { "1" },
+        "KernelVersion": kernel(),
+        "OperatingSystem": "Berth",
+        "OSType": "linux",
+        "Architecture": std::env::consts::ARCH,
+        "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "MemTotal": mem,
+        "DockerRootDir": e.cfg.root.display().to_string(),
+        "Name": nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+        "ServerVersion": env!("CARGO_PKG_VERSION"),
+        "Runtimes": {"berth": {"path": "libcontainer"}},
+        "DefaultRuntime": "berth",
+        "SecurityOptions": ["name=seccomp,profile=builtin"],
+        "Warnings": [],
+    }))
+}
+
+pub async fn events(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let q = Q::parse(q);
+    let since = q.get("since").and_then(crate::streams::parse_since);
+    let until = q.get("until").and_then(crate::streams::parse_since);
+    let filters = q.filters()?;
+    let (recent, mut rx) = e.events.subscribe();
+    let (tx, out) = tokio::sync::mpsc::channel::<Vec<u8>>(256);
+    let matches = move |ev: &crate::events::Event| -> bool {
+        for (k, vals) in &filters {
+            if vals.is_empty() {
+                continue;
+            }
+            let ok = match k.as_str() {
+                "type" => vals.contains(&ev.kind),
+                "event" | "action" => vals.iter().any(|v| *v == ev.action || ev.action.starts_with(&format!("{v}:"))),
+                "container" => {
+                    ev.kind == "container"
+                        && vals
+                            .iter()
+                            .any(|v| ev.actor.id.starts_with(v.as_str()) || ev.actor.attributes.get("name") == Some(v))
+                }
+                "image" => vals
+                    .iter()
+                    .any(|v| ev.actor.attributes.get("image") == Some(v) || ev.actor.id == *v),
+                "volume" => ev.kind == "volume" && vals.contains(&ev.actor.id),
+                "label" => vals.iter().any(|v| match v.split_once('=') {
+                    Some((lk, lv)) => ev.actor.attributes.get(lk).map(|x| x.as_str()) == Some(lv),
+                    None => ev.actor.attributes.contains_key(v),
+                }),
+                _ => true,
+            };
+            if !ok {
+                return false;
+            }
+        }
+        true
+    };
+    tokio::spawn(async move {
+        let in_range = |ev: &crate::events::Event| {
+            let t = ev.time_nano as f64 / 1e9;
+            since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u)
+        };
+        if since.is_some() {
+            for ev in recent.iter().filter(|ev| in_range(ev) && matches(ev)) {
+                let mut line = serde_json::to_vec(ev).expect("json");
+                line.push(b'\n');
+                if tx.send(line).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let deadline = until.map(|u| {
+            let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+            tokio::time::Instant::now() + std::time::Duration::from_secs_f64((u - now).max(0.0))
+        });
+        loop {
+            let ev = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, rx.recv()).await {
+                    Ok(r) => r,
+                    Err(_) => return,
+                },
+                None => tokio::select! {
+                    r = rx.recv() => r,
+                    _ = tx.closed() => return,
+                },
+            };
+            match ev {
+                Ok(ev) if matches(&ev) && in_range(&ev) => {
+                    let mut line = serde_json::to_vec(&ev).expect("json");
+                    line.push(b'\n');
+                    if tx.send(line).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    Ok(super::io::channel_body("application/json", out))
+}
+
+// ---- volumes ----
+
+fn volume_json(v: &crate::volumes::Volume) -> Value {
+    serde_json::to_value(v).expect("json")
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeCreate {
+    name: String,
+    driver: String,
+    driver_opts: BTreeMap<String, String>,
+    labels: BTreeMap<String, String>,
+}
+
+pub async fn volume_create(State(e): State<Arc<Engine>>, body: Body) -> ApiResult<Response> {
+    let req: VolumeCreate = super::io::json_body(body).await?;
+    let name = if req.name.is_empty() {
+        crate::engine::random_id()
+    } else {
+        req.name
+    };
+    let (v, new) = e.volumes.create(&name, req.labels, &req.driver, req.driver_opts)?;
+    if new {
+        e.events
+            .emit("volume", "create", &v.name, BTreeMap::from([("driver".into(), "local".into())]));
+    }
+    Ok((StatusCode::CREATED, Json(volume_json(&v))).into_response())
+}
+
+fn volume_users(e: &Engine, name: &str) -> Vec<String> {
+    e.list()
+        .into_iter()
+        .filter(|c| {
+            let c = c.snapshot();
+            c.anon_volumes.iter().any(|v| v == name)
+                || c.host_config.binds.iter().flatten().any(|b| b.split(':').next() == Some(name))
+                || c.host_config
+                    .mounts
+                    .iter()
+                    .flatten()
+                    .any(|m| m.kind == "volume" && m.source == name)
+        })
+        .map(|c| c.id.clone())
+        .collect()
+}
+
+pub async fn volume_list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
+    let q = Q::parse(q);
+    let f = q.filters()?;
+    let vols: Vec<Value> = e
+        .volumes
+        .list()
+        .iter()
+        .filter(|v| {
+            f.get("name")
+                .is_none_or(|n| n.is_empty() || n.iter().any(|x| v.name.contains(x.as_str())))
+        })
+        .filter(|v| {
+            f.get("dangling")
+                .is_none_or(|d| d.is_empty() || (d[0] == "true" || d[0] == "1") == volume_users(&e, &v.name).is_empty())
+        })
+        .filter(|v| {
+            f.get("label").is_none_or(|ls| {
+                ls.iter().all(|l| match l.split_once('=') {
+                    Some((k, val)) => v.labels.get(k).map(|x| x.as_str()) == Some(val),
+                    None => v.labels.contains_key(l),
+                })
+            })
+        })
+        .map(volume_json)
+        .collect();
+    Ok(Json(json!({"Volumes": vols, "Warnings": []})))
+}
+
+pub async fn volume_inspect(State(e): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(volume_json(&e.volumes.get(&name)?)))
+}
+
+pub async fn volume_remove(State(e): State<Arc<Engine>>, Path(name): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {
+    let q = Q::parse(q);
+    e.volumes.get(&name)?;
+    let users = volume_users(&e, &name);
+    if !users.is_empty() && !q.bool("force") {
+        return Err(ApiError(Error::Conflict(format!(
+            "remove {name}: volume is in use - [{}]",
+            users.join(", ")
+        ))));
+    }
+    e.volumes.remove(&name)?;
+    e.events
+        .emit("volume", "destroy", &name, BTreeMap::from([("driver".into(), "local".into())]));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn volume_prune(State(e): State<Arc<Engine>>) -> ApiResult<Json<Value>> {
+    let mut deleted = Vec::new();
+    for v in e.volumes.list() {
+        // Docker prunes only anonymous volumes by default (API >= 1.42).
+        if v.labels.contains_key("berth.anonymous.target") && volume_users(&e, &v.name).is_empty() && e.volumes.remove(&v.name).is_ok() {
+            deleted.push(v.name);
+        }
+    }
+    Ok(Json(json!({"VolumesDeleted": deleted, "SpaceReclaimed": 0})))
+}

@@ -1,0 +1,405 @@
+//! The engine: images, containers, volumes and events, callable in-process. The Docker API
+//! (`crate::api`) is a thin layer over this.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use image::ImageStore;
+use runtime::client::ShimClient;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+use crate::error::{internal, Error, Result};
+use crate::events::Events;
+use crate::types::Container;
+use crate::volumes::Volumes;
+
+/// Where the engine keeps things.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Persistent state (images, containers, volumes).
+    pub root: PathBuf,
+    /// Runtime state (shim sockets, OCI runtime state).
+    pub exec_root: PathBuf,
+    /// The berth binary, re-executed as `berth shim`.
+    pub exe: PathBuf,
+    /// A static init binary (tini) for `--init`, if one is installed.
+    pub init_path: Option<PathBuf>,
+}
+
+/// What waiters see change on a container.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    pub exits: u64,
+    pub last_exit: i64,
+    pub running: bool,
+    pub removed: bool,
+}
+
+/// A client stream waiting for a container to start (attach before start).
+pub type BoxStream = Box<dyn Stream>;
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+pub struct PendingAttach {
+    pub stream: BoxStream,
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+pub struct Entry {
+    pub id: String,
+    pub rec: Mutex<Container>,
+    /// Serializes lifecycle operations (start, stop, remove) on this container.
+    pub op: tokio::sync::Mutex<()>,
+    pub progress: watch::Sender<Progress>,
+    pub pending: Mutex<Vec<PendingAttach>>,
+}
+
+impl Entry {
+    pub fn snapshot(&self) -> Container {
+        self.rec.lock().unwrap().clone()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExecConfig {
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub user: String,
+    pub working_dir: String,
+    pub tty: bool,
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+    pub privileged: bool,
+}
+
+pub struct ExecEntry {
+    pub id: String,
+    pub container: String,
+    pub config: ExecConfig,
+    pub state: Mutex<ExecState>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExecState {
+    pub running: bool,
+    pub started: bool,
+    pub exit_code: Option<i64>,
+    pub pid: i64,
+}
+
+pub struct Engine {
+    pub cfg: EngineConfig,
+    pub images: ImageStore,
+    pub volumes: Volumes,
+    pub events: Events,
+    pub(crate) containers: Mutex<BTreeMap<String, Arc<Entry>>>,
+    pub(crate) execs: Mutex<HashMap<String, Arc<ExecEntry>>>,
+}
+
+pub fn random_id() -> String {
+    let mut b = [0u8; 32];
+    getrandom(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn getrandom(buf: &mut [u8]) {
+    use std::io::Read;
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        if f.read_exact(buf).is_ok() {
+            return;
+        }
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    for (i, x) in buf.iter_mut().enumerate() {
+        *x = (t >> ((i % 16) * 8)) as u8 ^ (std::process::id() as u8).wrapping_mul(i as u8);
+    }
+}
+
+impl Engine {
+    /// Open the engine's state, re-adopting containers whose shims are still running.
+    pub async fn open(cfg: EngineConfig) -> Result<Arc<Engine>> {
+        for d in [
+            cfg.root.join("containers"),
+            cfg.exec_root.join("containers"),
+            cfg.exec_root.join("runtime"),
+        ] {
+            std::fs::create_dir_all(&d).map_err(|e| Error::Internal(format!("create {}: {e}", d.display())))?;
+        }
+        let images = ImageStore::open(&cfg.root.join("image"))?;
+        let volumes = Volumes::open(&cfg.root)?;
+        let engine = Arc::new(Engine {
+            cfg,
+            images,
+            volumes,
+            events: Events::default(),
+            containers: Mutex::new(BTreeMap::new()),
+            execs: Mutex::new(HashMap::new()),
+        });
+        engine.restore().await?;
+        Ok(engine)
+    }
+
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.cfg.root.join("containers").join(id)
+    }
+
+    pub fn state_dir(&self, id: &str) -> PathBuf {
+        self.cfg.exec_root.join("containers").join(id)
+    }
+
+    pub fn shim(&self, id: &str) -> ShimClient {
+        ShimClient::new(self.state_dir(id))
+    }
+
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join(format!("{id}-json.log"))
+    }
+
+    pub fn rootfs(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("rootfs")
+    }
+
+    pub(crate) fn save(&self, c: &Container) -> Result<()> {
+        let data = serde_json::to_vec_pretty(c).expect("json");
+        oci::store::write_atomic(&self.container_dir(&c.id).join("container.json"), &data).map_err(internal)
+    }
+
+    pub(crate) fn insert(&self, c: Container) -> Arc<Entry> {
+        let running = c.state.running;
+        let e = Arc::new(Entry {
+            id: c.id.clone(),
+            rec: Mutex::new(c),
+            op: tokio::sync::Mutex::new(()),
+            progress: watch::channel(Progress {
+                running,
+                ..Default::default()
+            })
+            .0,
+            pending: Mutex::new(Vec::new()),
+        });
+        self.containers.lock().unwrap().insert(e.id.clone(), e.clone());
+        e
+    }
+
+    /// Find a container by full ID, name (with or without `/`), or unique ID prefix.
+    pub fn get(&self, key: &str) -> Result<Arc<Entry>> {
+        let map = self.containers.lock().unwrap();
+        if let Some(e) = map.get(key) {
+            return Ok(e.clone());
+        }
+        let name = if key.starts_with('/') { key.to_string() } else { format!("/{key}") };
+        if let Some(e) = map.values().find(|e| e.rec.lock().unwrap().name == name) {
+            return Ok(e.clone());
+        }
+        if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let m: Vec<_> = map.iter().filter(|(id, _)| id.starts_with(key)).collect();
+            if m.len() == 1 {
+                return Ok(m[0].1.clone());
+            }
+            if m.len() > 1 {
+                return Err(Error::BadRequest(format!("multiple IDs found with provided prefix: {key}")));
+            }
+        }
+        Err(Error::NotFound(format!("No such container: {key}")))
+    }
+
+    pub fn list(&self) -> Vec<Arc<Entry>> {
+        self.containers.lock().unwrap().values().cloned().collect()
+    }
+
+    pub(crate) fn name_taken(&self, name: &str) -> Option<String> {
+        self.containers
+            .lock()
+            .unwrap()
+            .values()
+            .find(|e| e.rec.lock().unwrap().name == name)
+            .map(|e| e.id.clone())
+    }
+
+    pub fn attrs(c: &Container) -> BTreeMap<String, String> {
+        let mut a: BTreeMap<String, String> = c.config.labels.clone();
+        a.insert("name".into(), c.name.trim_start_matches('/').to_string());
+        a.insert("image".into(), c.config.image.clone());
+        a
+    }
+
+    pub(crate) fn emit(&self, c: &Container, action: &str) {
+        self.events.emit("container", action, &c.id, Self::attrs(c));
+    }
+
+    /// Load containers from disk; running ones are re-adopted if their shim is alive, otherwise their
+    /// exit status is taken from the shim's exit file.
+    async fn restore(self: &Arc<Self>) -> Result<()> {
+        let dir = self.cfg.root.join("containers");
+        let rd = std::fs::read_dir(&dir).map_err(internal)?;
+        for e in rd.flatten() {
+            let path = e.path().join("container.json");
+            let Ok(data) = std::fs::read(&path) else {
+                // A container whose creation never completed: nothing refers to it.
+                let _ = std::fs::remove_dir_all(e.path());
+                continue;
+            };
+            let Ok(c) = serde_json::from_slice::<Container>(&data) else {
+                tracing::warn!(path = %path.display(), "skipping unreadable container record");
+                continue;
+            };
+            let was_running = c.state.running;
+            let id = c.id.clone();
+            let entry = self.insert(c);
+            if was_running {
+                let shim = self.shim(&id);
+                if shim.alive().await {
+                    tracing::info!(container = %id, "re-adopted running container");
+                    self.clone().spawn_monitor(entry);
+                } else {
+                    let info = shim.exit_info();
+                    self.mark_exited(
+                        &entry,
+                        info.unwrap_or(runtime::proto::ExitInfo {
+                            exit_code: 255,
+                            oom_killed: false,
+                            finished_at: crate::types::now(),
+                        }),
+                    );
+                    let _ = image::snapshot::unmount(&self.rootfs(&id));
+                }
+            }
+        }
+        // Restart policies "always" and "unless-stopped" apply when the daemon starts.
+        for entry in self.list() {
+            let c = entry.snapshot();
+            let pol = c.host_config.restart_policy.name.as_str();
+            if !c.state.running
+                && ((pol == "always" && c.state.started_at != crate::types::ZERO_TIME)
+                    || (pol == "unless-stopped" && !c.manually_stopped && c.state.started_at != crate::types::ZERO_TIME))
+            {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = me.start(&entry.id).await {
+                        tracing::warn!(container = %entry.id, error = %e, "restart on daemon start failed");
+                    }
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Record an exit in the container's state and tell waiters.
+    pub(crate) fn mark_exited(&self, entry: &Entry, info: runtime::proto::ExitInfo) {
+        let mut c = entry.rec.lock().unwrap();
+        c.state.running = false;
+        c.state.paused = false;
+        c.state.restarting = false;
+        c.state.status = "exited".into();
+        c.state.pid = 0;
+        c.state.exit_code = info.exit_code as i64;
+        c.state.oom_killed = info.oom_killed;
+        c.state.finished_at = info.finished_at.clone();
+        let _ = self.save(&c);
+        let snap = c.clone();
+        drop(c);
+        entry.progress.send_modify(|p| {
+            p.exits += 1;
+            p.last_exit = info.exit_code as i64;
+            p.running = false;
+        });
+        if info.oom_killed {
+            self.emit(&snap, "oom");
+        }
+        let mut attrs = Self::attrs(&snap);
+        attrs.insert("exitCode".into(), info.exit_code.to_string());
+        self.events.emit("container", "die", &snap.id, attrs);
+    }
+
+    /// Watch a running container's shim until it exits, then apply restart policy / auto-remove.
+    pub(crate) fn spawn_monitor(self: Arc<Self>, entry: Arc<Entry>) {
+        tokio::spawn(async move {
+            let shim = self.shim(&entry.id);
+            let info = match shim.call(&runtime::proto::Request::Wait).await {
+                Ok(r) => r.exit,
+                Err(_) => None,
+            };
+            let info = info.or_else(|| shim.exit_info()).unwrap_or(runtime::proto::ExitInfo {
+                exit_code: 255,
+                oom_killed: false,
+                finished_at: crate::types::now(),
+            });
+            // If a lifecycle op (stop/kill/rm) is in progress it will see the exit through `progress`.
+            self.mark_exited(&entry, info.clone());
+            let _ = image::snapshot::unmount(&self.rootfs(&entry.id));
+            self.after_exit(entry, info.exit_code).await;
+        });
+    }
+
+    async fn after_exit(self: Arc<Self>, entry: Arc<Entry>, code: i32) {
+        let c = entry.snapshot();
+        if c.host_config.auto_remove {
+            if let Err(e) = self.remove(&entry.id, true, true).await {
+                tracing::warn!(container = %entry.id, error = %e, "auto-remove failed");
+            }
+            return;
+        }
+        let pol = &c.host_config.restart_policy;
+        let restart = !c.manually_stopped
+            && match pol.name.as_str() {
+                "always" | "unless-stopped" => true,
+                "on-failure" => code != 0 && (pol.maximum_retry_count == 0 || c.restart_count < pol.maximum_retry_count),
+                _ => false,
+            };
+        if restart {
+            {
+                let mut r = entry.rec.lock().unwrap();
+                r.restart_count += 1;
+                r.state.restarting = true;
+                r.state.status = "restarting".into();
+                let _ = self.save(&r);
+            }
+            // Docker backs off from 100ms doubling; a short fixed delay keeps a crash loop cheap.
+            let delay = 100u64 << c.restart_count.clamp(0, 6);
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+            if entry.snapshot().manually_stopped {
+                let mut r = entry.rec.lock().unwrap();
+                r.state.restarting = false;
+                r.state.status = "exited".into();
+                let _ = self.save(&r);
+                return;
+            }
+            if let Err(e) = self.start(&entry.id).await {
+                tracing::warn!(container = %entry.id, error = %e, "restart failed");
+                let mut r = entry.rec.lock().unwrap();
+                r.state.restarting = false;
+                r.state.status = "exited".into();
+                r.state.error = e.to_string();
+                let _ = self.save(&r);
+            }
+        }
+    }
+
+    /// Wait until `cond` holds for the container's progress.
+    pub async fn wait_progress(&self, entry: &Entry, mut cond: impl FnMut(&Progress) -> bool) -> Progress {
+        let mut rx = entry.progress.subscribe();
+        loop {
+            {
+                let p = rx.borrow_and_update();
+                if cond(&p) {
+                    return p.clone();
+                }
+            }
+            if rx.changed().await.is_err() {
+                return rx.borrow().clone();
+            }
+        }
+    }
+
+    pub fn resolve_path_in(rootfs: &Path, path: &str) -> PathBuf {
+        rootfs.join(path.trim_start_matches('/'))
+    }
+}

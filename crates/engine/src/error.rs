@@ -1,0 +1,64 @@
+/// Errors of the engine; the API edge maps each to Docker's status code and `{"message": ...}`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No such container, image, volume or exec instance (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is malformed or asks for something unsupported (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The container is already in the requested state (304).
+    #[error("{0}")]
+    NotModified(String),
+    /// Anything else (500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<image::Error> for Error {
+    fn from(e: image::Error) -> Self {
+        match e {
+            image::Error::NotFound(s) => Error::NotFound(format!("No such image: {s}")),
+            image::Error::InvalidReference(_)
+            | image::Error::BadEntry { .. }
+            | image::Error::Archive(_)
+            | image::Error::InvalidArchive(_) => Error::BadRequest(e.to_string()),
+            image::Error::Oci(oci::Error::DigestMismatch { .. }) => Error::BadRequest(e.to_string()),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<runtime::Error> for Error {
+    fn from(e: runtime::Error) -> Self {
+        match e {
+            runtime::Error::InvalidSpec(s) => Error::BadRequest(s),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<oci::Error> for Error {
+    fn from(e: oci::Error) -> Self {
+        match e {
+            oci::Error::BlobNotFound(_) => Error::NotFound(e.to_string()),
+            oci::Error::DigestMismatch { .. } | oci::Error::InvalidDigest(_) | oci::Error::Json { .. } => Error::BadRequest(e.to_string()),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Internal(e.to_string())
+    }
+}
+
+pub(crate) fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Internal(e.to_string())
+}

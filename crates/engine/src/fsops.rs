@@ -1,0 +1,251 @@
+//! Filesystem views of a container: `cp` (archive), `export`, `diff`, and process views (`top`,
+//! `stats`). Paths inside the container are resolved with the rootfs as root, so symlinks in the
+//! container cannot point these operations at the host.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use serde_json::{json, Value};
+
+use crate::engine::Engine;
+use crate::error::{internal, Error, Result};
+
+/// Open `path` inside `rootfs` (resolved as if rootfs were `/`), as an O_PATH fd.
+fn open_in(rootfs: &Path, path: &str) -> Result<OwnedFd> {
+    let root = std::fs::File::open(rootfs).map_err(internal)?;
+    let rel = format!("./{}", path.trim_start_matches('/'));
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = openat2(root.as_raw_fd(), rel.as_str(), how).map_err(|e| match e {
+        nix::errno::Errno::ENOENT => Error::NotFound(format!("Could not find the file {path} in container")),
+        other => Error::Internal(format!("{path}: {other}")),
+    })?;
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// An RAII guard that unmounts a rootfs mounted only for an operation.
+struct Mounted<'a> {
+    engine: &'a Engine,
+    id: String,
+    unmount: bool,
+}
+
+impl Drop for Mounted<'_> {
+    fn drop(&mut self) {
+        if self.unmount {
+            let running = self.engine.get(&self.id).map(|e| e.snapshot().state.running).unwrap_or(false);
+            if !running {
+                let _ = image::snapshot::unmount(&self.engine.rootfs(&self.id));
+            }
+        }
+    }
+}
+
+impl Engine {
+    fn mounted(&self, key: &str) -> Result<(Mounted<'_>, PathBuf)> {
+        let entry = self.get(key)?;
+        let unmount = self.with_rootfs(&entry)?;
+        Ok((
+            Mounted {
+                engine: self,
+                id: entry.id.clone(),
+                unmount,
+            },
+            self.rootfs(&entry.id),
+        ))
+    }
+
+    /// Stat of a path (`X-Docker-Container-Path-Stat`).
+    pub fn path_stat(&self, key: &str, path: &str) -> Result<Value> {
+        let (_g, rootfs) = self.mounted(key)?;
+        let fd = open_in(&rootfs, path)?;
+        let md = std::fs::symlink_metadata(fd_path(&fd))
+            .or_else(|_| std::fs::metadata(fd_path(&fd)))
+            .map_err(internal)?;
+        use std::os::unix::fs::MetadataExt;
+        let name = Path::new(path)
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "/".into());
+        // Go's os.FileMode: type bits in the high bits.
+        let mut mode = md.mode() & 0o777;
+        if md.is_dir() {
+            mode |= 1 << 31;
+        }
+        let mtime = chrono::DateTime::from_timestamp(md.mtime(), 0)
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default();
+        Ok(json!({"name": name, "size": md.size(), "mode": mode, "mtime": mtime, "linkTarget": ""}))
+    }
+
+    /// Tar of `path` in the container, entries named from its base name (as `docker cp` expects).
+    pub fn archive_get(self: &Arc<Self>, key: &str, path: &str, out: impl std::io::Write) -> Result<()> {
+        let (_g, rootfs) = self.mounted(key)?;
+        let fd = open_in(&rootfs, path)?;
+        let base = Path::new(path.trim_end_matches('/'))
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        image::diff::write_tar(
+            &fd_path(&fd),
+            out,
+            image::diff::TarOptions {
+                prefix: Some(base),
+                ..Default::default()
+            },
+        )
+        .map_err(internal)?;
+        Ok(())
+    }
+
+    /// Extract a tar into directory `path` of the container.
+    pub fn archive_put(&self, key: &str, path: &str, input: impl std::io::Read) -> Result<()> {
+        let entry = self.get(key)?;
+        if entry.snapshot().host_config.readonly_rootfs && entry.snapshot().state.running {
+            return Err(Error::Conflict("container rootfs is marked read-only".into()));
+        }
+        let (_g, rootfs) = self.mounted(key)?;
+        let fd = open_in(&rootfs, path)?;
+        let p = fd_path(&fd);
+        if !std::fs::metadata(&p).map(|m| m.is_dir()).unwrap_or(false) {
+            return Err(Error::BadRequest(format!("extraction point is not a directory: {path}")));
+        }
+        // Reopen as a real directory fd so extraction is relative to it.
+        let dir = std::fs::File::open(&p).map_err(internal)?;
+        let dpath = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+        image::unpack::unpack_layer(input, &dpath).map_err(|e| Error::BadRequest(e.to_string()))?;
+        Ok(())
+    }
+
+    pub fn export(&self, key: &str, out: impl std::io::Write) -> Result<()> {
+        let (_g, rootfs) = self.mounted(key)?;
+        image::diff::write_tar(&rootfs, out, image::diff::TarOptions::default()).map_err(internal)?;
+        Ok(())
+    }
+
+    pub fn changes(&self, key: &str) -> Result<Vec<Value>> {
+        let entry = self.get(key)?;
+        let c = entry.snapshot();
+        let lowers = self.images.lower_dirs(&oci::Digest::parse(&c.image)?)?;
+        let ch = image::diff::changes(&self.container_dir(&c.id).join("diff"), &lowers).map_err(internal)?;
+        Ok(ch.into_iter().map(|c| json!({"Path": c.path, "Kind": c.kind})).collect())
+    }
+
+    /// `GET /containers/{id}/top`.
+    pub fn top(&self, key: &str) -> Result<Value> {
+        let entry = self.get(key)?;
+        let c = entry.snapshot();
+        if !c.state.running {
+            return Err(Error::Conflict(format!("Container {} is not running", c.id)));
+        }
+        let tick = 100.0;
+        let boot = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("btime"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<i64>().ok())
+            })
+            .unwrap_or(0);
+        let mut procs = Vec::new();
+        let mut pids = runtime::cgroup::pids(&crate::containers::cgroup_path(&c.id));
+        pids.sort();
+        for pid in pids {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let Some(close) = stat.rfind(')') else { continue };
+            let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+            let ppid = f.get(1).copied().unwrap_or("0");
+            let utime: f64 = f.get(11).and_then(|s| s.parse().ok()).unwrap_or(0.0);
+            let stime: f64 = f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
+            let start: f64 = f.get(19).and_then(|s| s.parse().ok()).unwrap_or(0.0);
+            let secs = ((utime + stime) / tick) as u64;
+            let started = chrono::DateTime::from_timestamp(boot + (start / tick) as i64, 0)
+                .map(|t| t.format("%H:%M").to_string())
+                .unwrap_or_default();
+            let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("Uid:"))
+                        .and_then(|l| l.split_whitespace().nth(1).map(String::from))
+                })
+                .unwrap_or_default();
+            let uid = if uid == "0" { "root".to_string() } else { uid };
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|b| {
+                    b.split(|x| *x == 0)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| String::from_utf8_lossy(s).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            procs.push(json!([
+                uid,
+                pid.to_string(),
+                ppid,
+                "0",
+                started,
+                "?",
+                format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60),
+                cmd
+            ]));
+        }
+        Ok(json!({"Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], "Processes": procs}))
+    }
+
+    /// One stats sample in Docker's JSON form.
+    pub fn stats_sample(&self, key: &str, pre: Option<&Value>) -> Result<Value> {
+        let entry = self.get(key)?;
+        let c = entry.snapshot();
+        let s = if c.state.running {
+            runtime::cgroup::stats(&crate::containers::cgroup_path(&c.id))
+        } else {
+            Default::default()
+        };
+        let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as u64;
+        let system = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|st| {
+                st.lines()
+                    .next()
+                    .map(|l| l.split_whitespace().skip(1).filter_map(|x| x.parse::<u64>().ok()).sum::<u64>())
+            })
+            .unwrap_or(0)
+            * 10_000_000;
+        let host_mem = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+            .unwrap_or(0)
+            * 1024;
+        let limit = if s.memory_limit == 0 || s.memory_limit > host_mem {
+            host_mem
+        } else {
+            s.memory_limit
+        };
+        let cpu = json!({"cpu_usage": {"total_usage": s.cpu_total_ns, "usage_in_kernelmode": 0, "usage_in_usermode": 0}, "system_cpu_usage": system, "online_cpus": ncpu, "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}});
+        Ok(json!({
+            "read": crate::types::now(),
+            "preread": pre.and_then(|p| p.get("read").cloned()).unwrap_or(json!(crate::types::ZERO_TIME)),
+            "id": c.id,
+            "name": c.name,
+            "pids_stats": {"current": s.pids, "limit": s.pids_limit},
+            "cpu_stats": cpu,
+            "precpu_stats": pre.and_then(|p| p.get("cpu_stats").cloned()).unwrap_or(json!({"cpu_usage": {"total_usage": 0}, "system_cpu_usage": 0, "online_cpus": ncpu, "throttling_data": {}})),
+            "memory_stats": {"usage": s.memory_usage, "limit": limit, "stats": {"cache": s.memory_cache, "inactive_file": 0}},
+            "blkio_stats": {"io_service_bytes_recursive": null},
+            "networks": {},
+            "num_procs": 0,
+            "storage_stats": {},
+        }))
+    }
+}

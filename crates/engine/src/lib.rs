@@ -1,0 +1,16 @@
+//! The Berth engine: images, containers, volumes, events; and the Docker Engine API over them.
+#![recursion_limit = "256"]
+
+pub mod api;
+pub mod containers;
+pub mod engine;
+pub mod error;
+pub mod events;
+pub mod fsops;
+pub mod images;
+pub mod streams;
+pub mod types;
+pub mod volumes;
+
+pub use engine::{Engine, EngineConfig};
+pub use error::{Error, Result};

@@ -1,0 +1,469 @@
+//! Attach, exec and logs: the streams between clients and a container's shim.
+
+use std::io::{BufRead, Seek, SeekFrom};
+use std::sync::Arc;
+use std::time::Duration;
+
+use runtime::proto::Request;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+
+use crate::engine::{random_id, BoxStream, Engine, Entry, ExecConfig, ExecEntry, ExecState, PendingAttach};
+use crate::error::{Error, Result};
+
+/// Copy both ways until the shim side ends; then close the client.
+async fn splice(mut client: BoxStream, shim: tokio::io::BufReader<tokio::net::UnixStream>, forward_input: bool) {
+    let (mut sr, mut sw) = tokio::io::split(shim);
+    let (mut cr, mut cw) = tokio::io::split(&mut client);
+    let input = async {
+        if forward_input {
+            let _ = tokio::io::copy(&mut cr, &mut sw).await;
+            let _ = sw.shutdown().await;
+        }
+        std::future::pending::<()>().await
+    };
+    let output = async {
+        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+        let _ = cw.flush().await;
+        let _ = cw.shutdown().await;
+    };
+    tokio::select! {
+        _ = input => {}
+        _ = output => {}
+    }
+}
+
+impl Engine {
+    /// Hand a client stream to the container: now if it runs, at start if it is created.
+    pub async fn attach(self: &Arc<Self>, key: &str, p: PendingAttach) -> Result<()> {
+        let entry = self.get(key)?;
+        let c = entry.snapshot();
+        if c.state.running {
+            self.connect_attach(&entry, p, c.config.stdin_once).await;
+        } else {
+            entry.pending.lock().unwrap().push(p);
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn connect_attach(&self, entry: &Entry, p: PendingAttach, stdin_once: bool) {
+        let shim = self.shim(&entry.id);
+        let req = Request::Attach {
+            stdin: p.stdin,
+            stdout: p.stdout,
+            stderr: p.stderr,
+            stdin_once,
+        };
+        match shim.open(&req).await {
+            Ok((_, conn)) => {
+                tokio::spawn(splice(p.stream, conn, p.stdin));
+            }
+            Err(e) => {
+                tracing::debug!(container = %entry.id, error = %e, "attach failed");
+                let mut s = p.stream;
+                let _ = s.shutdown().await;
+            }
+        }
+    }
+
+    pub fn resize(&self, key: &str, h: u16, w: u16) -> impl std::future::Future<Output = Result<()>> + '_ {
+        let r = self.get(key);
+        async move {
+            let entry = r?;
+            if !entry.snapshot().state.running {
+                return Err(Error::Conflict(format!("Container {} is not running", entry.id)));
+            }
+            self.shim(&entry.id)
+                .call(&Request::Resize {
+                    height: h,
+                    width: w,
+                    exec_id: None,
+                })
+                .await?;
+            Ok(())
+        }
+    }
+
+    // ---- exec ----
+
+    pub fn exec_create(&self, key: &str, cfg: ExecConfig) -> Result<String> {
+        let entry = self.get(key)?;
+        let c = entry.snapshot();
+        if !c.state.running {
+            return Err(Error::Conflict(format!("Container {} is not running", c.id)));
+        }
+        if c.state.paused {
+            return Err(Error::Conflict(format!(
+                "Container {} is paused, unpause the container before exec",
+                c.id
+            )));
+        }
+        if cfg.cmd.is_empty() {
+            return Err(Error::BadRequest("No exec command specified".into()));
+        }
+        let id = random_id();
+        self.execs.lock().unwrap().insert(
+            id.clone(),
+            Arc::new(ExecEntry {
+                id: id.clone(),
+                container: c.id.clone(),
+                config: cfg,
+                state: Default::default(),
+            }),
+        );
+        let mut attrs = Self::attrs(&c);
+        attrs.insert("execID".into(), id.clone());
+        self.events.emit("container", "exec_create", &c.id, attrs);
+        Ok(id)
+    }
+
+    pub fn exec_get(&self, id: &str) -> Result<Arc<ExecEntry>> {
+        self.execs
+            .lock()
+            .unwrap()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("No such exec instance: {id}")))
+    }
+
+    fn exec_process(&self, ex: &ExecEntry) -> Result<Value> {
+        let entry = self.get(&ex.container)?;
+        let c = entry.snapshot();
+        let rootfs = self.rootfs(&c.id);
+        let user = if ex.config.user.is_empty() {
+            c.config.user.clone()
+        } else {
+            ex.config.user.clone()
+        };
+        let (uid, gid, gids, home) = runtime::spec::resolve_user(&rootfs, &user)?;
+        let mut env = c.config.env.clone().unwrap_or_default();
+        for kv in &ex.config.env {
+            let k = kv.split('=').next().unwrap_or("");
+            env.retain(|e| e.split('=').next() != Some(k));
+            env.push(kv.clone());
+        }
+        if !env.iter().any(|e| e.starts_with("HOME=")) {
+            env.push(format!("HOME={home}"));
+        }
+        if ex.config.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".into());
+        }
+        let spec = std::fs::read(self.container_dir(&c.id).join("config.json")).map_err(crate::error::internal)?;
+        let spec: Value = serde_json::from_slice(&spec).map_err(crate::error::internal)?;
+        let caps: Vec<String> = if ex.config.privileged {
+            runtime::spec::ALL_CAPS.iter().map(|s| s.to_string()).collect()
+        } else {
+            serde_json::from_value(spec["process"]["capabilities"]["bounding"].clone()).unwrap_or_default()
+        };
+        let nnp = spec["process"]["noNewPrivileges"].as_bool().unwrap_or(false);
+        let cwd = if ex.config.working_dir.is_empty() {
+            if c.config.working_dir.is_empty() {
+                "/".to_string()
+            } else {
+                c.config.working_dir.clone()
+            }
+        } else {
+            ex.config.working_dir.clone()
+        };
+        Ok(runtime::spec::process_json(&runtime::spec::ProcessSpec {
+            args: &ex.config.cmd,
+            env: &env,
+            cwd: &cwd,
+            uid,
+            gid,
+            gids: &gids,
+            tty: ex.config.tty,
+            caps: &caps,
+            no_new_privileges: nnp,
+        }))
+    }
+
+    /// Start an exec. With a client stream, output goes to it (and its input to the process); the
+    /// future ends when the process has exited and its exit code is recorded.
+    pub async fn exec_start(self: &Arc<Self>, id: &str, client: Option<BoxStream>) -> Result<impl std::future::Future<Output = ()>> {
+        let ex = self.exec_get(id)?;
+        {
+            let mut st = ex.state.lock().unwrap();
+            if st.started {
+                return Err(Error::Conflict(format!("Error: Exec command {id} has already run")));
+            }
+            st.started = true;
+            st.running = true;
+        }
+        let process = match self.exec_process(&ex) {
+            Ok(p) => p,
+            Err(e) => {
+                *ex.state.lock().unwrap() = ExecState {
+                    started: true,
+                    running: false,
+                    exit_code: Some(126),
+                    pid: 0,
+                };
+                return Err(e);
+            }
+        };
+        let shim = self.shim(&ex.container);
+        let opened = shim
+            .open(&Request::Exec {
+                exec_id: ex.id.clone(),
+                process,
+                stdin: ex.config.attach_stdin && client.is_some(),
+            })
+            .await;
+        let (reply, conn) = match opened {
+            Ok(x) => x,
+            Err(e) => {
+                *ex.state.lock().unwrap() = ExecState {
+                    started: true,
+                    running: false,
+                    exit_code: Some(126),
+                    pid: 0,
+                };
+                return Err(Error::Conflict(format!("OCI runtime exec failed: {e}")));
+            }
+        };
+        ex.state.lock().unwrap().pid = reply.pid.unwrap_or(0) as i64;
+        if let Ok(entry) = self.get(&ex.container) {
+            let mut attrs = Self::attrs(&entry.snapshot());
+            attrs.insert("execID".into(), ex.id.clone());
+            self.events.emit("container", "exec_start", &ex.container, attrs);
+        }
+        let me = self.clone();
+        let forward_input = ex.config.attach_stdin;
+        Ok(async move {
+            match client {
+                Some(c) => splice(c, conn, forward_input).await,
+                None => {
+                    let mut conn = conn;
+                    let _ = tokio::io::copy(&mut conn, &mut tokio::io::sink()).await;
+                }
+            }
+            // The stream ended after the process exited; its status is in the shim's exit file.
+            let mut code = None;
+            for _ in 0..50 {
+                if let Some(i) = shim.exec_exit(&ex.id) {
+                    code = Some(i.exit_code as i64);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let mut st = ex.state.lock().unwrap();
+            st.running = false;
+            st.exit_code = Some(code.unwrap_or(-1));
+            drop(st);
+            if let Ok(entry) = me.get(&ex.container) {
+                let mut attrs = Self::attrs(&entry.snapshot());
+                attrs.insert("execID".into(), ex.id.clone());
+                attrs.insert("exitCode".into(), code.unwrap_or(-1).to_string());
+                me.events.emit("container", "exec_die", &ex.container, attrs);
+            }
+        })
+    }
+
+    pub async fn exec_resize(&self, id: &str, h: u16, w: u16) -> Result<()> {
+        let ex = self.exec_get(id)?;
+        self.shim(&ex.container)
+            .call(&Request::Resize {
+                height: h,
+                width: w,
+                exec_id: Some(ex.id.clone()),
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+// ---- logs ----
+
+/// Options of `GET /containers/{id}/logs`.
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    pub stdout: bool,
+    pub stderr: bool,
+    pub follow: bool,
+    pub timestamps: bool,
+    pub tail: Option<usize>,
+    pub since: Option<f64>,
+    pub until: Option<f64>,
+}
+
+fn parse_time(s: &str) -> Option<f64> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp() as f64 + t.timestamp_subsec_nanos() as f64 / 1e9)
+}
+
+/// Parse a Docker time filter: unix seconds (with fraction), RFC 3339, or a relative duration (`10m`).
+pub fn parse_since(s: &str) -> Option<f64> {
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(v) = s.parse::<f64>() {
+        return Some(v);
+    }
+    if let Some(t) = parse_time(s) {
+        return Some(t);
+    }
+    let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic())?);
+    let n: f64 = num.parse().ok()?;
+    let mult = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "ms" => 0.001,
+        _ => return None,
+    };
+    Some(now - n * mult)
+}
+
+struct LogLine {
+    stream: u8,
+    data: Vec<u8>,
+    time: String,
+    ts: f64,
+}
+
+fn parse_line(l: &str) -> Option<LogLine> {
+    let v: Value = serde_json::from_str(l).ok()?;
+    let time = v["time"].as_str()?.to_string();
+    Some(LogLine {
+        stream: if v["stream"] == "stderr" { 2 } else { 1 },
+        data: v["log"].as_str()?.as_bytes().to_vec(),
+        ts: parse_time(&time).unwrap_or(0.0),
+        time,
+    })
+}
+
+fn render(l: &LogLine, opts: &LogOptions, tty: bool) -> Option<Vec<u8>> {
+    if (l.stream == 1 && !opts.stdout) || (l.stream == 2 && !opts.stderr) {
+        return None;
+    }
+    if opts.since.is_some_and(|s| l.ts < s) || opts.until.is_some_and(|u| l.ts > u) {
+        return None;
+    }
+    let mut payload = Vec::new();
+    if opts.timestamps {
+        payload.extend_from_slice(l.time.as_bytes());
+        payload.push(b' ');
+    }
+    payload.extend_from_slice(&l.data);
+    if tty {
+        return Some(payload);
+    }
+    let mut v = vec![l.stream, 0, 0, 0];
+    v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    v.extend_from_slice(&payload);
+    Some(v)
+}
+
+impl Engine {
+    /// Stream a container's logs into `tx` (frames or raw bytes).
+    pub async fn logs(self: &Arc<Self>, key: &str, opts: LogOptions, tx: tokio::sync::mpsc::Sender<Vec<u8>>) -> Result<()> {
+        let entry = self.get(key)?;
+        let c = entry.snapshot();
+        let tty = c.config.tty;
+        let path = self.log_path(&c.id);
+        let (lines, mut pos) = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || -> (Vec<String>, u64) {
+                let Ok(f) = std::fs::File::open(&path) else { return (vec![], 0) };
+                let mut r = std::io::BufReader::new(f);
+                let mut lines = Vec::new();
+                let mut pos = 0u64;
+                let mut buf = String::new();
+                loop {
+                    buf.clear();
+                    match r.read_line(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if !buf.ends_with('\n') {
+                                break; // partial record: leave for the follower
+                            }
+                            pos += n as u64;
+                            lines.push(buf.trim_end().to_string());
+                        }
+                    }
+                }
+                (lines, pos)
+            })
+            .await
+            .map_err(crate::error::internal)?
+        };
+        let mut parsed: Vec<LogLine> = lines
+            .iter()
+            .filter_map(|l| parse_line(l))
+            .filter(|l| (l.stream == 1 && opts.stdout) || (l.stream == 2 && opts.stderr))
+            .collect();
+        if let Some(t) = opts.tail {
+            let skip = parsed.len().saturating_sub(t);
+            parsed.drain(..skip);
+        }
+        for l in &parsed {
+            if let Some(b) = render(l, &opts, tty) {
+                if tx.send(b).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if !opts.follow || !c.state.running {
+            return Ok(());
+        }
+        // Follow: poll the file for appended records until the container stops.
+        let mut prog = entry.progress.subscribe();
+        let start_exits = prog.borrow().exits;
+        loop {
+            let stopped = {
+                let p = prog.borrow_and_update();
+                p.exits > start_exits || p.removed
+            };
+            let (new, npos) = {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || -> (Vec<String>, u64) {
+                    let Ok(mut f) = std::fs::File::open(&path) else {
+                        return (vec![], pos);
+                    };
+                    if f.seek(SeekFrom::Start(pos)).is_err() {
+                        return (vec![], pos);
+                    }
+                    let mut r = std::io::BufReader::new(f);
+                    let mut out = Vec::new();
+                    let mut p = pos;
+                    let mut buf = String::new();
+                    loop {
+                        buf.clear();
+                        match r.read_line(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if !buf.ends_with('\n') {
+                                    break;
+                                }
+                                p += n as u64;
+                                out.push(buf.trim_end().to_string());
+                            }
+                        }
+                    }
+                    (out, p)
+                })
+                .await
+                .map_err(crate::error::internal)?
+            };
+            pos = npos;
+            for l in new.iter().filter_map(|l| parse_line(l)) {
+                if let Some(b) = render(&l, &opts, tty) {
+                    if tx.send(b).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            if stopped {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = prog.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = tx.closed() => return Ok(()),
+            }
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Images: safe layer unpack, deterministic layer diffs, overlay snapshots and the image store.
+
+pub mod archive;
+pub mod diff;
+pub mod error;
+pub mod reference;
+pub mod snapshot;
+pub mod store;
+pub mod unpack;
+
+pub use error::{Error, Result};
+pub use reference::Reference;
+pub use store::{ImageStore, ImageSummary, LayerInfo};

@@ -1,0 +1,421 @@
+//! The image store: images (config + manifest in the content store), their names, and their layers
+//! unpacked once per chain ID under `layers/`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use oci::spec::{Descriptor, ImageConfig, Manifest, MEDIA_OCI_CONFIG, MEDIA_OCI_LAYER, MEDIA_OCI_MANIFEST};
+use oci::{ContentStore, Digest};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+use crate::reference::Reference;
+use crate::unpack;
+
+/// What the store knows of one image besides its content.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ImageRecord {
+    /// Digest of the manifest describing this image.
+    pub manifest: Digest,
+    /// Parent image (for `commit` and the builder), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Digest>,
+    /// Digests this image is known by in registries (`repo@sha256:...`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repo_digests: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct IndexFile {
+    /// `repo:tag` → image ID.
+    tags: BTreeMap<String, Digest>,
+    /// image ID hex → record.
+    images: BTreeMap<String, ImageRecord>,
+}
+
+/// One layer as stored: its blob and its uncompressed digest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerInfo {
+    pub blob: Descriptor,
+    pub diff_id: Digest,
+}
+
+/// A listed image.
+#[derive(Debug, Clone)]
+pub struct ImageSummary {
+    pub id: Digest,
+    pub record: ImageRecord,
+    pub tags: Vec<String>,
+}
+
+pub struct ImageStore {
+    root: PathBuf,
+    content: ContentStore,
+    index: Mutex<IndexFile>,
+    unpack_lock: Mutex<()>,
+}
+
+/// The chain IDs of a list of diff IDs.
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(prev) => Digest::of(format!("{prev} {d}").as_bytes()),
+        };
+        out.push(next);
+    }
+    out
+}
+
+impl ImageStore {
+    pub fn open(root: &Path) -> Result<Self> {
+        let content = ContentStore::open(root.join("blobs"))?;
+        let layers = root.join("layers");
+        fs::create_dir_all(&layers).ctx("create", &layers)?;
+        // Interrupted unpacks are never renamed into place; drop them.
+        if let Ok(rd) = fs::read_dir(&layers) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with("tmp-") {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        // Temporary extraction directories of interrupted `load`s.
+        if let Ok(rd) = fs::read_dir(root) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(crate::archive::TMP_PREFIX) {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let idx_path = root.join("images.json");
+        let index = match fs::read(&idx_path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::Io {
+                op: "parse",
+                path: idx_path.clone(),
+                source: e.into(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => IndexFile::default(),
+            Err(e) => {
+                return Err(Error::Io {
+                    op: "read",
+                    path: idx_path,
+                    source: e,
+                })
+            }
+        };
+        Ok(ImageStore {
+            root: root.to_path_buf(),
+            content,
+            index: Mutex::new(index),
+            unpack_lock: Mutex::new(()),
+        })
+    }
+
+    pub fn content(&self) -> &ContentStore {
+        &self.content
+    }
+
+    /// The directory the store lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn save(&self, idx: &IndexFile) -> Result<()> {
+        let data = serde_json::to_vec_pretty(idx).expect("index serializes");
+        oci::store::write_atomic(&self.root.join("images.json"), &data)?;
+        Ok(())
+    }
+
+    /// Store an uncompressed layer tar from `r` (gzip is detected and decompressed), verify it is a
+    /// well-formed tar by unpacking it, and return its description.
+    pub fn import_layer(&self, r: impl Read + 'static) -> Result<LayerInfo> {
+        let plain = unpack::decompress(r).map_err(Error::Archive)?;
+        let (digest, size) = self.content.ingest(plain, None).map_err(|e| match e {
+            oci::Error::Io { source, .. } => Error::Archive(source),
+            other => Error::Oci(other),
+        })?;
+        // Unpacking proves the tar is complete and safe; a bad one is removed again.
+        if let Err(e) = self.unpack_chain(std::slice::from_ref(&digest), std::slice::from_ref(&digest)) {
+            if !self.blob_in_use(&digest) {
+                let _ = self.content.remove(&digest);
+            }
+            return Err(e);
+        }
+        Ok(LayerInfo {
+            blob: Descriptor::new(MEDIA_OCI_LAYER, digest.clone(), size),
+            diff_id: digest,
+        })
+    }
+
+    /// Remove a layer blob and its standalone unpacked directory (as `import_layer` left them) unless
+    /// an image uses the blob. For undoing the imports of a failed load.
+    pub(crate) fn discard_layer(&self, diff_id: &Digest) {
+        if self.blob_in_use(diff_id) {
+            return;
+        }
+        let _g = self.unpack_lock.lock().unwrap();
+        let _ = self.content.remove(diff_id);
+        let _ = fs::remove_dir_all(self.layer_dir(diff_id));
+    }
+
+    fn blob_in_use(&self, d: &Digest) -> bool {
+        let idx = self.index.lock().unwrap();
+        idx.images.values().any(|r| {
+            r.manifest == *d
+                || self
+                    .content
+                    .read(&r.manifest)
+                    .ok()
+                    .and_then(|m| Manifest::parse(&m).ok())
+                    .is_some_and(|m| m.config.digest == *d || m.layers.iter().any(|l| l.digest == *d))
+        })
+    }
+
+    /// Record a new image from its config and layers; returns the image ID (config digest).
+    pub fn add_image(&self, config: &ImageConfig, layers: &[Descriptor], parent: Option<Digest>) -> Result<Digest> {
+        let cfg = serde_json::to_vec(config).expect("config serializes");
+        let cfg_digest = self.content.put(&cfg)?;
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(MEDIA_OCI_MANIFEST.into()),
+            config: Descriptor::new(MEDIA_OCI_CONFIG, cfg_digest.clone(), cfg.len() as u64),
+            layers: layers.to_vec(),
+            annotations: None,
+            extra: BTreeMap::new(),
+        };
+        self.add_manifest(&manifest, parent)
+    }
+
+    /// Record an image from a manifest whose config and layers are already in the content store.
+    pub fn add_manifest(&self, manifest: &Manifest, parent: Option<Digest>) -> Result<Digest> {
+        for l in &manifest.layers {
+            if !self.content.contains(&l.digest) {
+                return Err(Error::Oci(oci::Error::BlobNotFound(l.digest.to_string())));
+            }
+        }
+        let m = serde_json::to_vec(manifest).expect("manifest serializes");
+        let mdigest = self.content.put(&m)?;
+        let id = manifest.config.digest.clone();
+        let mut idx = self.index.lock().unwrap();
+        let rec = idx.images.entry(id.hex().to_string()).or_insert_with(|| ImageRecord {
+            manifest: mdigest.clone(),
+            parent: None,
+            repo_digests: vec![],
+        });
+        rec.manifest = mdigest;
+        if parent.is_some() {
+            rec.parent = parent;
+        }
+        self.save(&idx)?;
+        Ok(id)
+    }
+
+    /// Point `reference` (normalized) at image `id`.
+    pub fn tag(&self, id: &Digest, reference: &str) -> Result<String> {
+        let r = Reference::parse(reference)?;
+        if r.digest.is_some() {
+            return Err(Error::InvalidReference(format!("{reference}: cannot tag with a digest")));
+        }
+        let key = r.tagged();
+        let mut idx = self.index.lock().unwrap();
+        if !idx.images.contains_key(id.hex()) {
+            return Err(Error::NotFound(id.to_string()));
+        }
+        idx.tags.insert(key.clone(), id.clone());
+        self.save(&idx)?;
+        Ok(key)
+    }
+
+    /// Remove a tag; returns the image it pointed at.
+    pub fn untag(&self, reference: &str) -> Result<Digest> {
+        let r = Reference::parse(reference)?;
+        let key = r.tagged();
+        let mut idx = self.index.lock().unwrap();
+        let id = idx.tags.remove(&key).ok_or_else(|| Error::NotFound(reference.to_string()))?;
+        self.save(&idx)?;
+        Ok(id)
+    }
+
+    /// Tags pointing at an image.
+    pub fn tags_of(&self, id: &Digest) -> Vec<String> {
+        let idx = self.index.lock().unwrap();
+        idx.tags.iter().filter(|(_, v)| *v == id).map(|(k, _)| k.clone()).collect()
+    }
+
+    /// Resolve a name, `name:tag`, full ID or unique ID prefix to an image ID.
+    pub fn resolve(&self, s: &str) -> Result<Digest> {
+        let idx = self.index.lock().unwrap();
+        let hexpart = s.strip_prefix("sha256:").unwrap_or(s);
+        if hexpart.len() == 64 && idx.images.contains_key(hexpart) {
+            return Ok(Digest::parse(hexpart)?);
+        }
+        if let Ok(r) = Reference::parse(s) {
+            if r.digest.is_none() {
+                if let Some(id) = idx.tags.get(&r.tagged()) {
+                    return Ok(id.clone());
+                }
+            } else if let Some(d) = &r.digest {
+                for (id, rec) in &idx.images {
+                    if rec.repo_digests.iter().any(|rd| rd == &format!("{}@{}", r.repo, d)) || rec.manifest.to_string() == *d {
+                        return Ok(Digest::parse(id)?);
+                    }
+                }
+            }
+        }
+        if !hexpart.is_empty() && hexpart.len() < 64 && hexpart.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let m: Vec<_> = idx.images.keys().filter(|k| k.starts_with(hexpart)).collect();
+            if m.len() == 1 {
+                return Ok(Digest::parse(m[0])?);
+            }
+        }
+        Err(Error::NotFound(s.to_string()))
+    }
+
+    pub fn record(&self, id: &Digest) -> Result<ImageRecord> {
+        self.index
+            .lock()
+            .unwrap()
+            .images
+            .get(id.hex())
+            .cloned()
+            .ok_or_else(|| Error::NotFound(id.to_string()))
+    }
+
+    pub fn set_repo_digest(&self, id: &Digest, repo_digest: String) -> Result<()> {
+        let mut idx = self.index.lock().unwrap();
+        if let Some(r) = idx.images.get_mut(id.hex()) {
+            if !r.repo_digests.contains(&repo_digest) {
+                r.repo_digests.push(repo_digest);
+            }
+        }
+        self.save(&idx)
+    }
+
+    pub fn config(&self, id: &Digest) -> Result<ImageConfig> {
+        Ok(ImageConfig::parse(&self.content.read(id)?)?)
+    }
+
+    pub fn manifest(&self, id: &Digest) -> Result<Manifest> {
+        let rec = self.record(id)?;
+        Ok(Manifest::parse(&self.content.read(&rec.manifest)?)?)
+    }
+
+    pub fn list(&self) -> Vec<ImageSummary> {
+        let idx = self.index.lock().unwrap();
+        idx.images
+            .iter()
+            .filter_map(|(hex, rec)| {
+                let id = Digest::parse(hex).ok()?;
+                let tags = idx.tags.iter().filter(|(_, v)| **v == id).map(|(k, _)| k.clone()).collect();
+                Some(ImageSummary {
+                    id,
+                    record: rec.clone(),
+                    tags,
+                })
+            })
+            .collect()
+    }
+
+    /// Delete an image record and any blobs and layer directories no other image uses. Tags pointing
+    /// at it are removed.
+    pub fn delete(&self, id: &Digest) -> Result<()> {
+        let mut idx = self.index.lock().unwrap();
+        let Some(rec) = idx.images.remove(id.hex()) else {
+            return Err(Error::NotFound(id.to_string()));
+        };
+        idx.tags.retain(|_, v| v != id);
+        self.save(&idx)?;
+        // Garbage: blobs and layers of this image not referenced by the others.
+        let mut keep_blobs = BTreeSet::new();
+        let mut keep_chains = BTreeSet::new();
+        for r in idx.images.values() {
+            keep_blobs.insert(r.manifest.clone());
+            if let Ok(m) = self.content.read(&r.manifest).and_then(|b| Manifest::parse(&b)) {
+                keep_blobs.insert(m.config.digest.clone());
+                keep_blobs.extend(m.layers.iter().map(|l| l.digest.clone()));
+                if let Ok(c) = self.content.read(&m.config.digest).and_then(|b| ImageConfig::parse(&b)) {
+                    keep_chains.extend(chain_ids(&c.rootfs.diff_ids));
+                }
+            }
+        }
+        drop(idx);
+        if let Ok(m) = self.content.read(&rec.manifest).and_then(|b| Manifest::parse(&b)) {
+            if let Ok(c) = self.content.read(&m.config.digest).and_then(|b| ImageConfig::parse(&b)) {
+                for ch in chain_ids(&c.rootfs.diff_ids) {
+                    if !keep_chains.contains(&ch) {
+                        let _ = fs::remove_dir_all(self.layer_dir(&ch));
+                    }
+                }
+            }
+            for d in m.layers.iter().map(|l| &l.digest).chain([&m.config.digest]) {
+                if !keep_blobs.contains(d) {
+                    let _ = self.content.remove(d);
+                }
+            }
+        }
+        if !keep_blobs.contains(&rec.manifest) {
+            let _ = self.content.remove(&rec.manifest);
+        }
+        Ok(())
+    }
+
+    pub fn layer_dir(&self, chain: &Digest) -> PathBuf {
+        self.root.join("layers").join(chain.hex())
+    }
+
+    /// Make sure every layer of an image is unpacked; return the overlay lower dirs, topmost first.
+    pub fn lower_dirs(&self, id: &Digest) -> Result<Vec<PathBuf>> {
+        let cfg = self.config(id)?;
+        let manifest = self.manifest(id)?;
+        let blobs: Vec<Digest> = manifest.layers.iter().map(|l| l.digest.clone()).collect();
+        self.unpack_chain(&cfg.rootfs.diff_ids, &blobs)?;
+        let mut dirs: Vec<PathBuf> = chain_ids(&cfg.rootfs.diff_ids).iter().map(|c| self.layer_dir(c)).collect();
+        dirs.reverse();
+        Ok(dirs)
+    }
+
+    fn unpack_chain(&self, diff_ids: &[Digest], blobs: &[Digest]) -> Result<()> {
+        if diff_ids.len() != blobs.len() {
+            return Err(Error::BadEntry {
+                entry: "manifest".into(),
+                reason: "layer count differs from the config's diff_ids".into(),
+            });
+        }
+        let _g = self.unpack_lock.lock().unwrap();
+        for (chain, (diff_id, blob)) in chain_ids(diff_ids).iter().zip(diff_ids.iter().zip(blobs)) {
+            let dir = self.layer_dir(chain);
+            if dir.is_dir() {
+                continue;
+            }
+            let tmp = self.root.join("layers").join(format!("tmp-{}", chain.hex()));
+            let _ = fs::remove_dir_all(&tmp);
+            fs::create_dir_all(&tmp).ctx("create", &tmp)?;
+            let res = (|| {
+                let f = self.content.open_blob(blob)?;
+                let mut hr = oci::digest::HashingReader::new(unpack::decompress(f).map_err(Error::Archive)?);
+                unpack::unpack_layer(&mut hr, &tmp)?;
+                // Drain the tar's trailing padding so the digest covers the whole stream.
+                std::io::copy(&mut hr, &mut std::io::sink()).map_err(Error::Archive)?;
+                let (got, _) = hr.finish();
+                if got != *diff_id {
+                    return Err(Error::Oci(oci::Error::DigestMismatch {
+                        expected: diff_id.to_string(),
+                        actual: got.to_string(),
+                    }));
+                }
+                Ok(())
+            })();
+            if let Err(e) = res {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+            fs::rename(&tmp, &dir).ctx("rename", &dir)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,333 @@
+//! Safe layer extraction.
+//!
+//! Every path is resolved with `openat2(RESOLVE_IN_ROOT)` against the layer directory, so `..`,
+//! absolute paths, symlinked parents and hardlink targets can never reach outside it: the kernel
+//! treats the layer directory as `/` while resolving. Entries are created with `*at` calls relative
+//! to their resolved parent, never by re-walking a path string. Whiteouts (`.wh.name`,
+//! `.wh..wh..opq`) become overlayfs whiteouts (a 0:0 character device, the `trusted.overlay.opaque`
+//! xattr), so unpacked layers stack directly as overlay lower directories.
+
+use std::ffi::{CString, OsStr};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::AtFlags;
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{fchmodat, mkdirat, mknodat, utimensat, FchmodatFlags, Mode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
+use tar::EntryType;
+
+use crate::error::{Error, Result};
+
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
+pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
+/// What an unpack did, for logging and tests.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct UnpackStats {
+    pub entries: u64,
+    pub skipped_devices: u64,
+}
+
+fn bad(entry: &Path, reason: impl Into<String>) -> Error {
+    Error::BadEntry {
+        entry: entry.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Normalize an entry name to components below the root. Leading `/` and `.` are dropped (as Docker
+/// does); any `..` is refused.
+pub fn clean_entry_path(p: &Path) -> Result<Vec<&OsStr>> {
+    let mut out = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            Component::ParentDir => return Err(bad(p, "path contains '..'")),
+            Component::Normal(n) => out.push(n),
+        }
+    }
+    Ok(out)
+}
+
+fn sys(op: &str, path: &Path, e: Errno) -> Error {
+    Error::Io {
+        op: "unpack",
+        path: path.to_path_buf(),
+        source: io::Error::other(format!("{op}: {e}")),
+    }
+}
+
+/// Open `rel` (components) as a directory, resolved inside `root`.
+fn open_in_root(root: RawFd, rel: &[&OsStr]) -> std::result::Result<OwnedFd, Errno> {
+    let mut p = PathBuf::from(".");
+    for c in rel {
+        p.push(c);
+    }
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = openat2(root, &p, how)?;
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Open (creating missing directories, mode 0755) the directory `rel` inside `root`.
+fn mkdir_all_in_root(root: RawFd, rel: &[&OsStr], entry: &Path) -> Result<OwnedFd> {
+    match open_in_root(root, rel) {
+        Ok(fd) => return Ok(fd),
+        Err(Errno::ENOENT) => {}
+        Err(Errno::ENOTDIR) => return Err(bad(entry, "a parent path component is not a directory")),
+        Err(e) => return Err(sys("open parent", entry, e)),
+    }
+    let mut fd = open_in_root(root, &[]).map_err(|e| sys("open root", entry, e))?;
+    for (i, c) in rel.iter().enumerate() {
+        match open_in_root(root, &rel[..=i]) {
+            Ok(next) => fd = next,
+            Err(Errno::ENOENT) => {
+                match mkdirat(Some(fd.as_raw_fd()), *c, Mode::from_bits_truncate(0o755)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(sys("mkdir", entry, e)),
+                }
+                fd = open_in_root(root, &rel[..=i]).map_err(|e| sys("open", entry, e))?;
+            }
+            Err(Errno::ENOTDIR) => return Err(bad(entry, "a parent path component is not a directory")),
+            Err(e) => return Err(sys("open", entry, e)),
+        }
+    }
+    Ok(fd)
+}
+
+fn proc_path(dirfd: RawFd, name: &OsStr) -> PathBuf {
+    let mut p = PathBuf::from(format!("/proc/self/fd/{dirfd}"));
+    p.push(name);
+    p
+}
+
+fn lstat_at(dirfd: RawFd, name: &OsStr) -> Option<nix::sys::stat::FileStat> {
+    nix::sys::stat::fstatat(Some(dirfd), name, AtFlags::AT_SYMLINK_NOFOLLOW).ok()
+}
+
+/// Remove whatever is at `name` in `dirfd` (recursively for a directory).
+fn remove_at(dirfd: RawFd, name: &OsStr, entry: &Path) -> Result<()> {
+    match lstat_at(dirfd, name) {
+        None => Ok(()),
+        Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => std::fs::remove_dir_all(proc_path(dirfd, name)).map_err(|e| Error::Io {
+            op: "remove",
+            path: entry.to_path_buf(),
+            source: e,
+        }),
+        Some(_) => unlinkat(Some(dirfd), name, UnlinkatFlags::NoRemoveDir).map_err(|e| sys("unlink", entry, e)),
+    }
+}
+
+fn set_xattr(dirfd: RawFd, name: &OsStr, key: &str, value: &[u8], entry: &Path) -> Result<()> {
+    let p = CString::new(proc_path(dirfd, name).as_os_str().as_bytes()).map_err(|_| bad(entry, "NUL in name"))?;
+    let k = CString::new(key).map_err(|_| bad(entry, "NUL in xattr name"))?;
+    let r = unsafe { libc::lsetxattr(p.as_ptr(), k.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    if r != 0 {
+        return Err(sys(&format!("setxattr {key}"), entry, Errno::last()));
+    }
+    Ok(())
+}
+
+struct DirTime {
+    rel: Vec<std::ffi::OsString>,
+    mtime: i64,
+}
+
+/// Extract a layer tar stream into `dest` (which must exist and should be empty).
+pub fn unpack_layer(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
+    let root = File::open(dest).map_err(|e| Error::Io {
+        op: "open",
+        path: dest.to_path_buf(),
+        source: e,
+    })?;
+    let rootfd = root.as_raw_fd();
+    let mut archive = tar::Archive::new(reader);
+    let mut stats = UnpackStats::default();
+    let mut dir_times: Vec<DirTime> = Vec::new();
+    for entry in archive.entries().map_err(Error::Archive)? {
+        let mut entry = entry.map_err(Error::Archive)?;
+        let raw_path = entry.path().map_err(Error::Archive)?.into_owned();
+        let comps = clean_entry_path(&raw_path)?;
+        let Some((name, parent)) = comps.split_last() else {
+            // The root itself ("./"): nothing to create.
+            continue;
+        };
+        let name: &OsStr = name;
+        stats.entries += 1;
+        let parent_fd = mkdir_all_in_root(rootfd, parent, &raw_path)?;
+        let pfd = parent_fd.as_raw_fd();
+        let name_bytes = name.as_bytes();
+
+        // Whiteouts.
+        if name_bytes == OPAQUE_MARKER.as_bytes() {
+            set_xattr(pfd, OsStr::new("."), OPAQUE_XATTR, b"y", &raw_path)?;
+            continue;
+        }
+        if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+            if hidden.is_empty() || hidden == b"." || hidden == b".." || hidden.contains(&b'/') {
+                return Err(bad(&raw_path, "malformed whiteout name"));
+            }
+            let hidden = OsStr::from_bytes(hidden);
+            remove_at(pfd, hidden, &raw_path)?;
+            mknodat(Some(pfd), hidden, SFlag::S_IFCHR, Mode::empty(), 0).map_err(|e| sys("mknod whiteout", &raw_path, e))?;
+            continue;
+        }
+
+        let hdr = entry.header().clone();
+        let kind = hdr.entry_type();
+        let mode = Mode::from_bits_truncate(hdr.mode().map_err(Error::Archive)? & 0o7777);
+        let uid = hdr.uid().map_err(Error::Archive)? as u32;
+        let gid = hdr.gid().map_err(Error::Archive)? as u32;
+        let mtime = hdr.mtime().map_err(Error::Archive)? as i64;
+
+        // Replace whatever is there, except keep an existing directory when a directory is re-declared.
+        let existing_is_dir = lstat_at(pfd, name)
+            .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+            .unwrap_or(false);
+        if !(kind == EntryType::Directory && existing_is_dir) {
+            remove_at(pfd, name, &raw_path)?;
+        }
+
+        match kind {
+            EntryType::Directory => {
+                if !existing_is_dir {
+                    mkdirat(Some(pfd), name, Mode::from_bits_truncate(0o700)).map_err(|e| sys("mkdir", &raw_path, e))?;
+                }
+                dir_times.push(DirTime {
+                    rel: comps.iter().map(|c| c.to_os_string()).collect(),
+                    mtime,
+                });
+            }
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                let fd = nix::fcntl::openat(
+                    Some(pfd),
+                    name,
+                    OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o600),
+                )
+                .map_err(|e| sys("create", &raw_path, e))?;
+                let mut f = unsafe { File::from_raw_fd(fd) };
+                io::copy(&mut entry, &mut f).map_err(Error::Archive)?;
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name()
+                    .map_err(Error::Archive)?
+                    .ok_or_else(|| bad(&raw_path, "symlink without target"))?;
+                symlinkat(target.as_ref(), Some(pfd), name).map_err(|e| sys("symlink", &raw_path, e))?;
+            }
+            EntryType::Link => {
+                let target = entry
+                    .link_name()
+                    .map_err(Error::Archive)?
+                    .ok_or_else(|| bad(&raw_path, "hardlink without target"))?;
+                let tcomps = clean_entry_path(&target)?;
+                let Some((tname, tparent)) = tcomps.split_last() else {
+                    return Err(bad(&raw_path, "hardlink to the layer root"));
+                };
+                let tfd = open_in_root(rootfd, tparent).map_err(|_| {
+                    bad(
+                        &raw_path,
+                        format!("hardlink target {} does not exist in the layer", target.display()),
+                    )
+                })?;
+                match lstat_at(tfd.as_raw_fd(), tname) {
+                    None => {
+                        return Err(bad(
+                            &raw_path,
+                            format!("hardlink target {} does not exist in the layer", target.display()),
+                        ))
+                    }
+                    Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => return Err(bad(&raw_path, "hardlink to a directory")),
+                    Some(_) => {}
+                }
+                linkat(Some(tfd.as_raw_fd()), *tname, Some(pfd), name, AtFlags::empty()).map_err(|e| sys("link", &raw_path, e))?;
+                continue; // a hardlink shares the target's metadata
+            }
+            EntryType::Fifo => {
+                mknodat(Some(pfd), name, SFlag::S_IFIFO, mode, 0).map_err(|e| sys("mkfifo", &raw_path, e))?;
+            }
+            EntryType::Char | EntryType::Block => {
+                let major = hdr.device_major().ok().flatten().unwrap_or(0);
+                let minor = hdr.device_minor().ok().flatten().unwrap_or(0);
+                if kind == EntryType::Char && major == 0 && minor == 0 {
+                    // An overlay-style whiteout stored as a device: keep its meaning.
+                    mknodat(Some(pfd), name, SFlag::S_IFCHR, Mode::empty(), 0).map_err(|e| sys("mknod", &raw_path, e))?;
+                } else {
+                    // Device nodes in images are never needed (the runtime provides /dev) and are a hazard.
+                    tracing::debug!(entry = %raw_path.display(), "skipping device node in layer");
+                    stats.skipped_devices += 1;
+                }
+                continue;
+            }
+            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink => continue,
+            other => return Err(bad(&raw_path, format!("unsupported tar entry type {other:?}"))),
+        }
+
+        // Metadata: owner, mode, xattrs, mtime; never following a symlink at the final component.
+        fchownat(
+            Some(pfd),
+            name,
+            Some(Uid::from_raw(uid)),
+            Some(Gid::from_raw(gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| sys("chown", &raw_path, e))?;
+        if kind != EntryType::Symlink {
+            fchmodat(Some(pfd), name, mode, FchmodatFlags::FollowSymlink).map_err(|e| sys("chmod", &raw_path, e))?;
+        }
+        if let Ok(Some(exts)) = entry.pax_extensions() {
+            for ext in exts.flatten() {
+                if let (Ok(key), value) = (ext.key(), ext.value_bytes()) {
+                    if let Some(x) = key.strip_prefix("SCHILY.xattr.") {
+                        if x.starts_with("user.") || x.starts_with("security.") || x.starts_with("trusted.") {
+                            // Best effort: some filesystems refuse some namespaces.
+                            let _ = set_xattr(pfd, name, x, value, &raw_path);
+                        }
+                    }
+                }
+            }
+        }
+        if kind != EntryType::Directory {
+            let t = TimeSpec::new(mtime, 0);
+            let _ = utimensat(Some(pfd), name, &t, &t, UtimensatFlags::NoFollowSymlink);
+        }
+    }
+    // Directory times last, deepest first, since creating children changed them.
+    dir_times.sort_by_key(|d| std::cmp::Reverse(d.rel.len()));
+    for d in dir_times {
+        let refs: Vec<&OsStr> = d.rel.iter().map(|s| s.as_os_str()).collect();
+        if let Ok(fd) = open_in_root(rootfd, &refs) {
+            let t = TimeSpec::new(d.mtime, 0);
+            let _ = utimensat(Some(fd.as_raw_fd()), ".", &t, &t, UtimensatFlags::NoFollowSymlink);
+        }
+    }
+    Ok(stats)
+}
+
+/// Open a possibly compressed layer blob for reading as a plain tar stream.
+pub fn decompress(mut r: impl Read + 'static) -> io::Result<Box<dyn Read>> {
+    let mut head = [0u8; 4];
+    let mut n = 0;
+    while n < 4 {
+        let k = r.read(&mut head[n..])?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    let chained = io::Cursor::new(head[..n].to_vec()).chain(r);
+    Ok(match oci::spec::Compression::sniff(&head[..n]) {
+        oci::spec::Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(chained)),
+        oci::spec::Compression::Zstd => return Err(io::Error::other("zstd-compressed layers are not supported yet")),
+        oci::spec::Compression::None => Box::new(chained),
+    })
+}

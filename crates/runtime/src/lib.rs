@@ -1,0 +1,12 @@
+//! The container runtime: OCI bundles from run options, the per-container shim (`berth shim`) that
+//! creates and runs containers with youki's libcontainer, and the daemon-side shim client.
+
+pub mod cgroup;
+pub mod client;
+pub mod error;
+pub mod proto;
+pub mod shim;
+pub mod spec;
+
+pub use error::{Error, Result};
+pub use spec::{MountSpec, NetMode, RunSpec};

@@ -1,0 +1,541 @@
+//! OCI runtime bundle (`config.json`) generation from the engine's run options, with Docker's
+//! defaults: its capability set, masked and read-only paths, a default seccomp profile, and cgroup
+//! limits for memory, CPU and pids.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+
+/// Docker's default capability set.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Every capability name the kernel knows (for `--cap-add ALL`).
+pub const ALL_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+/// Syscalls the default seccomp profile refuses with EPERM: the ones Docker's default profile leaves
+/// out of its allow-list because they reach the host kernel's global state (modules, clocks, keys,
+/// reboot, swap, raw I/O ports, namespaces, BPF, tracing of other processes' memory, ...).
+pub const SECCOMP_DENY: &[&str] = &[
+    "acct",
+    "add_key",
+    "bpf",
+    "clock_adjtime",
+    "clock_settime",
+    "delete_module",
+    "finit_module",
+    "get_mempolicy",
+    "init_module",
+    "ioperm",
+    "iopl",
+    "kcmp",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "mbind",
+    "move_pages",
+    "name_to_handle_at",
+    "open_by_handle_at",
+    "perf_event_open",
+    "pivot_root",
+    "process_vm_readv",
+    "process_vm_writev",
+    "quotactl",
+    "reboot",
+    "request_key",
+    "set_mempolicy",
+    "setns",
+    "settimeofday",
+    "swapoff",
+    "swapon",
+    "sysfs",
+    "umount2",
+    "unshare",
+    "uselib",
+    "userfaultfd",
+    "ustat",
+    "mount",
+    "fsmount",
+    "fsopen",
+    "fspick",
+    "move_mount",
+    "open_tree",
+    "syslog",
+    "adjtimex",
+    "fanotify_init",
+];
+
+/// A mount into the container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MountSpec {
+    pub source: String,
+    pub destination: String,
+    /// `bind` or `tmpfs`.
+    pub kind: String,
+    pub options: Vec<String>,
+}
+
+/// Which network namespace a container gets.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum NetMode {
+    /// A fresh namespace with only loopback.
+    Private,
+    /// The host's namespace.
+    Host,
+    /// Join an existing namespace (bind-mounted file or /proc/PID/ns/net).
+    Path(PathBuf),
+}
+
+/// What the engine asks the runtime to run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunSpec {
+    pub id: String,
+    pub rootfs: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub hostname: String,
+    pub tty: bool,
+    pub mounts: Vec<MountSpec>,
+    pub readonly_rootfs: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
+    pub no_new_privileges: bool,
+    pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub cpu_shares: Option<u64>,
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<u64>,
+    pub pids_limit: Option<i64>,
+    pub net: NetMode,
+    pub cgroup_path: String,
+    pub shm_size: Option<i64>,
+}
+
+/// Normalize a capability name (`net_admin` → `CAP_NET_ADMIN`), refusing unknown ones.
+pub fn normalize_cap(c: &str) -> Result<String> {
+    let up = c.to_ascii_uppercase();
+    if up == "ALL" {
+        return Ok(up);
+    }
+    let name = if up.starts_with("CAP_") { up } else { format!("CAP_{up}") };
+    if ALL_CAPS.contains(&name.as_str()) {
+        Ok(name)
+    } else {
+        Err(Error::InvalidSpec(format!("unknown capability: {c:?}")))
+    }
+}
+
+/// The effective capability set after `--cap-add`/`--cap-drop`.
+pub fn capabilities(spec: &RunSpec) -> Result<Vec<String>> {
+    if spec.privileged {
+        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+    }
+    let mut caps: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
+    for c in &spec.cap_add {
+        let c = normalize_cap(c)?;
+        if c == "ALL" {
+            caps = ALL_CAPS.iter().map(|s| s.to_string()).collect();
+        } else if !caps.contains(&c) {
+            caps.push(c);
+        }
+    }
+    for c in &spec.cap_drop {
+        let c = normalize_cap(c)?;
+        if c == "ALL" {
+            caps.clear();
+        } else {
+            caps.retain(|x| *x != c);
+        }
+    }
+    Ok(caps)
+}
+
+fn seccomp() -> Value {
+    json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [
+            { "names": SECCOMP_DENY, "action": "SCMP_ACT_ERRNO", "errnoRet": 1 }
+        ]
+    })
+}
+
+/// The process of a container or an exec.
+#[derive(Debug, Clone)]
+pub struct ProcessSpec<'a> {
+    pub args: &'a [String],
+    pub env: &'a [String],
+    pub cwd: &'a str,
+    pub uid: u32,
+    pub gid: u32,
+    pub gids: &'a [u32],
+    pub tty: bool,
+    pub caps: &'a [String],
+    pub no_new_privileges: bool,
+}
+
+/// The process part of a spec (also used for `exec`).
+pub fn process_json(ps: &ProcessSpec<'_>) -> Value {
+    let ProcessSpec {
+        args,
+        env,
+        cwd,
+        uid,
+        gid,
+        gids,
+        tty,
+        caps,
+        no_new_privileges: nnp,
+    } = *ps;
+    let mut p = json!({
+        "terminal": tty,
+        "user": { "uid": uid, "gid": gid, "additionalGids": gids },
+        "args": args,
+        "env": env,
+        "cwd": if cwd.is_empty() { "/" } else { cwd },
+        "capabilities": { "bounding": caps, "effective": caps, "permitted": caps }
+    });
+    // Present only when set: libcontainer loads the seccomp filter before dropping capabilities only
+    // when the field is absent (an explicit `false` would make loading fail without CAP_SYS_ADMIN).
+    if nnp {
+        p["noNewPrivileges"] = json!(true);
+    }
+    p
+}
+
+/// Build the OCI runtime `config.json` for a container.
+pub fn build_spec(spec: &RunSpec) -> Result<Value> {
+    if spec.args.is_empty() {
+        return Err(Error::InvalidSpec("no command specified".into()));
+    }
+    let caps = capabilities(spec)?;
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={}", spec.shm_size.unwrap_or(64 << 20))]}),
+    ];
+    for m in &spec.mounts {
+        let mut opts = m.options.clone();
+        if m.kind == "bind" && !opts.iter().any(|o| o == "bind" || o == "rbind") {
+            opts.push("rbind".into());
+        }
+        mounts.push(json!({"destination": m.destination, "type": m.kind, "source": m.source, "options": opts}));
+    }
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "mount"}),
+        json!({"type": "uts"}),
+        json!({"type": "ipc"}),
+    ];
+    match &spec.net {
+        NetMode::Private => namespaces.push(json!({"type": "network"})),
+        NetMode::Host => {}
+        NetMode::Path(p) => namespaces.push(json!({"type": "network", "path": p})),
+    }
+    let mut resources = json!({
+        "devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 136, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"}
+        ]
+    });
+    if let Some(m) = spec.memory.filter(|m| *m > 0) {
+        let mut mem = json!({"limit": m});
+        if let Some(s) = spec.memory_swap.filter(|s| *s != 0) {
+            mem["swap"] = json!(s);
+        }
+        resources["memory"] = mem;
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(n) = spec.nano_cpus.filter(|n| *n > 0) {
+        let period: u64 = 100_000;
+        cpu.insert("period".into(), json!(period));
+        cpu.insert("quota".into(), json!((n as i128 * period as i128 / 1_000_000_000) as i64));
+    } else if let Some(q) = spec.cpu_quota.filter(|q| *q > 0) {
+        cpu.insert("quota".into(), json!(q));
+        cpu.insert("period".into(), json!(spec.cpu_period.unwrap_or(100_000)));
+    }
+    if let Some(s) = spec.cpu_shares.filter(|s| *s > 0) {
+        cpu.insert("shares".into(), json!(s));
+    }
+    if !cpu.is_empty() {
+        resources["cpu"] = Value::Object(cpu);
+    }
+    if let Some(p) = spec.pids_limit.filter(|p| *p > 0) {
+        resources["pids"] = json!({"limit": p});
+    }
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "cgroupsPath": spec.cgroup_path,
+        "resources": resources,
+        "maskedPaths": if spec.privileged { vec![] } else { MASKED_PATHS.to_vec() },
+        "readonlyPaths": if spec.privileged { vec![] } else { READONLY_PATHS.to_vec() },
+    });
+    if !spec.privileged {
+        linux["seccomp"] = seccomp();
+    }
+    let v = json!({
+        "ociVersion": "1.0.2",
+        "process": process_json(&ProcessSpec {
+            args: &spec.args,
+            env: &spec.env,
+            cwd: &spec.cwd,
+            uid: spec.uid,
+            gid: spec.gid,
+            gids: &spec.additional_gids,
+            tty: spec.tty,
+            caps: &caps,
+            no_new_privileges: spec.no_new_privileges,
+        }),
+        "root": { "path": spec.rootfs, "readonly": spec.readonly_rootfs },
+        "hostname": spec.hostname,
+        "mounts": mounts,
+        "linux": linux,
+    });
+    // Validate the document against the OCI runtime spec types before anyone runs it.
+    let _: oci_spec::runtime::Spec =
+        serde_json::from_value(v.clone()).map_err(|e| Error::InvalidSpec(format!("generated runtime spec is invalid: {e}")))?;
+    Ok(v)
+}
+
+/// Write `config.json` into `bundle`.
+pub fn write_bundle(bundle: &Path, spec: &RunSpec) -> Result<()> {
+    let v = build_spec(spec)?;
+    std::fs::create_dir_all(bundle).map_err(|e| Error::Io {
+        op: "create",
+        path: bundle.to_path_buf(),
+        source: e,
+    })?;
+    oci::store::write_atomic(&bundle.join("config.json"), &serde_json::to_vec_pretty(&v).expect("json"))?;
+    Ok(())
+}
+
+/// Resolve `user[:group]` (names or numbers) against the container's `/etc/passwd` and `/etc/group`.
+/// Returns uid, gid, supplementary gids and the home directory.
+pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>, String)> {
+    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
+    let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let u = if u.is_empty() { "0" } else { u };
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 7 && (f[0] == u || f[2] == u));
+    let (uid, mut gid, name, home) = match (u.parse::<u32>(), &entry) {
+        (_, Some(f)) => (
+            f[2].parse().unwrap_or(0),
+            f[3].parse().unwrap_or(0),
+            Some(f[0].to_string()),
+            f[5].to_string(),
+        ),
+        (Ok(n), None) => (n, 0, None, "/".to_string()),
+        (Err(_), None) => {
+            return Err(Error::InvalidSpec(format!(
+                "unable to find user {u}: no matching entries in passwd file"
+            )))
+        }
+    };
+    if let Some(g) = g {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => group
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 3 && f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| Error::InvalidSpec(format!("unable to find group {g}: no matching entries in group file")))?,
+        };
+    }
+    let mut gids = Vec::new();
+    if let Some(name) = name {
+        for f in group.lines().map(|l| l.split(':').collect::<Vec<_>>()) {
+            if f.len() >= 4 && f[3].split(',').any(|m| m == name) {
+                if let Ok(n) = f[2].parse::<u32>() {
+                    if n != gid && !gids.contains(&n) {
+                        gids.push(n);
+                    }
+                }
+            }
+        }
+    }
+    Ok((uid, gid, gids, home))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> RunSpec {
+        RunSpec {
+            id: "x".into(),
+            rootfs: "/tmp/r".into(),
+            args: vec!["sh".into()],
+            env: vec![],
+            cwd: "/".into(),
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+            hostname: "h".into(),
+            tty: false,
+            mounts: vec![],
+            readonly_rootfs: false,
+            cap_add: vec![],
+            cap_drop: vec![],
+            privileged: false,
+            no_new_privileges: false,
+            memory: Some(64 << 20),
+            memory_swap: None,
+            nano_cpus: Some(1_500_000_000),
+            cpu_shares: None,
+            cpu_quota: None,
+            cpu_period: None,
+            pids_limit: Some(10),
+            net: NetMode::Private,
+            cgroup_path: "/berth/x".into(),
+            shm_size: None,
+        }
+    }
+
+    #[test]
+    fn spec_has_docker_defaults_and_limits() {
+        let v = build_spec(&base()).unwrap();
+        assert_eq!(v["linux"]["resources"]["memory"]["limit"], 64 << 20);
+        assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 150000);
+        assert_eq!(v["linux"]["resources"]["pids"]["limit"], 10);
+        assert!(v["process"]["capabilities"]["bounding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "CAP_CHOWN"));
+        assert!(!v["process"]["capabilities"]["bounding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "CAP_SYS_ADMIN"));
+        assert!(v["linux"]["maskedPaths"].as_array().unwrap().iter().any(|c| c == "/proc/kcore"));
+    }
+
+    #[test]
+    fn caps_add_drop() {
+        let mut s = base();
+        s.cap_add = vec!["net_admin".into()];
+        s.cap_drop = vec!["CHOWN".into()];
+        let c = capabilities(&s).unwrap();
+        assert!(c.contains(&"CAP_NET_ADMIN".to_string()) && !c.contains(&"CAP_CHOWN".to_string()));
+        s.cap_add = vec!["bogus".into()];
+        assert!(capabilities(&s).unwrap_err().to_string().contains("bogus"));
+    }
+
+    #[test]
+    fn users_resolve() {
+        let t = std::env::temp_dir().join(format!("berth-user-test-{}", std::process::id()));
+        std::fs::create_dir_all(t.join("etc")).unwrap();
+        std::fs::write(
+            t.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(t.join("etc/group"), "root:x:0:\nbob:x:1000:\nstaff:x:50:bob\n").unwrap();
+        assert_eq!(resolve_user(&t, "bob").unwrap(), (1000, 1000, vec![50], "/home/bob".into()));
+        assert_eq!(resolve_user(&t, "1000:staff").unwrap().1, 50);
+        assert_eq!(resolve_user(&t, "4242").unwrap().0, 4242);
+        assert!(resolve_user(&t, "nobody-here").is_err());
+        std::fs::remove_dir_all(&t).unwrap();
+    }
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install what the tests need, build, and run every test (unit + integration against a real daemon).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then
+    echo "the integration tests create namespaces, mounts and cgroups: run as root" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+need=()
+for p in build-essential pkg-config libseccomp-dev busybox-static tini iproute2; do
+    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}"
+fi
+python3 -c 'import docker' 2>/dev/null || pip install -q 'docker==7.1.0'
+command -v docker >/dev/null || { echo "the docker CLI (client) is required for the integration tests" >&2; exit 1; }
+cargo build --workspace --all-targets
+cargo test --workspace -- --test-threads=2
