@@ -281,6 +281,22 @@ impl Engine {
             lowers.push(empty);
         }
         let dir = self.container_dir(&c.id);
+        // The init layer holds the runtime's mount points, so they never show up as changes.
+        let init = dir.join("init");
+        if !init.exists() {
+            let tmp = dir.join("init.tmp");
+            let _ = std::fs::remove_dir_all(&tmp);
+            for d in ["dev/pts", "dev/shm", "dev/mqueue", "proc", "sys", "etc"] {
+                std::fs::create_dir_all(tmp.join(d)).map_err(internal)?;
+            }
+            for f in ["etc/hostname", "etc/hosts", "etc/resolv.conf", "etc/mtab"] {
+                std::fs::write(tmp.join(f), b"").map_err(internal)?;
+            }
+            let _ = std::fs::remove_file(tmp.join("etc/mtab"));
+            let _ = std::os::unix::fs::symlink("/proc/mounts", tmp.join("etc/mtab"));
+            std::fs::rename(&tmp, &init).map_err(internal)?;
+        }
+        lowers.insert(0, init);
         std::fs::create_dir_all(&target).map_err(internal)?;
         image::snapshot::mount_overlay(&lowers, &dir.join("diff"), &dir.join("work"), &target)?;
         Ok(())

@@ -30,6 +30,15 @@ fn fd_path(fd: &OwnedFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
+/// The host path an fd opened inside `rootfs` refers to; refused if it is not below the rootfs.
+fn real_path(rootfs: &Path, fd: &OwnedFd) -> Result<PathBuf> {
+    let p = std::fs::read_link(fd_path(fd)).map_err(internal)?;
+    if !p.starts_with(rootfs) {
+        return Err(Error::BadRequest("path resolves outside the container".into()));
+    }
+    Ok(p)
+}
+
 /// An RAII guard that unmounts a rootfs mounted only for an operation.
 struct Mounted<'a> {
     engine: &'a Engine,
@@ -66,9 +75,8 @@ impl Engine {
     pub fn path_stat(&self, key: &str, path: &str) -> Result<Value> {
         let (_g, rootfs) = self.mounted(key)?;
         let fd = open_in(&rootfs, path)?;
-        let md = std::fs::symlink_metadata(fd_path(&fd))
-            .or_else(|_| std::fs::metadata(fd_path(&fd)))
-            .map_err(internal)?;
+        let real = real_path(&rootfs, &fd)?;
+        let md = std::fs::symlink_metadata(&real).map_err(internal)?;
         use std::os::unix::fs::MetadataExt;
         let name = Path::new(path)
             .file_name()
@@ -93,8 +101,9 @@ impl Engine {
             .file_name()
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("."));
+        let real = real_path(&rootfs, &fd)?;
         image::diff::write_tar(
-            &fd_path(&fd),
+            &real,
             out,
             image::diff::TarOptions {
                 prefix: Some(base),
@@ -133,7 +142,8 @@ impl Engine {
     pub fn changes(&self, key: &str) -> Result<Vec<Value>> {
         let entry = self.get(key)?;
         let c = entry.snapshot();
-        let lowers = self.images.lower_dirs(&oci::Digest::parse(&c.image)?)?;
+        let mut lowers = self.images.lower_dirs(&oci::Digest::parse(&c.image)?)?;
+        lowers.insert(0, self.container_dir(&c.id).join("init"));
         let ch = image::diff::changes(&self.container_dir(&c.id).join("diff"), &lowers).map_err(internal)?;
         Ok(ch.into_iter().map(|c| json!({"Path": c.path, "Kind": c.kind})).collect())
     }

@@ -59,6 +59,7 @@ impl<W: Write> Writer<W> {
 
     fn name(&self, rel: &Path) -> PathBuf {
         match &self.opts.prefix {
+            Some(p) if rel.as_os_str().is_empty() => p.clone(),
             Some(p) => p.join(rel),
             None => rel.to_path_buf(),
         }

@@ -211,6 +211,7 @@ fn create(args: &ShimArgs) -> Result<Created, String> {
         .map_err(|e| format!("{e}"))?;
     let io = finish_stdio(plan)?;
     let pid = container.pid().ok_or("container has no pid")?;
+    loopback_up(pid)?;
     let sock = args.state_dir.join(SHIM_SOCKET);
     let _ = fs::remove_file(&sock);
     let listener = StdUnixListener::bind(&sock).map_err(|e| format!("{}: {e}", sock.display()))?;
@@ -222,6 +223,39 @@ fn create(args: &ShimArgs) -> Result<Created, String> {
         io,
         listener,
     })
+}
+
+/// Bring `lo` up in the container's network namespace (a fresh namespace has it down), from a
+/// short-lived child that joins the namespace. A no-op when the container shares the host's.
+fn loopback_up(pid: Pid) -> Result<(), String> {
+    let ns = format!("/proc/{pid}/ns/net");
+    let same = fs::read_link(&ns).ok() == fs::read_link("/proc/self/ns/net").ok();
+    if same {
+        return Ok(());
+    }
+    let f = File::open(&ns).map_err(|e| format!("{ns}: {e}"))?;
+    match unsafe { fork() }.map_err(|e| e.to_string())? {
+        ForkResult::Child => {
+            let ok = nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).is_ok() && unsafe {
+                let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+                let mut req: libc::ifreq = std::mem::zeroed();
+                for (i, b) in b"lo\0".iter().enumerate() {
+                    req.ifr_name[i] = *b as libc::c_char;
+                }
+                s >= 0
+                    && libc::ioctl(s, libc::SIOCGIFFLAGS, &mut req) == 0
+                    && {
+                        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+                        libc::ioctl(s, libc::SIOCSIFFLAGS, &req) == 0
+                    }
+            };
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        ForkResult::Parent { child } => match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, 0)) => Ok(()),
+            other => Err(format!("bringing up loopback in the container failed: {other:?}")),
+        },
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
