@@ -126,11 +126,7 @@ fn getrandom(buf: &mut [u8]) {
 impl Engine {
     /// Open the engine's state, re-adopting containers whose shims are still running.
     pub async fn open(cfg: EngineConfig) -> Result<Arc<Engine>> {
-        for d in [
-            cfg.root.join("containers"),
-            cfg.exec_root.join("containers"),
-            cfg.exec_root.join("runtime"),
-        ] {
+        for d in [cfg.root.join("containers"), cfg.exec_root.join("c"), cfg.exec_root.join("runtime")] {
             std::fs::create_dir_all(&d).map_err(|e| Error::Internal(format!("create {}: {e}", d.display())))?;
         }
         let images = ImageStore::open(&cfg.root.join("image"))?;
@@ -152,7 +148,7 @@ impl Engine {
     }
 
     pub fn state_dir(&self, id: &str) -> PathBuf {
-        self.cfg.exec_root.join("containers").join(id)
+        self.cfg.exec_root.join("c").join(id)
     }
 
     pub fn shim(&self, id: &str) -> ShimClient {

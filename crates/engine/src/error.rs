@@ -38,6 +38,13 @@ impl From<runtime::Error> for Error {
     fn from(e: runtime::Error) -> Self {
         match e {
             runtime::Error::InvalidSpec(s) => Error::BadRequest(s),
+            // Docker's wording, which clients map to exit codes 127/126.
+            runtime::Error::Runtime(s) if s.contains("not found in $PATH") => {
+                let exe = s.split('\'').nth(1).unwrap_or("").to_string();
+                Error::BadRequest(format!(
+                    "failed to create task for container: exec: \"{exe}\": executable file not found in $PATH"
+                ))
+            }
             other => Error::Internal(other.to_string()),
         }
     }

@@ -12,7 +12,18 @@ use crate::engine::{random_id, BoxStream, Engine, Entry, ExecConfig, ExecEntry, 
 use crate::error::{Error, Result};
 
 /// Copy both ways until the shim side ends; then close the client.
-async fn splice(mut client: BoxStream, shim: tokio::io::BufReader<tokio::net::UnixStream>, forward_input: bool) {
+async fn splice(client: BoxStream, shim: tokio::io::BufReader<tokio::net::UnixStream>, forward_input: bool) {
+    splice_then(client, shim, forward_input, async {}).await
+}
+
+/// Like [`splice`], running `before_close` after the shim's output ended and before the client's
+/// stream is closed (so state the client reads next, like an exit code, is already recorded).
+async fn splice_then(
+    mut client: BoxStream,
+    shim: tokio::io::BufReader<tokio::net::UnixStream>,
+    forward_input: bool,
+    before_close: impl std::future::Future<Output = ()>,
+) {
     let (mut sr, mut sw) = tokio::io::split(shim);
     let (mut cr, mut cw) = tokio::io::split(&mut client);
     let input = async {
@@ -25,6 +36,7 @@ async fn splice(mut client: BoxStream, shim: tokio::io::BufReader<tokio::net::Un
     let output = async {
         let _ = tokio::io::copy(&mut sr, &mut cw).await;
         let _ = cw.flush().await;
+        before_close.await;
         let _ = cw.shutdown().await;
     };
     tokio::select! {
@@ -230,27 +242,31 @@ impl Engine {
         }
         let me = self.clone();
         let forward_input = ex.config.attach_stdin;
-        Ok(async move {
-            match client {
-                Some(c) => splice(c, conn, forward_input).await,
-                None => {
-                    let mut conn = conn;
-                    let _ = tokio::io::copy(&mut conn, &mut tokio::io::sink()).await;
-                }
-            }
-            // The stream ended after the process exited; its status is in the shim's exit file.
+        let ex2 = ex.clone();
+        // The shim ends the stream only after the process exited and its status is in the exit file.
+        let record = async move {
             let mut code = None;
             for _ in 0..50 {
-                if let Some(i) = shim.exec_exit(&ex.id) {
+                if let Some(i) = shim.exec_exit(&ex2.id) {
                     code = Some(i.exit_code as i64);
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            let mut st = ex.state.lock().unwrap();
+            let mut st = ex2.state.lock().unwrap();
             st.running = false;
             st.exit_code = Some(code.unwrap_or(-1));
-            drop(st);
+        };
+        Ok(async move {
+            match client {
+                Some(c) => splice_then(c, conn, forward_input, record).await,
+                None => {
+                    let mut conn = conn;
+                    let _ = tokio::io::copy(&mut conn, &mut tokio::io::sink()).await;
+                    record.await;
+                }
+            }
+            let code = ex.state.lock().unwrap().exit_code;
             if let Ok(entry) = me.get(&ex.container) {
                 let mut attrs = Self::attrs(&entry.snapshot());
                 attrs.insert("execID".into(), ex.id.clone());

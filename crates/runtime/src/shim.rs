@@ -236,19 +236,18 @@ fn loopback_up(pid: Pid) -> Result<(), String> {
     let f = File::open(&ns).map_err(|e| format!("{ns}: {e}"))?;
     match unsafe { fork() }.map_err(|e| e.to_string())? {
         ForkResult::Child => {
-            let ok = nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).is_ok() && unsafe {
-                let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-                let mut req: libc::ifreq = std::mem::zeroed();
-                for (i, b) in b"lo\0".iter().enumerate() {
-                    req.ifr_name[i] = *b as libc::c_char;
-                }
-                s >= 0
-                    && libc::ioctl(s, libc::SIOCGIFFLAGS, &mut req) == 0
-                    && {
+            let ok = nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).is_ok()
+                && unsafe {
+                    let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+                    let mut req: libc::ifreq = std::mem::zeroed();
+                    for (i, b) in b"lo\0".iter().enumerate() {
+                        req.ifr_name[i] = *b as libc::c_char;
+                    }
+                    s >= 0 && libc::ioctl(s, libc::SIOCGIFFLAGS, &mut req) == 0 && {
                         req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
                         libc::ioctl(s, libc::SIOCSIFFLAGS, &req) == 0
                     }
-            };
+                };
             unsafe { libc::_exit(if ok { 0 } else { 1 }) }
         }
         ForkResult::Parent { child } => match waitpid(child, None) {

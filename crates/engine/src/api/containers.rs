@@ -91,8 +91,8 @@ fn inspect_json(e: &Engine, c: &Container) -> Value {
         .map(|x| x.id.clone())
         .collect();
     let mut hc = serde_json::to_value(&c.host_config).expect("json");
-    if hc["PidsLimit"].is_null() {
-        hc["PidsLimit"] = Value::Null;
+    if hc.get("LogConfig").is_none_or(|v| v.is_null()) {
+        hc["LogConfig"] = json!({"Type": "json-file", "Config": {}});
     }
     json!({
         "Id": c.id,

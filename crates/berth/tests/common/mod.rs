@@ -1,0 +1,340 @@
+//! Test harness: a `berth daemon` on a temporary root, driven by real clients, torn down on drop
+//! (containers, shims, mounts, cgroups, files) even when the test fails.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+pub struct Daemon {
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub run: PathBuf,
+    pub sock: PathBuf,
+    child: Option<Child>,
+}
+
+/// Run a command with a deadline; a hung client fails the test instead of hanging it.
+pub fn run_timeout(mut cmd: Command, input: Option<&[u8]>, secs: u64) -> Output {
+    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    if let Some(data) = input {
+        let mut stdin = child.stdin.take().unwrap();
+        let data = data.to_vec();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&data);
+        });
+    }
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("command timed out after {secs}s: {cmd:?}");
+        }
+    }
+}
+
+pub fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim_end().to_string()
+}
+
+pub fn errtext(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).trim_end().to_string()
+}
+
+/// A busybox rootfs tar made from Debian's busybox-static.
+pub fn busybox_tar() -> Vec<u8> {
+    let bb = ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox-static is installed");
+    let mut b = tar::Builder::new(Vec::new());
+    let mut dir = |name: &str| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_data(&mut h, name, std::io::empty()).unwrap();
+    };
+    for d in ["bin", "etc", "tmp", "root", "home", "var"] {
+        dir(d);
+    }
+    let data = std::fs::read(bb).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o755);
+    h.set_size(data.len() as u64);
+    h.set_mtime(1_700_000_000);
+    h.set_uid(0);
+    h.set_gid(0);
+    b.append_data(&mut h, "bin/busybox", data.as_slice()).unwrap();
+    let list = Command::new(bb).arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet == "busybox" || applet.is_empty() {
+            continue;
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_link(&mut h, format!("bin/{applet}"), "busybox").unwrap();
+    }
+    for (name, content) in [
+        (
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\nuser:x:1000:1000::/home:/bin/sh\n",
+        ),
+        ("etc/group", "root:x:0:\nnogroup:x:65534:\nuser:x:1000:\nstaff:x:50:user\n"),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(content.len() as u64);
+        h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_data(&mut h, name, content.as_bytes()).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        // Short paths: unix socket paths must stay under 108 bytes.
+        let dir = tempfile::Builder::new().prefix("bt").tempdir_in("/tmp").unwrap().keep();
+        let root = dir.join("root");
+        let run = dir.join("run");
+        let sock = run.join("berth.sock");
+        let mut d = Daemon {
+            dir,
+            root,
+            run,
+            sock,
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("daemon.log"))
+            .unwrap();
+        let child = Command::new(BERTH)
+            .args(["daemon", "--root"])
+            .arg(&self.root)
+            .arg("--exec-root")
+            .arg(&self.run)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start berth daemon");
+        self.child = Some(child);
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(10) {
+            if std::os::unix::net::UnixStream::connect(&self.sock).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("daemon did not start; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+
+    pub fn docker_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("docker");
+        c.env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.join("docker-config"))
+            .env("DOCKER_BUILDKIT", "0")
+            .args(args);
+        c
+    }
+
+    /// Run the docker CLI against this daemon.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        run_timeout(self.docker_cmd(args), None, 60)
+    }
+
+    pub fn docker_in(&self, args: &[&str], input: &[u8]) -> Output {
+        run_timeout(self.docker_cmd(args), Some(input), 60)
+    }
+
+    /// Run docker and require success; returns stdout.
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?} failed ({:?}): {}\n{}",
+            o.status.code(),
+            errtext(&o),
+            text(&o)
+        );
+        text(&o)
+    }
+
+    pub fn berth_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BERTH);
+        c.arg("-H").arg(self.host()).args(args);
+        c
+    }
+
+    pub fn berth(&self, args: &[&str]) -> Output {
+        run_timeout(self.berth_cmd(args), None, 60)
+    }
+
+    pub fn berth_in(&self, args: &[&str], input: &[u8]) -> Output {
+        run_timeout(self.berth_cmd(args), Some(input), 60)
+    }
+
+    pub fn berth_ok(&self, args: &[&str]) -> String {
+        let o = self.berth(args);
+        assert!(
+            o.status.success(),
+            "berth {args:?} failed ({:?}): {}\n{}",
+            o.status.code(),
+            errtext(&o),
+            text(&o)
+        );
+        text(&o)
+    }
+
+    /// Import the busybox image as `name`.
+    pub fn busybox(&self, name: &str) {
+        let o = run_timeout(self.docker_cmd(&["import", "-", name]), Some(&busybox_tar()), 60);
+        assert!(o.status.success(), "import failed: {}", errtext(&o));
+    }
+
+    /// Raw HTTP over the socket (for wire-level checks): returns status line, headers and body.
+    pub fn http(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String, String) {
+        use std::io::Read;
+        let mut s = std::os::unix::net::UnixStream::connect(&self.sock).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let body = body.unwrap_or("");
+        write!(s, "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        let mut resp = Vec::new();
+        let _ = s.read_to_end(&mut resp);
+        let resp = String::from_utf8_lossy(&resp).into_owned();
+        let (head, rest) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+        let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        (code, head.to_string(), rest.to_string())
+    }
+
+    /// Kill -9 the daemon (containers keep running under their shims) and start it again.
+    pub fn crash_and_restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.spawn();
+    }
+
+    fn container_ids(&self) -> Vec<String> {
+        std::fs::read_dir(self.root.join("containers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // 1. Remove containers through the API while the daemon is up (stops shims, unmounts).
+        if self.child.is_some() {
+            let ids = self.container_ids();
+            for id in &ids {
+                let _ = run_timeout(self.docker_cmd(&["rm", "-f", id]), None, 30);
+            }
+        }
+        let ids = self.container_ids();
+        // 2. Stop the daemon.
+        if let Some(mut c) = self.child.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // 3. Kill any shim or container process left that belongs to this root.
+        let me = self.dir.display().to_string();
+        for _ in 0..3 {
+            let mut killed = false;
+            for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                    continue;
+                };
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                if String::from_utf8_lossy(&cmdline).contains(&me) {
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    killed = true;
+                }
+                let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+                if ids.iter().any(|id| cg.contains(&format!("/berth/{id}"))) {
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    killed = true;
+                }
+            }
+            if !killed {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // 4. Unmount everything under our directory, deepest first.
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut ours: Vec<String> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&me))
+            .map(String::from)
+            .collect();
+        ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in ours {
+            let c = std::ffi::CString::new(m).unwrap();
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+        // 5. Remove the containers' cgroups.
+        for id in &ids {
+            for ctl in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+                let p = ctl.path().join("berth").join(id);
+                if p.exists() {
+                    let _ = std::fs::remove_dir(&p);
+                }
+            }
+            let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join("berth").join(id));
+        }
+        // 6. Files.
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

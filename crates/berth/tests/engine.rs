@@ -1,0 +1,614 @@
+//! Integration tests: a real `berth daemon` on a temporary root, driven by the real docker CLI, the
+//! berth CLI, docker-py and raw HTTP.
+
+mod common;
+
+use common::{errtext, text, Daemon};
+
+#[test]
+fn ping_version_and_wire_format() {
+    let d = Daemon::start();
+    let (code, head, body) = d.http("GET", "/_ping", None);
+    assert_eq!(code, 200);
+    assert_eq!(body, "OK");
+    assert!(head.to_ascii_lowercase().contains("api-version: 1.43"), "{head}");
+    let (code, _, _) = d.http("HEAD", "/v1.41/_ping", None);
+    assert_eq!(code, 200);
+    let (code, _, body) = d.http("GET", "/v1.43/version", None);
+    assert_eq!(code, 200);
+    assert!(body.contains("\"ApiVersion\":\"1.43\""), "{body}");
+    // Errors are {"message": ...} with Docker's status codes.
+    let (code, _, body) = d.http("GET", "/containers/nope/json", None);
+    assert_eq!(code, 404);
+    assert!(body.contains("\"message\":\"No such container: nope\""), "{body}");
+    let (code, _, body) = d.http("POST", "/containers/create", Some("{not json"));
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("invalid JSON body"), "{body}");
+    let (code, _, body) = d.http("POST", "/containers/create", Some(r#"{"Image":"missing:1"}"#));
+    assert_eq!(code, 404, "{body}");
+    let (code, _, body) = d.http("GET", "/containers/json?filters=%7Bbogus", None);
+    assert_eq!(code, 400, "{body}");
+    // Filters in both JSON forms.
+    d.busybox("bb");
+    d.docker_ok(&["create", "--name", "f1", "--label", "team=ml", "bb", "true"]);
+    let (_, _, list) = d.http(
+        "GET",
+        "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22team%3Dml%22%5D%7D",
+        None,
+    );
+    assert!(list.contains("/f1"), "{list}");
+    let (_, _, list) = d.http(
+        "GET",
+        "/containers/json?all=1&filters=%7B%22label%22%3A%7B%22team%3Dml%22%3Atrue%7D%7D",
+        None,
+    );
+    assert!(list.contains("/f1"), "{list}");
+    let (_, _, list) = d.http(
+        "GET",
+        "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22team%3Dother%22%5D%7D",
+        None,
+    );
+    assert!(!list.contains("/f1"), "{list}");
+}
+
+#[test]
+fn docker_cli_container_lifecycle() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    let images = d.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(images.lines().any(|l| l == "bb:latest"), "{images}");
+
+    // Attached run: output demultiplexed, exit code propagated.
+    let o = d.docker(&["run", "--name", "a1", "bb", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(text(&o), "out");
+    assert!(errtext(&o).contains("err"));
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.ExitCode}} {{.State.Status}}", "a1"]),
+        "3 exited"
+    );
+
+    // --rm removes; env, workdir, user, hostname, entrypoint.
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "FOO=bar",
+        "-w",
+        "/tmp",
+        "-u",
+        "nobody",
+        "--hostname",
+        "box",
+        "bb",
+        "sh",
+        "-c",
+        "echo $FOO $(pwd) $(id -u) $(hostname)",
+    ]);
+    assert_eq!(out, "bar /tmp 65534 box");
+    let envf = d.dir.join("env.list");
+    std::fs::write(&envf, "A=1\nB=two\n").unwrap();
+    let out = d.docker_ok(&["run", "--rm", "--env-file", envf.to_str().unwrap(), "--entrypoint", "env", "bb"]);
+    assert!(out.lines().any(|l| l == "B=two") && out.lines().any(|l| l == "A=1"), "{out}");
+    let o = d.docker(&["run", "--rm", "bb", "no-such-binary"]);
+    assert_eq!(o.status.code(), Some(127), "{}", errtext(&o));
+    assert!(errtext(&o).contains("executable file not found"), "{}", errtext(&o));
+    assert!(!d.docker_ok(&["ps", "-a", "--format", "{{.Command}}"]).contains("env"));
+
+    // Stdin.
+    let o = d.docker_in(&["run", "-i", "--rm", "bb", "sh", "-c", "tr a-z A-Z"], b"hello stdin\n");
+    assert_eq!(text(&o), "HELLO STDIN");
+
+    // Detached, logs, exec, top, stats, pause, rename, update, stop.
+    let id = d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "bb",
+        "sh",
+        "-c",
+        "trap 'echo bye; exit 0' TERM; i=0; while true; do echo line $i; i=$((i+1)); sleep 0.1; done",
+    ]);
+    assert_eq!(id.len(), 64);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let ps = d.docker_ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
+    assert!(ps.contains("web running"), "{ps}");
+    assert_eq!(d.docker_ok(&["ps", "-q"]), id[..12]);
+    let ps = d.docker_ok(&["ps", "-a", "--filter", "status=exited", "--format", "{{.Names}}"]);
+    assert!(ps.contains("a1") && !ps.contains("web"), "{ps}");
+    let logs = d.docker_ok(&["logs", "--tail", "2", "web"]);
+    assert_eq!(logs.lines().count(), 2, "{logs}");
+    let logs = d.docker_ok(&["logs", "-t", "web"]);
+    assert!(logs.lines().next().unwrap().contains("Z line 0"), "{logs}");
+    let o = d.docker(&[
+        "exec",
+        "-e",
+        "X=42",
+        "-w",
+        "/etc",
+        "-u",
+        "1000",
+        "web",
+        "sh",
+        "-c",
+        "echo $X $(pwd) $(id -u); exit 7",
+    ]);
+    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(text(&o), "42 /etc 1000");
+    d.docker_ok(&["exec", "-d", "web", "sh", "-c", "echo detached > /tmp/d"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(d.docker_ok(&["exec", "web", "cat", "/tmp/d"]), "detached");
+    let top = d.docker_ok(&["top", "web"]);
+    assert!(top.contains("PID") && top.contains("sh -c"), "{top}");
+    let stats = d.docker_ok(&["stats", "--no-stream", "web"]);
+    assert!(stats.contains("web") && stats.contains("iB / "), "{stats}");
+    d.docker_ok(&["pause", "web"]);
+    assert_eq!(d.docker_ok(&["inspect", "-f", "{{.State.Status}}", "web"]), "paused");
+    d.docker_ok(&["unpause", "web"]);
+    d.docker_ok(&["rename", "web", "web2"]);
+    d.docker_ok(&["update", "--memory", "64m", "--pids-limit", "50", "web2"]);
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", "web2"]),
+        "67108864 50"
+    );
+    let limit = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/berth/{id}/memory.limit_in_bytes")).unwrap_or_default();
+    assert_eq!(limit.trim(), "67108864");
+    d.docker_ok(&["stop", "-t", "5", "web2"]);
+    assert_eq!(d.docker_ok(&["inspect", "-f", "{{.State.ExitCode}}", "web2"]), "0");
+    assert!(d.docker_ok(&["logs", "--tail", "1", "web2"]).contains("bye"));
+    // restart, kill -s, wait.
+    d.docker_ok(&["restart", "-t", "1", "web2"]);
+    assert_eq!(d.docker_ok(&["inspect", "-f", "{{.State.Running}}", "web2"]), "true");
+    d.docker_ok(&["kill", "-s", "KILL", "web2"]);
+    assert_eq!(d.docker_ok(&["wait", "web2"]), "137");
+    // STOPSIGNAL is honoured.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sig",
+        "--stop-signal",
+        "USR1",
+        "bb",
+        "sh",
+        "-c",
+        "trap 'exit 9' USR1; while true; do sleep 0.1; done",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    d.docker_ok(&["stop", "sig"]);
+    assert_eq!(d.docker_ok(&["inspect", "-f", "{{.State.ExitCode}}", "sig"]), "9");
+    // rm refuses a running container unless forced.
+    d.docker_ok(&["run", "-d", "--name", "busy", "bb", "sleep", "60"]);
+    let o = d.docker(&["rm", "busy"]);
+    assert!(!o.status.success());
+    assert!(
+        errtext(&o).contains("stop the container before removing or force remove"),
+        "{}",
+        errtext(&o)
+    );
+    d.docker_ok(&["rm", "-f", "busy"]);
+    assert!(d.docker(&["inspect", "busy"]).status.code() != Some(0));
+    // Restart policy.
+    d.docker_ok(&["run", "-d", "--name", "rp", "--restart", "on-failure:2", "bb", "sh", "-c", "exit 1"]);
+    let t0 = std::time::Instant::now();
+    while d.docker_ok(&["inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "rp"]) != "2 exited" {
+        assert!(t0.elapsed().as_secs() < 20, "restart policy did not run twice");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn isolation_and_limits() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    // OOM kill.
+    let o = d.docker(&[
+        "run",
+        "--name",
+        "oom",
+        "-m",
+        "16m",
+        "bb",
+        "sh",
+        "-c",
+        "x=a; while true; do x=$x$x; done",
+    ]);
+    assert_eq!(o.status.code(), Some(137));
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "oom"]),
+        "true 137"
+    );
+    // Fork bomb stops at the pids limit.
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--pids-limit",
+        "8",
+        "bb",
+        "sh",
+        "-c",
+        "for i in $(seq 1 20); do sleep 2 & done",
+    ]);
+    assert!(
+        errtext(&o).contains("can't fork") || errtext(&o).contains("Resource temporarily unavailable"),
+        "{}",
+        errtext(&o)
+    );
+    // CPU quota lands in the cgroup.
+    d.docker_ok(&["run", "-d", "--name", "cpu", "--cpus", "0.5", "bb", "sleep", "30"]);
+    let id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "cpu"]);
+    assert_eq!(
+        std::fs::read_to_string(format!("/sys/fs/cgroup/cpu/berth/{id}/cpu.cfs_quota_us"))
+            .unwrap()
+            .trim(),
+        "50000"
+    );
+    // Namespaces: own pid 1, own hostname, own network with only loopback.
+    assert_eq!(d.docker_ok(&["run", "--rm", "bb", "sh", "-c", "echo $$"]), "1");
+    let addrs = d.docker_ok(&["run", "--rm", "--network", "none", "bb", "ip", "-o", "addr"]);
+    assert!(
+        addrs.contains("127.0.0.1") && !addrs.lines().any(|l| !l.contains(" lo ")),
+        "{addrs}"
+    );
+    let host = nix::unistd::gethostname().unwrap().to_string_lossy().into_owned();
+    assert_eq!(d.docker_ok(&["run", "--rm", "--network", "host", "bb", "hostname"]), host);
+    // Capabilities: Docker's default set, --cap-drop, --cap-add.
+    let o = d.docker(&["run", "--rm", "bb", "ip", "link", "set", "lo", "mtu", "1400"]);
+    assert!(!o.status.success(), "NET_ADMIN is not in the default set");
+    assert!(
+        d.docker(&["run", "--rm", "--cap-drop", "CHOWN", "bb", "chown", "nobody", "/tmp"])
+            .status
+            .code()
+            != Some(0)
+    );
+    assert!(d.docker(&["run", "--rm", "bb", "chown", "nobody", "/tmp"]).status.success());
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--cap-add",
+        "NET_ADMIN",
+        "bb",
+        "ip",
+        "link",
+        "set",
+        "lo",
+        "mtu",
+        "1400",
+    ]);
+    assert!(o.status.success(), "{}", errtext(&o));
+    // Masked and read-only paths; seccomp; no-new-privileges.
+    for masked in ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug"] {
+        if std::path::Path::new(masked).exists() {
+            assert_eq!(
+                d.docker_ok(&["run", "--rm", "bb", "sh", "-c", &format!("wc -c < {masked}")]),
+                "0",
+                "{masked} must be masked"
+            );
+        }
+    }
+    assert!(!d
+        .docker(&["run", "--rm", "bb", "sh", "-c", "echo 1 > /proc/sys/kernel/sysrq"])
+        .status
+        .success());
+    let o = d.docker(&["run", "--rm", "--cap-add", "SYS_ADMIN", "bb", "unshare", "-n", "true"]);
+    assert!(!o.status.success(), "seccomp must refuse unshare");
+    assert!(d
+        .docker_ok(&["run", "--rm", "bb", "grep", "NoNewPrivs", "/proc/self/status"])
+        .ends_with('0'));
+    assert!(d
+        .docker_ok(&[
+            "run",
+            "--rm",
+            "--security-opt",
+            "no-new-privileges",
+            "bb",
+            "grep",
+            "NoNewPrivs",
+            "/proc/self/status"
+        ])
+        .ends_with('1'));
+    assert!(d
+        .docker_ok(&["run", "--rm", "bb", "grep", "Seccomp:", "/proc/self/status"])
+        .ends_with('2'));
+    // Read-only rootfs and tmpfs.
+    assert!(!d.docker(&["run", "--rm", "--read-only", "bb", "touch", "/x"]).status.success());
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "--read-only",
+            "--tmpfs",
+            "/scratch",
+            "bb",
+            "sh",
+            "-c",
+            "touch /scratch/x && echo ok"
+        ]),
+        "ok"
+    );
+    // --init puts tini at pid 1 when it is installed.
+    if std::path::Path::new("/usr/bin/tini-static").exists() {
+        let ps = d.docker_ok(&["run", "--rm", "--init", "bb", "ps", "-o", "pid,args"]);
+        assert!(ps.lines().any(|l| l.trim().starts_with("1 ") && l.contains("docker-init")), "{ps}");
+    }
+    // Unknown capability, bad restart policy, unknown flag: clear errors.
+    let o = d.docker(&["run", "--rm", "--cap-add", "BOGUS", "bb", "true"]);
+    assert!(errtext(&o).contains("unknown capability"), "{}", errtext(&o));
+    let o = d.docker(&["run", "--rm", "--definitely-not-a-flag", "bb", "true"]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn filesystem_images_and_volumes() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    // Named volumes persist across containers.
+    d.docker_ok(&["volume", "create", "data"]);
+    d.docker_ok(&["run", "--rm", "-v", "data:/data", "bb", "sh", "-c", "echo persisted > /data/f"]);
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "-v", "data:/data:ro", "bb", "cat", "/data/f"]),
+        "persisted"
+    );
+    assert!(!d
+        .docker(&["run", "--rm", "-v", "data:/data:ro", "bb", "touch", "/data/g"])
+        .status
+        .success());
+    assert!(d.docker_ok(&["volume", "ls", "-q"]).lines().any(|l| l == "data"));
+    assert!(d
+        .docker_ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", "data"])
+        .ends_with("/volumes/data/_data"));
+    d.docker_ok(&["create", "--name", "user", "-v", "data:/data", "bb", "true"]);
+    assert!(
+        !d.docker(&["volume", "rm", "data"]).status.success(),
+        "in-use volume must not be removed"
+    );
+    d.docker_ok(&["rm", "user"]);
+    d.docker_ok(&["volume", "rm", "data"]);
+    // Bind mounts.
+    let hostdir = d.dir.join("hostdir");
+    std::fs::create_dir_all(&hostdir).unwrap();
+    std::fs::write(hostdir.join("h"), "fromhost").unwrap();
+    let bind = format!("{}:/h", hostdir.display());
+    assert_eq!(d.docker_ok(&["run", "--rm", "-v", &bind, "bb", "cat", "/h/h"]), "fromhost");
+    // diff, cp both ways, export, commit.
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "fs",
+        "bb",
+        "sh",
+        "-c",
+        "echo content > /etc/newfile; rm /etc/group",
+    ]);
+    let diff = d.docker_ok(&["diff", "fs"]);
+    assert_eq!(diff, "C /etc\nD /etc/group\nA /etc/newfile", "{diff}");
+    let got = d.dir.join("got");
+    d.docker_ok(&["cp", "fs:/etc/newfile", got.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "content\n");
+    std::fs::write(d.dir.join("up"), "uploaded").unwrap();
+    d.docker_ok(&["cp", d.dir.join("up").to_str().unwrap(), "fs:/tmp/"]);
+    let tarball = d.dir.join("export.tar");
+    d.docker_ok(&["export", "-o", tarball.to_str().unwrap(), "fs"]);
+    let mut ar = tar::Archive::new(std::fs::File::open(&tarball).unwrap());
+    let names: Vec<String> = ar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(
+        names.iter().any(|n| n == "tmp/up") && names.iter().any(|n| n == "etc/newfile") && !names.iter().any(|n| n == "etc/group"),
+        "{names:?}"
+    );
+    let img = d.docker_ok(&["commit", "-m", "snap", "-c", "ENV SNAP=1", "fs", "snap:1"]);
+    assert!(img.starts_with("sha256:"));
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "snap:1",
+            "sh",
+            "-c",
+            "cat /etc/newfile /tmp/up; echo; echo $SNAP; test -e /etc/group || echo gone"
+        ]),
+        "content\nuploaded\n1\ngone"
+    );
+    let hist = d.docker_ok(&["history", "--format", "{{.Comment}}", "snap:1"]);
+    assert_eq!(hist.lines().next(), Some("snap"));
+    // Tag, rmi (refused while used), save/load round trip, OCI layout.
+    d.docker_ok(&["tag", "snap:1", "snap:alias"]);
+    let o = d.docker(&["rmi", "bb"]);
+    assert!(!o.status.success() && errtext(&o).contains("is being used"), "{}", errtext(&o));
+    let saved = d.dir.join("snap.tar");
+    d.docker_ok(&["save", "-o", saved.to_str().unwrap(), "snap:1"]);
+    let snap_id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "snap:1"]);
+    d.docker_ok(&["rmi", "snap:alias"]);
+    d.docker_ok(&["rmi", "snap:1"]);
+    assert!(d.docker(&["inspect", "snap:1"]).status.code() != Some(0));
+    let out = d.docker_ok(&["load", "-i", saved.to_str().unwrap()]);
+    assert!(out.contains("Loaded image: snap:1"), "{out}");
+    assert_eq!(d.docker_ok(&["inspect", "-f", "{{.Id}}", "snap:1"]), snap_id);
+    let mut ar = tar::Archive::new(std::fs::File::open(&saved).unwrap());
+    let names: Vec<String> = ar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    for required in ["oci-layout", "index.json", "manifest.json"] {
+        assert!(names.iter().any(|n| n == required), "{required} missing: {names:?}");
+    }
+    // A corrupt archive is refused and loads nothing.
+    let bytes = std::fs::read(&saved).unwrap();
+    let broken = d.dir.join("broken.tar");
+    std::fs::write(&broken, &bytes[..bytes.len() / 2]).unwrap();
+    let before = d.docker_ok(&["images", "-q"]);
+    assert!(!d.docker(&["load", "-i", broken.to_str().unwrap()]).status.success());
+    assert_eq!(d.docker_ok(&["images", "-q"]), before);
+    // A truncated import is refused and leaves no image.
+    let tarb = common::busybox_tar();
+    let o = d.docker_in(&["import", "-", "half"], &tarb[..tarb.len() / 3]);
+    assert!(!o.status.success());
+    assert!(d.docker(&["inspect", "half"]).status.code() != Some(0));
+}
+
+#[test]
+fn live_restore_after_daemon_kill() {
+    let mut d = Daemon::start();
+    d.busybox("bb");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "bb",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while true; do echo tick; sleep 0.1; done",
+    ]);
+    assert_eq!(
+        d.docker(&["run", "--name", "done", "bb", "sh", "-c", "exit 5"]).status.code(),
+        Some(5)
+    );
+    let pid_before = d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "live"]);
+    d.crash_and_restart();
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.Running}} {{.State.Pid}}", "live"]),
+        format!("true {pid_before}")
+    );
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "done"]),
+        "exited 5"
+    );
+    let mut follow = d.docker_cmd(&["logs", "-f", "--tail", "1", "live"]);
+    follow.stdout(std::process::Stdio::piped());
+    let child = follow.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    d.docker_ok(&["stop", "live"]);
+    let out = child.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).matches("tick").count() >= 2);
+    assert_eq!(d.docker_ok(&["inspect", "-f", "{{.State.ExitCode}}", "live"]), "0");
+    // A container that exits while the daemon is down is seen as exited after restart.
+    d.docker_ok(&["run", "-d", "--name", "short", "bb", "sh", "-c", "sleep 1; exit 4"]);
+    d.crash_and_restart();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(d.docker_ok(&["wait", "short"]), "4");
+}
+
+#[test]
+fn tty_attach_and_events() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    // A real pty under `script`, so the docker CLI sees a terminal.
+    let cmd = "docker run --rm -t bb sh -c 'tty; stty size'".to_string();
+    let mut c = std::process::Command::new("script");
+    c.args(["-qec", &cmd, "/dev/null"])
+        .env("DOCKER_HOST", d.host())
+        .env("COLUMNS", "100")
+        .env("LINES", "30");
+    let o = common::run_timeout(c, None, 60);
+    let out = text(&o);
+    assert!(out.contains("/dev/pts/0"), "{out}");
+    // attach to a running container sees its new output.
+    d.docker_ok(&["run", "-d", "--name", "att", "bb", "sh", "-c", "sleep 0.5; echo late; sleep 0.2"]);
+    let o = d.docker(&["attach", "att"]);
+    assert!(text(&o).contains("late"), "{}", text(&o));
+    // Events stream lifecycle events.
+    let o = d.docker(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &format!("{}", chrono_now() + 1),
+        "--filter",
+        "container=att",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let ev = text(&o);
+    for a in ["create", "start", "die"] {
+        assert!(ev.lines().any(|l| l == a), "{a} missing in {ev}");
+    }
+}
+
+fn chrono_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn berth_cli_mirrors_docker() {
+    let d = Daemon::start();
+    let o = d.berth_in(&["import", "-", "bb"], &common::busybox_tar());
+    assert!(o.status.success(), "{}", errtext(&o));
+    assert!(d.berth_ok(&["images"]).contains("bb"));
+    let o = d.berth(&["run", "--name", "b1", "bb", "sh", "-c", "echo hi; exit 2"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(text(&o), "hi");
+    let id = d.berth_ok(&["run", "-d", "--name", "b2", "bb", "sh", "-c", "echo up; sleep 30"]);
+    assert_eq!(id.len(), 64);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(d.berth_ok(&["ps", "--format", "{{.Names}}"]).contains("b2"));
+    assert_eq!(d.berth_ok(&["logs", "b2"]), "up");
+    let o = d.berth(&["exec", "b2", "sh", "-c", "exit 6"]);
+    assert_eq!(o.status.code(), Some(6));
+    assert_eq!(d.berth_ok(&["inspect", "-f", "{{.State.Running}}", "b2"]), "true");
+    d.berth_ok(&["stop", "-t", "1", "b2"]);
+    d.berth_ok(&["rm", "b1", "b2"]);
+    assert_eq!(d.berth_ok(&["ps", "-aq"]), "");
+    let o = d.berth_in(&["run", "-i", "--rm", "bb", "cat"], b"piped\n");
+    assert_eq!(text(&o), "piped");
+    d.berth_ok(&["volume", "create", "v1"]);
+    assert!(d.berth_ok(&["volume", "ls"]).contains("v1"));
+    d.berth_ok(&["volume", "rm", "v1"]);
+    // Every command explains itself.
+    for c in [
+        "run", "ps", "logs", "exec", "images", "volume", "cp", "save", "load", "import", "commit",
+    ] {
+        let h = d.berth_ok(&[c, "--help"]);
+        assert!(h.contains("Usage"), "{c} --help: {h}");
+    }
+    let o = d.berth(&["run", "--no-such-flag", "bb"]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn docker_py_sdk() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url="{host}")
+assert c.containers.run("bb", ["echo", "hello py"], remove=True) == b"hello py\n"
+ct = c.containers.run("bb", ["sh", "-c", "echo a; sleep 30"], detach=True)
+r = ct.exec_run(["sh", "-c", "echo exec; exit 3"])
+assert r.exit_code == 3 and r.output == b"exec\n", r
+import time; time.sleep(0.3)
+assert ct.logs() == b"a\n", ct.logs()
+ct.kill()
+assert ct.wait()["StatusCode"] == 137
+ct.remove()
+img = c.images.get("bb")
+data = b"".join(img.save())
+img.tag("bb", "copy")
+assert "bb:copy" in c.images.get("bb:copy").tags
+c.images.remove("bb:copy")
+loaded = c.images.load(data)
+assert loaded[0].id == img.id
+v = c.volumes.create("pyvol")
+c.containers.run("bb", ["sh", "-c", "echo v > /v/f"], volumes={{"pyvol": {{"bind": "/v", "mode": "rw"}}}}, remove=True)
+assert c.containers.run("bb", ["cat", "/v/f"], volumes=["pyvol:/v"], remove=True) == b"v\n"
+assert c.volumes.get("pyvol").name == "pyvol"
+v.remove()
+print("ok")
+"#,
+        host = d.host()
+    );
+    let mut c = std::process::Command::new("python3");
+    c.args(["-c", &script]);
+    let o = common::run_timeout(c, None, 120);
+    assert!(o.status.success(), "docker-py failed:\n{}\n{}", text(&o), errtext(&o));
+    assert_eq!(text(&o), "ok");
+}
