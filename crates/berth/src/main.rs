@@ -56,6 +56,9 @@ struct ShimOpts {
     tty: bool,
     #[arg(long)]
     stdin: bool,
+    /// Initial TTY size as ROWSxCOLS.
+    #[arg(long)]
+    console_size: Option<String>,
 }
 
 fn main() {
@@ -78,6 +81,10 @@ fn main() {
                 cgroup_path: s.cgroup,
                 tty: s.tty,
                 stdin: s.stdin,
+                console_size: s.console_size.as_deref().and_then(|v| {
+                    let (h, w) = v.split_once('x')?;
+                    Some((h.parse().ok()?, w.parse().ok()?))
+                }),
             })
         }
         Cmd::Daemon(a) => {

@@ -499,7 +499,7 @@ fn tty_attach_and_events() {
     let d = Daemon::start();
     d.busybox("bb");
     // A real pty under `script`, so the docker CLI sees a terminal.
-    let cmd = "docker run --rm -t bb sh -c 'tty; stty size'".to_string();
+    let cmd = "stty rows 30 cols 100; docker run --rm -t bb sh -c 'tty; stty size'".to_string();
     let mut c = std::process::Command::new("script");
     c.args(["-qec", &cmd, "/dev/null"])
         .env("DOCKER_HOST", d.host())
@@ -508,6 +508,7 @@ fn tty_attach_and_events() {
     let o = common::run_timeout(c, None, 60);
     let out = text(&o);
     assert!(out.contains("/dev/pts/0"), "{out}");
+    assert!(out.contains("30 100"), "the TTY has the client's size: {out}");
     // attach to a running container sees its new output.
     d.docker_ok(&["run", "-d", "--name", "att", "bb", "sh", "-c", "sleep 0.5; echo late; sleep 0.2"]);
     let o = d.docker(&["attach", "att"]);

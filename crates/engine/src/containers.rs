@@ -576,6 +576,13 @@ impl Engine {
             cgroup_path: cgroup_path(&c.id),
             tty: c.config.tty,
             stdin: c.config.open_stdin,
+            console_size: c
+                .host_config
+                .extra
+                .get("ConsoleSize")
+                .and_then(|v| v.as_array())
+                .and_then(|a| Some((a.first()?.as_u64()? as u16, a.get(1)?.as_u64()? as u16)))
+                .filter(|(h, w)| *h > 0 && *w > 0),
         };
         let exe = self.cfg.exe.clone();
         let pid = tokio::task::spawn_blocking(move || runtime::client::spawn(&exe, &args))

@@ -33,6 +33,9 @@ pub fn spawn(exe: &Path, a: &ShimArgs) -> Result<i32> {
     if a.stdin {
         cmd.arg("--stdin");
     }
+    if let Some((h, w)) = a.console_size {
+        cmd.arg("--console-size").arg(format!("{h}x{w}"));
+    }
     let out = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -45,6 +45,8 @@ pub struct ShimArgs {
     pub cgroup_path: String,
     pub tty: bool,
     pub stdin: bool,
+    /// Initial TTY size (rows, columns), set before the process starts.
+    pub console_size: Option<(u16, u16)>,
 }
 
 /// Run the shim. Never returns: the first process exits once the container is created (status 0 and
@@ -389,6 +391,15 @@ async fn serve(args: ShimArgs, created: Created) {
     let mut pumps = Vec::new();
     let (stdin, pty, outs) = match io {
         Io::Tty(m) => {
+            if let Some((rows, cols)) = args.console_size {
+                let ws = libc::winsize {
+                    ws_row: rows,
+                    ws_col: cols,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
+                unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+            }
             let fd = Fd::new(m).expect("pty fd");
             (Some(fd.clone()), Some(fd.clone()), vec![(fd, 1u8)])
         }
