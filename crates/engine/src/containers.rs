@@ -560,10 +560,13 @@ impl Engine {
     }
 
     async fn start_locked(self: &Arc<Self>, entry: &Arc<Entry>, c: &mut Container) -> Result<()> {
+        let t0 = std::time::Instant::now();
         self.mount_rootfs(c)?;
+        let t_mount = t0.elapsed();
         let spec = self.build_run_spec(c)?;
         let bundle = self.container_dir(&c.id);
         runtime::spec::write_bundle(&bundle, &spec)?;
+        let t_bundle = t0.elapsed();
         let state_dir = self.state_dir(&c.id);
         let _ = std::fs::remove_dir_all(&state_dir);
         std::fs::create_dir_all(&state_dir).map_err(internal)?;
@@ -588,13 +591,17 @@ impl Engine {
         let pid = tokio::task::spawn_blocking(move || runtime::client::spawn(&exe, &args))
             .await
             .map_err(internal)??;
+        let t_shim = t0.elapsed();
         // Attach clients that were waiting for the start.
         let pending: Vec<PendingAttach> = std::mem::take(&mut *entry.pending.lock().unwrap());
         for p in pending {
             self.connect_attach(entry, p, c.config.stdin_once).await;
         }
         let shim = self.shim(&c.id);
+        // Register the exit watch before the process can exit.
+        let wait = shim.send(&Request::Wait).await?;
         shim.call(&Request::Start).await?;
+        tracing::debug!(container = %c.id, mount = ?t_mount, bundle = ?t_bundle, shim = ?t_shim, started = ?t0.elapsed(), "container started");
         {
             let mut r = entry.rec.lock().unwrap();
             r.anon_volumes = c.anon_volumes.clone();
@@ -615,7 +622,7 @@ impl Engine {
         }
         entry.progress.send_modify(|p| p.running = true);
         self.emit(c, "start");
-        self.clone().spawn_monitor(entry.clone());
+        self.clone().spawn_monitor(entry.clone(), Some(wait));
         Ok(())
     }
 
@@ -776,6 +783,7 @@ impl Engine {
         }
         self.execs.lock().unwrap().retain(|_, e| e.container != c.id);
         self.emit(&c, "destroy");
+        tracing::debug!(container = %c.id, "removed");
         entry.progress.send_modify(|p| p.removed = true);
         Ok(())
     }

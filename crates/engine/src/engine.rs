@@ -254,7 +254,7 @@ impl Engine {
                 let shim = self.shim(&id);
                 if shim.alive().await {
                     tracing::info!(container = %id, "re-adopted running container");
-                    self.clone().spawn_monitor(entry);
+                    self.clone().spawn_monitor(entry, None);
                 } else {
                     let info = shim.exit_info();
                     self.mark_exited(
@@ -316,13 +316,19 @@ impl Engine {
     }
 
     /// Watch a running container's shim until it exits, then apply restart policy / auto-remove.
-    pub(crate) fn spawn_monitor(self: Arc<Self>, entry: Arc<Entry>) {
+    /// `wait` is a Wait request already sent to the shim (registered before the process could exit).
+    pub(crate) fn spawn_monitor(self: Arc<Self>, entry: Arc<Entry>, wait: Option<tokio::io::BufReader<tokio::net::UnixStream>>) {
         tokio::spawn(async move {
             let shim = self.shim(&entry.id);
-            let info = match shim.call(&runtime::proto::Request::Wait).await {
-                Ok(r) => r.exit,
+            let conn = match wait {
+                Some(c) => Ok(c),
+                None => shim.send(&runtime::proto::Request::Wait).await,
+            };
+            let info = match conn {
+                Ok(c) => runtime::client::ShimClient::reply(c).await.ok().and_then(|(r, _)| r.exit),
                 Err(_) => None,
             };
+            tracing::debug!(container = %entry.id, "shim reported exit");
             let info = info.or_else(|| shim.exit_info()).unwrap_or(runtime::proto::ExitInfo {
                 exit_code: 255,
                 oom_killed: false,

@@ -78,8 +78,8 @@ impl ShimClient {
         UnixStream::connect(self.socket()).await.is_ok()
     }
 
-    /// Send a request; return the reply and the connection (for streaming requests).
-    pub async fn open(&self, req: &Request) -> Result<(Reply, BufReader<UnixStream>)> {
+    /// Send a request without waiting for its reply (read it later with [`ShimClient::reply`]).
+    pub async fn send(&self, req: &Request) -> Result<BufReader<UnixStream>> {
         let sock = self.socket();
         let mut s = UnixStream::connect(&sock)
             .await
@@ -87,7 +87,11 @@ impl ShimClient {
         let mut line = serde_json::to_vec(req).expect("json");
         line.push(b'\n');
         s.write_all(&line).await.map_err(|e| Error::Shim(format!("send: {e}")))?;
-        let mut r = BufReader::new(s);
+        Ok(BufReader::new(s))
+    }
+
+    /// Read the reply of a request sent with [`ShimClient::send`].
+    pub async fn reply(mut r: BufReader<UnixStream>) -> Result<(Reply, BufReader<UnixStream>)> {
         let mut resp = String::new();
         r.read_line(&mut resp).await.map_err(|e| Error::Shim(format!("read reply: {e}")))?;
         if resp.is_empty() {
@@ -98,6 +102,12 @@ impl ShimClient {
             return Err(Error::Runtime(e.clone()));
         }
         Ok((reply, r))
+    }
+
+    /// Send a request; return the reply and the connection (for streaming requests).
+    pub async fn open(&self, req: &Request) -> Result<(Reply, BufReader<UnixStream>)> {
+        let r = self.send(req).await?;
+        Self::reply(r).await
     }
 
     /// A request with a single reply.

@@ -453,9 +453,11 @@ async fn serve(args: ShimArgs, created: Created) {
     };
     // Output: the pipes close once every process holding them is gone (the kernel kills the whole
     // pid namespace with its init). Do not wait forever on an escaped holder.
+    tracing::debug!(container = %shim.args.id, status, "init exited");
     for p in pumps {
         let _ = tokio::time::timeout(Duration::from_secs(2), p).await;
     }
+    tracing::debug!(container = %shim.args.id, "output drained");
     let oom = crate::cgroup::oom_kills(&shim.args.cgroup_path) > 0;
     let info = ExitInfo {
         exit_code: status,
@@ -466,7 +468,12 @@ async fn serve(args: ShimArgs, created: Created) {
     // Close attach streams (queued output still drains) and tell waiters.
     shim.clients.borrow_mut().clear();
     shim.stdin.borrow_mut().take();
+    tracing::debug!(container = %shim.args.id, "exit recorded");
     let _ = shim.exit.send(Some(info));
+    // Let the waiters write their replies before the (slower) runtime cleanup.
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
     let _ = shim.container.borrow_mut().delete(true);
     let _ = fs::remove_file(shim.args.state_dir.join(SHIM_SOCKET));
     // Give clients a moment to read what is queued for them.
@@ -539,6 +546,7 @@ async fn handle(shim: Rc<Shim>, conn: UnixStream) {
             let r = shim.container.borrow_mut().start();
             match r {
                 Ok(()) => {
+                    tracing::debug!(container = %shim.args.id, "started");
                     reply(
                         &mut wr,
                         &Reply {

@@ -83,7 +83,9 @@ pub async fn headers(req: Request<Body>, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let span = tracing::debug_span!("request", %method, %path);
     let _ = span.enter();
+    let t0 = std::time::Instant::now();
     let mut resp = next.run(req).await;
+    tracing::debug!(%method, %path, status = %resp.status(), elapsed = ?t0.elapsed(), "request");
     let h = resp.headers_mut();
     h.insert("API-Version", HeaderValue::from_static(API_VERSION));
     h.insert(
