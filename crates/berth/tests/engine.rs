@@ -613,3 +613,106 @@ print("ok")
     assert!(o.status.success(), "docker-py failed:\n{}\n{}", text(&o), errtext(&o));
     assert_eq!(text(&o), "ok");
 }
+
+/// Real Docker (Debian's docker.io) on its own temporary root, stopped on drop.
+struct RealDocker {
+    child: std::process::Child,
+    host: String,
+}
+
+impl RealDocker {
+    fn start(dir: &std::path::Path) -> RealDocker {
+        let dockerd = ["/usr/sbin/dockerd", "/usr/bin/dockerd"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("dockerd (Debian's docker.io) is required: scripts/test.sh installs it");
+        std::fs::create_dir_all(dir).unwrap();
+        let sock = dir.join("d.sock");
+        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+        let child = std::process::Command::new(dockerd)
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("docker.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .args(["--bridge", "none", "--iptables=false", "--ip6tables=false"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let rd = RealDocker {
+            child,
+            host: format!("unix://{}", sock.display()),
+        };
+        let t0 = std::time::Instant::now();
+        loop {
+            let o = rd.docker(&["version"]);
+            if o.status.success() {
+                return rd;
+            }
+            assert!(
+                t0.elapsed().as_secs() < 60,
+                "dockerd did not start: {}",
+                std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
+    fn docker(&self, args: &[&str]) -> std::process::Output {
+        let mut c = std::process::Command::new("docker");
+        c.env("DOCKER_HOST", &self.host).args(args);
+        common::run_timeout(c, None, 120)
+    }
+}
+
+impl Drop for RealDocker {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let t0 = std::time::Instant::now();
+        while t0.elapsed().as_secs() < 20 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn docker_archives_move_both_ways_with_real_docker() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    let rd = RealDocker::start(&d.dir.join("rd"));
+    // Real Docker's `docker save` loads into Berth with the same image ID, and runs.
+    let tarball = d.dir.join("bb.tar");
+    std::fs::write(&tarball, common::busybox_tar()).unwrap();
+    let o = rd.docker(&["import", tarball.to_str().unwrap(), "realbb:1"]);
+    assert!(o.status.success(), "{}", errtext(&o));
+    let real_id = text(&rd.docker(&["inspect", "-f", "{{.Id}}", "realbb:1"]));
+    let saved = d.dir.join("real.tar");
+    assert!(rd.docker(&["save", "-o", saved.to_str().unwrap(), "realbb:1"]).status.success());
+    assert!(d
+        .docker_ok(&["load", "-i", saved.to_str().unwrap()])
+        .contains("Loaded image: realbb:1"));
+    assert_eq!(d.docker_ok(&["inspect", "-f", "{{.Id}}", "realbb:1"]), real_id);
+    assert_eq!(d.docker_ok(&["run", "--rm", "realbb:1", "echo", "ok"]), "ok");
+    // Berth's `save` loads into real Docker with the same image ID, and runs there.
+    d.docker_ok(&["run", "--name", "c", "bb", "sh", "-c", "echo berth > /made-by"]);
+    d.docker_ok(&["commit", "c", "made:1"]);
+    let ours = d.dir.join("ours.tar");
+    d.docker_ok(&["save", "-o", ours.to_str().unwrap(), "made:1"]);
+    let o = rd.docker(&["load", "-i", ours.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", errtext(&o));
+    assert_eq!(
+        text(&rd.docker(&["inspect", "-f", "{{.Id}}", "made:1"])),
+        d.docker_ok(&["inspect", "-f", "{{.Id}}", "made:1"])
+    );
+    let o = rd.docker(&["run", "--rm", "--network", "none", "made:1", "cat", "/made-by"]);
+    assert_eq!(text(&o), "berth", "{}", errtext(&o));
+}

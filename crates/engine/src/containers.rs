@@ -771,11 +771,14 @@ impl Engine {
             )
             .await;
         }
-        let rootfs = self.rootfs(&c.id);
-        image::snapshot::unmount(&rootfs)?;
+        // Move the container's directory aside atomically (a crash after this never brings it back),
+        // answer, and unmount and delete in the background: unmounting waits for an RCU grace
+        // period, which is most of a short container's removal time.
+        let trash = self.cfg.root.join("containers").join(format!("{TRASH_PREFIX}{}", c.id));
+        std::fs::rename(self.container_dir(&c.id), &trash).map_err(internal)?;
         self.containers.lock().unwrap().remove(&c.id);
-        let _ = std::fs::remove_dir_all(self.container_dir(&c.id));
         let _ = std::fs::remove_dir_all(self.state_dir(&c.id));
+        tokio::task::spawn_blocking(move || purge_trash(&trash));
         if volumes {
             for v in &c.anon_volumes {
                 let _ = self.volumes.remove(v);
@@ -882,6 +885,17 @@ impl Engine {
         } else {
             Ok(entry.snapshot().state.exit_code)
         }
+    }
+}
+
+/// Prefix of a removed container's directory awaiting deletion.
+pub const TRASH_PREFIX: &str = ".removed-";
+
+/// Unmount and delete a removed container's directory.
+pub fn purge_trash(dir: &std::path::Path) {
+    let _ = image::snapshot::unmount(&dir.join("rootfs"));
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cleaning up a removed container");
     }
 }
 

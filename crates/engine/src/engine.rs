@@ -75,6 +75,8 @@ pub struct ExecConfig {
     pub attach_stdout: bool,
     pub attach_stderr: bool,
     pub privileged: bool,
+    /// Initial TTY size (rows, columns).
+    pub console_size: Option<(u16, u16)>,
 }
 
 pub struct ExecEntry {
@@ -237,6 +239,10 @@ impl Engine {
         let dir = self.cfg.root.join("containers");
         let rd = std::fs::read_dir(&dir).map_err(internal)?;
         for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(crate::containers::TRASH_PREFIX) {
+                crate::containers::purge_trash(&e.path());
+                continue;
+            }
             let path = e.path().join("container.json");
             let Ok(data) = std::fs::read(&path) else {
                 // A container whose creation never completed: nothing refers to it.
@@ -336,7 +342,10 @@ impl Engine {
             });
             // If a lifecycle op (stop/kill/rm) is in progress it will see the exit through `progress`.
             self.mark_exited(&entry, info.clone());
-            let _ = image::snapshot::unmount(&self.rootfs(&entry.id));
+            // Auto-removal unmounts in the background; otherwise unmount now.
+            if !entry.snapshot().host_config.auto_remove {
+                let _ = image::snapshot::unmount(&self.rootfs(&entry.id));
+            }
             self.after_exit(entry, info.exit_code).await;
         });
     }

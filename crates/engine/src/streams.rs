@@ -188,6 +188,12 @@ impl Engine {
             caps: &caps,
             no_new_privileges: nnp,
         }))
+        .map(|mut p| {
+            if let Some((h, w)) = ex.config.console_size {
+                p["consoleSize"] = serde_json::json!({"height": h, "width": w});
+            }
+            p
+        })
     }
 
     /// Start an exec. With a client stream, output goes to it (and its input to the process); the
@@ -373,6 +379,34 @@ fn render(l: &LogLine, opts: &LogOptions, tty: bool) -> Option<Vec<u8>> {
     Some(v)
 }
 
+/// Complete JSON-lines records of a log file from byte offset `pos`, and the offset after them. A
+/// partial last record (still being written) is left for the next read.
+async fn read_records(path: std::path::PathBuf, pos: u64) -> Result<(Vec<String>, u64)> {
+    tokio::task::spawn_blocking(move || -> (Vec<String>, u64) {
+        let Ok(mut f) = std::fs::File::open(&path) else {
+            return (vec![], pos);
+        };
+        if f.seek(SeekFrom::Start(pos)).is_err() {
+            return (vec![], pos);
+        }
+        let mut r = std::io::BufReader::new(f);
+        let (mut out, mut p, mut buf) = (Vec::new(), pos, String::new());
+        loop {
+            buf.clear();
+            match r.read_line(&mut buf) {
+                Ok(n) if n > 0 && buf.ends_with('\n') => {
+                    p += n as u64;
+                    out.push(buf.trim_end().to_string());
+                }
+                _ => break,
+            }
+        }
+        (out, p)
+    })
+    .await
+    .map_err(crate::error::internal)
+}
+
 impl Engine {
     /// Stream a container's logs into `tx` (frames or raw bytes).
     pub async fn logs(self: &Arc<Self>, key: &str, opts: LogOptions, tx: tokio::sync::mpsc::Sender<Vec<u8>>) -> Result<()> {
@@ -380,32 +414,7 @@ impl Engine {
         let c = entry.snapshot();
         let tty = c.config.tty;
         let path = self.log_path(&c.id);
-        let (lines, mut pos) = {
-            let path = path.clone();
-            tokio::task::spawn_blocking(move || -> (Vec<String>, u64) {
-                let Ok(f) = std::fs::File::open(&path) else { return (vec![], 0) };
-                let mut r = std::io::BufReader::new(f);
-                let mut lines = Vec::new();
-                let mut pos = 0u64;
-                let mut buf = String::new();
-                loop {
-                    buf.clear();
-                    match r.read_line(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if !buf.ends_with('\n') {
-                                break; // partial record: leave for the follower
-                            }
-                            pos += n as u64;
-                            lines.push(buf.trim_end().to_string());
-                        }
-                    }
-                }
-                (lines, pos)
-            })
-            .await
-            .map_err(crate::error::internal)?
-        };
+        let (lines, mut pos) = read_records(path.clone(), 0).await?;
         let mut parsed: Vec<LogLine> = lines
             .iter()
             .filter_map(|l| parse_line(l))
@@ -433,37 +442,7 @@ impl Engine {
                 let p = prog.borrow_and_update();
                 p.exits > start_exits || p.removed
             };
-            let (new, npos) = {
-                let path = path.clone();
-                tokio::task::spawn_blocking(move || -> (Vec<String>, u64) {
-                    let Ok(mut f) = std::fs::File::open(&path) else {
-                        return (vec![], pos);
-                    };
-                    if f.seek(SeekFrom::Start(pos)).is_err() {
-                        return (vec![], pos);
-                    }
-                    let mut r = std::io::BufReader::new(f);
-                    let mut out = Vec::new();
-                    let mut p = pos;
-                    let mut buf = String::new();
-                    loop {
-                        buf.clear();
-                        match r.read_line(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => {
-                                if !buf.ends_with('\n') {
-                                    break;
-                                }
-                                p += n as u64;
-                                out.push(buf.trim_end().to_string());
-                            }
-                        }
-                    }
-                    (out, p)
-                })
-                .await
-                .map_err(crate::error::internal)?
-            };
+            let (new, npos) = read_records(path.clone(), pos).await?;
             pos = npos;
             for l in new.iter().filter_map(|l| parse_line(l)) {
                 if let Some(b) = render(&l, &opts, tty) {

@@ -728,6 +728,16 @@ async fn exec(
     let mut pumps = Vec::new();
     let (input, tty) = match io {
         Io::Tty(m) => {
+            let size = &process["consoleSize"];
+            if let (Some(h), Some(w)) = (size["height"].as_u64(), size["width"].as_u64()) {
+                let ws = libc::winsize {
+                    ws_row: h as u16,
+                    ws_col: w as u16,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
+                unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+            }
             let fd = Fd::new(m).expect("pty");
             shim.exec_ptys.borrow_mut().insert(exec_id.clone(), fd.clone());
             let tx = tx.clone();

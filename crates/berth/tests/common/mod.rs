@@ -259,7 +259,7 @@ impl Daemon {
             .into_iter()
             .flatten()
             .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .map(|e| e.file_name().to_string_lossy().trim_start_matches(".removed-").to_string())
             .collect()
     }
 }

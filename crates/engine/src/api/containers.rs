@@ -440,6 +440,7 @@ pub struct ExecCreate {
     working_dir: String,
     privileged: bool,
     detach_keys: String,
+    console_size: Option<[u16; 2]>,
 }
 
 pub async fn exec_create(State(e): State<Arc<Engine>>, Path(id): Path<String>, body: Body) -> ApiResult<Response> {
@@ -455,6 +456,7 @@ pub async fn exec_create(State(e): State<Arc<Engine>>, Path(id): Path<String>, b
         attach_stdout: r.attach_stdout,
         attach_stderr: r.attach_stderr,
         privileged: r.privileged,
+        console_size: r.console_size.map(|[h, w]| (h, w)).filter(|(h, w)| *h > 0 && *w > 0),
     };
     let id = e.exec_create(&id, cfg)?;
     Ok((StatusCode::CREATED, Json(json!({"Id": id}))).into_response())
