@@ -415,6 +415,35 @@ fn filesystem_images_and_volumes() {
     );
     let hist = d.docker_ok(&["history", "--format", "{{.Comment}}", "snap:1"]);
     assert_eq!(hist.lines().next(), Some("snap"));
+    // Symlinks inside the container resolve inside it, for cp in both directions.
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "esc",
+        "bb",
+        "sh",
+        "-c",
+        "ln -s / /escape && ln -s ../../../../../etc /up && echo inside > /etc/marker",
+    ]);
+    let out = d.dir.join("esc-passwd");
+    d.docker_ok(&["cp", "esc:/escape/etc/passwd", out.to_str().unwrap()]);
+    assert!(
+        std::fs::read_to_string(&out).unwrap().contains("user:x:1000"),
+        "must be the container's passwd"
+    );
+    let out = d.dir.join("esc-marker");
+    d.docker_ok(&["cp", "esc:/up/marker", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "inside\n");
+    let host_probe = d.dir.join("host-probe");
+    d.docker_ok(&["cp", d.dir.join("up").to_str().unwrap(), &format!("esc:/escape{}", d.dir.display())]);
+    assert!(!host_probe.exists() && !d.dir.join("up").with_file_name("up").is_dir());
+    let leaked = std::fs::read_dir(&d.dir).unwrap().count();
+    d.docker_ok(&["cp", d.dir.join("up").to_str().unwrap(), "esc:/up/"]);
+    assert_eq!(std::fs::read_dir(&d.dir).unwrap().count(), leaked, "nothing may appear on the host");
+    assert!(
+        !std::path::Path::new("/etc/up").exists(),
+        "cp through a container symlink must not write to the host"
+    );
     // Tag, rmi (refused while used), save/load round trip, OCI layout.
     d.docker_ok(&["tag", "snap:1", "snap:alias"]);
     let o = d.docker(&["rmi", "bb"]);
