@@ -56,6 +56,9 @@ pub struct Entry {
     pub op: tokio::sync::Mutex<()>,
     pub progress: watch::Sender<Progress>,
     pub pending: Mutex<Vec<PendingAttach>>,
+    /// Filesystem operations (cp, export) using the rootfs while the container is not running; the
+    /// rootfs is unmounted only when the last one ends and the container is still not running.
+    pub fs_users: Mutex<u32>,
 }
 
 impl Entry {
@@ -182,6 +185,7 @@ impl Engine {
             })
             .0,
             pending: Mutex::new(Vec::new()),
+            fs_users: Mutex::new(0),
         });
         self.containers.lock().unwrap().insert(e.id.clone(), e.clone());
         e
@@ -343,7 +347,7 @@ impl Engine {
             // If a lifecycle op (stop/kill/rm) is in progress it will see the exit through `progress`.
             self.mark_exited(&entry, info.clone());
             // Auto-removal unmounts in the background; otherwise unmount now.
-            if !entry.snapshot().host_config.auto_remove {
+            if !entry.snapshot().host_config.auto_remove && *entry.fs_users.lock().unwrap() == 0 {
                 let _ = image::snapshot::unmount(&self.rootfs(&entry.id));
             }
             self.after_exit(entry, info.exit_code).await;

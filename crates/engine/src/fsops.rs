@@ -40,34 +40,36 @@ fn real_path(rootfs: &Path, fd: &OwnedFd) -> Result<PathBuf> {
 }
 
 /// An RAII guard that unmounts a rootfs mounted only for an operation.
-struct Mounted<'a> {
-    engine: &'a Engine,
-    id: String,
-    unmount: bool,
+struct Mounted {
+    engine_rootfs: PathBuf,
+    entry: Arc<crate::engine::Entry>,
 }
 
-impl Drop for Mounted<'_> {
+impl Drop for Mounted {
     fn drop(&mut self) {
-        if self.unmount {
-            let running = self.engine.get(&self.id).map(|e| e.snapshot().state.running).unwrap_or(false);
-            if !running {
-                let _ = image::snapshot::unmount(&self.engine.rootfs(&self.id));
-            }
+        let mut users = self.entry.fs_users.lock().unwrap();
+        *users -= 1;
+        if *users == 0 && !self.entry.snapshot().state.running {
+            let _ = image::snapshot::unmount(&self.engine_rootfs);
         }
     }
 }
 
 impl Engine {
-    fn mounted(&self, key: &str) -> Result<(Mounted<'_>, PathBuf)> {
+    /// The container's rootfs, mounted for the duration of the returned guard.
+    fn mounted(&self, key: &str) -> Result<(Mounted, PathBuf)> {
         let entry = self.get(key)?;
-        let unmount = self.with_rootfs(&entry)?;
+        let mut users = entry.fs_users.lock().unwrap();
+        self.with_rootfs(&entry)?;
+        *users += 1;
+        drop(users);
+        let rootfs = self.rootfs(&entry.id);
         Ok((
             Mounted {
-                engine: self,
-                id: entry.id.clone(),
-                unmount,
+                engine_rootfs: rootfs.clone(),
+                entry,
             },
-            self.rootfs(&entry.id),
+            rootfs,
         ))
     }
 

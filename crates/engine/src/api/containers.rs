@@ -479,83 +479,24 @@ pub async fn exec_start(State(e): State<Arc<Engine>>, Path(id): Path<String>, re
         tokio::spawn(fut);
         return Ok(StatusCode::OK.into_response());
     }
-    // Start first, so a failure is a proper error response rather than a broken stream.
-    let (tx, rx) = tokio::sync::oneshot::channel::<crate::engine::BoxStream>();
-    let fut = e.exec_start(&id, Some(Box::new(DeferredStream::new(rx)))).await?;
-    tokio::spawn(fut);
+    // Refuse what can be refused with a status code; then answer 101 and only start the process
+    // once the connection is ours (as Docker does): output sent together with the 101 headers can
+    // be swallowed by a client's HTTP parser (docker-py reads the raw socket after the headers).
+    if ex.state.lock().unwrap().started {
+        return Err(ApiError(Error::Conflict(format!("Error: Exec command {id} has already run"))));
+    }
+    if !e.get(&ex.container)?.snapshot().state.running {
+        return Err(ApiError(Error::Conflict(format!("Container {} is not running", ex.container))));
+    }
     let req = Request::from_parts(parts, Body::empty());
     let ct = if ex.config.tty { RAW } else { MUX };
     Ok(hijack(req, ct, move |s| async move {
-        let _ = tx.send(s);
+        match e.exec_start(&id, Some(s)).await {
+            Ok(run) => run.await,
+            // The stream is closed; the exec records exit code 126, as for a failed start.
+            Err(err) => tracing::warn!(exec = %id, error = %err, "exec start failed after upgrade"),
+        }
     }))
-}
-
-/// A stream that becomes the hijacked connection once the upgrade completes.
-struct DeferredStream {
-    rx: Option<tokio::sync::oneshot::Receiver<crate::engine::BoxStream>>,
-    inner: Option<crate::engine::BoxStream>,
-}
-
-impl DeferredStream {
-    fn new(rx: tokio::sync::oneshot::Receiver<crate::engine::BoxStream>) -> Self {
-        DeferredStream { rx: Some(rx), inner: None }
-    }
-    fn poll_inner(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<&mut crate::engine::BoxStream>> {
-        use std::future::Future;
-        if self.inner.is_none() {
-            let rx = self.rx.as_mut().expect("receiver");
-            match std::pin::Pin::new(rx).poll(cx) {
-                std::task::Poll::Pending => return std::task::Poll::Pending,
-                std::task::Poll::Ready(Ok(s)) => self.inner = Some(s),
-                std::task::Poll::Ready(Err(_)) => {
-                    return std::task::Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away")))
-                }
-            }
-        }
-        std::task::Poll::Ready(Ok(self.inner.as_mut().expect("inner")))
-    }
-}
-
-impl tokio::io::AsyncRead for DeferredStream {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.poll_inner(cx) {
-            std::task::Poll::Ready(Ok(s)) => std::pin::Pin::new(s).poll_read(cx, buf),
-            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
-            std::task::Poll::Pending => std::task::Poll::Pending,
-        }
-    }
-}
-
-impl tokio::io::AsyncWrite for DeferredStream {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.poll_inner(cx) {
-            std::task::Poll::Ready(Ok(s)) => std::pin::Pin::new(s).poll_write(cx, buf),
-            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
-            std::task::Poll::Pending => std::task::Poll::Pending,
-        }
-    }
-    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
-        match self.poll_inner(cx) {
-            std::task::Poll::Ready(Ok(s)) => std::pin::Pin::new(s).poll_flush(cx),
-            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
-            std::task::Poll::Pending => std::task::Poll::Pending,
-        }
-    }
-    fn poll_shutdown(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
-        match self.poll_inner(cx) {
-            std::task::Poll::Ready(Ok(s)) => std::pin::Pin::new(s).poll_shutdown(cx),
-            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
-            std::task::Poll::Pending => std::task::Poll::Pending,
-        }
-    }
 }
 
 pub async fn exec_resize(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {
