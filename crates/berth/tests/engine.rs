@@ -111,7 +111,7 @@ fn docker_cli_container_lifecycle() {
         "trap 'echo bye; exit 0' TERM; i=0; while true; do echo line $i; i=$((i+1)); sleep 0.1; done",
     ]);
     assert_eq!(id.len(), 64);
-    std::thread::sleep(std::time::Duration::from_millis(600));
+    wait_for_log(&d, "web", "line 2");
     let ps = d.docker_ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
     assert!(ps.contains("web running"), "{ps}");
     assert_eq!(d.docker_ok(&["ps", "-q"]), id[..12]);
@@ -136,8 +136,19 @@ fn docker_cli_container_lifecycle() {
     ]);
     assert_eq!(o.status.code(), Some(7));
     assert_eq!(text(&o), "42 /etc 1000");
-    d.docker_ok(&["exec", "-d", "web", "sh", "-c", "echo detached > /tmp/d"]);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    d.docker_ok(&[
+        "exec",
+        "-d",
+        "web",
+        "sh",
+        "-c",
+        "echo detached > /tmp/d.tmp && mv /tmp/d.tmp /tmp/d",
+    ]);
+    let t0 = std::time::Instant::now();
+    while !d.docker(&["exec", "web", "test", "-e", "/tmp/d"]).status.success() {
+        assert!(t0.elapsed().as_secs() < 20, "detached exec never ran");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert_eq!(d.docker_ok(&["exec", "web", "cat", "/tmp/d"]), "detached");
     let top = d.docker_ok(&["top", "web"]);
     assert!(top.contains("PID") && top.contains("sh -c"), "{top}");
@@ -173,9 +184,9 @@ fn docker_cli_container_lifecycle() {
         "bb",
         "sh",
         "-c",
-        "trap 'exit 9' USR1; while true; do sleep 0.1; done",
+        "trap 'exit 9' USR1; echo ready; while true; do sleep 0.1; done",
     ]);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    wait_for_log(&d, "sig", "ready");
     d.docker_ok(&["stop", "sig"]);
     assert_eq!(d.docker_ok(&["inspect", "-f", "{{.State.ExitCode}}", "sig"]), "9");
     // rm refuses a running container unless forced.
@@ -511,7 +522,7 @@ fn live_restore_after_daemon_kill() {
     let mut follow = d.docker_cmd(&["logs", "-f", "--tail", "1", "live"]);
     follow.stdout(std::process::Stdio::piped());
     let child = follow.spawn().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     d.docker_ok(&["stop", "live"]);
     let out = child.wait_with_output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).matches("tick").count() >= 2);
@@ -539,7 +550,7 @@ fn tty_attach_and_events() {
     assert!(out.contains("/dev/pts/0"), "{out}");
     assert!(out.contains("30 100"), "the TTY has the client's size: {out}");
     // attach to a running container sees its new output.
-    d.docker_ok(&["run", "-d", "--name", "att", "bb", "sh", "-c", "sleep 0.5; echo late; sleep 0.2"]);
+    d.docker_ok(&["run", "-d", "--name", "att", "bb", "sh", "-c", "sleep 3; echo late; sleep 0.2"]);
     let o = d.docker(&["attach", "att"]);
     assert!(text(&o).contains("late"), "{}", text(&o));
     // Events stream lifecycle events.
@@ -557,6 +568,15 @@ fn tty_attach_and_events() {
     let ev = text(&o);
     for a in ["create", "start", "die"] {
         assert!(ev.lines().any(|l| l == a), "{a} missing in {ev}");
+    }
+}
+
+/// Wait until a container's logs contain `what`.
+fn wait_for_log(d: &Daemon, name: &str, what: &str) {
+    let t0 = std::time::Instant::now();
+    while !text(&d.docker(&["logs", name])).contains(what) {
+        assert!(t0.elapsed().as_secs() < 30, "{name} never logged {what:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 
@@ -578,7 +598,11 @@ fn berth_cli_mirrors_docker() {
     assert_eq!(text(&o), "hi");
     let id = d.berth_ok(&["run", "-d", "--name", "b2", "bb", "sh", "-c", "echo up; sleep 30"]);
     assert_eq!(id.len(), 64);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let t0 = std::time::Instant::now();
+    while d.berth_ok(&["logs", "b2"]) != "up" {
+        assert!(t0.elapsed().as_secs() < 20, "b2 never logged");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert!(d.berth_ok(&["ps", "--format", "{{.Names}}"]).contains("b2"));
     assert_eq!(d.berth_ok(&["logs", "b2"]), "up");
     let o = d.berth(&["exec", "b2", "sh", "-c", "exit 6"]);
