@@ -62,7 +62,15 @@ struct ShimOpts {
 }
 
 fn main() {
-    let opts = Opts::parse();
+    // Usage errors exit 125, as the docker CLI's do (help and version still exit 0).
+    let opts = match Opts::try_parse() {
+        Ok(o) => o,
+        Err(e) if e.use_stderr() => {
+            let _ = e.print();
+            std::process::exit(125);
+        }
+        Err(e) => e.exit(),
+    };
     match opts.cmd {
         Cmd::Shim(s) => {
             // The shim's stderr is its log file in the container's state directory.

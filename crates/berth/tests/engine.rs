@@ -624,7 +624,8 @@ fn berth_cli_mirrors_docker() {
         assert!(h.contains("Usage"), "{c} --help: {h}");
     }
     let o = d.berth(&["run", "--no-such-flag", "bb"]);
-    assert!(!o.status.success());
+    assert_eq!(o.status.code(), Some(125));
+    assert!(errtext(&o).contains("--no-such-flag"), "{}", errtext(&o));
 }
 
 #[test]
