@@ -770,3 +770,87 @@ fn docker_archives_move_both_ways_with_real_docker() {
     let o = rd.docker(&["run", "--rm", "--network", "none", "made:1", "cat", "/made-by"]);
     assert_eq!(text(&o), "berth", "{}", errtext(&o));
 }
+
+#[test]
+fn berth_cli_covers_the_rest() {
+    let d = Daemon::start();
+    let o = d.berth_in(&["import", "-", "bb"], &common::busybox_tar());
+    assert!(o.status.success(), "{}", errtext(&o));
+    // Lifecycle commands.
+    d.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "w",
+        "bb",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; echo ready; while true; do sleep 0.1; done",
+    ]);
+    let t0 = std::time::Instant::now();
+    while d.berth_ok(&["logs", "w"]) != "ready" {
+        assert!(t0.elapsed().as_secs() < 20);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(d.berth_ok(&["top", "w"]).contains("sh -c"));
+    assert!(d.berth_ok(&["stats", "--no-stream", "w"]).contains("w"));
+    d.berth_ok(&["pause", "w"]);
+    assert_eq!(d.berth_ok(&["inspect", "-f", "{{.State.Paused}}", "w"]), "true");
+    d.berth_ok(&["unpause", "w"]);
+    d.berth_ok(&["rename", "w", "w2"]);
+    d.berth_ok(&["update", "--pids-limit", "20", "w2"]);
+    assert_eq!(d.berth_ok(&["inspect", "-f", "{{.HostConfig.PidsLimit}}", "w2"]), "20");
+    d.berth_ok(&["restart", "-t", "1", "w2"]);
+    assert_eq!(
+        d.berth_ok(&["inspect", "-f", "{{.RestartCount}} {{.State.Running}}", "w2"])
+            .split(' ')
+            .nth(1),
+        Some("true")
+    );
+    d.berth_ok(&["kill", "-s", "KILL", "w2"]);
+    assert_eq!(d.berth_ok(&["wait", "w2"]), "137");
+    // Filesystem and image commands.
+    assert_eq!(
+        d.berth(&["run", "--name", "f", "bb", "sh", "-c", "echo data > /file; rm /etc/group"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(d.berth_ok(&["diff", "f"]), "C /etc\nD /etc/group\nA /file");
+    let out = d.dir.join("file.out");
+    d.berth_ok(&["cp", "f:/file", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "data\n");
+    std::fs::write(d.dir.join("in"), "into").unwrap();
+    d.berth_ok(&["cp", d.dir.join("in").to_str().unwrap(), "f:/tmp/in"]);
+    let exported = d.dir.join("f.tar");
+    d.berth_ok(&["export", "-o", exported.to_str().unwrap(), "f"]);
+    let mut ar = tar::Archive::new(std::fs::File::open(&exported).unwrap());
+    assert!(ar
+        .entries()
+        .unwrap()
+        .any(|e| e.unwrap().path().unwrap().display().to_string() == "tmp/in"));
+    let id = d.berth_ok(&["commit", "-m", "from berth", "f", "made:1"]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(d.berth_ok(&["run", "--rm", "made:1", "cat", "/file", "/tmp/in"]), "data\ninto");
+    assert!(d.berth_ok(&["history", "made:1"]).contains("from berth"));
+    d.berth_ok(&["tag", "made:1", "made:2"]);
+    assert!(d
+        .berth_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .lines()
+        .any(|l| l == "made:2"));
+    let saved = d.dir.join("made.tar");
+    d.berth_ok(&["save", "-o", saved.to_str().unwrap(), "made:1"]);
+    d.berth_ok(&["rmi", "made:2"]);
+    let o = d.berth(&["rmi", "bb"]);
+    assert!(!o.status.success(), "an image used by a container is not removed");
+    assert!(errtext(&o).contains("is being used"), "{}", errtext(&o));
+    d.berth_ok(&["rm", "f", "w2"]);
+    d.berth_ok(&["rmi", "made:1"]);
+    assert!(d.berth_ok(&["load", "-i", saved.to_str().unwrap()]).contains("made:1"));
+    assert_eq!(d.berth_ok(&["image", "inspect", "-f", "{{.Id}}", "made:1"]), id);
+    // attach sees output produced after it connects.
+    d.berth_ok(&["run", "-d", "--name", "a", "bb", "sh", "-c", "sleep 2; echo attached-out"]);
+    assert!(d.berth_ok(&["attach", "a"]).contains("attached-out"));
+    assert!(d.berth_ok(&["version"]).contains("1.43"));
+    assert!(d.berth_ok(&["info"]).to_lowercase().contains("berth"));
+}
