@@ -121,6 +121,15 @@ fn docker_cli_container_lifecycle() {
     assert_eq!(logs.lines().count(), 2, "{logs}");
     let logs = d.docker_ok(&["logs", "-t", "web"]);
     assert!(logs.lines().next().unwrap().contains("Z line 0"), "{logs}");
+    let future = format!("{}", chrono_now() + 3600);
+    assert_eq!(
+        d.docker_ok(&["logs", "--since", &future, "web"]),
+        "",
+        "nothing is newer than an hour from now"
+    );
+    assert!(d.docker_ok(&["logs", "--since", "10m", "web"]).contains("line 0"));
+    let o = d.docker_in(&["exec", "-i", "web", "sh", "-c", "read x; echo got:$x"], b"piped-in\n");
+    assert_eq!(text(&o), "got:piped-in");
     let o = d.docker(&[
         "exec",
         "-e",
@@ -551,6 +560,12 @@ fn tty_attach_and_events() {
     assert!(out.contains("30 100"), "the TTY has the client's size: {out}");
     // attach to a running container sees its new output.
     d.docker_ok(&["run", "-d", "--name", "att", "bb", "sh", "-c", "sleep 3; echo late; sleep 0.2"]);
+    // exec -it: a pty of the client's size.
+    let cmd = "stty rows 22 cols 90; docker exec -it att sh -c 'tty; stty size'".to_string();
+    let mut c = std::process::Command::new("script");
+    c.args(["-qec", &cmd, "/dev/null"]).env("DOCKER_HOST", d.host());
+    let out = text(&common::run_timeout(c, None, 60));
+    assert!(out.contains("/dev/pts/") && out.contains("22 90"), "{out}");
     let o = d.docker(&["attach", "att"]);
     assert!(text(&o).contains("late"), "{}", text(&o));
     // Events stream lifecycle events.
