@@ -37,14 +37,8 @@ BPID=$!
 for _ in $(seq 100); do [ -S "$W/b/run/berth.sock" ] && break; sleep 0.05; done
 BH=unix://$W/b/run/berth.sock
 "$BERTH" -H "$BH" import "$W/bb.tar" bb >/dev/null
-
-# Docker (its own daemon, no bridge, no iptables).
-mkdir -p "$W/d"
-dockerd --data-root "$W/d/data" --exec-root "$W/d/exec" --pidfile "$W/d/docker.pid" -H "unix://$W/d/docker.sock" \
-    --bridge none --iptables=false --ip6tables=false >"$W/dockerd.log" 2>&1 &
-DPID=$!
-for _ in $(seq 200); do DOCKER_HOST=unix://$W/d/docker.sock $DOCKER version >/dev/null 2>&1 && break; sleep 0.1; done
-DOCKER_HOST=unix://$W/d/docker.sock $DOCKER import "$W/bb.tar" bb >/dev/null
+sleep 1
+IDLE_RSS=$(awk '/VmRSS/{print $2}' /proc/$BPID/status)
 
 # crun bundle (crun needs a private mount namespace without the cgroup2 mount on this hybrid host).
 mkdir -p "$W/bundle" && cp -a "$W/rootfs" "$W/bundle/rootfs"
@@ -57,17 +51,27 @@ json.dump(c, open("config.json", "w"))
 PY
 )
 
+# Each system is measured while the others are idle: Berth first, then Docker is started.
 hf() { hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$W/$1.json" --style none "$2" >/dev/null 2>&1 || hyperfine --warmup 3 --runs "$RUNS" --export-json "$W/$1.json" --style none "$2" >/dev/null; }
 hf berth "$BERTH -H $BH run --rm bb true"
 hf berth_docker_cli "env DOCKER_HOST=$BH $DOCKER run --rm bb true"
+
+# Docker (its own daemon, no bridge, no iptables).
+mkdir -p "$W/d"
+dockerd --data-root "$W/d/data" --exec-root "$W/d/exec" --pidfile "$W/d/docker.pid" -H "unix://$W/d/docker.sock" \
+    --bridge none --iptables=false --ip6tables=false >"$W/dockerd.log" 2>&1 &
+DPID=$!
+for _ in $(seq 200); do DOCKER_HOST=unix://$W/d/docker.sock $DOCKER version >/dev/null 2>&1 && break; sleep 0.1; done
+DOCKER_HOST=unix://$W/d/docker.sock $DOCKER import "$W/bb.tar" bb >/dev/null
+
 hf docker "env DOCKER_HOST=unix://$W/d/docker.sock $DOCKER run --rm --network none bb true"
 unshare -m bash -c "umount /sys/fs/cgroup/unified 2>/dev/null; cd $W/bundle; hyperfine -N --warmup 3 --runs $RUNS --export-json $W/crun.json --style none 'crun run -b $W/bundle benchctr' >/dev/null"
 hf floor "unshare -m -p -f -u -i -n chroot $W/rootfs /bin/true"
 
 RSS=$(awk '/VmRSS/{print $2}' /proc/$BPID/status)
-python3 - "$W" "$RSS" <<'PY'
+python3 - "$W" "$RSS" "$IDLE_RSS" <<'PY'
 import json, sys
-w, rss = sys.argv[1], int(sys.argv[2])
+w, rss, idle = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def med(n): return json.load(open(f"{w}/{n}.json"))["results"][0]["median"] * 1000
 rows = [("berth run --rm bb true (berth CLI)", med("berth")),
         ("docker CLI -> berth daemon", med("berth_docker_cli")),
@@ -79,5 +83,5 @@ print(f"{'command':42} {'median ms':>10} {'vs berth':>9}")
 for name, m in rows:
     print(f"{name:42} {m:10.1f} {m / b:8.2f}x")
 print(f"\nBerth is {rows[2][1] / b:.1f}x faster than Docker (target >= 10x); median {b:.1f} ms (target <= 30 ms)")
-print(f"Berth daemon RSS after the runs: {rss / 1024:.1f} MiB (target idle <= 30 MiB)")
+print(f"Berth daemon RSS: idle {idle / 1024:.1f} MiB (target <= 30 MiB), after the runs {rss / 1024:.1f} MiB")
 PY
