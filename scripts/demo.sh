@@ -26,6 +26,7 @@ for a in $("$rootfs/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybo
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$rootfs/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
 tar -C "$rootfs" -c . | $BERTH import - busybox:latest
+$BERTH rm -f hello-berth >/dev/null 2>&1 || true
 $BERTH run --name hello-berth busybox echo "Hello from a Berth container"
 $BERTH ps -a
 echo "The daemon keeps running (log: /var/log/berth.log). Try: DOCKER_HOST=unix:///run/berth/berth.sock docker run --rm -it busybox sh"
