@@ -493,6 +493,16 @@ fn filesystem_images_and_volumes() {
     let before = d.docker_ok(&["images", "-q"]);
     assert!(!d.docker(&["load", "-i", broken.to_str().unwrap()]).status.success());
     assert_eq!(d.docker_ok(&["images", "-q"]), before);
+    // Prune removes dangling images only.
+    let o = d.docker_in(&["import", "-"], &common::busybox_tar());
+    assert!(o.status.success());
+    let dangling = text(&o);
+    d.docker_ok(&["image", "prune", "-f"]);
+    assert!(
+        d.docker(&["inspect", &dangling]).status.code() != Some(0),
+        "the untagged image is pruned"
+    );
+    assert!(d.docker(&["inspect", "snap:1"]).status.success(), "tagged images stay");
     // A truncated import is refused and leaves no image.
     let tarb = common::busybox_tar();
     let o = d.docker_in(&["import", "-", "half"], &tarb[..tarb.len() / 3]);

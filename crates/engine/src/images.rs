@@ -52,6 +52,11 @@ impl Engine {
         Ok(id)
     }
 
+    /// Is any container using the image?
+    pub fn image_in_use(&self, id: &Digest) -> bool {
+        !self.users_of(id).is_empty()
+    }
+
     /// Containers using an image.
     fn users_of(&self, id: &Digest) -> Vec<Arc<Entry>> {
         let s = id.to_string();

@@ -238,3 +238,31 @@ pub async fn commit(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery, body: B
     let id = res?;
     Ok((StatusCode::CREATED, Json(json!({"Id": id.to_string()}))).into_response())
 }
+
+/// `POST /images/prune`: remove dangling images (untagged, unused); with `dangling=false`, every
+/// image no container uses.
+pub async fn prune(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
+    let f = Q::parse(q).filters()?;
+    let all = f.get("dangling").is_some_and(|v| v.iter().any(|x| x == "false" || x == "0"));
+    let mut deleted = Vec::new();
+    let mut reclaimed = 0u64;
+    for s in e.images.list() {
+        if (!all && !s.tags.is_empty()) || e.image_in_use(&s.id) {
+            continue;
+        }
+        let size = e
+            .images
+            .manifest(&s.id)
+            .map(|m| m.layers.iter().map(|l| l.size).sum::<u64>())
+            .unwrap_or(0);
+        for t in &s.tags {
+            deleted.push(json!({"Untagged": t}));
+        }
+        if e.images.delete(&s.id).is_ok() {
+            reclaimed += size;
+            deleted.push(json!({"Deleted": s.id.to_string()}));
+            e.events.emit("image", "delete", &s.id.to_string(), Default::default());
+        }
+    }
+    Ok(Json(json!({"ImagesDeleted": deleted, "SpaceReclaimed": reclaimed})))
+}

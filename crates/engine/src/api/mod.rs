@@ -126,6 +126,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/images/create", post(images::create))
         .route("/images/load", post(images::load))
         .route("/images/get", get(images::get_many))
+        .route("/images/prune", post(images::prune))
         .route(
             "/images/{*rest}",
             get(images::get_one).post(images::post_one).delete(images::delete),
