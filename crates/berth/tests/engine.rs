@@ -352,6 +352,53 @@ fn isolation_and_limits() {
         let ps = d.docker_ok(&["run", "--rm", "--init", "bb", "ps", "-o", "pid,args"]);
         assert!(ps.lines().any(|l| l.trim().starts_with("1 ") && l.contains("docker-init")), "{ps}");
     }
+    // --add-host, --dns, --ulimit, --cpuset-cpus are applied.
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "db.local:10.1.2.3",
+        "--dns",
+        "192.0.2.53",
+        "--dns-search",
+        "corp.example",
+        "bb",
+        "sh",
+        "-c",
+        "grep db.local /etc/hosts; cat /etc/resolv.conf",
+    ]);
+    assert!(
+        out.contains("10.1.2.3\tdb.local") && out.contains("nameserver 192.0.2.53") && out.contains("search corp.example"),
+        "{out}"
+    );
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "--ulimit",
+            "nofile=512:1024",
+            "bb",
+            "sh",
+            "-c",
+            "ulimit -n; ulimit -Hn"
+        ]),
+        "512\n1024"
+    );
+    d.docker_ok(&["run", "-d", "--name", "pinned", "--cpuset-cpus", "0", "bb", "sleep", "30"]);
+    let pid = d.docker_ok(&["inspect", "-f", "{{.Id}}", "pinned"]);
+    assert_eq!(
+        std::fs::read_to_string(format!("/sys/fs/cgroup/cpuset/berth/{pid}/cpuset.cpus"))
+            .unwrap()
+            .trim(),
+        "0"
+    );
+    // What is not implemented is refused, not ignored.
+    let o = d.docker(&["run", "--rm", "-p", "8080:80", "bb", "true"]);
+    assert!(!o.status.success() && errtext(&o).contains("publishing ports"), "{}", errtext(&o));
+    let o = d.docker(&["run", "--rm", "--sysctl", "net.ipv4.ip_forward=1", "bb", "true"]);
+    assert!(!o.status.success() && errtext(&o).contains("Sysctls"), "{}", errtext(&o));
+    let o = d.docker(&["run", "--rm", "--ulimit", "bogus=1", "bb", "true"]);
+    assert!(!o.status.success());
     // Unknown capability, bad restart policy, unknown flag: clear errors.
     let o = d.docker(&["run", "--rm", "--cap-add", "BOGUS", "bb", "true"]);
     assert!(errtext(&o).contains("unknown capability"), "{}", errtext(&o));

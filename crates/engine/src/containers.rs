@@ -70,7 +70,133 @@ fn generate_name(engine: &Engine) -> String {
     }
 }
 
+/// The client's terminal size at create time (`HostConfig.ConsoleSize`, rows and columns).
+fn console_size(hc: &HostConfig) -> Option<(u16, u16)> {
+    let a = hc.extra.get("ConsoleSize")?.as_array()?;
+    Some((a.first()?.as_u64()? as u16, a.get(1)?.as_u64()? as u16)).filter(|(h, w)| *h > 0 && *w > 0)
+}
+
+/// `name:ip` (Docker's `--add-host`); `host-gateway` needs bridge networking.
+fn parse_extra_host(h: &str) -> Result<(String, String)> {
+    let (name, ip) = h
+        .split_once(':')
+        .ok_or_else(|| Error::BadRequest(format!("invalid extra host {h:?}: expected name:ip")))?;
+    if ip == "host-gateway" {
+        return Err(Error::BadRequest(format!(
+            "extra host {h:?}: host-gateway needs bridge networking, which Berth does not have yet"
+        )));
+    }
+    if ip.parse::<std::net::IpAddr>().is_err() || name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(Error::BadRequest(format!("invalid extra host {h:?}: expected name:ip")));
+    }
+    Ok((name.to_string(), ip.to_string()))
+}
+
+/// The container's resolv.conf: the host's, or the `--dns*` options.
+fn resolv_conf(hc: &HostConfig) -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let (dns, search, opts) = (
+        hc.dns.clone().unwrap_or_default(),
+        hc.dns_search.clone().unwrap_or_default(),
+        hc.dns_options.clone().unwrap_or_default(),
+    );
+    if dns.is_empty() && search.is_empty() && opts.is_empty() {
+        return host;
+    }
+    let mut out = String::new();
+    let keep = |prefix: &str| {
+        host.lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    };
+    if search.is_empty() {
+        out.push_str(&keep("search"));
+    } else {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    if dns.is_empty() {
+        out.push_str(&keep("nameserver"));
+    } else {
+        for d in &dns {
+            out.push_str(&format!("nameserver {d}\n"));
+        }
+    }
+    if opts.is_empty() {
+        out.push_str(&keep("options"));
+    } else {
+        out.push_str(&format!("options {}\n", opts.join(" ")));
+    }
+    out
+}
+
+/// HostConfig fields Berth does not implement, refused when set rather than silently ignored.
+fn check_unimplemented(hc: &HostConfig) -> Result<()> {
+    let set = |k: &str| -> bool {
+        match hc.extra.get(k) {
+            None | Some(serde_json::Value::Null) => false,
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(serde_json::Value::Number(n)) => n.as_f64() != Some(0.0),
+            Some(serde_json::Value::String(s)) => !s.is_empty(),
+            Some(serde_json::Value::Array(a)) => !a.is_empty(),
+            Some(serde_json::Value::Object(o)) => !o.is_empty(),
+        }
+    };
+    let ports = hc
+        .port_bindings
+        .as_ref()
+        .is_some_and(|p| p.as_object().is_some_and(|o| !o.is_empty()));
+    if ports || set("PublishAllPorts") {
+        return Err(Error::BadRequest(
+            "publishing ports (-p/-P) needs bridge networking, which Berth does not have yet".into(),
+        ));
+    }
+    for k in [
+        "Links",
+        "VolumesFrom",
+        "Sysctls",
+        "OomKillDisable",
+        "CgroupParent",
+        "BlkioWeight",
+        "BlkioWeightDevice",
+        "BlkioDeviceReadBps",
+        "BlkioDeviceWriteBps",
+        "DeviceCgroupRules",
+        "DeviceRequests",
+        "StorageOpt",
+        "KernelMemory",
+        "CpuRealtimePeriod",
+        "CpuRealtimeRuntime",
+    ] {
+        if set(k) {
+            return Err(Error::BadRequest(format!("HostConfig.{k} is not supported by Berth")));
+        }
+    }
+    if let Some(rt) = hc
+        .extra
+        .get("Runtime")
+        .and_then(|v| v.as_str())
+        .filter(|r| !r.is_empty() && !["runc", "berth", "io.containerd.runc.v2"].contains(r))
+    {
+        return Err(Error::BadRequest(format!("unknown or invalid runtime name: {rt}")));
+    }
+    for h in hc.extra_hosts.iter().flatten() {
+        parse_extra_host(h)?;
+    }
+    for u in hc.ulimits.iter().flatten() {
+        runtime::spec::rlimit_name(&u.name)?;
+        if u.soft > u.hard {
+            return Err(Error::BadRequest(format!(
+                "ulimit {}: soft limit {} is above the hard limit {}",
+                u.name, u.soft, u.hard
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check_supported(hc: &HostConfig) -> Result<()> {
+    check_unimplemented(hc)?;
     for (field, v) in [
         ("PidMode", &hc.pid_mode),
         ("IpcMode", &hc.ipc_mode),
@@ -342,8 +468,13 @@ impl Engine {
         } else {
             format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{}\n", c.config.hostname)
         };
+        let mut hosts = hosts;
+        for h in hc.extra_hosts.iter().flatten() {
+            let (name, ip) = parse_extra_host(h)?;
+            hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
         std::fs::write(dir.join("hosts"), hosts).map_err(internal)?;
-        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let resolv = resolv_conf(&hc);
         std::fs::write(dir.join("resolv.conf"), resolv).map_err(internal)?;
         for f in ["hostname", "hosts", "resolv.conf"] {
             mounts.push(MountSpec {
@@ -517,6 +648,15 @@ impl Engine {
             net,
             cgroup_path: cgroup_path(&c.id),
             shm_size: (hc.shm_size > 0).then_some(hc.shm_size),
+            rlimits: hc
+                .ulimits
+                .iter()
+                .flatten()
+                .map(|u| (u.name.clone(), u.soft.max(0) as u64, u.hard.max(0) as u64))
+                .collect(),
+            cpuset_cpus: Some(hc.cpuset_cpus.clone()).filter(|c| !c.is_empty()),
+            cpuset_mems: Some(hc.cpuset_mems.clone()).filter(|m| !m.is_empty()),
+            console_size: console_size(&hc),
         })
     }
 
@@ -579,13 +719,7 @@ impl Engine {
             cgroup_path: cgroup_path(&c.id),
             tty: c.config.tty,
             stdin: c.config.open_stdin,
-            console_size: c
-                .host_config
-                .extra
-                .get("ConsoleSize")
-                .and_then(|v| v.as_array())
-                .and_then(|a| Some((a.first()?.as_u64()? as u16, a.get(1)?.as_u64()? as u16)))
-                .filter(|(h, w)| *h > 0 && *w > 0),
+            console_size: console_size(&c.host_config),
         };
         let exe = self.cfg.exe.clone();
         let pid = tokio::task::spawn_blocking(move || runtime::client::spawn(&exe, &args))

@@ -109,8 +109,23 @@ pub struct HostConfig {
     pub userns_mode: String,
     pub devices: Option<Vec<Value>>,
     pub group_add: Option<Vec<String>>,
+    pub dns: Option<Vec<String>>,
+    pub dns_search: Option<Vec<String>>,
+    pub dns_options: Option<Vec<String>>,
+    pub extra_hosts: Option<Vec<String>>,
+    pub ulimits: Option<Vec<Ulimit>>,
+    pub cpuset_cpus: String,
+    pub cpuset_mems: String,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

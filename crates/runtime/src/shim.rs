@@ -34,6 +34,33 @@ use tokio::sync::{mpsc, watch};
 
 use crate::proto::{exec_exit_file, ExitInfo, Reply, Request, EXIT_FILE, PID_FILE, SHIM_SOCKET};
 
+/// Runs the container's process as libcontainer's default executor does, after giving its TTY the
+/// `consoleSize` of the spec. It runs inside the container just before exec, so the process never
+/// sees a 0x0 terminal (libcontainer creates the pty there and does not size it).
+#[derive(Clone)]
+struct SizedTtyExecutor;
+
+impl libcontainer::workload::Executor for SizedTtyExecutor {
+    fn exec(&self, spec: &oci_spec::runtime::Spec) -> Result<(), libcontainer::workload::ExecutorError> {
+        if let Some(p) = spec.process() {
+            if let (Some(true), Some(b)) = (p.terminal(), p.console_size()) {
+                let ws = libc::winsize {
+                    ws_row: b.height() as u16,
+                    ws_col: b.width() as u16,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
+                unsafe { libc::ioctl(0, libc::TIOCSWINSZ, &ws) };
+            }
+        }
+        libcontainer::workload::default::DefaultExecutor {}.exec(spec)
+    }
+
+    fn validate(&self, spec: &oci_spec::runtime::Spec) -> Result<(), libcontainer::workload::ExecutorValidationError> {
+        libcontainer::workload::default::DefaultExecutor {}.validate(spec)
+    }
+}
+
 /// Arguments of `berth shim`.
 #[derive(Debug, Clone)]
 pub struct ShimArgs {
@@ -202,7 +229,7 @@ fn create(args: &ShimArgs) -> Result<Created, String> {
     let b = ContainerBuilder::new(args.id.clone(), SyscallType::default())
         .with_root_path(&args.runtime_root)
         .map_err(|e| e.to_string())?;
-    let b = apply_stdio(b, &mut plan);
+    let b = apply_stdio(b, &mut plan).with_executor(SizedTtyExecutor);
     let container = b
         .validate_id()
         .map_err(|e| e.to_string())?
@@ -681,7 +708,7 @@ fn spawn_exec(shim: &Shim, exec_id: &str, process: &Value, stdin: bool) -> Resul
     let b = ContainerBuilder::new(shim.args.id.clone(), SyscallType::default())
         .with_root_path(&shim.args.runtime_root)
         .map_err(|e| e.to_string())?;
-    let b = apply_stdio(b, &mut plan);
+    let b = apply_stdio(b, &mut plan).with_executor(SizedTtyExecutor);
     let pid = b
         .as_tenant()
         .with_process(Some(&pfile))

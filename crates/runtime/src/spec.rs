@@ -192,6 +192,39 @@ pub struct RunSpec {
     pub net: NetMode,
     pub cgroup_path: String,
     pub shm_size: Option<i64>,
+    /// `(name, soft, hard)`, names as Docker spells them (`nofile`, `nproc`, ...).
+    pub rlimits: Vec<(String, u64, u64)>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    /// Initial TTY size (rows, columns).
+    pub console_size: Option<(u16, u16)>,
+}
+
+/// The kernel name of a Docker ulimit name.
+pub fn rlimit_name(name: &str) -> Result<String> {
+    const KNOWN: &[&str] = &[
+        "as",
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
+    ];
+    if KNOWN.contains(&name) {
+        Ok(format!("RLIMIT_{}", name.to_ascii_uppercase()))
+    } else {
+        Err(Error::InvalidSpec(format!("invalid ulimit type: {name}")))
+    }
 }
 
 /// Normalize a capability name (`net_admin` → `CAP_NET_ADMIN`), refusing unknown ones.
@@ -351,11 +384,38 @@ pub fn build_spec(spec: &RunSpec) -> Result<Value> {
     if let Some(s) = spec.cpu_shares.filter(|s| *s > 0) {
         cpu.insert("shares".into(), json!(s));
     }
+    if let Some(c) = spec.cpuset_cpus.as_ref().filter(|c| !c.is_empty()) {
+        cpu.insert("cpus".into(), json!(c));
+    }
+    if let Some(m) = spec.cpuset_mems.as_ref().filter(|m| !m.is_empty()) {
+        cpu.insert("mems".into(), json!(m));
+    }
     if !cpu.is_empty() {
         resources["cpu"] = Value::Object(cpu);
     }
     if let Some(p) = spec.pids_limit.filter(|p| *p > 0) {
         resources["pids"] = json!({"limit": p});
+    }
+    let mut process = process_json(&ProcessSpec {
+        args: &spec.args,
+        env: &spec.env,
+        cwd: &spec.cwd,
+        uid: spec.uid,
+        gid: spec.gid,
+        gids: &spec.additional_gids,
+        tty: spec.tty,
+        caps: &caps,
+        no_new_privileges: spec.no_new_privileges,
+    });
+    if let Some((h, w)) = spec.console_size.filter(|_| spec.tty) {
+        process["consoleSize"] = json!({"height": h, "width": w});
+    }
+    if !spec.rlimits.is_empty() {
+        let mut rl = Vec::new();
+        for (name, soft, hard) in &spec.rlimits {
+            rl.push(json!({"type": rlimit_name(name)?, "soft": soft, "hard": hard}));
+        }
+        process["rlimits"] = json!(rl);
     }
     let mut linux = json!({
         "namespaces": namespaces,
@@ -369,17 +429,7 @@ pub fn build_spec(spec: &RunSpec) -> Result<Value> {
     }
     let v = json!({
         "ociVersion": "1.0.2",
-        "process": process_json(&ProcessSpec {
-            args: &spec.args,
-            env: &spec.env,
-            cwd: &spec.cwd,
-            uid: spec.uid,
-            gid: spec.gid,
-            gids: &spec.additional_gids,
-            tty: spec.tty,
-            caps: &caps,
-            no_new_privileges: spec.no_new_privileges,
-        }),
+        "process": process,
         "root": { "path": spec.rootfs, "readonly": spec.readonly_rootfs },
         "hostname": spec.hostname,
         "mounts": mounts,
@@ -489,6 +539,10 @@ mod tests {
             net: NetMode::Private,
             cgroup_path: "/berth/x".into(),
             shm_size: None,
+            rlimits: vec![("nofile".into(), 1024, 2048)],
+            cpuset_cpus: Some("0".into()),
+            cpuset_mems: None,
+            console_size: None,
         }
     }
 
@@ -498,6 +552,8 @@ mod tests {
         assert_eq!(v["linux"]["resources"]["memory"]["limit"], 64 << 20);
         assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 150000);
         assert_eq!(v["linux"]["resources"]["pids"]["limit"], 10);
+        assert_eq!(v["linux"]["resources"]["cpu"]["cpus"], "0");
+        assert_eq!(v["process"]["rlimits"][0]["type"], "RLIMIT_NOFILE");
         assert!(v["process"]["capabilities"]["bounding"]
             .as_array()
             .unwrap()
