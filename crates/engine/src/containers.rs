@@ -707,6 +707,17 @@ impl Engine {
         let bundle = self.container_dir(&c.id);
         runtime::spec::write_bundle(&bundle, &spec)?;
         let t_bundle = t0.elapsed();
+        // A previous run's shim deletes its OCI runtime state just after reporting the exit; a fast
+        // restart must not race it ("container already exists").
+        let old_state = self.cfg.exec_root.join("runtime").join(&c.id);
+        let t_wait = std::time::Instant::now();
+        while old_state.exists() && t_wait.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if old_state.exists() && !self.shim(&c.id).alive().await {
+            tracing::warn!(container = %c.id, "removing runtime state left by a dead shim");
+            let _ = std::fs::remove_dir_all(&old_state);
+        }
         let state_dir = self.state_dir(&c.id);
         let _ = std::fs::remove_dir_all(&state_dir);
         std::fs::create_dir_all(&state_dir).map_err(internal)?;

@@ -501,8 +501,10 @@ async fn serve(args: ShimArgs, created: Created) {
     for _ in 0..4 {
         tokio::task::yield_now().await;
     }
-    let _ = shim.container.borrow_mut().delete(true);
+    // The socket goes first: once the runtime state is gone the daemon may start the container
+    // again, and a new shim binds this same path.
     let _ = fs::remove_file(shim.args.state_dir.join(SHIM_SOCKET));
+    let _ = shim.container.borrow_mut().delete(true);
     // Give clients a moment to read what is queued for them.
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
