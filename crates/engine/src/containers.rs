@@ -394,7 +394,8 @@ impl Engine {
         Ok((id, vec![]))
     }
 
-    fn mount_rootfs(&self, c: &Container) -> Result<()> {
+    /// Mount the container's rootfs (overlay of init layer, image layers and upper dir) unless it is.
+    pub(crate) fn mount_rootfs(&self, c: &Container) -> Result<()> {
         let target = self.rootfs(&c.id);
         if image::snapshot::is_mountpoint(&target) {
             return Ok(());
@@ -428,15 +429,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Mount the container's rootfs if needed; returns whether it was mounted by this call (so the
-    /// caller unmounts it again).
-    pub(crate) fn with_rootfs(&self, entry: &Entry) -> Result<bool> {
-        let c = entry.snapshot();
-        let was = image::snapshot::is_mountpoint(&self.rootfs(&c.id));
-        self.mount_rootfs(&c)?;
-        Ok(!was)
-    }
-
     fn build_run_spec(&self, c: &mut Container) -> Result<RunSpec> {
         let dir = self.container_dir(&c.id);
         let rootfs = self.rootfs(&c.id);
@@ -463,12 +455,11 @@ impl Engine {
         let mut mounts = Vec::new();
         // /etc/hostname, /etc/hosts, /etc/resolv.conf, as Docker provides them.
         std::fs::write(dir.join("hostname"), format!("{}\n", c.config.hostname)).map_err(internal)?;
-        let hosts = if hc.network_mode == "host" {
+        let mut hosts = if hc.network_mode == "host" {
             std::fs::read_to_string("/etc/hosts").unwrap_or_default()
         } else {
             format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{}\n", c.config.hostname)
         };
-        let mut hosts = hosts;
         for h in hc.extra_hosts.iter().flatten() {
             let (name, ip) = parse_extra_host(h)?;
             hosts.push_str(&format!("{ip}\t{name}\n"));
@@ -709,7 +700,7 @@ impl Engine {
         let t_bundle = t0.elapsed();
         // A previous run's shim deletes its OCI runtime state just after reporting the exit; a fast
         // restart must not race it ("container already exists").
-        let old_state = self.cfg.exec_root.join("runtime").join(&c.id);
+        let old_state = self.runtime_root().join(&c.id);
         let t_wait = std::time::Instant::now();
         while old_state.exists() && t_wait.elapsed() < Duration::from_secs(5) {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -726,7 +717,7 @@ impl Engine {
             bundle,
             state_dir,
             log_path: self.log_path(&c.id),
-            runtime_root: self.cfg.exec_root.join("runtime"),
+            runtime_root: self.runtime_root(),
             cgroup_path: cgroup_path(&c.id),
             tty: c.config.tty,
             stdin: c.config.open_stdin,
@@ -1005,31 +996,32 @@ impl Engine {
         Ok(())
     }
 
-    /// `POST /containers/{id}/wait`: returns the exit code.
-    pub async fn wait(&self, key: &str, condition: &str) -> Result<i64> {
+    /// `POST /containers/{id}/wait`. The condition is judged against the state at the time of the
+    /// call, so an exit right after it is not missed; the returned future gives the exit code.
+    pub fn wait(self: &Arc<Self>, key: &str, condition: &str) -> Result<impl std::future::Future<Output = i64> + Send + 'static> {
         let entry = self.get(key)?;
-        let c = entry.snapshot();
+        let snap = entry.snapshot();
         let start = entry.progress.borrow().clone();
-        let p = match condition {
-            "" | "not-running" => {
-                if !c.state.running && !c.state.restarting {
-                    return Ok(c.state.exit_code);
-                }
-                self.wait_progress(&entry, |p| p.exits > start.exits || p.removed).await
-            }
-            "next-exit" => self.wait_progress(&entry, |p| p.exits > start.exits || p.removed).await,
-            "removed" => self.wait_progress(&entry, |p| p.removed).await,
+        let until_removed = match condition {
+            "" | "not-running" | "next-exit" => false,
+            "removed" => true,
             other => return Err(Error::BadRequest(format!("invalid condition: {other:?}"))),
         };
-        if p.exits > start.exits || p.removed {
-            Ok(if p.exits > 0 {
+        let done = matches!(condition, "" | "not-running") && !snap.state.running && !snap.state.restarting;
+        let me = self.clone();
+        Ok(async move {
+            if done {
+                return snap.state.exit_code;
+            }
+            let p = me
+                .wait_progress(&entry, |p| p.removed || (!until_removed && p.exits > start.exits))
+                .await;
+            if p.exits > start.exits {
                 p.last_exit
             } else {
                 entry.snapshot().state.exit_code
-            })
-        } else {
-            Ok(entry.snapshot().state.exit_code)
-        }
+            }
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 //! (`crate::api`) is a thin layer over this.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use image::ImageStore;
@@ -154,6 +154,11 @@ impl Engine {
 
     pub fn state_dir(&self, id: &str) -> PathBuf {
         self.cfg.exec_root.join("c").join(id)
+    }
+
+    /// Where the OCI runtime (libcontainer) keeps container state.
+    pub fn runtime_root(&self) -> PathBuf {
+        self.cfg.exec_root.join("runtime")
     }
 
     pub fn shim(&self, id: &str) -> ShimClient {
@@ -412,9 +417,5 @@ impl Engine {
                 return rx.borrow().clone();
             }
         }
-    }
-
-    pub fn resolve_path_in(rootfs: &Path, path: &str) -> PathBuf {
-        rootfs.join(path.trim_start_matches('/'))
     }
 }

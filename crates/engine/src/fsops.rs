@@ -60,7 +60,7 @@ impl Engine {
     fn mounted(&self, key: &str) -> Result<(Mounted, PathBuf)> {
         let entry = self.get(key)?;
         let mut users = entry.fs_users.lock().unwrap();
-        self.with_rootfs(&entry)?;
+        self.mount_rootfs(&entry.snapshot())?;
         *users += 1;
         drop(users);
         let rootfs = self.rootfs(&entry.id);

@@ -78,22 +78,19 @@ impl Engine {
         }
     }
 
-    pub fn resize(&self, key: &str, h: u16, w: u16) -> impl std::future::Future<Output = Result<()>> + '_ {
-        let r = self.get(key);
-        async move {
-            let entry = r?;
-            if !entry.snapshot().state.running {
-                return Err(Error::Conflict(format!("Container {} is not running", entry.id)));
-            }
-            self.shim(&entry.id)
-                .call(&Request::Resize {
-                    height: h,
-                    width: w,
-                    exec_id: None,
-                })
-                .await?;
-            Ok(())
+    pub async fn resize(&self, key: &str, h: u16, w: u16) -> Result<()> {
+        let entry = self.get(key)?;
+        if !entry.snapshot().state.running {
+            return Err(Error::Conflict(format!("Container {} is not running", entry.id)));
         }
+        self.shim(&entry.id)
+            .call(&Request::Resize {
+                height: h,
+                width: w,
+                exec_id: None,
+            })
+            .await?;
+        Ok(())
     }
 
     // ---- exec ----

@@ -837,8 +837,3 @@ async fn exec(
     shim.exec_ptys.borrow_mut().remove(&exec_id);
     let _ = writer.await;
 }
-
-/// The ids of the shim-side files for a container's state directory.
-pub fn state_paths(state_dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    (state_dir.join(SHIM_SOCKET), state_dir.join(EXIT_FILE), state_dir.join(PID_FILE))
-}

@@ -50,6 +50,18 @@ pub fn text(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).trim_end().to_string()
 }
 
+/// Require a client command to have succeeded; its stdout.
+fn succeeded(client: &str, args: &[&str], o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "{client} {args:?} failed ({:?}): {}\n{}",
+        o.status.code(),
+        errtext(&o),
+        text(&o)
+    );
+    text(&o)
+}
+
 pub fn errtext(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).trim_end().to_string()
 }
@@ -187,15 +199,7 @@ impl Daemon {
 
     /// Run docker and require success; returns stdout.
     pub fn docker_ok(&self, args: &[&str]) -> String {
-        let o = self.docker(args);
-        assert!(
-            o.status.success(),
-            "docker {args:?} failed ({:?}): {}\n{}",
-            o.status.code(),
-            errtext(&o),
-            text(&o)
-        );
-        text(&o)
+        succeeded("docker", args, self.docker(args))
     }
 
     pub fn berth_cmd(&self, args: &[&str]) -> Command {
@@ -212,16 +216,9 @@ impl Daemon {
         run_timeout(self.berth_cmd(args), Some(input), 60)
     }
 
+    /// Run berth and require success; returns stdout.
     pub fn berth_ok(&self, args: &[&str]) -> String {
-        let o = self.berth(args);
-        assert!(
-            o.status.success(),
-            "berth {args:?} failed ({:?}): {}\n{}",
-            o.status.code(),
-            errtext(&o),
-            text(&o)
-        );
-        text(&o)
+        succeeded("berth", args, self.berth(args))
     }
 
     /// Import the busybox image as `name`.
@@ -259,7 +256,12 @@ impl Daemon {
             .into_iter()
             .flatten()
             .flatten()
-            .map(|e| e.file_name().to_string_lossy().trim_start_matches(".removed-").to_string())
+            .map(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .trim_start_matches(engine::containers::TRASH_PREFIX)
+                    .to_string()
+            })
             .collect()
     }
 }

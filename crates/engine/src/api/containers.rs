@@ -267,41 +267,11 @@ pub async fn unpause(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> Ap
 /// a client can start the container after this returns headers.
 pub async fn wait(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let q = Q::parse(q);
-    let cond = q.get("condition").unwrap_or("").to_string();
-    e.get(&id)?;
-    if !["", "not-running", "next-exit", "removed"].contains(&cond.as_str()) {
-        return Err(bad(format!("invalid condition: {cond:?}")));
-    }
-    // Register the wait before answering, so an exit right after cannot be missed.
-    let fut = {
-        let e = e.clone();
-        let id = id.clone();
-        let entry = e.get(&id)?;
-        let start = entry.progress.borrow().clone();
-        let snap = entry.snapshot();
-        async move {
-            let res: crate::Result<i64> = match cond.as_str() {
-                "" | "not-running" if !snap.state.running && !snap.state.restarting => Ok(snap.state.exit_code),
-                "removed" => Ok(e.wait_progress(&entry, |p| p.removed).await.last_exit),
-                _ => {
-                    let p = e.wait_progress(&entry, |p| p.exits > start.exits || p.removed).await;
-                    Ok(if p.exits > start.exits {
-                        p.last_exit
-                    } else {
-                        entry.snapshot().state.exit_code
-                    })
-                }
-            };
-            res
-        }
-    };
+    // The wait is registered before the headers go out; the body follows at the exit.
+    let fut = e.wait(&id, q.get("condition").unwrap_or(""))?;
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     tokio::spawn(async move {
-        let body = match fut.await {
-            Ok(code) => json!({"StatusCode": code, "Error": null}),
-            Err(err) => json!({"StatusCode": -1, "Error": {"Message": err.to_string()}}),
-        };
-        let mut b = serde_json::to_vec(&body).expect("json");
+        let mut b = serde_json::to_vec(&json!({"StatusCode": fut.await, "Error": null})).expect("json");
         b.push(b'\n');
         let _ = tx.send(b).await;
     });

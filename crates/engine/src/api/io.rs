@@ -8,7 +8,6 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use hyper_util::rt::TokioIo;
-use tokio::io::AsyncReadExt;
 use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
 
 use crate::engine::BoxStream;
@@ -97,14 +96,4 @@ pub async fn json_body<T: serde::de::DeserializeOwned + Default>(body: Body) -> 
         return Ok(T::default());
     }
     serde_json::from_slice(&bytes).map_err(|e| super::bad(format!("invalid JSON body: {e}")))
-}
-
-#[allow(dead_code)]
-pub async fn drain(mut s: impl tokio::io::AsyncRead + Unpin) {
-    let mut buf = [0u8; 8192];
-    while let Ok(n) = s.read(&mut buf).await {
-        if n == 0 {
-            break;
-        }
-    }
 }

@@ -67,7 +67,6 @@ fn strip_version<B>(mut req: Request<B>) -> Request<B> {
                     None => new_path,
                 };
                 if let Ok(u) = pq.parse::<Uri>() {
-                    req.extensions_mut().insert(ApiVersion(ver.to_string()));
                     *req.uri_mut() = u;
                 }
             }
@@ -75,9 +74,6 @@ fn strip_version<B>(mut req: Request<B>) -> Request<B> {
     }
     req
 }
-
-#[derive(Clone, Debug)]
-pub struct ApiVersion(pub String);
 
 async fn fallback(uri: Uri) -> ApiError {
     ApiError(Error::NotFound(format!("page not found: {}", uri.path())))
