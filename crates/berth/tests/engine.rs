@@ -726,7 +726,8 @@ loaded = c.images.load(data)
 assert loaded[0].id == img.id
 v = c.volumes.create("pyvol")
 c.containers.run("bb", ["sh", "-c", "echo v > /v/f"], volumes={{"pyvol": {{"bind": "/v", "mode": "rw"}}}}, remove=True)
-assert c.containers.run("bb", ["cat", "/v/f"], volumes=["pyvol:/v"], remove=True) == b"v\n"
+out = c.containers.run("bb", ["cat", "/v/f"], volumes=["pyvol:/v"], remove=True)
+assert out == b"v\n", out
 assert c.volumes.get("pyvol").name == "pyvol"
 v.remove()
 print("ok")

@@ -378,15 +378,13 @@ fn render(l: &LogLine, opts: &LogOptions, tty: bool) -> Option<Vec<u8>> {
 
 /// Complete JSON-lines records of a log file from byte offset `pos`, and the offset after them. A
 /// partial last record (still being written) is left for the next read.
-async fn read_records(path: std::path::PathBuf, pos: u64) -> Result<(Vec<String>, u64)> {
-    tokio::task::spawn_blocking(move || -> (Vec<String>, u64) {
-        let Ok(mut f) = std::fs::File::open(&path) else {
-            return (vec![], pos);
-        };
-        if f.seek(SeekFrom::Start(pos)).is_err() {
-            return (vec![], pos);
-        }
-        let mut r = std::io::BufReader::new(f);
+/// Read the complete records appended to `file` since the last call; the file is held open so a
+/// container removed mid-follow (its directory renamed away) still yields what was written.
+async fn read_records(file: Option<std::fs::File>) -> Result<(Vec<String>, Option<std::fs::File>)> {
+    let Some(f) = file else { return Ok((vec![], None)) };
+    tokio::task::spawn_blocking(move || {
+        let pos = (&f).stream_position().unwrap_or(0);
+        let mut r = std::io::BufReader::new(&f);
         let (mut out, mut p, mut buf) = (Vec::new(), pos, String::new());
         loop {
             buf.clear();
@@ -398,7 +396,10 @@ async fn read_records(path: std::path::PathBuf, pos: u64) -> Result<(Vec<String>
                 _ => break,
             }
         }
-        (out, p)
+        // A partial last line is read again next time.
+        drop(r);
+        let _ = (&f).seek(SeekFrom::Start(p));
+        (out, Some(f))
     })
     .await
     .map_err(crate::error::internal)
@@ -408,10 +409,13 @@ impl Engine {
     /// Stream a container's logs into `tx` (frames or raw bytes).
     pub async fn logs(self: &Arc<Self>, key: &str, opts: LogOptions, tx: tokio::sync::mpsc::Sender<Vec<u8>>) -> Result<()> {
         let entry = self.get(key)?;
+        // Subscribe before looking at the state so an exit in between is seen.
+        let mut prog = entry.progress.subscribe();
+        let start_exits = prog.borrow_and_update().exits;
         let c = entry.snapshot();
         let tty = c.config.tty;
-        let path = self.log_path(&c.id);
-        let (lines, mut pos) = read_records(path.clone(), 0).await?;
+        let file = std::fs::File::open(self.log_path(&c.id)).ok();
+        let (lines, mut file) = read_records(file).await?;
         let mut parsed: Vec<LogLine> = lines
             .iter()
             .filter_map(|l| parse_line(l))
@@ -432,15 +436,13 @@ impl Engine {
             return Ok(());
         }
         // Follow: poll the file for appended records until the container stops.
-        let mut prog = entry.progress.subscribe();
-        let start_exits = prog.borrow().exits;
         loop {
             let stopped = {
                 let p = prog.borrow_and_update();
                 p.exits > start_exits || p.removed
             };
-            let (new, npos) = read_records(path.clone(), pos).await?;
-            pos = npos;
+            let (new, f) = read_records(file).await?;
+            file = f;
             for l in new.iter().filter_map(|l| parse_line(l)) {
                 if let Some(b) = render(&l, &opts, tty) {
                     if tx.send(b).await.is_err() {
