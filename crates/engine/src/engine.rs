@@ -102,6 +102,8 @@ pub struct Engine {
     pub images: ImageStore,
     pub volumes: Volumes,
     pub events: Events,
+    /// The builder's step cache.
+    pub build_cache: build::Cache,
     pub(crate) containers: Mutex<BTreeMap<String, Arc<Entry>>>,
     pub(crate) execs: Mutex<HashMap<String, Arc<ExecEntry>>>,
 }
@@ -136,11 +138,17 @@ impl Engine {
         }
         let images = ImageStore::open(&cfg.root.join("image"))?;
         let volumes = Volumes::open(&cfg.root)?;
+        let build_cache = build::Cache::open(cfg.root.join("image").join("build-cache.json"));
+        // Contexts of builds interrupted by a daemon stop.
+        let tmp = cfg.root.join("tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| Error::Internal(format!("create {}: {e}", tmp.display())))?;
         let engine = Arc::new(Engine {
             cfg,
             images,
             volumes,
             events: Events::default(),
+            build_cache,
             containers: Mutex::new(BTreeMap::new()),
             execs: Mutex::new(HashMap::new()),
         });

@@ -2,6 +2,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod builder;
 pub mod containers;
 pub mod engine;
 pub mod error;

@@ -373,10 +373,27 @@ impl ImageStore {
         let cfg = self.config(id)?;
         let manifest = self.manifest(id)?;
         let blobs: Vec<Digest> = manifest.layers.iter().map(|l| l.digest.clone()).collect();
-        self.unpack_chain(&cfg.rootfs.diff_ids, &blobs)?;
-        let mut dirs: Vec<PathBuf> = chain_ids(&cfg.rootfs.diff_ids).iter().map(|c| self.layer_dir(c)).collect();
+        self.lower_dirs_of(&cfg.rootfs.diff_ids, &blobs)
+    }
+
+    /// Like [`Self::lower_dirs`] for layers given directly (diff IDs and their blobs, bottom first).
+    pub fn lower_dirs_of(&self, diff_ids: &[Digest], blobs: &[Digest]) -> Result<Vec<PathBuf>> {
+        self.unpack_chain(diff_ids, blobs)?;
+        let mut dirs: Vec<PathBuf> = chain_ids(diff_ids).iter().map(|c| self.layer_dir(c)).collect();
         dirs.reverse();
         Ok(dirs)
+    }
+
+    /// Take `dir`, a directory already holding exactly the unpacked content of the layer with chain
+    /// ID `chain` (a builder's overlay upper dir), as that layer's directory, saving an unpack. It is
+    /// moved if the layer has no directory yet and `dir` is on the same filesystem; otherwise left
+    /// alone (the layer is unpacked from its blob when first needed).
+    pub fn adopt_layer(&self, chain: &Digest, dir: &Path) {
+        let _g = self.unpack_lock.lock().unwrap();
+        let target = self.layer_dir(chain);
+        if !target.exists() {
+            let _ = fs::rename(dir, &target);
+        }
     }
 
     fn unpack_chain(&self, diff_ids: &[Digest], blobs: &[Digest]) -> Result<()> {

@@ -64,8 +64,8 @@ fn sys(op: &str, path: &Path, e: Errno) -> Error {
     }
 }
 
-/// Open `rel` (components) as a directory, resolved inside `root`.
-fn open_in_root(root: RawFd, rel: &[&OsStr]) -> std::result::Result<OwnedFd, Errno> {
+/// Open `rel` (components) as a directory (O_PATH), resolved inside `root` as if it were `/`.
+pub fn open_in_root(root: RawFd, rel: &[&OsStr]) -> std::result::Result<OwnedFd, Errno> {
     let mut p = PathBuf::from(".");
     for c in rel {
         p.push(c);
@@ -77,8 +77,9 @@ fn open_in_root(root: RawFd, rel: &[&OsStr]) -> std::result::Result<OwnedFd, Err
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Open (creating missing directories, mode 0755) the directory `rel` inside `root`.
-fn mkdir_all_in_root(root: RawFd, rel: &[&OsStr], entry: &Path) -> Result<OwnedFd> {
+/// Open (creating missing directories, mode 0755, owned by the caller) the directory `rel` inside
+/// `root`; `entry` names the request in errors.
+pub fn mkdir_all_in_root(root: RawFd, rel: &[&OsStr], entry: &Path) -> Result<OwnedFd> {
     match open_in_root(root, rel) {
         Ok(fd) => return Ok(fd),
         Err(Errno::ENOENT) => {}

@@ -2,6 +2,7 @@
 //! unix socket. One module per command or command group; `client` is the HTTP plumbing, `format`
 //! the Go-template/table output, `stream` the attach/exec streams, `units` the humanizers.
 
+mod build;
 mod client;
 mod cp;
 mod create;
@@ -74,6 +75,8 @@ pub enum Command {
     Export(cp::ExportArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(cp::DiffArgs),
+    /// Build an image from a Dockerfile (reproducible by default; see --help)
+    Build(Box<build::BuildArgs>),
     /// Create a new image from a container's changes
     Commit(images::CommitArgs),
     /// List images
@@ -125,6 +128,8 @@ pub enum ImageCmd {
     Import(images::ImportArgs),
     /// Remove unused images
     Prune(images::PruneArgs),
+    /// Build an image from a Dockerfile
+    Build(Box<build::BuildArgs>),
 }
 
 /// Flags of `image inspect`.
@@ -191,6 +196,7 @@ async fn dispatch(c: &Client, cmd: Command) -> Result<i32> {
         Command::Cp(a) => cp::cp(c, a).await,
         Command::Export(a) => cp::export(c, a).await,
         Command::Diff(a) => cp::diff(c, a).await,
+        Command::Build(a) => build::build(c, *a).await,
         Command::Commit(a) => images::commit(c, a).await,
         Command::Images(a) => images::images(c, a).await,
         Command::Image(sub) => match sub {
@@ -211,6 +217,7 @@ async fn dispatch(c: &Client, cmd: Command) -> Result<i32> {
             ImageCmd::Load(a) => images::load(c, a).await,
             ImageCmd::Import(a) => images::import(c, a).await,
             ImageCmd::Prune(a) => images::prune(c, a).await,
+            ImageCmd::Build(a) => build::build(c, *a).await,
         },
         Command::Tag(a) => images::tag(c, a).await,
         Command::Rmi(a) => images::rmi(c, a).await,

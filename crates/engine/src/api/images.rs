@@ -28,6 +28,12 @@ pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRes
         }
     }
     let mut imgs = e.images.list();
+    // Untagged images that are parents of others (the builder's intermediate steps, its cache) are
+    // listed with `all` only, as Docker does.
+    if !q.bool("all") {
+        let parents: std::collections::BTreeSet<_> = imgs.iter().filter_map(|s| s.record.parent.clone()).collect();
+        imgs.retain(|s| !s.tags.is_empty() || !parents.contains(&s.id));
+    }
     imgs.sort_by_key(|s| std::cmp::Reverse(e.images.config(&s.id).ok().and_then(|c| c.created).unwrap_or_default()));
     let out = imgs
         .iter()
@@ -239,15 +245,18 @@ pub async fn commit(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery, body: B
     Ok((StatusCode::CREATED, Json(json!({"Id": id.to_string()}))).into_response())
 }
 
-/// `POST /images/prune`: remove dangling images (untagged, unused); with `dangling=false`, every
-/// image no container uses.
+/// `POST /images/prune`: remove dangling images (untagged, unused, no child images); with
+/// `dangling=false`, every image no container uses (the build cache with them).
 pub async fn prune(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
     let f = Q::parse(q).filters()?;
     let all = f.get("dangling").is_some_and(|v| v.iter().any(|x| x == "false" || x == "0"));
     let mut deleted = Vec::new();
     let mut reclaimed = 0u64;
-    for s in e.images.list() {
-        if (!all && !s.tags.is_empty()) || e.image_in_use(&s.id) {
+    let imgs = e.images.list();
+    // Intermediate images (untagged parents of other images) are not dangling.
+    let parents: std::collections::BTreeSet<_> = imgs.iter().filter_map(|s| s.record.parent.clone()).collect();
+    for s in imgs {
+        if (!all && (!s.tags.is_empty() || parents.contains(&s.id))) || e.image_in_use(&s.id) {
             continue;
         }
         let size = e

@@ -1,5 +1,6 @@
 //! The Docker Engine API (v1.43 wire format) as an axum `Router` over the [`Engine`].
 
+mod build;
 mod containers;
 mod images;
 mod io;
@@ -117,6 +118,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/exec/{id}/start", post(containers::exec_start))
         .route("/exec/{id}/resize", post(containers::exec_resize))
         .route("/exec/{id}/json", get(containers::exec_inspect))
+        .route("/build", post(build::build))
         .route("/commit", post(images::commit))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))

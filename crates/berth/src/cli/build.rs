@@ -1,0 +1,268 @@
+//! `berth build`: send a context to the daemon's `POST /build` and show the build as it runs.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use hyper::Method;
+use serde_json::Value;
+
+use super::client::{for_each_chunk, query, reader_body, Client};
+
+/// Build an image from a Dockerfile.
+///
+/// Builds are reproducible by default: the image's `created` time, the history times and the time
+/// of every file written into a layer are set to SOURCE_DATE_EPOCH when it is set (in the
+/// environment or as --build-arg), and otherwise to 0 (1970-01-01T00:00:00Z); layer tars are
+/// written sorted, with numeric owners and without atime/ctime, uncompressed. The same Dockerfile
+/// and context (by content, whatever the files' own times) give the same image ID on any machine.
+/// Use --timestamp now for Docker's behaviour (the current time, real file times).
+#[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct BuildArgs {
+    /// Name and optionally a tag (name:tag); may be repeated
+    #[arg(short = 't', long = "tag", value_name = "name:tag")]
+    pub tags: Vec<String>,
+    /// Name of the Dockerfile (default: PATH/Dockerfile)
+    #[arg(short = 'f', long = "file", value_name = "string")]
+    pub file: Option<PathBuf>,
+    /// Set build-time variables (KEY=VALUE, or KEY to take it from the environment)
+    #[arg(long = "build-arg", value_name = "list")]
+    pub build_args: Vec<String>,
+    /// Set metadata for the image (KEY=VALUE)
+    #[arg(long = "label", value_name = "list")]
+    pub labels: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long, value_name = "string")]
+    pub target: Option<String>,
+    /// Do not use cache when building the image
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Suppress the build output and print the image ID on success
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Networking mode for the RUN instructions: default, none or host
+    #[arg(long, value_name = "string")]
+    pub network: Option<String>,
+    /// Times written into the image: "now" (not reproducible) or seconds since the epoch
+    /// (default: SOURCE_DATE_EPOCH, else 0)
+    #[arg(long, value_name = "now|SECONDS")]
+    pub timestamp: Option<String>,
+    /// Always remove intermediate containers, also of a failed step
+    #[arg(long)]
+    pub force_rm: bool,
+    /// Remove intermediate containers after a successful build (always on)
+    #[arg(long, default_value_t = true, hide = true)]
+    pub rm: bool,
+    /// Pull newer base images: not possible without a registry; refused
+    #[arg(long, hide = true)]
+    pub pull: bool,
+    /// Write the image ID to the file
+    #[arg(long, value_name = "string")]
+    pub iidfile: Option<PathBuf>,
+    /// Build context: a directory, or - to read a tar archive from stdin
+    #[arg(value_name = "PATH")]
+    pub context: String,
+}
+
+fn kv_json(items: &[String], from_env: bool) -> Result<String> {
+    let mut m = serde_json::Map::new();
+    for it in items {
+        match it.split_once('=') {
+            Some((k, v)) => {
+                m.insert(k.to_string(), Value::String(v.to_string()));
+            }
+            None if from_env => {
+                if let Ok(v) = std::env::var(it) {
+                    m.insert(it.clone(), Value::String(v));
+                }
+            }
+            None => {
+                m.insert(it.clone(), Value::String(String::new()));
+            }
+        }
+    }
+    Ok(Value::Object(m).to_string())
+}
+
+/// Write the context directory as a tar, leaving out what `.dockerignore` excludes (the Dockerfile
+/// and `.dockerignore` themselves are always sent). `extra` adds a Dockerfile from outside.
+fn write_context(dir: &Path, extra: Option<(&str, &Path)>, out: impl Write) -> Result<()> {
+    let ignore = std::fs::read_to_string(dir.join(".dockerignore"))
+        .map(|s| build::pattern::Ignore::parse(&s))
+        .unwrap_or_default();
+    let mut tar = tar::Builder::new(out);
+    tar.follow_symlinks(false);
+    tar.mode(tar::HeaderMode::Complete);
+    fn walk(tar: &mut tar::Builder<impl Write>, ignore: &build::pattern::Ignore, root: &Path, rel: &str) -> Result<()> {
+        let dir = if rel.is_empty() { root.to_path_buf() } else { root.join(rel) };
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        names.sort();
+        for n in names {
+            let r = if rel.is_empty() {
+                n.to_string_lossy().into_owned()
+            } else {
+                format!("{rel}/{}", n.to_string_lossy())
+            };
+            let p = root.join(&r);
+            let md = std::fs::symlink_metadata(&p)?;
+            let excluded = ignore.excluded(&r) && r != ".dockerignore";
+            if md.is_dir() {
+                if !excluded {
+                    tar.append_path_with_name(&p, &r)?;
+                }
+                if !excluded || ignore.may_include_below(&r) {
+                    walk(tar, ignore, root, &r)?;
+                }
+            } else if !excluded && (md.is_file() || md.file_type().is_symlink()) {
+                tar.append_path_with_name(&p, &r)
+                    .with_context(|| format!("adding {r} to the context"))?;
+            }
+        }
+        Ok(())
+    }
+    walk(&mut tar, &ignore, dir, "")?;
+    if let Some((name, path)) = extra {
+        tar.append_path_with_name(path, name)?;
+    }
+    tar.into_inner()?.flush()?;
+    Ok(())
+}
+
+pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
+    if a.pull {
+        bail!("--pull: pulling base images needs a registry, which this Berth version cannot reach");
+    }
+    let mut build_args = a.build_args.clone();
+    if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
+        if !build_args.iter().any(|b| b.starts_with("SOURCE_DATE_EPOCH")) {
+            build_args.push(format!("SOURCE_DATE_EPOCH={epoch}"));
+        }
+    }
+    let mut q: Vec<(&str, String)> = Vec::new();
+    for t in &a.tags {
+        q.push(("t", t.clone()));
+    }
+    q.push(("buildargs", kv_json(&build_args, true)?));
+    q.push(("labels", kv_json(&a.labels, false)?));
+    if let Some(t) = &a.target {
+        q.push(("target", t.clone()));
+    }
+    if a.no_cache {
+        q.push(("nocache", "1".into()));
+    }
+    if a.quiet {
+        q.push(("q", "1".into()));
+    }
+    if a.force_rm {
+        q.push(("forcerm", "1".into()));
+    }
+    if let Some(n) = &a.network {
+        q.push(("networkmode", n.clone()));
+    }
+    if let Some(t) = &a.timestamp {
+        if t != "now" && t.parse::<i64>().is_err() {
+            bail!("--timestamp {t:?}: expected \"now\" or seconds since the epoch");
+        }
+        q.push(("timestamp", t.clone()));
+    }
+    let body = if a.context == "-" {
+        if std::io::stdin().is_terminal() {
+            bail!("the context is - but stdin is a terminal: pipe a tar archive in");
+        }
+        if let Some(f) = &a.file {
+            q.push(("dockerfile", f.display().to_string()));
+        }
+        reader_body(super::stream::stdin_stream())
+    } else {
+        let dir = PathBuf::from(&a.context);
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| anyhow!("unable to prepare context: path {:?} not found: {e}", a.context))?;
+        if !dir.is_dir() {
+            bail!("unable to prepare context: {:?} is not a directory", a.context);
+        }
+        // A Dockerfile outside the context is sent along under a private name, as docker does.
+        let mut extra: Option<(String, PathBuf)> = None;
+        if let Some(f) = &a.file {
+            let f = f
+                .canonicalize()
+                .map_err(|e| anyhow!("unable to read Dockerfile {}: {e}", f.display()))?;
+            match f.strip_prefix(&dir) {
+                Ok(rel) => q.push(("dockerfile", rel.display().to_string())),
+                Err(_) => {
+                    let name = format!(".berth-dockerfile-{}", std::process::id());
+                    q.push(("dockerfile", name.clone()));
+                    extra = Some((name, f));
+                }
+            }
+        } else if !dir.join("Dockerfile").exists() {
+            bail!("unable to prepare context: no Dockerfile in {}", dir.display());
+        }
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        std::thread::spawn(move || {
+            let extra = extra.as_ref().map(|(n, p)| (n.as_str(), p.as_path()));
+            if let Err(e) = write_context(&dir, extra, &ours) {
+                eprintln!("error sending the build context: {e:#}");
+            }
+            let _ = ours.shutdown(std::net::Shutdown::Write);
+        });
+        theirs.set_nonblocking(true)?;
+        reader_body(tokio::net::UnixStream::from_std(theirs)?)
+    };
+    let started = Instant::now();
+    let quiet = a.quiet;
+    let resp = client
+        .send(
+            Method::POST,
+            &format!("/build{}", query(&q)),
+            body,
+            Some("application/x-tar"),
+            false,
+        )
+        .await?;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut err: Option<String> = None;
+    let mut id: Option<String> = None;
+    let mut handle = |line: &[u8]| {
+        let Ok(v) = serde_json::from_slice::<Value>(line) else { return };
+        if let Some(e) = v.get("error").and_then(Value::as_str) {
+            err = Some(e.to_string());
+        } else if let Some(i) = v.get("aux").and_then(|x| x.get("ID")).and_then(Value::as_str) {
+            id = Some(i.to_string());
+        } else if let Some(s) = v.get("stream").and_then(Value::as_str).filter(|_| !quiet) {
+            print!("{s}");
+            let _ = std::io::stdout().flush();
+        }
+    };
+    for_each_chunk(resp.into_body(), |d| {
+        buf.extend_from_slice(d);
+        while let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=i).collect();
+            handle(&line);
+        }
+        Ok(())
+    })
+    .await?;
+    if !buf.is_empty() {
+        handle(&std::mem::take(&mut buf));
+    }
+    if let Some(e) = err {
+        bail!("{e}");
+    }
+    let id = id.ok_or_else(|| anyhow!("the daemon did not report the built image"))?;
+    if let Some(f) = &a.iidfile {
+        std::fs::write(f, &id).with_context(|| format!("writing {}", f.display()))?;
+    }
+    if a.quiet {
+        println!("{id}");
+    } else {
+        println!("Built {id} in {:.2}s", started.elapsed().as_secs_f64());
+    }
+    Ok(0)
+}

@@ -1,0 +1,319 @@
+//! Builder integration tests: real Dockerfiles built by a real `berth daemon` through `berth build`,
+//! the docker CLI's classic builder and docker-py, and the results run.
+
+mod common;
+
+use std::path::Path;
+
+use common::{errtext, text, Daemon};
+
+fn write(dir: &Path, name: &str, content: &str) {
+    let p = dir.join(name);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, content).unwrap();
+}
+
+/// Count lines of a build's output containing `needle`.
+fn count(out: &str, needle: &str) -> usize {
+    out.lines().filter(|l| l.contains(needle)).count()
+}
+
+fn build_id(d: &Daemon, args: &[&str]) -> (String, String) {
+    let mut a = vec!["build"];
+    a.extend_from_slice(args);
+    let o = d.berth(&a);
+    let out = format!("{}{}", text(&o), errtext(&o));
+    assert!(o.status.success(), "berth build {args:?} failed:\n{out}");
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Built ").and_then(|r| r.split_whitespace().next()))
+        .unwrap_or_else(|| panic!("no image ID in:\n{out}"))
+        .to_string();
+    (id, out)
+}
+
+const MULTISTAGE: &str = r#"# syntax=docker/dockerfile:1
+# escape=\
+ARG BASE=bb
+FROM ${BASE} AS builder
+ARG GREETING=hello
+WORKDIR /src
+COPY app.txt ./
+RUN echo "$GREETING from build" > out.txt \
+ # a comment inside a continued line
+ && cat app.txt >> out.txt
+RUN <<EOF
+echo heredoc > /src/here.txt
+EOF
+
+FROM bb
+ENV APP=/app MODE="fast mode"
+COPY --from=builder /src/out.txt /src/here.txt ${APP}/
+COPY --chmod=755 <<EOF /usr/local/bin/hello
+#!/bin/sh
+echo "hi from $APP"
+EOF
+COPY data/ /data/
+LABEL org.example.name="demo" org.example.stage=final
+EXPOSE 8080 53/udp
+STOPSIGNAL SIGINT
+USER 1000:1000
+CMD ["sh", "-c", "cat /app/out.txt /app/here.txt; echo $MODE"]
+"#;
+
+fn multistage_context(dir: &Path) {
+    write(dir, "Dockerfile", MULTISTAGE);
+    write(dir, "app.txt", "app v1\n");
+    write(dir, "data/keep.log", "kept\n");
+    write(dir, "data/secret.log", "never sent\n");
+    write(dir, "data/sub/deep.txt", "deep\n");
+    write(dir, ".dockerignore", "**/*.log\n!data/keep.log\n");
+}
+
+#[test]
+fn berth_build_multistage_cache_and_reproducibility() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    let ctx = tempfile::tempdir().unwrap();
+    multistage_context(ctx.path());
+    let c = ctx.path().to_str().unwrap();
+
+    // Cold build: every step runs.
+    let (id1, out) = build_id(&d, &["-t", "demo:1", "--build-arg", "GREETING=hey", c]);
+    assert!(out.contains("Step 1/"), "{out}");
+    assert_eq!(count(&out, "Using cache"), 0, "{out}");
+    assert!(out.contains("Running in"), "{out}");
+
+    // The result runs, with the stage's config.
+    let run = d.berth_ok(&["run", "--rm", "demo:1"]);
+    assert_eq!(run, "hey from build\napp v1\nheredoc\nfast mode", "{run}");
+    assert_eq!(d.berth_ok(&["run", "--rm", "demo:1", "hello"]), "hi from /app");
+    assert_eq!(d.berth_ok(&["run", "--rm", "demo:1", "id", "-u"]), "1000");
+    let files = d.berth_ok(&["run", "--rm", "demo:1", "find", "/data", "-type", "f"]);
+    let mut files: Vec<&str> = files.lines().collect();
+    files.sort();
+    assert_eq!(files, ["/data/keep.log", "/data/sub/deep.txt"], ".dockerignore with an exception");
+    let mode = d.berth_ok(&["run", "--rm", "demo:1", "stat", "-c", "%a %u", "/usr/local/bin/hello"]);
+    assert_eq!(mode, "755 0");
+    let fmt = "{{.Config.User}}|{{.Config.StopSignal}}|{{json .Config.Labels}}|{{json .Config.ExposedPorts}}|{{.Created}}";
+    let info = d.berth_ok(&["image", "inspect", "-f", fmt, "demo:1"]);
+    assert_eq!(
+        info,
+        r#"1000:1000|SIGINT|{"org.example.name":"demo","org.example.stage":"final"}|{"53/udp":{},"8080/tcp":{}}|1970-01-01T00:00:00Z"#
+    );
+    let mtime = d.berth_ok(&["run", "--rm", "demo:1", "stat", "-c", "%Y", "/app/out.txt", "/data/sub/deep.txt"]);
+    assert_eq!(mtime, "0\n0", "file times in layers come from the default epoch");
+    // Intermediate images are hidden from `images`, shown with -a.
+    let listed = d.berth_ok(&["images", "-q"]).lines().count();
+    let all = d.berth_ok(&["images", "-a", "-q"]).lines().count();
+    assert!(
+        all > listed,
+        "images -a ({all}) should show the build's intermediate images beyond {listed}"
+    );
+
+    // Warm rebuild: every filesystem step is a cache hit, nothing runs, same image.
+    let (id2, out) = build_id(&d, &["-t", "demo:1", "--build-arg", "GREETING=hey", c]);
+    assert_eq!(id2, id1, "{out}");
+    assert_eq!(count(&out, "Using cache"), 6, "{out}");
+    assert!(!out.contains("Running in"), "{out}");
+
+    // A changed build arg re-runs from the first step that uses it.
+    let (id3, out) = build_id(&d, &["-t", "demo:arg", "--build-arg", "GREETING=yo", c]);
+    assert_ne!(id3, id1);
+    assert_eq!(
+        count(&out, "Using cache"),
+        1,
+        "only COPY app.txt comes before the arg is used: {out}"
+    );
+
+    // Changing one file re-runs its COPY and what follows; the content, not the mtime, is the key.
+    write(ctx.path(), "app.txt", "app v2\n");
+    let (id4, out) = build_id(&d, &["-t", "demo:2", "--build-arg", "GREETING=hey", c]);
+    assert_ne!(id4, id1);
+    assert_eq!(count(&out, "Using cache"), 0, "everything from COPY app.txt on runs again: {out}");
+    assert_eq!(
+        d.berth_ok(&["run", "--rm", "demo:2", "cat", "/app/out.txt"]),
+        "hey from build\napp v2"
+    );
+    write(ctx.path(), "app.txt", "app v1\n");
+    let (id5, out) = build_id(&d, &["--build-arg", "GREETING=hey", c]);
+    assert_eq!(id5, id1, "same content again: {out}");
+    assert_eq!(count(&out, "Using cache"), 6, "{out}");
+
+    // Reproducible: --no-cache gives the same ID, also from a copy with other file times.
+    let (id6, out) = build_id(&d, &["--no-cache", "--build-arg", "GREETING=hey", c]);
+    assert_eq!(id6, id1, "{out}");
+    assert_eq!(count(&out, "Using cache"), 0, "{out}");
+    let copy = tempfile::tempdir().unwrap();
+    multistage_context(copy.path());
+    let st = std::process::Command::new("touch")
+        .args(["-d", "2001-02-03 04:05:06"])
+        .arg(copy.path().join("app.txt"))
+        .arg(copy.path().join("data/sub/deep.txt"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (id7, _) = build_id(&d, &["--no-cache", "--build-arg", "GREETING=hey", copy.path().to_str().unwrap()]);
+    assert_eq!(id7, id1, "a copied context with other mtimes builds the same image");
+
+    // SOURCE_DATE_EPOCH moves every time; --timestamp now opts out of reproducibility.
+    let mut cmd = d.berth_cmd(&["build", "-q", "--build-arg", "GREETING=hey", c]);
+    cmd.env("SOURCE_DATE_EPOCH", "1700000000");
+    let o = common::run_timeout(cmd, None, 120);
+    assert!(o.status.success(), "{}", errtext(&o));
+    let id8 = text(&o);
+    assert_ne!(id8, id1);
+    assert_eq!(
+        d.berth_ok(&["image", "inspect", "-f", "{{.Created}}", &id8]),
+        "2023-11-14T22:13:20Z"
+    );
+    assert_eq!(d.berth_ok(&["run", "--rm", &id8, "stat", "-c", "%Y", "/app/out.txt"]), "1700000000");
+    let (id9, _) = build_id(&d, &["--timestamp", "now", "--build-arg", "GREETING=hey", c]);
+    let created = d.berth_ok(&["image", "inspect", "-f", "{{.Created}}", &id9]);
+    assert!(!created.starts_with("1970") && !created.starts_with("2023"), "{created}");
+
+    // --target stops at a stage.
+    let (_, _) = build_id(&d, &["-t", "demo:builder", "--target", "builder", c]);
+    assert_eq!(
+        d.berth_ok(&["run", "--rm", "demo:builder", "cat", "/src/out.txt"]),
+        "hello from build\napp v1"
+    );
+
+    // No build containers are left behind.
+    assert_eq!(d.berth_ok(&["ps", "-a", "-q"]), "");
+}
+
+#[test]
+fn build_errors_are_clear_and_tag_nothing() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path().to_str().unwrap();
+
+    // A failing RUN shows its output and exit code; no image is tagged.
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM bb\nRUN echo before-fail && exit 3\nCMD [\"true\"]\n",
+    );
+    let o = d.berth(&["build", "-t", "bad:1", c]);
+    let out = format!("{}{}", text(&o), errtext(&o));
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains("before-fail"), "{out}");
+    assert!(out.contains("returned a non-zero code: 3"), "{out}");
+    assert!(!d.berth(&["image", "inspect", "bad:1"]).status.success());
+    assert_eq!(d.berth_ok(&["ps", "-a", "-q"]), "", "the failed step's container is removed");
+    // Same through the docker CLI's classic builder.
+    let o = d.docker(&["build", "-t", "bad:2", c]);
+    let out = format!("{}{}", text(&o), errtext(&o));
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains("returned a non-zero code: 3"), "{out}");
+    assert!(!d.docker(&["image", "inspect", "bad:2"]).status.success());
+
+    // Parse errors name the line.
+    write(ctx.path(), "Dockerfile", "FROM bb\nFROBNICATE the thing\n");
+    let o = d.berth(&["build", c]);
+    let err = errtext(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("unknown instruction") && err.contains(":2:"), "{err}");
+
+    // A missing COPY source names the file and line.
+    write(ctx.path(), "Dockerfile", "FROM bb\n\nCOPY missing.txt /x\n");
+    let o = d.berth(&["build", c]);
+    let err = errtext(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("missing.txt") && err.contains("Dockerfile:3"), "{err}");
+
+    // A base image that is not here.
+    write(ctx.path(), "Dockerfile", "FROM nosuch/image:1\n");
+    let err = errtext(&d.berth(&["build", c]));
+    assert!(err.contains("nosuch/image:1"), "{err}");
+
+    // An unknown target.
+    write(ctx.path(), "Dockerfile", "FROM bb AS one\n");
+    let err = errtext(&d.berth(&["build", "--target", "two", c]));
+    assert!(err.contains("two") && err.contains("could not be found"), "{err}");
+
+    // The daemon is still fine.
+    assert_eq!(d.berth_ok(&["run", "--rm", "bb", "echo", "alive"]), "alive");
+}
+
+#[test]
+fn docker_cli_and_docker_py_build() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path().to_str().unwrap();
+    // An archive ADDed is extracted; a plain file is not.
+    let mut tarball = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(6);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1);
+    h.set_cksum();
+    tarball.append_data(&mut h, "inner/file.txt", &b"inside"[..]).unwrap();
+    let tarball = tarball.into_inner().unwrap();
+    std::fs::write(ctx.path().join("bundle.tar"), &tarball).unwrap();
+    write(ctx.path(), "plain.txt", "plain\n");
+    write(
+        ctx.path(),
+        "build.Dockerfile",
+        "FROM bb AS base\nARG WHO\nRUN echo \"built by $WHO\" > /who\n\
+         FROM base AS final\nADD bundle.tar /opt/\nADD --chown=12:34 plain.txt /opt/plain.txt\n\
+         ENTRYPOINT [\"cat\"]\nCMD [\"/who\"]\n",
+    );
+    let out = d.docker_ok(&[
+        "build",
+        "-f",
+        &format!("{c}/build.Dockerfile"),
+        "--build-arg",
+        "WHO=docker",
+        "-t",
+        "dk:1",
+        c,
+    ]);
+    assert!(
+        out.contains("Successfully tagged dk:1") || out.contains("Successfully built"),
+        "{out}"
+    );
+    assert_eq!(d.docker_ok(&["run", "--rm", "dk:1"]), "built by docker");
+    assert_eq!(d.docker_ok(&["run", "--rm", "dk:1", "/opt/inner/file.txt"]), "inside");
+    let owner = d.docker_ok(&["run", "--rm", "--entrypoint", "stat", "dk:1", "-c", "%u:%g", "/opt/plain.txt"]);
+    assert_eq!(owner, "12:34");
+    // -q prints only the ID.
+    let q = d.docker_ok(&[
+        "build",
+        "-q",
+        "-f",
+        &format!("{c}/build.Dockerfile"),
+        "--build-arg",
+        "WHO=docker",
+        c,
+    ]);
+    assert!(q.starts_with("sha256:") && q.lines().count() == 1, "{q}");
+
+    // docker-py's images.build, then the image runs.
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url="{host}")
+img, logs = c.images.build(path="{c}", dockerfile="build.Dockerfile", tag="py:1", buildargs={{"WHO": "python"}}, rm=True)
+assert "py:1" in img.tags, img.tags
+assert c.containers.run("py:1", remove=True) == b"built by python\n"
+try:
+    c.images.build(path="{c}", dockerfile="nope.Dockerfile")
+    raise SystemExit("expected a BuildError")
+except docker.errors.BuildError as e:
+    assert "nope.Dockerfile" in str(e), str(e)
+print("ok")
+"#,
+        host = d.host(),
+    );
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(["-c", &script]);
+    let o = common::run_timeout(cmd, None, 120);
+    assert!(o.status.success(), "docker-py failed:\n{}\n{}", text(&o), errtext(&o));
+    assert_eq!(text(&o), "ok");
+}

@@ -1,0 +1,1455 @@
+//! The builder: runs a parsed Dockerfile stage by stage. RUN steps execute in real containers
+//! through the [`Backend`] (the engine); COPY and ADD are done here, on an overlay of the stage's
+//! layers. Every step that changes the filesystem becomes one layer; the others change only the
+//! config. Layers and configs are written deterministically, so the same inputs give the same image.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use oci::spec::{Descriptor, History, ImageConfig, RootFs, MEDIA_OCI_LAYER};
+use oci::Digest;
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+
+use crate::cache::Cache;
+use crate::dockerfile::{self, Command, Copy, Dockerfile, Healthcheck, Instruction, Kind, Loc};
+use crate::error::{Error, Result};
+use crate::fsutil::{self, Attrs};
+use crate::pattern::{self, Ignore};
+
+/// The time written into images when none is asked for: the Unix epoch, 1970-01-01T00:00:00Z.
+pub const DEFAULT_EPOCH: i64 = 0;
+
+/// What to build and how.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Path of the Dockerfile inside the context (default `Dockerfile`).
+    pub dockerfile: String,
+    /// Names to tag the result with.
+    pub tags: Vec<String>,
+    /// `--build-arg` values.
+    pub build_args: BTreeMap<String, String>,
+    /// `--label`s added to the final image.
+    pub labels: BTreeMap<String, String>,
+    /// Stage to stop at (by name); the last stage when `None`.
+    pub target: Option<String>,
+    /// Do not use the cache.
+    pub no_cache: bool,
+    /// The time for the config and every file in new layers: `Some(secs)` (SOURCE_DATE_EPOCH, or
+    /// [`DEFAULT_EPOCH`]), or `None` for the current time and real file times (not reproducible).
+    pub timestamp: Option<i64>,
+    /// Network mode of RUN containers (`default`, `none`, `host`).
+    pub network: String,
+    /// `forcerm`: accepted for compatibility; step containers are always removed, failed or not.
+    pub force_rm: bool,
+}
+
+/// What a build reports as it goes.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// `Step n/total : INSTRUCTION ...`
+    Step { n: usize, total: usize, text: &'a str },
+    /// The step's result came from the cache.
+    Cached,
+    /// A RUN step's container started.
+    Running(&'a str),
+    /// Output of a RUN step.
+    Output(&'a [u8]),
+    /// A step's container was removed.
+    Removed(&'a str),
+    /// The step finished; the image it produced (if it produced one) and its time.
+    Done { id: Option<&'a Digest>, secs: f64 },
+    /// Something the user should know (unused build args, ...).
+    Warning(String),
+}
+
+/// A RUN step to execute.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The image to run on (the state before the step).
+    pub image: Digest,
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    pub user: String,
+    pub workdir: String,
+    pub network: String,
+}
+
+/// What happens while a RUN step's container runs.
+#[derive(Debug)]
+pub enum RunEvent<'a> {
+    /// The container (this ID) started.
+    Started(&'a str),
+    /// It wrote this.
+    Output(&'a [u8]),
+}
+
+/// A finished RUN step's container.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub container: String,
+    pub exit_code: i64,
+    /// The container's overlay upper directory (unmounted): the step's changes.
+    pub upper: PathBuf,
+}
+
+/// What the builder needs from the engine.
+pub trait Backend {
+    fn images(&self) -> &image::ImageStore;
+    /// Run `req` in a new container and wait for it; `events` hears of its start and output.
+    fn run(&self, req: &RunRequest, events: &mut dyn FnMut(RunEvent)) -> Result<RunOutcome>;
+    /// Remove a container `run` created.
+    fn remove_container(&self, id: &str);
+}
+
+/// The result of a build.
+#[derive(Debug, Clone)]
+pub struct BuildResult {
+    pub id: Digest,
+    pub tags: Vec<String>,
+}
+
+/// Build the Dockerfile in directory `context`.
+pub fn build(
+    backend: &dyn Backend,
+    cache: &Cache,
+    context: &Path,
+    opts: &BuildOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<BuildResult> {
+    let df_name = if opts.dockerfile.is_empty() {
+        "Dockerfile"
+    } else {
+        opts.dockerfile.as_str()
+    };
+    let df_rel = pattern::clean(df_name);
+    let text = fsutil::open_file_in(context, &df_rel)
+        .and_then(|mut f| {
+            let mut s = String::new();
+            f.read_to_string(&mut s).ok().map(|_| s)
+        })
+        .ok_or_else(|| Error::Context(format!("Cannot locate specified Dockerfile: {df_name}")))?;
+    let df = dockerfile::parse(&text)?;
+    let ignore = fsutil::open_file_in(context, ".dockerignore")
+        .and_then(|mut f| {
+            let mut s = String::new();
+            f.read_to_string(&mut s).ok().map(|_| s)
+        })
+        .map(|s| Ignore::parse(&s))
+        .unwrap_or_default();
+    let mut b = Builder {
+        backend,
+        cache,
+        context: context.to_path_buf(),
+        ignore,
+        opts,
+        progress,
+        escape: df.escape,
+        used_args: BTreeSet::new(),
+        stages: Vec::new(),
+        step: 0,
+        total: 0,
+        work: backend.images().root().join("layers"),
+    };
+    b.run(&df)
+}
+
+/// The state of a stage between steps.
+#[derive(Clone)]
+struct State {
+    /// The image holding this state, once committed to the store.
+    id: Option<Digest>,
+    /// Last committed ancestor (the parent of the next committed image).
+    parent: Option<Digest>,
+    config: ImageConfig,
+    layers: Vec<Descriptor>,
+    /// ARGs declared in this stage and their values.
+    args: BTreeMap<String, String>,
+    /// CMD was set in this stage (an ENTRYPOINT then keeps it).
+    cmd_set: bool,
+}
+
+struct Stage {
+    name: Option<String>,
+    state: State,
+}
+
+struct Builder<'a> {
+    backend: &'a dyn Backend,
+    cache: &'a Cache,
+    context: PathBuf,
+    ignore: Ignore,
+    opts: &'a BuildOptions,
+    progress: &'a mut dyn FnMut(Progress),
+    escape: char,
+    used_args: BTreeSet<String>,
+    stages: Vec<Stage>,
+    step: usize,
+    total: usize,
+    /// Where temporary snapshots go (the image store's layer directory, so a finished upper dir
+    /// can be renamed into place).
+    work: PathBuf,
+}
+
+/// Build args that need no ARG declaration (Docker's predefined proxy args).
+const PREDEFINED_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+fn rfc3339(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn env_get<'e>(env: &'e [String], key: &str) -> Option<&'e str> {
+    env.iter()
+        .find_map(|e| e.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
+}
+
+fn env_set(env: &mut Vec<String>, key: &str, value: &str) {
+    let item = format!("{key}={value}");
+    match env
+        .iter_mut()
+        .find(|e| e.split_once('=').map(|(k, _)| k) == Some(key) || e.as_str() == key)
+    {
+        Some(e) => *e = item,
+        None => env.push(item),
+    }
+}
+
+/// Go-style duration (`30s`, `1m30s`, `500ms`, `1h`) in nanoseconds.
+fn parse_duration(s: &str) -> Option<i64> {
+    let mut total: f64 = 0.0;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if num_len == 0 {
+            return None;
+        }
+        let n: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let mult = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += n * mult;
+    }
+    Some(total as i64)
+}
+
+impl Builder<'_> {
+    fn emit(&mut self, p: Progress) {
+        (self.progress)(p)
+    }
+
+    fn now(&self) -> String {
+        match self.opts.timestamp {
+            Some(t) => rfc3339(t),
+            None => chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        }
+    }
+
+    fn run(&mut self, df: &Dockerfile) -> Result<BuildResult> {
+        if df.stages.is_empty() {
+            return Err(Error::Invalid("the Dockerfile has no FROM instruction".into()));
+        }
+        // Which stage ends the build.
+        let last = match &self.opts.target {
+            None => df.stages.len() - 1,
+            Some(t) => df
+                .stages
+                .iter()
+                .position(|s| s.from().name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(t)))
+                .ok_or_else(|| Error::Invalid(format!("target stage {t:?} could not be found")))?,
+        };
+        self.total = df.stages[..=last].iter().map(|s| 1 + s.instructions.len()).sum();
+        // ARGs before FROM: their values are usable in FROM lines only.
+        let mut meta: BTreeMap<String, String> = BTreeMap::new();
+        for ins in &df.meta_args {
+            if let Kind::Arg(defs) = &ins.kind {
+                for d in defs {
+                    let v = match self.opts.build_args.get(&d.name) {
+                        Some(v) => {
+                            self.used_args.insert(d.name.clone());
+                            Some(v.clone())
+                        }
+                        None => match &d.default {
+                            Some(raw) => Some(self.expand_with(ins.loc, raw, &[], &meta)?),
+                            None => None,
+                        },
+                    };
+                    meta.insert(d.name.clone(), v.unwrap_or_default());
+                }
+            }
+        }
+        for stage in &df.stages[..=last] {
+            let st = self.stage(stage, &meta)?;
+            self.stages.push(Stage {
+                name: stage.from().name.clone(),
+                state: st,
+            });
+        }
+        let mut st = self.stages.pop().expect("a stage was built").state;
+        let unused: Vec<&String> = self
+            .opts
+            .build_args
+            .keys()
+            .filter(|k| !self.used_args.contains(*k) && !PREDEFINED_ARGS.contains(&k.as_str()) && k.as_str() != "SOURCE_DATE_EPOCH")
+            .collect();
+        if !unused.is_empty() {
+            let list = unused.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
+            self.emit(Progress::Warning(format!(
+                "[Warning] One or more build-args [{list}] were not consumed"
+            )));
+        }
+        if !self.opts.labels.is_empty() {
+            let labels = st.config.config.labels.get_or_insert_with(BTreeMap::new);
+            labels.extend(self.opts.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+            st.id = None;
+        }
+        st.config.created = Some(self.now());
+        let id = self.commit(&mut st)?;
+        let mut tags = Vec::new();
+        for t in &self.opts.tags {
+            tags.push(self.backend.images().tag(&id, t)?);
+        }
+        Ok(BuildResult { id, tags })
+    }
+
+    /// Expand a raw word with `env` (the config's) and `args`; ENV wins over ARG.
+    fn expand_with(&self, loc: Loc, raw: &str, env: &[String], args: &BTreeMap<String, String>) -> Result<String> {
+        let lookup = |k: &str| env_get(env, k).map(str::to_string).or_else(|| args.get(k).cloned());
+        dockerfile::expand(raw, self.escape, &lookup).map_err(|e| Error::at(loc, e.to_string()))
+    }
+
+    fn expand(&self, st: &State, loc: Loc, raw: &str) -> Result<String> {
+        self.expand_with(loc, raw, st.config.config.env.as_deref().unwrap_or(&[]), &st.args)
+    }
+
+    fn begin(&mut self, ins: &Instruction) -> Instant {
+        self.step += 1;
+        let (n, total) = (self.step, self.total);
+        self.emit(Progress::Step {
+            n,
+            total,
+            text: &ins.source,
+        });
+        Instant::now()
+    }
+
+    fn stage(&mut self, stage: &dockerfile::Stage, meta: &BTreeMap<String, String>) -> Result<State> {
+        let t = self.begin(&stage.from);
+        let from = stage.from();
+        let loc = stage.from.loc;
+        let base = self.expand_with(loc, &from.image, &[], meta)?;
+        if let Some(p) = &from.platform {
+            let p = self.expand_with(loc, p, &[], meta)?;
+            let want = format!("linux/{}", oci::spec::host_arch());
+            if !p.is_empty() && p != want && p != "$BUILDPLATFORM" && p != "$TARGETPLATFORM" {
+                return Err(Error::at(
+                    loc,
+                    format!("platform {p:?} is not supported: this builder builds {want} only"),
+                ));
+            }
+        }
+        let mut st = if base.eq_ignore_ascii_case("scratch") {
+            State {
+                id: None,
+                parent: None,
+                config: ImageConfig {
+                    architecture: oci::spec::host_arch().into(),
+                    os: "linux".into(),
+                    config: oci::spec::RunConfig {
+                        env: Some(vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()]),
+                        ..Default::default()
+                    },
+                    rootfs: RootFs {
+                        kind: "layers".into(),
+                        diff_ids: vec![],
+                    },
+                    ..Default::default()
+                },
+                layers: vec![],
+                args: BTreeMap::new(),
+                cmd_set: false,
+            }
+        } else if let Some(s) = self.find_stage(&base) {
+            let mut st = s.state.clone();
+            st.args.clear();
+            st.cmd_set = false;
+            st
+        } else {
+            let images = self.backend.images();
+            let id = images.resolve(&base).map_err(|_| Error::NoBaseImage(base.clone()))?;
+            let config = images.config(&id)?;
+            let layers = images.manifest(&id)?.layers;
+            State {
+                id: Some(id.clone()),
+                parent: Some(id),
+                config,
+                layers,
+                args: BTreeMap::new(),
+                cmd_set: false,
+            }
+        };
+        let secs = t.elapsed().as_secs_f64();
+        self.emit(Progress::Done { id: st.id.as_ref(), secs });
+        // ONBUILD triggers of the base run first; they are not inherited further.
+        let triggers = st.config.config.on_build.take().unwrap_or_default();
+        if !triggers.is_empty() {
+            st.id = None;
+        }
+        for trig in triggers {
+            let parsed = dockerfile::parse(&format!("FROM scratch\n{trig}\n"))
+                .map_err(|e| Error::at(loc, format!("ONBUILD trigger {trig:?} of the base image: {}", e.message)))?;
+            for ins in parsed.stages.into_iter().flat_map(|s| s.instructions) {
+                self.total += 1;
+                self.instruction(&mut st, &ins)?;
+            }
+        }
+        for ins in &stage.instructions {
+            self.instruction(&mut st, ins)?;
+        }
+        Ok(st)
+    }
+
+    fn find_stage(&self, name: &str) -> Option<&Stage> {
+        if let Ok(i) = name.parse::<usize>() {
+            return self.stages.get(i);
+        }
+        self.stages
+            .iter()
+            .find(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+    }
+
+    fn history(&self, st: &mut State, created_by: String, empty_layer: bool) {
+        st.config.history.push(History {
+            created: Some(self.now()),
+            created_by: Some(created_by),
+            author: None,
+            comment: Some("berth.build".into()),
+            empty_layer,
+        });
+    }
+
+    /// Store the state as an image (if it is not one already) and return its ID.
+    fn commit(&mut self, st: &mut State) -> Result<Digest> {
+        if let Some(id) = &st.id {
+            return Ok(id.clone());
+        }
+        if st.config.created.is_none() {
+            st.config.created = Some(self.now());
+        }
+        let id = self.backend.images().add_image(&st.config, &st.layers, st.parent.clone())?;
+        st.id = Some(id.clone());
+        st.parent = Some(id.clone());
+        Ok(id)
+    }
+
+    /// The cache key of a step on state `st`: its input filesystem and config, and what it does.
+    fn key(&self, st: &State, what: &Value) -> Digest {
+        let c = &st.config;
+        let v = json!({
+            "os": c.os, "arch": c.architecture, "diff_ids": c.rootfs.diff_ids, "config": c.config,
+            "step": what, "time": self.opts.timestamp,
+        });
+        Digest::of(serde_json::to_string(&v).expect("json").as_bytes())
+    }
+
+    /// A cached result for `key` whose image (and its blobs) are all still there.
+    fn cached(&self, key: &Digest) -> Option<(Digest, ImageConfig, Vec<Descriptor>)> {
+        if self.opts.no_cache {
+            return None;
+        }
+        let id = self.cache.get(key)?;
+        let images = self.backend.images();
+        let config = images.config(&id).ok()?;
+        let manifest = images.manifest(&id).ok()?;
+        if !manifest.layers.iter().all(|l| images.content().contains(&l.digest)) {
+            return None;
+        }
+        Some((id, config, manifest.layers))
+    }
+
+    /// Take a cached result (or not); returns whether it was used.
+    fn try_cache(&mut self, st: &mut State, key: &Digest, t: Instant) -> bool {
+        let Some((id, config, layers)) = self.cached(key) else {
+            return false;
+        };
+        self.emit(Progress::Cached);
+        st.config = config;
+        st.layers = layers;
+        st.id = Some(id.clone());
+        st.parent = Some(id.clone());
+        let secs = t.elapsed().as_secs_f64();
+        self.emit(Progress::Done { id: Some(&id), secs });
+        true
+    }
+
+    /// Add the directory `dir` (an overlay upper) as a new layer on `st`, record the image and cache it.
+    fn add_layer(&mut self, st: &mut State, dir: &Path, created_by: String, key: &Digest) -> Result<Digest> {
+        let images = self.backend.images();
+        if let Some(t) = self.opts.timestamp {
+            fsutil::set_times(dir, t).map_err(|e| Error::Io {
+                op: "set times in".into(),
+                path: dir.to_path_buf(),
+                source: e,
+            })?;
+        }
+        let mut w = images.content().writer()?;
+        image::diff::write_tar(
+            dir,
+            &mut w,
+            image::diff::TarOptions {
+                overlay_whiteouts: true,
+                mtime_clamp: self.opts.timestamp.map(|t| t.max(0) as u64),
+                prefix: None,
+            },
+        )
+        .map_err(|e| Error::Io {
+            op: "archive".into(),
+            path: dir.to_path_buf(),
+            source: e,
+        })?;
+        let (diff_id, size) = w.commit(None)?;
+        let mut diff_ids = st.config.rootfs.diff_ids.clone();
+        diff_ids.push(diff_id.clone());
+        let chain = image::store::chain_ids(&diff_ids).pop().expect("one layer at least");
+        images.adopt_layer(&chain, dir);
+        st.config.rootfs.diff_ids = diff_ids;
+        st.layers.push(Descriptor::new(MEDIA_OCI_LAYER, diff_id, size));
+        self.history(st, created_by, false);
+        st.id = None;
+        st.config.created = Some(self.now());
+        let id = self.commit(st)?;
+        self.cache.put(key, &id);
+        Ok(id)
+    }
+
+    fn instruction(&mut self, st: &mut State, ins: &Instruction) -> Result<()> {
+        let t = self.begin(ins);
+        let loc = ins.loc;
+        match &ins.kind {
+            Kind::Run(run) => return self.run_step(st, ins, run, t),
+            Kind::Copy(c) => return self.copy_step(st, ins, c, false, t),
+            Kind::Add(c) => return self.copy_step(st, ins, c, true, t),
+            Kind::From(_) => return Err(Error::at(loc, "FROM inside a stage")),
+            Kind::Arg(defs) => {
+                for d in defs {
+                    let v = match self.opts.build_args.get(&d.name) {
+                        Some(v) => {
+                            self.used_args.insert(d.name.clone());
+                            v.clone()
+                        }
+                        None => match &d.default {
+                            Some(raw) => self.expand(st, loc, raw)?,
+                            None => String::new(),
+                        },
+                    };
+                    st.args.insert(d.name.clone(), v);
+                }
+                // ARGs change nothing in the image but the steps after them (their key).
+                let secs = t.elapsed().as_secs_f64();
+                self.emit(Progress::Done { id: None, secs });
+                return Ok(());
+            }
+            Kind::Env(pairs) => {
+                let mut env = st.config.config.env.clone().unwrap_or_default();
+                for (k, v) in pairs {
+                    let k = self.expand(st, loc, k)?;
+                    // Later pairs see earlier ones of the same line.
+                    let lookup_env = env.clone();
+                    let v = self.expand_with(loc, v, &lookup_env, &st.args)?;
+                    if k.is_empty() {
+                        return Err(Error::at(loc, "ENV names must not be empty"));
+                    }
+                    env_set(&mut env, &k, &v);
+                }
+                st.config.config.env = Some(env);
+            }
+            Kind::Label(pairs) => {
+                let mut labels = st.config.config.labels.clone().unwrap_or_default();
+                for (k, v) in pairs {
+                    let k = self.expand(st, loc, k)?;
+                    let v = self.expand(st, loc, v)?;
+                    if k.is_empty() {
+                        return Err(Error::at(loc, "LABEL names must not be empty"));
+                    }
+                    labels.insert(k, v);
+                }
+                st.config.config.labels = Some(labels);
+            }
+            Kind::Cmd(c) => {
+                st.config.config.cmd = Some(self.command(st, c));
+                st.cmd_set = true;
+            }
+            Kind::Entrypoint(c) => {
+                st.config.config.entrypoint = Some(self.command(st, c));
+                if !st.cmd_set {
+                    st.config.config.cmd = None;
+                }
+            }
+            Kind::Shell(v) => {
+                st.config.config.extra.insert("Shell".into(), json!(v));
+            }
+            Kind::Expose(ports) => {
+                let mut m = st.config.config.exposed_ports.clone().unwrap_or_default();
+                for p in ports {
+                    for p in self.expand(st, loc, p)?.split_whitespace() {
+                        let p = if p.contains('/') {
+                            p.to_ascii_lowercase()
+                        } else {
+                            format!("{p}/tcp")
+                        };
+                        let (num, proto) = p.split_once('/').expect("has a slash");
+                        let ok_num = num.split('-').all(|n| n.parse::<u16>().is_ok());
+                        if !ok_num || !["tcp", "udp", "sctp"].contains(&proto) {
+                            return Err(Error::at(loc, format!("invalid port {p:?} in EXPOSE")));
+                        }
+                        m.insert(p, json!({}));
+                    }
+                }
+                st.config.config.exposed_ports = Some(m);
+            }
+            Kind::Volume(paths) => {
+                let mut m = st.config.config.volumes.clone().unwrap_or_default();
+                for p in paths {
+                    let p = self.expand(st, loc, p)?;
+                    if p.is_empty() {
+                        return Err(Error::at(loc, "VOLUME specified can not be an empty string"));
+                    }
+                    m.insert(p, json!({}));
+                }
+                st.config.config.volumes = Some(m);
+            }
+            Kind::User(u) => {
+                st.config.config.user = Some(self.expand(st, loc, u)?).filter(|s| !s.is_empty());
+            }
+            Kind::Workdir(w) => {
+                let w = self.expand(st, loc, w)?;
+                let base = st.config.config.working_dir.clone().unwrap_or_else(|| "/".into());
+                let joined = if w.starts_with('/') {
+                    w
+                } else {
+                    format!("{}/{}", base.trim_end_matches('/'), w)
+                };
+                st.config.config.working_dir = Some(format!("/{}", pattern::clean(&joined)));
+            }
+            Kind::Stopsignal(s) => {
+                st.config.config.stop_signal = Some(self.expand(st, loc, s)?);
+            }
+            Kind::Maintainer(m) => {
+                st.config.author = Some(m.clone());
+            }
+            Kind::Onbuild(inner) => {
+                st.config.config.on_build.get_or_insert_with(Vec::new).push(inner.source.clone());
+            }
+            Kind::Healthcheck(h) => {
+                let v = match h {
+                    Healthcheck::None => json!({"Test": ["NONE"]}),
+                    Healthcheck::Check {
+                        command,
+                        interval,
+                        timeout,
+                        start_period,
+                        start_interval,
+                        retries,
+                    } => {
+                        let test = match command {
+                            Command::Shell(s) => json!(["CMD-SHELL", s]),
+                            Command::Exec(v) => {
+                                let mut t = vec!["CMD".to_string()];
+                                t.extend(v.iter().cloned());
+                                json!(t)
+                            }
+                        };
+                        let mut o = serde_json::Map::new();
+                        o.insert("Test".into(), test);
+                        for (name, d) in [
+                            ("Interval", interval),
+                            ("Timeout", timeout),
+                            ("StartPeriod", start_period),
+                            ("StartInterval", start_interval),
+                        ] {
+                            if let Some(d) = d {
+                                let ns = parse_duration(d)
+                                    .ok_or_else(|| Error::at(loc, format!("HEALTHCHECK: invalid duration {d:?} for {name}")))?;
+                                o.insert(name.into(), json!(ns));
+                            }
+                        }
+                        if let Some(r) = retries {
+                            o.insert("Retries".into(), json!(r));
+                        }
+                        Value::Object(o)
+                    }
+                };
+                st.config.config.healthcheck = Some(v);
+            }
+        }
+        // Metadata only: a new config, no layer.
+        self.history(st, ins.source.clone(), true);
+        st.id = None;
+        let secs = t.elapsed().as_secs_f64();
+        self.emit(Progress::Done { id: None, secs });
+        Ok(())
+    }
+
+    fn shell(st: &State) -> Vec<String> {
+        st.config
+            .config
+            .extra
+            .get("Shell")
+            .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
+            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+    }
+
+    fn command(&self, st: &State, c: &Command) -> Vec<String> {
+        match c {
+            Command::Exec(v) => v.clone(),
+            Command::Shell(s) => {
+                let mut v = Self::shell(st);
+                v.push(s.clone());
+                v
+            }
+        }
+    }
+
+    fn run_step(&mut self, st: &mut State, ins: &Instruction, run: &dockerfile::Run, t: Instant) -> Result<()> {
+        let loc = ins.loc;
+        let argv = match &run.command {
+            Command::Exec(v) => v.clone(),
+            Command::Shell(s) => {
+                let script = if run.heredocs.len() == 1 && s.trim() == format!("<<{}", run.heredocs[0].name).as_str() {
+                    // `RUN <<EOF`: the body is the script.
+                    run.heredocs[0].content.clone()
+                } else if run.heredocs.is_empty() {
+                    s.clone()
+                } else {
+                    // The shell reads the heredocs itself, as in a script file.
+                    let mut full = s.clone();
+                    full.push('\n');
+                    for h in &run.heredocs {
+                        full.push_str(&h.content);
+                        full.push_str(&h.name);
+                        full.push('\n');
+                    }
+                    full
+                };
+                let mut v = Self::shell(st);
+                v.push(script);
+                v
+            }
+        };
+        if argv.is_empty() {
+            return Err(Error::at(loc, "RUN needs a command"));
+        }
+        let network = match &run.network {
+            Some(n) => match self.expand(st, loc, n)?.as_str() {
+                "default" | "" => self.opts.network.clone(),
+                n @ ("none" | "host") => n.to_string(),
+                other => return Err(Error::at(loc, format!("RUN --network={other}: expected default, none or host"))),
+            },
+            None => self.opts.network.clone(),
+        };
+        // Build args in scope reach the command as environment (not the image).
+        let mut env = st.config.config.env.clone().unwrap_or_default();
+        for (k, v) in &st.args {
+            if env_get(&env, k).is_none() {
+                env.push(format!("{k}={v}"));
+            }
+        }
+        let user = st.config.config.user.clone().unwrap_or_default();
+        let workdir = st.config.config.working_dir.clone().unwrap_or_default();
+        let key = self.key(st, &json!({"run": argv, "env": env, "network": network}));
+        if self.try_cache(st, &key, t) {
+            return Ok(());
+        }
+        let parent = self.commit(st)?;
+        let req = RunRequest {
+            image: parent,
+            argv: argv.clone(),
+            env,
+            user,
+            workdir,
+            network,
+        };
+        let progress = &mut self.progress;
+        let outcome = self.backend.run(&req, &mut |ev| match ev {
+            RunEvent::Started(id) => progress(Progress::Running(id)),
+            RunEvent::Output(b) => progress(Progress::Output(b)),
+        })?;
+        if outcome.exit_code != 0 {
+            // Unlike Docker's classic builder, a failed step's container is not left behind: its
+            // output was shown, and a rerun reproduces it.
+            self.backend.remove_container(&outcome.container);
+            let command = match &run.command {
+                Command::Shell(_) => argv.join(" "),
+                Command::Exec(v) => serde_json::to_string(v).expect("json"),
+            };
+            return Err(Error::RunFailed {
+                command,
+                code: outcome.exit_code,
+            });
+        }
+        let created_by = format!("RUN {}", argv.join(" "));
+        let res = self.add_layer(st, &outcome.upper, created_by, &key);
+        self.backend.remove_container(&outcome.container);
+        self.emit(Progress::Removed(&outcome.container));
+        let id = res?;
+        let secs = t.elapsed().as_secs_f64();
+        self.emit(Progress::Done { id: Some(&id), secs });
+        Ok(())
+    }
+
+    fn copy_step(&mut self, st: &mut State, ins: &Instruction, c: &Copy, add: bool, t: Instant) -> Result<()> {
+        let loc = ins.loc;
+        let what = if add { "ADD" } else { "COPY" };
+        let dest_raw = self.expand(st, loc, &c.dest)?;
+        let workdir = st.config.config.working_dir.clone().unwrap_or_else(|| "/".into());
+        let dest = if dest_raw.starts_with('/') {
+            dest_raw.clone()
+        } else {
+            format!("{}/{}", workdir.trim_end_matches('/'), dest_raw)
+        };
+        let dest_slash = dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/.");
+        let mut attrs = Attrs::default();
+        let chown = c
+            .chown
+            .as_ref()
+            .map(|o| self.expand(st, loc, o))
+            .transpose()?
+            .filter(|s| !s.is_empty());
+        if let Some(m) = &c.chmod {
+            let m = self.expand(st, loc, m)?;
+            attrs.mode = Some(
+                u32::from_str_radix(&m, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| Error::at(loc, format!("{what} --chmod={m}: expected an octal mode such as 755")))?,
+            );
+        }
+        // Where the sources come from.
+        let mut from_mount: Option<Snapshot> = None;
+        let mut from_id = None;
+        let src_root = match &c.from {
+            None => self.context.clone(),
+            Some(f) => {
+                if add {
+                    return Err(Error::at(loc, "ADD does not take --from"));
+                }
+                let f = self.expand(st, loc, f)?;
+                let id = match self.find_stage(&f).map(|s| s.state.clone()) {
+                    Some(mut s) => {
+                        let id = self.commit(&mut s)?;
+                        // Keep the committed ID so later references reuse it.
+                        if let Some(stage) = self
+                            .stages
+                            .iter_mut()
+                            .find(|x| x.state.config == s.config && x.state.layers == s.layers)
+                        {
+                            stage.state.id = Some(id.clone());
+                        }
+                        id
+                    }
+                    None => self.backend.images().resolve(&f).map_err(|_| Error::NoBaseImage(f.clone()))?,
+                };
+                let snap = Snapshot::read_only(self.backend.images(), &id, &self.work)?;
+                let root = snap.root.clone();
+                from_mount = Some(snap);
+                from_id = Some(id);
+                root
+            }
+        };
+        let from_context = c.from.is_none();
+        // Resolve the sources.
+        let mut sources: Vec<Source> = Vec::new();
+        let mut wildcard = false;
+        for raw in &c.sources {
+            if let Some(name) = raw.strip_prefix("<<") {
+                let h = c
+                    .heredocs
+                    .iter()
+                    .find(|h| h.name == name.trim_start_matches('-').trim_matches(['"', '\'']))
+                    .ok_or_else(|| Error::at(loc, format!("{what}: no here-document named {name}")))?;
+                let content = if h.expand {
+                    self.expand_heredoc(st, loc, &h.content)?
+                } else {
+                    h.content.clone()
+                };
+                sources.push(Source::Inline {
+                    name: h.name.clone(),
+                    content,
+                });
+                continue;
+            }
+            let s = self.expand(st, loc, raw)?;
+            if add && (s.starts_with("http://") || s.starts_with("https://")) {
+                return Err(Error::at(
+                    loc,
+                    format!("ADD {s}: fetching URLs is not supported by this builder yet"),
+                ));
+            }
+            if add && s.starts_with("git@") {
+                return Err(Error::at(loc, format!("ADD {s}: git sources are not supported")));
+            }
+            let clean = pattern::clean(&s);
+            if pattern::has_wildcards(&clean) {
+                wildcard = true;
+                let found = self.glob(&src_root, &clean, from_context);
+                if found.is_empty() {
+                    return Err(Error::at(
+                        loc,
+                        format!("{what} failed: no source files were specified (no match for {s:?})"),
+                    ));
+                }
+                sources.extend(found.into_iter().map(|rel| Source::Path { rel }));
+            } else {
+                if from_context && !clean.is_empty() && self.ignore.excluded(&clean) {
+                    return Err(Error::at(
+                        loc,
+                        format!(
+                            "{what} failed: file not found in build context or excluded by .dockerignore: stat {s}: file does not exist"
+                        ),
+                    ));
+                }
+                if fsutil::open_file_in(&src_root, &clean).is_none() && !fsutil::is_dir_in(&src_root, &clean) {
+                    let place = if from_context {
+                        "build context".to_string()
+                    } else {
+                        format!("stage/image {:?}", c.from.as_deref().unwrap_or(""))
+                    };
+                    return Err(Error::at(
+                        loc,
+                        format!("{what} failed: file not found in {place}: stat {s}: file does not exist"),
+                    ));
+                }
+                sources.push(Source::Path { rel: clean });
+            }
+        }
+        let many = sources.len() > 1 || wildcard;
+        if many && !dest_slash {
+            return Err(Error::at(
+                loc,
+                format!("When using {what} with more than one source file, the destination must be a directory and end with a /"),
+            ));
+        }
+        // The key: what is copied (by content), where, and how.
+        let mut h = Sha256::new();
+        for s in &sources {
+            match s {
+                Source::Inline { name, content } => {
+                    h.update(b"inline\0");
+                    h.update(name.as_bytes());
+                    h.update(b"\0");
+                    h.update(content.as_bytes());
+                }
+                Source::Path { rel } => {
+                    h.update(b"path\0");
+                    h.update(rel.as_bytes());
+                    h.update(b"\0");
+                    if from_context {
+                        self.hash_tree(&mut h, &src_root, rel)?;
+                    }
+                }
+            }
+        }
+        let content = hex::encode(h.finalize());
+        let key = self.key(
+            st,
+            &json!({"copy": what, "content": content, "from": from_id, "dest": dest, "dest_slash": dest_slash,
+                    "chown": chown, "chmod": attrs.mode}),
+        );
+        if self.try_cache(st, &key, t) {
+            return Ok(());
+        }
+        // Do it on an overlay of the current layers.
+        let snap = Snapshot::writable(self.backend.images(), st, &self.work)?;
+        let res = (|| -> Result<()> {
+            if let Some(o) = &chown {
+                attrs.owner = Some(fsutil::lookup_owner(&snap.root, o).map_err(|e| Error::at(loc, e.to_string()))?);
+            }
+            let into_dir = dest_slash || many || fsutil::is_dir_in(&snap.root, &dest);
+            for s in &sources {
+                match s {
+                    Source::Inline { name, content } => {
+                        let (dir, fname) = if into_dir {
+                            (dest.as_str(), name.as_str())
+                        } else {
+                            split_dest(&dest)
+                        };
+                        let d = fsutil::mkdir_in(&snap.root, dir, attrs)?;
+                        fsutil::write_file(&d, OsStr::new(fname), &mut content.as_bytes(), attrs, 0o644)?;
+                    }
+                    Source::Path { rel } => {
+                        self.copy_one(&src_root, rel, &snap.root, &dest, into_dir, attrs, add, from_context)
+                            .map_err(|e| Error::at(loc, format!("{what} failed: {e}")))?;
+                    }
+                }
+            }
+            Ok(())
+        })();
+        let upper = snap.finish();
+        drop(from_mount);
+        let upper = upper?;
+        res?;
+        let created_by = format!("{} {}", what, ins.source.split_once(' ').map(|x| x.1).unwrap_or(""));
+        let id = self.add_layer(st, &upper.path, created_by, &key)?;
+        drop(upper);
+        let secs = t.elapsed().as_secs_f64();
+        self.emit(Progress::Done { id: Some(&id), secs });
+        Ok(())
+    }
+
+    fn expand_heredoc(&self, st: &State, loc: Loc, content: &str) -> Result<String> {
+        // Only variables are expanded in a heredoc body; quotes stay as written.
+        let env = st.config.config.env.clone().unwrap_or_default();
+        let mut out = String::new();
+        let mut rest = content;
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            let tail = &rest[i..];
+            let end = if tail.starts_with("${") {
+                tail.find('}').map(|e| e + 1).unwrap_or(tail.len())
+            } else {
+                1 + tail[1..]
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(tail.len() - 1)
+            };
+            let word = &tail[..end];
+            if word == "$" {
+                out.push('$');
+            } else {
+                out.push_str(&self.expand_with(loc, word, &env, &st.args)?);
+            }
+            rest = &tail[end..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// Context-relative paths matching a wildcard pattern, sorted.
+    fn glob(&self, root: &Path, pat: &str, from_context: bool) -> Vec<String> {
+        let comps: Vec<&str> = pat.split('/').collect();
+        let mut found = vec![String::new()];
+        for c in comps {
+            let mut next = Vec::new();
+            for base in &found {
+                if pattern::has_wildcards(c) {
+                    let Ok(rd) = fs::read_dir(root.join(base)) else { continue };
+                    let mut names: Vec<String> = rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+                    names.sort();
+                    for n in names {
+                        if pattern::matches(c, &n) {
+                            next.push(if base.is_empty() { n } else { format!("{base}/{n}") });
+                        }
+                    }
+                } else {
+                    let p = if base.is_empty() { c.to_string() } else { format!("{base}/{c}") };
+                    if fs::symlink_metadata(root.join(&p)).is_ok() {
+                        next.push(p);
+                    }
+                }
+            }
+            found = next;
+        }
+        found.retain(|p| !(from_context && self.ignore.excluded(p)));
+        found
+    }
+
+    /// Hash a context path's tree: names, kinds, modes, link targets and file contents (not times).
+    fn hash_tree(&self, h: &mut Sha256, root: &Path, rel: &str) -> Result<()> {
+        let base = resolve_in(root, rel)?;
+        let mut stack = vec![(base, rel.to_string())];
+        while let Some((p, r)) = stack.pop() {
+            let md = fs::symlink_metadata(&p).map_err(|e| Error::Io {
+                op: "stat".into(),
+                path: PathBuf::from(&r),
+                source: e,
+            })?;
+            h.update(r.as_bytes());
+            h.update(format!("\0{:o}\0", md.permissions().mode()).as_bytes());
+            if md.is_dir() {
+                let mut names: Vec<_> = fs::read_dir(&p)
+                    .map_err(|e| Error::Io {
+                        op: "read".into(),
+                        path: PathBuf::from(&r),
+                        source: e,
+                    })?
+                    .flatten()
+                    .map(|e| e.file_name())
+                    .collect();
+                names.sort();
+                names.reverse();
+                for n in names {
+                    let child = if r.is_empty() {
+                        n.to_string_lossy().into_owned()
+                    } else {
+                        format!("{r}/{}", n.to_string_lossy())
+                    };
+                    if self.ignore.excluded(&child) {
+                        continue;
+                    }
+                    stack.push((p.join(&n), child));
+                }
+            } else if md.file_type().is_symlink() {
+                h.update(fs::read_link(&p).map(|t| fsutil::show(&t)).unwrap_or_default().as_bytes());
+            } else if md.is_file() {
+                h.update(file_digest(&p, &md)?.as_bytes());
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn copy_one(
+        &self,
+        src_root: &Path,
+        rel: &str,
+        dst_root: &Path,
+        dest: &str,
+        into_dir: bool,
+        attrs: Attrs,
+        add: bool,
+        from_context: bool,
+    ) -> Result<()> {
+        let src = resolve_in(src_root, rel)?;
+        let md = fs::metadata(&src).map_err(|e| Error::Io {
+            op: "stat".into(),
+            path: PathBuf::from(rel),
+            source: e,
+        })?;
+        let ignore = &self.ignore;
+        let mut filter = |r: &Path| {
+            if !from_context {
+                return true;
+            }
+            let full = if rel.is_empty() {
+                fsutil::show(r)
+            } else {
+                format!("{rel}/{}", fsutil::show(r))
+            };
+            !ignore.excluded(&full) || ignore.may_include_below(&full)
+        };
+        if md.is_dir() {
+            // A directory's contents go into the destination directory.
+            let d = fsutil::mkdir_in(dst_root, dest, attrs)?;
+            fsutil::copy_tree(&src, &d, OsStr::new(""), attrs, &mut filter)?;
+            return Ok(());
+        }
+        if add {
+            if let Some(reader) = archive_reader(&src)? {
+                let d = fsutil::mkdir_in(dst_root, dest, attrs)?;
+                let host = fsutil::host_path(&d)?;
+                if !host.starts_with(dst_root) {
+                    return Err(Error::Copy(format!("{dest} resolves outside the image")));
+                }
+                image::unpack::unpack_layer(reader, &host)?;
+                return Ok(());
+            }
+        }
+        let base = rel.rsplit('/').next().unwrap_or(rel);
+        let (dir, name) = if into_dir { (dest, base) } else { split_dest(dest) };
+        let d = fsutil::mkdir_in(dst_root, dir, attrs)?;
+        fsutil::copy_tree(&src, &d, OsStr::new(name), attrs, &mut filter)?;
+        Ok(())
+    }
+}
+
+/// Parent directory and file name of a destination path.
+fn split_dest(dest: &str) -> (&str, &str) {
+    let t = dest.trim_end_matches('/');
+    match t.rsplit_once('/') {
+        Some((d, n)) => (if d.is_empty() { "/" } else { d }, n),
+        None => ("/", t),
+    }
+}
+
+/// A source's host path, resolved inside its root (symlinks cannot leave it).
+fn resolve_in(root: &Path, rel: &str) -> Result<PathBuf> {
+    if rel.is_empty() {
+        return Ok(root.to_path_buf());
+    }
+    let f = fsutil::open_file_in(root, rel)
+        .map(|f| fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&f))))
+        .or_else(|| {
+            let d = fs::File::open(root).ok()?;
+            let comps: Vec<&OsStr> = rel.split('/').filter(|c| !c.is_empty()).map(OsStr::new).collect();
+            let fd = image::unpack::open_in_root(std::os::fd::AsRawFd::as_raw_fd(&d), &comps).ok()?;
+            Some(fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd))))
+        });
+    match f {
+        Some(Ok(p)) if p.starts_with(root) => Ok(p),
+        Some(Ok(_)) => Err(Error::Copy(format!("{rel}: resolves outside its root"))),
+        _ => Err(Error::Copy(format!("{rel}: no such file or directory"))),
+    }
+}
+
+/// sha256 of a file's content.
+fn file_digest(p: &Path, _md: &fs::Metadata) -> Result<String> {
+    let mut f = fs::File::open(p).map_err(|e| Error::Io {
+        op: "open".into(),
+        path: p.to_path_buf(),
+        source: e,
+    })?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).map_err(|e| Error::Io {
+        op: "read".into(),
+        path: p.to_path_buf(),
+        source: e,
+    })?;
+    Ok(hex::encode(h.finalize()))
+}
+
+/// If `p` is a tar archive (plain or gzip), a reader of the plain tar.
+fn archive_reader(p: &Path) -> Result<Option<Box<dyn Read>>> {
+    let open = || {
+        fs::File::open(p).map_err(|e| Error::Io {
+            op: "open".into(),
+            path: p.to_path_buf(),
+            source: e,
+        })
+    };
+    let mut head = [0u8; 512];
+    let mut f = open()?;
+    let n = read_full(&mut f, &mut head);
+    let is_gzip = n >= 2 && head[0] == 0x1f && head[1] == 0x8b;
+    if is_gzip {
+        let mut gz = flate2::read::GzDecoder::new(open()?);
+        let mut inner = [0u8; 512];
+        let k = read_full(&mut gz, &mut inner);
+        if k == 512 && is_tar_header(&inner) {
+            return Ok(Some(Box::new(flate2::read::GzDecoder::new(open()?))));
+        }
+        return Ok(None);
+    }
+    if n == 512 && is_tar_header(&head) {
+        return Ok(Some(Box::new(open()?)));
+    }
+    Ok(None)
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    n
+}
+
+/// A ustar/gnu header with a valid checksum.
+fn is_tar_header(h: &[u8; 512]) -> bool {
+    let magic = &h[257..263];
+    if magic != b"ustar\0" && magic != b"ustar " {
+        return false;
+    }
+    let field = String::from_utf8_lossy(&h[148..156]);
+    let Ok(want) = u32::from_str_radix(field.trim_matches(|c: char| c == '\0' || c == ' '), 8) else {
+        return false;
+    };
+    let sum: u32 = h
+        .iter()
+        .enumerate()
+        .map(|(i, b)| if (148..156).contains(&i) { 32 } else { *b as u32 })
+        .sum();
+    sum == want
+}
+
+/// A COPY source.
+enum Source {
+    Path { rel: String },
+    Inline { name: String, content: String },
+}
+
+/// A temporary overlay mount of an image (read-only, for `COPY --from`) or of a state with a fresh
+/// upper directory (for COPY/ADD). Unmounted and removed on drop.
+struct Snapshot {
+    dir: PathBuf,
+    root: PathBuf,
+    mounted: bool,
+}
+
+/// The upper directory of a finished snapshot; removed on drop unless it was adopted as a layer.
+struct Upper {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl Drop for Upper {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn tmp_dir(work: &Path) -> Result<PathBuf> {
+    let n: u64 = rand_u64();
+    let d = work.join(format!("tmp-build-{n:016x}"));
+    fs::create_dir_all(&d).map_err(|e| Error::Io {
+        op: "create".into(),
+        path: d.clone(),
+        source: e,
+    })?;
+    Ok(d)
+}
+
+fn rand_u64() -> u64 {
+    let mut b = [0u8; 8];
+    if let Ok(mut f) = fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut b);
+    }
+    u64::from_le_bytes(b) ^ std::process::id() as u64
+}
+
+impl Snapshot {
+    fn read_only(images: &image::ImageStore, id: &Digest, work: &Path) -> Result<Snapshot> {
+        let lowers = images.lower_dirs(id)?;
+        let dir = tmp_dir(work)?;
+        let mut s = Snapshot {
+            root: dir.join("merged"),
+            dir,
+            mounted: false,
+        };
+        match lowers.len() {
+            0 => {
+                fs::create_dir_all(&s.root).map_err(|e| io_err("create", &s.root, e))?;
+            }
+            1 => s.root = lowers[0].clone(),
+            _ => {
+                fs::create_dir_all(&s.root).map_err(|e| io_err("create", &s.root, e))?;
+                let lower = lowers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+                nix::mount::mount(
+                    Some("overlay"),
+                    &s.root,
+                    Some("overlay"),
+                    nix::mount::MsFlags::MS_RDONLY,
+                    Some(format!("lowerdir={lower}").as_str()),
+                )
+                .map_err(|e| Error::Backend(format!("mounting the source image: {e}")))?;
+                s.mounted = true;
+            }
+        }
+        Ok(s)
+    }
+
+    fn writable(images: &image::ImageStore, st: &State, work: &Path) -> Result<Snapshot> {
+        let dir = tmp_dir(work)?;
+        let mut lowers = image_lowers(images, st)?;
+        if lowers.is_empty() {
+            let empty = dir.join("empty");
+            fs::create_dir_all(&empty).map_err(|e| io_err("create", &empty, e))?;
+            lowers.push(empty);
+        }
+        let root = dir.join("merged");
+        for d in [dir.join("upper"), dir.join("work"), root.clone()] {
+            fs::create_dir_all(&d).map_err(|e| io_err("create", &d, e))?;
+        }
+        image::snapshot::mount_overlay(&lowers, &dir.join("upper"), &dir.join("work"), &root)?;
+        Ok(Snapshot { dir, root, mounted: true })
+    }
+
+    /// Unmount and hand over the upper directory.
+    fn finish(mut self) -> Result<Upper> {
+        if self.mounted {
+            nix::mount::umount2(&self.root, nix::mount::MntFlags::empty())
+                .map_err(|e| Error::Backend(format!("unmounting the step's snapshot: {e}")))?;
+            self.mounted = false;
+        }
+        let dir = std::mem::take(&mut self.dir);
+        Ok(Upper {
+            path: dir.join("upper"),
+            dir,
+        })
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = nix::mount::umount2(&self.root, nix::mount::MntFlags::MNT_DETACH);
+        }
+        if !self.dir.as_os_str().is_empty() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn io_err(op: &str, p: &Path, e: std::io::Error) -> Error {
+    Error::Io {
+        op: op.into(),
+        path: p.to_path_buf(),
+        source: e,
+    }
+}
+
+/// Lower dirs (topmost first) of a state's layers, unpacking any that are not yet.
+fn image_lowers(images: &image::ImageStore, st: &State) -> Result<Vec<PathBuf>> {
+    if st.layers.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(images.lower_dirs_of(
+        &st.config.rootfs.diff_ids,
+        &st.layers.iter().map(|l| l.digest.clone()).collect::<Vec<_>>(),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Some(30_000_000_000));
+        assert_eq!(parse_duration("1m30s"), Some(90_000_000_000));
+        assert_eq!(parse_duration("500ms"), Some(500_000_000));
+        assert_eq!(parse_duration("1x"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn dest_split() {
+        assert_eq!(split_dest("/a/b"), ("/a", "b"));
+        assert_eq!(split_dest("/b"), ("/", "b"));
+    }
+
+    #[test]
+    fn epoch_format() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1700000000), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn env_updates() {
+        let mut e = vec!["A=1".to_string(), "B=2".to_string()];
+        env_set(&mut e, "A", "3");
+        env_set(&mut e, "C", "4");
+        assert_eq!(e, ["A=3", "B=2", "C=4"]);
+        assert_eq!(env_get(&e, "B"), Some("2"));
+    }
+}

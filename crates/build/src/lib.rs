@@ -1,0 +1,13 @@
+//! Dockerfile builds: the parser ([`dockerfile`]) and the builder ([`builder`]), which runs RUN
+//! steps through the engine (a [`Backend`]) and writes layers deterministically.
+
+pub mod builder;
+pub mod cache;
+pub mod dockerfile;
+pub mod error;
+pub mod fsutil;
+pub mod pattern;
+
+pub use builder::{build, Backend, BuildOptions, BuildResult, Progress, RunEvent, RunOutcome, RunRequest, DEFAULT_EPOCH};
+pub use cache::Cache;
+pub use error::{Error, Result};
