@@ -13,6 +13,38 @@ fn write(dir: &Path, name: &str, content: &str) {
     std::fs::write(p, content).unwrap();
 }
 
+/// A static HTTP server on a free loopback port (python3 -m http.server), stopped on drop.
+struct Server {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let t0 = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t0.elapsed().as_secs() < 10, "http.server did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Server { child, port }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Count lines of a build's output containing `needle`.
 fn count(out: &str, needle: &str) -> usize {
     out.lines().filter(|l| l.contains(needle)).count()
@@ -257,12 +289,18 @@ fn docker_cli_and_docker_py_build() {
     let tarball = tarball.into_inner().unwrap();
     std::fs::write(ctx.path().join("bundle.tar"), &tarball).unwrap();
     write(ctx.path(), "plain.txt", "plain\n");
+    // ADD of a URL, served on loopback.
+    let web = tempfile::tempdir().unwrap();
+    write(web.path(), "remote.txt", "from the web\n");
+    let server = Server::start(web.path());
     write(
         ctx.path(),
         "build.Dockerfile",
-        "FROM bb AS base\nARG WHO\nRUN echo \"built by $WHO\" > /who\n\
+        &"FROM bb AS base\nARG WHO\nRUN echo \"built by $WHO\" > /who\n\
          FROM base AS final\nADD bundle.tar /opt/\nADD --chown=12:34 plain.txt /opt/plain.txt\n\
-         ENTRYPOINT [\"cat\"]\nCMD [\"/who\"]\n",
+         ADD http://127.0.0.1:{port}/remote.txt /opt/\n\
+         ENTRYPOINT [\"cat\"]\nCMD [\"/who\"]\n"
+            .replace("{port}", &server.port.to_string()),
     );
     let out = d.docker_ok(&[
         "build",
@@ -282,6 +320,9 @@ fn docker_cli_and_docker_py_build() {
     assert_eq!(d.docker_ok(&["run", "--rm", "dk:1", "/opt/inner/file.txt"]), "inside");
     let owner = d.docker_ok(&["run", "--rm", "--entrypoint", "stat", "dk:1", "-c", "%u:%g", "/opt/plain.txt"]);
     assert_eq!(owner, "12:34");
+    let remote = d.docker_ok(&["run", "--rm", "--entrypoint", "stat", "dk:1", "-c", "%a", "/opt/remote.txt"]);
+    assert_eq!(remote, "600");
+    assert_eq!(d.docker_ok(&["run", "--rm", "dk:1", "/opt/remote.txt"]), "from the web");
     // -q prints only the ID.
     let q = d.docker_ok(&[
         "build",

@@ -105,6 +105,9 @@ pub trait Backend {
     fn run(&self, req: &RunRequest, events: &mut dyn FnMut(RunEvent)) -> Result<RunOutcome>;
     /// Remove a container `run` created.
     fn remove_container(&self, id: &str);
+    /// Download `url` (ADD) into `out`; returns the file name it should get (from the URL's path;
+    /// empty if it has none).
+    fn fetch(&self, url: &str, out: &mut fs::File) -> Result<String>;
 }
 
 /// The result of a build.
@@ -888,6 +891,7 @@ impl Builder<'_> {
         let from_context = c.from.is_none();
         // Resolve the sources.
         let mut sources: Vec<Source> = Vec::new();
+        let mut downloads = Cleanup::default();
         let mut wildcard = false;
         for raw in &c.sources {
             if let Some(name) = raw.strip_prefix("<<") {
@@ -909,10 +913,36 @@ impl Builder<'_> {
             }
             let s = self.expand(st, loc, raw)?;
             if add && (s.starts_with("http://") || s.starts_with("https://")) {
-                return Err(Error::at(
-                    loc,
-                    format!("ADD {s}: fetching URLs is not supported by this builder yet"),
-                ));
+                // Fetched on every build (as Docker does); the content is the cache key.
+                let dir = tmp_dir(&self.work)?;
+                let path = dir.join("download");
+                let mut f = fs::File::create(&path).map_err(|e| io_err("create", &path, e))?;
+                let name = self
+                    .backend
+                    .fetch(&s, &mut f)
+                    .map_err(|e| Error::at(loc, format!("ADD {s}: {e}")))?;
+                drop(f);
+                if let Some(want) = &c.checksum {
+                    let want = self.expand(st, loc, want)?;
+                    let got = format!(
+                        "sha256:{}",
+                        file_digest(&path, &fs::metadata(&path).map_err(|e| io_err("stat", &path, e))?)?
+                    );
+                    if got != want {
+                        downloads.0.push(dir);
+                        return Err(Error::at(loc, format!("ADD {s}: checksum mismatch: expected {want}, got {got}")));
+                    }
+                }
+                downloads.0.push(dir.clone());
+                sources.push(Source::Url {
+                    url: s.clone(),
+                    name,
+                    path,
+                });
+                continue;
+            }
+            if c.checksum.is_some() {
+                return Err(Error::at(loc, "ADD --checksum is only for URL sources"));
             }
             if add && s.starts_with("git@") {
                 return Err(Error::at(loc, format!("ADD {s}: git sources are not supported")));
@@ -968,6 +998,14 @@ impl Builder<'_> {
                     h.update(b"\0");
                     h.update(content.as_bytes());
                 }
+                Source::Url { url, name, path } => {
+                    h.update(b"url\0");
+                    h.update(url.as_bytes());
+                    h.update(b"\0");
+                    h.update(name.as_bytes());
+                    h.update(b"\0");
+                    h.update(file_digest(path, &fs::metadata(path).map_err(|e| io_err("stat", path, e))?)?.as_bytes());
+                }
                 Source::Path { rel } => {
                     h.update(b"path\0");
                     h.update(rel.as_bytes());
@@ -1004,6 +1042,23 @@ impl Builder<'_> {
                         };
                         let d = fsutil::mkdir_in(&snap.root, dir, attrs)?;
                         fsutil::write_file(&d, OsStr::new(fname), &mut content.as_bytes(), attrs, 0o644)?;
+                    }
+                    Source::Url { name, path, url } => {
+                        if into_dir && name.is_empty() {
+                            return Err(Error::at(
+                                loc,
+                                format!("ADD {url}: cannot determine a file name from the URL; give the destination as a file path"),
+                            ));
+                        }
+                        // Downloads are never extracted; they get mode 0600 as in Docker.
+                        let (dir, fname) = if into_dir {
+                            (dest.as_str(), name.as_str())
+                        } else {
+                            split_dest(&dest)
+                        };
+                        let d = fsutil::mkdir_in(&snap.root, dir, attrs)?;
+                        let mut f = fs::File::open(path).map_err(|e| io_err("open", path, e))?;
+                        fsutil::write_file(&d, OsStr::new(fname), &mut f, attrs, 0o600)?;
                     }
                     Source::Path { rel } => {
                         self.copy_one(&src_root, rel, &snap.root, &dest, into_dir, attrs, add, from_context)
@@ -1282,10 +1337,33 @@ fn is_tar_header(h: &[u8; 512]) -> bool {
     sum == want
 }
 
+/// Directories removed when dropped.
+#[derive(Default)]
+struct Cleanup(Vec<PathBuf>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = fs::remove_dir_all(d);
+        }
+    }
+}
+
 /// A COPY source.
 enum Source {
-    Path { rel: String },
-    Inline { name: String, content: String },
+    Path {
+        rel: String,
+    },
+    Inline {
+        name: String,
+        content: String,
+    },
+    /// A downloaded URL: the file name it gives and where it was saved.
+    Url {
+        url: String,
+        name: String,
+        path: PathBuf,
+    },
 }
 
 /// A temporary overlay mount of an image (read-only, for `COPY --from`) or of a state with a fresh

@@ -568,6 +568,29 @@ mod tests {
         assert_eq!(err("${a//}"), "syntax error: missing '/' in ${}");
     }
 
+    /// Random words made of the syntax's pieces: expansion succeeds or fails, never panics.
+    #[test]
+    fn odd_words_never_panic() {
+        #[rustfmt::skip]
+        const PIECES: [&str; 30] = [
+            "$", "{", "}", "${", "a", "b", "empty", "unset", ":", "-", "+", "?", "#", "%", "/", "//", "*", "'", "\"", "\\", "`",
+            " ", "é", "日", "1", "@", "${a:-", "${a#", "${a/", "$(",
+        ];
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..50_000 {
+            let word: String = (0..next() % 16).map(|_| PIECES[(next() % PIECES.len() as u64) as usize]).collect();
+            for escape in ['\\', '`'] {
+                let _ = expand(&word, escape, &env);
+            }
+        }
+    }
+
     #[test]
     fn pattern_automaton() {
         let t = compile("a*b?", '\\');
