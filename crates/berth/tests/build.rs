@@ -188,6 +188,13 @@ fn berth_build_multistage_cache_and_reproducibility() {
     let (id7, _) = build_id(&d, &["--no-cache", "--build-arg", "GREETING=hey", copy.path().to_str().unwrap()]);
     assert_eq!(id7, id1, "a copied context with other mtimes builds the same image");
 
+    // The context sent as a tar (as docker sends it) builds the same image as the local directory.
+    let mut cmd = d.berth_cmd(&["build", "-q", "--build-arg", "GREETING=hey", c]);
+    cmd.env("BERTH_BUILD_SEND_CONTEXT", "1");
+    let o = common::run_timeout(cmd, None, 120);
+    assert!(o.status.success(), "{}", errtext(&o));
+    assert_eq!(text(&o), id1);
+
     // SOURCE_DATE_EPOCH moves every time; --timestamp now opts out of reproducibility.
     let mut cmd = d.berth_cmd(&["build", "-q", "--build-arg", "GREETING=hey", c]);
     cmd.env("SOURCE_DATE_EPOCH", "1700000000");

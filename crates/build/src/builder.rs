@@ -1174,7 +1174,7 @@ impl Builder<'_> {
             } else if md.file_type().is_symlink() {
                 h.update(fs::read_link(&p).map(|t| fsutil::show(&t)).unwrap_or_default().as_bytes());
             } else if md.is_file() {
-                h.update(file_digest(&p, &md)?.as_bytes());
+                h.update(self.cache.file_digest(&md, || file_digest(&p, &md))?.as_bytes());
             }
         }
         Ok(())

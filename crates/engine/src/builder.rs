@@ -136,6 +136,10 @@ pub type Message = Value;
 #[derive(Debug, Clone, Default)]
 pub struct BuildRequest {
     pub options: build::BuildOptions,
+    /// Build from this directory on the daemon's machine instead of a context sent in the body
+    /// (`localcontext`, Berth's own parameter: a local client then sends nothing, and unchanged
+    /// files are not even read again).
+    pub local_context: Option<PathBuf>,
     /// Only the result is reported (`q`).
     pub quiet: bool,
 }

@@ -171,14 +171,24 @@ pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
         }
         q.push(("timestamp", t.clone()));
     }
-    let body = if a.context == "-" {
+    let started = Instant::now();
+    let resp = if a.context == "-" {
         if std::io::stdin().is_terminal() {
             bail!("the context is - but stdin is a terminal: pipe a tar archive in");
         }
         if let Some(f) = &a.file {
             q.push(("dockerfile", f.display().to_string()));
         }
-        reader_body(super::stream::stdin_stream())
+        let body = reader_body(super::stream::stdin_stream());
+        client
+            .send(
+                Method::POST,
+                &format!("/build{}", query(&q)),
+                body,
+                Some("application/x-tar"),
+                false,
+            )
+            .await?
     } else {
         let dir = PathBuf::from(&a.context);
         let dir = dir
@@ -204,28 +214,48 @@ pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
         } else if !dir.join("Dockerfile").exists() {
             bail!("unable to prepare context: no Dockerfile in {}", dir.display());
         }
-        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
-        std::thread::spawn(move || {
-            let extra = extra.as_ref().map(|(n, p)| (n.as_str(), p.as_path()));
-            if let Err(e) = write_context(&dir, extra, &ours) {
-                eprintln!("error sending the build context: {e:#}");
+        // A daemon on this machine reads the directory itself (nothing to send, unchanged files not
+        // read again); one that cannot see it gets the context as a tar, as docker sends it.
+        let local = if extra.is_none() && std::env::var_os("BERTH_BUILD_SEND_CONTEXT").is_none() {
+            let mut lq = q.clone();
+            lq.push(("localcontext", dir.display().to_string()));
+            match client
+                .send(Method::POST, &format!("/build{}", query(&lq)), super::client::empty(), None, false)
+                .await
+            {
+                Ok(r) => Some(r),
+                Err(e) if super::client::is_status(&e, 400) && format!("{e:#}").contains("localcontext") => None,
+                Err(e) => return Err(e),
             }
-            let _ = ours.shutdown(std::net::Shutdown::Write);
-        });
-        theirs.set_nonblocking(true)?;
-        reader_body(tokio::net::UnixStream::from_std(theirs)?)
+        } else {
+            None
+        };
+        match local {
+            Some(r) => r,
+            None => {
+                let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+                std::thread::spawn(move || {
+                    let extra = extra.as_ref().map(|(n, p)| (n.as_str(), p.as_path()));
+                    if let Err(e) = write_context(&dir, extra, &ours) {
+                        eprintln!("error sending the build context: {e:#}");
+                    }
+                    let _ = ours.shutdown(std::net::Shutdown::Write);
+                });
+                theirs.set_nonblocking(true)?;
+                let body = reader_body(tokio::net::UnixStream::from_std(theirs)?);
+                client
+                    .send(
+                        Method::POST,
+                        &format!("/build{}", query(&q)),
+                        body,
+                        Some("application/x-tar"),
+                        false,
+                    )
+                    .await?
+            }
+        }
     };
-    let started = Instant::now();
     let quiet = a.quiet;
-    let resp = client
-        .send(
-            Method::POST,
-            &format!("/build{}", query(&q)),
-            body,
-            Some("application/x-tar"),
-            false,
-        )
-        .await?;
     let mut buf: Vec<u8> = Vec::new();
     let mut err: Option<String> = None;
     let mut id: Option<String> = None;

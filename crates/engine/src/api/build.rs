@@ -77,6 +77,19 @@ pub fn parse_request(q: &Q) -> ApiResult<BuildRequest> {
             None => Some(build::DEFAULT_EPOCH),
         },
     };
+    let local_context = match q.get("localcontext").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(p) => {
+            let p = std::path::PathBuf::from(p);
+            if !p.is_absolute() || !p.is_dir() {
+                return Err(bad(format!(
+                    "localcontext={}: not a directory on the daemon's machine",
+                    p.display()
+                )));
+            }
+            Some(p)
+        }
+    };
     let mut tags = Vec::new();
     for t in q.all("t").into_iter().filter(|t| !t.is_empty()) {
         image::Reference::parse(&t).map_err(|e| bad(format!("invalid tag {t:?}: {e}")))?;
@@ -95,6 +108,7 @@ pub fn parse_request(q: &Q) -> ApiResult<BuildRequest> {
             force_rm: q.bool("forcerm"),
         },
         quiet: q.bool("q"),
+        local_context,
     })
 }
 
@@ -109,7 +123,11 @@ pub async fn build(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery, body: Bo
             let _ = tx.blocking_send(line);
         };
         let mut out = |v: serde_json::Value| send(v);
-        if let Err(err) = e.build(r, &req, &mut out) {
+        let res = match &req.local_context {
+            Some(dir) => e.build_dir(dir, &req, &mut out),
+            None => e.build(r, &req, &mut out),
+        };
+        if let Err(err) = res {
             let msg = err.to_string();
             send(json!({"errorDetail": {"message": msg}, "error": msg}));
         }
