@@ -365,3 +365,56 @@ print("ok")
     assert!(o.status.success(), "docker-py failed:\n{}\n{}", text(&o), errtext(&o));
     assert_eq!(text(&o), "ok");
 }
+
+#[test]
+fn scratch_onbuild_metadata_and_the_docker_default_builder() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path().to_str().unwrap();
+    // FROM scratch, COPY --from an image, SHELL, exec-form RUN, and metadata instructions.
+    write(
+        ctx.path(),
+        "Dockerfile",
+        r#"FROM scratch
+COPY --from=bb /bin/busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+SHELL ["/bin/sh", "-e", "-c"]
+RUN echo "shell is $0" > /shell.txt
+ONBUILD RUN echo triggered > /onbuild.txt
+HEALTHCHECK --interval=5s --retries=2 CMD ["true"]
+VOLUME ["/data"]
+MAINTAINER someone@example.com
+CMD cat /shell.txt
+"#,
+    );
+    let (_, _) = build_id(&d, &["-t", "base:1", "--label", "tier=base", c]);
+    assert_eq!(d.berth_ok(&["run", "--rm", "base:1"]), "shell is /bin/sh");
+    let fmt = "{{.Author}}|{{json .Config.Healthcheck}}|{{json .Config.Volumes}}|{{json .Config.OnBuild}}|{{json .Config.Cmd}}|{{.Config.Labels.tier}}";
+    assert_eq!(
+        d.berth_ok(&["image", "inspect", "-f", fmt, "base:1"]),
+        r#"someone@example.com|{"Interval":5000000000,"Retries":2,"Test":["CMD","true"]}|{"/data":{}}|["RUN echo triggered > /onbuild.txt"]|["/bin/sh","-e","-c","cat /shell.txt"]|base"#
+    );
+    // A child image runs the ONBUILD trigger; the docker CLI's default (no DOCKER_BUILDKIT, no buildx)
+    // falls back to the classic builder against Berth.
+    let child = tempfile::tempdir().unwrap();
+    write(child.path(), "Dockerfile", "FROM base:1\nRUN echo child > /child.txt\n");
+    let mut cmd = d.docker_cmd(&["build", "-t", "child:1", child.path().to_str().unwrap()]);
+    cmd.env_remove("DOCKER_BUILDKIT");
+    let o = common::run_timeout(cmd, None, 120);
+    assert!(o.status.success(), "{}\n{}", text(&o), errtext(&o));
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "child:1", "cat", "/onbuild.txt", "/child.txt"]),
+        "triggered\nchild"
+    );
+    assert_eq!(
+        d.docker_ok(&["image", "inspect", "-f", "{{json .Config.OnBuild}}", "child:1"]),
+        "null"
+    );
+    // History: one entry per instruction, the metadata ones without a layer.
+    let hist = d.docker_ok(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", "base:1"]);
+    assert!(
+        hist.contains("MAINTAINER someone@example.com") && hist.contains("COPY --from=bb"),
+        "{hist}"
+    );
+}
