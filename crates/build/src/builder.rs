@@ -235,36 +235,6 @@ fn env_set(env: &mut Vec<String>, key: &str, value: &str) {
     }
 }
 
-/// Go-style duration (`30s`, `1m30s`, `500ms`, `1h`) in nanoseconds.
-fn parse_duration(s: &str) -> Option<i64> {
-    let mut total: f64 = 0.0;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let mult = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += n * mult;
-    }
-    Some(total as i64)
-}
-
 impl Builder<'_> {
     fn emit(&mut self, p: Progress) {
         (self.progress)(p)
@@ -700,7 +670,9 @@ impl Builder<'_> {
                             ("StartInterval", start_interval),
                         ] {
                             if let Some(d) = d {
-                                let ns = parse_duration(d)
+                                let ns = dockerfile::parse_duration(d)
+                                    .ok()
+                                    .map(|d| d.as_nanos() as i64)
                                     .ok_or_else(|| Error::at(loc, format!("HEALTHCHECK: invalid duration {d:?} for {name}")))?;
                                 o.insert(name.into(), json!(ns));
                             }
@@ -1500,15 +1472,6 @@ fn image_lowers(images: &image::ImageStore, st: &State) -> Result<Vec<PathBuf>> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30s"), Some(30_000_000_000));
-        assert_eq!(parse_duration("1m30s"), Some(90_000_000_000));
-        assert_eq!(parse_duration("500ms"), Some(500_000_000));
-        assert_eq!(parse_duration("1x"), None);
-        assert_eq!(parse_duration(""), None);
-    }
 
     #[test]
     fn dest_split() {

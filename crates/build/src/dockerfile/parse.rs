@@ -44,6 +44,14 @@ const INSTRUCTIONS: [&str; 18] = [
 
 const NOT_STRINGS: &str = "when using JSON array syntax, arrays must be comprised of strings only";
 
+/// A parse error at `loc`.
+fn error_at(loc: Loc, message: impl Into<String>) -> ParseError {
+    ParseError {
+        loc,
+        message: message.into(),
+    }
+}
+
 /// The 1-based column of byte `byte` of `line`.
 fn column(line: &str, byte: usize) -> usize {
     line.get(..byte).map_or(byte, |s| s.chars().count()) + 1
@@ -92,10 +100,7 @@ impl LogicalLine {
     }
 
     fn error(&self, offset: usize, message: impl Into<String>) -> ParseError {
-        ParseError {
-            loc: self.loc(offset),
-            message: message.into(),
-        }
+        error_at(self.loc(offset), message)
     }
 }
 
@@ -176,10 +181,7 @@ impl<'t> Parser<'t> {
                 (Kind::Arg(_), None) => meta_args.push(instruction),
                 (kind, None) => {
                     let message = format!("expected FROM before {} (only ARG may come before the first FROM)", kind.keyword());
-                    return Err(ParseError {
-                        loc: instruction.loc,
-                        message,
-                    });
+                    return Err(error_at(instruction.loc, message));
                 }
             }
         }
@@ -188,10 +190,7 @@ impl<'t> Parser<'t> {
                 line: self.lines.len().max(1),
                 col: 1,
             };
-            return Err(ParseError {
-                loc,
-                message: "expected FROM: the Dockerfile has no build stage".to_string(),
-            });
+            return Err(error_at(loc, "expected FROM: the Dockerfile has no build stage"));
         }
         Ok(Dockerfile {
             escape: self.escape,
@@ -210,20 +209,14 @@ impl<'t> Parser<'t> {
             let line = self.next;
             if let Some(first) = seen.insert(d.key.clone(), line) {
                 let message = format!("only one {} parser directive can be used (the first is on line {first})", d.key);
-                return Err(ParseError {
-                    loc: Loc { line, col: d.key_col },
-                    message,
-                });
+                return Err(error_at(Loc { line, col: d.key_col }, message));
             }
             match (d.key.as_str(), d.value) {
                 ("escape", "\\") => self.escape = '\\',
                 ("escape", "`") => self.escape = '`',
                 ("escape", value) => {
                     let message = format!("invalid escape token '{value}': the escape directive accepts only \\ or `");
-                    return Err(ParseError {
-                        loc: Loc { line, col: d.value_col },
-                        message,
-                    });
+                    return Err(error_at(Loc { line, col: d.value_col }, message));
                 }
                 ("syntax", value) => syntax = Some(value.to_string()),
                 // `check=` configures BuildKit's linter: accepted, not acted on.
