@@ -418,3 +418,20 @@ CMD cat /shell.txt
         "{hist}"
     );
 }
+
+#[test]
+fn many_layers() {
+    // More layers than overlay's option page holds as plain paths.
+    let d = Daemon::start();
+    d.busybox("bb");
+    let ctx = tempfile::tempdir().unwrap();
+    let mut df = String::from("FROM bb\n");
+    for i in 0..60 {
+        df.push_str(&format!("RUN echo {i} > /f{i}\n"));
+    }
+    write(ctx.path(), "Dockerfile", &df);
+    let (_, _) = build_id(&d, &["-t", "tall:1", ctx.path().to_str().unwrap()]);
+    assert_eq!(d.berth_ok(&["run", "--rm", "tall:1", "cat", "/f0", "/f59"]), "0\n59");
+    let layers = d.berth_ok(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", "tall:1"]);
+    assert_eq!(layers, "61");
+}

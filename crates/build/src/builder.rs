@@ -1393,15 +1393,7 @@ impl Snapshot {
             1 => s.root = lowers[0].clone(),
             _ => {
                 fs::create_dir_all(&s.root).map_err(|e| io_err("create", &s.root, e))?;
-                let lower = lowers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
-                nix::mount::mount(
-                    Some("overlay"),
-                    &s.root,
-                    Some("overlay"),
-                    nix::mount::MsFlags::MS_RDONLY,
-                    Some(format!("lowerdir={lower}").as_str()),
-                )
-                .map_err(|e| Error::Backend(format!("mounting the source image: {e}")))?;
+                image::snapshot::mount_overlay_ro(&lowers, &s.root)?;
                 s.mounted = true;
             }
         }

@@ -8,12 +8,42 @@ use crate::error::{Error, Result};
 
 /// Mount an overlay at `target` with `lowers` (topmost first), `upper` and `work`.
 pub fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
-    let lower = lowers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
-    let opts = format!("lowerdir={},upperdir={},workdir={}", lower, upper.display(), work.display());
-    mount(Some("overlay"), target, Some("overlay"), MsFlags::empty(), Some(opts.as_str())).map_err(|e| Error::Sys {
-        op: format!("mount overlay at {}", target.display()),
+    let rest = format!(",upperdir={},workdir={}", upper.display(), work.display());
+    mount_lowers(lowers, &rest, MsFlags::empty(), target)
+}
+
+/// Mount a read-only overlay of `lowers` (topmost first, at least two) at `target`.
+pub fn mount_overlay_ro(lowers: &[PathBuf], target: &Path) -> Result<()> {
+    mount_lowers(lowers, "", MsFlags::MS_RDONLY, target)
+}
+
+/// The mount options must fit in a page. Long lower lists (many layers, long roots) are given as
+/// `/proc/self/fd/N` of directories held open for the mount call, which the kernel resolves.
+fn mount_lowers(lowers: &[PathBuf], rest: &str, flags: MsFlags, target: &Path) -> Result<()> {
+    let plain = lowers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+    let mut held = Vec::new();
+    let lower = if plain.len() + rest.len() < 3800 {
+        plain
+    } else {
+        let mut names = Vec::with_capacity(lowers.len());
+        for l in lowers {
+            let f = std::fs::File::open(l).map_err(|e| Error::Io {
+                op: "open",
+                path: l.clone(),
+                source: e,
+            })?;
+            names.push(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&f)));
+            held.push(f);
+        }
+        names.join(":")
+    };
+    let opts = format!("lowerdir={lower}{rest}");
+    let res = mount(Some("overlay"), target, Some("overlay"), flags, Some(opts.as_str())).map_err(|e| Error::Sys {
+        op: format!("mount overlay at {} ({} layers)", target.display(), lowers.len()),
         source: e,
-    })
+    });
+    drop(held);
+    res
 }
 
 /// Is something mounted exactly at `path`?
