@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build speed: the same Dockerfile (FROM a busybox base, COPY a 50 MB file, RUN, ENV, CMD) built by
 # Berth, by real Docker's classic builder and by real Docker's BuildKit, cold (--no-cache) and warm
-# (everything cached), in one run. Prints medians and ratios.
+# (everything cached), in one run. Prints medians and ratios. RUN steps have no network on any of
+# them (Berth's default; --network none for Docker, whose bench daemon has no bridge).
 #
 # Real Docker is Debian's docker.io (dockerd 20.10 with its embedded BuildKit); its own 20.10 CLI at
 # /usr/bin/docker drives BuildKit without the buildx plugin (the newer CLI first on PATH needs
@@ -63,14 +64,14 @@ hf() { hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$W/$1.json" --style
 hf berth_cold "$BERTH -H $BH build -q --no-cache -t out $W/ctx"
 hf berth_warm "$BERTH -H $BH build -q -t out $W/ctx"
 hf berth_docker_cli_warm "env DOCKER_HOST=$BH DOCKER_BUILDKIT=0 docker build -q -t out $W/ctx"
-hf classic_cold "env DOCKER_HOST=$DH DOCKER_BUILDKIT=0 $DOCKER20 build -q --no-cache -t out $W/ctx"
-hf classic_warm "env DOCKER_HOST=$DH DOCKER_BUILDKIT=0 $DOCKER20 build -q -t out $W/ctx"
-hf buildkit_cold "env DOCKER_HOST=$DH DOCKER_BUILDKIT=1 $DOCKER20 build -q --no-cache -t out $W/ctx"
-hf buildkit_warm "env DOCKER_HOST=$DH DOCKER_BUILDKIT=1 $DOCKER20 build -q -t out $W/ctx"
+hf classic_cold "env DOCKER_HOST=$DH DOCKER_BUILDKIT=0 $DOCKER20 build -q --network none --no-cache -t out $W/ctx"
+hf classic_warm "env DOCKER_HOST=$DH DOCKER_BUILDKIT=0 $DOCKER20 build -q --network none -t out $W/ctx"
+hf buildkit_cold "env DOCKER_HOST=$DH DOCKER_BUILDKIT=1 $DOCKER20 build -q --network none --no-cache -t out $W/ctx"
+hf buildkit_warm "env DOCKER_HOST=$DH DOCKER_BUILDKIT=1 $DOCKER20 build -q --network none -t out $W/ctx"
 
 # Reproducibility, measured: two cold builds give the same ID on Berth, not on Docker.
 b1=$("$BERTH" -H "$BH" build -q --no-cache "$W/ctx"); b2=$("$BERTH" -H "$BH" build -q --no-cache "$W/ctx")
-d1=$(DOCKER_HOST=$DH DOCKER_BUILDKIT=0 $DOCKER20 build -q --no-cache "$W/ctx"); d2=$(DOCKER_HOST=$DH DOCKER_BUILDKIT=0 $DOCKER20 build -q --no-cache "$W/ctx")
+d1=$(DOCKER_HOST=$DH DOCKER_BUILDKIT=0 $DOCKER20 build -q --network none --no-cache "$W/ctx"); d2=$(DOCKER_HOST=$DH DOCKER_BUILDKIT=0 $DOCKER20 build -q --network none --no-cache "$W/ctx")
 
 python3 - "$W" "$b1" "$b2" "$d1" "$d2" <<'PY'
 import json, sys

@@ -20,7 +20,12 @@ fuzz_target!(|data: &[u8]| {
 /// Expand every raw word of every instruction, with both escape characters.
 fn expand_all(dockerfile: &Dockerfile) {
     let mut words = Vec::new();
-    for instruction in dockerfile.meta_args.iter().chain(dockerfile.stages.iter().flat_map(|s| std::iter::once(&s.from).chain(&s.instructions))) {
+    for instruction in dockerfile.meta_args.iter().chain(
+        dockerfile
+            .stages
+            .iter()
+            .flat_map(|s| std::iter::once(&s.from).chain(&s.instructions)),
+    ) {
         raw_words(instruction, &mut words);
     }
     let lookup = |name: &str| match name {
@@ -43,7 +48,12 @@ fn raw_words<'a>(instruction: &'a Instruction, out: &mut Vec<&'a str>) {
     };
     out.push(&instruction.source);
     match &instruction.kind {
-        Kind::From(f) => out.extend([Some(&f.image), f.name.as_ref(), f.platform.as_ref()].into_iter().flatten().map(String::as_str)),
+        Kind::From(f) => out.extend(
+            [Some(&f.image), f.name.as_ref(), f.platform.as_ref()]
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
+        ),
         Kind::Run(run) => {
             command(&run.command, out);
             out.extend(run.heredocs.iter().map(|h| h.content.as_str()));
@@ -53,14 +63,22 @@ fn raw_words<'a>(instruction: &'a Instruction, out: &mut Vec<&'a str>) {
         Kind::Shell(v) | Kind::Expose(v) | Kind::Volume(v) => out.extend(v.iter().map(String::as_str)),
         Kind::Label(pairs) | Kind::Env(pairs) => out.extend(pairs.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()])),
         Kind::User(s) | Kind::Workdir(s) | Kind::Stopsignal(s) | Kind::Maintainer(s) => out.push(s),
-        Kind::Arg(args) => out.extend(args.iter().flat_map(|a| std::iter::once(a.name.as_str()).chain(a.default.as_deref()))),
+        Kind::Arg(args) => out.extend(
+            args.iter()
+                .flat_map(|a| std::iter::once(a.name.as_str()).chain(a.default.as_deref())),
+        ),
         Kind::Onbuild(inner) => raw_words(inner, out),
         Kind::Healthcheck(Healthcheck::None) => {}
         Kind::Healthcheck(Healthcheck::Check { command: c, .. }) => command(c, out),
         Kind::Copy(copy) | Kind::Add(copy) => {
             out.extend(copy.sources.iter().map(String::as_str));
             out.push(&copy.dest);
-            out.extend([&copy.from, &copy.chown, &copy.chmod, &copy.checksum].into_iter().flatten().map(String::as_str));
+            out.extend(
+                [&copy.from, &copy.chown, &copy.chmod, &copy.checksum]
+                    .into_iter()
+                    .flatten()
+                    .map(String::as_str),
+            );
             out.extend(copy.heredocs.iter().map(|h| h.content.as_str()));
         }
     }

@@ -642,7 +642,8 @@ fn shell(ctx: &Ctx) -> Result<Kind, ParseError> {
     }
 }
 
-/// `LABEL k=v...` and `ENV k=v...` (or the legacy `ENV k value`).
+/// `LABEL k=v...` and `ENV k=v...` (or the legacy `ENV k value` / `LABEL k value`, which BuildKit
+/// still accepts and real Dockerfiles still use, e.g. `LABEL maintainer Name <mail>`).
 fn key_values(ctx: &Ctx) -> Result<Vec<(String, String)>, ParseError> {
     ctx.no_flags()?;
     let keyword = ctx.keyword;
@@ -650,12 +651,12 @@ fn key_values(ctx: &Ctx) -> Result<Vec<(String, String)>, ParseError> {
     let Some(first) = words.first() else {
         return Err(ctx.error_here(format!("{keyword} requires at least one argument: {keyword} <name>=<value> ...")));
     };
-    if keyword == "ENV" && lex::find_unquoted(first.text, '=', ctx.escape).is_none() {
+    if lex::find_unquoted(first.text, '=', ctx.escape).is_none() {
         // Legacy `ENV name value...`: the value is the rest of the line, as written.
         let value = lex::trim(ctx.args.get(first.end().saturating_sub(ctx.args_offset)..).unwrap_or_default());
         if value.is_empty() {
             let message = format!(
-                "ENV {} requires a value: ENV <name>=<value> ... (or the legacy ENV <name> <value>)",
+                "{keyword} {} requires a value: {keyword} <name>=<value> ... (or the legacy {keyword} <name> <value>)",
                 first.text
             );
             return Err(ctx.error(first.offset, message));
@@ -1358,6 +1359,10 @@ mod tests {
     #[test]
     fn label_and_env() {
         assert_eq!(
+            kind("LABEL maintainer Jane Doe <jane@example.com>"),
+            Kind::Label(pairs(&[("maintainer", "Jane Doe <jane@example.com>")]))
+        );
+        assert_eq!(
             kind(r#"LABEL a=b "c d"="e f" g='h i' j="""#),
             Kind::Label(pairs(&[("a", "b"), ("\"c d\"", "\"e f\""), ("g", "'h i'"), ("j", "\"\"")]))
         );
@@ -1367,7 +1372,7 @@ mod tests {
         );
         assert_eq!(
             body_error("LABEL foo"),
-            "Dockerfile:2:7: LABEL requires <name>=<value> pairs: can't find = in \"foo\""
+            "Dockerfile:2:7: LABEL foo requires a value: LABEL <name>=<value> ... (or the legacy LABEL <name> <value>)"
         );
         assert_eq!(
             body_error("LABEL a=b foo"),
