@@ -60,8 +60,12 @@ pub fn unmount(target: &Path) -> Result<()> {
     if !is_mountpoint(target) {
         return Ok(());
     }
-    umount2(target, MntFlags::MNT_DETACH).map_err(|e| Error::Sys {
-        op: format!("unmount {}", target.display()),
-        source: e,
-    })
+    match umount2(target, MntFlags::MNT_DETACH) {
+        // Unmounted by someone else since the check: the same outcome.
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(e) => Err(Error::Sys {
+            op: format!("unmount {}", target.display()),
+            source: e,
+        }),
+    }
 }
