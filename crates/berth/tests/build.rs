@@ -273,6 +273,13 @@ fn build_errors_are_clear_and_tag_nothing() {
     let err = errtext(&d.berth(&["build", "--target", "two", c]));
     assert!(err.contains("two") && err.contains("could not be found"), "{err}");
 
+    // The help states the reproducibility default.
+    let help = d.berth_ok(&["build", "--help"]);
+    assert!(
+        help.contains("SOURCE_DATE_EPOCH") && help.contains("1970-01-01T00:00:00Z"),
+        "{help}"
+    );
+
     // The daemon is still fine.
     assert_eq!(d.berth_ok(&["run", "--rm", "bb", "echo", "alive"]), "alive");
 }

@@ -10,16 +10,8 @@ use serde_json::Value;
 
 use super::client::{for_each_chunk, query, reader_body, Client};
 
-/// Build an image from a Dockerfile.
-///
-/// Builds are reproducible by default: the image's `created` time, the history times and the time
-/// of every file written into a layer are set to SOURCE_DATE_EPOCH when it is set (in the
-/// environment or as --build-arg), and otherwise to 0 (1970-01-01T00:00:00Z); layer tars are
-/// written sorted, with numeric owners and without atime/ctime, uncompressed. The same Dockerfile
-/// and context (by content, whatever the files' own times) give the same image ID on any machine.
-/// Use --timestamp now for Docker's behaviour (the current time, real file times).
+/// Flags of `berth build` (the command's help text is on its variant in `cli::Command`).
 #[derive(clap::Args, Debug)]
-#[command(verbatim_doc_comment)]
 pub struct BuildArgs {
     /// Name and optionally a tag (name:tag); may be repeated
     #[arg(short = 't', long = "tag", value_name = "name:tag")]

@@ -75,7 +75,17 @@ pub enum Command {
     Export(cp::ExportArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(cp::DiffArgs),
-    /// Build an image from a Dockerfile (reproducible by default; see --help)
+    /// Build an image from a Dockerfile
+    ///
+    /// Builds are reproducible by default: the image's created time, its history times and the time
+    /// of every file written into a layer are SOURCE_DATE_EPOCH when it is set (in the environment
+    /// or as --build-arg), and otherwise 0 (1970-01-01T00:00:00Z). Layer tars are written sorted,
+    /// with numeric owners, without atime/ctime, uncompressed. The same Dockerfile and context (by
+    /// content, whatever the files' own times) give the same image ID on any machine. Use
+    /// --timestamp now for Docker's behaviour (the current time, real file times).
+    ///
+    /// Steps are cached by their input (the parent's config and layers, the instruction after
+    /// substitution, and for COPY/ADD the content of the sources); --no-cache runs every step.
     Build(Box<build::BuildArgs>),
     /// Create a new image from a container's changes
     Commit(images::CommitArgs),
@@ -129,6 +139,16 @@ pub enum ImageCmd {
     /// Remove unused images
     Prune(images::PruneArgs),
     /// Build an image from a Dockerfile
+    ///
+    /// Builds are reproducible by default: the image's created time, its history times and the time
+    /// of every file written into a layer are SOURCE_DATE_EPOCH when it is set (in the environment
+    /// or as --build-arg), and otherwise 0 (1970-01-01T00:00:00Z). Layer tars are written sorted,
+    /// with numeric owners, without atime/ctime, uncompressed. The same Dockerfile and context (by
+    /// content, whatever the files' own times) give the same image ID on any machine. Use
+    /// --timestamp now for Docker's behaviour (the current time, real file times).
+    ///
+    /// Steps are cached by their input (the parent's config and layers, the instruction after
+    /// substitution, and for COPY/ADD the content of the sources); --no-cache runs every step.
     Build(Box<build::BuildArgs>),
 }
 
