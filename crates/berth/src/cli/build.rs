@@ -126,6 +126,13 @@ fn write_context(dir: &Path, extra: Option<(&str, &Path)>, out: impl Write) -> R
     Ok(())
 }
 
+/// `POST /build` with a tar context as the body.
+async fn post_build(client: &Client, q: &[(&str, String)], body: super::client::Body) -> Result<hyper::Response<hyper::body::Incoming>> {
+    client
+        .send(Method::POST, &format!("/build{}", query(q)), body, Some("application/x-tar"), false)
+        .await
+}
+
 pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
     if a.pull {
         bail!("--pull: pulling base images needs a registry, which this Berth version cannot reach");
@@ -171,16 +178,7 @@ pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
         if let Some(f) = &a.file {
             q.push(("dockerfile", f.display().to_string()));
         }
-        let body = reader_body(super::stream::stdin_stream());
-        client
-            .send(
-                Method::POST,
-                &format!("/build{}", query(&q)),
-                body,
-                Some("application/x-tar"),
-                false,
-            )
-            .await?
+        post_build(client, &q, reader_body(super::stream::stdin_stream())).await?
     } else {
         let dir = PathBuf::from(&a.context);
         let dir = dir
@@ -234,16 +232,7 @@ pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
                     let _ = ours.shutdown(std::net::Shutdown::Write);
                 });
                 theirs.set_nonblocking(true)?;
-                let body = reader_body(tokio::net::UnixStream::from_std(theirs)?);
-                client
-                    .send(
-                        Method::POST,
-                        &format!("/build{}", query(&q)),
-                        body,
-                        Some("application/x-tar"),
-                        false,
-                    )
-                    .await?
+                post_build(client, &q, reader_body(tokio::net::UnixStream::from_std(theirs)?)).await?
             }
         }
     };
