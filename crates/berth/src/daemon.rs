@@ -19,6 +19,10 @@ pub struct DaemonArgs {
     /// Static init binary bind-mounted for `--init` (default: tini-static or docker-init if installed).
     #[arg(long)]
     pub init_path: Option<PathBuf>,
+    /// A registry (host[:port]) to reach over plain HTTP or without verifying its TLS certificate
+    /// (loopback registries always are); may be repeated.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
     /// Log filter (e.g. info, debug, engine=debug).
     #[arg(long, default_value = "info", env = "BERTH_LOG")]
     pub log_level: String,
@@ -51,6 +55,7 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
         exec_root,
         exe,
         init_path,
+        insecure_registries: a.insecure_registries.clone(),
     };
     let engine = engine::Engine::open(cfg).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(dir) = socket.parent() {

@@ -26,6 +26,8 @@ pub struct EngineConfig {
     pub exe: PathBuf,
     /// A static init binary (tini) for `--init`, if one is installed.
     pub init_path: Option<PathBuf>,
+    /// Registries (host[:port]) reached over plain HTTP or unverified TLS, besides loopback ones.
+    pub insecure_registries: Vec<String>,
 }
 
 /// What waiters see change on a container.
@@ -104,6 +106,8 @@ pub struct Engine {
     pub events: Events,
     /// The builder's step cache.
     pub build_cache: build::Cache,
+    /// The client for pulls and pushes.
+    pub registry: registry::client::Client,
     pub(crate) containers: Mutex<BTreeMap<String, Arc<Entry>>>,
     pub(crate) execs: Mutex<HashMap<String, Arc<ExecEntry>>>,
 }
@@ -139,6 +143,7 @@ impl Engine {
         let images = ImageStore::open(&cfg.root.join("image"))?;
         let volumes = Volumes::open(&cfg.root)?;
         let build_cache = build::Cache::open(cfg.root.join("image").join("build-cache.json"));
+        let registry = registry::client::Client::new(cfg.insecure_registries.clone()).map_err(|e| Error::Internal(e.to_string()))?;
         // Contexts of builds interrupted by a daemon stop.
         let tmp = cfg.root.join("tmp");
         let _ = std::fs::remove_dir_all(&tmp);
@@ -149,6 +154,7 @@ impl Engine {
             volumes,
             events: Events::default(),
             build_cache,
+            registry,
             containers: Mutex::new(BTreeMap::new()),
             execs: Mutex::new(HashMap::new()),
         });

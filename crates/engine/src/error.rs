@@ -13,6 +13,9 @@ pub enum Error {
     /// The container is already in the requested state (304).
     #[error("{0}")]
     NotModified(String),
+    /// Credentials are missing or refused (401).
+    #[error("{0}")]
+    Unauthorized(String),
     /// Anything else (500).
     #[error("{0}")]
     Internal(String),

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod builder;
 pub mod containers;
+pub mod distribution;
 pub mod engine;
 pub mod error;
 pub mod events;

@@ -328,7 +328,10 @@ pub fn decompress(mut r: impl Read + 'static) -> io::Result<Box<dyn Read>> {
     let chained = io::Cursor::new(head[..n].to_vec()).chain(r);
     Ok(match oci::spec::Compression::sniff(&head[..n]) {
         oci::spec::Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(chained)),
-        oci::spec::Compression::Zstd => return Err(io::Error::other("zstd-compressed layers are not supported yet")),
+        oci::spec::Compression::Zstd => Box::new(
+            ruzstd::decoding::StreamingDecoder::new(chained)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}")))?,
+        ),
         oci::spec::Compression::None => Box::new(chained),
     })
 }

@@ -184,6 +184,19 @@ impl Client {
         content_type: Option<&str>,
         upgrade: bool,
     ) -> Result<Response<Incoming>> {
+        self.send_with(method, path, body, content_type, upgrade, &[]).await
+    }
+
+    /// [`Self::send`] with extra headers (e.g. `X-Registry-Auth`).
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+        content_type: Option<&str>,
+        upgrade: bool,
+        headers: &[(&str, String)],
+    ) -> Result<Response<Incoming>> {
         let mut sender = self.sender().await?;
         let mut b = Request::builder()
             .method(method)
@@ -195,6 +208,9 @@ impl Client {
         }
         if upgrade {
             b = b.header(hyper::header::CONNECTION, "Upgrade").header(hyper::header::UPGRADE, "tcp");
+        }
+        for (k, v) in headers {
+            b = b.header(*k, v.as_str());
         }
         let resp = sender.send_request(b.body(body)?).await?;
         check(resp).await

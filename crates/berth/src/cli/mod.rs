@@ -13,6 +13,7 @@ mod inspect;
 mod lifecycle;
 mod logs;
 mod ps;
+mod registry;
 mod run;
 mod stats;
 mod stream;
@@ -102,6 +103,14 @@ pub enum Command {
     History(images::HistoryArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(images::SaveArgs),
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
+    /// Log in to a registry (credentials are kept in ~/.berth/config.json)
+    Login(registry::LoginArgs),
+    /// Log out from a registry
+    Logout(registry::LogoutArgs),
     /// Load an image from a tar archive or STDIN
     Load(images::LoadArgs),
     /// Import the contents from a tarball to create a filesystem image
@@ -243,6 +252,10 @@ async fn dispatch(c: &Client, cmd: Command) -> Result<i32> {
         Command::Rmi(a) => images::rmi(c, a).await,
         Command::History(a) => images::history(c, a).await,
         Command::Save(a) => images::save(c, a).await,
+        Command::Pull(a) => registry::pull(c, a).await,
+        Command::Push(a) => registry::push(c, a).await,
+        Command::Login(a) => registry::login(c, a).await,
+        Command::Logout(a) => registry::logout(c, a).await,
         Command::Load(a) => images::load(c, a).await,
         Command::Import(a) => images::import(c, a).await,
         Command::Volume(v) => volume::volume(c, v).await,

@@ -75,13 +75,82 @@ fn glob(pat: &str, s: &str) -> bool {
     m(pat.as_bytes(), s.as_bytes())
 }
 
-/// `POST /images/create`: `fromSrc` imports a tarball; pulling (`fromImage`) needs a registry.
-pub async fn create(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery, body: Body) -> ApiResult<Response> {
+/// Credentials from the `X-Registry-Auth` header (none if absent or unreadable).
+fn registry_auth(headers: &axum::http::HeaderMap) -> registry::client::Credentials {
+    headers
+        .get("X-Registry-Auth")
+        .and_then(|v| v.to_str().ok())
+        .map(crate::distribution::decode_registry_auth)
+        .unwrap_or_default()
+}
+
+/// Run a pull or push, streaming its JSON progress. A failure before the first message is a plain
+/// HTTP error (the docker CLI prints "Error response from daemon: ..."); a later one ends the
+/// stream with an `error` message, as Docker does.
+async fn progress_stream<F, Fut>(f: F) -> ApiResult<Response>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Value>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = crate::Result<()>> + Send + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(64);
+    let mut task = tokio::spawn(f(tx));
+    let first = tokio::select! {
+        m = rx.recv() => m,
+        r = &mut task => {
+            r.map_err(join_err)??;
+            rx.recv().await
+        }
+    };
+    let (btx, brx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    tokio::spawn(async move {
+        let line = |v: &Value| {
+            let mut l = v.to_string().into_bytes();
+            l.extend_from_slice(b"\r\n");
+            l
+        };
+        if let Some(m) = first {
+            let _ = btx.send(line(&m)).await;
+        }
+        while let Some(m) = rx.recv().await {
+            if btx.send(line(&m)).await.is_err() {
+                return;
+            }
+        }
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                let msg = err.to_string();
+                let _ = btx.send(line(&json!({"errorDetail": {"message": msg}, "error": msg}))).await;
+            }
+            Err(err) => {
+                let msg = err.to_string();
+                let _ = btx.send(line(&json!({"errorDetail": {"message": msg}, "error": msg}))).await;
+            }
+        }
+    });
+    Ok(super::io::channel_body("application/json", brx))
+}
+
+/// `POST /images/create`: `fromImage` pulls from a registry; `fromSrc` imports a tarball.
+pub async fn create(
+    State(e): State<Arc<Engine>>,
+    RawQuery(q): RawQuery,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let q = Q::parse(q);
     if let Some(img) = q.get("fromImage").filter(|s| !s.is_empty()) {
-        return Err(ApiError(Error::NotFound(format!(
-            "pull access denied for {img}: pulling from registries is not supported by this Berth version yet"
-        ))));
+        let tag = q.get("tag").unwrap_or("");
+        let reference = if tag.is_empty() {
+            img.to_string()
+        } else if tag.starts_with("sha256:") {
+            format!("{img}@{tag}")
+        } else {
+            format!("{img}:{tag}")
+        };
+        let platform = q.get("platform").map(String::from);
+        let creds = registry_auth(&headers);
+        return progress_stream(move |out| async move { e.pull(&reference, platform.as_deref(), &creds, &out).await.map(|_| ()) }).await;
     }
     let src = q.get("fromSrc").ok_or_else(|| bad("fromSrc or fromImage is required"))?;
     if src != "-" {
@@ -181,7 +250,12 @@ pub async fn get_one(State(e): State<Arc<Engine>>, Path(rest): Path<String>) -> 
 }
 
 /// `POST /images/{name}/tag|push`.
-pub async fn post_one(State(e): State<Arc<Engine>>, Path(rest): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub async fn post_one(
+    State(e): State<Arc<Engine>>,
+    Path(rest): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
     let q = Q::parse(q);
     let (name, op) = rest
         .rsplit_once('/')
@@ -200,9 +274,12 @@ pub async fn post_one(State(e): State<Arc<Engine>>, Path(rest): Path<String>, Ra
             e.events.emit("image", "tag", &id.to_string(), attrs);
             Ok(StatusCode::CREATED.into_response())
         }
-        "push" => Err(ApiError(Error::BadRequest(
-            "pushing to registries is not supported by this Berth version yet".into(),
-        ))),
+        "push" => {
+            let creds = registry_auth(&headers);
+            let name = name.to_string();
+            let tag = q.get("tag").map(String::from);
+            progress_stream(move |out| async move { e.push(&name, tag.as_deref(), &creds, &out).await.map(|_| ()) }).await
+        }
         _ => Err(ApiError(Error::NotFound(format!("page not found: /images/{rest}")))),
     }
 }

@@ -41,6 +41,7 @@ impl IntoResponse for ApiError {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::NotModified(_) => return StatusCode::NOT_MODIFIED.into_response(),
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -119,6 +120,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/exec/{id}/resize", post(containers::exec_resize))
         .route("/exec/{id}/json", get(containers::exec_inspect))
         .route("/build", post(build::build))
+        .route("/auth", post(system::auth))
         .route("/commit", post(images::commit))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))

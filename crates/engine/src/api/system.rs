@@ -360,3 +360,12 @@ pub async fn volume_prune(State(e): State<Arc<Engine>>) -> ApiResult<Json<Value>
     }
     Ok(Json(json!({"VolumesDeleted": deleted, "SpaceReclaimed": 0})))
 }
+
+/// `POST /auth` (`docker login`): check the credentials against the registry.
+pub async fn auth(State(e): State<Arc<Engine>>, body: axum::body::Body) -> Result<Json<Value>, ApiError> {
+    let v: Value = super::io::json_body(body).await?;
+    let creds = crate::distribution::auth_config(&v);
+    let server = v.get("serveraddress").and_then(Value::as_str).unwrap_or("").to_string();
+    e.login(&server, &creds).await?;
+    Ok(Json(json!({"Status": "Login Succeeded", "IdentityToken": ""})))
+}

@@ -1,0 +1,206 @@
+//! Pull and push through the Berth engine: `berth` and the real docker CLI and docker-py against
+//! Debian's `docker-registry` (the reference distribution server) on loopback, with and without auth.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{errtext, text, Daemon};
+
+/// Debian's docker-registry on a free loopback port, with its own storage; stopped on drop.
+struct RefRegistry {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RefRegistry {
+    /// `users`: (name, password) pairs for htpasswd auth; none means open.
+    fn start(users: &[(&str, &str)]) -> RefRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut cfg = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        if !users.is_empty() {
+            let htpasswd = dir.path().join("htpasswd");
+            let mut lines = String::new();
+            for (u, p) in users {
+                let o = Command::new("htpasswd")
+                    .args(["-Bbn", u, p])
+                    .output()
+                    .expect("htpasswd (apache2-utils)");
+                assert!(o.status.success());
+                lines.push_str(String::from_utf8_lossy(&o.stdout).trim());
+                lines.push('\n');
+            }
+            std::fs::write(&htpasswd, lines).unwrap();
+            cfg.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        let cfg_path = dir.path().join("config.yml");
+        std::fs::write(&cfg_path, cfg).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg_path)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("registry.log")).unwrap())
+            .spawn()
+            .expect("docker-registry (Debian package docker-registry)");
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t0.elapsed() < Duration::from_secs(15), "docker-registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        RefRegistry { child, port, _dir: dir }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RefRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `berth` with its credentials file in `cfg`.
+fn berth(d: &Daemon, cfg: &Path, args: &[&str], input: Option<&[u8]>) -> std::process::Output {
+    let mut c = d.berth_cmd(args);
+    c.env("BERTH_CONFIG", cfg);
+    common::run_timeout(c, input, 120)
+}
+
+fn ok(o: std::process::Output, what: &str) -> String {
+    assert!(o.status.success(), "{what} failed:\n{}\n{}", text(&o), errtext(&o));
+    text(&o)
+}
+
+fn image_id(d: &Daemon, name: &str) -> String {
+    d.berth_ok(&["image", "inspect", "-f", "{{.Id}}", name])
+}
+
+#[test]
+fn push_and_pull_through_the_reference_registry() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    let reg = RefRegistry::start(&[]);
+    let cfg: PathBuf = tempfile::tempdir().unwrap().keep();
+    let name = format!("{}/team/bb:1", reg.host());
+    let id = image_id(&d, "bb");
+    d.berth_ok(&["tag", "bb", &name]);
+
+    // berth push, then again: the registry has every blob the second time.
+    let out = ok(berth(&d, &cfg, &["push", &name], None), "berth push");
+    assert!(out.contains("Pushed") && out.contains("1: digest: sha256:"), "{out}");
+    let digest = out.split("digest: ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let out = ok(berth(&d, &cfg, &["push", &name], None), "berth push again");
+    assert!(out.contains("Layer already exists") && !out.contains("Pushed"), "{out}");
+
+    // berth pull into an engine without the image: the same image ID comes back, and runs.
+    d.berth_ok(&["rmi", &name, "bb"]);
+    let out = ok(berth(&d, &cfg, &["pull", &name], None), "berth pull");
+    assert!(out.contains("Pull complete") && out.contains(&format!("Digest: {digest}")), "{out}");
+    assert_eq!(image_id(&d, &name), id);
+    assert_eq!(d.berth_ok(&["run", "--rm", &name, "echo", "pulled"]), "pulled");
+    let out = ok(berth(&d, &cfg, &["pull", &name], None), "berth pull again");
+    assert!(out.contains("Already exists") && out.contains("Image is up to date"), "{out}");
+    // By digest.
+    let by_digest = format!("{}/team/bb@{digest}", reg.host());
+    ok(berth(&d, &cfg, &["pull", &by_digest], None), "berth pull by digest");
+    let digests = d.berth_ok(&["image", "inspect", "-f", "{{json .RepoDigests}}", &name]);
+    assert!(digests.contains(&digest), "{digests}");
+
+    // The real docker CLI through Berth.
+    let other = format!("{}/other/bb:2", reg.host());
+    d.docker_ok(&["tag", &name, &other]);
+    let out = d.docker_ok(&["push", &other]);
+    assert!(out.contains("2: digest: sha256:"), "{out}");
+    d.docker_ok(&["rmi", &other, &name]);
+    let out = d.docker_ok(&["pull", &other]);
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    assert_eq!(d.docker_ok(&["run", "--rm", &other, "echo", "docker-pulled"]), "docker-pulled");
+    let o = d.docker(&["pull", &format!("{}/nope/x:1", reg.host())]);
+    assert!(!o.status.success());
+    assert!(errtext(&o).contains("not found"), "{}", errtext(&o));
+
+    // docker-py.
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url="{host}")
+img = c.images.pull("{reg}/team/bb", tag="1")
+assert img.id == "{id}", img.id
+print("ok")
+"#,
+        host = d.host(),
+        reg = reg.host(),
+    );
+    let mut c = Command::new("python3");
+    c.args(["-c", &script]);
+    let o = common::run_timeout(c, None, 120);
+    assert_eq!(ok(o, "docker-py pull"), "ok");
+    let _ = std::fs::remove_dir_all(cfg);
+}
+
+#[test]
+fn login_and_auth_with_the_reference_registry() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    let reg = RefRegistry::start(&[("alice", "s3cret")]);
+    let cfg: PathBuf = tempfile::tempdir().unwrap().keep();
+    let name = format!("{}/alice/bb:1", reg.host());
+    d.berth_ok(&["tag", "bb", &name]);
+
+    // Without credentials the registry refuses.
+    let o = berth(&d, &cfg, &["push", &name], None);
+    assert!(!o.status.success());
+    assert!(errtext(&o).contains("unauthorized"), "{}", errtext(&o));
+    // A wrong password is refused at login and nothing is saved.
+    let o = berth(
+        &d,
+        &cfg,
+        &["login", "-u", "alice", "--password-stdin", &reg.host()],
+        Some(b"wrong\n"),
+    );
+    assert!(!o.status.success());
+    assert!(!cfg.join("config.json").exists() || !std::fs::read_to_string(cfg.join("config.json")).unwrap().contains(&reg.host()));
+    // Logged in, push and pull work.
+    let out = ok(
+        berth(
+            &d,
+            &cfg,
+            &["login", "-u", "alice", "--password-stdin", &reg.host()],
+            Some(b"s3cret\n"),
+        ),
+        "login",
+    );
+    assert_eq!(out, "Login Succeeded");
+    ok(berth(&d, &cfg, &["push", &name], None), "push with auth");
+    d.berth_ok(&["rmi", &name]);
+    ok(berth(&d, &cfg, &["pull", &name], None), "pull with auth");
+    let out = ok(berth(&d, &cfg, &["logout", &reg.host()], None), "logout");
+    assert!(out.contains("Removing login credentials"), "{out}");
+    d.berth_ok(&["rmi", &name]);
+    let o = berth(&d, &cfg, &["pull", &name], None);
+    assert!(!o.status.success(), "pull after logout must fail");
+
+    // The docker CLI's login, push and pull through Berth.
+    let o = d.docker_in(&["login", "-u", "alice", "--password-stdin", &reg.host()], b"s3cret\n");
+    assert!(o.status.success(), "{}", errtext(&o));
+    assert!(text(&o).contains("Login Succeeded"), "{}", text(&o));
+    let other = format!("{}/alice/other:1", reg.host());
+    d.docker_ok(&["tag", "bb", &other]);
+    d.docker_ok(&["push", &other]);
+    d.docker_ok(&["rmi", &other]);
+    d.docker_ok(&["pull", &other]);
+    let _ = std::fs::remove_dir_all(cfg);
+}

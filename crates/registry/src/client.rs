@@ -1,0 +1,644 @@
+//! The pull/push client: the distribution API as a client sees it, with the auth flows registries
+//! use (anonymous, basic, and the Bearer token challenge), HTTPS by default and plain HTTP for
+//! insecure registries (loopback and those configured).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use oci::Digest;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode};
+
+/// Errors of registry requests.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The registry could not be reached (connection, TLS, protocol).
+    #[error("{registry}: {message}")]
+    Transport { registry: String, message: String },
+    /// The registry wants credentials we do not have, or refused the ones we gave.
+    #[error("{registry}: unauthorized: {message}")]
+    Unauthorized { registry: String, message: String },
+    /// The repository, manifest or blob does not exist (or is hidden from us).
+    #[error("{0}")]
+    NotFound(String),
+    /// The registry answered with an error.
+    #[error("{registry}: {status}: {message}")]
+    Status { registry: String, status: u16, message: String },
+    /// What the registry sent is not what it should be (bad digest, bad manifest).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// Credentials for one registry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+    /// An identity (refresh) token, used instead of the password when set.
+    pub identity_token: String,
+}
+
+impl Credentials {
+    pub fn is_empty(&self) -> bool {
+        self.username.is_empty() && self.password.is_empty() && self.identity_token.is_empty()
+    }
+}
+
+/// Where a repository lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repository {
+    /// `registry-1.docker.io`, `localhost:5000`, ...
+    pub registry: String,
+    /// `library/busybox`, `team/model`.
+    pub name: String,
+}
+
+impl std::fmt::Display for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.registry, self.name)
+    }
+}
+
+/// The media types a client accepts for manifests, most specific first.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// Is `registry` (host[:port]) served over plain HTTP by default? Loopback, as Docker does.
+pub fn is_loopback(registry: &str) -> bool {
+    let host = match registry.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => registry,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A client for any number of registries; cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    secure: reqwest::Client,
+    /// For insecure registries: TLS without verification.
+    lax: reqwest::Client,
+    insecure: Arc<Vec<String>>,
+    /// Registry → the scheme that worked.
+    schemes: Arc<Mutex<HashMap<String, &'static str>>>,
+    /// (registry, scope) → bearer token.
+    tokens: Arc<Mutex<HashMap<(String, String), String>>>,
+}
+
+/// One parsed `WWW-Authenticate` challenge.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Challenge {
+    scheme: String,
+    params: HashMap<String, String>,
+}
+
+fn parse_challenge(h: &str) -> Challenge {
+    let (scheme, rest) = h.trim().split_once(' ').unwrap_or((h.trim(), ""));
+    let mut params = HashMap::new();
+    let mut rest = rest.trim();
+    while !rest.is_empty() {
+        let Some((k, r)) = rest.split_once('=') else { break };
+        let k = k.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let r = r.trim_start();
+        let (v, r) = if let Some(r) = r.strip_prefix('"') {
+            match r.find('"') {
+                Some(e) => (&r[..e], &r[e + 1..]),
+                None => (r, ""),
+            }
+        } else {
+            match r.find(',') {
+                Some(e) => (&r[..e], &r[e..]),
+                None => (r, ""),
+            }
+        };
+        params.insert(k, v.to_string());
+        rest = r.trim_start_matches([',', ' ']);
+    }
+    Challenge {
+        scheme: scheme.to_ascii_lowercase(),
+        params,
+    }
+}
+
+/// The registry's error message from a `{"errors":[...]}` body, or the body itself.
+fn error_message(body: &[u8]) -> String {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        if let Some(errs) = v.get("errors").and_then(|e| e.as_array()) {
+            let msgs: Vec<String> = errs
+                .iter()
+                .map(|e| {
+                    let code = e.get("code").and_then(|c| c.as_str()).unwrap_or("");
+                    let msg = e.get("message").and_then(|c| c.as_str()).unwrap_or("");
+                    format!("{code}: {msg}").trim_matches([':', ' ']).to_string()
+                })
+                .collect();
+            return msgs.join("; ");
+        }
+    }
+    String::from_utf8_lossy(body).trim().chars().take(300).collect()
+}
+
+/// A request body that can be sent again (for retries after an auth challenge).
+#[derive(Clone)]
+pub enum Body {
+    Empty,
+    Bytes(Bytes),
+    /// A file streamed from disk.
+    File {
+        path: std::path::PathBuf,
+        len: u64,
+    },
+    /// A file streamed from disk, counting the bytes sent into `sent` (for progress).
+    Counted {
+        path: std::path::PathBuf,
+        len: u64,
+        sent: Arc<std::sync::atomic::AtomicU64>,
+    },
+}
+
+impl Body {
+    async fn into_reqwest(self) -> Result<(reqwest::Body, Option<u64>), std::io::Error> {
+        Ok(match self {
+            Body::Empty => (reqwest::Body::from(Vec::new()), Some(0)),
+            Body::Bytes(b) => {
+                let n = b.len() as u64;
+                (reqwest::Body::from(b), Some(n))
+            }
+            Body::File { path, len } => {
+                let f = tokio::fs::File::open(&path).await?;
+                (reqwest::Body::wrap_stream(file_stream(f, None)), Some(len))
+            }
+            Body::Counted { path, len, sent } => {
+                sent.store(0, std::sync::atomic::Ordering::Relaxed);
+                let f = tokio::fs::File::open(&path).await?;
+                (reqwest::Body::wrap_stream(file_stream(f, Some(sent))), Some(len))
+            }
+        })
+    }
+}
+
+/// A file as a stream of chunks, optionally counting what was read.
+fn file_stream(
+    f: tokio::fs::File,
+    sent: Option<Arc<std::sync::atomic::AtomicU64>>,
+) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    futures_util::stream::unfold((f, sent), |(mut f, sent)| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 256 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                if let Some(s) = &sent {
+                    s.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+                Some((Ok(Bytes::from(buf)), (f, sent)))
+            }
+            Err(e) => Some((Err(e), (f, sent))),
+        }
+    })
+}
+
+impl Client {
+    /// A client; `insecure` registries (host[:port]) may use plain HTTP or unverified TLS, as may
+    /// loopback addresses.
+    pub fn new(insecure: Vec<String>) -> Result<Client> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ua = concat!("Berth/", env!("CARGO_PKG_VERSION"));
+        let build = |lax: bool| {
+            reqwest::Client::builder()
+                .user_agent(ua)
+                .redirect(reqwest::redirect::Policy::limited(10))
+                .danger_accept_invalid_certs(lax)
+                .connect_timeout(std::time::Duration::from_secs(30))
+                .build()
+                .map_err(|e| ClientError::Transport {
+                    registry: String::new(),
+                    message: format!("cannot create the HTTP client: {e}"),
+                })
+        };
+        Ok(Client {
+            secure: build(false)?,
+            lax: build(true)?,
+            insecure: Arc::new(insecure),
+            schemes: Arc::default(),
+            tokens: Arc::default(),
+        })
+    }
+
+    fn is_insecure(&self, registry: &str) -> bool {
+        is_loopback(registry) || self.insecure.iter().any(|r| r == registry)
+    }
+
+    fn base(&self, registry: &str, scheme: &str) -> String {
+        format!("{scheme}://{registry}")
+    }
+
+    /// Send a request to `registry` at `path` (or an absolute URL), answering auth challenges with
+    /// `creds`. `scope` is the token scope the request needs (`repository:x:pull`).
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &self,
+        registry: &str,
+        method: Method,
+        path_or_url: &str,
+        headers: HeaderMap,
+        body: Body,
+        creds: &Credentials,
+        scope: &str,
+    ) -> Result<reqwest::Response> {
+        let schemes: Vec<&'static str> = match self.schemes.lock().unwrap().get(registry) {
+            Some(s) => vec![*s],
+            None if self.is_insecure(registry) => vec!["https", "http"],
+            None => vec!["https"],
+        };
+        let mut last_err = None;
+        for scheme in schemes {
+            match self
+                .send_scheme(registry, scheme, method.clone(), path_or_url, &headers, body.clone(), creds, scope)
+                .await
+            {
+                Ok(r) => {
+                    self.schemes.lock().unwrap().insert(registry.to_string(), scheme);
+                    return Ok(r);
+                }
+                Err(e @ ClientError::Transport { .. }) => last_err = Some(e),
+                Err(e) => {
+                    self.schemes.lock().unwrap().insert(registry.to_string(), scheme);
+                    return Err(e);
+                }
+            }
+        }
+        Err(last_err.expect("one scheme tried"))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_scheme(
+        &self,
+        registry: &str,
+        scheme: &'static str,
+        method: Method,
+        path_or_url: &str,
+        headers: &HeaderMap,
+        body: Body,
+        creds: &Credentials,
+        scope: &str,
+    ) -> Result<reqwest::Response> {
+        let http = if self.is_insecure(registry) { &self.lax } else { &self.secure };
+        let url = if path_or_url.starts_with("http://") || path_or_url.starts_with("https://") {
+            path_or_url.to_string()
+        } else {
+            format!("{}{}", self.base(registry, scheme), path_or_url)
+        };
+        let transport = |e: reqwest::Error| ClientError::Transport {
+            registry: registry.to_string(),
+            message: format!("{} {url}: {}", method, error_chain(&e)),
+        };
+        let token_key = (registry.to_string(), scope.to_string());
+        let mut auth: Option<HeaderValue> = self
+            .tokens
+            .lock()
+            .unwrap()
+            .get(&token_key)
+            .and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok());
+        for attempt in 0..2 {
+            let (b, len) = body.clone().into_reqwest().await.map_err(|e| ClientError::Transport {
+                registry: registry.to_string(),
+                message: format!("reading the upload: {e}"),
+            })?;
+            let mut req = http.request(method.clone(), &url).headers(headers.clone()).body(b);
+            if let Some(n) = len {
+                req = req.header(CONTENT_LENGTH, n);
+            }
+            if let Some(a) = &auth {
+                req = req.header(AUTHORIZATION, a.clone());
+            }
+            let resp = req.send().await.map_err(transport)?;
+            if resp.status() != StatusCode::UNAUTHORIZED || attempt == 1 {
+                if resp.status() == StatusCode::UNAUTHORIZED {
+                    let msg = error_message(&resp.bytes().await.unwrap_or_default());
+                    return Err(ClientError::Unauthorized {
+                        registry: registry.to_string(),
+                        message: if creds.is_empty() {
+                            format!("{msg} (no credentials: log in first)")
+                        } else {
+                            msg
+                        },
+                    });
+                }
+                return Ok(resp);
+            }
+            // Answer the challenge.
+            let challenge = resp
+                .headers()
+                .get(WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .map(parse_challenge)
+                .unwrap_or_default();
+            auth = Some(match challenge.scheme.as_str() {
+                "bearer" => {
+                    let token = self.fetch_token(http, registry, &challenge, creds, scope).await?;
+                    self.tokens.lock().unwrap().insert(token_key.clone(), token.clone());
+                    HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| ClientError::Invalid("bad token".into()))?
+                }
+                "basic" if !creds.is_empty() => basic(creds)?,
+                _ => {
+                    return Err(ClientError::Unauthorized {
+                        registry: registry.to_string(),
+                        message: "authentication required (log in first)".into(),
+                    })
+                }
+            });
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// Get a token from the challenge's realm for `scope`.
+    async fn fetch_token(
+        &self,
+        http: &reqwest::Client,
+        registry: &str,
+        ch: &Challenge,
+        creds: &Credentials,
+        scope: &str,
+    ) -> Result<String> {
+        let realm = ch.params.get("realm").ok_or_else(|| ClientError::Unauthorized {
+            registry: registry.to_string(),
+            message: "Bearer challenge without a realm".into(),
+        })?;
+        let mut req = http.get(realm);
+        let mut q: Vec<(&str, &str)> = Vec::new();
+        if let Some(s) = ch.params.get("service") {
+            q.push(("service", s));
+        }
+        let scope = ch
+            .params
+            .get("scope")
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(scope);
+        if !scope.is_empty() {
+            q.push(("scope", scope));
+        }
+        if !creds.identity_token.is_empty() {
+            // OAuth2 refresh-token grant.
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", creds.identity_token.as_str()),
+                ("service", ch.params.get("service").map(String::as_str).unwrap_or("")),
+                ("scope", scope),
+                ("client_id", "berth"),
+            ];
+            req = http.post(realm).form(&form);
+        } else {
+            req = req.query(&q);
+            if !creds.is_empty() {
+                req = req.basic_auth(&creds.username, Some(&creds.password));
+            }
+        }
+        let resp = req.send().await.map_err(|e| ClientError::Transport {
+            registry: registry.to_string(),
+            message: format!("token request to {realm}: {}", error_chain(&e)),
+        })?;
+        let status = resp.status();
+        let body = resp.bytes().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(ClientError::Unauthorized {
+                registry: registry.to_string(),
+                message: format!("token server {realm} said {status}: {}", error_message(&body)),
+            });
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| ClientError::Invalid(format!("token response from {realm}: {e}")))?;
+        v.get("token")
+            .or_else(|| v.get("access_token"))
+            .and_then(|t| t.as_str())
+            .map(String::from)
+            .ok_or_else(|| ClientError::Invalid(format!("token response from {realm} has no token")))
+    }
+
+    async fn check(registry: &str, resp: reqwest::Response, what: &str) -> Result<reqwest::Response> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = resp.bytes().await.unwrap_or_default();
+        let message = error_message(&body);
+        if status == StatusCode::NOT_FOUND {
+            return Err(ClientError::NotFound(format!("{what}: not found: {message}")));
+        }
+        Err(ClientError::Status {
+            registry: registry.to_string(),
+            status: status.as_u16(),
+            message: format!("{what}: {message}"),
+        })
+    }
+
+    /// Check that the registry answers and accepts `creds` (`docker login`).
+    pub async fn login(&self, registry: &str, creds: &Credentials) -> Result<()> {
+        let resp = self
+            .send(registry, Method::GET, "/v2/", HeaderMap::new(), Body::Empty, creds, "")
+            .await?;
+        Self::check(registry, resp, "/v2/").await.map(|_| ())
+    }
+
+    /// Fetch a manifest (or index) by tag or digest: its bytes, media type and digest.
+    pub async fn get_manifest(&self, repo: &Repository, reference: &str, creds: &Credentials) -> Result<(Bytes, String, Digest)> {
+        let mut h = HeaderMap::new();
+        h.insert(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
+        let path = format!("/v2/{}/manifests/{reference}", repo.name);
+        let scope = format!("repository:{}:pull", repo.name);
+        let resp = self.send(&repo.registry, Method::GET, &path, h, Body::Empty, creds, &scope).await?;
+        let resp = Self::check(&repo.registry, resp, &format!("manifest for {repo}:{reference}")).await?;
+        let media_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.split(';').next().unwrap_or("").trim().to_string())
+            .unwrap_or_default();
+        let body = resp.bytes().await.map_err(|e| ClientError::Transport {
+            registry: repo.registry.clone(),
+            message: format!("reading the manifest: {e}"),
+        })?;
+        let digest = Digest::of(&body);
+        if let Ok(want) = Digest::parse(reference) {
+            if want != digest {
+                return Err(ClientError::Invalid(format!(
+                    "manifest {reference}: the registry sent content with digest {digest}"
+                )));
+            }
+        }
+        // The media type from the document when the header is vague.
+        let media_type = if media_type.is_empty() || media_type == "application/json" || media_type == "text/plain" {
+            serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(String::from))
+                .unwrap_or(media_type)
+        } else {
+            media_type
+        };
+        Ok((body, media_type, digest))
+    }
+
+    /// Stream a blob: the response (its body yields the bytes) and its length if known.
+    pub async fn get_blob(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        creds: &Credentials,
+    ) -> Result<(impl Stream<Item = Result<Bytes>>, Option<u64>)> {
+        let path = format!("/v2/{}/blobs/{digest}", repo.name);
+        let scope = format!("repository:{}:pull", repo.name);
+        let resp = self
+            .send(&repo.registry, Method::GET, &path, HeaderMap::new(), Body::Empty, creds, &scope)
+            .await?;
+        let resp = Self::check(&repo.registry, resp, &format!("blob {digest}")).await?;
+        let len = resp.content_length();
+        let registry = repo.registry.clone();
+        let s = resp.bytes_stream().map(move |r| {
+            r.map_err(|e| ClientError::Transport {
+                registry: registry.clone(),
+                message: format!("downloading: {}", error_chain(&e)),
+            })
+        });
+        Ok((s, len))
+    }
+
+    /// Does the repository have this blob?
+    pub async fn blob_exists(&self, repo: &Repository, digest: &Digest, creds: &Credentials) -> Result<bool> {
+        let path = format!("/v2/{}/blobs/{digest}", repo.name);
+        let scope = format!("repository:{}:pull,push", repo.name);
+        let resp = self
+            .send(&repo.registry, Method::HEAD, &path, HeaderMap::new(), Body::Empty, creds, &scope)
+            .await?;
+        match resp.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            s => Err(ClientError::Status {
+                registry: repo.registry.clone(),
+                status: s.as_u16(),
+                message: format!("checking blob {digest}"),
+            }),
+        }
+    }
+
+    /// Upload a blob (one POST to open the session, one PUT with the content).
+    pub async fn push_blob(&self, repo: &Repository, digest: &Digest, body: Body, creds: &Credentials) -> Result<()> {
+        let scope = format!("repository:{}:pull,push", repo.name);
+        let path = format!("/v2/{}/blobs/uploads/", repo.name);
+        let resp = self
+            .send(&repo.registry, Method::POST, &path, HeaderMap::new(), Body::Empty, creds, &scope)
+            .await?;
+        let resp = Self::check(&repo.registry, resp, &format!("starting the upload of {digest}")).await?;
+        if resp.status() == StatusCode::CREATED {
+            return Ok(());
+        }
+        let loc = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| ClientError::Invalid(format!("{}: upload session without a Location", repo.registry)))?
+            .to_string();
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        let url = format!("{loc}{sep}digest={digest}");
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        let resp = self.send(&repo.registry, Method::PUT, &url, h, body, creds, &scope).await?;
+        Self::check(&repo.registry, resp, &format!("uploading {digest}")).await?;
+        Ok(())
+    }
+
+    /// Mount a blob from another repository of the same registry; false if the registry did not.
+    pub async fn mount_blob(&self, repo: &Repository, from: &str, digest: &Digest, creds: &Credentials) -> Result<bool> {
+        let scope = format!("repository:{}:pull,push repository:{from}:pull", repo.name);
+        let path = format!("/v2/{}/blobs/uploads/?mount={digest}&from={from}", repo.name);
+        let resp = self
+            .send(&repo.registry, Method::POST, &path, HeaderMap::new(), Body::Empty, creds, &scope)
+            .await?;
+        Ok(resp.status() == StatusCode::CREATED)
+    }
+
+    /// Store a manifest under a tag or digest; returns the digest the registry reports.
+    pub async fn put_manifest(
+        &self,
+        repo: &Repository,
+        reference: &str,
+        media_type: &str,
+        data: Bytes,
+        creds: &Credentials,
+    ) -> Result<Digest> {
+        let scope = format!("repository:{}:pull,push", repo.name);
+        let path = format!("/v2/{}/manifests/{reference}", repo.name);
+        let mut h = HeaderMap::new();
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_str(media_type).map_err(|_| ClientError::Invalid("bad media type".into()))?,
+        );
+        let digest = Digest::of(&data);
+        let resp = self
+            .send(&repo.registry, Method::PUT, &path, h, Body::Bytes(data), creds, &scope)
+            .await?;
+        Self::check(&repo.registry, resp, &format!("putting manifest {repo}:{reference}")).await?;
+        Ok(digest)
+    }
+}
+
+fn basic(c: &Credentials) -> Result<HeaderValue> {
+    use base64::Engine as _;
+    let v = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password));
+    HeaderValue::from_str(&format!("Basic {v}")).map_err(|_| ClientError::Invalid("credentials are not valid header text".into()))
+}
+
+/// An error and its sources, one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges() {
+        let c = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#,
+        );
+        assert_eq!(c.scheme, "bearer");
+        assert_eq!(c.params["realm"], "https://auth.docker.io/token");
+        assert_eq!(c.params["service"], "registry.docker.io");
+        assert_eq!(c.params["scope"], "repository:library/busybox:pull");
+        let b = parse_challenge(r#"Basic realm="Registry Realm""#);
+        assert_eq!(b.scheme, "basic");
+        assert_eq!(b.params["realm"], "Registry Realm");
+    }
+
+    #[test]
+    fn loopback_is_insecure() {
+        assert!(is_loopback("localhost:5000"));
+        assert!(is_loopback("127.0.0.1:5000"));
+        assert!(is_loopback("[::1]:5000"));
+        assert!(!is_loopback("registry-1.docker.io"));
+        assert!(!is_loopback("10.0.0.1:5000"));
+    }
+
+    #[test]
+    fn error_bodies() {
+        let b = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#;
+        assert_eq!(error_message(b), "MANIFEST_UNKNOWN: manifest unknown");
+        assert_eq!(error_message(b"plain text"), "plain text");
+    }
+}

@@ -1,0 +1,1 @@
+//! The OCI Distribution Spec v1.1 server (in progress).
