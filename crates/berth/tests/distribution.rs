@@ -204,3 +204,112 @@ fn login_and_auth_with_the_reference_registry() {
     d.docker_ok(&["pull", &other]);
     let _ = std::fs::remove_dir_all(cfg);
 }
+
+/// An OCI layout whose `multi` tag is an index of a linux/amd64 image (a zstd busybox layer and a
+/// gzip layer) and a linux/arm64 one.
+fn multi_platform_layout(dir: &Path) {
+    use sha2::Digest as _;
+    use std::io::Write;
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |data: &[u8]| -> (String, usize) {
+        let hex = hex::encode(sha2::Sha256::digest(data));
+        std::fs::write(blobs.join(&hex), data).unwrap();
+        (format!("sha256:{hex}"), data.len())
+    };
+    let sha = |data: &[u8]| format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)));
+    let file_tar = |name: &str, content: &str| {
+        let mut t = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        t.append_data(&mut h, name, content.as_bytes()).unwrap();
+        t.into_inner().unwrap()
+    };
+    let gzip = |data: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    let zstd = |data: &[u8]| {
+        let o = common::run_timeout(
+            {
+                let mut c = Command::new("zstd");
+                c.args(["-q", "-c"]);
+                c
+            },
+            Some(data),
+            60,
+        );
+        assert!(o.status.success(), "zstd failed");
+        o.stdout
+    };
+    let image = |arch: &str, layers: Vec<(Vec<u8>, Vec<u8>, &str)>| -> serde_json::Value {
+        let diff_ids: Vec<String> = layers.iter().map(|(raw, _, _)| sha(raw)).collect();
+        let descs: Vec<serde_json::Value> = layers
+            .iter()
+            .map(|(_, blob, mt)| {
+                let (d, n) = put(blob);
+                serde_json::json!({"mediaType": mt, "digest": d, "size": n})
+            })
+            .collect();
+        let config = serde_json::json!({"architecture": arch, "os": "linux", "config": {"Cmd": ["cat", "/hello"]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids}});
+        let (cd, cn) = put(config.to_string().as_bytes());
+        let m = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn}, "layers": descs});
+        let (md, mn) = put(m.to_string().as_bytes());
+        serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": mn,
+            "platform": {"architecture": arch, "os": "linux"}})
+    };
+    let bb = common::busybox_tar();
+    let hello_amd = file_tar("hello", "amd64\n");
+    let hello_arm = file_tar("hello", "arm64\n");
+    let amd = image(
+        "amd64",
+        vec![
+            (bb.clone(), zstd(&bb), "application/vnd.oci.image.layer.v1.tar+zstd"),
+            (hello_amd.clone(), gzip(&hello_amd), "application/vnd.oci.image.layer.v1.tar+gzip"),
+        ],
+    );
+    let arm = image(
+        "arm64",
+        vec![(hello_arm.clone(), gzip(&hello_arm), "application/vnd.oci.image.layer.v1.tar+gzip")],
+    );
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [arm, amd]});
+    let (id, n) = put(index.to_string().as_bytes());
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let top = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": id, "size": n, "annotations": {"org.opencontainers.image.ref.name": "multi"}}]});
+    std::fs::write(dir.join("index.json"), top.to_string()).unwrap();
+}
+
+#[test]
+fn multi_platform_index_and_zstd_layers() {
+    let d = Daemon::start();
+    let reg = RefRegistry::start(&[]);
+    let cfg: PathBuf = tempfile::tempdir().unwrap().keep();
+    let layout = tempfile::tempdir().unwrap();
+    multi_platform_layout(layout.path());
+    let dest = format!("docker://{}/multi:1", reg.host());
+    let src = format!("oci:{}:multi", layout.path().display());
+    let mut c = Command::new("skopeo");
+    c.args(["--insecure-policy", "copy", "-q", "--all", "--dest-tls-verify=false", &src, &dest]);
+    ok(common::run_timeout(c, None, 120), "skopeo copy --all");
+    let name = format!("{}/multi:1", reg.host());
+    // The host's platform is chosen from the index; its zstd and gzip layers unpack and run.
+    ok(berth(&d, &cfg, &["pull", &name], None), "pull the index");
+    assert_eq!(d.berth_ok(&["image", "inspect", "-f", "{{.Architecture}}", &name]), "amd64");
+    assert_eq!(d.berth_ok(&["run", "--rm", &name]), "amd64");
+    // --platform picks another entry.
+    ok(berth(&d, &cfg, &["pull", "--platform", "linux/arm64", &name], None), "pull arm64");
+    assert_eq!(d.berth_ok(&["image", "inspect", "-f", "{{.Architecture}}", &name]), "arm64");
+    let o = berth(&d, &cfg, &["pull", "--platform", "linux/s390x", &name], None);
+    assert!(!o.status.success());
+    assert!(errtext(&o).contains("no matching manifest for linux/s390x"), "{}", errtext(&o));
+    let _ = std::fs::remove_dir_all(cfg);
+}

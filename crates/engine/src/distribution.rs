@@ -493,7 +493,10 @@ mod tests {
     #[test]
     fn progress_bar() {
         let half = bar(50, 100);
-        assert!(half.starts_with(&format!("[{}>{}]", "=".repeat(24), " ".repeat(25))) && half.ends_with("] 50B/100B"), "{half}");
+        assert!(
+            half.starts_with(&format!("[{}>{}]", "=".repeat(24), " ".repeat(25))) && half.ends_with("] 50B/100B"),
+            "{half}"
+        );
         assert!(bar(100, 100).starts_with(&format!("[{}]", "=".repeat(50))));
         assert_eq!(bar(1500, 0), "1.5kB");
     }
