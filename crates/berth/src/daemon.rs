@@ -23,6 +23,31 @@ pub struct DaemonArgs {
     /// (loopback registries always are); may be repeated.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,
+    /// Also serve an OCI registry on HOST:PORT (e.g. 127.0.0.1:5000). Its blobs are the engine's
+    /// content store (ROOT/image/blobs), so images the engine holds are never uploaded twice; its
+    /// repositories and tags are kept in ROOT/registry. Without --registry-htpasswd and
+    /// --registry-anonymous, anyone may pull and push, and only a loopback address is accepted.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub registry: Option<String>,
+    /// Registry users: an htpasswd file of bcrypt hashes (`htpasswd -B`).
+    #[arg(long, value_name = "FILE", requires = "registry")]
+    pub registry_htpasswd: Option<PathBuf>,
+    /// What registry clients without credentials may do: none, pull, or push (pull, push and
+    /// delete). Default: none with --registry-htpasswd; push without it (loopback only).
+    #[arg(long, value_name = "none|pull|push", requires = "registry")]
+    pub registry_anonymous: Option<registry::server::Anonymous>,
+    /// Registry: use the bearer token flow (tokens issued at /token on the registry's address).
+    #[arg(long, requires = "registry")]
+    pub registry_token: bool,
+    /// Registry: per-user rules, lines of `USER REPOSITORIES ACTIONS` (see `berth registry serve --help`).
+    #[arg(long, value_name = "FILE", requires = "registry_htpasswd")]
+    pub registry_access_rules: Option<PathBuf>,
+    /// Registry: serve HTTPS with this PEM certificate (chain); needs --registry-tls-key.
+    #[arg(long, value_name = "PEM", requires_all = ["registry", "registry_tls_key"])]
+    pub registry_tls_cert: Option<PathBuf>,
+    /// Registry: the PEM private key of --registry-tls-cert.
+    #[arg(long, value_name = "PEM", requires_all = ["registry", "registry_tls_cert"])]
+    pub registry_tls_key: Option<PathBuf>,
     /// Log filter (e.g. info, debug, engine=debug).
     #[arg(long, default_value = "info", env = "BERTH_LOG")]
     pub log_level: String,
@@ -58,6 +83,10 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
         insecure_registries: a.insecure_registries.clone(),
     };
     let engine = engine::Engine::open(cfg).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let registry = match &a.registry {
+        Some(addr) => Some(start_registry(&a, addr, &engine).await?),
+        None => None,
+    };
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -84,6 +113,44 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown)
         .await?;
     let _ = std::fs::remove_file(&socket);
+    if let Some((stop, task)) = registry {
+        let _ = stop.send(true);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    }
     // Containers keep running under their shims (live restore).
     Ok(())
+}
+
+/// Bind the registry (failing the daemon's start if it cannot) and serve it in the background;
+/// send `true` on the returned channel to stop it.
+async fn start_registry(
+    a: &DaemonArgs,
+    addr: &str,
+    engine: &engine::Engine,
+) -> anyhow::Result<(tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>)> {
+    let opts = crate::registry_cmd::AccessOptions {
+        htpasswd: a.registry_htpasswd.clone(),
+        anonymous: a.registry_anonymous,
+        token: a.registry_token,
+        access_rules: a.registry_access_rules.clone(),
+        tls_cert: a.registry_tls_cert.clone(),
+        tls_key: a.registry_tls_key.clone(),
+    };
+    let (auth, tls) = crate::registry_cmd::access_config(addr, &opts, "registry-").context("--registry")?;
+    let anonymous = auth.anonymous;
+    let root = std::fs::canonicalize(&a.root)?;
+    let cfg = registry::server::RegistryConfig::new(root.join("registry"), auth);
+    let reg = registry::server::Registry::open(engine.images.content().clone(), cfg)?;
+    let server = registry::server::Server::bind(addr, tls.as_ref()).await?;
+    tracing::info!(addr = %server.local_addr()?, tls = server.is_tls(), %anonymous, "registry listening");
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        if let Err(e) = server.serve(registry::server::router(reg), shutdown).await {
+            tracing::error!(error = %e, "registry stopped");
+        }
+    });
+    Ok((stop, task))
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod daemon;
+mod registry_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +32,11 @@ struct Opts {
 enum Cmd {
     /// Run the Berth daemon (Docker Engine API on a unix socket).
     Daemon(daemon::DaemonArgs),
+    /// Run a standalone OCI registry.
+    Registry {
+        #[command(subcommand)]
+        cmd: registry_cmd::RegistryCmd,
+    },
     /// Per-container shim (started by the daemon; not for direct use).
     #[command(hide = true)]
     Shim(ShimOpts),
@@ -98,6 +104,12 @@ fn main() {
         Cmd::Daemon(a) => {
             if let Err(e) = daemon::run(a) {
                 eprintln!("berth daemon: {e:#}");
+                std::process::exit(1);
+            }
+        }
+        Cmd::Registry { cmd } => {
+            if let Err(e) = registry_cmd::run(cmd) {
+                eprintln!("berth registry: {e:#}");
                 std::process::exit(1);
             }
         }
