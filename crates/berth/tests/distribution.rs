@@ -313,3 +313,53 @@ fn multi_platform_index_and_zstd_layers() {
     assert!(errtext(&o).contains("no matching manifest for linux/s390x"), "{}", errtext(&o));
     let _ = std::fs::remove_dir_all(cfg);
 }
+
+#[test]
+fn docker_cli_to_the_daemons_own_registry_with_tokens() {
+    // Daemon A serves a registry (htpasswd users, Bearer tokens) on its own content store.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let auth = tempfile::tempdir().unwrap();
+    let o = Command::new("htpasswd").args(["-Bbn", "bob", "pw"]).output().unwrap();
+    std::fs::write(auth.path().join("htpasswd"), &o.stdout).unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let htpasswd = auth.path().join("htpasswd");
+    let a = Daemon::start_with(&[
+        "--registry",
+        &addr,
+        "--registry-htpasswd",
+        htpasswd.to_str().unwrap(),
+        "--registry-token",
+    ]);
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the daemon's registry did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    a.busybox("bb");
+    let name = format!("{addr}/team/bb:1");
+    a.docker_ok(&["tag", "bb", &name]);
+    let o = a.docker(&["push", &name]);
+    assert!(!o.status.success(), "push without login must fail");
+    let o = a.docker_in(&["login", "-u", "bob", "--password-stdin", &addr], b"pw\n");
+    assert!(o.status.success(), "{}", errtext(&o));
+    // The layers are already in the shared store: nothing is uploaded.
+    let out = a.docker_ok(&["push", &name]);
+    assert!(out.contains("Layer already exists") && out.contains("1: digest: sha256:"), "{out}");
+
+    // Daemon B (another root) pulls it over the network with the docker CLI, and runs it.
+    let b = Daemon::start();
+    let o = b.docker_in(&["login", "-u", "bob", "--password-stdin", &addr], b"pw\n");
+    assert!(o.status.success(), "{}", errtext(&o));
+    let out = b.docker_ok(&["pull", &name]);
+    assert!(out.contains("Pull complete"), "{out}");
+    assert_eq!(b.docker_ok(&["run", "--rm", &name, "echo", "from-a"]), "from-a");
+    assert_eq!(
+        b.docker_ok(&["image", "inspect", "-f", "{{.Id}}", &name]),
+        a.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "bb"])
+    );
+    // B pushes back under a new name; A's registry now holds it.
+    let back = format!("{addr}/team/back:1");
+    b.docker_ok(&["tag", &name, &back]);
+    b.docker_ok(&["push", &back]);
+    a.docker_ok(&["pull", &back]);
+}

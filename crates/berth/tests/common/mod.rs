@@ -17,6 +17,8 @@ pub struct Daemon {
     pub run: PathBuf,
     pub sock: PathBuf,
     child: Option<Child>,
+    /// Extra `berth daemon` flags.
+    extra: Vec<String>,
 }
 
 /// Run a command with a deadline; a hung client fails the test instead of hanging it.
@@ -128,6 +130,11 @@ pub fn busybox_tar() -> Vec<u8> {
 
 impl Daemon {
     pub fn start() -> Daemon {
+        Self::start_with(&[])
+    }
+
+    /// A daemon with extra flags (e.g. `--registry 127.0.0.1:PORT`).
+    pub fn start_with(extra: &[&str]) -> Daemon {
         // Short paths: unix socket paths must stay under 108 bytes.
         let dir = tempfile::Builder::new().prefix("bt").tempdir_in("/tmp").unwrap().keep();
         let root = dir.join("root");
@@ -139,6 +146,7 @@ impl Daemon {
             run,
             sock,
             child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         d.spawn();
         d
@@ -155,6 +163,7 @@ impl Daemon {
             .arg(&self.root)
             .arg("--exec-root")
             .arg(&self.run)
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
