@@ -644,92 +644,15 @@ fn refuses_unsafe_or_broken_configurations() {
     }
 }
 
-/// `berth daemon --registry` on a temporary root; stopped and removed on drop.
-struct DaemonWithRegistry {
-    dir: PathBuf,
-    child: Option<Child>,
-    port: u16,
-}
-
-impl DaemonWithRegistry {
-    fn start() -> DaemonWithRegistry {
-        // Short paths: unix socket paths must stay under 108 bytes.
-        let dir = tempfile::Builder::new().prefix("bdr").tempdir_in("/tmp").unwrap().keep();
-        let port = free_port();
-        let log = dir.join("daemon.log");
-        let child = Command::new(BERTH)
-            .args(["daemon", "--log-level", "info,registry=debug", "--root"])
-            .arg(dir.join("root"))
-            .arg("--exec-root")
-            .arg(dir.join("run"))
-            .arg("--registry")
-            .arg(format!("127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start berth daemon");
-        let d = DaemonWithRegistry {
-            dir,
-            child: Some(child),
-            port,
-        };
-        wait_port(port, "the daemon's registry", &log);
-        let t0 = Instant::now();
-        while std::os::unix::net::UnixStream::connect(d.dir.join("run/berth.sock")).is_err() {
-            assert!(t0.elapsed() < Duration::from_secs(15), "daemon did not start:\n{}", d.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        d
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
-    }
-
-    fn berth(&self, args: &[&str], input: Option<&[u8]>) -> String {
-        let mut c = Command::new(BERTH);
-        c.arg("-H")
-            .arg(format!("unix://{}", self.dir.join("run/berth.sock").display()))
-            .args(args);
-        let o = run_timeout(c, input, 120);
-        assert!(o.status.success(), "berth {args:?}: {}\n{}", errtext(&o), self.log());
-        text(&o)
-    }
-}
-
-impl Drop for DaemonWithRegistry {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let t0 = Instant::now();
-            while t0.elapsed() < Duration::from_secs(5) {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let me = self.dir.display().to_string();
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        for m in mounts.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&me)) {
-            if let Ok(c) = std::ffi::CString::new(m) {
-                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[test]
 fn daemon_registry_shares_the_engine_store() {
-    let d = DaemonWithRegistry::start();
-    d.berth(&["import", "-", "bb"], Some(&common::busybox_tar()));
-    let image = format!("127.0.0.1:{}/tools/bb:1", d.port);
-    d.berth(&["tag", "bb", &image], None);
-    d.berth(&["push", "-q", &image], None);
+    let port = free_port();
+    let d = common::Daemon::start_with(&["--log-level", "info,registry=debug", "--registry", &format!("127.0.0.1:{port}")]);
+    wait_port(port, "the daemon's registry", &d.dir.join("daemon.log"));
+    d.busybox("bb");
+    let image = format!("127.0.0.1:{port}/tools/bb:1");
+    d.berth_ok(&["tag", "bb", &image]);
+    d.berth_ok(&["push", "-q", &image]);
     // The engine's blobs were found in place: nothing was uploaded.
     let log = d.log();
     assert!(log.contains("manifest stored"), "{log}");
@@ -742,8 +665,8 @@ fn daemon_registry_shares_the_engine_store() {
         .unwrap()
         .to_string();
     // Removing the image from the engine leaves the registry's copy whole.
-    d.berth(&["rmi", &image], None);
-    d.berth(&["rmi", "bb"], None);
+    d.berth_ok(&["rmi", &image]);
+    d.berth_ok(&["rmi", "bb"]);
     let layout = dir.path().join("out");
     skopeo_ok(
         dir.path(),
@@ -759,7 +682,7 @@ fn daemon_registry_shares_the_engine_store() {
     );
     assert_eq!(read_layout(&layout, "1").manifest, digest);
     // And the engine can pull it back from its own registry.
-    d.berth(&["pull", "-q", &image], None);
-    let id = d.berth(&["images", "-q", &image], None);
+    d.berth_ok(&["pull", "-q", &image]);
+    let id = d.berth_ok(&["images", "-q", &image]);
     assert!(!id.is_empty());
 }
