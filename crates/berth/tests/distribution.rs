@@ -13,7 +13,7 @@ use common::{errtext, text, Daemon};
 struct RefRegistry {
     child: Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl RefRegistry {
@@ -57,7 +57,7 @@ impl RefRegistry {
             assert!(t0.elapsed() < Duration::from_secs(15), "docker-registry did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        RefRegistry { child, port, _dir: dir }
+        RefRegistry { child, port, dir }
     }
 
     fn host(&self) -> String {
@@ -362,4 +362,34 @@ fn docker_cli_to_the_daemons_own_registry_with_tokens() {
     b.docker_ok(&["tag", &name, &back]);
     b.docker_ok(&["push", &back]);
     a.docker_ok(&["pull", &back]);
+}
+
+#[test]
+fn a_corrupt_blob_is_refused_and_nothing_is_kept() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    let reg = RefRegistry::start(&[]);
+    let cfg: PathBuf = tempfile::tempdir().unwrap().keep();
+    let name = format!("{}/team/bb:1", reg.host());
+    d.berth_ok(&["tag", "bb", &name]);
+    ok(berth(&d, &cfg, &["push", &name], None), "push");
+    // Flip bytes of the layer in the registry's storage (same length).
+    let layer = d.berth_ok(&["image", "inspect", "-f", "{{index .RootFS.Layers 0}}", &name]);
+    let hex = layer.trim_start_matches("sha256:").to_string();
+    let data = reg
+        .dir
+        .path()
+        .join(format!("data/docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]));
+    let mut bytes = std::fs::read(&data).unwrap();
+    for b in bytes.iter_mut().take(4096).skip(1024) {
+        *b ^= 0xff;
+    }
+    std::fs::write(&data, bytes).unwrap();
+    d.berth_ok(&["rmi", &name, "bb"]);
+    let o = berth(&d, &cfg, &["pull", &name], None);
+    assert!(!o.status.success(), "a corrupt layer must fail the pull");
+    assert!(errtext(&o).contains("digest"), "{}", errtext(&o));
+    assert!(!d.berth(&["image", "inspect", &name]).status.success());
+    assert!(!d.root.join("image/blobs/sha256").join(&hex).exists(), "the bad blob was kept");
+    let _ = std::fs::remove_dir_all(cfg);
 }
