@@ -106,8 +106,10 @@ for _ in $(seq 100); do [ -S "$W/b/run/berth.sock" ] && break; sleep 0.05; done
 BH=unix://$W/b/run/berth.sock
 tar -C "$W/layout" -cf "$W/layout.tar" .
 "$BERTH" -H "$BH" load -i "$W/layout.tar" >/dev/null
-"$BERTH" -H "$BH" tag bench "127.0.0.1:$DR_PORT/pushed:1"
-"$BERTH" -H "$BH" save -o "$W/archive.tar" bench
+IMG=$("$BERTH" -H "$BH" images -q | head -1)
+"$BERTH" -H "$BH" tag "$IMG" bench:1
+"$BERTH" -H "$BH" tag "$IMG" "127.0.0.1:$DR_PORT/pushed:1"
+"$BERTH" -H "$BH" save -o "$W/archive.tar" bench:1
 mkdir -p "$W/d"
 dockerd --data-root "$W/d/data" --exec-root "$W/d/exec" --pidfile "$W/d/docker.pid" -H "unix://$W/d/docker.sock" \
     --bridge none --iptables=false --ip6tables=false >"$W/dockerd.log" 2>&1 &
@@ -115,7 +117,7 @@ DPID=$!
 DH=unix://$W/d/docker.sock
 for _ in $(seq 200); do DOCKER_HOST=$DH $DOCKER20 version >/dev/null 2>&1 && break; sleep 0.1; done
 DOCKER_HOST=$DH $DOCKER20 load -i "$W/archive.tar" >/dev/null
-DOCKER_HOST=$DH $DOCKER20 tag bench "127.0.0.1:$DR_PORT/pushed:1"
+DOCKER_HOST=$DH $DOCKER20 tag bench:1 "127.0.0.1:$DR_PORT/pushed:1"
 hf berth_push "$BERTH -H $BH push -q 127.0.0.1:$DR_PORT/pushed:1" "bash $W/reset-dr.sh"
 hf docker_push "env DOCKER_HOST=$DH $DOCKER20 push 127.0.0.1:$DR_PORT/pushed:1" "bash $W/reset-dr.sh"
 
