@@ -100,7 +100,7 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
     let listener = tokio::net::UnixListener::bind(&socket).with_context(|| format!("bind {}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660))?;
     tracing::info!(socket = %socket.display(), "berth daemon listening");
-    let app = engine::api::app(engine.clone());
+    let app = engine::api::app(engine);
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal");
         tokio::select! {
@@ -113,7 +113,6 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown)
         .await?;
     let _ = std::fs::remove_file(&socket);
-    engine.shutdown();
     if let Some((stop, task)) = registry {
         let _ = stop.send(true);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;

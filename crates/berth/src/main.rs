@@ -40,9 +40,6 @@ enum Cmd {
     /// Per-container shim (started by the daemon; not for direct use).
     #[command(hide = true)]
     Shim(ShimOpts),
-    /// The daemon's idle cgroup-warmer helper (see runtime::cgroup::Warmer; not for direct use).
-    #[command(hide = true)]
-    Idle,
     #[command(flatten)]
     Client(cli::Command),
 }
@@ -81,16 +78,6 @@ fn main() {
         Err(e) => e.exit(),
     };
     match opts.cmd {
-        Cmd::Idle => {
-            // Die with the daemon; otherwise do nothing, ever.
-            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-            if unsafe { libc::getppid() } == 1 {
-                std::process::exit(0);
-            }
-            loop {
-                unsafe { libc::pause() };
-            }
-        }
         Cmd::Shim(s) => {
             // The shim's stderr is its log file in the container's state directory.
             let filter = std::env::var("BERTH_SHIM_LOG").unwrap_or_else(|_| "error".into());

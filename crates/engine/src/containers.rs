@@ -692,7 +692,6 @@ impl Engine {
 
     async fn start_locked(self: &Arc<Self>, entry: &Arc<Entry>, c: &mut Container) -> Result<()> {
         let t0 = std::time::Instant::now();
-        self.warm_cgroups();
         self.mount_rootfs(c)?;
         let t_mount = t0.elapsed();
         let spec = self.build_run_spec(c)?;

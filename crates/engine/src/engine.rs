@@ -108,8 +108,6 @@ pub struct Engine {
     pub build_cache: build::Cache,
     /// The client for pulls and pushes.
     pub registry: registry::client::Client,
-    /// Readies the kernel for the cgroup migration of each container start (see the type).
-    warmer: Mutex<Option<runtime::cgroup::Warmer>>,
     pub(crate) containers: Mutex<BTreeMap<String, Arc<Entry>>>,
     pub(crate) execs: Mutex<HashMap<String, Arc<ExecEntry>>>,
 }
@@ -150,12 +148,6 @@ impl Engine {
         let tmp = cfg.root.join("tmp");
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| Error::Internal(format!("create {}: {e}", tmp.display())))?;
-        // Spawned from the daemon's main thread, so the helper's parent-death signal means the daemon.
-        let warmer = runtime::cgroup::Warmer::start({
-            let mut c = std::process::Command::new(&cfg.exe);
-            c.arg("idle");
-            c
-        });
         let engine = Arc::new(Engine {
             cfg,
             images,
@@ -163,7 +155,6 @@ impl Engine {
             events: Events::default(),
             build_cache,
             registry,
-            warmer: Mutex::new(warmer),
             containers: Mutex::new(BTreeMap::new()),
             execs: Mutex::new(HashMap::new()),
         });
@@ -424,18 +415,6 @@ impl Engine {
                 let _ = self.save(&r);
             }
         }
-    }
-
-    /// Start readying the kernel for a container's cgroup migration (a container start follows).
-    pub(crate) fn warm_cgroups(&self) {
-        if let Some(w) = self.warmer.lock().unwrap().as_ref() {
-            w.kick();
-        }
-    }
-
-    /// Stop the cgroup warmer's helper and remove its cgroups (daemon shutdown).
-    pub fn shutdown(&self) {
-        self.warmer.lock().unwrap().take();
     }
 
     /// Wait until `cond` holds for the container's progress.

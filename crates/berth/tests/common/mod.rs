@@ -253,7 +253,6 @@ impl Daemon {
 
     /// Kill -9 the daemon (containers keep running under their shims) and start it again.
     pub fn crash_and_restart(&mut self) {
-        // The killed daemon's warmer cgroups are removed by the next daemon's start.
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -286,7 +285,6 @@ impl Drop for Daemon {
             }
         }
         let ids = self.container_ids();
-        let daemon_pid = self.child.as_ref().map(|c| c.id());
         // 2. Stop the daemon.
         if let Some(mut c) = self.child.take() {
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
@@ -346,14 +344,6 @@ impl Drop for Daemon {
                 }
             }
             let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join("berth").join(id));
-        }
-        // The daemon's cgroup-warmer cgroups, should it not have removed them.
-        if let Some(pid) = daemon_pid {
-            for base in ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"] {
-                for ab in ["a", "b"] {
-                    let _ = std::fs::remove_dir(Path::new(base).join(format!("berth-warm-{pid}-{ab}")));
-                }
-            }
         }
         // 6. Files.
         let _ = std::fs::remove_dir_all(&self.dir);
