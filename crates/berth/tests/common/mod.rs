@@ -21,6 +21,20 @@ pub struct Daemon {
     extra: Vec<String>,
 }
 
+/// Stop a server process: SIGTERM, then SIGKILL if it has not exited within 5 s.
+pub fn stop(mut c: Child) {
+    unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(5) {
+        if let Ok(Some(_)) = c.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
 /// Run a command with a deadline; a hung client fails the test instead of hanging it.
 pub fn run_timeout(mut cmd: Command, input: Option<&[u8]>, secs: u64) -> Output {
     cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
@@ -286,17 +300,8 @@ impl Drop for Daemon {
         }
         let ids = self.container_ids();
         // 2. Stop the daemon.
-        if let Some(mut c) = self.child.take() {
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let t0 = Instant::now();
-            while t0.elapsed() < Duration::from_secs(5) {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            stop(c);
         }
         // 3. Kill any shim or container process left that belongs to this root.
         let me = self.dir.display().to_string();
