@@ -113,9 +113,11 @@ impl build::Backend for EngineBackend {
 
     fn fetch(&self, url: &str, out: &mut std::fs::File) -> build::Result<String> {
         let file = out.try_clone().map_err(|e| build::Error::Backend(format!("download file: {e}")))?;
+        let mut file = tokio::fs::File::from_std(file);
+        let client = self.engine.registry.clone();
         self.rt
-            .block_on(fetch_http(url.to_string(), tokio::fs::File::from_std(file)))
-            .map_err(build::Error::Backend)
+            .block_on(async move { client.download(url, &mut file).await })
+            .map_err(|e| build::Error::Backend(e.to_string()))
     }
 
     fn remove_container(&self, id: &str) {
@@ -197,71 +199,6 @@ impl Engine {
         }
         Ok(res)
     }
-}
-
-/// GET an `http://` URL (following up to 10 redirects) into `out`; returns the file name the URL's
-/// path gives.
-async fn fetch_http(url: String, mut out: tokio::fs::File) -> std::result::Result<String, String> {
-    use http_body_util::BodyExt;
-    use tokio::io::AsyncWriteExt;
-    let mut current = url;
-    for _ in 0..10 {
-        let uri: hyper::Uri = current.parse().map_err(|e| format!("invalid URL: {e}"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err("https URLs need TLS, which this Berth version does not have yet; use http:// or COPY a downloaded file".into())
-            }
-            other => return Err(format!("unsupported URL scheme {other:?}")),
-        }
-        let host = uri.host().ok_or("the URL has no host")?.to_string();
-        let port = uri.port_u16().unwrap_or(80);
-        let authority = uri.authority().map(|a| a.to_string()).unwrap_or_else(|| host.clone());
-        let stream = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| format!("connecting to {authority}: {e}"))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("HTTP handshake with {authority}: {e}"))?;
-        tokio::spawn(conn);
-        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
-        let req = hyper::Request::get(path.as_str())
-            .header(hyper::header::HOST, authority.as_str())
-            .header(hyper::header::USER_AGENT, concat!("Berth/", env!("CARGO_PKG_VERSION")))
-            .body(http_body_util::Empty::<bytes::Bytes>::new())
-            .map_err(|e| e.to_string())?;
-        let resp = sender.send_request(req).await.map_err(|e| format!("GET {current}: {e}"))?;
-        let status = resp.status();
-        if status.is_redirection() {
-            let loc = resp
-                .headers()
-                .get(hyper::header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| format!("GET {current}: {status} without a Location"))?;
-            current = if loc.contains("://") {
-                loc.to_string()
-            } else {
-                format!("http://{authority}{loc}")
-            };
-            continue;
-        }
-        if !status.is_success() {
-            return Err(format!("GET {current}: {status}"));
-        }
-        let mut body = resp.into_body();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| format!("GET {current}: {e}"))?;
-            if let Ok(d) = frame.into_data() {
-                out.write_all(&d).await.map_err(|e| format!("saving the download: {e}"))?;
-            }
-        }
-        out.flush().await.map_err(|e| format!("saving the download: {e}"))?;
-        let name = uri.path().rsplit('/').next().unwrap_or("").to_string();
-        let name = percent_encoding::percent_decode_str(&name).decode_utf8_lossy().into_owned();
-        // No usable name: the builder refuses it unless the destination names the file.
-        return Ok(if name == "." || name == ".." { String::new() } else { name });
-    }
-    Err("too many redirects".into())
 }
 
 /// A directory removed (with everything below it) on drop.

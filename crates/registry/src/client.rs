@@ -438,6 +438,45 @@ impl Client {
         })
     }
 
+    /// GET any http(s) URL into `out` (a Dockerfile's `ADD <url>`), following redirects; returns the
+    /// file name the final URL's path gives (empty if none). Plain HTTP and unverified TLS only for
+    /// loopback and insecure hosts, as for registries.
+    pub async fn download(&self, url: &str, out: &mut tokio::fs::File) -> Result<String> {
+        use tokio::io::AsyncWriteExt;
+        let parsed = reqwest::Url::parse(url).map_err(|e| ClientError::Invalid(format!("invalid URL {url:?}: {e}")))?;
+        let host = match (parsed.host_str(), parsed.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            (None, _) => return Err(ClientError::Invalid(format!("{url}: no host"))),
+        };
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(ClientError::Invalid(format!("{url}: only http and https URLs can be fetched")));
+        }
+        let http = if self.is_insecure(&host) { &self.lax } else { &self.secure };
+        let transport = |e: reqwest::Error| ClientError::Transport {
+            registry: host.clone(),
+            message: format!("GET {url}: {}", error_chain(&e)),
+        };
+        let resp = http.get(parsed.clone()).send().await.map_err(transport)?;
+        let resp = Self::check(&host, resp, &format!("GET {url}")).await?;
+        let name = resp
+            .url()
+            .path_segments()
+            .and_then(|mut s| s.next_back().map(String::from))
+            .map(|n| percent_encoding::percent_decode_str(&n).decode_utf8_lossy().into_owned())
+            .filter(|n| n != "." && n != "..")
+            .unwrap_or_default();
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(transport)?;
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| ClientError::Invalid(format!("saving {url}: {e}")))?;
+        }
+        out.flush().await.map_err(|e| ClientError::Invalid(format!("saving {url}: {e}")))?;
+        Ok(name)
+    }
+
     /// Check that the registry answers and accepts `creds` (`docker login`).
     pub async fn login(&self, registry: &str, creds: &Credentials) -> Result<()> {
         let resp = self
