@@ -442,3 +442,60 @@ fn many_layers() {
     let layers = d.berth_ok(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", "tall:1"]);
     assert_eq!(layers, "61");
 }
+
+#[test]
+fn hostile_build_context_stays_inside() {
+    let d = Daemon::start();
+    let work = tempfile::tempdir().unwrap();
+    // A context tar with an entry climbing out with `..` and one through a symlinked directory.
+    let mut t = tar::Builder::new(Vec::new());
+    let df = b"FROM scratch\nCOPY . /ctx/\n";
+    let mut h = tar::Header::new_gnu();
+    h.set_size(df.len() as u64);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_cksum();
+    t.append_data(&mut h, "Dockerfile", &df[..]).unwrap();
+    let mut l = tar::Header::new_gnu();
+    l.set_entry_type(tar::EntryType::Symlink);
+    l.set_size(0);
+    l.set_mode(0o777);
+    l.set_mtime(0);
+    t.append_link(&mut l, "out", work.path()).unwrap();
+    for name in ["../../../escape.txt", "out/through-link.txt"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(4);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        // Raw name bytes: the tar crate refuses to write such paths itself.
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        t.append(&h, &b"evil"[..]).unwrap();
+    }
+    let tarball = work.path().join("ctx.tar");
+    std::fs::write(&tarball, t.into_inner().unwrap()).unwrap();
+    let mut c = std::process::Command::new("curl");
+    c.args([
+        "-s",
+        "--unix-socket",
+        d.sock.to_str().unwrap(),
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/x-tar",
+    ])
+    .arg("--data-binary")
+    .arg(format!("@{}", tarball.display()))
+    .arg("http://berth/v1.43/build?t=hostile");
+    let o = common::run_timeout(c, None, 60);
+    let out = text(&o);
+    assert!(out.contains("error") || out.contains("Successfully built"), "{out}");
+    // Nothing landed outside the context, through `..` or through the symlink.
+    assert!(!work.path().join("through-link.txt").exists(), "wrote through a symlink: {out}");
+    for dir in [d.root.clone(), d.root.join("tmp"), d.dir.clone(), std::path::PathBuf::from("/tmp")] {
+        assert!(!dir.join("escape.txt").exists(), "escaped to {}: {out}", dir.display());
+    }
+    // The daemon is fine.
+    d.busybox("bb");
+    assert_eq!(d.berth_ok(&["run", "--rm", "bb", "echo", "ok"]), "ok");
+}
