@@ -104,9 +104,14 @@ fn push_and_pull_through_the_reference_registry() {
     let digest = out.split("digest: ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
     let out = ok(berth(&d, &cfg, &["push", &name], None), "berth push again");
     assert!(out.contains("Layer already exists") && !out.contains("Pushed"), "{out}");
+    // Another repository of the same registry: the layer is mounted from the first, not sent.
+    let mirror = format!("{}/mirror/bb:1", reg.host());
+    d.berth_ok(&["tag", "bb", &mirror]);
+    let out = ok(berth(&d, &cfg, &["push", &mirror], None), "berth push to another repository");
+    assert!(out.contains("Mounted from team/bb") && !out.contains("Pushed"), "{out}");
 
     // berth pull into an engine without the image: the same image ID comes back, and runs.
-    d.berth_ok(&["rmi", &name, "bb"]);
+    d.berth_ok(&["rmi", &name, &mirror, "bb"]);
     let out = ok(berth(&d, &cfg, &["pull", &name], None), "berth pull");
     assert!(out.contains("Pull complete") && out.contains(&format!("Digest: {digest}")), "{out}");
     assert_eq!(image_id(&d, &name), id);

@@ -403,6 +403,25 @@ impl Engine {
         Ok(digest)
     }
 
+    /// Repositories of `repo`'s registry known (from local images' repo digests) to hold `digest`.
+    fn mount_candidates(&self, repo: &Repository, digest: &Digest) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for img in self.images.list() {
+            let Ok(m) = self.images.manifest(&img.id) else { continue };
+            if m.config.digest != *digest && !m.layers.iter().any(|l| l.digest == *digest) {
+                continue;
+            }
+            for rd in &img.record.repo_digests {
+                let Some((name, _)) = rd.split_once('@') else { continue };
+                let other = split_repository(name);
+                if other.registry == repo.registry && other.name != repo.name && !out.contains(&other.name) {
+                    out.push(other.name);
+                }
+            }
+        }
+        out
+    }
+
     async fn push_blob(&self, repo: &Repository, d: &Descriptor, creds: &Credentials, out: &Sender<Value>, report: bool) -> Result<()> {
         let id = short(&d.digest);
         if self.registry.blob_exists(repo, &d.digest, creds).await? {
@@ -410,6 +429,15 @@ impl Engine {
                 status(out, &id, "Layer already exists").await;
             }
             return Ok(());
+        }
+        // Another repository of the same registry that we pushed it to may lend it (a mount).
+        for from in self.mount_candidates(repo, &d.digest) {
+            if self.registry.mount_blob(repo, &from, &d.digest, creds).await.unwrap_or(false) {
+                if report {
+                    status(out, &id, &format!("Mounted from {from}")).await;
+                }
+                return Ok(());
+            }
         }
         let path = self.images.content().path(&d.digest);
         let len = std::fs::metadata(&path).map_err(crate::error::internal)?.len();
