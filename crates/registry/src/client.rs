@@ -251,9 +251,10 @@ impl Client {
         creds: &Credentials,
         scope: &str,
     ) -> Result<reqwest::Response> {
-        let schemes: Vec<&'static str> = match self.schemes.lock().unwrap().get(registry) {
-            Some(s) => vec![*s],
-            None if self.is_insecure(registry) => vec!["https", "http"],
+        let known = self.schemes.lock().unwrap().get(registry).copied();
+        let schemes: Vec<&'static str> = match known {
+            Some(s) => vec![s],
+            None if self.is_insecure(registry) => vec![self.probe_scheme(registry).await],
             None => vec!["https"],
         };
         let mut last_err = None;
@@ -274,6 +275,20 @@ impl Client {
             }
         }
         Err(last_err.expect("one scheme tried"))
+    }
+
+    /// Which scheme an insecure registry speaks: HTTPS if `GET /v2/` over it gets any HTTP answer
+    /// within a few seconds (a plain-HTTP server may never answer a TLS hello), else HTTP.
+    async fn probe_scheme(&self, registry: &str) -> &'static str {
+        let probe = self
+            .lax
+            .get(format!("https://{registry}/v2/"))
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .await;
+        let scheme = if probe.is_ok() { "https" } else { "http" };
+        self.schemes.lock().unwrap().insert(registry.to_string(), scheme);
+        scheme
     }
 
     #[allow(clippy::too_many_arguments)]

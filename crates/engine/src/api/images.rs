@@ -94,15 +94,30 @@ where
 {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(64);
     let mut task = tokio::spawn(f(tx));
+    // What was said comes first; only a failure before any message is an HTTP error. Credentials
+    // refused are reported in the stream even then: a 401 makes the docker CLI prompt for a login.
+    let mut early: Option<Error> = None;
     let first = tokio::select! {
+        biased;
         m = rx.recv() => m,
         r = &mut task => {
-            r.map_err(join_err)??;
+            match r.map_err(join_err)? {
+                Ok(()) => {}
+                Err(e @ Error::Unauthorized(_)) => early = Some(e),
+                Err(e) => return Err(ApiError(e)),
+            }
             rx.recv().await
         }
     };
     let (btx, brx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
     tokio::spawn(async move {
+        if let Some(err) = early {
+            let msg = err.to_string();
+            let mut l = json!({"errorDetail": {"message": msg}, "error": msg}).to_string().into_bytes();
+            l.extend_from_slice(b"\r\n");
+            let _ = btx.send(l).await;
+            return;
+        }
         let line = |v: &Value| {
             let mut l = v.to_string().into_bytes();
             l.extend_from_slice(b"\r\n");
