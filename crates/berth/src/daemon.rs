@@ -54,12 +54,17 @@ pub struct DaemonArgs {
 }
 
 pub fn run(a: DaemonArgs) -> anyhow::Result<()> {
+    server_runtime(&a.log_level)?.block_on(serve(a))
+}
+
+/// Logging to stderr with `log_level`'s filter, and the runtime a long-running server uses
+/// (`berth daemon`, `berth registry serve`).
+pub fn server_runtime(log_level: &str) -> anyhow::Result<tokio::runtime::Runtime> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&a.log_level).context("--log-level")?)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(log_level).context("--log-level")?)
         .with_writer(std::io::stderr)
         .init();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    rt.block_on(serve(a))
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
 }
 
 async fn serve(a: DaemonArgs) -> anyhow::Result<()> {

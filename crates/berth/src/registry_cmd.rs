@@ -145,12 +145,7 @@ pub async fn shutdown_signal() {
 
 pub fn run(cmd: RegistryCmd) -> anyhow::Result<()> {
     let RegistryCmd::Serve(a) = cmd;
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&a.log_level).context("--log-level")?)
-        .with_writer(std::io::stderr)
-        .init();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    rt.block_on(serve(a))
+    crate::daemon::server_runtime(&a.log_level)?.block_on(serve(a))
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {

@@ -93,7 +93,8 @@ fn push_and_pull_through_the_reference_registry() {
     let d = Daemon::start();
     d.busybox("bb");
     let reg = RefRegistry::start(&[]);
-    let cfg: PathBuf = tempfile::tempdir().unwrap().keep();
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg: PathBuf = cfg_dir.path().to_path_buf();
     let name = format!("{}/team/bb:1", reg.host());
     let id = image_id(&d, "bb");
     d.berth_ok(&["tag", "bb", &name]);
@@ -153,7 +154,6 @@ print("ok")
     c.args(["-c", &script]);
     let o = common::run_timeout(c, None, 120);
     assert_eq!(ok(o, "docker-py pull"), "ok");
-    let _ = std::fs::remove_dir_all(cfg);
 }
 
 #[test]
@@ -161,7 +161,8 @@ fn login_and_auth_with_the_reference_registry() {
     let d = Daemon::start();
     d.busybox("bb");
     let reg = RefRegistry::start(&[("alice", "s3cret")]);
-    let cfg: PathBuf = tempfile::tempdir().unwrap().keep();
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg: PathBuf = cfg_dir.path().to_path_buf();
     let name = format!("{}/alice/bb:1", reg.host());
     d.berth_ok(&["tag", "bb", &name]);
 
@@ -207,7 +208,6 @@ fn login_and_auth_with_the_reference_registry() {
     d.docker_ok(&["push", &other]);
     d.docker_ok(&["rmi", &other]);
     d.docker_ok(&["pull", &other]);
-    let _ = std::fs::remove_dir_all(cfg);
 }
 
 /// An OCI layout whose `multi` tag is an index of a linux/amd64 image (a zstd busybox layer and a
@@ -297,7 +297,8 @@ fn multi_platform_layout(dir: &Path) {
 fn multi_platform_index_and_zstd_layers() {
     let d = Daemon::start();
     let reg = RefRegistry::start(&[]);
-    let cfg: PathBuf = tempfile::tempdir().unwrap().keep();
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg: PathBuf = cfg_dir.path().to_path_buf();
     let layout = tempfile::tempdir().unwrap();
     multi_platform_layout(layout.path());
     let dest = format!("docker://{}/multi:1", reg.host());
@@ -316,7 +317,6 @@ fn multi_platform_index_and_zstd_layers() {
     let o = berth(&d, &cfg, &["pull", "--platform", "linux/s390x", &name], None);
     assert!(!o.status.success());
     assert!(errtext(&o).contains("no matching manifest for linux/s390x"), "{}", errtext(&o));
-    let _ = std::fs::remove_dir_all(cfg);
 }
 
 #[test]
@@ -374,7 +374,8 @@ fn a_corrupt_blob_is_refused_and_nothing_is_kept() {
     let d = Daemon::start();
     d.busybox("bb");
     let reg = RefRegistry::start(&[]);
-    let cfg: PathBuf = tempfile::tempdir().unwrap().keep();
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg: PathBuf = cfg_dir.path().to_path_buf();
     let name = format!("{}/team/bb:1", reg.host());
     d.berth_ok(&["tag", "bb", &name]);
     ok(berth(&d, &cfg, &["push", &name], None), "push");
@@ -396,5 +397,4 @@ fn a_corrupt_blob_is_refused_and_nothing_is_kept() {
     assert!(errtext(&o).contains("digest"), "{}", errtext(&o));
     assert!(!d.berth(&["image", "inspect", &name]).status.success());
     assert!(!d.root.join("image/blobs/sha256").join(&hex).exists(), "the bad blob was kept");
-    let _ = std::fs::remove_dir_all(cfg);
 }

@@ -371,8 +371,8 @@ impl Builder<'_> {
                 args: BTreeMap::new(),
                 cmd_set: false,
             }
-        } else if let Some(s) = self.find_stage(&base) {
-            let mut st = s.state.clone();
+        } else if let Some(i) = self.find_stage(&base) {
+            let mut st = self.stages[i].state.clone();
             st.args.clear();
             st.cmd_set = false;
             st
@@ -411,13 +411,14 @@ impl Builder<'_> {
         Ok(st)
     }
 
-    fn find_stage(&self, name: &str) -> Option<&Stage> {
+    /// The index of an earlier stage named `name` (or numbered so).
+    fn find_stage(&self, name: &str) -> Option<usize> {
         if let Ok(i) = name.parse::<usize>() {
-            return self.stages.get(i);
+            return (i < self.stages.len()).then_some(i);
         }
         self.stages
             .iter()
-            .find(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+            .position(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
     }
 
     fn history(&self, st: &mut State, created_by: String, empty_layer: bool) {
@@ -838,17 +839,12 @@ impl Builder<'_> {
                     return Err(Error::at(loc, "ADD does not take --from"));
                 }
                 let f = self.expand(st, loc, f)?;
-                let id = match self.find_stage(&f).map(|s| s.state.clone()) {
-                    Some(mut s) => {
+                let id = match self.find_stage(&f) {
+                    Some(i) => {
+                        // Committed once; later references reuse the ID.
+                        let mut s = self.stages[i].state.clone();
                         let id = self.commit(&mut s)?;
-                        // Keep the committed ID so later references reuse it.
-                        if let Some(stage) = self
-                            .stages
-                            .iter_mut()
-                            .find(|x| x.state.config == s.config && x.state.layers == s.layers)
-                        {
-                            stage.state.id = Some(id.clone());
-                        }
+                        self.stages[i].state = s;
                         id
                     }
                     None => self.backend.images().resolve(&f).map_err(|_| Error::NoBaseImage(f.clone()))?,
@@ -894,22 +890,20 @@ impl Builder<'_> {
                     .fetch(&s, &mut f)
                     .map_err(|e| Error::at(loc, format!("ADD {s}: {e}")))?;
                 drop(f);
+                downloads.0.push(dir);
+                let digest = file_digest(&path)?;
                 if let Some(want) = &c.checksum {
                     let want = self.expand(st, loc, want)?;
-                    let got = format!(
-                        "sha256:{}",
-                        file_digest(&path, &fs::metadata(&path).map_err(|e| io_err("stat", &path, e))?)?
-                    );
+                    let got = format!("sha256:{digest}");
                     if got != want {
-                        downloads.0.push(dir);
                         return Err(Error::at(loc, format!("ADD {s}: checksum mismatch: expected {want}, got {got}")));
                     }
                 }
-                downloads.0.push(dir.clone());
                 sources.push(Source::Url {
                     url: s.clone(),
                     name,
                     path,
+                    digest,
                 });
                 continue;
             }
@@ -970,13 +964,13 @@ impl Builder<'_> {
                     h.update(b"\0");
                     h.update(content.as_bytes());
                 }
-                Source::Url { url, name, path } => {
+                Source::Url { url, name, digest, .. } => {
                     h.update(b"url\0");
                     h.update(url.as_bytes());
                     h.update(b"\0");
                     h.update(name.as_bytes());
                     h.update(b"\0");
-                    h.update(file_digest(path, &fs::metadata(path).map_err(|e| io_err("stat", path, e))?)?.as_bytes());
+                    h.update(digest.as_bytes());
                 }
                 Source::Path { rel } => {
                     h.update(b"path\0");
@@ -1015,7 +1009,7 @@ impl Builder<'_> {
                         let d = fsutil::mkdir_in(&snap.root, dir, attrs)?;
                         fsutil::write_file(&d, OsStr::new(fname), &mut content.as_bytes(), attrs, 0o644)?;
                     }
-                    Source::Url { name, path, url } => {
+                    Source::Url { name, path, url, .. } => {
                         if into_dir && name.is_empty() {
                             return Err(Error::at(
                                 loc,
@@ -1052,31 +1046,19 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// Expand the variables in a heredoc body; quotes and backslashes stay as written (they are
+    /// escaped before the shared word expansion, which would otherwise remove them).
     fn expand_heredoc(&self, st: &State, loc: Loc, content: &str) -> Result<String> {
-        // Only variables are expanded in a heredoc body; quotes stay as written.
-        let env = st.config.config.env.clone().unwrap_or_default();
-        let mut out = String::new();
-        let mut rest = content;
-        while let Some(i) = rest.find('$') {
-            out.push_str(&rest[..i]);
-            let tail = &rest[i..];
-            let end = if tail.starts_with("${") {
-                tail.find('}').map(|e| e + 1).unwrap_or(tail.len())
-            } else {
-                1 + tail[1..]
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(tail.len() - 1)
-            };
-            let word = &tail[..end];
-            if word == "$" {
-                out.push('$');
-            } else {
-                out.push_str(&self.expand_with(loc, word, &env, &st.args)?);
+        let mut literal = String::with_capacity(content.len());
+        for c in content.chars() {
+            if matches!(c, '\\' | '\'' | '"') {
+                literal.push('\\');
             }
-            rest = &tail[end..];
+            literal.push(c);
         }
-        out.push_str(rest);
-        Ok(out)
+        let env = st.config.config.env.clone().unwrap_or_default();
+        let lookup = |k: &str| env_get(&env, k).map(str::to_string).or_else(|| st.args.get(k).cloned());
+        dockerfile::expand(&literal, '\\', &lookup).map_err(|e| Error::at(loc, e.to_string()))
     }
 
     /// Context-relative paths matching a wildcard pattern, sorted.
@@ -1146,7 +1128,7 @@ impl Builder<'_> {
             } else if md.file_type().is_symlink() {
                 h.update(fs::read_link(&p).map(|t| fsutil::show(&t)).unwrap_or_default().as_bytes());
             } else if md.is_file() {
-                h.update(self.cache.file_digest(&md, || file_digest(&p, &md))?.as_bytes());
+                h.update(self.cache.file_digest(&md, || file_digest(&p))?.as_bytes());
             }
         }
         Ok(())
@@ -1237,7 +1219,7 @@ fn resolve_in(root: &Path, rel: &str) -> Result<PathBuf> {
 }
 
 /// sha256 of a file's content.
-fn file_digest(p: &Path, _md: &fs::Metadata) -> Result<String> {
+fn file_digest(p: &Path) -> Result<String> {
     let mut f = fs::File::open(p).map_err(|e| Error::Io {
         op: "open".into(),
         path: p.to_path_buf(),
@@ -1330,11 +1312,12 @@ enum Source {
         name: String,
         content: String,
     },
-    /// A downloaded URL: the file name it gives and where it was saved.
+    /// A downloaded URL: the file name it gives, where it was saved, and its content digest.
     Url {
         url: String,
         name: String,
         path: PathBuf,
+        digest: String,
     },
 }
 

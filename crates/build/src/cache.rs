@@ -77,15 +77,4 @@ impl Cache {
         files.insert(stamp, d.clone());
         Ok(d)
     }
-
-    /// Forget entries whose image `exists` says is gone.
-    pub fn prune(&self, exists: impl Fn(&Digest) -> bool) {
-        let mut m = self.map.lock().unwrap();
-        let before = m.len();
-        m.retain(|_, v| exists(v));
-        if m.len() != before {
-            let data = serde_json::to_vec(&*m).expect("cache serializes");
-            let _ = oci::store::write_atomic(&self.path, &data);
-        }
-    }
 }

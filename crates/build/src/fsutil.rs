@@ -7,7 +7,7 @@ use std::fs;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -327,18 +327,6 @@ pub fn set_times(dir: &Path, epoch: i64) -> std::io::Result<()> {
         utimensat(None, p, t, t, UtimensatFlags::NoFollowSymlink).map_err(std::io::Error::from)
     }
     walk(dir, &t)
-}
-
-/// Total size and entry count of a tree (for messages).
-pub fn tree_size(p: &Path) -> u64 {
-    let Ok(md) = fs::symlink_metadata(p) else { return 0 };
-    if md.is_dir() {
-        fs::read_dir(p)
-            .map(|rd| rd.flatten().map(|e| tree_size(&e.path())).sum())
-            .unwrap_or(0)
-    } else {
-        md.size()
-    }
 }
 
 /// A `/`-joined display of a path's bytes.

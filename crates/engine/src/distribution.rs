@@ -188,14 +188,12 @@ impl Engine {
             status(out, &want, &format!("Pulling from {}", repo.name)).await;
         }
         let (mut data, mut media_type, top_digest) = self.registry.get_manifest(&repo, &want, creds).await?;
-        let mut manifest_digest = top_digest.clone();
         if INDEX_TYPES.contains(&media_type.as_str()) {
             let index = Index::parse(&data)?;
             let d = select_platform(&index, &platform)?;
-            let (d2, mt2, dg2) = self.registry.get_manifest(&repo, &d.digest.to_string(), creds).await?;
+            let (d2, mt2, _) = self.registry.get_manifest(&repo, &d.digest.to_string(), creds).await?;
             data = d2;
             media_type = mt2;
-            manifest_digest = dg2;
         }
         if media_type != oci::spec::MEDIA_OCI_MANIFEST && media_type != oci::spec::MEDIA_DOCKER_MANIFEST {
             return Err(Error::BadRequest(format!("{reference}: unsupported manifest type {media_type:?}")));
@@ -266,7 +264,6 @@ impl Engine {
             self.images.tag(&id, &r.tagged())?;
         }
         self.images.set_repo_digest(&id, format!("{}@{top_digest}", r.repo))?;
-        let _ = manifest_digest;
         say(out, json!({"status": format!("Digest: {top_digest}")})).await;
         let name = if r.digest.is_some() {
             format!("{}@{top_digest}", r.repo)

@@ -147,11 +147,6 @@ fn error_message(body: &[u8]) -> String {
 pub enum Body {
     Empty,
     Bytes(Bytes),
-    /// A file streamed from disk.
-    File {
-        path: std::path::PathBuf,
-        len: u64,
-    },
     /// A file streamed from disk, counting the bytes sent into `sent` (for progress).
     Counted {
         path: std::path::PathBuf,
@@ -168,24 +163,17 @@ impl Body {
                 let n = b.len() as u64;
                 (reqwest::Body::from(b), Some(n))
             }
-            Body::File { path, len } => {
-                let f = tokio::fs::File::open(&path).await?;
-                (reqwest::Body::wrap_stream(file_stream(f, None)), Some(len))
-            }
             Body::Counted { path, len, sent } => {
                 sent.store(0, std::sync::atomic::Ordering::Relaxed);
                 let f = tokio::fs::File::open(&path).await?;
-                (reqwest::Body::wrap_stream(file_stream(f, Some(sent))), Some(len))
+                (reqwest::Body::wrap_stream(file_stream(f, sent)), Some(len))
             }
         })
     }
 }
 
-/// A file as a stream of chunks, optionally counting what was read.
-fn file_stream(
-    f: tokio::fs::File,
-    sent: Option<Arc<std::sync::atomic::AtomicU64>>,
-) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+/// A file as a stream of chunks, counting what was read into `sent`.
+fn file_stream(f: tokio::fs::File, sent: Arc<std::sync::atomic::AtomicU64>) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     futures_util::stream::unfold((f, sent), |(mut f, sent)| async move {
         use tokio::io::AsyncReadExt;
         let mut buf = vec![0u8; 256 * 1024];
@@ -193,9 +181,7 @@ fn file_stream(
             Ok(0) => None,
             Ok(n) => {
                 buf.truncate(n);
-                if let Some(s) = &sent {
-                    s.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                }
+                sent.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                 Some((Ok(Bytes::from(buf)), (f, sent)))
             }
             Err(e) => Some((Err(e), (f, sent))),
