@@ -37,14 +37,15 @@ enum Cmd {
         #[command(subcommand)]
         cmd: registry_cmd::RegistryCmd,
     },
-    /// Per-container shim (started by the daemon; not for direct use).
-    #[command(hide = true)]
-    Shim(ShimOpts),
     #[command(flatten)]
     Client(cli::Command),
 }
 
-#[derive(clap::Args)]
+/// `berth shim`: the per-container shim the daemon starts (not for direct use). It is parsed on
+/// its own, before the rest of the CLI is defined: one starts for every container, and building
+/// the whole command tree would cost it a few hundred microseconds.
+#[derive(Parser)]
+#[command(name = "berth shim", hide = true)]
 struct ShimOpts {
     #[arg(long)]
     id: String,
@@ -68,6 +69,9 @@ struct ShimOpts {
 }
 
 fn main() {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "shim") {
+        shim(ShimOpts::parse_from(std::env::args_os().skip(1)));
+    }
     // Usage errors exit 125, as the docker CLI's do (help and version still exit 0).
     let opts = match Opts::try_parse() {
         Ok(o) => o,
@@ -78,29 +82,6 @@ fn main() {
         Err(e) => e.exit(),
     };
     match opts.cmd {
-        Cmd::Shim(s) => {
-            // The shim's stderr is its log file in the container's state directory.
-            let filter = std::env::var("BERTH_SHIM_LOG").unwrap_or_else(|_| "error".into());
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-                .with_ansi(false)
-                .with_writer(std::io::stderr)
-                .try_init();
-            runtime::shim::main(runtime::shim::ShimArgs {
-                id: s.id,
-                bundle: s.bundle,
-                state_dir: s.state_dir,
-                log_path: s.log,
-                runtime_root: s.runtime_root,
-                cgroup_path: s.cgroup,
-                tty: s.tty,
-                stdin: s.stdin,
-                console_size: s.console_size.as_deref().and_then(|v| {
-                    let (h, w) = v.split_once('x')?;
-                    Some((h.parse().ok()?, w.parse().ok()?))
-                }),
-            })
-        }
         Cmd::Daemon(a) => {
             if let Err(e) = daemon::run(a) {
                 eprintln!("berth daemon: {e:#}");
@@ -118,4 +99,28 @@ fn main() {
             std::process::exit(code);
         }
     }
+}
+
+fn shim(s: ShimOpts) -> ! {
+    // The shim's stderr is its log file in the container's state directory.
+    let filter = std::env::var("BERTH_SHIM_LOG").unwrap_or_else(|_| "error".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+    runtime::shim::main(runtime::shim::ShimArgs {
+        id: s.id,
+        bundle: s.bundle,
+        state_dir: s.state_dir,
+        log_path: s.log,
+        runtime_root: s.runtime_root,
+        cgroup_path: s.cgroup,
+        tty: s.tty,
+        stdin: s.stdin,
+        console_size: s.console_size.as_deref().and_then(|v| {
+            let (h, w) = v.split_once('x')?;
+            Some((h.parse().ok()?, w.parse().ok()?))
+        }),
+    })
 }

@@ -8,6 +8,21 @@ use common::{errtext, text, Daemon};
 #[test]
 fn ping_version_and_wire_format() {
     let d = Daemon::start();
+    // The daemon remounts a cgroup hierarchy with favordynmods (Linux 6.0+), so that moving a
+    // container's first process into its cgroups does not wait for an RCU grace period.
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut v = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    if (v.next().unwrap_or(0), v.next().unwrap_or(0)) >= (6, 0) {
+        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            mi.lines()
+                .any(|l| l.contains(" - cgroup") && l.split(' ').next_back().unwrap().split(',').any(|o| o == "favordynmods")),
+            "no cgroup mount has favordynmods:\n{mi}"
+        );
+    }
     let (code, head, body) = d.http("GET", "/_ping", None);
     assert_eq!(code, 200);
     assert_eq!(body, "OK");

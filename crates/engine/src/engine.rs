@@ -328,7 +328,11 @@ impl Engine {
         c.state.exit_code = info.exit_code as i64;
         c.state.oom_killed = info.oom_killed;
         c.state.finished_at = info.finished_at.clone();
-        let _ = self.save(&c);
+        // An auto-removed container's record is deleted next: its exit need not reach the disk
+        // (if the daemon dies first, the restart finds the shim gone and records the exit then).
+        if !c.host_config.auto_remove {
+            let _ = self.save(&c);
+        }
         let snap = c.clone();
         drop(c);
         entry.progress.send_modify(|p| {

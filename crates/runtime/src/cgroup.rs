@@ -144,3 +144,134 @@ pub fn update(cg: &str, u: &Update) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// A cgroup filesystem mount, from `/proc/self/mountinfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CgroupMount {
+    path: PathBuf,
+    v2: bool,
+    /// Per-mount options (`rw,nosuid,nodev,noexec,relatime`).
+    mount_opts: String,
+    /// Superblock options (`rw,nsdelegate`, `rw,cpu,cpuacct`).
+    super_opts: String,
+}
+
+/// Mountinfo escapes spaces and a few other bytes in paths as `\NNN` octal.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let pre: Vec<&str> = pre.split(' ').collect();
+            let post: Vec<&str> = post.split(' ').collect();
+            let v2 = match *post.first()? {
+                "cgroup2" => true,
+                "cgroup" => false,
+                _ => return None,
+            };
+            Some(CgroupMount {
+                path: PathBuf::from(unescape_mountinfo(pre.get(4)?)),
+                v2,
+                mount_opts: pre.get(5)?.to_string(),
+                super_opts: post.get(2)?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// What [`favor_dynmods`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FavorDynmods {
+    /// A cgroup mount already had the option.
+    AlreadyOn(PathBuf),
+    /// This mount was remounted with it.
+    Enabled(PathBuf),
+}
+
+/// Remount a cgroup hierarchy with `favordynmods` (Linux 6.0+), unless one already has it.
+///
+/// Moving a process into a cgroup (the write to `cgroup.procs` every container start makes) takes
+/// the kernel's global threadgroup lock for writing; by default that waits for an RCU grace period,
+/// 10–20 ms on a small machine — more than half of a container start. With `favordynmods` the lock
+/// stays in the mode that needs no grace period, at a small cost to fork and exit. The lock is
+/// global, so one mount is enough: the cgroup2 one when there is one (`/sys/fs/cgroup` on a v2
+/// host, `/sys/fs/cgroup/unified` on a hybrid one), else the first v1 hierarchy. The mount's own
+/// options are kept. Since Linux 6.18 the kernel cannot turn the mode off again.
+pub fn favor_dynmods() -> std::io::Result<FavorDynmods> {
+    use nix::mount::{mount, MsFlags};
+    let mounts = cgroup_mounts(&fs::read_to_string("/proc/self/mountinfo")?);
+    if let Some(m) = mounts.iter().find(|m| m.super_opts.split(',').any(|o| o == "favordynmods")) {
+        return Ok(FavorDynmods::AlreadyOn(m.path.clone()));
+    }
+    let m = mounts
+        .iter()
+        .find(|m| m.v2)
+        .or_else(|| mounts.first())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no cgroup filesystem is mounted"))?;
+    let mut flags = MsFlags::MS_REMOUNT;
+    for o in m.mount_opts.split(',') {
+        flags |= match o {
+            "ro" => MsFlags::MS_RDONLY,
+            "nosuid" => MsFlags::MS_NOSUID,
+            "nodev" => MsFlags::MS_NODEV,
+            "noexec" => MsFlags::MS_NOEXEC,
+            "noatime" => MsFlags::MS_NOATIME,
+            "nodiratime" => MsFlags::MS_NODIRATIME,
+            "relatime" => MsFlags::MS_RELATIME,
+            "strictatime" => MsFlags::MS_STRICTATIME,
+            _ => MsFlags::empty(),
+        };
+    }
+    // The superblock options are passed back whole (a remount of cgroup2 resets the ones left out,
+    // e.g. nsdelegate; one of v1 must name its controllers), with favordynmods added.
+    let data = format!("{},favordynmods", m.super_opts);
+    mount(None::<&str>, &m.path, None::<&str>, flags, Some(data.as_str())).map_err(|e| {
+        std::io::Error::new(
+            std::io::Error::from(e).kind(),
+            format!("remount {} with {data}: {e}", m.path.display()),
+        )
+    })?;
+    Ok(FavorDynmods::Enabled(m.path.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_cgroup_mounts_with_their_options() {
+        let mi = "\
+25 31 0:23 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
+29 25 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
+30 29 0:27 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate
+33 29 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:14 - cgroup cgroup rw,cpu,cpuacct
+34 29 0:31 / /sys/fs/cgroup/a\\040b rw,relatime shared:15 - cgroup cgroup rw,name=systemd
+";
+        let m = cgroup_mounts(mi);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0].path, PathBuf::from("/sys/fs/cgroup/unified"));
+        assert!(m[0].v2);
+        assert_eq!(m[0].mount_opts, "rw,nosuid,nodev,noexec,relatime");
+        assert_eq!(m[0].super_opts, "rw,nsdelegate");
+        assert_eq!(m[1].path, PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"));
+        assert!(!m[1].v2);
+        assert_eq!(m[1].super_opts, "rw,cpu,cpuacct");
+        assert_eq!(m[2].path, PathBuf::from("/sys/fs/cgroup/a b"));
+    }
+}

@@ -245,7 +245,7 @@ fn create(args: &ShimArgs) -> Result<Created, String> {
     let _ = fs::remove_file(&sock);
     let listener = StdUnixListener::bind(&sock).map_err(|e| format!("{}: {e}", sock.display()))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    oci::store::write_atomic(&args.state_dir.join(PID_FILE), pid.to_string().as_bytes()).map_err(|e| e.to_string())?;
+    oci::store::write_volatile(&args.state_dir.join(PID_FILE), pid.to_string().as_bytes()).map_err(|e| e.to_string())?;
     Ok(Created {
         container,
         pid,
@@ -491,7 +491,7 @@ async fn serve(args: ShimArgs, created: Created) {
         oom_killed: oom && status == 137,
         finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
     };
-    let _ = oci::store::write_atomic(&shim.args.state_dir.join(EXIT_FILE), &serde_json::to_vec(&info).expect("json"));
+    let _ = oci::store::write_volatile(&shim.args.state_dir.join(EXIT_FILE), &serde_json::to_vec(&info).expect("json"));
     // Close attach streams (queued output still drains) and tell waiters.
     shim.clients.borrow_mut().clear();
     shim.stdin.borrow_mut().take();
@@ -528,7 +528,7 @@ fn reap(shim: &Rc<Shim>) -> Option<i32> {
                     if pid == shim.pid.as_raw() {
                         init = Some(code);
                     } else if let Some(ex) = shim.execs.borrow_mut().remove(&pid) {
-                        let _ = oci::store::write_atomic(
+                        let _ = oci::store::write_volatile(
                             &shim.args.state_dir.join(exec_exit_file(&ex.id)),
                             &serde_json::to_vec(&ExitInfo {
                                 exit_code: code,
@@ -701,7 +701,7 @@ async fn handle(shim: Rc<Shim>, conn: UnixStream) {
 fn spawn_exec(shim: &Shim, exec_id: &str, process: &Value, stdin: bool) -> Result<(Pid, Io), String> {
     let tty = process.get("terminal").and_then(|v| v.as_bool()).unwrap_or(false);
     let pfile = shim.args.state_dir.join(format!("exec-{exec_id}-process.json"));
-    oci::store::write_atomic(&pfile, &serde_json::to_vec(process).expect("json")).map_err(|e| e.to_string())?;
+    oci::store::write_volatile(&pfile, &serde_json::to_vec(process).expect("json")).map_err(|e| e.to_string())?;
     let mut plan = plan_stdio(
         tty,
         stdin,

@@ -449,7 +449,7 @@ pub fn write_bundle(bundle: &Path, spec: &RunSpec) -> Result<()> {
         path: bundle.to_path_buf(),
         source: e,
     })?;
-    oci::store::write_atomic(&bundle.join("config.json"), &serde_json::to_vec_pretty(&v).expect("json"))?;
+    oci::store::write_volatile(&bundle.join("config.json"), &serde_json::to_vec_pretty(&v).expect("json"))?;
     Ok(())
 }
 
