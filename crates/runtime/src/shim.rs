@@ -254,36 +254,45 @@ fn create(args: &ShimArgs) -> Result<Created, String> {
     })
 }
 
-/// Bring `lo` up in the container's network namespace (a fresh namespace has it down), from a
-/// short-lived child that joins the namespace. A no-op when the container shares the host's.
+/// Bring `lo` up in the container's network namespace (a fresh namespace has it down). The shim is
+/// single-threaded here, so it joins the namespace itself (a network namespace is per thread) and
+/// returns to its own: cheaper than forking a child to do it. A no-op when the container shares the
+/// host's namespace.
 fn loopback_up(pid: Pid) -> Result<(), String> {
+    use nix::sched::{setns, CloneFlags};
     let ns = format!("/proc/{pid}/ns/net");
-    let same = fs::read_link(&ns).ok() == fs::read_link("/proc/self/ns/net").ok();
-    if same {
+    if fs::read_link(&ns).ok() == fs::read_link("/proc/self/ns/net").ok() {
         return Ok(());
     }
-    let f = File::open(&ns).map_err(|e| format!("{ns}: {e}"))?;
-    match unsafe { fork() }.map_err(|e| e.to_string())? {
-        ForkResult::Child => {
-            let ok = nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).is_ok()
-                && unsafe {
-                    let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-                    let mut req: libc::ifreq = std::mem::zeroed();
-                    for (i, b) in b"lo\0".iter().enumerate() {
-                        req.ifr_name[i] = *b as libc::c_char;
-                    }
-                    s >= 0 && libc::ioctl(s, libc::SIOCGIFFLAGS, &mut req) == 0 && {
-                        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-                        libc::ioctl(s, libc::SIOCSIFFLAGS, &req) == 0
-                    }
-                };
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+    let theirs = File::open(&ns).map_err(|e| format!("{ns}: {e}"))?;
+    let ours = File::open("/proc/self/ns/net").map_err(|e| format!("/proc/self/ns/net: {e}"))?;
+    setns(&theirs, CloneFlags::CLONE_NEWNET).map_err(|e| format!("joining the container's network namespace: {e}"))?;
+    let up = (|| -> std::io::Result<()> {
+        let s = nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Inet,
+            nix::sys::socket::SockType::Datagram,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        // SAFETY: ifreq is plain data; the ioctls read and write only it.
+        unsafe {
+            let mut req: libc::ifreq = std::mem::zeroed();
+            for (i, b) in b"lo\0".iter().enumerate() {
+                req.ifr_name[i] = *b as libc::c_char;
+            }
+            if libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            if libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &req) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
         }
-        ForkResult::Parent { child } => match waitpid(child, None) {
-            Ok(WaitStatus::Exited(_, 0)) => Ok(()),
-            other => Err(format!("bringing up loopback in the container failed: {other:?}")),
-        },
-    }
+        Ok(())
+    })();
+    // Back to the shim's own namespace whatever happened; staying in the container's would be wrong.
+    setns(&ours, CloneFlags::CLONE_NEWNET).map_err(|e| format!("leaving the container's network namespace: {e}"))?;
+    up.map_err(|e| format!("bringing up loopback in the container: {e}"))
 }
 
 // ---------------------------------------------------------------------------------------------
