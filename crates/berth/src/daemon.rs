@@ -23,6 +23,11 @@ pub struct DaemonArgs {
     /// (loopback registries always are); may be repeated.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,
+    /// A directory of per-registry CA certificates: `DIR/HOST[:PORT]/*.crt` are trusted (with the
+    /// system's roots) for that registry, and TLS to it is then verified even when it is on
+    /// loopback or marked insecure. Docker's layout; may be repeated.
+    #[arg(long = "certs-dir", value_name = "DIR", default_values = registry::client::DEFAULT_CERTS_DIRS)]
+    pub certs_dirs: Vec<PathBuf>,
     /// Also serve an OCI registry on HOST:PORT (e.g. 127.0.0.1:5000). Its blobs are the engine's
     /// content store (ROOT/image/blobs), so images the engine holds are never uploaded twice; its
     /// repositories and tags are kept in ROOT/registry. Without --registry-htpasswd and
@@ -106,6 +111,7 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
         exe,
         init_path,
         insecure_registries: a.insecure_registries.clone(),
+        certs_dirs: a.certs_dirs.clone(),
     };
     let engine = engine::Engine::open(cfg).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let registry = match &a.registry {

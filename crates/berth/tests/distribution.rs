@@ -19,12 +19,24 @@ struct RefRegistry {
 impl RefRegistry {
     /// `users`: (name, password) pairs for htpasswd auth; none means open.
     fn start(users: &[(&str, &str)]) -> RefRegistry {
+        Self::start_with(users, None)
+    }
+
+    /// With `tls`: (certificate, key) PEM files, served over HTTPS.
+    fn start_with(users: &[(&str, &str)], tls: Option<(&Path, &Path)>) -> RefRegistry {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut cfg = format!(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
             dir.path().join("data").display()
         );
+        if let Some((cert, key)) = tls {
+            cfg.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+        }
         if !users.is_empty() {
             let htpasswd = dir.path().join("htpasswd");
             let mut lines = String::new();
@@ -154,6 +166,72 @@ print("ok")
     c.args(["-c", &script]);
     let o = common::run_timeout(c, None, 120);
     assert_eq!(ok(o, "docker-py pull"), "ok");
+}
+
+/// `openssl` with `args`, in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let o = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl");
+    assert!(o.status.success(), "openssl {args:?}: {}", errtext(&o));
+}
+
+/// A CA (`NAME.crt`/`NAME.key`) in `dir`.
+fn make_ca(dir: &Path, name: &str) {
+    let (crt, key) = (format!("{name}.crt"), format!("{name}.key"));
+    let subj = format!("/CN=Berth test {name}");
+    #[rustfmt::skip]
+    openssl(dir, &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-days", "2", "-subj", &subj, "-keyout", &key, "-out", &crt]);
+}
+
+#[test]
+fn private_ca_from_certs_dir_is_trusted_and_verified() {
+    // A registry (Debian's reference distribution) with a certificate for 127.0.0.1 from a private
+    // CA, as a company's registry would have.
+    let pki = tempfile::tempdir().unwrap();
+    let p = pki.path();
+    make_ca(p, "ca");
+    make_ca(p, "other");
+    #[rustfmt::skip]
+    openssl(p, &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-subj", "/CN=127.0.0.1", "-keyout", "srv.key", "-out", "srv.csr"]);
+    std::fs::write(
+        p.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    #[rustfmt::skip]
+    openssl(p, &["x509", "-req", "-in", "srv.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "2", "-extfile", "ext.cnf", "-out", "srv.crt"]);
+    let reg = RefRegistry::start_with(&[], Some((&p.join("srv.crt"), &p.join("srv.key"))));
+    // The daemon's certs.d has an entry for the registry, first with the wrong CA.
+    let certs = p.join("certs.d");
+    let entry = certs.join(reg.host());
+    std::fs::create_dir_all(&entry).unwrap();
+    std::fs::copy(p.join("other.crt"), entry.join("ca.crt")).unwrap();
+    let d = Daemon::start_with(&["--certs-dir", certs.to_str().unwrap()]);
+    d.busybox("bb");
+    let cfg = tempfile::tempdir().unwrap();
+    let name = format!("{}/corp/bb:1", reg.host());
+    d.berth_ok(&["tag", "bb", &name]);
+    // A loopback registry is otherwise insecure, but one with a certs.d entry is verified: the
+    // wrong CA fails the handshake.
+    let o = berth(&d, cfg.path(), &["push", &name], None);
+    assert!(!o.status.success(), "push with the wrong CA succeeded: {}", text(&o));
+    let err = format!("{}{}", text(&o), errtext(&o));
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    // The right CA, read again without restarting the daemon: push, pull back, run.
+    std::fs::copy(p.join("ca.crt"), entry.join("ca.crt")).unwrap();
+    let out = ok(berth(&d, cfg.path(), &["push", &name], None), "berth push with the CA");
+    assert!(out.contains("1: digest: sha256:"), "{out}");
+    d.berth_ok(&["rmi", &name]);
+    let out = d.docker_ok(&["pull", &name]);
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    assert_eq!(d.berth_ok(&["run", "--rm", &name, "echo", "trusted"]), "trusted");
+    // A file that is not a certificate is named in the error.
+    std::fs::write(entry.join("broken.crt"), "not a certificate").unwrap();
+    let o = d.docker(&["pull", &name]);
+    assert!(!o.status.success());
+    assert!(errtext(&o).contains("broken.crt"), "{}", errtext(&o));
 }
 
 #[test]

@@ -28,6 +28,8 @@ pub struct EngineConfig {
     pub init_path: Option<PathBuf>,
     /// Registries (host[:port]) reached over plain HTTP or unverified TLS, besides loopback ones.
     pub insecure_registries: Vec<String>,
+    /// Directories of per-registry CA certificates (`DIR/HOST[:PORT]/*.crt`).
+    pub certs_dirs: Vec<PathBuf>,
 }
 
 /// What waiters see change on a container.
@@ -143,7 +145,8 @@ impl Engine {
         let images = ImageStore::open(&cfg.root.join("image"))?;
         let volumes = Volumes::open(&cfg.root)?;
         let build_cache = build::Cache::open(cfg.root.join("image").join("build-cache.json"));
-        let registry = registry::client::Client::new(cfg.insecure_registries.clone()).map_err(|e| Error::Internal(e.to_string()))?;
+        let registry = registry::client::Client::new(cfg.insecure_registries.clone(), cfg.certs_dirs.clone())
+            .map_err(|e| Error::Internal(e.to_string()))?;
         // Contexts of builds interrupted by a daemon stop.
         let tmp = cfg.root.join("tmp");
         let _ = std::fs::remove_dir_all(&tmp);

@@ -3,6 +3,7 @@
 //! insecure registries (loopback and those configured).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -83,6 +84,11 @@ pub struct Client {
     /// For insecure registries: TLS without verification.
     lax: reqwest::Client,
     insecure: Arc<Vec<String>>,
+    /// Directories of per-registry CA certificates (`DIR/HOST[:PORT]/*.crt`, Docker's certs.d).
+    certs_dirs: Arc<Vec<PathBuf>>,
+    /// Registry → the certs.d files last read for it and the client trusting them (`None`: the
+    /// registry has no certs.d entry).
+    trusted: Arc<Mutex<HashMap<String, TrustedClient>>>,
     /// Registry → the scheme that worked.
     schemes: Arc<Mutex<HashMap<String, &'static str>>>,
     /// (registry, scope) → bearer token.
@@ -189,35 +195,117 @@ fn file_stream(f: tokio::fs::File, sent: Arc<std::sync::atomic::AtomicU64>) -> i
     })
 }
 
+/// The CA files found for one registry: (path, length, modification time).
+type CertsFingerprint = Vec<(PathBuf, u64, Option<std::time::SystemTime>)>;
+
+/// A registry's certs.d files as last read, and the client trusting them (`None`: no entry).
+type TrustedClient = (CertsFingerprint, Option<reqwest::Client>);
+
+/// Where Berth looks for per-registry CA certificates when not told otherwise: its own directory,
+/// then Docker's, so a machine set up for Docker works unchanged.
+pub const DEFAULT_CERTS_DIRS: [&str; 2] = ["/etc/berth/certs.d", "/etc/docker/certs.d"];
+
 impl Client {
     /// A client; `insecure` registries (host[:port]) may use plain HTTP or unverified TLS, as may
-    /// loopback addresses.
-    pub fn new(insecure: Vec<String>) -> Result<Client> {
+    /// loopback addresses — unless `certs_dirs` hold CA certificates for them, which are then
+    /// trusted (besides the system's roots) and required.
+    pub fn new(insecure: Vec<String>, certs_dirs: Vec<PathBuf>) -> Result<Client> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let ua = concat!("Berth/", env!("CARGO_PKG_VERSION"));
         let build = |lax: bool| {
-            reqwest::Client::builder()
-                .user_agent(ua)
-                .redirect(reqwest::redirect::Policy::limited(10))
-                .danger_accept_invalid_certs(lax)
-                .connect_timeout(std::time::Duration::from_secs(30))
-                .build()
-                .map_err(|e| ClientError::Transport {
-                    registry: String::new(),
-                    message: format!("cannot create the HTTP client: {e}"),
-                })
+            Self::builder(lax).build().map_err(|e| ClientError::Transport {
+                registry: String::new(),
+                message: format!("cannot create the HTTP client: {e}"),
+            })
         };
         Ok(Client {
             secure: build(false)?,
             lax: build(true)?,
             insecure: Arc::new(insecure),
+            certs_dirs: Arc::new(certs_dirs),
+            trusted: Arc::default(),
             schemes: Arc::default(),
             tokens: Arc::default(),
         })
     }
 
-    fn is_insecure(&self, registry: &str) -> bool {
-        is_loopback(registry) || self.insecure.iter().any(|r| r == registry)
+    /// The CA files under the certs directories for `registry` (`*.crt`, Docker's convention).
+    fn certs_files(&self, registry: &str) -> CertsFingerprint {
+        // A registry name is host[:port]; never let one walk out of the directory.
+        if registry.is_empty() || registry.contains('/') || registry.starts_with('.') {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for dir in self.certs_dirs.iter() {
+            let Ok(rd) = std::fs::read_dir(dir.join(registry)) else { continue };
+            let mut files: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+                .collect();
+            files.sort();
+            for p in files {
+                if let Ok(m) = std::fs::metadata(&p) {
+                    out.push((p, m.len(), m.modified().ok()));
+                }
+            }
+        }
+        out
+    }
+
+    /// A client trusting `registry`'s certs.d CAs, if it has any; built again when the files change.
+    fn trusted_client(&self, registry: &str) -> Result<Option<reqwest::Client>> {
+        let files = self.certs_files(registry);
+        if let Some((seen, c)) = self.trusted.lock().unwrap().get(registry) {
+            if *seen == files {
+                return Ok(c.clone());
+            }
+        }
+        let client = if files.is_empty() {
+            None
+        } else {
+            let bad = |p: &PathBuf, m: String| ClientError::Transport {
+                registry: registry.to_string(),
+                message: format!("CA certificate {}: {m}", p.display()),
+            };
+            let mut b = Self::builder(false);
+            for (p, _, _) in &files {
+                let pem = std::fs::read(p).map_err(|e| bad(p, e.to_string()))?;
+                let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(p, error_chain(&e)))?;
+                if certs.is_empty() {
+                    return Err(bad(p, "no PEM certificate in the file".into()));
+                }
+                for c in certs {
+                    b = b.add_root_certificate(c);
+                }
+            }
+            tracing::debug!(%registry, files = files.len(), "trusting certs.d CAs");
+            Some(b.build().map_err(|e| ClientError::Transport {
+                registry: registry.to_string(),
+                message: format!("cannot create the HTTP client: {}", error_chain(&e)),
+            })?)
+        };
+        self.trusted.lock().unwrap().insert(registry.to_string(), (files, client.clone()));
+        Ok(client)
+    }
+
+    /// The HTTP client for `registry`, and whether it may fall back to plain HTTP: one trusting
+    /// its certs.d CAs (verified TLS only), the unverifying one for loopback and insecure
+    /// registries, else the one trusting the system's roots.
+    fn http_for(&self, registry: &str) -> Result<(reqwest::Client, bool)> {
+        if let Some(c) = self.trusted_client(registry)? {
+            return Ok((c, false));
+        }
+        if is_loopback(registry) || self.insecure.iter().any(|r| r == registry) {
+            return Ok((self.lax.clone(), true));
+        }
+        Ok((self.secure.clone(), false))
+    }
+
+    fn builder(lax: bool) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .user_agent(concat!("Berth/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::limited(10))
+            .danger_accept_invalid_certs(lax)
+            .connect_timeout(std::time::Duration::from_secs(30))
     }
 
     fn base(&self, registry: &str, scheme: &str) -> String {
@@ -240,7 +328,7 @@ impl Client {
         let known = self.schemes.lock().unwrap().get(registry).copied();
         let schemes: Vec<&'static str> = match known {
             Some(s) => vec![s],
-            None if self.is_insecure(registry) => vec![self.probe_scheme(registry).await],
+            None if self.http_for(registry)?.1 => vec![self.probe_scheme(registry).await],
             None => vec!["https"],
         };
         let mut last_err = None;
@@ -289,7 +377,7 @@ impl Client {
         creds: &Credentials,
         scope: &str,
     ) -> Result<reqwest::Response> {
-        let http = if self.is_insecure(registry) { &self.lax } else { &self.secure };
+        let (http, _) = self.http_for(registry)?;
         let url = if path_or_url.starts_with("http://") || path_or_url.starts_with("https://") {
             path_or_url.to_string()
         } else {
@@ -342,7 +430,7 @@ impl Client {
                 .unwrap_or_default();
             auth = Some(match challenge.scheme.as_str() {
                 "bearer" => {
-                    let token = self.fetch_token(http, registry, &challenge, creds, scope).await?;
+                    let token = self.fetch_token(&http, registry, &challenge, creds, scope).await?;
                     self.tokens.lock().unwrap().insert(token_key.clone(), token.clone());
                     HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| ClientError::Invalid("bad token".into()))?
                 }
@@ -453,7 +541,7 @@ impl Client {
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(ClientError::Invalid(format!("{url}: only http and https URLs can be fetched")));
         }
-        let http = if self.is_insecure(&host) { &self.lax } else { &self.secure };
+        let (http, _) = self.http_for(&host)?;
         let transport = |e: reqwest::Error| ClientError::Transport {
             registry: host.clone(),
             message: format!("GET {url}: {}", error_chain(&e)),
