@@ -22,20 +22,24 @@ impl RefRegistry {
         Self::start_with(users, None)
     }
 
-    /// With `tls`: (certificate, key) PEM files, served over HTTPS.
-    fn start_with(users: &[(&str, &str)], tls: Option<(&Path, &Path)>) -> RefRegistry {
+    /// With `tls`: (certificate, key, CA that client certificates must come from) PEM files,
+    /// served over HTTPS.
+    fn start_with(users: &[(&str, &str)], tls: Option<(&Path, &Path, Option<&Path>)>) -> RefRegistry {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut cfg = format!(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
             dir.path().join("data").display()
         );
-        if let Some((cert, key)) = tls {
+        if let Some((cert, key, client_ca)) = tls {
             cfg.push_str(&format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 cert.display(),
                 key.display()
             ));
+            if let Some(ca) = client_ca {
+                cfg.push_str(&format!("    clientcas:\n      - {}\n", ca.display()));
+            }
         }
         if !users.is_empty() {
             let htpasswd = dir.path().join("htpasswd");
@@ -202,7 +206,7 @@ fn private_ca_from_certs_dir_is_trusted_and_verified() {
     #[rustfmt::skip]
     openssl(p, &["x509", "-req", "-in", "srv.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
         "-days", "2", "-extfile", "ext.cnf", "-out", "srv.crt"]);
-    let reg = RefRegistry::start_with(&[], Some((&p.join("srv.crt"), &p.join("srv.key"))));
+    let reg = RefRegistry::start_with(&[], Some((&p.join("srv.crt"), &p.join("srv.key"), None)));
     // The daemon's certs.d has an entry for the registry, first with the wrong CA.
     let certs = p.join("certs.d");
     let entry = certs.join(reg.host());
@@ -232,6 +236,40 @@ fn private_ca_from_certs_dir_is_trusted_and_verified() {
     let o = d.docker(&["pull", &name]);
     assert!(!o.status.success());
     assert!(errtext(&o).contains("broken.crt"), "{}", errtext(&o));
+
+    // A registry that wants a client certificate from the CA (mutual TLS).
+    #[rustfmt::skip]
+    openssl(p, &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-subj", "/CN=berth-client", "-keyout", "client.key", "-out", "client.csr"]);
+    std::fs::write(p.join("client.cnf"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").unwrap();
+    #[rustfmt::skip]
+    openssl(p, &["x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "2", "-extfile", "client.cnf", "-out", "client.cert"]);
+    let mtls = RefRegistry::start_with(&[], Some((&p.join("srv.crt"), &p.join("srv.key"), Some(&p.join("ca.crt")))));
+    let entry = certs.join(mtls.host());
+    std::fs::create_dir_all(&entry).unwrap();
+    std::fs::copy(p.join("ca.crt"), entry.join("ca.crt")).unwrap();
+    let name = format!("{}/corp/bb:2", mtls.host());
+    d.berth_ok(&["tag", "bb", &name]);
+    let o = berth(&d, cfg.path(), &["push", &name], None);
+    assert!(!o.status.success(), "push without a client certificate succeeded: {}", text(&o));
+    // A certificate without its key is named; with both, the push goes through.
+    std::fs::copy(p.join("client.cert"), entry.join("client.cert")).unwrap();
+    let o = berth(&d, cfg.path(), &["push", &name], None);
+    assert!(!o.status.success());
+    let err = format!("{}{}", text(&o), errtext(&o));
+    assert!(err.contains("client.cert: client certificate without its key"), "{err}");
+    std::fs::copy(p.join("client.key"), entry.join("client.key")).unwrap();
+    let out = ok(
+        berth(&d, cfg.path(), &["push", &name], None),
+        "berth push with a client certificate",
+    );
+    assert!(out.contains("2: digest: sha256:"), "{out}");
+    d.berth_ok(&["rmi", &name]);
+    ok(
+        berth(&d, cfg.path(), &["pull", &name], None),
+        "berth pull with a client certificate",
+    );
 }
 
 #[test]

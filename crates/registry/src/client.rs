@@ -84,7 +84,7 @@ pub struct Client {
     /// For insecure registries: TLS without verification.
     lax: reqwest::Client,
     insecure: Arc<Vec<String>>,
-    /// Directories of per-registry CA certificates (`DIR/HOST[:PORT]/*.crt`, Docker's certs.d).
+    /// Directories of per-registry certificates (`DIR/HOST[:PORT]/`, Docker's certs.d).
     certs_dirs: Arc<Vec<PathBuf>>,
     /// Registry → the certs.d files last read for it and the client trusting them (`None`: the
     /// registry has no certs.d entry).
@@ -198,8 +198,8 @@ fn file_stream(f: tokio::fs::File, sent: Arc<std::sync::atomic::AtomicU64>) -> i
 /// The CA files found for one registry: (path, length, modification time).
 type CertsFingerprint = Vec<(PathBuf, u64, Option<std::time::SystemTime>)>;
 
-/// A registry's certs.d files as last read, and the client trusting them (`None`: no entry).
-type TrustedClient = (CertsFingerprint, Option<reqwest::Client>);
+/// A registry's certs.d files as last read, and the client built from them (`None`: no entry).
+type TrustedClient = (CertsFingerprint, Option<(reqwest::Client, bool)>);
 
 /// Where Berth looks for per-registry CA certificates when not told otherwise: its own directory,
 /// then Docker's, so a machine set up for Docker works unchanged.
@@ -207,8 +207,9 @@ pub const DEFAULT_CERTS_DIRS: [&str; 2] = ["/etc/berth/certs.d", "/etc/docker/ce
 
 impl Client {
     /// A client; `insecure` registries (host[:port]) may use plain HTTP or unverified TLS, as may
-    /// loopback addresses — unless `certs_dirs` hold CA certificates for them, which are then
-    /// trusted (besides the system's roots) and required.
+    /// loopback addresses — unless `certs_dirs` hold CA certificates for them (`DIR/HOST[:PORT]/
+    /// *.crt`), which are then trusted besides the system's roots, and required. A client
+    /// certificate there (`NAME.cert` with its `NAME.key`) is presented to the registry.
     pub fn new(insecure: Vec<String>, certs_dirs: Vec<PathBuf>) -> Result<Client> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let build = |lax: bool| {
@@ -228,7 +229,8 @@ impl Client {
         })
     }
 
-    /// The CA files under the certs directories for `registry` (`*.crt`, Docker's convention).
+    /// The files under the certs directories for `registry`: CA certificates (`*.crt`) and client
+    /// certificate pairs (`NAME.cert` with `NAME.key`), Docker's convention.
     fn certs_files(&self, registry: &str) -> CertsFingerprint {
         // A registry name is host[:port]; never let one walk out of the directory.
         if registry.is_empty() || registry.contains('/') || registry.starts_with('.') {
@@ -239,7 +241,7 @@ impl Client {
             let Ok(rd) = std::fs::read_dir(dir.join(registry)) else { continue };
             let mut files: Vec<PathBuf> = rd
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+                .filter(|p| p.extension().is_some_and(|x| x == "crt" || x == "cert" || x == "key"))
                 .collect();
             files.sort();
             for p in files {
@@ -251,8 +253,10 @@ impl Client {
         out
     }
 
-    /// A client trusting `registry`'s certs.d CAs, if it has any; built again when the files change.
-    fn trusted_client(&self, registry: &str) -> Result<Option<reqwest::Client>> {
+    /// A client for `registry` built from its certs.d files, if it has any (see [`Client::new`]);
+    /// built again when the files change. The flag: whether TLS goes unverified (no CA given for
+    /// a loopback or insecure registry), which also allows falling back to plain HTTP.
+    fn certs_client(&self, registry: &str) -> Result<Option<(reqwest::Client, bool)>> {
         let files = self.certs_files(registry);
         if let Some((seen, c)) = self.trusted.lock().unwrap().get(registry) {
             if *seen == files {
@@ -262,37 +266,80 @@ impl Client {
         let client = if files.is_empty() {
             None
         } else {
-            let bad = |p: &PathBuf, m: String| ClientError::Transport {
-                registry: registry.to_string(),
-                message: format!("CA certificate {}: {m}", p.display()),
-            };
-            let mut b = Self::builder(false);
-            for (p, _, _) in &files {
-                let pem = std::fs::read(p).map_err(|e| bad(p, e.to_string()))?;
-                let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(p, error_chain(&e)))?;
-                if certs.is_empty() {
-                    return Err(bad(p, "no PEM certificate in the file".into()));
-                }
-                for c in certs {
-                    b = b.add_root_certificate(c);
-                }
-            }
-            tracing::debug!(%registry, files = files.len(), "trusting certs.d CAs");
-            Some(b.build().map_err(|e| ClientError::Transport {
-                registry: registry.to_string(),
-                message: format!("cannot create the HTTP client: {}", error_chain(&e)),
-            })?)
+            Some(self.build_certs_client(registry, &files)?)
         };
         self.trusted.lock().unwrap().insert(registry.to_string(), (files, client.clone()));
         Ok(client)
     }
 
-    /// The HTTP client for `registry`, and whether it may fall back to plain HTTP: one trusting
-    /// its certs.d CAs (verified TLS only), the unverifying one for loopback and insecure
-    /// registries, else the one trusting the system's roots.
+    fn build_certs_client(&self, registry: &str, files: &CertsFingerprint) -> Result<(reqwest::Client, bool)> {
+        let bad = |p: &std::path::Path, m: String| ClientError::Transport {
+            registry: registry.to_string(),
+            message: format!("{}: {m}", p.display()),
+        };
+        let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| bad(p, e.to_string()));
+        let has = |p: &std::path::Path| files.iter().any(|(f, _, _)| f == p);
+        let mut roots = Vec::new();
+        let mut identity = None;
+        for (p, _, _) in files {
+            match p.extension().and_then(|x| x.to_str()) {
+                Some("crt") => {
+                    let certs = reqwest::Certificate::from_pem_bundle(&read(p)?).map_err(|e| bad(p, error_chain(&e)))?;
+                    if certs.is_empty() {
+                        return Err(bad(p, "no PEM certificate in this CA file".into()));
+                    }
+                    roots.extend(certs);
+                }
+                Some("cert") => {
+                    let key = p.with_extension("key");
+                    if !has(&key) {
+                        return Err(bad(
+                            p,
+                            format!(
+                                "client certificate without its key {} (CA certificates take the extension .crt)",
+                                key.display()
+                            ),
+                        ));
+                    }
+                    if identity.is_some() {
+                        tracing::warn!(%registry, file = %p.display(), "more than one client certificate; using the first");
+                        continue;
+                    }
+                    let mut pem = read(&key)?;
+                    pem.push(b'\n');
+                    pem.extend(read(p)?);
+                    identity = Some(reqwest::Identity::from_pem(&pem).map_err(|e| bad(p, error_chain(&e)))?);
+                }
+                _ => {
+                    let cert = p.with_extension("cert");
+                    if !has(&cert) {
+                        return Err(bad(p, format!("key without its client certificate {}", cert.display())));
+                    }
+                }
+            }
+        }
+        let lax = roots.is_empty() && (is_loopback(registry) || self.insecure.iter().any(|r| r == registry));
+        let mut b = Self::builder(lax);
+        for c in roots {
+            b = b.add_root_certificate(c);
+        }
+        if let Some(id) = identity {
+            b = b.identity(id);
+        }
+        tracing::debug!(%registry, files = files.len(), "using certs.d");
+        let c = b.build().map_err(|e| ClientError::Transport {
+            registry: registry.to_string(),
+            message: format!("cannot create the HTTP client: {}", error_chain(&e)),
+        })?;
+        Ok((c, lax))
+    }
+
+    /// The HTTP client for `registry`, and whether it may fall back to plain HTTP: one built from
+    /// its certs.d files, the unverifying one for loopback and insecure registries, else the one
+    /// trusting the system's roots.
     fn http_for(&self, registry: &str) -> Result<(reqwest::Client, bool)> {
-        if let Some(c) = self.trusted_client(registry)? {
-            return Ok((c, false));
+        if let Some(c) = self.certs_client(registry)? {
+            return Ok(c);
         }
         if is_loopback(registry) || self.insecure.iter().any(|r| r == registry) {
             return Ok((self.lax.clone(), true));
