@@ -61,9 +61,29 @@ pub struct DaemonArgs {
     /// they are.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub cgroup_favordynmods: bool,
+    /// The OCI runtime of containers that do not ask for one (`docker run --runtime`): `berth`
+    /// (youki's libcontainer inside the shim, the fastest), `runc`, `crun`, or one added with
+    /// --add-runtime.
+    #[arg(long, value_name = "NAME", default_value = engine::BUILTIN_RUNTIME)]
+    pub default_runtime: String,
+    /// Another OCI runtime, NAME=PATH (an executable with runc's command line); may be repeated.
+    /// `runc` and `crun` are known without it, when installed.
+    #[arg(long = "add-runtime", value_name = "NAME=PATH", value_parser = parse_runtime)]
+    pub add_runtimes: Vec<(String, PathBuf)>,
     /// Log filter (e.g. info, debug, engine=debug).
     #[arg(long, default_value = "info", env = "BERTH_LOG")]
     pub log_level: String,
+}
+
+fn parse_runtime(s: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = s.split_once('=').ok_or("expected NAME=PATH")?;
+    if name.is_empty() || name == engine::BUILTIN_RUNTIME || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+        return Err(format!("invalid runtime name {name:?}"));
+    }
+    if path.is_empty() {
+        return Err("a runtime needs a path".into());
+    }
+    Ok((name.to_string(), PathBuf::from(path)))
 }
 
 pub fn run(a: DaemonArgs) -> anyhow::Result<()> {
@@ -81,6 +101,14 @@ pub fn server_runtime(log_level: &str) -> anyhow::Result<tokio::runtime::Runtime
 }
 
 async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
+    let mut runtimes = engine::EngineConfig::standard_runtimes();
+    runtimes.extend(a.add_runtimes.iter().cloned());
+    if a.default_runtime != engine::BUILTIN_RUNTIME && !runtimes.contains_key(&a.default_runtime) {
+        anyhow::bail!(
+            "--default-runtime {}: no such runtime (add it with --add-runtime NAME=PATH)",
+            a.default_runtime
+        );
+    }
     let socket = a.socket.clone().unwrap_or_else(|| a.exec_root.join("berth.sock"));
     std::fs::create_dir_all(&a.root).with_context(|| format!("create {}", a.root.display()))?;
     std::fs::create_dir_all(&a.exec_root).with_context(|| format!("create {}", a.exec_root.display()))?;
@@ -112,6 +140,8 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
         init_path,
         insecure_registries: a.insecure_registries.clone(),
         certs_dirs: a.certs_dirs.clone(),
+        runtimes,
+        default_runtime: a.default_runtime.clone(),
     };
     let engine = engine::Engine::open(cfg).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let registry = match &a.registry {

@@ -66,6 +66,9 @@ struct ShimOpts {
     /// Initial TTY size as ROWSxCOLS.
     #[arg(long)]
     console_size: Option<String>,
+    /// An external OCI runtime binary to use instead of libcontainer.
+    #[arg(long)]
+    runtime: Option<std::path::PathBuf>,
 }
 
 fn main() {
@@ -122,5 +125,6 @@ fn shim(s: ShimOpts) -> ! {
             let (h, w) = v.split_once('x')?;
             Some((h.parse().ok()?, w.parse().ok()?))
         }),
+        runtime: s.runtime,
     })
 }

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::process::Command;
+
 use common::{errtext, text, Daemon};
 
 #[test]
@@ -941,4 +943,130 @@ fn berth_cli_covers_the_rest() {
     assert!(d.berth_ok(&["attach", "a"]).contains("attached-out"));
     assert!(d.berth_ok(&["version"]).contains("1.43"));
     assert!(d.berth_ok(&["info"]).to_lowercase().contains("berth"));
+}
+
+/// The ids of the containers' cgroups left under Berth's parent in the pids hierarchy (or the v2
+/// tree): none should outlive its container.
+fn leftover_cgroups(ids: &[String]) -> Vec<String> {
+    ["/sys/fs/cgroup/pids/berth", "/sys/fs/cgroup/berth"]
+        .iter()
+        .flat_map(|p| ids.iter().map(move |id| std::path::Path::new(p).join(id)))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect()
+}
+
+#[test]
+fn external_runtime_runc() {
+    let d = Daemon::start_with(&["--add-runtime", "myrunc=/usr/sbin/runc"]);
+    d.busybox("bb");
+    let info = d.docker_ok(&["info", "--format", "{{json .Runtimes}} {{.DefaultRuntime}}"]);
+    assert!(
+        info.contains("\"runc\"") && info.contains("\"myrunc\"") && info.ends_with(" berth"),
+        "{info}"
+    );
+    // Attached, detached, exec (with and without a TTY), pause, logs, stop: the same as with the
+    // built-in runtime.
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "--runtime", "runc", "bb", "echo", "hi from runc"]),
+        "hi from runc"
+    );
+    let id = d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "r1",
+        "--runtime",
+        "runc",
+        "bb",
+        "sh",
+        "-c",
+        "echo started; exec sleep 30",
+    ]);
+    assert_eq!(d.docker_ok(&["inspect", "-f", "{{.HostConfig.Runtime}}", "r1"]), "runc");
+    assert_eq!(d.docker_ok(&["exec", "r1", "echo", "exec-ok"]), "exec-ok");
+    assert_eq!(d.docker_ok(&["exec", "-t", "r1", "busybox", "tty"]), "/dev/pts/0");
+    d.docker_ok(&["pause", "r1"]);
+    assert_eq!(d.docker_ok(&["inspect", "-f", "{{.State.Status}}", "r1"]), "paused");
+    d.docker_ok(&["unpause", "r1"]);
+    assert_eq!(d.docker_ok(&["logs", "r1"]), "started");
+    d.docker_ok(&["stop", "-t", "1", "r1"]);
+    assert_eq!(d.docker_ok(&["inspect", "-f", "{{.State.ExitCode}}", "r1"]), "137");
+    // Exit codes, a missing command (Docker's 127 and message), the OOM killer.
+    let o = d.docker(&["run", "--name", "r2", "--runtime", "myrunc", "bb", "sh", "-c", "exit 3"]);
+    assert_eq!(o.status.code(), Some(3));
+    let r2 = d.docker_ok(&["inspect", "-f", "{{.Id}} {{.HostConfig.Runtime}}", "r2"]);
+    assert!(r2.ends_with(" myrunc"), "{r2}");
+    let o = d.docker(&["run", "--rm", "--runtime", "runc", "bb", "no-such-command"]);
+    assert_eq!(o.status.code(), Some(127), "{}", errtext(&o));
+    assert!(
+        errtext(&o).contains("exec: \"no-such-command\": executable file not found"),
+        "{}",
+        errtext(&o)
+    );
+    let o = d.docker(&[
+        "run",
+        "--name",
+        "oom",
+        "--runtime",
+        "runc",
+        "-m",
+        "16m",
+        "bb",
+        "sh",
+        "-c",
+        "x=a; while true; do x=$x$x; done",
+    ]);
+    assert_eq!(o.status.code(), Some(137));
+    assert_eq!(d.docker_ok(&["inspect", "-f", "{{.State.OOMKilled}}", "oom"]), "true");
+    let oom = d.docker_ok(&["inspect", "-f", "{{.Id}}", "oom"]);
+    // An unknown runtime is refused at create, as Docker does; `berth run --runtime` works too.
+    let o = d.docker(&["run", "--rm", "--runtime", "nope", "bb", "true"]);
+    assert!(errtext(&o).contains("unknown or invalid runtime name: nope"), "{}", errtext(&o));
+    assert_eq!(
+        d.berth_ok(&["run", "--rm", "--runtime", "runc", "bb", "echo", "berth-cli"]),
+        "berth-cli"
+    );
+    // Nothing is left behind: runtime state and cgroups go with the containers.
+    d.docker_ok(&["rm", "-f", "r1", "r2", "oom"]);
+    let ids = vec![id, r2.split(' ').next().unwrap().to_string(), oom];
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < std::time::Duration::from_secs(5)
+        && (!leftover_cgroups(&ids).is_empty() || std::fs::read_dir(d.run.join("runtime")).map(|r| r.count()).unwrap_or(0) > 0)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(leftover_cgroups(&ids), Vec::<String>::new());
+    let left: Vec<_> = std::fs::read_dir(d.run.join("runtime"))
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "runtime state left: {left:?}");
+}
+
+#[test]
+fn default_runtime_and_bad_runtime_flags() {
+    let d = Daemon::start_with(&["--default-runtime", "runc"]);
+    d.busybox("bb");
+    d.docker_ok(&["create", "--name", "c", "bb", "true"]);
+    assert_eq!(d.docker_ok(&["inspect", "-f", "{{.HostConfig.Runtime}}", "c"]), "runc");
+    d.docker_ok(&["start", "-a", "c"]);
+    // The built-in runtime by name still works.
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "--runtime", "berth", "bb", "echo", "builtin"]),
+        "builtin"
+    );
+    // A daemon refuses a default runtime it does not know, and a runtime given without a path.
+    let t = tempfile::tempdir().unwrap();
+    let o = Command::new(common::BERTH)
+        .args(["daemon", "--default-runtime", "nope", "--root"])
+        .arg(t.path().join("root"))
+        .arg("--exec-root")
+        .arg(t.path().join("run"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(errtext(&o).contains("--default-runtime nope: no such runtime"), "{}", errtext(&o));
+    let o = Command::new(common::BERTH).args(["daemon", "--add-runtime", "x"]).output().unwrap();
+    assert!(!o.status.success());
+    assert!(errtext(&o).contains("expected NAME=PATH"), "{}", errtext(&o));
 }

@@ -172,14 +172,6 @@ fn check_unimplemented(hc: &HostConfig) -> Result<()> {
             return Err(Error::BadRequest(format!("HostConfig.{k} is not supported by Berth")));
         }
     }
-    if let Some(rt) = hc
-        .extra
-        .get("Runtime")
-        .and_then(|v| v.as_str())
-        .filter(|r| !r.is_empty() && !["runc", "berth", "io.containerd.runc.v2"].contains(r))
-    {
-        return Err(Error::BadRequest(format!("unknown or invalid runtime name: {rt}")));
-    }
     for h in hc.extra_hosts.iter().flatten() {
         parse_extra_host(h)?;
     }
@@ -265,9 +257,49 @@ fn check_supported(hc: &HostConfig) -> Result<()> {
 }
 
 impl Engine {
+    /// The runtime a container asks for by name (`""`: the daemon's default), or Docker's error
+    /// for one the daemon does not know.
+    pub fn runtime_name(&self, asked: &str) -> Result<String> {
+        let name = match asked {
+            "" => self.cfg.default_runtime.as_str(),
+            // What Docker calls its runc shim.
+            "io.containerd.runc.v2" => "runc",
+            n => n,
+        };
+        if name == crate::engine::BUILTIN_RUNTIME || self.cfg.runtimes.contains_key(name) {
+            Ok(name.to_string())
+        } else {
+            Err(Error::BadRequest(format!("unknown or invalid runtime name: {asked}")))
+        }
+    }
+
+    /// The binary of runtime `name`; `None` for the built-in one.
+    pub fn runtime_binary(&self, name: &str) -> Result<Option<PathBuf>> {
+        if name == crate::engine::BUILTIN_RUNTIME {
+            return Ok(None);
+        }
+        let p = self
+            .cfg
+            .runtimes
+            .get(name)
+            .ok_or_else(|| Error::BadRequest(format!("unknown or invalid runtime name: {name}")))?;
+        runtime::external::resolve(p)
+            .map(Some)
+            .ok_or_else(|| Error::BadRequest(format!("runtime {name}: {} is not installed (not found on PATH)", p.display())))
+    }
+
+    /// The runtime recorded for a container at create (the default one for older records).
+    fn container_runtime(&self, c: &Container) -> Result<Option<PathBuf>> {
+        let asked = c.host_config.extra.get("Runtime").and_then(|v| v.as_str()).unwrap_or("");
+        self.runtime_binary(&self.runtime_name(asked)?)
+    }
+
     /// `POST /containers/create`.
     pub async fn create(self: &Arc<Self>, name: Option<&str>, mut req: CreateRequest) -> Result<(String, Vec<String>)> {
         check_supported(&req.host_config)?;
+        let rt = self.runtime_name(req.host_config.extra.get("Runtime").and_then(|v| v.as_str()).unwrap_or(""))?;
+        self.runtime_binary(&rt)?;
+        req.host_config.extra.insert("Runtime".into(), serde_json::Value::String(rt));
         if req.config.image.is_empty() {
             return Err(Error::BadRequest("config.Image must be set".into()));
         }
@@ -692,6 +724,7 @@ impl Engine {
 
     async fn start_locked(self: &Arc<Self>, entry: &Arc<Entry>, c: &mut Container) -> Result<()> {
         let t0 = std::time::Instant::now();
+        let runtime = self.container_runtime(c)?;
         self.mount_rootfs(c)?;
         let t_mount = t0.elapsed();
         let spec = self.build_run_spec(c)?;
@@ -722,6 +755,7 @@ impl Engine {
             tty: c.config.tty,
             stdin: c.config.open_stdin,
             console_size: console_size(&c.host_config),
+            runtime,
         };
         let exe = self.cfg.exe.clone();
         let pid = tokio::task::spawn_blocking(move || runtime::client::spawn(&exe, &args))

@@ -30,6 +30,21 @@ pub struct EngineConfig {
     pub insecure_registries: Vec<String>,
     /// Directories of per-registry CA certificates (`DIR/HOST[:PORT]/*.crt`).
     pub certs_dirs: Vec<PathBuf>,
+    /// External OCI runtimes by name (binary names are looked up on PATH when used); the built-in
+    /// one, [`BUILTIN_RUNTIME`], is libcontainer in the shim.
+    pub runtimes: std::collections::BTreeMap<String, PathBuf>,
+    /// The runtime of containers that do not ask for one.
+    pub default_runtime: String,
+}
+
+/// The name of the built-in runtime: youki's libcontainer, in the shim.
+pub const BUILTIN_RUNTIME: &str = "berth";
+
+impl EngineConfig {
+    /// The runtimes every daemon knows: the built-in one, and runc and crun if installed.
+    pub fn standard_runtimes() -> std::collections::BTreeMap<String, PathBuf> {
+        ["runc", "crun"].into_iter().map(|n| (n.to_string(), PathBuf::from(n))).collect()
+    }
 }
 
 /// What waiters see change on a container.

@@ -43,7 +43,13 @@ impl From<runtime::Error> for Error {
             runtime::Error::InvalidSpec(s) => Error::BadRequest(s),
             // Docker's wording, which clients map to exit codes 127/126.
             runtime::Error::Runtime(s) if s.contains("not found in $PATH") => {
-                let exe = s.split('\'').nth(1).unwrap_or("").to_string();
+                // libcontainer quotes the name with '…', runc and crun with exec: "…".
+                let exe = s
+                    .split_once("exec: \"")
+                    .and_then(|(_, r)| r.split('"').next())
+                    .or_else(|| s.split('\'').nth(1))
+                    .unwrap_or("")
+                    .to_string();
                 Error::BadRequest(format!(
                     "failed to create task for container: exec: \"{exe}\": executable file not found in $PATH"
                 ))

@@ -14,5 +14,5 @@ pub mod streams;
 pub mod types;
 pub mod volumes;
 
-pub use engine::{Engine, EngineConfig};
+pub use engine::{Engine, EngineConfig, BUILTIN_RUNTIME};
 pub use error::{Error, Result};

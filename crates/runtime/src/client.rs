@@ -36,6 +36,9 @@ pub fn spawn(exe: &Path, a: &ShimArgs) -> Result<i32> {
     if let Some((h, w)) = a.console_size {
         cmd.arg("--console-size").arg(format!("{h}x{w}"));
     }
+    if let Some(r) = &a.runtime {
+        cmd.arg("--runtime").arg(r);
+    }
     let out = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -4,6 +4,7 @@
 pub mod cgroup;
 pub mod client;
 pub mod error;
+pub mod external;
 pub mod proto;
 pub mod shim;
 pub mod spec;

@@ -32,6 +32,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
 
+use crate::external::{External, Stdio3};
 use crate::proto::{exec_exit_file, ExitInfo, Reply, Request, EXIT_FILE, PID_FILE, SHIM_SOCKET};
 
 /// Runs the container's process as libcontainer's default executor does, after giving its TTY the
@@ -74,6 +75,45 @@ pub struct ShimArgs {
     pub stdin: bool,
     /// Initial TTY size (rows, columns), set before the process starts.
     pub console_size: Option<(u16, u16)>,
+    /// An external OCI runtime binary (runc, crun) to drive instead of libcontainer.
+    pub runtime: Option<PathBuf>,
+}
+
+/// The container as the shim drives it: youki's libcontainer in-process, or an external runtime's
+/// command line on the same bundle.
+enum Ctr {
+    Lib(Box<Container>),
+    Ext(External),
+}
+
+impl Ctr {
+    fn start(&mut self) -> Result<(), String> {
+        match self {
+            Ctr::Lib(c) => c.start().map_err(|e| e.to_string()),
+            Ctr::Ext(x) => x.simple("start"),
+        }
+    }
+    fn pause(&mut self) -> Result<(), String> {
+        match self {
+            Ctr::Lib(c) => c.pause().map_err(|e| e.to_string()),
+            Ctr::Ext(x) => x.simple("pause"),
+        }
+    }
+    fn resume(&mut self) -> Result<(), String> {
+        match self {
+            Ctr::Lib(c) => c.resume().map_err(|e| e.to_string()),
+            Ctr::Ext(x) => x.simple("resume"),
+        }
+    }
+    fn delete(&mut self) {
+        let r = match self {
+            Ctr::Lib(c) => c.delete(true).map_err(|e| e.to_string()),
+            Ctr::Ext(x) => x.delete(),
+        };
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "deleting the runtime state failed");
+        }
+    }
 }
 
 /// Run the shim. Never returns: the first process exits once the container is created (status 0 and
@@ -133,7 +173,7 @@ pub fn main(args: ShimArgs) -> ! {
 }
 
 struct Created {
-    container: Container,
+    container: Ctr,
     pid: Pid,
     /// pty master, or (stdin writer, stdout reader, stderr reader).
     io: Io,
@@ -206,6 +246,23 @@ fn apply_stdio(mut b: ContainerBuilder, plan: &mut StdioPlan) -> ContainerBuilde
     b
 }
 
+/// The process's ends of `plan` for an external runtime.
+fn ext_stdio(plan: &mut StdioPlan) -> Stdio3<'_> {
+    match plan.child.take() {
+        Some((i, o, e)) => Stdio3::Pipes(i, o, e),
+        None => Stdio3::Console(&plan.console.as_ref().expect("a console socket without pipes").1),
+    }
+}
+
+fn external(args: &ShimArgs, bin: &Path) -> External {
+    External {
+        bin: bin.to_path_buf(),
+        root: args.runtime_root.clone(),
+        id: args.id.clone(),
+        log: args.state_dir.join("runtime.log"),
+    }
+}
+
 fn finish_stdio(plan: StdioPlan) -> Result<Io, String> {
     if let Some((l, p)) = plan.console {
         l.set_nonblocking(false).ok();
@@ -226,20 +283,30 @@ fn create(args: &ShimArgs) -> Result<Created, String> {
     fs::create_dir_all(&args.runtime_root).map_err(|e| format!("{}: {e}", args.runtime_root.display()))?;
     let _ = fs::remove_file(args.state_dir.join(EXIT_FILE));
     let mut plan = plan_stdio(args.tty, args.stdin, &args.state_dir.join("console.sock"))?;
-    let b = ContainerBuilder::new(args.id.clone(), SyscallType::default())
-        .with_root_path(&args.runtime_root)
-        .map_err(|e| e.to_string())?;
-    let b = apply_stdio(b, &mut plan).with_executor(SizedTtyExecutor);
-    let container = b
-        .validate_id()
-        .map_err(|e| e.to_string())?
-        .as_init(&args.bundle)
-        .with_systemd(false)
-        .with_detach(true)
-        .build()
-        .map_err(|e| format!("{e}"))?;
+    let (container, pid) = match &args.runtime {
+        Some(bin) => {
+            let x = external(args, bin);
+            let pid = x.create(&args.bundle, &args.state_dir.join("init.pid"), ext_stdio(&mut plan))?;
+            (Ctr::Ext(x), pid)
+        }
+        None => {
+            let b = ContainerBuilder::new(args.id.clone(), SyscallType::default())
+                .with_root_path(&args.runtime_root)
+                .map_err(|e| e.to_string())?;
+            let b = apply_stdio(b, &mut plan).with_executor(SizedTtyExecutor);
+            let container = b
+                .validate_id()
+                .map_err(|e| e.to_string())?
+                .as_init(&args.bundle)
+                .with_systemd(false)
+                .with_detach(true)
+                .build()
+                .map_err(|e| format!("{e}"))?;
+            let pid = container.pid().ok_or("container has no pid")?;
+            (Ctr::Lib(Box::new(container)), pid)
+        }
+    };
     let io = finish_stdio(plan)?;
-    let pid = container.pid().ok_or("container has no pid")?;
     loopback_up(pid)?;
     let sock = args.state_dir.join(SHIM_SOCKET);
     let _ = fs::remove_file(&sock);
@@ -380,7 +447,7 @@ struct ExecState {
 
 struct Shim {
     args: ShimArgs,
-    container: RefCell<Container>,
+    container: RefCell<Ctr>,
     pid: Pid,
     tty: bool,
     /// Where client input goes (pty master or stdin pipe); `None` once closed.
@@ -513,7 +580,7 @@ async fn serve(args: ShimArgs, created: Created) {
     // The socket goes first: once the runtime state is gone the daemon may start the container
     // again, and a new shim binds this same path.
     let _ = fs::remove_file(shim.args.state_dir.join(SHIM_SOCKET));
-    let _ = shim.container.borrow_mut().delete(true);
+    shim.container.borrow_mut().delete();
     // Give clients a moment to read what is queued for them.
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
@@ -716,16 +783,23 @@ fn spawn_exec(shim: &Shim, exec_id: &str, process: &Value, stdin: bool) -> Resul
         stdin,
         &shim.args.state_dir.join(format!("exec-{}.sock", &exec_id[..12.min(exec_id.len())])),
     )?;
-    let b = ContainerBuilder::new(shim.args.id.clone(), SyscallType::default())
-        .with_root_path(&shim.args.runtime_root)
-        .map_err(|e| e.to_string())?;
-    let b = apply_stdio(b, &mut plan).with_executor(SizedTtyExecutor);
-    let pid = b
-        .as_tenant()
-        .with_process(Some(&pfile))
-        .with_detach(true)
-        .build()
-        .map_err(|e| e.to_string());
+    let pid = match &shim.args.runtime {
+        Some(bin) => {
+            let pid_file = shim.args.state_dir.join(format!("exec-{exec_id}.pid"));
+            external(&shim.args, bin).exec(&pfile, &pid_file, ext_stdio(&mut plan))
+        }
+        None => {
+            let b = ContainerBuilder::new(shim.args.id.clone(), SyscallType::default())
+                .with_root_path(&shim.args.runtime_root)
+                .map_err(|e| e.to_string())?;
+            let b = apply_stdio(b, &mut plan).with_executor(SizedTtyExecutor);
+            b.as_tenant()
+                .with_process(Some(&pfile))
+                .with_detach(true)
+                .build()
+                .map_err(|e| e.to_string())
+        }
+    };
     let _ = fs::remove_file(&pfile);
     let pid = pid?;
     Ok((pid, finish_stdio(plan)?))

@@ -54,6 +54,9 @@ pub struct CreateOpts {
     /// Mount the container's root filesystem as read only
     #[arg(long = "read-only")]
     pub read_only: bool,
+    /// Runtime to use for this container: berth (built in), runc, crun, or one the daemon added
+    #[arg(long, value_name = "string")]
+    pub runtime: Option<String>,
     /// Mount a tmpfs directory (PATH[:OPTIONS], e.g. /run:rw,size=64m)
     #[arg(long, value_name = "list")]
     pub tmpfs: Vec<String>,
@@ -264,6 +267,9 @@ impl CreateOpts {
         }
         if self.read_only {
             host.insert("ReadonlyRootfs".into(), json!(true));
+        }
+        if let Some(r) = &self.runtime {
+            host.insert("Runtime".into(), json!(r));
         }
         if !self.tmpfs.is_empty() {
             let mut m = Map::new();

@@ -129,6 +129,14 @@ pub async fn version() -> Json<Value> {
 }
 
 pub async fn info(State(e): State<Arc<Engine>>) -> Json<Value> {
+    let mut runtimes = serde_json::Map::new();
+    runtimes.insert(
+        crate::engine::BUILTIN_RUNTIME.into(),
+        json!({"path": "libcontainer (in berth shim)"}),
+    );
+    for (name, path) in &e.cfg.runtimes {
+        runtimes.insert(name.clone(), json!({"path": path.display().to_string()}));
+    }
     let list = e.list();
     let running = list
         .iter()
@@ -165,8 +173,8 @@ pub async fn info(State(e): State<Arc<Engine>>) -> Json<Value> {
         "DockerRootDir": e.cfg.root.display().to_string(),
         "Name": nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
         "ServerVersion": env!("CARGO_PKG_VERSION"),
-        "Runtimes": {"berth": {"path": "libcontainer"}},
-        "DefaultRuntime": "berth",
+        "Runtimes": runtimes,
+        "DefaultRuntime": e.cfg.default_runtime,
         "SecurityOptions": ["name=seccomp,profile=builtin"],
         "Warnings": [],
     }))
