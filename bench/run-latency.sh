@@ -55,6 +55,7 @@ PY
 hf() { hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$W/$1.json" --style none "$2" >/dev/null 2>&1 || hyperfine --warmup 3 --runs "$RUNS" --export-json "$W/$1.json" --style none "$2" >/dev/null; }
 hf berth "$BERTH -H $BH run --rm bb true"
 hf berth_docker_cli "env DOCKER_HOST=$BH $DOCKER run --rm bb true"
+hf berth_runc "$BERTH -H $BH run --rm --runtime runc bb true"
 
 # Docker (its own daemon, no bridge, no iptables).
 mkdir -p "$W/d"
@@ -75,6 +76,7 @@ w, rss, idle = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def med(n): return json.load(open(f"{w}/{n}.json"))["results"][0]["median"] * 1000
 rows = [("berth run --rm bb true (berth CLI)", med("berth")),
         ("docker CLI -> berth daemon", med("berth_docker_cli")),
+        ("berth run --rm --runtime runc bb true", med("berth_runc")),
         ("docker run --rm bb true (real Docker)", med("docker")),
         ("crun run (bundle)", med("crun")),
         ("unshare+chroot floor", med("floor"))]
@@ -82,6 +84,6 @@ b = rows[0][1]
 print(f"{'command':42} {'median ms':>10} {'vs berth':>9}")
 for name, m in rows:
     print(f"{name:42} {m:10.1f} {m / b:8.2f}x")
-print(f"\nBerth is {rows[2][1] / b:.1f}x faster than Docker (target >= 10x); median {b:.1f} ms (target <= 30 ms)")
+print(f"\nBerth is {rows[3][1] / b:.1f}x faster than Docker (target >= 10x); median {b:.1f} ms (target <= 30 ms)")
 print(f"Berth daemon RSS: idle {idle / 1024:.1f} MiB (target <= 30 MiB), after the runs {rss / 1024:.1f} MiB")
 PY

@@ -240,22 +240,7 @@ fn isolation_and_limits() {
     let d = Daemon::start();
     d.busybox("bb");
     // OOM kill.
-    let o = d.docker(&[
-        "run",
-        "--name",
-        "oom",
-        "-m",
-        "16m",
-        "bb",
-        "sh",
-        "-c",
-        "x=a; while true; do x=$x$x; done",
-    ]);
-    assert_eq!(o.status.code(), Some(137));
-    assert_eq!(
-        d.docker_ok(&["inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "oom"]),
-        "true 137"
-    );
+    assert_oom_killed(&d, "oom", &[]);
     // Fork bomb stops at the pids limit.
     let o = d.docker(&[
         "run",
@@ -945,6 +930,20 @@ fn berth_cli_covers_the_rest() {
     assert!(d.berth_ok(&["info"]).to_lowercase().contains("berth"));
 }
 
+/// Run a memory hog limited to 16 MB (with `extra` flags) as container `name`: the OOM killer ends
+/// it with 137, and `inspect` says so.
+fn assert_oom_killed(d: &Daemon, name: &str, extra: &[&str]) {
+    let mut args = vec!["run", "--name", name];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-m", "16m", "bb", "sh", "-c", "x=a; while true; do x=$x$x; done"]);
+    let o = d.docker(&args);
+    assert_eq!(o.status.code(), Some(137), "{}", errtext(&o));
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", name]),
+        "true 137"
+    );
+}
+
 /// The ids of the containers' cgroups left under Berth's parent in the pids hierarchy (or the v2
 /// tree): none should outlive its container.
 fn leftover_cgroups(ids: &[String]) -> Vec<String> {
@@ -1004,21 +1003,7 @@ fn external_runtime_runc() {
         "{}",
         errtext(&o)
     );
-    let o = d.docker(&[
-        "run",
-        "--name",
-        "oom",
-        "--runtime",
-        "runc",
-        "-m",
-        "16m",
-        "bb",
-        "sh",
-        "-c",
-        "x=a; while true; do x=$x$x; done",
-    ]);
-    assert_eq!(o.status.code(), Some(137));
-    assert_eq!(d.docker_ok(&["inspect", "-f", "{{.State.OOMKilled}}", "oom"]), "true");
+    assert_oom_killed(&d, "oom", &["--runtime", "runc"]);
     let oom = d.docker_ok(&["inspect", "-f", "{{.Id}}", "oom"]);
     // An unknown runtime is refused at create, as Docker does; `berth run --runtime` works too.
     let o = d.docker(&["run", "--rm", "--runtime", "nope", "bb", "true"]);
