@@ -2,7 +2,7 @@
 # Build speed: the same Dockerfile (FROM a busybox base, COPY a 50 MB file, RUN, ENV, CMD) built by
 # Berth, by real Docker's classic builder and by real Docker's BuildKit, cold (--no-cache) and warm
 # (everything cached), in one run. Prints medians and ratios. RUN steps have no network on any of
-# them (Berth's default; --network none for Docker, whose bench daemon has no bridge).
+# them (--network none on each).
 #
 # Real Docker is Debian's docker.io (dockerd 20.10 with its embedded BuildKit); its own 20.10 CLI at
 # /usr/bin/docker drives BuildKit without the buildx plugin (the newer CLI first on PATH needs
@@ -61,8 +61,8 @@ for _ in $(seq 200); do DOCKER_HOST=$DH $DOCKER20 version >/dev/null 2>&1 && bre
 DOCKER_HOST=$DH $DOCKER20 import "$W/bb.tar" bb >/dev/null
 
 hf() { hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$W/$1.json" --style none "$2" >/dev/null 2>&1 || hyperfine --warmup 1 --runs "$RUNS" --export-json "$W/$1.json" --style none "$2" >/dev/null; }
-hf berth_cold "$BERTH -H $BH build -q --no-cache -t out $W/ctx"
-hf berth_warm "$BERTH -H $BH build -q -t out $W/ctx"
+hf berth_cold "$BERTH -H $BH build -q --network none --no-cache -t out $W/ctx"
+hf berth_warm "$BERTH -H $BH build -q --network none -t out $W/ctx"
 hf berth_docker_cli_warm "env DOCKER_HOST=$BH DOCKER_BUILDKIT=0 docker build -q -t out $W/ctx"
 hf classic_cold "env DOCKER_HOST=$DH DOCKER_BUILDKIT=0 $DOCKER20 build -q --network none --no-cache -t out $W/ctx"
 hf classic_warm "env DOCKER_HOST=$DH DOCKER_BUILDKIT=0 $DOCKER20 build -q --network none -t out $W/ctx"
@@ -70,7 +70,7 @@ hf buildkit_cold "env DOCKER_HOST=$DH DOCKER_BUILDKIT=1 $DOCKER20 build -q --net
 hf buildkit_warm "env DOCKER_HOST=$DH DOCKER_BUILDKIT=1 $DOCKER20 build -q --network none -t out $W/ctx"
 
 # Reproducibility, measured: two cold builds give the same ID on Berth, not on Docker.
-b1=$("$BERTH" -H "$BH" build -q --no-cache "$W/ctx"); b2=$("$BERTH" -H "$BH" build -q --no-cache "$W/ctx")
+b1=$("$BERTH" -H "$BH" build -q --network none --no-cache "$W/ctx"); b2=$("$BERTH" -H "$BH" build -q --network none --no-cache "$W/ctx")
 d1=$(DOCKER_HOST=$DH DOCKER_BUILDKIT=0 $DOCKER20 build -q --network none --no-cache "$W/ctx"); d2=$(DOCKER_HOST=$DH DOCKER_BUILDKIT=0 $DOCKER20 build -q --network none --no-cache "$W/ctx")
 
 python3 - "$W" "$b1" "$b2" "$d1" "$d2" <<'PY'

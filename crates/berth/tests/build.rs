@@ -499,3 +499,40 @@ fn hostile_build_context_stays_inside() {
     d.busybox("bb");
     assert_eq!(d.berth_ok(&["run", "--rm", "bb", "echo", "ok"]), "ok");
 }
+
+#[test]
+fn run_steps_get_the_hosts_network_unless_told_otherwise() {
+    // Berth has no bridge network: RUN steps share the host's by default, so `pip install` and the
+    // like reach their mirrors. Here the "mirror" is a server on the host's loopback.
+    let d = Daemon::start();
+    d.busybox("bb");
+    let web = tempfile::tempdir().unwrap();
+    write(web.path(), "pkg.txt", "package\n");
+    let server = Server::start(web.path());
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!(
+            "FROM bb\nRUN busybox wget -q -O /pkg.txt http://127.0.0.1:{}/pkg.txt\nCMD [\"cat\", \"/pkg.txt\"]\n",
+            server.port
+        ),
+    );
+    let c = ctx.path().to_str().unwrap();
+    d.berth_ok(&["build", "-q", "-t", "net:berth", c]);
+    assert_eq!(d.berth_ok(&["run", "--rm", "net:berth"]), "package");
+    d.docker_ok(&["build", "-q", "--no-cache", "-t", "net:docker", c]);
+    assert_eq!(d.docker_ok(&["run", "--rm", "net:docker"]), "package");
+    // --network none: the step has no way out, and the build fails saying which step.
+    for o in [
+        d.berth(&["build", "--network", "none", "--no-cache", c]),
+        d.docker(&["build", "--network", "none", "--no-cache", c]),
+    ] {
+        assert!(!o.status.success());
+        let err = format!("{}{}", text(&o), errtext(&o));
+        assert!(err.contains("wget") && err.contains("returned a non-zero code"), "{err}");
+    }
+    let o = d.berth(&["build", "--network", "bogus", c]);
+    assert!(!o.status.success());
+    assert!(errtext(&o).contains("networkmode=\"bogus\""), "{}", errtext(&o));
+}

@@ -34,7 +34,8 @@ pub struct BuildArgs {
     /// Suppress the build output and print the image ID on success
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Networking mode for the RUN instructions: default, none or host
+    /// Networking mode for the RUN instructions: default (the host's network, as there is no
+    /// bridge network yet; package installs work), host, or none (no network at all)
     #[arg(long, value_name = "string")]
     pub network: Option<String>,
     /// Times written into the image: "now" (not reproducible) or seconds since the epoch

@@ -57,9 +57,11 @@ pub fn parse_request(q: &Q) -> ApiResult<BuildRequest> {
             return Err(bad(format!("platform {p:?} is not supported: this builder builds {want} only")));
         }
     }
+    // Berth has no bridge network yet: RUN steps get the host's network by default, so that package
+    // installs reach their mirrors, as BuildKit's own daemon does without CNI. `none` isolates.
     let network = match q.get("networkmode").unwrap_or("") {
-        "" | "default" | "bridge" => String::new(),
-        n @ ("host" | "none") => n.to_string(),
+        "" | "default" | "bridge" | "host" => "host".to_string(),
+        "none" => "none".to_string(),
         other => return Err(bad(format!("networkmode={other:?}: expected default, host or none"))),
     };
     let build_args = string_map(q, "buildargs")?;
