@@ -957,7 +957,7 @@ fn leftover_cgroups(ids: &[String]) -> Vec<String> {
 
 #[test]
 fn external_runtime_runc() {
-    let d = Daemon::start_with(&["--add-runtime", "myrunc=/usr/sbin/runc"]);
+    let mut d = Daemon::start_with(&["--add-runtime", "myrunc=/usr/sbin/runc"]);
     d.busybox("bb");
     let info = d.docker_ok(&["info", "--format", "{{json .Runtimes}} {{.DefaultRuntime}}"]);
     assert!(
@@ -989,6 +989,14 @@ fn external_runtime_runc() {
     assert_eq!(d.docker_ok(&["inspect", "-f", "{{.State.Status}}", "r1"]), "paused");
     d.docker_ok(&["unpause", "r1"]);
     assert_eq!(d.docker_ok(&["logs", "r1"]), "started");
+    // Live restore: the shim keeps driving runc while the daemon is killed and comes back.
+    let pid = d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "r1"]);
+    d.crash_and_restart();
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.Running}} {{.State.Pid}}", "r1"]),
+        format!("true {pid}")
+    );
+    assert_eq!(d.docker_ok(&["exec", "r1", "echo", "after-restart"]), "after-restart");
     d.docker_ok(&["stop", "-t", "1", "r1"]);
     assert_eq!(d.docker_ok(&["inspect", "-f", "{{.State.ExitCode}}", "r1"]), "137");
     // Exit codes, a missing command (Docker's 127 and message), the OOM killer.
