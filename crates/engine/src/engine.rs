@@ -207,7 +207,14 @@ impl Engine {
 
     pub(crate) fn save(&self, c: &Container) -> Result<()> {
         let data = serde_json::to_vec_pretty(c).expect("json");
-        oci::store::write_atomic(&self.container_dir(&c.id).join("container.json"), &data).map_err(internal)
+        let path = self.container_dir(&c.id).join("container.json");
+        // An auto-removed container is not meant to outlive its run, let alone a power loss: its
+        // record is written atomically but not synced (two fsyncs fewer on `run --rm`).
+        if c.host_config.auto_remove {
+            oci::store::write_volatile(&path, &data).map_err(internal)
+        } else {
+            oci::store::write_atomic(&path, &data).map_err(internal)
+        }
     }
 
     pub(crate) fn insert(&self, c: Container) -> Arc<Entry> {
