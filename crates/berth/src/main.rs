@@ -72,8 +72,14 @@ struct ShimOpts {
 }
 
 fn main() {
-    if std::env::args_os().nth(1).is_some_and(|a| a == "shim") {
-        shim(ShimOpts::parse_from(std::env::args_os().skip(1)));
+    match std::env::args_os().nth(1) {
+        Some(a) if a == "shim" => shim(ShimOpts::parse_from(std::env::args_os().skip(1))),
+        Some(a) if a == "shim-zygote" => {
+            let z = ZygoteOpts::parse_from(std::env::args_os().skip(1));
+            shim_logging();
+            runtime::zygote::serve(&z.socket)
+        }
+        _ => {}
     }
     // Usage errors exit 125, as the docker CLI's do (help and version still exit 0).
     let opts = match Opts::try_parse() {
@@ -104,14 +110,26 @@ fn main() {
     }
 }
 
-fn shim(s: ShimOpts) -> ! {
-    // The shim's stderr is its log file in the container's state directory.
+/// `berth shim-zygote`: forks shims for the daemon that started it (not for direct use).
+#[derive(Parser)]
+#[command(name = "berth shim-zygote", hide = true)]
+struct ZygoteOpts {
+    #[arg(long)]
+    socket: std::path::PathBuf,
+}
+
+/// The shim's logging: to stderr, which is its log file in the container's state directory.
+fn shim_logging() {
     let filter = std::env::var("BERTH_SHIM_LOG").unwrap_or_else(|_| "error".into());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_ansi(false)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+fn shim(s: ShimOpts) -> ! {
+    shim_logging();
     runtime::shim::main(runtime::shim::ShimArgs {
         id: s.id,
         bundle: s.bundle,

@@ -1063,3 +1063,52 @@ fn default_runtime_and_bad_runtime_flags() {
     assert!(!o.status.success());
     assert!(errtext(&o).contains("expected NAME=PATH"), "{}", errtext(&o));
 }
+
+/// The pid of the zygote serving `run`'s socket, if one is running.
+fn zygote_pid(d: &Daemon) -> Option<i32> {
+    let sock = d.run.join("zygote.sock");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        // The shims it forked share its command line; they are named berth-shim.
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        (cmd.contains("shim-zygote") && cmd.contains(sock.to_str()?) && comm.trim() != "berth-shim").then_some(pid)
+    })
+}
+
+/// The `comm` of the parent of a container's init: its shim.
+fn shim_comm(d: &Daemon, name: &str) -> String {
+    let pid = d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", name]);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ppid = stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().to_string();
+    std::fs::read_to_string(format!("/proc/{ppid}/comm")).unwrap().trim().to_string()
+}
+
+#[test]
+fn shims_are_forked_by_the_zygote_with_exec_as_fallback() {
+    let mut d = Daemon::start();
+    d.busybox("bb");
+    let z = zygote_pid(&d).expect("the daemon starts a shim zygote");
+    d.docker_ok(&["run", "-d", "--name", "forked", "bb", "sleep", "60"]);
+    assert_eq!(shim_comm(&d, "forked"), "berth-shim");
+    // The zygote goes with the daemon, however it goes; its shims stay, and the new daemon has a
+    // new zygote.
+    d.crash_and_restart();
+    let t0 = std::time::Instant::now();
+    while std::path::Path::new(&format!("/proc/{z}")).exists() && t0.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        !std::path::Path::new(&format!("/proc/{z}/cmdline")).exists(),
+        "the old zygote outlived its daemon"
+    );
+    assert_eq!(d.docker_ok(&["exec", "forked", "echo", "alive"]), "alive");
+    let z2 = zygote_pid(&d).expect("a new zygote");
+    // Without a zygote (killed), shims are exec'd: slower, and the same to the user.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(z2), nix::sys::signal::Signal::SIGKILL).unwrap();
+    d.docker_ok(&["run", "-d", "--name", "execd", "bb", "sleep", "60"]);
+    assert_eq!(shim_comm(&d, "execd"), "berth");
+    assert_eq!(d.docker_ok(&["run", "--rm", "bb", "echo", "fallback"]), "fallback");
+    d.docker_ok(&["rm", "-f", "forked", "execd"]);
+}

@@ -757,8 +757,8 @@ impl Engine {
             console_size: console_size(&c.host_config),
             runtime,
         };
-        let exe = self.cfg.exe.clone();
-        let pid = tokio::task::spawn_blocking(move || runtime::client::spawn(&exe, &args))
+        let launcher = self.launcher.clone();
+        let pid = tokio::task::spawn_blocking(move || launcher.spawn(&args))
             .await
             .map_err(internal)??;
         let t_shim = t0.elapsed();

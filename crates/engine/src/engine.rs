@@ -125,6 +125,8 @@ pub struct Engine {
     pub build_cache: build::Cache,
     /// The client for pulls and pushes.
     pub registry: registry::client::Client,
+    /// Starts shims (through the zygote).
+    pub(crate) launcher: Arc<runtime::client::Launcher>,
     pub(crate) containers: Mutex<BTreeMap<String, Arc<Entry>>>,
     pub(crate) execs: Mutex<HashMap<String, Arc<ExecEntry>>>,
 }
@@ -166,8 +168,10 @@ impl Engine {
         let tmp = cfg.root.join("tmp");
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| Error::Internal(format!("create {}: {e}", tmp.display())))?;
+        let launcher = Arc::new(runtime::client::Launcher::new(&cfg.exe, Some(&cfg.exec_root.join("zygote.sock"))));
         let engine = Arc::new(Engine {
             cfg,
+            launcher,
             images,
             volumes,
             events: Events::default(),

@@ -10,6 +10,120 @@ use crate::error::{Error, Result};
 use crate::proto::{exec_exit_file, ExitInfo, Reply, Request, EXIT_FILE, SHIM_SOCKET};
 use crate::shim::ShimArgs;
 
+/// Starts shims: forked by the zygote (see [`crate::zygote`]) while it answers, else by exec'ing
+/// `berth shim`.
+pub struct Launcher {
+    exe: PathBuf,
+    zygote: Option<Zygote>,
+}
+
+struct Zygote {
+    socket: PathBuf,
+    /// Its stdin is the pipe whose end tells it the daemon is gone.
+    child: std::sync::Mutex<std::process::Child>,
+}
+
+impl Launcher {
+    /// A launcher for `exe`; with `zygote_socket`, the zygote is started and listens there.
+    pub fn new(exe: &Path, zygote_socket: Option<&Path>) -> Launcher {
+        let zygote = zygote_socket.and_then(|sock| match start_zygote(exe, sock) {
+            Ok(z) => Some(z),
+            Err(e) => {
+                tracing::warn!(error = %e, "shim zygote not started; shims will be exec'd");
+                None
+            }
+        });
+        Launcher {
+            exe: exe.to_path_buf(),
+            zygote,
+        }
+    }
+
+    /// Start a shim for `a` and wait until it reports the container created. Returns the init
+    /// pid. Blocking: call from a blocking context.
+    pub fn spawn(&self, a: &ShimArgs) -> Result<i32> {
+        if let Some(z) = &self.zygote {
+            match z.spawn(a) {
+                Ok(r) => return r,
+                Err(e) => tracing::warn!(error = %e, "shim zygote did not answer; exec'ing the shim"),
+            }
+        }
+        spawn(&self.exe, a)
+    }
+}
+
+impl Drop for Launcher {
+    fn drop(&mut self) {
+        if let Some(z) = &self.zygote {
+            if let Ok(mut c) = z.child.lock() {
+                drop(c.stdin.take());
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+fn start_zygote(exe: &Path, socket: &Path) -> std::io::Result<Zygote> {
+    let _ = std::fs::remove_file(socket);
+    let mut child = Command::new(exe)
+        .arg("shim-zygote")
+        .arg("--socket")
+        .arg(socket)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()?;
+    let t0 = std::time::Instant::now();
+    while std::os::unix::net::UnixStream::connect(socket).is_err() {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Err(std::io::Error::other(format!("berth shim-zygote exited: {st}")));
+        }
+        if t0.elapsed() > std::time::Duration::from_secs(5) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::other("berth shim-zygote did not listen within 5 s"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    Ok(Zygote {
+        socket: socket.to_path_buf(),
+        child: std::sync::Mutex::new(child),
+    })
+}
+
+impl Zygote {
+    /// The outer error: the zygote could not be asked (fall back to exec). The inner one: the
+    /// shim's answer.
+    fn spawn(&self, a: &ShimArgs) -> std::io::Result<Result<i32>> {
+        use std::io::{BufRead, Write};
+        let mut conn = std::os::unix::net::UnixStream::connect(&self.socket)?;
+        let mut req = serde_json::to_vec(a).expect("json");
+        req.push(b'\n');
+        conn.write_all(&req)?;
+        // From here on the request is out: whatever happens is the shim's answer, never a reason
+        // to start a second shim for the same container.
+        let mut msg = String::new();
+        // One line: the container's processes keep the connection open until they exec.
+        if let Err(e) = std::io::BufReader::new(conn).read_line(&mut msg) {
+            return Ok(Err(Error::Shim(format!("reading the shim's report: {e}"))));
+        }
+        if msg.is_empty() {
+            return Ok(Err(Error::Shim("the shim exited without reporting (see its shim.log)".into())));
+        }
+        Ok(parse_ready(&msg, ""))
+    }
+}
+
+/// The shim's `ok <pid>` or `error: <message>` (with its stderr, if the message is empty).
+fn parse_ready(msg: &str, stderr: &str) -> Result<i32> {
+    let msg = msg.trim();
+    if let Some(pid) = msg.strip_prefix("ok ") {
+        return pid.trim().parse().map_err(|_| Error::Shim(format!("bad ready message {msg:?}")));
+    }
+    let msg = msg.strip_prefix("error: ").unwrap_or(msg).to_string();
+    let detail = if msg.is_empty() { stderr.trim().to_string() } else { msg };
+    Err(Error::Runtime(detail))
+}
+
 /// Start `exe shim ...` and wait until it reports the container created. Returns the init pid.
 /// Blocking: call from a blocking context.
 pub fn spawn(exe: &Path, a: &ShimArgs) -> Result<i32> {
@@ -49,14 +163,7 @@ pub fn spawn(exe: &Path, a: &ShimArgs) -> Result<i32> {
             path: exe.to_path_buf(),
             source: e,
         })?;
-    let msg = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if let Some(pid) = msg.strip_prefix("ok ") {
-        return pid.trim().parse().map_err(|_| Error::Shim(format!("bad ready message {msg:?}")));
-    }
-    let msg = msg.strip_prefix("error: ").unwrap_or(&msg).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let detail = if msg.is_empty() { stderr.trim().to_string() } else { msg };
-    Err(Error::Runtime(detail))
+    parse_ready(&String::from_utf8_lossy(&out.stdout), &String::from_utf8_lossy(&out.stderr))
 }
 
 /// A connection to a container's shim.

@@ -8,6 +8,7 @@ pub mod external;
 pub mod proto;
 pub mod shim;
 pub mod spec;
+pub mod zygote;
 
 pub use error::{Error, Result};
 pub use spec::{MountSpec, NetMode, RunSpec};

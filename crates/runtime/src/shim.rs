@@ -63,7 +63,7 @@ impl libcontainer::workload::Executor for SizedTtyExecutor {
 }
 
 /// Arguments of `berth shim`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ShimArgs {
     pub id: String,
     pub bundle: PathBuf,
@@ -143,7 +143,13 @@ pub fn main(args: ShimArgs) -> ! {
         }
     }
     drop(rd);
-    let mut report = File::from(wr);
+    run_detached(args, File::from(wr))
+}
+
+/// Become the container's shim: a new session, stdio on the shim's log, the container created
+/// (`ok <pid>` or `error: ...` written to `report`, then closed), then serve until it is gone.
+/// Reached after a fork, from [`main`] or from the zygote.
+pub fn run_detached(args: ShimArgs, mut report: File) -> ! {
     let _ = setsid();
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let _ = fs::create_dir_all(&args.state_dir);

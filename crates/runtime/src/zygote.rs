@@ -1,0 +1,106 @@
+//! The shim zygote: a small single-threaded process the daemon starts once (`berth shim-zygote`)
+//! and that forks a shim for each container it is asked to start. Exec'ing the berth binary for
+//! every container (loading, relocating, parsing a command line) costs a few milliseconds of a
+//! `run` that takes about 25; a fork of this idle process costs a fraction of one. The shims it
+//! forks are the same as exec'd ones ([`crate::shim::run_detached`]): in their own session, owning
+//! their container, surviving the daemon and the zygote. The daemon falls back to exec'ing
+//! `berth shim` whenever the zygote does not answer ([`crate::client::Launcher`]).
+//!
+//! Protocol, one connection per shim: the daemon sends [`ShimArgs`] as one JSON line and reads one
+//! line back, `ok <pid>` or `error: <message>`, written by the shim itself once its container is
+//! created. The zygote exits when its stdin, a pipe from the daemon, reaches end of file: when the
+//! daemon is gone, however it went.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{signal, SigHandler, Signal};
+use nix::unistd::{fork, ForkResult};
+
+use crate::shim::{run_detached, ShimArgs};
+
+/// Serve on `socket` until stdin closes.
+pub fn serve(socket: &Path) -> ! {
+    let _ = std::fs::remove_file(socket);
+    let listener = match UnixListener::bind(socket) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("berth shim-zygote: bind {}: {e}", socket.display());
+            std::process::exit(1);
+        }
+    };
+    // The kernel reaps the zygote's children (shims whose first job is done) by itself; each child
+    // puts the default back before it has children of its own to wait for.
+    // SAFETY: no handler function is installed, only a disposition.
+    unsafe {
+        let _ = signal(Signal::SIGCHLD, SigHandler::SigIgn);
+    }
+    let stdin = std::io::stdin();
+    loop {
+        let mut fds = [
+            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stdin.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+        // The daemon's end of stdin: anything but silence means it is gone (EOF reads as POLLIN).
+        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+        if fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
+            if let Ok((conn, _)) = listener.accept() {
+                start_one(&listener, conn.into());
+            }
+        }
+    }
+    let _ = std::fs::remove_file(socket);
+    std::process::exit(0)
+}
+
+/// Read one request from `conn` and fork a shim for it; the shim answers on `conn`.
+fn start_one(listener: &UnixListener, conn: OwnedFd) {
+    let mut conn = File::from(conn);
+    let mut line = String::new();
+    let read = conn
+        .try_clone()
+        .map(|c| BufReader::new(c).read_line(&mut line))
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    let args: ShimArgs = match read.and_then(|_| serde_json::from_str(&line).map_err(|e| format!("bad request: {e}"))) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = writeln!(conn, "error: {e}");
+            return;
+        }
+    };
+    // SAFETY: the zygote is single-threaded, so the child may do anything after the fork.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            // SAFETY: as above; the default disposition, so the shim can wait for its children.
+            unsafe {
+                let _ = signal(Signal::SIGCHLD, SigHandler::SigDfl);
+            }
+            // The listener is the zygote's; the shim's stdin becomes /dev/null in run_detached.
+            let _ = nix::unistd::close(std::os::fd::AsRawFd::as_raw_fd(listener));
+            rename_process();
+            run_detached(args, conn)
+        }
+        Ok(ForkResult::Parent { .. }) => {}
+        Err(e) => {
+            let _ = writeln!(conn, "error: fork: {e}");
+        }
+    }
+}
+
+/// Name the forked shim `berth-shim` (in `top`, `ps -o comm`, /proc/PID/comm); its command line
+/// stays the zygote's, `berth shim-zygote`, as changing it needs CAP_SYS_RESOURCE.
+fn rename_process() {
+    let _ = nix::sys::prctl::set_name(c"berth-shim");
+}
