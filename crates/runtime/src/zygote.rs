@@ -56,7 +56,7 @@ pub fn serve(socket: &Path) -> ! {
         }
         if fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
             if let Ok((conn, _)) = listener.accept() {
-                start_one(&listener, conn.into());
+                start_one(&listener, conn);
             }
         }
     }
@@ -65,8 +65,10 @@ pub fn serve(socket: &Path) -> ! {
 }
 
 /// Read one request from `conn` and fork a shim for it; the shim answers on `conn`.
-fn start_one(listener: &UnixListener, conn: OwnedFd) {
-    let mut conn = File::from(conn);
+fn start_one(listener: &UnixListener, conn: std::os::unix::net::UnixStream) {
+    // The daemon sends its line at once; nothing may hold the zygote up for long.
+    let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let mut conn = File::from(OwnedFd::from(conn));
     let mut line = String::new();
     let read = conn
         .try_clone()
