@@ -1112,3 +1112,58 @@ fn shims_are_forked_by_the_zygote_with_exec_as_fallback() {
     assert_eq!(d.docker_ok(&["run", "--rm", "bb", "echo", "fallback"]), "fallback");
     d.docker_ok(&["rm", "-f", "forked", "execd"]);
 }
+
+#[test]
+fn system_df_networks_and_prune() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    d.docker_ok(&["volume", "create", "dv"]);
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "writer",
+        "-v",
+        "dv:/data",
+        "bb",
+        "sh",
+        "-c",
+        "head -c 3000000 /dev/zero > /data/f; head -c 1000000 /dev/zero > /big",
+    ]);
+    let df = d.docker_ok(&["system", "df", "--format", "{{.Type}}|{{.TotalCount}}|{{.Active}}|{{.Size}}"]);
+    let rows: Vec<&str> = df.lines().collect();
+    assert!(rows.contains(&"Containers|1|0|1MB"), "{df}");
+    assert!(rows.contains(&"Local Volumes|1|1|3MB"), "{df}");
+    assert!(rows.iter().any(|r| r.starts_with("Images|1|1|")), "{df}");
+    // Only the networks Berth has; creating one is refused with the reason.
+    assert_eq!(
+        d.docker_ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]),
+        "host host\nnone null"
+    );
+    assert!(d.docker_ok(&["network", "inspect", "-f", "{{.Driver}}", "none"]).contains("null"));
+    let o = d.docker(&["network", "create", "mine"]);
+    assert!(
+        errtext(&o).contains("user-defined networks are not supported by Berth yet"),
+        "{}",
+        errtext(&o)
+    );
+    // The builder's cache goes with `builder prune`; the image it built stays.
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb\nRUN echo one > /one\nRUN echo two > /two\nCMD [\"cat\", \"/two\"]\n",
+    )
+    .unwrap();
+    let c = ctx.path().to_str().unwrap();
+    d.berth_ok(&["build", "-q", "-t", "built", c]);
+    assert!(d.berth_ok(&["build", "-t", "built", c]).contains("Using cache"));
+    let out = d.docker_ok(&["builder", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    let again = d.berth_ok(&["build", "-t", "built", c]);
+    assert!(!again.to_lowercase().contains("using cache"), "{again}");
+    assert_eq!(d.docker_ok(&["run", "--rm", "built"]), "two");
+    // `system prune` (containers, networks, dangling images, build cache) works end to end.
+    let out = d.docker_ok(&["system", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    assert_eq!(d.docker_ok(&["ps", "-aq"]), "");
+    d.docker_ok(&["volume", "rm", "dv"]);
+}

@@ -48,6 +48,20 @@ impl Cache {
         self.map.lock().unwrap().get(key.hex()).cloned()
     }
 
+    /// The images the cache points at.
+    pub fn images(&self) -> Vec<Digest> {
+        self.map.lock().unwrap().values().cloned().collect()
+    }
+
+    /// Forget every step (`docker builder prune`).
+    pub fn clear(&self) {
+        let mut m = self.map.lock().unwrap();
+        m.clear();
+        if let Err(e) = oci::store::write_atomic(&self.path, b"{}") {
+            tracing::warn!(error = %e, "saving the build cache");
+        }
+    }
+
     pub fn put(&self, key: &Digest, image: &Digest) {
         let mut m = self.map.lock().unwrap();
         m.insert(key.hex().to_string(), image.clone());

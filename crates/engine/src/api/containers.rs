@@ -125,7 +125,7 @@ fn inspect_json(e: &Engine, c: &Container) -> Value {
     })
 }
 
-fn summary_json(e: &Engine, c: &Container) -> Value {
+pub(crate) fn summary_json(e: &Engine, c: &Container) -> Value {
     let created = ts(&c.created).map(|t| t.timestamp()).unwrap_or(0);
     let mut cmd = c.path.clone();
     for a in &c.args {

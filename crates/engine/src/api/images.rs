@@ -367,3 +367,44 @@ pub async fn prune(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRe
     }
     Ok(Json(json!({"ImagesDeleted": deleted, "SpaceReclaimed": reclaimed})))
 }
+
+/// `POST /build/prune` (`docker builder prune`, `docker system prune`): forget the build cache and
+/// remove the images only it kept: untagged intermediate images and cached step results that no
+/// container uses. Images that are tagged, or in use, stay.
+pub async fn build_prune(State(e): State<Arc<Engine>>) -> ApiResult<Json<Value>> {
+    let imgs = e.images.list();
+    let parents: std::collections::BTreeSet<_> = imgs.iter().filter_map(|s| s.record.parent.clone()).collect();
+    let cached: std::collections::BTreeSet<_> = e.build_cache.images().into_iter().collect();
+    e.build_cache.clear();
+    let doomed: Vec<_> = imgs
+        .iter()
+        .filter(|s| s.tags.is_empty() && (parents.contains(&s.id) || cached.contains(&s.id)) && !e.image_in_use(&s.id))
+        .collect();
+    let layers_of = |id: &oci::Digest| -> Vec<(String, u64)> {
+        e.images
+            .manifest(id)
+            .map(|m| m.layers.iter().map(|l| (l.digest.to_string(), l.size)).collect())
+            .unwrap_or_default()
+    };
+    let kept: std::collections::BTreeSet<String> = imgs
+        .iter()
+        .filter(|s| !doomed.iter().any(|d| d.id == s.id))
+        .flat_map(|s| layers_of(&s.id).into_iter().map(|(d, _)| d))
+        .collect();
+    let mut freed: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    let mut deleted = Vec::new();
+    for s in &doomed {
+        let layers = layers_of(&s.id);
+        if e.images.delete(&s.id).is_ok() {
+            deleted.push(s.id.to_string());
+            for (d, size) in layers {
+                if !kept.contains(&d) {
+                    freed.insert(d, size);
+                }
+            }
+        }
+    }
+    Ok(Json(
+        json!({"CachesDeleted": deleted, "SpaceReclaimed": freed.values().sum::<u64>()}),
+    ))
+}

@@ -120,6 +120,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/exec/{id}/resize", post(containers::exec_resize))
         .route("/exec/{id}/json", get(containers::exec_inspect))
         .route("/build", post(build::build))
+        .route("/build/prune", post(images::build_prune))
         .route("/auth", post(system::auth))
         .route("/commit", post(images::commit))
         .route("/images/json", get(images::list))
@@ -131,6 +132,13 @@ pub fn router(engine: Arc<Engine>) -> Router {
             "/images/{*rest}",
             get(images::get_one).post(images::post_one).delete(images::delete),
         )
+        .route("/system/df", get(system::system_df))
+        .route("/networks", get(system::network_list))
+        .route("/networks/prune", post(system::network_prune))
+        .route("/networks/create", post(system::network_unsupported))
+        .route("/networks/{id}", get(system::network_inspect).delete(system::network_unsupported))
+        .route("/networks/{id}/connect", post(system::network_unsupported))
+        .route("/networks/{id}/disconnect", post(system::network_unsupported))
         .route("/volumes", get(system::volume_list))
         .route("/volumes/create", post(system::volume_create))
         .route("/volumes/prune", post(system::volume_prune))

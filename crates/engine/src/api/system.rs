@@ -377,3 +377,162 @@ pub async fn auth(State(e): State<Arc<Engine>>, body: axum::body::Body) -> Resul
     e.login(&server, &creds).await?;
     Ok(Json(json!({"Status": "Login Succeeded", "IdentityToken": ""})))
 }
+
+/// Bytes of the files under `dir` (apparent sizes, each inode once, symlinks not followed).
+fn dir_size(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0u64;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for entry in rd.flatten() {
+            let Ok(m) = entry.metadata() else { continue };
+            if m.is_dir() {
+                stack.push(entry.path());
+            } else if seen.insert((m.dev(), m.ino())) {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
+
+/// `GET /system/df` (`docker system df`): images with the size their layers share with other
+/// images, containers with the size of their writable layer, volumes with theirs and their users.
+/// Berth's build cache is its intermediate images, counted with the images.
+pub async fn system_df(State(e): State<Arc<Engine>>) -> ApiResult<Json<Value>> {
+    let e2 = e.clone();
+    let v = tokio::task::spawn_blocking(move || disk_usage(&e2))
+        .await
+        .map_err(|err| Error::Internal(err.to_string()))?;
+    Ok(Json(v))
+}
+
+fn disk_usage(e: &Engine) -> Value {
+    let imgs = e.images.list();
+    // Each layer blob once, with the number of images that use it.
+    let mut layers: HashMap<String, (u64, usize)> = HashMap::new();
+    let mut image_layers: HashMap<String, Vec<String>> = HashMap::new();
+    for s in &imgs {
+        let Ok(m) = e.images.manifest(&s.id) else { continue };
+        let mut mine: Vec<String> = m.layers.iter().map(|l| l.digest.to_string()).collect();
+        mine.sort();
+        mine.dedup();
+        for l in &m.layers {
+            if mine.contains(&l.digest.to_string()) {
+                layers.entry(l.digest.to_string()).or_insert((l.size, 0));
+            }
+        }
+        for d in &mine {
+            if let Some(x) = layers.get_mut(d) {
+                x.1 += 1;
+            }
+        }
+        image_layers.insert(s.id.to_string(), mine);
+    }
+    let layers_size: u64 = layers.values().map(|(s, _)| s).sum();
+    let parents: std::collections::BTreeSet<_> = imgs.iter().filter_map(|s| s.record.parent.clone()).collect();
+    let images: Vec<Value> = imgs
+        .iter()
+        .filter(|s| !s.tags.is_empty() || !parents.contains(&s.id))
+        .map(|s| {
+            let mut v = e.image_summary(s);
+            let shared: u64 = image_layers
+                .get(&s.id.to_string())
+                .into_iter()
+                .flatten()
+                .filter_map(|d| layers.get(d))
+                .filter(|(_, n)| *n > 1)
+                .map(|(size, _)| size)
+                .sum();
+            v["SharedSize"] = json!(shared);
+            v
+        })
+        .collect();
+    let containers: Vec<Value> = e
+        .list()
+        .iter()
+        .map(|entry| {
+            let c = entry.snapshot();
+            let mut v = super::containers::summary_json(e, &c);
+            let rw = dir_size(&e.container_dir(&c.id).join("diff"));
+            let image = e.images.resolve(&c.image).ok().and_then(|id| e.images.manifest(&id).ok());
+            v["SizeRw"] = json!(rw);
+            v["SizeRootFs"] = json!(rw + image.map(|m| m.layers.iter().map(|l| l.size).sum::<u64>()).unwrap_or(0));
+            v
+        })
+        .collect();
+    let volumes: Vec<Value> = e
+        .volumes
+        .list()
+        .iter()
+        .map(|vol| {
+            let mut v = volume_json(vol);
+            v["UsageData"] = json!({
+                "Size": dir_size(std::path::Path::new(&vol.mountpoint)),
+                "RefCount": volume_users(e, &vol.name).len(),
+            });
+            v
+        })
+        .collect();
+    json!({
+        "LayersSize": layers_size,
+        "Images": images,
+        "Containers": containers,
+        "Volumes": volumes,
+        "BuildCache": [],
+    })
+}
+
+/// The networks every container can join: Berth has no bridge or user-defined networks yet.
+fn builtin_networks() -> Vec<Value> {
+    [("host", "host"), ("none", "null")]
+        .iter()
+        .map(|(name, driver)| {
+            json!({
+                "Name": name,
+                "Id": name,
+                "Created": "0001-01-01T00:00:00Z",
+                "Scope": "local",
+                "Driver": driver,
+                "EnableIPv6": false,
+                "IPAM": {"Driver": "default", "Options": null, "Config": []},
+                "Internal": false,
+                "Attachable": false,
+                "Ingress": false,
+                "ConfigFrom": {"Network": ""},
+                "ConfigOnly": false,
+                "Containers": {},
+                "Options": {},
+                "Labels": {},
+            })
+        })
+        .collect()
+}
+
+/// `GET /networks`.
+pub async fn network_list() -> Json<Value> {
+    Json(Value::Array(builtin_networks()))
+}
+
+/// `GET /networks/{id}`.
+pub async fn network_inspect(Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    builtin_networks()
+        .into_iter()
+        .find(|n| n["Name"] == id.as_str())
+        .map(Json)
+        .ok_or_else(|| Error::NotFound(format!("network {id} not found")).into())
+}
+
+/// `POST /networks/prune`: nothing to prune among the built-in networks.
+pub async fn network_prune() -> Json<Value> {
+    Json(json!({"NetworksDeleted": []}))
+}
+
+/// `POST /networks/create`, `DELETE`, connect and disconnect: refused, clearly.
+pub async fn network_unsupported() -> ApiResult<Json<Value>> {
+    Err(bad(
+        "user-defined networks are not supported by Berth yet: containers use --network none (the default, loopback only) or host",
+    ))
+}
