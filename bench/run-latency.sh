@@ -54,7 +54,9 @@ json.dump(c, open("config.json", "w"))
 PY
 )
 
-# Each system is measured while the others are idle: Berth first, then Docker is started.
+# Each system is measured while the others are idle: Berth first, then Docker is started. Dirty
+# pages from what ran before (a previous run's Docker data being deleted) are written out first.
+sync; sleep 2
 hf() { hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$W/$1.json" --style none "$2" >/dev/null 2>&1 || hyperfine --warmup 3 --runs "$RUNS" --export-json "$W/$1.json" --style none "$2" >/dev/null; }
 hf berth "$BERTH -H $BH run --rm bb true"
 hf berth_docker_cli "env DOCKER_HOST=$BH $DOCKER run --rm bb true"
