@@ -1129,6 +1129,18 @@ fn system_df_networks_and_prune() {
         "-c",
         "head -c 3000000 /dev/zero > /data/f; head -c 1000000 /dev/zero > /big",
     ]);
+    // The writable layer's size in `ps -s` and `inspect -s` (1 MB written, and the image's 2 MB).
+    assert_eq!(
+        d.docker_ok(&["ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}"])
+            .split(" (")
+            .next()
+            .unwrap(),
+        "writer 1MB"
+    );
+    let sizes = d.docker_ok(&["inspect", "-s", "-f", "{{.SizeRw}} {{.SizeRootFs}}", "writer"]);
+    let (rw, rootfs) = sizes.split_once(' ').unwrap();
+    assert_eq!(rw, "1000000");
+    assert!(rootfs.parse::<u64>().unwrap() > 1_000_000, "{sizes}");
     let df = d.docker_ok(&["system", "df", "--format", "{{.Type}}|{{.TotalCount}}|{{.Active}}|{{.Size}}"]);
     let rows: Vec<&str> = df.lines().collect();
     assert!(rows.contains(&"Containers|1|0|1MB"), "{df}");

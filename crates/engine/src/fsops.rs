@@ -261,3 +261,33 @@ impl Engine {
         }))
     }
 }
+
+/// Bytes of the files under `dir` (apparent sizes, each inode once, symlinks not followed).
+pub(crate) fn dir_size(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0u64;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for entry in rd.flatten() {
+            let Ok(m) = entry.metadata() else { continue };
+            if m.is_dir() {
+                stack.push(entry.path());
+            } else if seen.insert((m.dev(), m.ino())) {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
+
+impl Engine {
+    /// The bytes in a container's writable layer, and with its image's layers added
+    /// (`SizeRw`, `SizeRootFs` of `docker ps -s` and `docker inspect -s`).
+    pub fn container_sizes(&self, c: &crate::types::Container) -> (u64, u64) {
+        let rw = dir_size(&self.container_dir(&c.id).join("diff"));
+        let image = self.images.resolve(&c.image).ok().and_then(|id| self.images.manifest(&id).ok());
+        (rw, rw + image.map(|m| m.layers.iter().map(|l| l.size).sum::<u64>()).unwrap_or(0))
+    }
+}

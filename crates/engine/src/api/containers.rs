@@ -152,6 +152,7 @@ pub(crate) fn summary_json(e: &Engine, c: &Container) -> Value {
 pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Json<Vec<Value>>> {
     let q = Q::parse(q);
     let all = q.bool("all");
+    let size = q.bool("size");
     let f = q.filters()?;
     for k in f.keys() {
         if ![
@@ -196,7 +197,15 @@ pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRes
                     })
             })
         })
-        .map(|c| summary_json(&e, c))
+        .map(|c| {
+            let mut v = summary_json(&e, c);
+            if size {
+                let (rw, rootfs) = e.container_sizes(c);
+                v["SizeRw"] = json!(rw);
+                v["SizeRootFs"] = json!(rootfs);
+            }
+            v
+        })
         .collect();
     let limit = q.int("limit")?.filter(|l| *l > 0).map(|l| l as usize).unwrap_or(usize::MAX);
     Ok(Json(out.into_iter().take(limit).collect()))
@@ -225,9 +234,15 @@ pub async fn prune(State(e): State<Arc<Engine>>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0})))
 }
 
-pub async fn inspect(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn inspect(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
     let c = e.get(&id)?.snapshot();
-    Ok(Json(inspect_json(&e, &c)))
+    let mut v = inspect_json(&e, &c);
+    if Q::parse(q).bool("size") {
+        let (rw, rootfs) = e.container_sizes(&c);
+        v["SizeRw"] = json!(rw);
+        v["SizeRootFs"] = json!(rootfs);
+    }
+    Ok(Json(v))
 }
 
 pub async fn start(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<StatusCode> {

@@ -378,26 +378,6 @@ pub async fn auth(State(e): State<Arc<Engine>>, body: axum::body::Body) -> Resul
     Ok(Json(json!({"Status": "Login Succeeded", "IdentityToken": ""})))
 }
 
-/// Bytes of the files under `dir` (apparent sizes, each inode once, symlinks not followed).
-fn dir_size(dir: &std::path::Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut seen = std::collections::HashSet::new();
-    let mut total = 0u64;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
-        for entry in rd.flatten() {
-            let Ok(m) = entry.metadata() else { continue };
-            if m.is_dir() {
-                stack.push(entry.path());
-            } else if seen.insert((m.dev(), m.ino())) {
-                total += m.len();
-            }
-        }
-    }
-    total
-}
-
 /// `GET /system/df` (`docker system df`): images with the size their layers share with other
 /// images, containers with the size of their writable layer, volumes with theirs and their users.
 /// Berth's build cache is its intermediate images, counted with the images.
@@ -456,10 +436,9 @@ fn disk_usage(e: &Engine) -> Value {
         .map(|entry| {
             let c = entry.snapshot();
             let mut v = super::containers::summary_json(e, &c);
-            let rw = dir_size(&e.container_dir(&c.id).join("diff"));
-            let image = e.images.resolve(&c.image).ok().and_then(|id| e.images.manifest(&id).ok());
+            let (rw, rootfs) = e.container_sizes(&c);
             v["SizeRw"] = json!(rw);
-            v["SizeRootFs"] = json!(rw + image.map(|m| m.layers.iter().map(|l| l.size).sum::<u64>()).unwrap_or(0));
+            v["SizeRootFs"] = json!(rootfs);
             v
         })
         .collect();
@@ -470,7 +449,7 @@ fn disk_usage(e: &Engine) -> Value {
         .map(|vol| {
             let mut v = volume_json(vol);
             v["UsageData"] = json!({
-                "Size": dir_size(std::path::Path::new(&vol.mountpoint)),
+                "Size": crate::fsops::dir_size(std::path::Path::new(&vol.mountpoint)),
                 "RefCount": volume_users(e, &vol.name).len(),
             });
             v
