@@ -178,6 +178,22 @@ fn docker_cli_container_lifecycle() {
     assert_eq!(d.docker_ok(&["exec", "web", "cat", "/tmp/d"]), "detached");
     let top = d.docker_ok(&["top", "web"]);
     assert!(top.contains("PID") && top.contains("sh -c"), "{top}");
+    // With ps arguments, the host's ps runs them, as Docker's does; only the container's lines stay.
+    let pid = d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "web"]);
+    let top = d.docker_ok(&["top", "web", "-o", "pid,comm,args"]);
+    let mut lines = top.lines();
+    assert_eq!(
+        lines.next().unwrap().split_whitespace().collect::<Vec<_>>(),
+        ["PID", "COMMAND", "COMMAND"]
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert!(
+        rows.iter().any(|r| r.starts_with(&format!("{pid} ")) && r.contains("sh -c")),
+        "{top}"
+    );
+    assert!(rows.iter().all(|r| !r.contains("berth daemon")), "{top}");
+    let o = d.docker(&["top", "web", "-o", "comm"]);
+    assert!(errtext(&o).contains("Couldn't find PID field in ps output"), "{}", errtext(&o));
     let stats = d.docker_ok(&["stats", "--no-stream", "web"]);
     assert!(stats.contains("web") && stats.contains("iB / "), "{stats}");
     d.docker_ok(&["pause", "web"]);

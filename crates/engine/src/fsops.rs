@@ -291,3 +291,57 @@ impl Engine {
         (rw, rw + image.map(|m| m.layers.iter().map(|l| l.size).sum::<u64>()).unwrap_or(0))
     }
 }
+
+impl Engine {
+    /// `docker top CONTAINER PS_ARGS`: the host's `ps` with those arguments, as Docker runs it, keeping
+    /// the lines of the container's processes (its output needs a PID column).
+    pub async fn top_ps(&self, key: &str, args: &str) -> Result<Value> {
+        let c = self.get(key)?.snapshot();
+        if !c.state.running {
+            return Err(Error::Conflict(format!("Container {} is not running", c.id)));
+        }
+        let pids: std::collections::HashSet<String> = runtime::cgroup::pids(&crate::containers::cgroup_path(&c.id))
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        let out = tokio::process::Command::new("ps")
+            .args(args.split_whitespace())
+            .output()
+            .await
+            .map_err(|e| Error::Internal(format!("running ps: {e}")))?;
+        if !out.status.success() {
+            return Err(Error::BadRequest(format!(
+                "ps {args}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
+    }
+}
+
+/// `ps` output as `{"Titles", "Processes"}`, only the lines whose PID is in `pids`; the last column
+/// (the command) keeps its spaces.
+fn parse_ps(out: &str, pids: &std::collections::HashSet<String>) -> Result<Value> {
+    let mut lines = out.lines();
+    let titles: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    let pid_col = titles
+        .iter()
+        .position(|t| *t == "PID")
+        .ok_or_else(|| Error::BadRequest("Couldn't find PID field in ps output".into()))?;
+    let mut procs = Vec::new();
+    for line in lines {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() <= pid_col || !pids.contains(fields[pid_col]) {
+            continue;
+        }
+        let mut row: Vec<String> = fields.iter().take(titles.len().saturating_sub(1)).map(|f| f.to_string()).collect();
+        row.push(
+            fields
+                .get(titles.len().saturating_sub(1)..)
+                .map(|r| r.join(" "))
+                .unwrap_or_default(),
+        );
+        procs.push(row);
+    }
+    Ok(json!({"Titles": titles, "Processes": procs}))
+}

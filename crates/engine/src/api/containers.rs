@@ -511,7 +511,7 @@ pub async fn exec_inspect(State(e): State<Arc<Engine>>, Path(id): Path<String>) 
 pub async fn top(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
     let q = Q::parse(q);
     if let Some(a) = q.get("ps_args").filter(|a| !a.is_empty() && *a != "-ef") {
-        return Err(bad(format!("ps_args {a:?} are not supported (Berth reports the -ef columns)")));
+        return Ok(Json(e.top_ps(&id, a).await?));
     }
     Ok(Json(e.top(&id)?))
 }
