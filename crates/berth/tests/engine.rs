@@ -1189,9 +1189,36 @@ fn system_df_networks_and_prune() {
     let again = d.berth_ok(&["build", "-t", "built", c]);
     assert!(!again.to_lowercase().contains("using cache"), "{again}");
     assert_eq!(d.docker_ok(&["run", "--rm", "built"]), "two");
+    // The berth CLI has the same: system df, network ls, events.
+    let df = d.berth_ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
+    assert!(df.contains("Containers 1") && df.contains("Local Volumes 1"), "{df}");
+    assert_eq!(d.berth_ok(&["network", "ls", "-q"]), "host\nnone");
+    let ev = d.berth_ok(&["events", "--since", "5m", "--until", "0s", "--filter", "container=writer"]);
+    assert!(ev.contains(" container start ") && ev.contains("name=writer"), "{ev}");
+    let ev = d.berth_ok(&[
+        "events",
+        "--since",
+        "5m",
+        "--until",
+        "0s",
+        "--filter",
+        "event=die",
+        "--filter",
+        "container=writer",
+        "--format",
+        "{{.Actor.Attributes.name}}",
+    ]);
+    assert_eq!(ev, "writer");
     // `system prune` (containers, networks, dangling images, build cache) works end to end.
     let out = d.docker_ok(&["system", "prune", "-f"]);
     assert!(out.contains("Total reclaimed space"), "{out}");
+    assert_eq!(d.docker_ok(&["ps", "-aq"]), "");
+    d.docker_ok(&["run", "--name", "again", "bb", "true"]);
+    let out = d.berth_ok(&["system", "prune", "-f"]);
+    assert!(
+        out.contains("Deleted Container: ") && out.contains("Total reclaimed space"),
+        "{out}"
+    );
     assert_eq!(d.docker_ok(&["ps", "-aq"]), "");
     d.docker_ok(&["volume", "rm", "dv"]);
 }

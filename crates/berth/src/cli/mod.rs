@@ -122,6 +122,14 @@ pub enum Command {
     Version(system::SystemArgs),
     /// Display system-wide information
     Info(system::SystemArgs),
+    /// Get real time events from the server
+    Events(system::EventsArgs),
+    /// Manage Berth: disk usage, pruning, events
+    #[command(subcommand)]
+    System(system::SystemCmd),
+    /// List and inspect networks (the built-in host and none)
+    #[command(subcommand)]
+    Network(system::NetworkCmd),
 }
 
 /// `berth image` subcommands.
@@ -261,6 +269,9 @@ async fn dispatch(c: &Client, cmd: Command) -> Result<i32> {
         Command::Volume(v) => volume::volume(c, v).await,
         Command::Version(a) => system::version(c, a).await,
         Command::Info(a) => system::info(c, a).await,
+        Command::Events(a) => system::events(c, a).await,
+        Command::System(cmd) => system::system(c, cmd).await,
+        Command::Network(cmd) => system::network(c, cmd).await,
     }
 }
 
