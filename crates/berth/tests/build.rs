@@ -535,4 +535,11 @@ fn run_steps_get_the_hosts_network_unless_told_otherwise() {
     let o = d.berth(&["build", "--network", "bogus", c]);
     assert!(!o.status.success());
     assert!(errtext(&o).contains("networkmode=\"bogus\""), "{}", errtext(&o));
+    // The daemon refuses before reading the (here 4 MB) context, and still reads it: the docker
+    // CLI, writing it, gets the error rather than a broken pipe.
+    std::fs::write(ctx.path().join("big"), vec![7u8; 4 << 20]).unwrap();
+    for _ in 0..3 {
+        let o = d.docker(&["build", "--network", "bogus", c]);
+        assert!(errtext(&o).contains("networkmode=\"bogus\""), "{}", errtext(&o));
+    }
 }

@@ -144,6 +144,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/volumes/prune", post(system::volume_prune))
         .route("/volumes/{name}", get(system::volume_inspect).delete(system::volume_remove))
         .fallback(fallback)
+        .layer(axum::middleware::from_fn(system::drain_unread_body))
         .layer(axum::middleware::from_fn(system::headers))
         .with_state(engine)
 }

@@ -97,6 +97,53 @@ pub async fn headers(req: Request<Body>, next: Next) -> Response {
     resp
 }
 
+/// How much of a request body a handler left unread is still read (and dropped) after it answered.
+const DRAIN_LIMIT: u64 = 256 << 20;
+
+/// Keep reading a request's body after its handler stopped: a handler that answers an error
+/// before reading the body (a bad build parameter, an unknown container for `cp`) would otherwise
+/// close the connection under a client still writing it, and the client would report a broken
+/// pipe instead of the error. Go's server does the same for Docker. The body reaches the handler
+/// through a channel; whatever it leaves is read, up to [`DRAIN_LIMIT`], and dropped.
+pub async fn drain_unread_body(req: Request<Body>, next: Next) -> Response {
+    use futures_util::StreamExt;
+    let has_body = req.headers().contains_key(axum::http::header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|n| n > 0);
+    if !has_body || req.headers().contains_key(axum::http::header::UPGRADE) {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, axum::Error>>(8);
+    tokio::spawn(async move {
+        let mut stream = body.into_data_stream();
+        let mut drained = 0u64;
+        let mut tx = Some(tx);
+        while let Some(chunk) = stream.next().await {
+            match &tx {
+                Some(t) => {
+                    if t.send(chunk).await.is_err() {
+                        tx = None;
+                    }
+                }
+                None => {
+                    drained += chunk.map(|c| c.len() as u64).unwrap_or(0);
+                    if drained > DRAIN_LIMIT {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|c| (c, rx))
+    }));
+    next.run(Request::from_parts(parts, body)).await
+}
+
 pub async fn ping() -> Response {
     let mut r = (StatusCode::OK, "OK").into_response();
     r.headers_mut()
