@@ -18,6 +18,16 @@ fn unix(t: &Option<String>) -> i64 {
         .unwrap_or(0)
 }
 
+/// The untagged images that are parents of others: the builder's intermediate steps (and its
+/// cache), listed by `images -a` only and not dangling.
+pub(crate) fn intermediate_ids(imgs: &[image::ImageSummary]) -> std::collections::BTreeSet<Digest> {
+    let parents: std::collections::BTreeSet<&Digest> = imgs.iter().filter_map(|s| s.record.parent.as_ref()).collect();
+    imgs.iter()
+        .filter(|s| s.tags.is_empty() && parents.contains(&s.id))
+        .map(|s| s.id.clone())
+        .collect()
+}
+
 impl Engine {
     /// Import a rootfs tar as a one-layer image (`docker import`).
     pub fn import(&self, r: impl Read + 'static, repo_tag: Option<&str>, message: &str, changes: &[String]) -> Result<Digest> {

@@ -31,8 +31,8 @@ pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRes
     // Untagged images that are parents of others (the builder's intermediate steps, its cache) are
     // listed with `all` only, as Docker does.
     if !q.bool("all") {
-        let parents: std::collections::BTreeSet<_> = imgs.iter().filter_map(|s| s.record.parent.clone()).collect();
-        imgs.retain(|s| !s.tags.is_empty() || !parents.contains(&s.id));
+        let intermediate = crate::images::intermediate_ids(&imgs);
+        imgs.retain(|s| !intermediate.contains(&s.id));
     }
     imgs.sort_by_key(|s| std::cmp::Reverse(e.images.config(&s.id).ok().and_then(|c| c.created).unwrap_or_default()));
     let out = imgs
@@ -346,9 +346,9 @@ pub async fn prune(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRe
     let mut reclaimed = 0u64;
     let imgs = e.images.list();
     // Intermediate images (untagged parents of other images) are not dangling.
-    let parents: std::collections::BTreeSet<_> = imgs.iter().filter_map(|s| s.record.parent.clone()).collect();
+    let intermediate = crate::images::intermediate_ids(&imgs);
     for s in imgs {
-        if (!all && (!s.tags.is_empty() || parents.contains(&s.id))) || e.image_in_use(&s.id) {
+        if (!all && (!s.tags.is_empty() || intermediate.contains(&s.id))) || e.image_in_use(&s.id) {
             continue;
         }
         let size = e
@@ -373,12 +373,12 @@ pub async fn prune(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRe
 /// container uses. Images that are tagged, or in use, stay.
 pub async fn build_prune(State(e): State<Arc<Engine>>) -> ApiResult<Json<Value>> {
     let imgs = e.images.list();
-    let parents: std::collections::BTreeSet<_> = imgs.iter().filter_map(|s| s.record.parent.clone()).collect();
+    let intermediate = crate::images::intermediate_ids(&imgs);
     let cached: std::collections::BTreeSet<_> = e.build_cache.images().into_iter().collect();
     e.build_cache.clear();
     let doomed: Vec<_> = imgs
         .iter()
-        .filter(|s| s.tags.is_empty() && (parents.contains(&s.id) || cached.contains(&s.id)) && !e.image_in_use(&s.id))
+        .filter(|s| (intermediate.contains(&s.id) || (s.tags.is_empty() && cached.contains(&s.id))) && !e.image_in_use(&s.id))
         .collect();
     let layers_of = |id: &oci::Digest| -> Vec<(String, u64)> {
         e.images

@@ -438,40 +438,33 @@ pub async fn system_df(State(e): State<Arc<Engine>>) -> ApiResult<Json<Value>> {
 
 fn disk_usage(e: &Engine) -> Value {
     let imgs = e.images.list();
-    // Each layer blob once, with the number of images that use it.
-    let mut layers: HashMap<String, (u64, usize)> = HashMap::new();
-    let mut image_layers: HashMap<String, Vec<String>> = HashMap::new();
-    for s in &imgs {
-        let Ok(m) = e.images.manifest(&s.id) else { continue };
-        let mut mine: Vec<String> = m.layers.iter().map(|l| l.digest.to_string()).collect();
-        mine.sort();
-        mine.dedup();
-        for l in &m.layers {
-            if mine.contains(&l.digest.to_string()) {
-                layers.entry(l.digest.to_string()).or_insert((l.size, 0));
-            }
-        }
-        for d in &mine {
-            if let Some(x) = layers.get_mut(d) {
-                x.1 += 1;
-            }
-        }
-        image_layers.insert(s.id.to_string(), mine);
+    // Each image's layer blobs (once each), and how many images use each blob.
+    let image_layers: HashMap<String, BTreeMap<String, u64>> = imgs
+        .iter()
+        .filter_map(|s| {
+            let m = e.images.manifest(&s.id).ok()?;
+            Some((s.id.to_string(), m.layers.iter().map(|l| (l.digest.to_string(), l.size)).collect()))
+        })
+        .collect();
+    let mut users: HashMap<&str, usize> = HashMap::new();
+    let mut sizes: HashMap<&str, u64> = HashMap::new();
+    for (d, size) in image_layers.values().flatten() {
+        *users.entry(d).or_default() += 1;
+        sizes.insert(d, *size);
     }
-    let layers_size: u64 = layers.values().map(|(s, _)| s).sum();
-    let parents: std::collections::BTreeSet<_> = imgs.iter().filter_map(|s| s.record.parent.clone()).collect();
+    let layers_size: u64 = sizes.values().sum();
+    let intermediate = crate::images::intermediate_ids(&imgs);
     let images: Vec<Value> = imgs
         .iter()
-        .filter(|s| !s.tags.is_empty() || !parents.contains(&s.id))
+        .filter(|s| !intermediate.contains(&s.id))
         .map(|s| {
             let mut v = e.image_summary(s);
             let shared: u64 = image_layers
                 .get(&s.id.to_string())
                 .into_iter()
                 .flatten()
-                .filter_map(|d| layers.get(d))
-                .filter(|(_, n)| *n > 1)
-                .map(|(size, _)| size)
+                .filter(|(d, _)| users.get(d.as_str()).copied().unwrap_or(0) > 1)
+                .map(|(_, size)| size)
                 .sum();
             v["SharedSize"] = json!(shared);
             v
