@@ -15,7 +15,8 @@ use clap::{Parser, Subcommand};
     propagate_version = true
 )]
 struct Opts {
-    /// Daemon socket to connect to (also read from DOCKER_HOST as unix://PATH).
+    /// Daemon socket to connect to, unix://PATH (DOCKER_HOST is left to the docker CLI, so the
+    /// two can point at different daemons).
     #[arg(
         short = 'H',
         long,

@@ -543,3 +543,104 @@ fn run_steps_get_the_hosts_network_unless_told_otherwise() {
         assert!(errtext(&o).contains("networkmode=\"bogus\""), "{}", errtext(&o));
     }
 }
+
+/// .dockerignore exceptions let in exactly what they name (and the cache follows them), WORKDIR
+/// makes its directory, a stage's `ARG NAME` takes the pre-FROM default, ADD unpacks bzip2 and xz
+/// tars, and an ONBUILD heredoc survives into the child build.
+#[test]
+fn ignore_exceptions_workdir_meta_args_compressed_add_and_onbuild_heredocs() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path().to_str().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        r#"ARG V=from-meta
+ARG W=meta-w
+FROM bb
+ARG V
+ARG W=stage-w
+WORKDIR /work/deep
+RUN pwd > /pwd.txt && echo "V=$V W=$W" > /args.txt
+COPY . /app/
+ADD a.tar.bz2 /bz/
+ADD a.tar.xz /xz/
+ONBUILD RUN <<EOF
+echo from-onbuild-heredoc > /onbuild.txt
+EOF
+"#,
+    );
+    write(ctx.path(), "secret.txt", "must not be sent\n");
+    write(ctx.path(), "readme.md", "docs\n");
+    write(ctx.path(), "data/big.bin", "excluded\n");
+    write(ctx.path(), "data/keep.txt", "k1\n");
+    write(ctx.path(), "data/sub/x.md", "excluded too\n");
+    write(ctx.path(), "empty/skip.bin", "excluded\n");
+    write(ctx.path(), ".dockerignore", "secret.txt\n!*.md\ndata\n!data/keep.txt\nempty\n");
+    // The same small tree, compressed both ways.
+    let src = tempfile::tempdir().unwrap();
+    write(src.path(), "inner/file.txt", "packed\n");
+    for (flag, name) in [("-j", "a.tar.bz2"), ("-J", "a.tar.xz")] {
+        let st = std::process::Command::new("tar")
+            .args([
+                flag,
+                "-cf",
+                ctx.path().join(name).to_str().unwrap(),
+                "-C",
+                src.path().to_str().unwrap(),
+                "inner",
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let (_, out) = build_id(&d, &["-t", "ign:1", c]);
+    let files = d.berth_ok(&["run", "--rm", "ign:1", "find", "/app", "-type", "f"]);
+    let mut files: Vec<&str> = files.lines().collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "/app/.dockerignore",
+            "/app/Dockerfile",
+            "/app/a.tar.bz2",
+            "/app/a.tar.xz",
+            "/app/data/keep.txt",
+            "/app/readme.md"
+        ],
+        "{out}"
+    );
+    let o = d.berth(&["run", "--rm", "ign:1", "ls", "/app/empty"]);
+    assert!(!o.status.success(), "an excluded directory with nothing re-included is not created");
+    assert_eq!(
+        d.berth_ok(&[
+            "run",
+            "--rm",
+            "ign:1",
+            "cat",
+            "/pwd.txt",
+            "/args.txt",
+            "/bz/inner/file.txt",
+            "/xz/inner/file.txt"
+        ]),
+        "/work/deep\nV=from-meta W=stage-w\npacked\npacked"
+    );
+    // A re-included file's content is part of the cache key: changing it re-runs its COPY.
+    write(ctx.path(), "data/keep.txt", "k2\n");
+    let (id2, out) = build_id(&d, &["-t", "ign:2", c]);
+    assert_eq!(d.berth_ok(&["run", "--rm", "ign:2", "cat", "/app/data/keep.txt"]), "k2", "{out}");
+    // ...while an excluded file changing does not.
+    write(ctx.path(), "data/big.bin", "changed but excluded\n");
+    let (id3, out) = build_id(&d, &["-t", "ign:3", c]);
+    assert_eq!(id2, id3, "{out}");
+    assert!(!out.contains("Running in"), "nothing re-runs:\n{out}");
+    // The ONBUILD heredoc runs in a child build.
+    let child = tempfile::tempdir().unwrap();
+    write(child.path(), "Dockerfile", "FROM ign:1\n");
+    build_id(&d, &["-t", "ign-child", child.path().to_str().unwrap()]);
+    assert_eq!(
+        d.berth_ok(&["run", "--rm", "ign-child", "cat", "/onbuild.txt"]),
+        "from-onbuild-heredoc"
+    );
+}

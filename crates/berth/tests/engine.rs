@@ -205,8 +205,8 @@ fn docker_cli_container_lifecycle() {
         d.docker_ok(&["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", "web2"]),
         "67108864 50"
     );
-    let limit = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/berth/{id}/memory.limit_in_bytes")).unwrap_or_default();
-    assert_eq!(limit.trim(), "67108864");
+    let limit = common::cgroup_value(&id, "memory", "memory.limit_in_bytes", "memory.max", common::same);
+    assert_eq!(limit, "67108864");
     d.docker_ok(&["stop", "-t", "5", "web2"]);
     assert_eq!(d.docker_ok(&["inspect", "-f", "{{.State.ExitCode}}", "web2"]), "0");
     assert!(d.docker_ok(&["logs", "--tail", "1", "web2"]).contains("bye"));
@@ -276,12 +276,10 @@ fn isolation_and_limits() {
     // CPU quota lands in the cgroup.
     d.docker_ok(&["run", "-d", "--name", "cpu", "--cpus", "0.5", "bb", "sleep", "30"]);
     let id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "cpu"]);
-    assert_eq!(
-        std::fs::read_to_string(format!("/sys/fs/cgroup/cpu/berth/{id}/cpu.cfs_quota_us"))
-            .unwrap()
-            .trim(),
-        "50000"
-    );
+    let quota = common::cgroup_value(&id, "cpu", "cpu.cfs_quota_us", "cpu.max", |v| {
+        v.split(' ').next().unwrap_or("").to_string()
+    });
+    assert_eq!(quota, "50000");
     // Namespaces: own pid 1, own hostname, own network with only loopback.
     assert_eq!(d.docker_ok(&["run", "--rm", "bb", "sh", "-c", "echo $$"]), "1");
     let addrs = d.docker_ok(&["run", "--rm", "--network", "none", "bb", "ip", "-o", "addr"]);
@@ -405,9 +403,7 @@ fn isolation_and_limits() {
     d.docker_ok(&["run", "-d", "--name", "pinned", "--cpuset-cpus", "0", "bb", "sleep", "30"]);
     let pid = d.docker_ok(&["inspect", "-f", "{{.Id}}", "pinned"]);
     assert_eq!(
-        std::fs::read_to_string(format!("/sys/fs/cgroup/cpuset/berth/{pid}/cpuset.cpus"))
-            .unwrap()
-            .trim(),
+        common::cgroup_value(&pid, "cpuset", "cpuset.cpus", "cpuset.cpus", common::same),
         "0"
     );
     // What is not implemented is refused, not ignored.
@@ -1221,4 +1217,161 @@ fn system_df_networks_and_prune() {
     );
     assert_eq!(d.docker_ok(&["ps", "-aq"]), "");
     d.docker_ok(&["volume", "rm", "dv"]);
+}
+
+/// Details a user of both CLIs runs into: repeated restarts, working directories that do not exist
+/// yet, `ps -l` and the list filters, update of every limit, seccomp=unconfined, exit codes of
+/// commands that cannot run, API version bounds, and the TTY size from the first byte.
+#[test]
+fn restarts_workdirs_filters_updates_and_exit_codes() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    // restart, again and again: each one stops and starts the same container cleanly.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rs",
+        "bb",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while true; do sleep 0.1; done",
+    ]);
+    for i in 0..8 {
+        if i % 2 == 0 {
+            d.docker_ok(&["restart", "-t", "1", "rs"]);
+        } else {
+            d.berth_ok(&["restart", "-t", "1", "rs"]);
+        }
+        assert_eq!(
+            d.docker_ok(&["inspect", "-f", "{{.State.Status}}", "rs"]),
+            "running",
+            "after restart {i}"
+        );
+    }
+    // The same when the stop ends in SIGKILL (pid 1 ignores SIGTERM), where the race between the
+    // exit's cleanup and the next start was most often lost.
+    d.docker_ok(&["run", "-d", "--name", "rk", "bb", "sleep", "1000"]);
+    for i in 0..4 {
+        d.docker_ok(&["restart", "-t", "1", "rk"]);
+        assert_eq!(
+            d.docker_ok(&["inspect", "-f", "{{.State.Status}}", "rk"]),
+            "running",
+            "after restart {i}"
+        );
+        assert_eq!(d.docker_ok(&["exec", "rk", "echo", "ok"]), "ok");
+    }
+    d.docker_ok(&["rm", "-f", "rs", "rk"]);
+
+    // A working directory the image lacks is created (mode 0755, root), for both CLIs.
+    assert_eq!(d.docker_ok(&["run", "--rm", "-w", "/new/dir", "bb", "pwd"]), "/new/dir");
+    assert_eq!(
+        d.berth_ok(&["run", "--rm", "-w", "/other", "bb", "stat", "-c", "%a %u", "/other"]),
+        "755 0"
+    );
+    let o = d.docker(&["run", "--rm", "-w", "relative", "bb", "pwd"]);
+    assert!(!o.status.success() && errtext(&o).contains("absolute path"), "{}", errtext(&o));
+
+    // ps -l is the newest container, running or not; before/since name containers.
+    d.docker_ok(&["run", "-d", "--name", "old", "bb", "sleep", "60"]);
+    d.docker_ok(&["run", "--name", "mid", "bb", "true"]);
+    d.docker_ok(&["run", "-d", "--name", "new", "bb", "sleep", "60"]);
+    d.docker_ok(&["run", "--name", "newest", "bb", "true"]);
+    assert_eq!(d.docker_ok(&["ps", "-l", "--format", "{{.Names}}"]), "newest");
+    assert_eq!(d.berth_ok(&["ps", "-l", "--format", "{{.Names}}"]), "newest");
+    assert_eq!(d.docker_ok(&["ps", "-n", "2", "--format", "{{.Names}}"]), "newest\nnew");
+    assert_eq!(
+        d.docker_ok(&["ps", "-a", "--filter", "before=mid", "--format", "{{.Names}}"]),
+        "old"
+    );
+    assert_eq!(
+        d.docker_ok(&["ps", "-a", "--filter", "since=new", "--format", "{{.Names}}"]),
+        "newest"
+    );
+    // Filters that cannot be applied are refused, never ignored.
+    for (args, want) in [
+        (vec!["ps", "--filter", "status=bogus"], "status=bogus"),
+        (vec!["ps", "--filter", "bogus=1"], "bogus"),
+        (vec!["images", "--filter", "dangling=maybe"], "dangling=maybe"),
+        (vec!["volume", "ls", "--filter", "bogus=1"], "bogus"),
+    ] {
+        let o = d.docker(&args);
+        assert!(!o.status.success() && errtext(&o).contains(want), "{args:?}: {}", errtext(&o));
+    }
+    let (st, _, body) = d.http("GET", "/events?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D", None);
+    assert_eq!(st, 400, "{body}");
+    // Image filters by creation order.
+    d.docker_ok(&["commit", "mid", "img-a"]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    d.docker_ok(&["commit", "newest", "img-b"]);
+    let since = d.docker_ok(&["images", "--filter", "since=img-a", "--format", "{{.Repository}}"]);
+    assert_eq!(since, "img-b");
+    let before = d.docker_ok(&["images", "--filter", "before=img-b", "--format", "{{.Repository}}"]);
+    assert!(before.lines().any(|l| l == "img-a") && !before.contains("img-b"), "{before}");
+
+    // update: memory+swap and cpuset reach the cgroup and the record; unsupported ones are refused.
+    let id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "old"]);
+    d.docker_ok(&["update", "--memory", "64m", "--memory-swap", "128m", "--cpuset-cpus", "0", "old"]);
+    assert_eq!(
+        d.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.CpusetCpus}}",
+            "old"
+        ]),
+        "67108864 134217728 0"
+    );
+    assert_eq!(common::cgroup_value(&id, "cpuset", "cpuset.cpus", "cpuset.cpus", common::same), "0");
+    if std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() {
+        assert_eq!(
+            common::cgroup_value(&id, "memory", "memory.memsw.limit_in_bytes", "", common::same),
+            "134217728"
+        );
+    }
+    let o = d.docker(&["update", "--memory", "256m", "old"]);
+    assert!(errtext(&o).contains("memoryswap"), "{}", errtext(&o));
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.HostConfig.Memory}}", "old"]),
+        "67108864",
+        "a refused update changes nothing"
+    );
+    d.berth_ok(&["update", "--cpus", "0.5", "old"]);
+    let quota = common::cgroup_value(&id, "cpu", "cpu.cfs_quota_us", "cpu.max", |v| {
+        v.split(' ').next().unwrap_or("").to_string()
+    });
+    assert_eq!(quota, "50000");
+    let o = d.docker(&["update", "--blkio-weight", "300", "old"]);
+    assert!(!o.status.success() && errtext(&o).contains("BlkioWeight"), "{}", errtext(&o));
+
+    // seccomp: Docker's filter by default, none with seccomp=unconfined.
+    let status = |extra: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["bb", "grep", "Seccomp:", "/proc/self/status"]);
+        d.docker_ok(&a).split_whitespace().last().unwrap_or_default().to_string()
+    };
+    assert_eq!(status(&[]), "2");
+    assert_eq!(status(&["--security-opt", "seccomp=unconfined"]), "0");
+
+    // A command that cannot run: 127 when it does not exist, 126 when it is not executable.
+    assert_eq!(d.docker(&["run", "--rm", "bb", "no-such-command"]).status.code(), Some(127));
+    assert_eq!(d.docker(&["run", "--rm", "bb", "/etc/passwd"]).status.code(), Some(126));
+    assert_eq!(d.berth(&["run", "--rm", "bb", "/etc/passwd"]).status.code(), Some(126));
+
+    // API versions outside the server's range get Docker's 400.
+    let (st, _, body) = d.http("GET", "/v1.99/version", None);
+    assert!(st == 400 && body.contains("too new"), "{st} {body}");
+    let (st, _, body) = d.http("GET", "/v1.12/version", None);
+    assert!(st == 400 && body.contains("too old"), "{st} {body}");
+    assert_eq!(d.http("GET", "/v1.41/version", None).0, 200);
+
+    // berth run -t: the TTY has the terminal's size from the first byte (no resize race).
+    let cmd = format!("stty rows 33 cols 101; {} -H {} run --rm -t bb stty size", common::BERTH, d.host());
+    for _ in 0..3 {
+        let mut c = Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"]);
+        let out = text(&common::run_timeout(c, None, 60));
+        assert!(out.contains("33 101"), "{out}");
+    }
+    d.docker_ok(&["rm", "-f", "old", "mid", "new", "newest"]);
 }

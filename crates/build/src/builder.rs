@@ -154,6 +154,7 @@ pub fn build(
         progress,
         escape: df.escape,
         used_args: BTreeSet::new(),
+        meta_args: BTreeMap::new(),
         stages: Vec::new(),
         step: 0,
         total: 0,
@@ -191,6 +192,9 @@ struct Builder<'a> {
     progress: &'a mut dyn FnMut(Progress),
     escape: char,
     used_args: BTreeSet<String>,
+    /// ARGs declared before the first FROM, with their values: an `ARG NAME` without a default
+    /// inside a stage takes its value from here.
+    meta_args: BTreeMap<String, String>,
     stages: Vec<Stage>,
     step: usize,
     total: usize,
@@ -280,6 +284,7 @@ impl Builder<'_> {
                 }
             }
         }
+        self.meta_args = meta.clone();
         for stage in &df.stages[..=last] {
             let st = self.stage(stage, &meta)?;
             self.stages.push(Stage {
@@ -542,7 +547,7 @@ impl Builder<'_> {
                         }
                         None => match &d.default {
                             Some(raw) => self.expand(st, loc, raw)?,
-                            None => String::new(),
+                            None => self.meta_args.get(&d.name).cloned().unwrap_or_default(),
                         },
                     };
                     st.args.insert(d.name.clone(), v);
@@ -641,7 +646,19 @@ impl Builder<'_> {
                 st.config.author = Some(m.clone());
             }
             Kind::Onbuild(inner) => {
-                st.config.config.on_build.get_or_insert_with(Vec::new).push(inner.source.clone());
+                // The trigger as it will be parsed again: heredoc bodies follow their line.
+                let heredocs: &[dockerfile::Heredoc] = match &inner.kind {
+                    Kind::Run(r) => &r.heredocs,
+                    Kind::Copy(c) | Kind::Add(c) => &c.heredocs,
+                    _ => &[],
+                };
+                let mut trigger = inner.source.clone();
+                for h in heredocs {
+                    trigger.push('\n');
+                    trigger.push_str(&h.content);
+                    trigger.push_str(&h.name);
+                }
+                st.config.config.on_build.get_or_insert_with(Vec::new).push(trigger);
             }
             Kind::Healthcheck(h) => {
                 let v = match h {
@@ -1120,8 +1137,13 @@ impl Builder<'_> {
                     } else {
                         format!("{r}/{}", n.to_string_lossy())
                     };
+                    // The cache key covers exactly what a copy takes: an excluded directory is
+                    // still walked when an exception may re-include something below it.
                     if self.ignore.excluded(&child) {
-                        continue;
+                        let is_dir = fs::symlink_metadata(p.join(&n)).map(|m| m.is_dir()).unwrap_or(false);
+                        if !(is_dir && self.ignore.may_include_below(&child)) {
+                            continue;
+                        }
                     }
                     stack.push((p.join(&n), child));
                 }
@@ -1153,16 +1175,22 @@ impl Builder<'_> {
             source: e,
         })?;
         let ignore = &self.ignore;
-        let mut filter = |r: &Path| {
+        let mut filter = |r: &Path, is_dir: bool| {
             if !from_context {
-                return true;
+                return fsutil::Visit::Copy;
             }
             let full = if rel.is_empty() {
                 fsutil::show(r)
             } else {
                 format!("{rel}/{}", fsutil::show(r))
             };
-            !ignore.excluded(&full) || ignore.may_include_below(&full)
+            if !ignore.excluded(&full) {
+                fsutil::Visit::Copy
+            } else if is_dir && ignore.may_include_below(&full) {
+                fsutil::Visit::Descend
+            } else {
+                fsutil::Visit::Skip
+            }
         };
         if md.is_dir() {
             // A directory's contents go into the destination directory.
@@ -1234,7 +1262,7 @@ fn file_digest(p: &Path) -> Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
-/// If `p` is a tar archive (plain or gzip), a reader of the plain tar.
+/// If `p` is a tar archive (plain, gzip, bzip2 or xz), a reader of the plain tar.
 fn archive_reader(p: &Path) -> Result<Option<Box<dyn Read>>> {
     let open = || {
         fs::File::open(p).map_err(|e| Error::Io {
@@ -1246,18 +1274,25 @@ fn archive_reader(p: &Path) -> Result<Option<Box<dyn Read>>> {
     let mut head = [0u8; 512];
     let mut f = open()?;
     let n = read_full(&mut f, &mut head);
-    let is_gzip = n >= 2 && head[0] == 0x1f && head[1] == 0x8b;
-    if is_gzip {
-        let mut gz = flate2::read::GzDecoder::new(open()?);
-        let mut inner = [0u8; 512];
-        let k = read_full(&mut gz, &mut inner);
-        if k == 512 && is_tar_header(&inner) {
-            return Ok(Some(Box::new(flate2::read::GzDecoder::new(open()?))));
-        }
-        return Ok(None);
-    }
     if n == 512 && is_tar_header(&head) {
         return Ok(Some(Box::new(open()?)));
+    }
+    // The compressions the Dockerfile reference names: gzip, bzip2 and xz, told by their magic.
+    type Decoder = fn(fs::File) -> Box<dyn Read>;
+    let decoder: Decoder = if head[..n].starts_with(&[0x1f, 0x8b]) {
+        |f| Box::new(flate2::read::GzDecoder::new(f))
+    } else if head[..n].starts_with(b"BZh") {
+        |f| Box::new(bzip2::read::BzDecoder::new(f))
+    } else if head[..n].starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        |f| Box::new(lzma_rust2::XzReader::new(f, true))
+    } else {
+        return Ok(None);
+    };
+    // Compressed, but a tar only if what it holds starts with a tar header.
+    let mut inner = [0u8; 512];
+    let k = read_full(&mut decoder(open()?), &mut inner);
+    if k == 512 && is_tar_header(&inner) {
+        return Ok(Some(decoder(open()?)));
     }
     Ok(None)
 }

@@ -139,17 +139,31 @@ fn clear(dir: RawFd, name: &OsStr) {
 
 /// Copy the file, directory or symlink at host path `src` to `name` in `dir`.
 /// `filter(rel)` is asked for every entry below a directory source (relative to `src`); false skips.
-pub fn copy_tree(src: &Path, dir: &DirFd, name: &OsStr, attrs: Attrs, filter: &mut dyn FnMut(&Path) -> bool) -> Result<u64> {
-    copy_entry(src, Path::new(""), dir, name, attrs, filter)
+/// What a copy does with one source entry (the filter's answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visit {
+    Copy,
+    Skip,
+    /// An excluded directory that an exception may re-include something below: its entries are
+    /// offered to the filter, and it is created only if one of them is copied.
+    Descend,
 }
 
-fn copy_entry(src: &Path, rel: &Path, dir: &DirFd, name: &OsStr, attrs: Attrs, filter: &mut dyn FnMut(&Path) -> bool) -> Result<u64> {
+/// A filter's view of an entry: its path relative to the copy's source, and whether it is a directory.
+pub type Filter<'a> = dyn FnMut(&Path, bool) -> Visit + 'a;
+
+pub fn copy_tree(src: &Path, dir: &DirFd, name: &OsStr, attrs: Attrs, filter: &mut Filter) -> Result<u64> {
+    copy_entry(src, Path::new(""), dir, name, attrs, false, filter)
+}
+
+fn copy_entry(src: &Path, rel: &Path, dir: &DirFd, name: &OsStr, attrs: Attrs, descend_only: bool, filter: &mut Filter) -> Result<u64> {
     let md = fs::symlink_metadata(src).map_err(io("stat", src))?;
     let ft = md.file_type();
     let dpath = dir.path.join(name);
     let (uid, gid) = attrs.ids();
     let dfd = dir.fd.as_raw_fd();
     if ft.is_dir() {
+        let existed = !name.is_empty() && nix::sys::stat::fstatat(Some(dfd), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).is_ok();
         let sub = make_dir(dir, name, md.permissions().mode(), attrs)?;
         let mut entries: Vec<OsString> = fs::read_dir(src)
             .map_err(io("read directory", src))?
@@ -160,10 +174,18 @@ fn copy_entry(src: &Path, rel: &Path, dir: &DirFd, name: &OsStr, attrs: Attrs, f
         let mut n = 0;
         for e in entries {
             let r = rel.join(&e);
-            if !filter(&r) {
+            let child = src.join(&e);
+            let is_dir = fs::symlink_metadata(&child).map(|m| m.is_dir()).unwrap_or(false);
+            let visit = filter(&r, is_dir);
+            if visit == Visit::Skip || (visit == Visit::Descend && !is_dir) {
                 continue;
             }
-            n += copy_entry(&src.join(&e), &r, &sub, &e, attrs, filter)?;
+            n += copy_entry(&child, &r, &sub, &e, attrs, visit == Visit::Descend, filter)?;
+        }
+        if descend_only && n == 0 && !existed {
+            // Nothing below was re-included: the excluded directory is not part of the copy.
+            drop(sub);
+            let _ = unlinkat(Some(dfd), name, UnlinkatFlags::RemoveDir);
         }
         Ok(n)
     } else if ft.is_symlink() {

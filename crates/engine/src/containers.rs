@@ -70,6 +70,24 @@ fn generate_name(engine: &Engine) -> String {
     }
 }
 
+/// Create the working directory in the container's root filesystem when the image lacks it (a
+/// `-w` or `WORKDIR` that names a new directory), as Docker does: mode 0755, owned by root,
+/// resolved inside the root so a symlink in the image cannot point it elsewhere.
+fn make_workdir(rootfs: &std::path::Path, cwd: &str) -> Result<()> {
+    let comps: Vec<&std::ffi::OsStr> = cwd
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(std::ffi::OsStr::new)
+        .collect();
+    if comps.is_empty() {
+        return Ok(());
+    }
+    let root = std::fs::File::open(rootfs).map_err(internal)?;
+    image::unpack::mkdir_all_in_root(std::os::fd::AsRawFd::as_raw_fd(&root), &comps, std::path::Path::new(cwd))
+        .map(drop)
+        .map_err(|e| Error::BadRequest(format!("working directory {cwd}: {e}")))
+}
+
 /// The client's terminal size at create time (`HostConfig.ConsoleSize`, rows and columns).
 fn console_size(hc: &HostConfig) -> Option<(u16, u16)> {
     let a = hc.extra.get("ConsoleSize")?.as_array()?;
@@ -354,6 +372,12 @@ impl Engine {
         }
         if cfg.working_dir.is_empty() {
             cfg.working_dir = ic.working_dir.clone().unwrap_or_default();
+        }
+        if !cfg.working_dir.is_empty() && !cfg.working_dir.starts_with('/') {
+            return Err(Error::BadRequest(format!(
+                "the working directory '{}' is invalid, it needs to be an absolute path",
+                cfg.working_dir
+            )));
         }
         if cfg.user.is_empty() {
             cfg.user = ic.user.clone().unwrap_or_default();
@@ -660,6 +684,11 @@ impl Engine {
             cap_add: hc.cap_add.clone().unwrap_or_default(),
             cap_drop: hc.cap_drop.clone().unwrap_or_default(),
             privileged: hc.privileged,
+            seccomp_unconfined: hc
+                .security_opt
+                .iter()
+                .flatten()
+                .any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined"),
             no_new_privileges: nnp,
             memory: (hc.memory > 0).then_some(hc.memory),
             memory_swap: (hc.memory_swap != 0).then_some(hc.memory_swap),
@@ -728,6 +757,7 @@ impl Engine {
         self.mount_rootfs(c)?;
         let t_mount = t0.elapsed();
         let spec = self.build_run_spec(c)?;
+        make_workdir(&self.rootfs(&c.id), &spec.cwd)?;
         let bundle = self.container_dir(&c.id);
         runtime::spec::write_bundle(&bundle, &spec)?;
         let t_bundle = t0.elapsed();
@@ -990,41 +1020,121 @@ impl Engine {
         let entry = self.get(key)?;
         let mut r = entry.rec.lock().unwrap();
         let get = |k: &str| u.get(k).and_then(|v| v.as_i64()).filter(|v| *v != 0);
+        // Changes go to a copy, recorded only when every one was valid and applied.
+        let mut hc = r.host_config.clone();
         let mut up = runtime::cgroup::Update::default();
         if let Some(m) = get("Memory") {
             if m < 6 * 1024 * 1024 {
                 return Err(Error::BadRequest("Minimum memory limit allowed is 6MB".into()));
             }
-            r.host_config.memory = m;
+            hc.memory = m;
             up.memory = Some(m);
         }
         if let Some(n) = get("NanoCpus") {
-            r.host_config.nano_cpus = n;
+            hc.nano_cpus = n;
             up.nano_cpus = Some(n);
         }
         if let Some(s) = get("CpuShares") {
-            r.host_config.cpu_shares = s;
+            hc.cpu_shares = s;
             up.cpu_shares = Some(s as u64);
         }
         if let Some(p) = get("PidsLimit") {
-            r.host_config.pids_limit = Some(p);
+            hc.pids_limit = Some(p);
             up.pids_limit = Some(p);
+        }
+        if let (Some(m), None) = (up.memory, get("MemorySwap")) {
+            if hc.memory_swap > 0 && m > hc.memory_swap {
+                return Err(Error::BadRequest(
+                    "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time".into(),
+                ));
+            }
+        }
+        if let Some(s) = get("MemorySwap") {
+            let mem = up.memory.unwrap_or(hc.memory);
+            if s > 0 && (mem <= 0 || s < mem) {
+                return Err(Error::BadRequest(
+                    "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
+                ));
+            }
+            hc.memory_swap = s;
+            up.memory_swap = Some(s);
+            up.memory.get_or_insert(mem);
+        }
+        if let Some(m) = get("MemoryReservation") {
+            hc.memory_reservation = m;
+            up.memory_reservation = Some(m);
+        }
+        if let Some(q) = get("CpuQuota") {
+            if hc.nano_cpus > 0 && up.nano_cpus.is_none() {
+                return Err(Error::BadRequest(
+                    "Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set".into(),
+                ));
+            }
+            hc.cpu_quota = q;
+            up.cpu_quota = Some(q);
+        }
+        if let Some(p) = get("CpuPeriod") {
+            if hc.nano_cpus > 0 && up.nano_cpus.is_none() {
+                return Err(Error::BadRequest(
+                    "Conflicting options: CPU Period cannot be updated as NanoCPUs has already been set".into(),
+                ));
+            }
+            hc.cpu_period = p;
+            up.cpu_period = Some(p);
+            up.cpu_quota.get_or_insert(hc.cpu_quota);
+        }
+        let text = |k: &str| u.get(k).and_then(|v| v.as_str()).filter(|v| !v.is_empty()).map(String::from);
+        if let Some(c) = text("CpusetCpus") {
+            hc.cpuset_cpus = c.clone();
+            up.cpuset_cpus = Some(c);
+        }
+        if let Some(m) = text("CpusetMems") {
+            hc.cpuset_mems = m.clone();
+            up.cpuset_mems = Some(m);
+        }
+        // Limits Berth does not apply are refused, never recorded and ignored.
+        for k in [
+            "BlkioWeight",
+            "KernelMemory",
+            "KernelMemoryTCP",
+            "CpuRealtimePeriod",
+            "CpuRealtimeRuntime",
+            "MemorySwappiness",
+        ] {
+            if get(k).is_some_and(|v| v > 0) {
+                return Err(Error::BadRequest(format!("updating {k} is not supported")));
+            }
+        }
+        for k in [
+            "BlkioWeightDevice",
+            "BlkioDeviceReadBps",
+            "BlkioDeviceWriteBps",
+            "BlkioDeviceReadIOps",
+            "BlkioDeviceWriteIOps",
+            "Devices",
+            "DeviceCgroupRules",
+            "Ulimits",
+        ] {
+            if u.get(k).and_then(|v| v.as_array()).is_some_and(|a| !a.is_empty()) {
+                return Err(Error::BadRequest(format!("updating {k} is not supported")));
+            }
         }
         if let Some(rp) = u.get("RestartPolicy").filter(|v| !v.is_null()) {
             let rp: crate::types::RestartPolicy = serde_json::from_value(rp.clone()).map_err(|e| Error::BadRequest(e.to_string()))?;
             if !rp.name.is_empty() {
-                if r.host_config.auto_remove && rp.name != "no" {
+                if hc.auto_remove && rp.name != "no" {
                     return Err(Error::BadRequest(
                         "Restart policy cannot be updated because AutoRemove is enabled for the container".into(),
                     ));
                 }
-                r.host_config.restart_policy = rp;
+                hc.restart_policy = rp;
             }
         }
         if r.state.running {
             runtime::cgroup::update(&cgroup_path(&r.id), &up)
                 .map_err(|e| Error::Internal(format!("Cannot update container {}: {e}", r.id)))?;
         }
+        r.host_config = hc;
         self.save(&r)?;
         self.emit(&r, "update");
         Ok(())

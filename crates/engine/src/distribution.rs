@@ -346,11 +346,36 @@ impl Engine {
 
     /// `docker push`: send image `name` (with `tag`) to its registry, skipping blobs it has.
     pub async fn push(self: &Arc<Self>, name: &str, tag: Option<&str>, creds: &Credentials, out: &Sender<Value>) -> Result<Digest> {
-        let full = match tag.filter(|t| !t.is_empty()) {
-            Some(t) => format!("{name}:{t}"),
-            None => name.to_string(),
-        };
-        let r = image::Reference::parse(&full)?;
+        if let Some(t) = tag.filter(|t| !t.is_empty()) {
+            return self.push_one(&format!("{name}:{t}"), creds, out).await;
+        }
+        let r = image::Reference::parse(name)?;
+        if r.tag.is_some() || r.digest.is_some() {
+            return self.push_one(name, creds, out).await;
+        }
+        // No tag (`docker push --all-tags`): every local tag of the repository, as the Engine API
+        // says, in a stable order.
+        let mut tags: Vec<String> = self
+            .images
+            .list()
+            .into_iter()
+            .flat_map(|s| s.tags)
+            .filter(|t| image::Reference::parse(t).is_ok_and(|x| x.repo == r.repo && x.tag.is_some()))
+            .collect();
+        tags.sort();
+        tags.dedup();
+        if tags.is_empty() {
+            return Err(Error::NotFound(format!("An image does not exist locally with the tag: {}", r.repo)));
+        }
+        let mut last = None;
+        for t in tags {
+            last = Some(self.push_one(&t, creds, out).await?);
+        }
+        Ok(last.expect("at least one tag was pushed"))
+    }
+
+    async fn push_one(self: &Arc<Self>, full: &str, creds: &Credentials, out: &Sender<Value>) -> Result<Digest> {
+        let r = image::Reference::parse(full)?;
         let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
         let id = self
             .images

@@ -396,12 +396,14 @@ impl Engine {
                 oom_killed: false,
                 finished_at: crate::types::now(),
             });
-            // If a lifecycle op (stop/kill/rm) is in progress it will see the exit through `progress`.
-            self.mark_exited(&entry, info.clone());
-            // Auto-removal unmounts in the background; otherwise unmount now.
+            // Unmount before the exit is published: a stop (or restart) in progress returns as soon
+            // as it sees the exit, and a start that follows must not find the old mount and then
+            // lose it to this unmount. Auto-removal unmounts in the background instead.
             if !entry.snapshot().host_config.auto_remove && *entry.fs_users.lock().unwrap() == 0 {
                 let _ = image::snapshot::unmount(&self.rootfs(&entry.id));
             }
+            // If a lifecycle op (stop/kill/rm) is in progress it will see the exit through `progress`.
+            self.mark_exited(&entry, info.clone());
             self.after_exit(entry, info.exit_code).await;
         });
     }

@@ -54,6 +54,13 @@ impl From<runtime::Error> for Error {
                     "failed to create task for container: exec: \"{exe}\": executable file not found in $PATH"
                 ))
             }
+            // libcontainer: "executable '/x' at path ... does not have correct permissions".
+            runtime::Error::Runtime(s) if s.contains("does not have correct permissions") || s.contains("permission denied") => {
+                let exe = s.split('\'').nth(1).unwrap_or("").to_string();
+                Error::BadRequest(format!(
+                    "failed to create task for container: OCI runtime create failed: exec: \"{exe}\": permission denied"
+                ))
+            }
             other => Error::Internal(other.to_string()),
         }
     }

@@ -108,10 +108,13 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// The file of a blob as `repo` sees it: linked there, or held by the content store and not
-    /// deleted from `repo`.
+    /// The file of a blob as `repo` sees it. With access control, only a blob linked there
+    /// (uploaded, mounted, or referenced by a manifest pushed there): a digest is no key to another
+    /// repository's blobs, nor to the engine's. An open registry (anyone may pull and push
+    /// everything) also sees every blob of the content store not deleted from `repo`, so that the
+    /// daemon's engine pushes its images to its own registry without copying a byte.
     pub(crate) fn blob_in_repo(&self, repo: &names::RepoName, d: &oci::Digest) -> Option<PathBuf> {
-        if !self.meta.blob_linked(repo, d) && self.meta.blob_deleted(repo, d) {
+        if !self.meta.blob_linked(repo, d) && (!self.auth.is_open() || self.meta.blob_deleted(repo, d)) {
             return None;
         }
         self.blobs.locate(d)
@@ -410,6 +413,68 @@ mod tests {
         assert_eq!(b, br#"{"repositories":["shared"]}"#);
         let (_, _, b) = t.call("GET", "/v2/_catalog", &[("authorization", &alice)], Vec::new()).await;
         assert_eq!(b, br#"{"repositories":["private","shared"]}"#);
+    }
+
+    /// With access control a repository serves only its own blobs: knowing a digest of another
+    /// repository's (or the engine's) blob does not give its bytes, by GET, by mount or by a
+    /// manifest that names it.
+    #[tokio::test]
+    async fn blobs_stay_in_their_repository() {
+        let t = with_users(Anonymous::None, false);
+        let (alice, bob) = (basic("alice", "secret"), basic("bob", "pw"));
+        let secret = b"private bytes".to_vec();
+        let d = oci::Digest::of(&secret);
+        let up = |repo: &str| format!("/v2/{repo}/blobs/uploads/?digest={d}");
+        assert_eq!(
+            t.call("POST", &up("private"), &[("authorization", &alice)], secret.clone()).await.0,
+            201
+        );
+        // bob may pull "shared"; the blob is not there, whatever the store holds.
+        let get = format!("/v2/shared/blobs/{d}");
+        let (st, _, b) = t.call("GET", &get, &[("authorization", &bob)], Vec::new()).await;
+        assert_eq!((st, error_code(&b).as_str()), (404, "BLOB_UNKNOWN"));
+        assert_eq!(t.call("HEAD", &get, &[("authorization", &alice)], Vec::new()).await.0, 404);
+        // A mount needs the blob in `from`, and pull there: otherwise an ordinary upload (202).
+        for q in [format!("mount={d}"), format!("mount={d}&from=nothere")] {
+            let (st, _, _) = t
+                .call(
+                    "POST",
+                    &format!("/v2/shared/blobs/uploads/?{q}"),
+                    &[("authorization", &alice)],
+                    Vec::new(),
+                )
+                .await;
+            assert_eq!(st, 202, "{q}");
+        }
+        assert_eq!(t.call("GET", &get, &[("authorization", &alice)], Vec::new()).await.0, 404);
+        // A manifest in "shared" naming it is refused.
+        let m = serde_json::json!({
+            "schemaVersion": 2, "mediaType": oci::spec::MEDIA_OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": d, "size": secret.len()},
+            "layers": []
+        })
+        .to_string();
+        let (st, _, b) = t
+            .call(
+                "PUT",
+                "/v2/shared/manifests/t",
+                &[("authorization", &alice), ("content-type", oci::spec::MEDIA_OCI_MANIFEST)],
+                m.into_bytes(),
+            )
+            .await;
+        assert_eq!((st, error_code(&b).as_str()), (400, "MANIFEST_BLOB_UNKNOWN"));
+        // A mount from where it is, by someone who may pull there, works.
+        let (st, _, _) = t
+            .call(
+                "POST",
+                &format!("/v2/shared/blobs/uploads/?mount={d}&from=private"),
+                &[("authorization", &alice)],
+                Vec::new(),
+            )
+            .await;
+        assert_eq!(st, 201);
+        let (st, _, b) = t.call("GET", &get, &[("authorization", &bob)], Vec::new()).await;
+        assert_eq!((st, b), (200, secret));
     }
 
     #[tokio::test]

@@ -92,8 +92,16 @@ pub fn pids(cg: &str) -> Vec<i32> {
 #[derive(Debug, Clone, Default)]
 pub struct Update {
     pub memory: Option<i64>,
+    /// Memory plus swap (-1: unlimited).
+    pub memory_swap: Option<i64>,
+    pub memory_reservation: Option<i64>,
     pub nano_cpus: Option<i64>,
     pub cpu_shares: Option<u64>,
+    /// CFS quota and period, in microseconds (ignored when `nano_cpus` is given).
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<i64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
     pub pids_limit: Option<i64>,
 }
 
@@ -103,46 +111,112 @@ fn write(p: PathBuf, v: &str) -> std::io::Result<()> {
 
 /// Apply new limits to a running container's cgroup.
 pub fn update(cg: &str, u: &Update) -> std::io::Result<()> {
+    let max = |v: i64, unlimited: &str| if v > 0 { v.to_string() } else { unlimited.to_string() };
     if is_v2() {
         let d = v2(cg);
         if let Some(m) = u.memory {
-            write(d.join("memory.max"), &if m > 0 { m.to_string() } else { "max".into() })?;
+            write(d.join("memory.max"), &max(m, "max"))?;
         }
-        if let Some(n) = u.nano_cpus {
-            let v = if n > 0 {
-                format!("{} 100000", n * 100_000 / 1_000_000_000)
+        if let Some(s) = u.memory_swap {
+            // cgroup2 limits swap alone; Docker's figure is memory plus swap.
+            let mem = u.memory.unwrap_or(0);
+            let v = if s > 0 && mem > 0 {
+                (s - mem).max(0).to_string()
             } else {
-                "max 100000".into()
+                "max".into()
             };
+            write(d.join("memory.swap.max"), &v)?;
+        }
+        if let Some(r) = u.memory_reservation {
+            write(d.join("memory.low"), &max(r, "0"))?;
+        }
+        if let Some(v) = cpu_max(u) {
             write(d.join("cpu.max"), &v)?;
         }
+        if let Some(s) = u.cpu_shares {
+            // Docker's conversion of shares (2..262144) to a weight (1..10000).
+            let w = 1 + ((s.clamp(2, 262_144) - 2) * 9999) / 262_142;
+            write(d.join("cpu.weight"), &w.to_string())?;
+        }
+        if let Some(c) = &u.cpuset_cpus {
+            write(d.join("cpuset.cpus"), c)?;
+        }
+        if let Some(m) = &u.cpuset_mems {
+            write(d.join("cpuset.mems"), m)?;
+        }
         if let Some(p) = u.pids_limit {
-            write(d.join("pids.max"), &if p > 0 { p.to_string() } else { "max".into() })?;
+            write(d.join("pids.max"), &max(p, "max"))?;
         }
     } else {
-        if let Some(m) = u.memory {
-            write(
-                v1("memory", cg).join("memory.limit_in_bytes"),
-                &if m > 0 { m.to_string() } else { "-1".into() },
-            )?;
+        let mem = v1("memory", cg);
+        // memory.limit_in_bytes may never exceed memory.memsw.limit_in_bytes: when raising the
+        // limit above the current memory+swap one, the latter moves first.
+        let memsw = mem.join("memory.memsw.limit_in_bytes");
+        let swap = u.memory_swap.map(|s| max(s, "-1"));
+        if swap.is_some() && !memsw.exists() {
+            return Err(std::io::Error::other(
+                "this kernel does not support swap limits (no memory.memsw.limit_in_bytes): boot with swapaccount=1",
+            ));
         }
-        if let Some(n) = u.nano_cpus {
-            write(v1("cpu", cg).join("cpu.cfs_period_us"), "100000")?;
-            let q = if n > 0 {
-                (n * 100_000 / 1_000_000_000).to_string()
-            } else {
-                "-1".into()
-            };
-            write(v1("cpu", cg).join("cpu.cfs_quota_us"), &q)?;
+        let current_swap: i64 = fs::read_to_string(&memsw)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(i64::MAX);
+        let swap_first = u.memory.is_some_and(|m| m <= 0 || m > current_swap);
+        if swap_first {
+            if let Some(s) = &swap {
+                write(memsw.clone(), s)?;
+            }
+        }
+        if let Some(m) = u.memory {
+            write(mem.join("memory.limit_in_bytes"), &max(m, "-1"))?;
+        }
+        if !swap_first {
+            if let Some(s) = &swap {
+                write(memsw, s)?;
+            }
+        }
+        if let Some(r) = u.memory_reservation {
+            write(mem.join("memory.soft_limit_in_bytes"), &max(r, "-1"))?;
+        }
+        if let Some(v) = cpu_max(u) {
+            let (q, p) = v.split_once(' ').unwrap_or((&v, "100000"));
+            write(v1("cpu", cg).join("cpu.cfs_period_us"), p)?;
+            write(v1("cpu", cg).join("cpu.cfs_quota_us"), if q == "max" { "-1" } else { q })?;
         }
         if let Some(s) = u.cpu_shares {
             write(v1("cpu", cg).join("cpu.shares"), &s.to_string())?;
         }
+        if let Some(c) = &u.cpuset_cpus {
+            write(v1("cpuset", cg).join("cpuset.cpus"), c)?;
+        }
+        if let Some(m) = &u.cpuset_mems {
+            write(v1("cpuset", cg).join("cpuset.mems"), m)?;
+        }
         if let Some(p) = u.pids_limit {
-            write(v1("pids", cg).join("pids.max"), &if p > 0 { p.to_string() } else { "max".into() })?;
+            write(v1("pids", cg).join("pids.max"), &max(p, "max"))?;
         }
     }
     Ok(())
+}
+
+/// The CFS bandwidth as cgroup2's `cpu.max` writes it ("QUOTA PERIOD", "max PERIOD"), if changed.
+fn cpu_max(u: &Update) -> Option<String> {
+    if let Some(n) = u.nano_cpus {
+        return Some(if n > 0 {
+            format!("{} 100000", n * 100_000 / 1_000_000_000)
+        } else {
+            "max 100000".into()
+        });
+    }
+    if u.cpu_quota.is_none() && u.cpu_period.is_none() {
+        return None;
+    }
+    let period = u.cpu_period.filter(|p| *p > 0).unwrap_or(100_000);
+    Some(match u.cpu_quota {
+        Some(q) if q > 0 => format!("{q} {period}"),
+        _ => format!("max {period}"),
+    })
 }
 
 /// A cgroup filesystem mount, from `/proc/self/mountinfo`.

@@ -181,6 +181,8 @@ pub struct RunSpec {
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub privileged: bool,
+    /// `--security-opt seccomp=unconfined`: no seccomp filter.
+    pub seccomp_unconfined: bool,
     pub no_new_privileges: bool,
     pub memory: Option<i64>,
     pub memory_swap: Option<i64>,
@@ -424,7 +426,7 @@ pub fn build_spec(spec: &RunSpec) -> Result<Value> {
         "maskedPaths": if spec.privileged { vec![] } else { MASKED_PATHS.to_vec() },
         "readonlyPaths": if spec.privileged { vec![] } else { READONLY_PATHS.to_vec() },
     });
-    if !spec.privileged {
+    if !spec.privileged && !spec.seccomp_unconfined {
         linux["seccomp"] = seccomp();
     }
     let v = json!({
@@ -528,6 +530,7 @@ mod tests {
             cap_add: vec![],
             cap_drop: vec![],
             privileged: false,
+            seccomp_unconfined: false,
             no_new_privileges: false,
             memory: Some(64 << 20),
             memory_swap: None,

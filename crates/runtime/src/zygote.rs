@@ -39,6 +39,11 @@ pub fn serve(socket: &Path) -> ! {
     unsafe {
         let _ = signal(Signal::SIGCHLD, SigHandler::SigIgn);
     }
+    // libpathrs caches one private, detached procfs mount per process, and the cgroup manager and
+    // the mount code ask for it a dozen times per container. Made here once, it is inherited by
+    // every shim and by libcontainer's processes forked from them (close-on-exec, so never by a
+    // container's program), instead of each of those mounting a procfs of its own.
+    let _procfs = pathrs::procfs::ProcfsHandle::new();
     let stdin = std::io::stdin();
     loop {
         let mut fds = [

@@ -311,6 +311,12 @@ impl CreateOpts {
             }
             host.insert("AutoRemove".into(), json!(true));
         }
+        if self.tty {
+            // The terminal's size from the first byte, as docker sends it; a resize follows the start.
+            if let Some((h, w)) = super::stream::term_size() {
+                host.insert("ConsoleSize".into(), json!([h, w]));
+            }
+        }
         cfg.insert("HostConfig".into(), Value::Object(host));
         Ok(Value::Object(cfg))
     }

@@ -30,6 +30,9 @@ pub struct PullArgs {
 /// Flags of `berth push`.
 #[derive(clap::Args, Debug)]
 pub struct PushArgs {
+    /// Push all tags of the image's repository (NAME without a tag)
+    #[arg(short = 'a', long)]
+    pub all_tags: bool,
     /// Suppress verbose output
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -276,7 +279,18 @@ pub async fn push(client: &Client, a: PushArgs) -> Result<i32> {
     }
     let registry = engine::distribution::split_repository(&name).registry;
     let headers: Vec<(&str, String)> = vec![auth_header(&registry).unwrap_or(("X-Registry-Auth", "e30=".into()))];
-    let q = query(&[("tag", if tag.is_empty() { "latest".to_string() } else { tag })]);
+    if a.all_tags && !tag.is_empty() {
+        bail!("tag can't be used with --all-tags/-a");
+    }
+    // An empty tag asks the daemon for every local tag of the repository.
+    let tag = if a.all_tags {
+        String::new()
+    } else if tag.is_empty() {
+        "latest".to_string()
+    } else {
+        tag
+    };
+    let q = query(&[("tag", tag)]);
     let path = format!("/images/{}/push{q}", super::client::seg(&name));
     let resp = client.send_with(Method::POST, &path, empty(), None, false, &headers).await?;
     let p = run_stream(resp, a.quiet).await?;

@@ -354,3 +354,23 @@ impl Drop for Daemon {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A container's cgroup file, on a v1 (or hybrid) host `/sys/fs/cgroup/CONTROLLER/berth/ID/V1FILE`,
+/// on a cgroup2 host `/sys/fs/cgroup/berth/ID/V2FILE`; its trimmed content ("" when unreadable).
+/// `v2_value` turns the cgroup2 form into the v1 one (`cpu.max` "50000 100000" → "50000").
+pub fn cgroup_value(id: &str, controller: &str, v1_file: &str, v2_file: &str, v2_value: fn(&str) -> String) -> String {
+    let v1 = Path::new("/sys/fs/cgroup").join(controller);
+    if v1.is_dir() {
+        return std::fs::read_to_string(v1.join("berth").join(id).join(v1_file))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+    }
+    let raw = std::fs::read_to_string(Path::new("/sys/fs/cgroup/berth").join(id).join(v2_file)).unwrap_or_default();
+    v2_value(raw.trim())
+}
+
+/// The identity for [`cgroup_value`].
+pub fn same(s: &str) -> String {
+    s.to_string()
+}

@@ -166,13 +166,40 @@ pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRes
     }
     let mut cs: Vec<Container> = e.list().iter().map(|x| x.snapshot()).collect();
     cs.sort_by(|a, b| b.created.cmp(&a.created));
+    // Values Docker checks before it lists anything.
+    for v in f.get("status").into_iter().flatten() {
+        if !["created", "restarting", "running", "removing", "paused", "exited", "dead"].contains(&v.as_str()) {
+            return Err(bad(format!("invalid filter 'status={v}'")));
+        }
+    }
+    for v in f.get("health").into_iter().flatten() {
+        if !["starting", "healthy", "unhealthy", "none"].contains(&v.as_str()) {
+            return Err(bad(format!("Unrecognised filter value for health: {v}")));
+        }
+    }
+    for v in f.get("is-task").into_iter().flatten() {
+        if v != "true" && v != "false" {
+            return Err(bad(format!("Invalid filter 'is-task={v}'")));
+        }
+    }
+    // `before` and `since` name a container; the list is the ones created before or after it.
+    let created_of = |key: &str| -> ApiResult<String> {
+        let c = e.get(key)?.snapshot();
+        Ok(c.created)
+    };
+    let before = f.get("before").and_then(|v| v.first()).map(|v| created_of(v)).transpose()?;
+    let since = f.get("since").and_then(|v| v.first()).map(|v| created_of(v)).transpose()?;
     let image_ids: Vec<String> = f
         .get("ancestor")
         .map(|a| a.iter().filter_map(|n| e.images.resolve(n).ok().map(|d| d.to_string())).collect())
         .unwrap_or_default();
+    // A limit, `before` or `since` lists stopped containers too, as Docker does.
+    let limit = q.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
+    let all = all || limit.is_some() || before.is_some() || since.is_some();
     let out: Vec<Value> = cs
         .iter()
         .filter(|c| all || c.state.running || f.contains_key("status") || f.contains_key("exited"))
+        .filter(|c| before.as_ref().is_none_or(|t| c.created < *t) && since.as_ref().is_none_or(|t| c.created > *t))
         .filter(|c| {
             f.iter().all(|(k, vals)| {
                 vals.is_empty()
@@ -193,6 +220,17 @@ pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRes
                             .flatten()
                             .any(|b| b.split(':').next() == Some(v.as_str()) || b.split(':').nth(1) == Some(v.as_str())),
                         "network" => c.host_config.network_mode == *v,
+                        // Berth runs no health checks yet: every container's health is "none".
+                        "health" => v == "none",
+                        // No swarm: no container is a task.
+                        "is-task" => v == "false",
+                        // No port is published (no bridge networking yet).
+                        "publish" => false,
+                        "expose" => {
+                            let want = if v.contains('/') { v.clone() } else { format!("{v}/tcp") };
+                            c.config.exposed_ports.as_ref().is_some_and(|p| p.contains_key(&want))
+                        }
+                        // before/since are applied above.
                         _ => true,
                     })
             })
@@ -207,8 +245,7 @@ pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRes
             v
         })
         .collect();
-    let limit = q.int("limit")?.filter(|l| *l > 0).map(|l| l as usize).unwrap_or(usize::MAX);
-    Ok(Json(out.into_iter().take(limit).collect()))
+    Ok(Json(out.into_iter().take(limit.unwrap_or(usize::MAX)).collect()))
 }
 
 pub async fn create(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery, body: Body) -> ApiResult<Response> {

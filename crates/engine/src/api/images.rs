@@ -35,8 +35,42 @@ pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRes
         imgs.retain(|s| !intermediate.contains(&s.id));
     }
     imgs.sort_by_key(|s| std::cmp::Reverse(e.images.config(&s.id).ok().and_then(|c| c.created).unwrap_or_default()));
+    for v in f.get("dangling").into_iter().flatten() {
+        if !["true", "false", "1", "0"].contains(&v.as_str()) {
+            return Err(bad(format!("Invalid filter 'dangling={v}'")));
+        }
+    }
+    // When an image was created, in unix seconds (0 when it does not say).
+    let created = |id: &oci::Digest| -> f64 {
+        e.images
+            .config(id)
+            .ok()
+            .and_then(|c| c.created)
+            .and_then(|t| crate::streams::parse_since(&t))
+            .unwrap_or(0.0)
+    };
+    // `before`/`since` name an image; `until` is a time (unix seconds, RFC 3339 or a duration ago).
+    let image_time = |name: &str| -> ApiResult<f64> {
+        let id = e
+            .images
+            .resolve(name)
+            .map_err(|_| ApiError(Error::NotFound(format!("No such image: {name}"))))?;
+        Ok(created(&id))
+    };
+    let before = f.get("before").and_then(|v| v.first()).map(|v| image_time(v)).transpose()?;
+    let since = f.get("since").and_then(|v| v.first()).map(|v| image_time(v)).transpose()?;
+    let until = match f.get("until").and_then(|v| v.first()) {
+        Some(u) => {
+            Some(crate::streams::parse_since(u).ok_or_else(|| bad(format!("invalid filter 'until={u}': not a time or a duration")))?)
+        }
+        None => None,
+    };
     let out = imgs
         .iter()
+        .filter(|s| {
+            let t = created(&s.id);
+            before.is_none_or(|b| t < b) && since.is_none_or(|x| t > x) && until.is_none_or(|u| t <= u)
+        })
         .filter(|s| {
             f.iter().all(|(k, vals)| {
                 vals.is_empty()

@@ -63,6 +63,9 @@ fn strip_version<B>(mut req: Request<B>) -> Request<B> {
         if let Some(idx) = rest.find('/') {
             let ver = &rest[..idx];
             if ver.split('.').count() == 2 && ver.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+                if let Some(msg) = unsupported_version(ver) {
+                    req.extensions_mut().insert(UnsupportedVersion(msg));
+                }
                 let new_path = rest[idx..].to_string();
                 let pq = match req.uri().query() {
                     Some(q) => format!("{new_path}?{q}"),
@@ -75,6 +78,30 @@ fn strip_version<B>(mut req: Request<B>) -> Request<B> {
         }
     }
     req
+}
+
+/// A request for an API version outside [`MIN_API_VERSION`]..=[`API_VERSION`]: answered with 400
+/// and this message by [`system::headers`], as Docker does.
+#[derive(Clone)]
+pub struct UnsupportedVersion(pub String);
+
+fn unsupported_version(ver: &str) -> Option<String> {
+    let num = |v: &str| -> (u32, u32) {
+        let (a, b) = v.split_once('.').unwrap_or((v, "0"));
+        (a.parse().unwrap_or(0), b.parse().unwrap_or(0))
+    };
+    let v = num(ver);
+    if v < num(MIN_API_VERSION) {
+        Some(format!(
+            "client version {ver} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
+        ))
+    } else if v > num(API_VERSION) {
+        Some(format!(
+            "client version {ver} is too new. Maximum supported API version is {API_VERSION}"
+        ))
+    } else {
+        None
+    }
 }
 
 async fn fallback(uri: Uri) -> ApiError {

@@ -84,7 +84,10 @@ pub async fn headers(req: Request<Body>, next: Next) -> Response {
     let span = tracing::debug_span!("request", %method, %path);
     let _ = span.enter();
     let t0 = std::time::Instant::now();
-    let mut resp = next.run(req).await;
+    let mut resp = match req.extensions().get::<super::UnsupportedVersion>() {
+        Some(super::UnsupportedVersion(msg)) => bad(msg.clone()).into_response(),
+        None => next.run(req).await,
+    };
     tracing::debug!(%method, %path, status = %resp.status(), elapsed = ?t0.elapsed(), "request");
     let h = resp.headers_mut();
     h.insert("API-Version", HeaderValue::from_static(API_VERSION));
@@ -232,6 +235,36 @@ pub async fn events(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiR
     let since = q.get("since").and_then(crate::streams::parse_since);
     let until = q.get("until").and_then(crate::streams::parse_since);
     let filters = q.filters()?;
+    for k in filters.keys() {
+        if ![
+            "type",
+            "event",
+            "action",
+            "container",
+            "image",
+            "volume",
+            "network",
+            "label",
+            "daemon",
+            "scope",
+            "plugin",
+            "node",
+            "service",
+            "secret",
+            "config",
+        ]
+        .contains(&k.as_str())
+        {
+            return Err(bad(format!("invalid filter '{k}'")));
+        }
+    }
+    for (k, raw) in [("since", q.get("since")), ("until", q.get("until"))] {
+        if let Some(v) = raw.filter(|v| !v.is_empty()) {
+            if crate::streams::parse_since(v).is_none() {
+                return Err(bad(format!("invalid {k} value {v:?}: not a time or a duration")));
+            }
+        }
+    }
     let (recent, mut rx) = e.events.subscribe();
     let (tx, out) = tokio::sync::mpsc::channel::<Vec<u8>>(256);
     let matches = move |ev: &crate::events::Event| -> bool {
@@ -252,6 +285,11 @@ pub async fn events(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiR
                     .iter()
                     .any(|v| ev.actor.attributes.get("image") == Some(v) || ev.actor.id == *v),
                 "volume" => ev.kind == "volume" && vals.contains(&ev.actor.id),
+                "network" => ev.kind == "network" && vals.contains(&ev.actor.id),
+                "scope" => vals.iter().any(|v| v == "local"),
+                "daemon" => ev.kind == "daemon",
+                // Swarm and plugin objects do not exist here: nothing matches them.
+                "plugin" | "node" | "service" | "secret" | "config" => false,
                 "label" => vals.iter().any(|v| match v.split_once('=') {
                     Some((lk, lv)) => ev.actor.attributes.get(lk).map(|x| x.as_str()) == Some(lv),
                     None => ev.actor.attributes.contains_key(v),
@@ -360,6 +398,16 @@ fn volume_users(e: &Engine, name: &str) -> Vec<String> {
 pub async fn volume_list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
     let q = Q::parse(q);
     let f = q.filters()?;
+    for k in f.keys() {
+        if !["name", "dangling", "label", "driver"].contains(&k.as_str()) {
+            return Err(bad(format!("invalid filter '{k}'")));
+        }
+    }
+    for v in f.get("dangling").into_iter().flatten() {
+        if !["true", "false", "1", "0"].contains(&v.as_str()) {
+            return Err(bad(format!("invalid filter 'dangling={v}'")));
+        }
+    }
     let vols: Vec<Value> = e
         .volumes
         .list()
@@ -372,6 +420,8 @@ pub async fn volume_list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) ->
             f.get("dangling")
                 .is_none_or(|d| d.is_empty() || (d[0] == "true" || d[0] == "1") == volume_users(&e, &v.name).is_empty())
         })
+        // Every volume uses the built-in `local` driver.
+        .filter(|_| f.get("driver").is_none_or(|d| d.is_empty() || d.iter().any(|x| x == "local")))
         .filter(|v| {
             f.get("label").is_none_or(|ls| {
                 ls.iter().all(|l| match l.split_once('=') {

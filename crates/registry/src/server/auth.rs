@@ -451,6 +451,11 @@ pub struct Auth {
 }
 
 impl Auth {
+    /// Whether anyone may do anything (anonymous push): there is no repository to keep apart.
+    pub fn is_open(&self) -> bool {
+        matches!(self.cfg.anonymous, Anonymous::Push)
+    }
+
     pub fn new(cfg: AuthConfig) -> Result<Auth> {
         let secret = match cfg.token.as_ref().and_then(|t| t.secret.clone()) {
             Some(s) if s.len() >= 16 => s,

@@ -261,14 +261,14 @@ pub async fn start(reg: &Registry, name: RepoName, q: &Query, from_ok: bool, h: 
     }
     if let Some(m) = q.get("mount") {
         let d = parse_digest(m)?;
-        if let Some(f) = q.get("from") {
-            RepoName::parse(f)?;
-        }
-        if from_ok {
+        let from = q.get("from").map(RepoName::parse).transpose()?;
+        // A mount takes a blob of the `from` repository (which the caller may pull from), never
+        // one it could only name by digest.
+        if let (Some(from), true) = (from, from_ok) {
             let (n, dd) = (name.clone(), d.clone());
             let mounted = reg
                 .blocking(move |inner| {
-                    if inner.blobs.locate(&dd).is_none() {
+                    if inner.blob_in_repo(&from, &dd).is_none() {
                         return Ok(false);
                     }
                     inner.blobs.pin(&dd);
