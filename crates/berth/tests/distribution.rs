@@ -463,9 +463,16 @@ fn docker_cli_to_the_daemons_own_registry_with_tokens() {
     assert!(!o.status.success(), "push without login must fail");
     let o = a.docker_in(&["login", "-u", "bob", "--password-stdin", &addr], b"pw\n");
     assert!(o.status.success(), "{}", errtext(&o));
-    // The layers are already in the shared store: nothing is uploaded.
+    // With access control a repository sees only its own blobs: the first push uploads the layer
+    // (the content store keeps one copy), the next finds it there.
     let out = a.docker_ok(&["push", &name]);
-    assert!(out.contains("Layer already exists") && out.contains("1: digest: sha256:"), "{out}");
+    assert!(out.contains("Pushed") && out.contains("1: digest: sha256:"), "{out}");
+    let out = a.docker_ok(&["push", &name]);
+    assert!(out.contains("Layer already exists"), "{out}");
+    // --all-tags pushes every local tag of the repository.
+    a.docker_ok(&["tag", "bb", &format!("{addr}/team/bb:2")]);
+    let out = a.docker_ok(&["push", "--all-tags", &format!("{addr}/team/bb")]);
+    assert!(out.contains("1: digest: sha256:") && out.contains("2: digest: sha256:"), "{out}");
 
     // Daemon B (another root) pulls it over the network with the docker CLI, and runs it.
     let b = Daemon::start();

@@ -1353,6 +1353,25 @@ fn restarts_workdirs_filters_updates_and_exit_codes() {
     assert_eq!(status(&[]), "2");
     assert_eq!(status(&["--security-opt", "seccomp=unconfined"]), "0");
 
+    // OOMKilled as Docker reports it: a worker killed for memory counts though pid 1 exits 0.
+    let o = d.docker(&[
+        "run",
+        "--name",
+        "oomchild",
+        "-m",
+        "16m",
+        "bb",
+        "sh",
+        "-c",
+        "sh -c 'x=a; while true; do x=$x$x; done'; exit 0",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", errtext(&o));
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "oomchild"]),
+        "true 0"
+    );
+    d.docker_ok(&["rm", "oomchild"]);
+
     // A command that cannot run: 127 when it does not exist, 126 when it is not executable.
     assert_eq!(d.docker(&["run", "--rm", "bb", "no-such-command"]).status.code(), Some(127));
     assert_eq!(d.docker(&["run", "--rm", "bb", "/etc/passwd"]).status.code(), Some(126));

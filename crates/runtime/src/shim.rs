@@ -567,10 +567,12 @@ async fn serve(args: ShimArgs, created: Created) {
         let _ = tokio::time::timeout(Duration::from_secs(2), p).await;
     }
     tracing::debug!(container = %shim.args.id, "output drained");
+    // As Docker reports it: any process of the container killed for memory, not only its init
+    // (a worker the OOM killer took while the init went on and exited 0 counts too).
     let oom = crate::cgroup::oom_kills(&shim.args.cgroup_path) > 0;
     let info = ExitInfo {
         exit_code: status,
-        oom_killed: oom && status == 137,
+        oom_killed: oom,
         finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
     };
     let _ = oci::store::write_volatile(&shim.args.state_dir.join(EXIT_FILE), &serde_json::to_vec(&info).expect("json"));

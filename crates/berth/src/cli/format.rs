@@ -575,7 +575,12 @@ fn call(name: &str, args: Vec<Value>) -> Result<Value> {
                 Value::String(s) if s == NO_VALUE => Value::Null,
                 v => v.clone(),
             };
-            Value::String(serde_json::to_string(&v)?)
+            // Go's encoding/json escapes <, > and & for safe embedding in HTML.
+            let text = serde_json::to_string(&v)?
+                .replace('<', "\\u003c")
+                .replace('>', "\\u003e")
+                .replace('&', "\\u0026");
+            Value::String(text)
         }
         "upper" => {
             want(1)?;
@@ -709,7 +714,8 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// A minimal `printf`: `%s %v %d %q %%`.
+/// Go's `printf` for the verbs templates use (`%s %v %d %q %x %f %t %%`), with the flags `-`
+/// (left-justify) and `0` (zero padding), a width and a precision (`%-12s`, `%.5s`, `%6.2f`).
 fn printf(fmt: &str, args: &[Value]) -> String {
     let mut out = String::new();
     let mut it = fmt.chars().peekable();
@@ -719,12 +725,76 @@ fn printf(fmt: &str, args: &[Value]) -> String {
             out.push(c);
             continue;
         }
-        match it.next() {
-            Some('%') => out.push('%'),
-            Some('q') => out.push_str(&ai.next().map(|v| format!("{:?}", go_print(v))).unwrap_or_default()),
-            Some(_) => out.push_str(&ai.next().map(go_print).unwrap_or_else(|| "%!(MISSING)".into())),
-            None => out.push('%'),
+        let (mut left, mut zero) = (false, false);
+        while let Some(&f) = it.peek() {
+            match f {
+                '-' => left = true,
+                '0' => zero = true,
+                '+' | ' ' | '#' => {}
+                _ => break,
+            }
+            it.next();
         }
+        let number = |it: &mut std::iter::Peekable<std::str::Chars>| {
+            let mut n = String::new();
+            while let Some(&d) = it.peek().filter(|d| d.is_ascii_digit()) {
+                n.push(d);
+                it.next();
+            }
+            n.parse::<usize>().ok()
+        };
+        let width = number(&mut it);
+        let precision = if it.peek() == Some(&'.') {
+            it.next();
+            Some(number(&mut it).unwrap_or(0))
+        } else {
+            None
+        };
+        let Some(verb) = it.next() else {
+            out.push_str("%!(NOVERB)");
+            break;
+        };
+        if verb == '%' {
+            out.push('%');
+            continue;
+        }
+        let Some(arg) = ai.next() else {
+            out.push_str(&format!("%!{verb}(MISSING)"));
+            continue;
+        };
+        let num = |v: &Value| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok()));
+        let mut text = match verb {
+            'q' => format!("{:?}", go_print(arg)),
+            'd' => match arg.as_i64().or_else(|| num(arg).map(|f| f as i64)) {
+                Some(i) => i.to_string(),
+                None => format!("%!d({})", go_print(arg)),
+            },
+            'x' => match arg.as_u64() {
+                Some(u) => format!("{u:x}"),
+                None => go_print(arg).bytes().map(|b| format!("{b:02x}")).collect(),
+            },
+            'f' | 'g' | 'e' => match num(arg) {
+                Some(f) => format!("{:.*}", precision.unwrap_or(6), f),
+                None => format!("%!{verb}({})", go_print(arg)),
+            },
+            _ => go_print(arg),
+        };
+        if let (Some(p), 's' | 'v' | 'q') = (precision, verb) {
+            text = text.chars().take(p).collect();
+        }
+        let len = text.chars().count();
+        if let Some(w) = width.filter(|w| *w > len) {
+            let pad = w - len;
+            if left {
+                text.push_str(&" ".repeat(pad));
+            } else if zero && matches!(verb, 'd' | 'f' | 'x') {
+                let (sign, digits) = text.split_at(usize::from(text.starts_with('-')));
+                text = format!("{sign}{}{digits}", "0".repeat(pad));
+            } else {
+                text = format!("{}{text}", " ".repeat(pad));
+            }
+        }
+        out.push_str(&text);
     }
     out
 }
@@ -880,6 +950,16 @@ mod tests {
 
     fn run(t: &str, v: &Value) -> String {
         Template::parse(t).unwrap().execute(v).unwrap()
+    }
+
+    #[test]
+    fn printf_width_precision_and_json_escapes() {
+        let v = json!({"ID": "0123456789abcdef", "N": 42, "F": 0.5, "T": "<a&b>"});
+        assert_eq!(run(r#"{{printf "%.5s" .ID}}"#, &v), "01234");
+        assert_eq!(run(r#"[{{printf "%-6s|%6s" "ab" "cd"}}]"#, &v), "[ab    |    cd]");
+        assert_eq!(run(r#"{{printf "%05d %x %.2f %q" .N .N .F "x"}}"#, &v), r#"00042 2a 0.50 "x""#);
+        assert_eq!(run(r#"{{printf "%s %s" .ID}}"#, &v), "0123456789abcdef %!s(MISSING)");
+        assert_eq!(run("{{json .T}}", &v), r#""\u003ca\u0026b\u003e""#);
     }
 
     #[test]
