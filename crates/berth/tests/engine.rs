@@ -1394,3 +1394,369 @@ fn restarts_workdirs_filters_updates_and_exit_codes() {
     }
     d.docker_ok(&["rm", "-f", "old", "mid", "new", "newest"]);
 }
+
+/// Every `run`/`create`/`exec`/`logs`/`ps`/`rm` flag of the issue, the same argv through the docker
+/// CLI and through `berth`, with the same result.
+#[test]
+fn run_and_exec_flags_through_both_clients() {
+    let mut d = Daemon::start();
+    d.busybox("bb");
+    let host_dir = d.dir.join("bind");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("f"), "from host\n").unwrap();
+    let bind = format!("{}:/m:ro", host_dir.display());
+    let envf = d.dir.join("env.list");
+    std::fs::write(&envf, "A=1\n# comment\nB=two\n").unwrap();
+    let envf = envf.to_str().unwrap().to_string();
+    let host = nix::unistd::gethostname().unwrap().to_string_lossy().into_owned();
+    // An image whose STOPSIGNAL is USR1.
+    d.docker_ok(&[
+        "commit",
+        "--change",
+        "STOPSIGNAL SIGUSR1",
+        &{
+            d.docker_ok(&["create", "--name", "sigsrc", "bb", "true"]);
+            "sigsrc".to_string()
+        },
+        "bb-usr1",
+    ]);
+    d.docker_ok(&["rm", "sigsrc"]);
+    for client in ["docker", "berth"] {
+        let run = |args: &[&str]| -> std::process::Output {
+            if client == "docker" {
+                d.docker(args)
+            } else {
+                d.berth(args)
+            }
+        };
+        let ok = |args: &[&str]| -> String {
+            let o = run(args);
+            assert!(o.status.success(), "{client} {args:?}: {}", errtext(&o));
+            text(&o)
+        };
+        let n = |s: &str| format!("{s}-{client}");
+        // Environment, working directory, user and group, hostname.
+        assert_eq!(
+            ok(&[
+                "run",
+                "--rm",
+                "-e",
+                "FOO=bar",
+                "-w",
+                "/tmp",
+                "-u",
+                "1000:1001",
+                "--hostname",
+                "box",
+                "bb",
+                "sh",
+                "-c",
+                "echo $FOO $(pwd) $(id -u):$(id -g) $(hostname)"
+            ]),
+            "bar /tmp 1000:1001 box",
+            "{client}"
+        );
+        let env = ok(&["run", "--rm", "--env-file", &envf, "--entrypoint", "env", "bb"]);
+        assert!(
+            env.lines().any(|l| l == "A=1") && env.lines().any(|l| l == "B=two"),
+            "{client}: {env}"
+        );
+        // A read-only bind mount and a named volume that outlives its containers.
+        assert_eq!(
+            ok(&[
+                "run",
+                "--rm",
+                "-v",
+                &bind,
+                "bb",
+                "sh",
+                "-c",
+                "cat /m/f; touch /m/x 2>/dev/null && echo writable || echo read-only"
+            ]),
+            "from host\nread-only",
+            "{client}"
+        );
+        let vol = n("vol");
+        ok(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{vol}:/data"),
+            "bb",
+            "sh",
+            "-c",
+            "echo kept > /data/k",
+        ]);
+        assert_eq!(
+            ok(&["run", "--rm", "-v", &format!("{vol}:/data"), "bb", "cat", "/data/k"]),
+            "kept",
+            "{client}"
+        );
+        assert!(ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", &vol]).starts_with('/'));
+        ok(&["volume", "rm", &vol]);
+        // Limits land in the container's cgroup.
+        let lim = n("lim");
+        let id = ok(&[
+            "run",
+            "-d",
+            "--name",
+            &lim,
+            "--memory",
+            "64m",
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "50",
+            "bb",
+            "sleep",
+            "60",
+        ]);
+        assert_eq!(
+            common::cgroup_value(&id, "memory", "memory.limit_in_bytes", "memory.max", common::same),
+            "67108864",
+            "{client}"
+        );
+        let quota = common::cgroup_value(&id, "cpu", "cpu.cfs_quota_us", "cpu.max", |v| {
+            v.split(' ').next().unwrap_or("").to_string()
+        });
+        assert_eq!(quota, "50000", "{client}");
+        assert_eq!(
+            common::cgroup_value(&id, "pids", "pids.max", "pids.max", common::same),
+            "50",
+            "{client}"
+        );
+        // rm -f removes a running container.
+        ok(&["rm", "-f", &lim]);
+        // Read-only root with a tmpfs; capabilities; no-new-privileges; networks.
+        assert_eq!(
+            ok(&[
+                "run",
+                "--rm",
+                "--read-only",
+                "--tmpfs",
+                "/run",
+                "bb",
+                "sh",
+                "-c",
+                "touch /x 2>/dev/null && echo rw || echo ro; touch /run/ok && echo tmpfs"
+            ]),
+            "ro\ntmpfs",
+            "{client}"
+        );
+        assert!(ok(&["run", "--rm", "--cap-drop", "ALL", "bb", "grep", "CapEff", "/proc/self/status"]).ends_with("0000000000000000"));
+        assert!(
+            run(&[
+                "run",
+                "--rm",
+                "--cap-add",
+                "NET_ADMIN",
+                "bb",
+                "ip",
+                "link",
+                "set",
+                "lo",
+                "mtu",
+                "1400"
+            ])
+            .status
+            .success(),
+            "{client}"
+        );
+        assert!(ok(&[
+            "run",
+            "--rm",
+            "--security-opt",
+            "no-new-privileges",
+            "bb",
+            "grep",
+            "NoNewPrivs",
+            "/proc/self/status"
+        ])
+        .ends_with('1'));
+        let addrs = ok(&["run", "--rm", "--network", "none", "bb", "ip", "-o", "addr"]);
+        assert!(addrs.lines().all(|l| l.contains(" lo ")), "{client}: {addrs}");
+        assert_eq!(ok(&["run", "--rm", "--network", "host", "bb", "hostname"]), host);
+        if std::path::Path::new("/usr/bin/tini-static").exists() {
+            let ps = ok(&["run", "--rm", "--init", "bb", "ps", "-o", "pid,args"]);
+            assert!(
+                ps.lines().any(|l| l.trim().starts_with("1 ") && l.contains("docker-init")),
+                "{client}: {ps}"
+            );
+        }
+        // create, then start -a.
+        let c = n("created");
+        ok(&["create", "--name", &c, "bb", "echo", "hi from create"]);
+        assert_eq!(
+            ok(&["ps", "-a", "--filter", &format!("name={c}"), "--format", "{{.Status}}"]),
+            "Created"
+        );
+        assert_eq!(ok(&["start", "-a", &c]), "hi from create", "{client}");
+        // A restart policy restarts a failing container, up to its count.
+        let rp = n("rp");
+        ok(&["run", "-d", "--name", &rp, "--restart", "on-failure:2", "bb", "sh", "-c", "exit 3"]);
+        let t0 = std::time::Instant::now();
+        while ok(&["inspect", "-f", "{{.RestartCount}} {{.State.Status}}", &rp]) != "2 exited" {
+            assert!(t0.elapsed().as_secs() < 30, "{client}: on-failure:2 did not run out");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        for pol in ["always", "unless-stopped"] {
+            let name = n(pol);
+            ok(&[
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "--restart",
+                pol,
+                "bb",
+                "sh",
+                "-c",
+                "sleep 0.2; exit 1",
+            ]);
+            let t0 = std::time::Instant::now();
+            while ok(&["inspect", "-f", "{{.RestartCount}}", &name]) == "0" {
+                assert!(t0.elapsed().as_secs() < 30, "{client}: --restart {pol} did not restart");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            ok(&["rm", "-f", &name]);
+        }
+        // ps filters; logs --tail, -t, --since, -f.
+        let lg = n("lg");
+        ok(&[
+            "run",
+            "-d",
+            "--name",
+            &lg,
+            "--label",
+            "role=logger",
+            "bb",
+            "sh",
+            "-c",
+            "for i in 1 2 3; do echo line$i; done; sleep 1; echo last",
+        ]);
+        assert_eq!(ok(&["ps", "--filter", "label=role=logger", "--format", "{{.Names}}"]), lg);
+        assert_eq!(
+            ok(&["ps", "-a", "--filter", &format!("name={lg}"), "--filter", "status=running", "-q"]).len(),
+            12
+        );
+        assert_eq!(
+            ok(&["logs", "-f", &lg]),
+            "line1\nline2\nline3\nlast",
+            "{client}: logs -f ends with the container"
+        );
+        assert_eq!(ok(&["logs", "--tail", "2", &lg]), "line3\nlast");
+        assert!(ok(&["logs", "-t", &lg])
+            .lines()
+            .all(|l| l.contains("Z line") || l.contains("Z last")));
+        assert_eq!(ok(&["logs", "--since", &format!("{}", chrono_now() + 3600), &lg]), "");
+        // exec: -i, -e, -u, -w, -d.
+        let ex = n("ex");
+        ok(&["run", "-d", "--name", &ex, "bb", "sleep", "60"]);
+        let o = if client == "docker" {
+            d.docker_in(&["exec", "-i", &ex, "sh", "-c", "read x; echo got:$x"], b"in\n")
+        } else {
+            d.berth_in(&["exec", "-i", &ex, "sh", "-c", "read x; echo got:$x"], b"in\n")
+        };
+        assert_eq!(text(&o), "got:in", "{client}");
+        let o = run(&[
+            "exec",
+            "-e",
+            "X=42",
+            "-w",
+            "/etc",
+            "-u",
+            "1000",
+            &ex,
+            "sh",
+            "-c",
+            "echo $X $(pwd) $(id -u); exit 7",
+        ]);
+        assert_eq!((o.status.code(), text(&o)), (Some(7), "42 /etc 1000".to_string()), "{client}");
+        ok(&["exec", "-d", &ex, "sh", "-c", "echo bg > /tmp/b.tmp && mv /tmp/b.tmp /tmp/b"]);
+        let t0 = std::time::Instant::now();
+        while !run(&["exec", &ex, "test", "-e", "/tmp/b"]).status.success() {
+            assert!(t0.elapsed().as_secs() < 20, "{client}: exec -d never ran");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        // exec -t: a pty.
+        let bin = if client == "docker" {
+            "docker".to_string()
+        } else {
+            format!("{} -H {}", common::BERTH, d.host())
+        };
+        let mut sc = Command::new("script");
+        sc.args([
+            "-qec",
+            &format!("stty rows 12 cols 34; {bin} exec -it {ex} sh -c 'tty; stty size'"),
+            "/dev/null",
+        ])
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.join("docker-config"));
+        let out = text(&common::run_timeout(sc, None, 60));
+        assert!(out.contains("/dev/pts/") && out.contains("12 34"), "{client}: {out}");
+        ok(&["rm", "-f", &ex]);
+        // stop sends the image's STOPSIGNAL.
+        let sg = n("sg");
+        ok(&[
+            "run",
+            "-d",
+            "--name",
+            &sg,
+            "bb-usr1",
+            "sh",
+            "-c",
+            "trap 'exit 9' USR1; echo ready; while true; do sleep 0.1; done",
+        ]);
+        wait_for_log(&d, &sg, "ready");
+        ok(&["stop", "-t", "5", &sg]);
+        assert_eq!(ok(&["inspect", "-f", "{{.State.ExitCode}}", &sg]), "9", "{client}");
+        // rm -v removes the container's anonymous volume.
+        let av = n("av");
+        ok(&["run", "--name", &av, "-v", "/anon", "bb", "true"]);
+        let vname = ok(&["inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", &av]);
+        assert!(ok(&["volume", "ls", "-q"]).lines().any(|l| l == vname), "{client}");
+        ok(&["rm", "-v", &av]);
+        assert!(
+            !ok(&["volume", "ls", "-q"]).lines().any(|l| l == vname),
+            "{client}: rm -v left {vname}"
+        );
+        ok(&["rm", "-f", &c, &rp, &lg, &sg]);
+    }
+    // docker: update --cpus, rmi -f of an image a container uses.
+    let id = d.docker_ok(&["run", "-d", "--name", "up", "bb", "sleep", "60"]);
+    d.docker_ok(&["update", "--cpus", "0.25", "up"]);
+    let quota = common::cgroup_value(&id, "cpu", "cpu.cfs_quota_us", "cpu.max", |v| {
+        v.split(' ').next().unwrap_or("").to_string()
+    });
+    assert_eq!(quota, "25000");
+    d.docker_ok(&["tag", "bb", "bb-copy"]);
+    d.docker_ok(&["run", "--name", "user", "bb-usr1", "true"]);
+    assert!(!d.docker(&["rmi", "bb-usr1"]).status.success());
+    d.docker_ok(&["rmi", "-f", "bb-usr1"]);
+    // Live restore seen through berth: a kill -9 of the daemon leaves the container running, and
+    // berth's ps, logs -f and stop work on it afterwards.
+    d.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lr",
+        "bb",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while true; do echo tick; sleep 0.1; done",
+    ]);
+    d.crash_and_restart();
+    assert!(d
+        .berth_ok(&["ps", "--format", "{{.Names}} {{.State}}"])
+        .lines()
+        .any(|l| l == "lr running"));
+    let mut follow = d.berth_cmd(&["logs", "-f", "--tail", "1", "lr"]);
+    follow.stdout(std::process::Stdio::piped());
+    let child = follow.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    d.berth_ok(&["stop", "lr"]);
+    let out = child.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).matches("tick").count() >= 2);
+    assert_eq!(d.berth_ok(&["inspect", "-f", "{{.State.ExitCode}}", "lr"]), "0");
+    d.docker_ok(&["rm", "-f", "up", "user", "lr"]);
+}

@@ -76,6 +76,12 @@ pub async fn exec(client: &Client, a: ExecArgs) -> Result<i32> {
     if a.privileged {
         body["Privileged"] = json!(true);
     }
+    if a.tty {
+        // The terminal's size from the first byte, as docker sends it; a resize follows the start.
+        if let Some((h, w)) = super::stream::term_size() {
+            body["ConsoleSize"] = json!([h, w]);
+        }
+    }
     let created = client.post(&format!("/containers/{}/exec", seg(container)), Some(&body)).await?;
     let exec_id = created
         .get("Id")
