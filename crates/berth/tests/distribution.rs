@@ -521,3 +521,60 @@ fn a_corrupt_blob_is_refused_and_nothing_is_kept() {
     assert!(!d.berth(&["image", "inspect", &name]).status.success());
     assert!(!d.root.join("image/blobs/sha256").join(&hex).exists(), "the bad blob was kept");
 }
+
+/// A Dockerfile whose FROM (and COPY --from) names an image only a registry has: the build pulls
+/// it, with the client's credentials (berth login → X-Registry-Config; docker login likewise), and
+/// `--pull` refreshes a local copy.
+#[test]
+fn builds_pull_base_images_with_credentials() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    let reg = RefRegistry::start(&[("alice", "s3cret")]);
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg: PathBuf = cfg_dir.path().to_path_buf();
+    let base = format!("{}/alice/base:1", reg.host());
+    d.berth_ok(&["tag", "bb", &base]);
+    ok(
+        berth(
+            &d,
+            &cfg,
+            &["login", "-u", "alice", "--password-stdin", &reg.host()],
+            Some(b"s3cret\n"),
+        ),
+        "login",
+    );
+    ok(berth(&d, &cfg, &["push", &base], None), "push");
+    d.berth_ok(&["rmi", &base]);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {base}\nCOPY --from={base} /bin/busybox /copied\nRUN echo built > /b.txt\n"),
+    )
+    .unwrap();
+    let c = ctx.path().to_str().unwrap();
+    // Without credentials the pull is refused, and the error says which image and why.
+    let nocreds = tempfile::tempdir().unwrap();
+    let o = berth(&d, nocreds.path(), &["build", "-t", "child:0", c], None);
+    assert!(!o.status.success());
+    let err = format!("{}{}", text(&o), errtext(&o));
+    assert!(err.contains(&base) && err.contains("unauthorized"), "{err}");
+    // berth build: the login goes along.
+    let out = ok(berth(&d, &cfg, &["build", "-t", "child:1", c], None), "berth build");
+    assert!(out.contains("Pulling from alice/base") && out.contains("Pull complete"), "{out}");
+    assert_eq!(
+        d.berth_ok(&["run", "--rm", "child:1", "sh", "-c", "cat /b.txt; test -x /copied && echo copied"]),
+        "built\ncopied"
+    );
+    // --pull asks the registry again though the image is local now.
+    let out = ok(
+        berth(&d, &cfg, &["build", "--pull", "-t", "child:2", c], None),
+        "berth build --pull",
+    );
+    assert!(out.contains("Image is up to date"), "{out}");
+    // The docker CLI's classic build, with docker login's credentials.
+    d.berth_ok(&["rmi", &base, "child:1", "child:2"]);
+    let o = d.docker_in(&["login", "-u", "alice", "--password-stdin", &reg.host()], b"s3cret\n");
+    assert!(o.status.success(), "{}", errtext(&o));
+    d.docker_ok(&["build", "-t", "child:3", c]);
+    assert_eq!(d.docker_ok(&["run", "--rm", "child:3", "cat", "/b.txt"]), "built");
+}

@@ -47,6 +47,9 @@ pub struct BuildOptions {
     pub network: String,
     /// `forcerm`: accepted for compatibility; step containers are always removed, failed or not.
     pub force_rm: bool,
+    /// `--pull`: pull every base image (FROM, COPY --from) even when a local one exists. Without
+    /// it, only images the local store lacks are pulled.
+    pub pull: bool,
 }
 
 /// What a build reports as it goes.
@@ -66,6 +69,8 @@ pub enum Progress<'a> {
     Done { id: Option<&'a Digest>, secs: f64 },
     /// Something the user should know (unused build args, ...).
     Warning(String),
+    /// A line of a base image's pull (`latest: Pulling from library/x`, `Pull complete`, ...).
+    Pulling(&'a str),
 }
 
 /// A RUN step to execute.
@@ -108,6 +113,8 @@ pub trait Backend {
     /// Download `url` (ADD) into `out`; returns the file name it should get (from the URL's path;
     /// empty if it has none).
     fn fetch(&self, url: &str, out: &mut fs::File) -> Result<String>;
+    /// Pull `reference` from its registry into the image store; `events` hears of its progress.
+    fn pull(&self, reference: &str, events: &mut dyn FnMut(&str)) -> Result<()>;
 }
 
 /// The result of a build.
@@ -382,8 +389,8 @@ impl Builder<'_> {
             st.cmd_set = false;
             st
         } else {
+            let id = self.base_image(&base)?;
             let images = self.backend.images();
-            let id = images.resolve(&base).map_err(|_| Error::NoBaseImage(base.clone()))?;
             let config = images.config(&id)?;
             let layers = images.manifest(&id)?.layers;
             State {
@@ -414,6 +421,30 @@ impl Builder<'_> {
             self.instruction(&mut st, ins)?;
         }
         Ok(st)
+    }
+
+    /// A base image (of FROM or COPY --from) by reference: the local one, pulled first when the
+    /// store lacks it or `--pull` asks for a fresh copy.
+    fn base_image(&mut self, reference: &str) -> Result<Digest> {
+        let local = self.backend.images().resolve(reference).ok();
+        if let Some(id) = local.as_ref().filter(|_| !self.opts.pull) {
+            return Ok(id.clone());
+        }
+        let mut lines = Vec::new();
+        let pulled = self.backend.pull(reference, &mut |l| lines.push(l.to_string()));
+        for l in &lines {
+            self.emit(Progress::Pulling(l));
+        }
+        match pulled {
+            Ok(()) => self.backend.images().resolve(reference).map_err(|_| Error::NoBaseImage {
+                image: reference.to_string(),
+                reason: "the pull stored no such image".into(),
+            }),
+            Err(e) => Err(Error::NoBaseImage {
+                image: reference.to_string(),
+                reason: e.to_string(),
+            }),
+        }
     }
 
     /// The index of an earlier stage named `name` (or numbered so).
@@ -864,7 +895,7 @@ impl Builder<'_> {
                         self.stages[i].state = s;
                         id
                     }
-                    None => self.backend.images().resolve(&f).map_err(|_| Error::NoBaseImage(f.clone()))?,
+                    None => self.base_image(&f)?,
                 };
                 let snap = Snapshot::read_only(self.backend.images(), &id, &self.work)?;
                 let root = snap.root.clone();

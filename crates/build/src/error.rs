@@ -18,9 +18,9 @@ pub enum Error {
     /// A RUN step exited non-zero.
     #[error("The command '{command}' returned a non-zero code: {code}")]
     RunFailed { command: String, code: i64 },
-    /// The base image is not in the local store.
-    #[error("pull access denied for {0}: the image is not in the local store (import or load it first)")]
-    NoBaseImage(String),
+    /// The base image is not in the local store and could not be pulled.
+    #[error("{image}: not in the local store, and the pull failed: {reason}")]
+    NoBaseImage { image: String, reason: String },
     /// The requested options are invalid (unknown target, bad timestamp).
     #[error("{0}")]
     Invalid(String),

@@ -18,6 +18,8 @@ use crate::types::{ContainerConfig, HostConfig};
 struct EngineBackend {
     engine: Arc<Engine>,
     rt: tokio::runtime::Handle,
+    /// Credentials per registry, for pulls of base images (`X-Registry-Config`).
+    auth: BTreeMap<String, registry::client::Credentials>,
 }
 
 impl build::Backend for EngineBackend {
@@ -111,6 +113,34 @@ impl build::Backend for EngineBackend {
         }
     }
 
+    fn pull(&self, reference: &str, events: &mut dyn FnMut(&str)) -> build::Result<()> {
+        let r = image::Reference::parse(reference).map_err(|e| build::Error::Backend(e.to_string()))?;
+        let registry = crate::distribution::split_repository(&r.repo).registry;
+        let creds = self.auth.get(&registry).cloned().unwrap_or_default();
+        tracing::debug!(%registry, known = ?self.auth.keys().collect::<Vec<_>>(), with_credentials = !creds.is_empty(), "pulling a base image");
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(64);
+        let e = self.engine.clone();
+        let reference = reference.to_string();
+        let task = self.rt.spawn(async move { e.pull(&reference, None, &creds, &tx).await });
+        // Status lines as the classic builder prints them; per-byte progress is left out.
+        while let Some(v) = rx.blocking_recv() {
+            if v.get("progressDetail").and_then(|p| p.get("current")).is_some() {
+                continue;
+            }
+            if let Some(st) = v.get("status").and_then(Value::as_str) {
+                let line = match v.get("id").and_then(Value::as_str) {
+                    Some(id) => format!("{id}: {st}"),
+                    None => st.to_string(),
+                };
+                events(&line);
+            }
+        }
+        match self.rt.block_on(task) {
+            Ok(r) => r.map(drop).map_err(|e| build::Error::Backend(e.to_string())),
+            Err(e) => Err(build::Error::Backend(format!("pull task failed: {e}"))),
+        }
+    }
+
     fn fetch(&self, url: &str, out: &mut std::fs::File) -> build::Result<String> {
         let file = out.try_clone().map_err(|e| build::Error::Backend(format!("download file: {e}")))?;
         let mut file = tokio::fs::File::from_std(file);
@@ -144,6 +174,8 @@ pub struct BuildRequest {
     pub local_context: Option<PathBuf>,
     /// Only the result is reported (`q`).
     pub quiet: bool,
+    /// Credentials per registry (`X-Registry-Config`), for pulls of base images.
+    pub auth: BTreeMap<String, registry::client::Credentials>,
 }
 
 impl Engine {
@@ -161,6 +193,7 @@ impl Engine {
         let backend = EngineBackend {
             engine: self.clone(),
             rt: tokio::runtime::Handle::current(),
+            auth: req.auth.clone(),
         };
         let quiet = req.quiet;
         let mut say = |s: String| {
@@ -177,6 +210,7 @@ impl Engine {
             build::Progress::Done { id: Some(id), secs } => say(format!(" ---> {} ({secs:.2}s)\n", id.short())),
             build::Progress::Done { id: None, .. } => {}
             build::Progress::Warning(w) => say(format!("{w}\n")),
+            build::Progress::Pulling(l) => say(format!("{l}\n")),
         };
         let res = build::build(&backend, &self.build_cache, ctx, &req.options, &mut progress).map_err(|e| match e {
             build::Error::Image(i) => Error::from(i),

@@ -48,8 +48,9 @@ pub struct BuildArgs {
     /// Remove intermediate containers after a successful build (always on)
     #[arg(long, default_value_t = true, hide = true)]
     pub rm: bool,
-    /// Pull newer base images: not possible without a registry; refused
-    #[arg(long, hide = true)]
+    /// Always pull base images (FROM, COPY --from), even when a local copy exists; without it,
+    /// only base images missing locally are pulled (credentials from `berth login`)
+    #[arg(long)]
     pub pull: bool,
     /// Write the image ID to the file
     #[arg(long, value_name = "string")]
@@ -129,15 +130,21 @@ fn write_context(dir: &Path, extra: Option<(&str, &Path)>, out: impl Write) -> R
 
 /// `POST /build` with a tar context as the body.
 async fn post_build(client: &Client, q: &[(&str, String)], body: super::client::Body) -> Result<hyper::Response<hyper::body::Incoming>> {
+    // Every stored login goes along, as docker's X-Registry-Config, for pulls of base images.
+    let headers: Vec<(&str, String)> = super::registry::registry_config_header().into_iter().collect();
     client
-        .send(Method::POST, &format!("/build{}", query(q)), body, Some("application/x-tar"), false)
+        .send_with(
+            Method::POST,
+            &format!("/build{}", query(q)),
+            body,
+            Some("application/x-tar"),
+            false,
+            &headers,
+        )
         .await
 }
 
 pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
-    if a.pull {
-        bail!("--pull: pulling base images needs a registry, which this Berth version cannot reach");
-    }
     let mut build_args = a.build_args.clone();
     if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
         if !build_args.iter().any(|b| b.starts_with("SOURCE_DATE_EPOCH")) {
@@ -161,6 +168,9 @@ pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
     }
     if a.force_rm {
         q.push(("forcerm", "1".into()));
+    }
+    if a.pull {
+        q.push(("pull", "1".into()));
     }
     if let Some(n) = &a.network {
         q.push(("networkmode", n.clone()));
@@ -210,8 +220,16 @@ pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
         let local = if extra.is_none() && std::env::var_os("BERTH_BUILD_SEND_CONTEXT").is_none() {
             let mut lq = q.clone();
             lq.push(("localcontext", dir.display().to_string()));
+            let headers: Vec<(&str, String)> = super::registry::registry_config_header().into_iter().collect();
             match client
-                .send(Method::POST, &format!("/build{}", query(&lq)), super::client::empty(), None, false)
+                .send_with(
+                    Method::POST,
+                    &format!("/build{}", query(&lq)),
+                    super::client::empty(),
+                    None,
+                    false,
+                    &headers,
+                )
                 .await
             {
                 Ok(r) => Some(r),

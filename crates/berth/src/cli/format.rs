@@ -575,12 +575,8 @@ fn call(name: &str, args: Vec<Value>) -> Result<Value> {
                 Value::String(s) if s == NO_VALUE => Value::Null,
                 v => v.clone(),
             };
-            // Go's encoding/json escapes <, > and & for safe embedding in HTML.
-            let text = serde_json::to_string(&v)?
-                .replace('<', "\\u003c")
-                .replace('>', "\\u003e")
-                .replace('&', "\\u0026");
-            Value::String(text)
+            // docker's template `json` turns HTML escaping off: <, > and & stay as they are.
+            Value::String(serde_json::to_string(&v)?)
         }
         "upper" => {
             want(1)?;
@@ -959,7 +955,7 @@ mod tests {
         assert_eq!(run(r#"[{{printf "%-6s|%6s" "ab" "cd"}}]"#, &v), "[ab    |    cd]");
         assert_eq!(run(r#"{{printf "%05d %x %.2f %q" .N .N .F "x"}}"#, &v), r#"00042 2a 0.50 "x""#);
         assert_eq!(run(r#"{{printf "%s %s" .ID}}"#, &v), "0123456789abcdef %!s(MISSING)");
-        assert_eq!(run("{{json .T}}", &v), r#""\u003ca\u0026b\u003e""#);
+        assert_eq!(run("{{json .T}}", &v), r#""<a&b>""#);
     }
 
     #[test]

@@ -113,6 +113,26 @@ fn auth_header(registry: &str) -> Option<(&'static str, String)> {
     Some(("X-Registry-Auth", base64::engine::general_purpose::URL_SAFE.encode(v.to_string())))
 }
 
+/// `X-Registry-Config` with every stored login (registry → AuthConfig), if there is any.
+pub fn registry_config_header() -> Option<(&'static str, String)> {
+    let cfg = load_config();
+    let auths = cfg.get("auths")?.as_object()?;
+    let all: serde_json::Map<String, Value> = auths
+        .iter()
+        .map(|(registry, entry)| {
+            let c = engine::distribution::auth_config(entry);
+            (
+                registry.clone(),
+                json!({"username": c.username, "password": c.password, "serveraddress": registry}),
+            )
+        })
+        .collect();
+    Some((
+        "X-Registry-Config",
+        base64::engine::general_purpose::URL_SAFE.encode(Value::Object(all).to_string()),
+    ))
+}
+
 /// Split `name[:tag|@digest]` into the name and the tag or digest.
 fn split_ref(s: &str) -> (String, String) {
     if let Some((n, d)) = s.split_once('@') {

@@ -108,14 +108,45 @@ pub fn parse_request(q: &Q) -> ApiResult<BuildRequest> {
             timestamp,
             network,
             force_rm: q.bool("forcerm"),
+            pull: q.bool("pull"),
         },
         quiet: q.bool("q"),
         local_context,
+        auth: BTreeMap::new(),
     })
 }
 
-pub async fn build(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery, body: Body) -> ApiResult<Response> {
-    let req = parse_request(&Q::parse(q))?;
+/// `X-Registry-Config`: base64url JSON of {registry: AuthConfig}, as the docker CLI sends it with
+/// every build (credentials for pulling base images). Keys become registry names.
+pub fn registry_config(headers: &axum::http::HeaderMap) -> BTreeMap<String, registry::client::Credentials> {
+    use base64::Engine as _;
+    let Some(h) = headers.get("X-Registry-Config").and_then(|v| v.to_str().ok()) else {
+        return BTreeMap::new();
+    };
+    let h = h.trim();
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(h)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('=')))
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h))
+        .unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_slice(&raw).unwrap_or_default();
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(server, cfg)| {
+                    (
+                        crate::distribution::registry_of_server(server),
+                        crate::distribution::auth_config(cfg),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub async fn build(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery, headers: axum::http::HeaderMap, body: Body) -> ApiResult<Response> {
+    let mut req = parse_request(&Q::parse(q))?;
+    req.auth = registry_config(&headers);
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(256);
     let r = body_reader(body);
     tokio::task::spawn_blocking(move || {
