@@ -558,11 +558,12 @@ fn ignore_exceptions_workdir_meta_args_compressed_add_and_onbuild_heredocs() {
         "Dockerfile",
         r#"ARG V=from-meta
 ARG W=meta-w
-FROM bb
+FROM --platform=$BUILDPLATFORM bb
 ARG V
 ARG W=stage-w
+ARG TARGETARCH
 WORKDIR /work/deep
-RUN pwd > /pwd.txt && echo "V=$V W=$W" > /args.txt
+RUN pwd > /pwd.txt && echo "V=$V W=$W A=$TARGETARCH" > /args.txt
 COPY . /app/
 ADD a.tar.bz2 /bz/
 ADD a.tar.xz /xz/
@@ -624,7 +625,7 @@ EOF
             "/bz/inner/file.txt",
             "/xz/inner/file.txt"
         ]),
-        "/work/deep\nV=from-meta W=stage-w\npacked\npacked"
+        format!("/work/deep\nV=from-meta W=stage-w A={}\npacked\npacked", oci::spec::host_arch())
     );
     // A re-included file's content is part of the cache key: changing it re-runs its COPY.
     write(ctx.path(), "data/keep.txt", "k2\n");

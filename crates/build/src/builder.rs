@@ -224,6 +224,19 @@ const PREDEFINED_ARGS: &[&str] = &[
     "all_proxy",
 ];
 
+/// The automatic platform ARGs, for this machine (build and target are the same).
+fn platform_args() -> BTreeMap<String, String> {
+    let (os, arch) = ("linux", oci::spec::host_arch());
+    let mut m = BTreeMap::new();
+    for side in ["TARGET", "BUILD"] {
+        m.insert(format!("{side}PLATFORM"), format!("{os}/{arch}"));
+        m.insert(format!("{side}OS"), os.to_string());
+        m.insert(format!("{side}ARCH"), arch.to_string());
+        m.insert(format!("{side}VARIANT"), String::new());
+    }
+    m
+}
+
 fn rfc3339(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0)
         .unwrap_or_default()
@@ -272,8 +285,10 @@ impl Builder<'_> {
                 .ok_or_else(|| Error::Invalid(format!("target stage {t:?} could not be found")))?,
         };
         self.total = df.stages[..=last].iter().map(|s| 1 + s.instructions.len()).sum();
-        // ARGs before FROM: their values are usable in FROM lines only.
-        let mut meta: BTreeMap<String, String> = BTreeMap::new();
+        // ARGs before FROM: their values are usable in FROM lines only. The platform ARGs BuildKit
+        // defines (TARGETARCH, BUILDPLATFORM, ...) are there from the start: the builder builds
+        // for the machine it runs on.
+        let mut meta: BTreeMap<String, String> = platform_args();
         for ins in &df.meta_args {
             if let Kind::Arg(defs) = &ins.kind {
                 for d in defs {

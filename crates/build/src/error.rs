@@ -10,7 +10,7 @@ pub enum Error {
     Parse(#[from] ParseError),
     /// An instruction is valid syntax but cannot be carried out as written (bad substitution,
     /// unknown stage, bad flag value); names the line.
-    #[error("Dockerfile:{}: {message}", loc.line)]
+    #[error("Dockerfile:{}:{}: {message}", loc.line, loc.col)]
     Instruction { loc: Loc, message: String },
     /// A source of COPY/ADD is missing or excluded, or a destination is unusable.
     #[error("{0}")]
