@@ -395,6 +395,37 @@ impl Template {
         }
     }
 
+    /// The fields the template reads from its data at the top level (outside range/with, where
+    /// the dot changes): `.Names` in `{{.Names}}`, `{{if .Status}}` or `{{json .Labels}}`.
+    fn top_fields(&self) -> Vec<String> {
+        fn from_pipe(p: &Pipeline, out: &mut Vec<String>) {
+            for a in p.cmds.iter().flatten() {
+                match a {
+                    Arg::Field(path) if !path.is_empty() => out.push(path[0].clone()),
+                    Arg::Sub(inner) => from_pipe(inner, out),
+                    _ => {}
+                }
+            }
+        }
+        fn walk(nodes: &[Node], out: &mut Vec<String>) {
+            for n in nodes {
+                match n {
+                    Node::Text(_) => {}
+                    Node::Action(p) => from_pipe(p, out),
+                    Node::If(p, a, b) => {
+                        from_pipe(p, out);
+                        walk(a, out);
+                        walk(b, out);
+                    }
+                    Node::Range(p, _, _) | Node::With(p, _, _) => from_pipe(p, out),
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.nodes, &mut out);
+        out
+    }
+
     /// Execute against `data`.
     pub fn execute(&self, data: &Value) -> Result<String> {
         let mut out = String::new();
@@ -487,6 +518,21 @@ fn eval_cmd(cmd: &[Arg], dot: &Value, vars: &mut Vars, piped: Option<Value>) -> 
         }
         args.extend(piped);
         return call(name, args);
+    }
+    // `.Label "key"`: the method docker's ps and volume rows have (one label's value, or "").
+    if let (Some(Arg::Field(p)), 2, None) = (cmd.first(), cmd.len(), &piped) {
+        if p.last().is_some_and(|l| l == "Label") {
+            let key = as_str(&arg_val(&cmd[1], dot, vars)?);
+            let labels = lookup(dot, &[&p[..p.len() - 1], &["Labels".to_string()]].concat());
+            let value = match &labels {
+                Value::Object(m) => m.get(&key).map(as_str),
+                Value::String(s) => s
+                    .split(',')
+                    .find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v.to_string())),
+                _ => None,
+            };
+            return Ok(Value::String(value.unwrap_or_default()));
+        }
     }
     if cmd.len() > 1 || piped.is_some() {
         bail!("template: can't give argument to non-function");
@@ -840,6 +886,16 @@ pub fn prepare(format: &str) -> (bool, String) {
 pub fn render(format: &str, rows: &[Value], headers: &[(&str, &str)]) -> Result<String> {
     let (table, text) = prepare(format);
     let tmpl = Template::parse(&text)?;
+    // A list row has a fixed set of fields, as docker's row types do: naming another is an error
+    // there (docker: "can't evaluate field X"), not `<no value>`. `Label` is a method.
+    let known: Vec<&str> = headers.iter().map(|(k, _)| *k).collect();
+    let unknown = |f: &String| f != "Label" && !known.contains(&f.as_str()) && !rows.iter().any(|r| r.get(f).is_some());
+    if let Some(bad) = tmpl.top_fields().into_iter().find(|f| !rows.is_empty() && unknown(f)) {
+        bail!(
+            "template: can't evaluate field {bad} in this list's rows (fields: {})",
+            known.join(", ")
+        );
+    }
     let mut out = String::new();
     if table {
         let mut m = Map::new();
@@ -946,6 +1002,25 @@ mod tests {
 
     fn run(t: &str, v: &Value) -> String {
         Template::parse(t).unwrap().execute(v).unwrap()
+    }
+
+    #[test]
+    fn unknown_fields_of_list_rows_are_errors() {
+        let rows = vec![json!({"ID": "1", "Names": "a", "Mounts": [{"X": "m"}]})];
+        let headers = [("ID", "CONTAINER ID"), ("Names", "NAMES"), ("Mounts", "MOUNTS")];
+        assert_eq!(render("{{.Names}}", &rows, &headers).unwrap(), "a\n");
+        let err = render("{{.Nope}}", &rows, &headers).unwrap_err().to_string();
+        assert!(err.contains("can't evaluate field Nope"), "{err}");
+        // Inside range the dot is an element: not checked against the rows.
+        assert_eq!(render("{{range .Mounts}}{{.X}}{{end}}", &rows, &headers).unwrap(), "m\n");
+    }
+
+    #[test]
+    fn label_method() {
+        let row = json!({"Names": "a", "Labels": "role=web,tier=front"});
+        assert_eq!(run(r#"{{.Label "tier"}}|{{.Label "none"}}"#, &row), "front|");
+        let vol = json!({"Name": "v", "Labels": {"k": "v1"}});
+        assert_eq!(run(r#"{{.Label "k"}}"#, &vol), "v1");
     }
 
     #[test]
