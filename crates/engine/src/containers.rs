@@ -1064,21 +1064,18 @@ impl Engine {
             hc.memory_reservation = m;
             up.memory_reservation = Some(m);
         }
-        if let Some(q) = get("CpuQuota") {
-            if hc.nano_cpus > 0 && up.nano_cpus.is_none() {
-                return Err(Error::BadRequest(
-                    "Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set".into(),
-                ));
+        for (k, what) in [("CpuQuota", "CPU Quota"), ("CpuPeriod", "CPU Period")] {
+            if get(k).is_some() && hc.nano_cpus > 0 && up.nano_cpus.is_none() {
+                return Err(Error::BadRequest(format!(
+                    "Conflicting options: {what} cannot be updated as NanoCPUs has already been set"
+                )));
             }
+        }
+        if let Some(q) = get("CpuQuota") {
             hc.cpu_quota = q;
             up.cpu_quota = Some(q);
         }
         if let Some(p) = get("CpuPeriod") {
-            if hc.nano_cpus > 0 && up.nano_cpus.is_none() {
-                return Err(Error::BadRequest(
-                    "Conflicting options: CPU Period cannot be updated as NanoCPUs has already been set".into(),
-                ));
-            }
             hc.cpu_period = p;
             up.cpu_period = Some(p);
             up.cpu_quota.get_or_insert(hc.cpu_quota);

@@ -67,6 +67,12 @@ pub fn registry_of_server(addr: &str) -> String {
 
 /// Decode an `X-Registry-Auth` header (base64url JSON of Docker's AuthConfig).
 pub fn decode_registry_auth(h: &str) -> Credentials {
+    auth_config(&decode_header_json(h))
+}
+
+/// The JSON in a registry header (`X-Registry-Auth`, `X-Registry-Config`): base64url as docker
+/// sends it, padded or not, or standard base64; Null when it does not decode.
+pub fn decode_header_json(h: &str) -> Value {
     use base64::Engine as _;
     let h = h.trim();
     let raw = base64::engine::general_purpose::URL_SAFE
@@ -74,7 +80,7 @@ pub fn decode_registry_auth(h: &str) -> Credentials {
         .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('=')))
         .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h))
         .unwrap_or_default();
-    auth_config(&serde_json::from_slice(&raw).unwrap_or(Value::Null))
+    serde_json::from_slice(&raw).unwrap_or(Value::Null)
 }
 
 /// Credentials from an AuthConfig object (`username`/`password`, or `auth` = base64 user:pass).

@@ -119,18 +119,11 @@ pub fn parse_request(q: &Q) -> ApiResult<BuildRequest> {
 /// `X-Registry-Config`: base64url JSON of {registry: AuthConfig}, as the docker CLI sends it with
 /// every build (credentials for pulling base images). Keys become registry names.
 pub fn registry_config(headers: &axum::http::HeaderMap) -> BTreeMap<String, registry::client::Credentials> {
-    use base64::Engine as _;
     let Some(h) = headers.get("X-Registry-Config").and_then(|v| v.to_str().ok()) else {
         return BTreeMap::new();
     };
-    let h = h.trim();
-    let raw = base64::engine::general_purpose::URL_SAFE
-        .decode(h)
-        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('=')))
-        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h))
-        .unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_slice(&raw).unwrap_or_default();
-    v.as_object()
+    crate::distribution::decode_header_json(h)
+        .as_object()
         .map(|m| {
             m.iter()
                 .map(|(server, cfg)| {
