@@ -1377,6 +1377,25 @@ fn restarts_workdirs_filters_updates_and_exit_codes() {
     assert_eq!(d.docker(&["run", "--rm", "bb", "/etc/passwd"]).status.code(), Some(126));
     assert_eq!(d.berth(&["run", "--rm", "bb", "/etc/passwd"]).status.code(), Some(126));
 
+    // A network that does not exist is a 404, as in Docker; sharing another container's is refused.
+    let (st, _, body) = d.http(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image":"bb","HostConfig":{"NetworkMode":"nonet"}}"#),
+    );
+    assert!(st == 404 && body.contains("network nonet not found"), "{st} {body}");
+    let (st, _, _) = d.http(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image":"bb","HostConfig":{"NetworkMode":"container:x"}}"#),
+    );
+    assert_eq!(st, 400);
+    // --cpus after --cpu-quota is refused, as Docker refuses it.
+    d.docker_ok(&["run", "-d", "--name", "cq", "--cpu-quota", "20000", "bb", "sleep", "60"]);
+    let o = d.docker(&["update", "--cpus", "1", "cq"]);
+    assert!(errtext(&o).contains("Nano CPUs cannot be updated"), "{}", errtext(&o));
+    d.docker_ok(&["rm", "-f", "cq"]);
+
     // API versions outside the server's range get Docker's 400.
     let (st, _, body) = d.http("GET", "/v1.99/version", None);
     assert!(st == 400 && body.contains("too new"), "{st} {body}");

@@ -222,7 +222,13 @@ fn check_supported(hc: &HostConfig) -> Result<()> {
     }
     match hc.network_mode.as_str() {
         "" | "default" | "bridge" | "none" | "host" => {}
-        other => return Err(Error::BadRequest(format!("network {other} not found"))),
+        other if other.starts_with("container:") => {
+            return Err(Error::BadRequest(format!(
+                "network mode {other:?} (sharing another container's network) is not supported by Berth"
+            )))
+        }
+        // As Docker answers for a network that does not exist (user-defined networks are not here yet).
+        other => return Err(Error::NotFound(format!("network {other} not found"))),
     }
     match hc.restart_policy.name.as_str() {
         "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
@@ -1063,6 +1069,11 @@ impl Engine {
         if let Some(m) = get("MemoryReservation") {
             hc.memory_reservation = m;
             up.memory_reservation = Some(m);
+        }
+        if get("NanoCpus").is_some() && (hc.cpu_quota > 0 || hc.cpu_period > 0) && get("CpuQuota").is_none() {
+            return Err(Error::BadRequest(
+                "Conflicting options: Nano CPUs cannot be updated as CPU Period/Quota has already been set".into(),
+            ));
         }
         for (k, what) in [("CpuQuota", "CPU Quota"), ("CpuPeriod", "CPU Period")] {
             if get(k).is_some() && hc.nano_cpus > 0 && up.nano_cpus.is_none() {
