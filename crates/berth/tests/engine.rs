@@ -639,6 +639,22 @@ fn tty_attach_and_events() {
     assert!(out.contains("/dev/pts/") && out.contains("22 90"), "{out}");
     let o = d.docker(&["attach", "att"]);
     assert!(text(&o).contains("late"), "{}", text(&o));
+    // A running container's TTY follows the client's window: a pty driven from Python starts at
+    // 20x70, is resized to 33x111 (SIGWINCH to the client), and `stty size` inside sees both.
+    let script = d.dir.join("resize.py");
+    std::fs::write(&script, RESIZE_PY).unwrap();
+    for client in [vec!["docker".to_string()], vec![common::BERTH.to_string(), "-H".into(), d.host()]] {
+        let mut c = Command::new("python3");
+        c.arg(&script).args(&client).args(["run", "--rm", "-it", "bb", "sh"]);
+        c.env("DOCKER_HOST", d.host()).env("DOCKER_CONFIG", d.dir.join("docker-config"));
+        let o = common::run_timeout(c, None, 60);
+        let out = format!("{}{}", text(&o), errtext(&o)).replace('\r', "");
+        let sizes: Vec<&str> = out
+            .lines()
+            .filter(|l| l.split(' ').all(|w| w.parse::<u16>().is_ok()) && l.contains(' '))
+            .collect();
+        assert_eq!(sizes, ["20 70", "33 111"], "{client:?}: {out}");
+    }
     // Events stream lifecycle events.
     let o = d.docker(&[
         "events",
@@ -656,6 +672,36 @@ fn tty_attach_and_events() {
         assert!(ev.lines().any(|l| l == a), "{a} missing in {ev}");
     }
 }
+
+/// Runs argv in a pty of 20x70, asks `stty size`, resizes the pty to 33x111 and signals the client,
+/// asks again, exits; prints everything the pty showed.
+const RESIZE_PY: &str = r#"
+import os, pty, sys, time, fcntl, termios, struct, signal, select
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+def setsize(r, c):
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", r, c, 0, 0))
+out = b""
+def read_for(secs):
+    global out
+    end = time.time() + secs
+    while time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:
+                return
+setsize(20, 70)
+read_for(1.5)
+os.write(fd, b"stty size\n"); read_for(1.0)
+setsize(33, 111); os.kill(pid, signal.SIGWINCH); read_for(1.0)
+os.write(fd, b"stty size\n"); read_for(1.0)
+os.write(fd, b"exit\n"); read_for(1.0)
+os.waitpid(pid, 0)
+print(out.decode(errors="replace"))
+"#;
 
 /// Wait until a container's logs contain `what`.
 fn wait_for_log(d: &Daemon, name: &str, what: &str) {
