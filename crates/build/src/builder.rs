@@ -306,9 +306,9 @@ impl Builder<'_> {
                 }
             }
         }
-        self.meta_args = meta.clone();
+        self.meta_args = meta;
         for stage in &df.stages[..=last] {
-            let st = self.stage(stage, &meta)?;
+            let st = self.stage(stage)?;
             self.stages.push(Stage {
                 name: stage.from().name.clone(),
                 state: st,
@@ -362,13 +362,13 @@ impl Builder<'_> {
         Instant::now()
     }
 
-    fn stage(&mut self, stage: &dockerfile::Stage, meta: &BTreeMap<String, String>) -> Result<State> {
+    fn stage(&mut self, stage: &dockerfile::Stage) -> Result<State> {
         let t = self.begin(&stage.from);
         let from = stage.from();
         let loc = stage.from.loc;
-        let base = self.expand_with(loc, &from.image, &[], meta)?;
+        let base = self.expand_with(loc, &from.image, &[], &self.meta_args)?;
         if let Some(p) = &from.platform {
-            let p = self.expand_with(loc, p, &[], meta)?;
+            let p = self.expand_with(loc, p, &[], &self.meta_args)?;
             let want = format!("linux/{}", oci::spec::host_arch());
             if !p.is_empty() && p != want && p != "$BUILDPLATFORM" && p != "$TARGETPLATFORM" {
                 return Err(Error::at(
@@ -1173,23 +1173,19 @@ impl Builder<'_> {
                         source: e,
                     })?
                     .flatten()
-                    .map(|e| e.file_name())
+                    .map(|e| (e.file_name(), e.file_type().is_ok_and(|t| t.is_dir())))
                     .collect();
                 names.sort();
                 names.reverse();
-                for n in names {
+                for (n, is_dir) in names {
                     let child = if r.is_empty() {
                         n.to_string_lossy().into_owned()
                     } else {
                         format!("{r}/{}", n.to_string_lossy())
                     };
-                    // The cache key covers exactly what a copy takes: an excluded directory is
-                    // still walked when an exception may re-include something below it.
-                    if self.ignore.excluded(&child) {
-                        let is_dir = fs::symlink_metadata(p.join(&n)).map(|m| m.is_dir()).unwrap_or(false);
-                        if !(is_dir && self.ignore.may_include_below(&child)) {
-                            continue;
-                        }
+                    // The cache key covers exactly what a copy takes (the same decision).
+                    if self.ignore.visit(&child, is_dir) == pattern::Visit::Skip {
+                        continue;
                     }
                     stack.push((p.join(&n), child));
                 }
@@ -1230,13 +1226,7 @@ impl Builder<'_> {
             } else {
                 format!("{rel}/{}", fsutil::show(r))
             };
-            if !ignore.excluded(&full) {
-                fsutil::Visit::Copy
-            } else if is_dir && ignore.may_include_below(&full) {
-                fsutil::Visit::Descend
-            } else {
-                fsutil::Visit::Skip
-            }
+            ignore.visit(&full, is_dir)
         };
         if md.is_dir() {
             // A directory's contents go into the destination directory.

@@ -137,21 +137,13 @@ fn clear(dir: RawFd, name: &OsStr) {
     let _ = unlinkat(Some(dir), name, UnlinkatFlags::NoRemoveDir);
 }
 
-/// Copy the file, directory or symlink at host path `src` to `name` in `dir`.
-/// `filter(rel)` is asked for every entry below a directory source (relative to `src`); false skips.
-/// What a copy does with one source entry (the filter's answer).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Visit {
-    Copy,
-    Skip,
-    /// An excluded directory that an exception may re-include something below: its entries are
-    /// offered to the filter, and it is created only if one of them is copied.
-    Descend,
-}
+pub use crate::pattern::Visit;
 
 /// A filter's view of an entry: its path relative to the copy's source, and whether it is a directory.
 pub type Filter<'a> = dyn FnMut(&Path, bool) -> Visit + 'a;
 
+/// Copy the file, directory or symlink at host path `src` to `name` in `dir`. `filter` is asked
+/// for every entry below a directory source (relative to `src`).
 pub fn copy_tree(src: &Path, dir: &DirFd, name: &OsStr, attrs: Attrs, filter: &mut Filter) -> Result<u64> {
     copy_entry(src, Path::new(""), dir, name, attrs, false, filter)
 }
@@ -165,17 +157,17 @@ fn copy_entry(src: &Path, rel: &Path, dir: &DirFd, name: &OsStr, attrs: Attrs, d
     if ft.is_dir() {
         let existed = !name.is_empty() && nix::sys::stat::fstatat(Some(dfd), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).is_ok();
         let sub = make_dir(dir, name, md.permissions().mode(), attrs)?;
-        let mut entries: Vec<OsString> = fs::read_dir(src)
+        // Names with their kinds, from the directory listing itself (no stat per entry).
+        let mut entries: Vec<(OsString, bool)> = fs::read_dir(src)
             .map_err(io("read directory", src))?
-            .map(|e| e.map(|e| e.file_name()))
+            .map(|e| e.and_then(|e| Ok((e.file_name(), e.file_type()?.is_dir()))))
             .collect::<std::io::Result<_>>()
             .map_err(io("read directory", src))?;
         entries.sort();
         let mut n = 0;
-        for e in entries {
+        for (e, is_dir) in entries {
             let r = rel.join(&e);
             let child = src.join(&e);
-            let is_dir = fs::symlink_metadata(&child).map(|m| m.is_dir()).unwrap_or(false);
             let visit = filter(&r, is_dir);
             if visit == Visit::Skip || (visit == Visit::Descend && !is_dir) {
                 continue;

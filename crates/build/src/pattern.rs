@@ -203,6 +203,28 @@ impl Ignore {
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
+
+    /// What a walk of the context (a copy, or the cache key of one) does with `rel`: take it, skip
+    /// it, or only look inside an excluded directory for entries an exception re-includes.
+    pub fn visit(&self, rel: &str, is_dir: bool) -> Visit {
+        if !self.excluded(rel) {
+            Visit::Copy
+        } else if is_dir && self.may_include_below(rel) {
+            Visit::Descend
+        } else {
+            Visit::Skip
+        }
+    }
+}
+
+/// What a copy does with one source entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visit {
+    Copy,
+    Skip,
+    /// An excluded directory that an exception may re-include something below: its entries are
+    /// offered to the filter, and it is created only if one of them is copied.
+    Descend,
 }
 
 #[cfg(test)]

@@ -117,7 +117,7 @@ impl build::Backend for EngineBackend {
         let r = image::Reference::parse(reference).map_err(|e| build::Error::Backend(e.to_string()))?;
         let registry = crate::distribution::split_repository(&r.repo).registry;
         let creds = self.auth.get(&registry).cloned().unwrap_or_default();
-        tracing::debug!(%registry, known = ?self.auth.keys().collect::<Vec<_>>(), with_credentials = !creds.is_empty(), "pulling a base image");
+        tracing::debug!(%registry, with_credentials = !creds.is_empty(), "pulling a base image");
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(64);
         let e = self.engine.clone();
         let reference = reference.to_string();

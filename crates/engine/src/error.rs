@@ -42,28 +42,32 @@ impl From<runtime::Error> for Error {
         match e {
             runtime::Error::InvalidSpec(s) => Error::BadRequest(s),
             // Docker's wording, which clients map to exit codes 127/126.
-            runtime::Error::Runtime(s) if s.contains("not found in $PATH") => {
-                // libcontainer quotes the name with '…', runc and crun with exec: "…".
-                let exe = s
-                    .split_once("exec: \"")
-                    .and_then(|(_, r)| r.split('"').next())
-                    .or_else(|| s.split('\'').nth(1))
-                    .unwrap_or("")
-                    .to_string();
+            runtime::Error::Runtime(s) if s.contains("not found in $PATH") => Error::BadRequest(format!(
+                "failed to create task for container: exec: \"{}\": executable file not found in $PATH",
+                exe_named(&s)
+            )),
+            // libcontainer: "executable '/x' at path ... does not have correct permissions"; runc
+            // and crun: exec: "/x": permission denied.
+            runtime::Error::Runtime(s)
+                if s.contains("does not have correct permissions") || (s.contains("exec: \"") && s.contains("permission denied")) =>
+            {
                 Error::BadRequest(format!(
-                    "failed to create task for container: exec: \"{exe}\": executable file not found in $PATH"
-                ))
-            }
-            // libcontainer: "executable '/x' at path ... does not have correct permissions".
-            runtime::Error::Runtime(s) if s.contains("does not have correct permissions") || s.contains("permission denied") => {
-                let exe = s.split('\'').nth(1).unwrap_or("").to_string();
-                Error::BadRequest(format!(
-                    "failed to create task for container: OCI runtime create failed: exec: \"{exe}\": permission denied"
+                    "failed to create task for container: OCI runtime create failed: exec: \"{}\": permission denied",
+                    exe_named(&s)
                 ))
             }
             other => Error::Internal(other.to_string()),
         }
     }
+}
+
+/// The program a runtime's exec error names: libcontainer quotes it with '…', runc and crun with
+/// exec: "…".
+fn exe_named(s: &str) -> &str {
+    s.split_once("exec: \"")
+        .and_then(|(_, r)| r.split('"').next())
+        .or_else(|| s.split('\'').nth(1))
+        .unwrap_or("")
 }
 
 impl From<oci::Error> for Error {

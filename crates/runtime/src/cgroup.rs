@@ -158,11 +158,13 @@ pub fn update(cg: &str, u: &Update) -> std::io::Result<()> {
                 "this kernel does not support swap limits (no memory.memsw.limit_in_bytes): boot with swapaccount=1",
             ));
         }
-        let current_swap: i64 = fs::read_to_string(&memsw)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(i64::MAX);
-        let swap_first = u.memory.is_some_and(|m| m <= 0 || m > current_swap);
+        let current_swap = || -> i64 {
+            fs::read_to_string(&memsw)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(i64::MAX)
+        };
+        let swap_first = swap.is_some() && u.memory.is_some_and(|m| m <= 0 || m > current_swap());
         if swap_first {
             if let Some(s) = &swap {
                 write(memsw.clone(), s)?;

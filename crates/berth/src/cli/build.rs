@@ -128,19 +128,17 @@ fn write_context(dir: &Path, extra: Option<(&str, &Path)>, out: impl Write) -> R
     Ok(())
 }
 
-/// `POST /build` with a tar context as the body.
-async fn post_build(client: &Client, q: &[(&str, String)], body: super::client::Body) -> Result<hyper::Response<hyper::body::Incoming>> {
-    // Every stored login goes along, as docker's X-Registry-Config, for pulls of base images.
+/// `POST /build`, with a tar context as the body (or none, with `localcontext`). Every saved login
+/// goes along, as docker's X-Registry-Config, for pulls of base images.
+async fn post_build(
+    client: &Client,
+    q: &[(&str, String)],
+    body: super::client::Body,
+    content_type: Option<&str>,
+) -> Result<hyper::Response<hyper::body::Incoming>> {
     let headers: Vec<(&str, String)> = super::registry::registry_config_header().into_iter().collect();
     client
-        .send_with(
-            Method::POST,
-            &format!("/build{}", query(q)),
-            body,
-            Some("application/x-tar"),
-            false,
-            &headers,
-        )
+        .send_with(Method::POST, &format!("/build{}", query(q)), body, content_type, false, &headers)
         .await
 }
 
@@ -189,7 +187,7 @@ pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
         if let Some(f) = &a.file {
             q.push(("dockerfile", f.display().to_string()));
         }
-        post_build(client, &q, reader_body(super::stream::stdin_stream())).await?
+        post_build(client, &q, reader_body(super::stream::stdin_stream()), Some("application/x-tar")).await?
     } else {
         let dir = PathBuf::from(&a.context);
         let dir = dir
@@ -220,18 +218,7 @@ pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
         let local = if extra.is_none() && std::env::var_os("BERTH_BUILD_SEND_CONTEXT").is_none() {
             let mut lq = q.clone();
             lq.push(("localcontext", dir.display().to_string()));
-            let headers: Vec<(&str, String)> = super::registry::registry_config_header().into_iter().collect();
-            match client
-                .send_with(
-                    Method::POST,
-                    &format!("/build{}", query(&lq)),
-                    super::client::empty(),
-                    None,
-                    false,
-                    &headers,
-                )
-                .await
-            {
+            match post_build(client, &lq, super::client::empty(), None).await {
                 Ok(r) => Some(r),
                 Err(e) if super::client::is_status(&e, 400) && format!("{e:#}").contains("localcontext") => None,
                 Err(e) => return Err(e),
@@ -251,7 +238,13 @@ pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
                     let _ = ours.shutdown(std::net::Shutdown::Write);
                 });
                 theirs.set_nonblocking(true)?;
-                post_build(client, &q, reader_body(tokio::net::UnixStream::from_std(theirs)?)).await?
+                post_build(
+                    client,
+                    &q,
+                    reader_body(tokio::net::UnixStream::from_std(theirs)?),
+                    Some("application/x-tar"),
+                )
+                .await?
             }
         }
     };

@@ -104,28 +104,27 @@ fn save_config(v: &Value) -> Result<()> {
     Ok(())
 }
 
+/// A saved login as the AuthConfig the daemon reads.
+fn auth_entry(registry: &str, saved: &Value) -> Value {
+    let c = engine::distribution::auth_config(saved);
+    json!({"username": c.username, "password": c.password, "serveraddress": registry})
+}
+
 /// The `X-Registry-Auth` value for a registry, from the saved logins.
 fn auth_header(registry: &str) -> Option<(&'static str, String)> {
     let cfg = load_config();
-    let entry = cfg.get("auths")?.get(registry)?;
-    let creds = engine::distribution::auth_config(entry);
-    let v = json!({"username": creds.username, "password": creds.password, "serveraddress": registry});
+    let v = auth_entry(registry, cfg.get("auths")?.get(registry)?);
     Some(("X-Registry-Auth", base64::engine::general_purpose::URL_SAFE.encode(v.to_string())))
 }
 
-/// `X-Registry-Config` with every stored login (registry → AuthConfig), if there is any.
+/// `X-Registry-Config` with every saved login (registry → AuthConfig), if there is any.
 pub fn registry_config_header() -> Option<(&'static str, String)> {
     let cfg = load_config();
-    let auths = cfg.get("auths")?.as_object()?;
-    let all: serde_json::Map<String, Value> = auths
+    let all: serde_json::Map<String, Value> = cfg
+        .get("auths")?
+        .as_object()?
         .iter()
-        .map(|(registry, entry)| {
-            let c = engine::distribution::auth_config(entry);
-            (
-                registry.clone(),
-                json!({"username": c.username, "password": c.password, "serveraddress": registry}),
-            )
-        })
+        .map(|(registry, saved)| (registry.clone(), auth_entry(registry, saved)))
         .collect();
     Some((
         "X-Registry-Config",

@@ -34,13 +34,13 @@ pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRes
         let intermediate = crate::images::intermediate_ids(&imgs);
         imgs.retain(|s| !intermediate.contains(&s.id));
     }
-    imgs.sort_by_key(|s| std::cmp::Reverse(e.images.config(&s.id).ok().and_then(|c| c.created).unwrap_or_default()));
     for v in f.get("dangling").into_iter().flatten() {
         if !["true", "false", "1", "0"].contains(&v.as_str()) {
             return Err(bad(format!("Invalid filter 'dangling={v}'")));
         }
     }
-    // When an image was created, in unix seconds (0 when it does not say).
+    // When an image was created, in unix seconds (0 when it does not say): read once per image,
+    // for the order (newest first) and the time filters.
     let created = |id: &oci::Digest| -> f64 {
         e.images
             .config(id)
@@ -49,6 +49,14 @@ pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRes
             .and_then(|t| crate::streams::parse_since(&t))
             .unwrap_or(0.0)
     };
+    let mut imgs: Vec<(image::ImageSummary, f64)> = imgs
+        .into_iter()
+        .map(|s| {
+            let t = created(&s.id);
+            (s, t)
+        })
+        .collect();
+    imgs.sort_by(|a, b| b.1.total_cmp(&a.1));
     // `before`/`since` name an image; `until` is a time (unix seconds, RFC 3339 or a duration ago).
     let image_time = |name: &str| -> ApiResult<f64> {
         let id = e
@@ -67,10 +75,8 @@ pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRes
     };
     let out = imgs
         .iter()
-        .filter(|s| {
-            let t = created(&s.id);
-            before.is_none_or(|b| t < b) && since.is_none_or(|x| t > x) && until.is_none_or(|u| t <= u)
-        })
+        .filter(|(_, t)| before.is_none_or(|b| *t < b) && since.is_none_or(|x| *t > x) && until.is_none_or(|u| *t <= u))
+        .map(|(s, _)| s)
         .filter(|s| {
             f.iter().all(|(k, vals)| {
                 vals.is_empty()
