@@ -16,6 +16,11 @@ pub struct DaemonArgs {
     /// Unix socket for the Docker Engine API (default: EXEC_ROOT/berth.sock).
     #[arg(long)]
     pub socket: Option<PathBuf>,
+    /// The group that owns the API socket (mode 0660), as Docker's `--group`: its members can
+    /// drive the daemon, so they are root-equivalent. Default: `docker` when that group exists,
+    /// else root's group only.
+    #[arg(short = 'G', long, value_name = "GROUP")]
+    pub group: Option<String>,
     /// Static init binary bind-mounted for `--init` (default: tini-static or docker-init if installed).
     #[arg(long)]
     pub init_path: Option<PathBuf>,
@@ -75,6 +80,21 @@ pub struct DaemonArgs {
     pub log_level: String,
 }
 
+/// The gid of the API socket's group: `--group` (which must exist), else `docker` if it exists,
+/// else root's.
+fn socket_group(asked: Option<&str>) -> anyhow::Result<u32> {
+    let name = asked.unwrap_or("docker");
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        _ if asked.is_none() => Ok(0),
+        Ok(None) => anyhow::bail!("--group {name}: no such group"),
+        Err(e) => anyhow::bail!("--group {name}: {e}"),
+    }
+}
+
 fn parse_runtime(s: &str) -> Result<(String, PathBuf), String> {
     let (name, path) = s.split_once('=').ok_or("expected NAME=PATH")?;
     if name.is_empty() || name == engine::BUILTIN_RUNTIME || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
@@ -109,11 +129,16 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
             a.default_runtime
         );
     }
+    // Everything the daemon creates is at most 0755/0644 whatever the caller's umask; what must
+    // be private is made so by the directories above it (engine::private).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    let socket_gid = socket_group(a.group.as_deref())?;
     let socket = a.socket.clone().unwrap_or_else(|| a.exec_root.join("berth.sock"));
     std::fs::create_dir_all(&a.root).with_context(|| format!("create {}", a.root.display()))?;
     std::fs::create_dir_all(&a.exec_root).with_context(|| format!("create {}", a.exec_root.display()))?;
     let root = std::fs::canonicalize(&a.root)?;
     let exec_root = std::fs::canonicalize(&a.exec_root)?;
+    engine::private::secure_roots(&root, &exec_root, socket_gid).map_err(|e| anyhow::anyhow!("{e}"))?;
     let init_path = a.init_path.clone().or_else(|| {
         ["/usr/bin/tini-static", "/usr/libexec/docker/docker-init", "/usr/bin/docker-init"]
             .iter()
@@ -160,6 +185,7 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
     }
     let listener = tokio::net::UnixListener::bind(&socket).with_context(|| format!("bind {}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660))?;
+    std::os::unix::fs::chown(&socket, Some(0), Some(socket_gid)).with_context(|| format!("chown {}", socket.display()))?;
     tracing::info!(socket = %socket.display(), "berth daemon listening");
     let app = engine::api::app(engine);
     let shutdown = async {

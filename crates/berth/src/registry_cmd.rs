@@ -159,7 +159,10 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     };
     let (auth, tls) = access_config(&a.addr, &opts, "")?;
     let anonymous = auth.anonymous;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     std::fs::create_dir_all(&a.root).with_context(|| format!("create {}", a.root.display()))?;
+    // Blobs are served only through the API, with its access control: the directory is root's.
+    engine::private::ensure_dir(&a.root, engine::private::DIR_MODE, 0).map_err(|e| anyhow::anyhow!("{e}"))?;
     let reg = Registry::open_dir(&a.root, auth)?;
     let server = Server::bind(&a.addr, tls.as_ref()).await?;
     tracing::info!(addr = %server.local_addr()?, tls = server.is_tls(), %anonymous, token = opts.token, root = %a.root.display(), "registry listening");

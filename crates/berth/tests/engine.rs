@@ -1825,3 +1825,184 @@ fn run_and_exec_flags_through_both_clients() {
     assert_eq!(d.berth_ok(&["inspect", "-f", "{{.State.ExitCode}}", "lr"]), "0");
     d.docker_ok(&["rm", "-f", "up", "user", "lr"]);
 }
+
+/// A rootfs tar with busybox and a setuid-root copy of it at /suid: a root shell for anyone who
+/// can execute it on the host.
+fn setuid_image_tar() -> Vec<u8> {
+    let bb = std::fs::read(
+        ["/bin/busybox", "/usr/bin/busybox"]
+            .iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap(),
+    )
+    .unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, kind: tar::EntryType, mode: u32, data: &[u8], link: Option<&str>| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(data.len() as u64);
+        h.set_uid(0);
+        h.set_gid(0);
+        match link {
+            Some(l) => b.append_link(&mut h, name, l).unwrap(),
+            None => b.append_data(&mut h, name, data).unwrap(),
+        }
+    };
+    add("bin", tar::EntryType::Directory, 0o755, &[], None);
+    add("tmp", tar::EntryType::Directory, 0o1777, &[], None);
+    add("bin/busybox", tar::EntryType::Regular, 0o755, &bb, None);
+    for a in ["sh", "cp", "chmod", "sleep", "id"] {
+        add(&format!("bin/{a}"), tar::EntryType::Symlink, 0o777, &[], Some("busybox"));
+    }
+    add("suid", tar::EntryType::Regular, 0o4755, &bb, None);
+    b.into_inner().unwrap()
+}
+
+/// Every setuid file under `dir` (as root sees them), not following symlinks.
+fn setuid_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    use std::os::unix::fs::PermissionsExt;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(md) = e.path().symlink_metadata() else { continue };
+        if md.is_dir() {
+            setuid_files(&e.path(), out);
+        } else if md.is_file() && md.permissions().mode() & 0o4000 != 0 {
+            out.push(e.path());
+        }
+    }
+}
+
+/// Run `args` as the host's `nobody` (no groups, no capabilities). setpriv itself still holds
+/// root's capabilities when it execs (so it could reach anything), hence the shell in between.
+fn as_nobody(args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            "/bin/sh",
+            "-c",
+            "exec \"$0\" \"$@\"",
+        ])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn state_is_private_to_root() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut d = Daemon::start();
+    // An install as an older Berth left it, under a world-readable parent (as /var/lib is).
+    let open = |p: &std::path::Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    open(&d.dir, 0o755);
+    for p in [
+        d.root.clone(),
+        d.root.join("image"),
+        d.root.join("containers"),
+        d.root.join("volumes"),
+        d.run.clone(),
+        d.run.join("c"),
+    ] {
+        open(&p, 0o755);
+    }
+    d.crash_and_restart();
+    let mode = |p: &std::path::Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&d.root), 0o710, "data root");
+    assert_eq!(mode(&d.run), 0o710, "exec root");
+    for sub in ["image", "containers", "volumes", "tmp"] {
+        assert_eq!(mode(&d.root.join(sub)), 0o700, "{sub}");
+    }
+    assert_eq!(mode(&d.sock), 0o660, "API socket");
+    assert_eq!(std::fs::metadata(&d.sock).unwrap().uid(), 0);
+
+    // A hostile image, a running container from it, a setuid binary written into its writable
+    // layer and into a volume.
+    let o = common::run_timeout(d.docker_cmd(&["import", "-", "hostile"]), Some(&setuid_image_tar()), 60);
+    assert!(o.status.success(), "{}", errtext(&o));
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "h",
+        "-v",
+        "hv:/data",
+        "hostile",
+        "sh",
+        "-c",
+        "cp /bin/busybox /tmp/suid2 && chmod 4755 /tmp/suid2 && cp /bin/busybox /data/suid3 && chmod 4755 /data/suid3 && sleep 1000",
+    ]);
+    let t0 = std::time::Instant::now();
+    let mut found = Vec::new();
+    while t0.elapsed() < std::time::Duration::from_secs(10) {
+        found.clear();
+        setuid_files(&d.root, &mut found);
+        let names: Vec<_> = found
+            .iter()
+            .filter_map(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect();
+        if names.iter().any(|n| n == "suid2") && names.iter().any(|n| n == "suid3") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let names: Vec<_> = found.iter().map(|p| p.display().to_string()).collect();
+    for want in ["/suid", "/suid2", "/suid3"] {
+        assert!(names.iter().any(|n| n.ends_with(want)), "{want} not found on the host: {names:?}");
+    }
+    // The layer, the mounted rootfs, the upper dir and the volume each hold one; nobody on the
+    // host can run or even see any of them, nor list anything of Berth's.
+    assert!(found.len() >= 4, "{names:?}");
+    for f in &found {
+        let f = f.to_str().unwrap();
+        let o = as_nobody(&[f, "id", "-u"]);
+        assert!(!o.status.success(), "nobody ran {f}: {}", text(&o));
+        assert!(errtext(&o).contains("Permission denied"), "{f}: {}", errtext(&o));
+        assert!(!as_nobody(&["test", "-e", f]).status.success(), "nobody sees {f}");
+    }
+    for dir in [
+        &d.root,
+        &d.run,
+        &d.root.join("image/layers"),
+        &d.root.join("containers"),
+        &d.root.join("volumes"),
+        &d.run.join("c"),
+    ] {
+        let o = as_nobody(&["ls", dir.to_str().unwrap()]);
+        assert!(!o.status.success(), "nobody listed {}: {}", dir.display(), text(&o));
+    }
+    let o = as_nobody(&["sh", "-c", &format!("echo x > {}/x", d.run.display())]);
+    assert!(!o.status.success(), "nobody wrote into the exec root");
+    // Nothing the daemon itself wrote (metadata, logs, sockets) is world-writable, whatever the
+    // umask it was started with.
+    fn world_writable(dir: &std::path::Path, skip: &dyn Fn(&std::path::Path) -> bool, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if skip(&p) {
+                continue;
+            }
+            let Ok(md) = p.symlink_metadata() else { continue };
+            if md.file_type().is_symlink() {
+                continue;
+            }
+            if md.permissions().mode() & 0o002 != 0 {
+                out.push(p.display().to_string());
+            }
+            if md.is_dir() {
+                world_writable(&p, skip, out);
+            }
+        }
+    }
+    // Image and container content is the image's own (its /tmp is 1777 by design).
+    let content = |p: &std::path::Path| {
+        let s = p.to_string_lossy();
+        s.contains("/image/layers/") || s.ends_with("/rootfs") || s.ends_with("/diff") || s.ends_with("/work") || s.ends_with("/_data")
+    };
+    let mut bad = Vec::new();
+    world_writable(&d.root, &content, &mut bad);
+    world_writable(&d.run, &|p: &std::path::Path| p.ends_with("runtime"), &mut bad);
+    assert!(bad.is_empty(), "world-writable: {bad:?}");
+    d.docker_ok(&["rm", "-f", "h"]);
+}

@@ -167,7 +167,7 @@ impl Engine {
         // Contexts of builds interrupted by a daemon stop.
         let tmp = cfg.root.join("tmp");
         let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| Error::Internal(format!("create {}: {e}", tmp.display())))?;
+        crate::private::ensure_dir(&tmp, crate::private::DIR_MODE, 0)?;
         let launcher = Arc::new(runtime::client::Launcher::new(&cfg.exe, Some(&cfg.exec_root.join("zygote.sock"))));
         let engine = Arc::new(Engine {
             cfg,

@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod fsops;
 pub mod images;
+pub mod private;
 pub mod streams;
 pub mod types;
 pub mod volumes;

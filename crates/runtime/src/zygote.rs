@@ -33,6 +33,11 @@ pub fn serve(socket: &Path) -> ! {
             std::process::exit(1);
         }
     };
+    // Whoever connects has the zygote fork a root shim with the arguments it sends: root only.
+    if let Err(e) = std::fs::set_permissions(socket, std::os::unix::fs::PermissionsExt::from_mode(0o600)) {
+        eprintln!("berth shim-zygote: chmod {}: {e}", socket.display());
+        std::process::exit(1);
+    }
     // The kernel reaps the zygote's children (shims whose first job is done) by itself; each child
     // puts the default back before it has children of its own to wait for.
     // SAFETY: no handler function is installed, only a disposition.
