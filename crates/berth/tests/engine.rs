@@ -2006,3 +2006,181 @@ fn state_is_private_to_root() {
     assert!(bad.is_empty(), "world-writable: {bad:?}");
     d.docker_ok(&["rm", "-f", "h"]);
 }
+
+/// Poll `f` until it returns true (10 s at most).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < std::time::Duration::from_secs(10) {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn healthchecks_as_docker_runs_them() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    let t0 = chrono_now();
+    for client in ["docker", "berth"] {
+        let run = |args: &[&str]| if client == "docker" { d.docker(args) } else { d.berth(args) };
+        let ok = |args: &[&str]| -> String {
+            let o = run(args);
+            assert!(o.status.success(), "{client} {args:?}: {}", errtext(&o));
+            text(&o)
+        };
+        let name = format!("hc-{client}");
+        let slow = format!("hs-{client}");
+        ok(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--health-cmd",
+            "test -f /tmp/ok && echo fine",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "2",
+            "bb",
+            "sh",
+            "-c",
+            "touch /tmp/ok; sleep 1000",
+        ]);
+        // A check that has not run yet: starting.
+        ok(&[
+            "run",
+            "-d",
+            "--name",
+            &slow,
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "1h",
+            "bb",
+            "sleep",
+            "1000",
+        ]);
+        assert!(ok(&["ps", "--filter", &format!("name={slow}"), "--format", "{{.Status}}"]).ends_with("(health: starting)"));
+        assert!(ok(&["ps", "--filter", "health=starting", "--format", "{{.Names}}"])
+            .lines()
+            .any(|l| l == slow));
+        let status = |n: &str| ok(&["inspect", "-f", "{{.State.Health.Status}}", n]);
+        eventually("healthy", || status(&name) == "healthy");
+        assert!(ok(&["ps", "--filter", &format!("name={name}"), "--format", "{{.Status}}"]).ends_with("(healthy)"));
+        assert_eq!(ok(&["ps", "--filter", "health=healthy", "--format", "{{.Names}}"]), name);
+        let last = ok(&[
+            "inspect",
+            "-f",
+            "{{with index .State.Health.Log 0}}{{.ExitCode}} {{.Output}}{{end}}",
+            &name,
+        ]);
+        assert_eq!(last, "0 fine");
+        // The check starts failing: unhealthy after two failures in a row.
+        ok(&["exec", &name, "rm", "/tmp/ok"]);
+        eventually("unhealthy", || status(&name) == "unhealthy");
+        let streak: i64 = ok(&["inspect", "-f", "{{.State.Health.FailingStreak}}", &name]).parse().unwrap();
+        assert!(streak >= 2, "{streak}");
+        eventually("five results kept", || {
+            ok(&["inspect", "-f", "{{len .State.Health.Log}}", &name]) == "5"
+        });
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert_eq!(ok(&["inspect", "-f", "{{len .State.Health.Log}}", &name]), "5");
+        assert!(ok(&["ps", "--format", "{{.Names}} {{.Status}}"]).contains(&format!("{name} Up")));
+        assert!(ok(&["ps", "--filter", &format!("name={name}"), "--format", "{{.Status}}"]).ends_with("(unhealthy)"));
+        assert_eq!(ok(&["ps", "--filter", "health=unhealthy", "--format", "{{.Names}}"]), name);
+        assert_eq!(ok(&["ps", "--filter", "health=none", "--format", "{{.Names}}"]), "");
+        ok(&["rm", "-f", &name, &slow]);
+    }
+    // health_status events, on each change.
+    let events = d.docker_ok(&[
+        "events",
+        "--since",
+        &t0.to_string(),
+        "--until",
+        &(chrono_now() + 1).to_string(),
+        "--filter",
+        "container=hc-docker",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let changes: Vec<&str> = events.lines().filter(|l| l.starts_with("health_status")).collect();
+    assert_eq!(changes, ["health_status: healthy", "health_status: unhealthy"], "{events}");
+
+    // HEALTHCHECK from the image, a probe that outlives its timeout, --no-healthcheck.
+    let ctx = d.dir.join("hctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM bb\nHEALTHCHECK --interval=200ms --timeout=300ms --retries=1 CMD sleep 5\n",
+    )
+    .unwrap();
+    d.docker_ok(&["build", "-q", "-t", "bb-hc", ctx.to_str().unwrap()]);
+    d.docker_ok(&["run", "-d", "--name", "img-hc", "bb-hc", "sleep", "1000"]);
+    eventually("image check unhealthy", || {
+        d.docker_ok(&["inspect", "-f", "{{.State.Health.Status}}", "img-hc"]) == "unhealthy"
+    });
+    assert_eq!(
+        d.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{with index .State.Health.Log 0}}{{.ExitCode}} {{.Output}}{{end}}",
+            "img-hc"
+        ]),
+        "-1 Health check exceeded timeout (300ms)"
+    );
+    // The timed-out probe was killed: no `sleep 5` is left but the container's own.
+    let top = d.docker_ok(&["top", "img-hc"]);
+    assert!(!top.contains("sleep 5"), "{top}");
+    d.docker_ok(&["run", "-d", "--name", "no-hc", "--no-healthcheck", "bb-hc", "sleep", "1000"]);
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{json .State.Health}} {{json .Config.Healthcheck.Test}}", "no-hc"]),
+        "null [\"NONE\"]"
+    );
+    // Checks Docker refuses at create.
+    let o = d.docker(&["run", "--health-cmd", "true", "--health-interval", "10us", "bb", "true"]);
+    assert!(
+        errtext(&o).contains("Interval in Healthcheck cannot be less than 1ms"),
+        "{}",
+        errtext(&o)
+    );
+    let o = d.docker(&["run", "--no-healthcheck", "--health-cmd", "true", "bb", "true"]);
+    assert!(!o.status.success());
+    let o = d.berth(&["run", "--no-healthcheck", "--health-cmd", "true", "bb", "true"]);
+    assert!(
+        errtext(&o).contains("--no-healthcheck conflicts with --health-* options"),
+        "{}",
+        errtext(&o)
+    );
+    d.docker_ok(&["rm", "-f", "img-hc", "no-hc"]);
+
+    // docker-py, and a check that goes on after the daemon is killed and restarted.
+    let script = format!(
+        r#"
+import docker, time
+c = docker.DockerClient(base_url="{host}")
+ct = c.containers.run("bb", ["sleep", "1000"], detach=True, name="py-hc",
+                      healthcheck={{"test": ["CMD", "true"], "interval": 200_000_000}})
+for _ in range(100):
+    ct.reload()
+    if ct.health == "healthy":
+        break
+    time.sleep(0.1)
+assert ct.health == "healthy", ct.attrs["State"]
+print("ok")
+"#,
+        host = d.host()
+    );
+    let mut c = std::process::Command::new("python3");
+    c.args(["-c", &script]);
+    let o = common::run_timeout(c, None, 60);
+    assert!(o.status.success(), "docker-py failed:\n{}\n{}", text(&o), errtext(&o));
+    let mut d = d;
+    let ends = |d: &Daemon| d.docker_ok(&["inspect", "-f", "{{range .State.Health.Log}}{{.End}} {{end}}", "py-hc"]);
+    let before = ends(&d);
+    d.crash_and_restart();
+    eventually("probes after the restart", || ends(&d) != before);
+    assert_eq!(d.docker_ok(&["inspect", "-f", "{{.State.Health.Status}}", "py-hc"]), "healthy");
+}

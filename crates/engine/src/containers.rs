@@ -40,6 +40,12 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         .map_err(|_| Error::BadRequest(format!("invalid signal: {s}")))
 }
 
+/// A process's environment from `Config.Env`: entries without `=` (`-e NAME` with NAME unset on
+/// the client) only hide a variable, as in Docker; they are not passed on.
+pub(crate) fn process_env(env: &[String]) -> Vec<String> {
+    env.iter().filter(|e| e.contains('=')).cloned().collect()
+}
+
 fn valid_container_name(n: &str) -> bool {
     let b = n.as_bytes();
     !b.is_empty() && b[0].is_ascii_alphanumeric() && b.iter().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
@@ -354,11 +360,10 @@ impl Engine {
         let ic = &img.config;
         let cfg = &mut req.config;
         let mut env: Vec<String> = ic.env.clone().unwrap_or_default();
+        // `-e NAME` (unset on the client's side) is kept as Docker keeps it: it hides the image's
+        // NAME, and the process gets no NAME at all (see `process_env`).
         for kv in cfg.env.clone().unwrap_or_default() {
             let key = kv.split('=').next().unwrap_or("").to_string();
-            if !kv.contains('=') {
-                continue; // `-e NAME` with NAME unset on the client side
-            }
             env.retain(|e| e.split('=').next() != Some(&key));
             env.push(kv);
         }
@@ -393,6 +398,21 @@ impl Engine {
         }
         if let Some(s) = &cfg.stop_signal {
             parse_signal(s)?;
+        }
+        let image_check = match &ic.healthcheck {
+            Some(v) => Some(
+                serde_json::from_value::<crate::health::HealthConfig>(v.clone())
+                    .map_err(|e| Error::BadRequest(format!("the image's healthcheck: {e}")))?,
+            ),
+            None => None,
+        };
+        match (&mut cfg.healthcheck, image_check) {
+            (None, img) => cfg.healthcheck = img,
+            (Some(mine), Some(img)) => mine.inherit(&img),
+            (Some(_), None) => {}
+        }
+        if let Some(h) = &cfg.healthcheck {
+            h.validate()?;
         }
         for (k, v) in ic.labels.clone().unwrap_or_default() {
             cfg.labels.entry(k).or_insert(v);
@@ -502,7 +522,7 @@ impl Engine {
                 .map_err(|_| Error::BadRequest(format!("group {g:?}: only numeric groups are supported in GroupAdd")))?;
             gids.push(n);
         }
-        let mut env = c.config.env.clone().unwrap_or_default();
+        let mut env = process_env(c.config.env.as_deref().unwrap_or_default());
         if !env.iter().any(|e| e.starts_with("HOME=")) {
             env.push(format!("HOME={home}"));
         }
@@ -828,6 +848,7 @@ impl Engine {
         }
         entry.progress.send_modify(|p| p.running = true);
         self.emit(c, "start");
+        self.spawn_health_monitor(entry, false);
         self.clone().spawn_monitor(entry.clone(), Some(wait));
         Ok(())
     }

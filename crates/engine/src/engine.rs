@@ -312,6 +312,7 @@ impl Engine {
                 let shim = self.shim(&id);
                 if shim.alive().await {
                     tracing::info!(container = %id, "re-adopted running container");
+                    self.spawn_health_monitor(&entry, true);
                     self.clone().spawn_monitor(entry, None);
                 } else {
                     let info = shim.exit_info();

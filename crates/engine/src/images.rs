@@ -236,6 +236,7 @@ impl Engine {
         rc.exposed_ports = c.config.exposed_ports.clone();
         rc.volumes = c.config.volumes.clone();
         rc.stop_signal = c.config.stop_signal.clone();
+        rc.healthcheck = c.config.healthcheck.as_ref().and_then(|h| serde_json::to_value(h).ok());
         if let Some(o) = overrides.filter(|v| v.is_object()) {
             let merged: crate::types::ContainerConfig =
                 serde_json::from_value(o).map_err(|e| Error::BadRequest(format!("invalid config: {e}")))?;

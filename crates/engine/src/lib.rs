@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod fsops;
+pub mod health;
 pub mod images;
 pub mod private;
 pub mod streams;

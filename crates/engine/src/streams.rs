@@ -11,6 +11,26 @@ use tokio::io::AsyncWriteExt;
 use crate::engine::{random_id, BoxStream, Engine, Entry, ExecConfig, ExecEntry, ExecState, PendingAttach};
 use crate::error::{Error, Result};
 
+/// Read Docker's multiplexed frames (8-byte header: stream, 0, 0, 0, big-endian length) from `r`
+/// until it ends, keeping the first `max` bytes of stdout and stderr together in `out`.
+pub(crate) async fn read_demuxed(r: &mut (impl tokio::io::AsyncRead + Unpin), out: &mut Vec<u8>, max: usize) {
+    use tokio::io::AsyncReadExt;
+    let mut hdr = [0u8; 8];
+    let mut buf = vec![0u8; 8192];
+    while r.read_exact(&mut hdr).await.is_ok() {
+        let mut left = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]) as usize;
+        while left > 0 {
+            let n = left.min(buf.len());
+            if r.read_exact(&mut buf[..n]).await.is_err() {
+                return;
+            }
+            let keep = n.min(max.saturating_sub(out.len()));
+            out.extend_from_slice(&buf[..keep]);
+            left -= n;
+        }
+    }
+}
+
 /// Copy both ways until the shim side ends; then close the client.
 async fn splice(client: BoxStream, shim: tokio::io::BufReader<tokio::net::UnixStream>, forward_input: bool) {
     splice_then(client, shim, forward_input, async {}).await
@@ -136,17 +156,23 @@ impl Engine {
     }
 
     fn exec_process(&self, ex: &ExecEntry) -> Result<Value> {
-        let entry = self.get(&ex.container)?;
+        self.exec_process_for(&ex.container, &ex.config)
+    }
+
+    /// The OCI process of an exec of `cfg` in container `container`: the container's user, env,
+    /// working directory and capabilities unless `cfg` says otherwise.
+    pub(crate) fn exec_process_for(&self, container: &str, cfg: &ExecConfig) -> Result<Value> {
+        let entry = self.get(container)?;
         let c = entry.snapshot();
         let rootfs = self.rootfs(&c.id);
-        let user = if ex.config.user.is_empty() {
+        let user = if cfg.user.is_empty() {
             c.config.user.clone()
         } else {
-            ex.config.user.clone()
+            cfg.user.clone()
         };
         let (uid, gid, gids, home) = runtime::spec::resolve_user(&rootfs, &user)?;
-        let mut env = c.config.env.clone().unwrap_or_default();
-        for kv in &ex.config.env {
+        let mut env = crate::containers::process_env(c.config.env.as_deref().unwrap_or_default());
+        for kv in &cfg.env {
             let k = kv.split('=').next().unwrap_or("");
             env.retain(|e| e.split('=').next() != Some(k));
             env.push(kv.clone());
@@ -154,39 +180,39 @@ impl Engine {
         if !env.iter().any(|e| e.starts_with("HOME=")) {
             env.push(format!("HOME={home}"));
         }
-        if ex.config.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        if cfg.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
             env.push("TERM=xterm".into());
         }
         let spec = std::fs::read(self.container_dir(&c.id).join("config.json")).map_err(crate::error::internal)?;
         let spec: Value = serde_json::from_slice(&spec).map_err(crate::error::internal)?;
-        let caps: Vec<String> = if ex.config.privileged {
+        let caps: Vec<String> = if cfg.privileged {
             runtime::spec::ALL_CAPS.iter().map(|s| s.to_string()).collect()
         } else {
             serde_json::from_value(spec["process"]["capabilities"]["bounding"].clone()).unwrap_or_default()
         };
         let nnp = spec["process"]["noNewPrivileges"].as_bool().unwrap_or(false);
-        let cwd = if ex.config.working_dir.is_empty() {
+        let cwd = if cfg.working_dir.is_empty() {
             if c.config.working_dir.is_empty() {
                 "/".to_string()
             } else {
                 c.config.working_dir.clone()
             }
         } else {
-            ex.config.working_dir.clone()
+            cfg.working_dir.clone()
         };
         Ok(runtime::spec::process_json(&runtime::spec::ProcessSpec {
-            args: &ex.config.cmd,
+            args: &cfg.cmd,
             env: &env,
             cwd: &cwd,
             uid,
             gid,
             gids: &gids,
-            tty: ex.config.tty,
+            tty: cfg.tty,
             caps: &caps,
             no_new_privileges: nnp,
         }))
         .map(|mut p| {
-            if let Some((h, w)) = ex.config.console_size {
+            if let Some((h, w)) = cfg.console_size {
                 p["consoleSize"] = serde_json::json!({"height": h, "width": w});
             }
             p

@@ -39,7 +39,7 @@ pub struct ContainerConfig {
     #[serde(deserialize_with = "str_or_vec")]
     pub cmd: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub healthcheck: Option<Value>,
+    pub healthcheck: Option<crate::health::HealthConfig>,
     pub image: String,
     pub volumes: Option<BTreeMap<String, Value>>,
     pub working_dir: String,
@@ -143,6 +143,9 @@ pub struct State {
     pub error: String,
     pub started_at: String,
     pub finished_at: String,
+    /// Only for a container with a healthcheck, as in Docker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::Health>,
 }
 
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -161,6 +164,7 @@ impl Default for State {
             error: String::new(),
             started_at: ZERO_TIME.into(),
             finished_at: ZERO_TIME.into(),
+            health: None,
         }
     }
 }

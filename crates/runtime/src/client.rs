@@ -233,4 +233,12 @@ impl ShimClient {
     pub fn exec_exit(&self, exec_id: &str) -> Option<ExitInfo> {
         serde_json::from_slice(&std::fs::read(self.state_dir.join(exec_exit_file(exec_id))).ok()?).ok()
     }
+
+    /// Like [`ShimClient::exec_exit`], removing the record once read (for execs nobody inspects
+    /// later, such as health probes).
+    pub fn take_exec_exit(&self, exec_id: &str) -> Option<ExitInfo> {
+        let info = self.exec_exit(exec_id)?;
+        let _ = std::fs::remove_file(self.state_dir.join(exec_exit_file(exec_id)));
+        Some(info)
+    }
 }

@@ -87,6 +87,27 @@ pub struct CreateOpts {
     /// Timeout (in seconds) to stop a container
     #[arg(long = "stop-timeout", value_name = "int")]
     pub stop_timeout: Option<i64>,
+    /// Command to run to check health (run with the image's shell, /bin/sh -c by default)
+    #[arg(long = "health-cmd", value_name = "string")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h) (default 30s)
+    #[arg(long = "health-interval", value_name = "duration")]
+    pub health_interval: Option<String>,
+    /// Consecutive failures needed to report unhealthy (default 3)
+    #[arg(long = "health-retries", value_name = "int")]
+    pub health_retries: Option<i64>,
+    /// Start period for the container to initialize before failures count (ms|s|m|h) (default 0s)
+    #[arg(long = "health-start-period", value_name = "duration")]
+    pub health_start_period: Option<String>,
+    /// Time between running the check during the start period (ms|s|m|h) (default 5s)
+    #[arg(long = "health-start-interval", value_name = "duration")]
+    pub health_start_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h) (default 30s)
+    #[arg(long = "health-timeout", value_name = "duration")]
+    pub health_timeout: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// Give extended privileges to this container
     #[arg(long)]
     pub privileged: bool,
@@ -128,6 +149,46 @@ pub struct Streams {
 }
 
 impl CreateOpts {
+    /// `Config.Healthcheck` from the --health-* flags, as the docker CLI builds it (none when no
+    /// flag is given; durations in nanoseconds).
+    fn healthcheck(&self) -> Result<Option<Value>> {
+        let durations = [
+            ("Interval", "--health-interval", &self.health_interval),
+            ("Timeout", "--health-timeout", &self.health_timeout),
+            ("StartPeriod", "--health-start-period", &self.health_start_period),
+            ("StartInterval", "--health-start-interval", &self.health_start_interval),
+        ];
+        let any = self.health_cmd.is_some() || self.health_retries.is_some() || durations.iter().any(|d| d.2.is_some());
+        if self.no_healthcheck {
+            if any {
+                bail!("--no-healthcheck conflicts with --health-* options");
+            }
+            return Ok(Some(json!({"Test": ["NONE"]})));
+        }
+        if !any {
+            return Ok(None);
+        }
+        let mut h = Map::new();
+        if let Some(c) = &self.health_cmd {
+            h.insert("Test".into(), json!(["CMD-SHELL", c]));
+        }
+        for (field, flag, v) in durations {
+            if let Some(v) = v {
+                let secs = crate::cli::units::parse_go_duration(v).with_context(|| format!("invalid argument {v:?} for {flag}"))?;
+                if secs < 0.0 {
+                    bail!("{flag} cannot be negative");
+                }
+                h.insert(field.into(), json!((secs * 1e9).round() as i64));
+            }
+        }
+        if let Some(r) = self.health_retries {
+            if r < 0 {
+                bail!("--health-retries cannot be negative");
+            }
+            h.insert("Retries".into(), json!(r));
+        }
+        Ok(Some(Value::Object(h)))
+    }
     /// The image argument.
     pub fn image(&self) -> &str {
         &self.image
@@ -199,6 +260,9 @@ impl CreateOpts {
         }
         if let Some(t) = self.stop_timeout {
             cfg.insert("StopTimeout".into(), json!(t));
+        }
+        if let Some(h) = self.healthcheck()? {
+            cfg.insert("Healthcheck".into(), h);
         }
 
         let mut binds = Vec::new();

@@ -44,10 +44,16 @@ fn status_string(c: &Container) -> String {
     }
     if st.running {
         let up = ts(&st.started_at).map(|t| (now - t).num_seconds()).unwrap_or(0);
+        let health = match st.health.as_ref().map(|h| h.status) {
+            Some(crate::health::HealthStatus::Starting) => " (health: starting)",
+            Some(crate::health::HealthStatus::Healthy) => " (healthy)",
+            Some(crate::health::HealthStatus::Unhealthy) => " (unhealthy)",
+            None => "",
+        };
         return if st.paused {
             format!("Up {} (Paused)", human_duration(up))
         } else {
-            format!("Up {}", human_duration(up))
+            format!("Up {}{health}", human_duration(up))
         };
     }
     if st.finished_at == ZERO_TIME || st.started_at == ZERO_TIME {
@@ -220,8 +226,10 @@ pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRes
                             .flatten()
                             .any(|b| b.split(':').next() == Some(v.as_str()) || b.split(':').nth(1) == Some(v.as_str())),
                         "network" => c.host_config.network_mode == *v,
-                        // Berth runs no health checks yet: every container's health is "none".
-                        "health" => v == "none",
+                        "health" => match c.state.health.as_ref() {
+                            Some(h) => h.status.as_str() == v,
+                            None => v == "none",
+                        },
                         // No swarm: no container is a task.
                         "is-task" => v == "false",
                         // No port is published (no bridge networking yet).
