@@ -196,7 +196,7 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
         }
     };
     use axum::ServiceExt;
-    axum::serve(listener, app.into_make_service())
+    axum::serve(listener, app.into_make_service_with_connect_info::<engine::api::ConnFd>())
         .with_graceful_shutdown(shutdown)
         .await?;
     let _ = std::fs::remove_file(&socket);

@@ -2184,3 +2184,133 @@ print("ok")
     eventually("probes after the restart", || ends(&d) != before);
     assert_eq!(d.docker_ok(&["inspect", "-f", "{{.State.Health.Status}}", "py-hc"]), "healthy");
 }
+
+#[test]
+fn exec_attach_detach_and_kill_fidelity() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    d.docker_ok(&["run", "-d", "--name", "ex", "bb", "sleep", "1000"]);
+    // SIGKILL returns once the container is gone: the next inspect sees 137 every time.
+    for i in 0..10 {
+        let n = format!("k{i}");
+        d.docker_ok(&["run", "-d", "--name", &n, "bb", "sleep", "1000"]);
+        d.docker_ok(&["kill", &n]);
+        assert_eq!(
+            d.docker_ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", &n]),
+            "exited 137"
+        );
+        d.docker_ok(&["rm", &n]);
+    }
+    // A client that still sends input when the exec ends gets all the output, not a reset.
+    for _ in 0..50 {
+        let o = d.docker_in(&["exec", "-i", "ex", "echo", "hello out"], b"unread input\n");
+        assert_eq!((text(&o), errtext(&o)), ("hello out".to_string(), String::new()));
+    }
+    let script = format!(
+        r#"
+import docker, os, pty, select, socket, subprocess, time
+c = docker.DockerClient(base_url="{host}")
+ct = c.containers.get("ex")
+for i in range(int(os.environ.get("EXEC_RUNS", "1000"))):
+    r = ct.exec_run(["echo", "hello out"], tty=True)
+    assert r.output == b"hello out\r\n", (i, r.output)
+    r = ct.exec_run(["sh", "-c", "echo hello out; echo err >&2"], demux=True)
+    assert r.output == (b"hello out\n", b"err\n"), (i, r.output)
+api = c.api
+def raw(exec_tty, start_tty):
+    e = api.exec_create("ex", ["echo", "hello out"], tty=exec_tty)
+    s = api.exec_start(e["Id"], socket=True, tty=start_tty)._sock
+    data = b""
+    while True:
+        d = s.recv(4096)
+        if not d: return data
+        data += d
+# Framed by the start's Tty, as Docker does.
+assert raw(True, False) == b"\x01\x00\x00\x00\x00\x00\x00\x0bhello out\r\n", raw(True, False)
+assert raw(False, True) == b"hello out\n"
+assert raw(False, False) == b"\x01\x00\x00\x00\x00\x00\x00\x0ahello out\n"
+# attach with logs only returns the output so far; with no stream at all, nothing at once.
+lg = c.containers.run("bb", ["sh", "-c", "echo one; echo two >&2; sleep 1000"], detach=True, name="lg")
+for _ in range(50):
+    if lg.logs() == b"one\ntwo\n": break
+    time.sleep(0.1)
+assert lg.attach(stdout=True, stderr=True, stream=False, logs=True) == b"one\ntwo\n"
+t0 = time.time()
+assert lg.attach(stdout=True, stderr=True, stream=False, logs=False) == b""
+assert b"".join(api.attach("lg", stdout=False, stderr=False, stream=True, logs=False)) == b""
+assert time.time() - t0 < 5
+
+def detach(argv, keys, env):
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe(argv[0], argv, env)
+    out = b""
+    deadline = time.time() + 20
+    # Type only once the client has put the terminal in raw mode (a cooked one keeps ctrl-q).
+    import termios
+    while termios.tcgetattr(fd)[3] & termios.ICANON and time.time() < deadline:
+        time.sleep(0.02)
+    os.write(fd, b"echo mark$((6*7))\r")
+    while b"mark42" not in out and time.time() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try: out += os.read(fd, 4096)
+            except OSError: break
+    assert b"mark42" in out, out
+    # One key at a time, as typed.
+    for k in keys:
+        os.write(fd, bytes([k]))
+        time.sleep(0.05)
+    while time.time() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            os.close(fd)
+            return os.waitstatus_to_exitcode(status)
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try: out += os.read(fd, 4096)
+            except OSError: pass
+    os.kill(pid, 9)
+    raise AssertionError("did not detach: " + repr(out))
+
+env = dict(os.environ, DOCKER_HOST="{host}", DOCKER_CONFIG="{cfg}")
+tt = c.containers.run("bb", ["sh"], detach=True, tty=True, stdin_open=True, name="tt")
+detach(["docker", "attach", "tt"], b"\x10\x11", env)
+tt.reload(); assert tt.status == "running", tt.status
+detach(["docker", "exec", "-it", "tt", "sh"], b"\x10\x11", env)
+detach(["docker", "attach", "--detach-keys", "ctrl-a,x", "tt"], b"\x01x", env)
+# The daemon detaches too (for clients that do not watch for the keys): a raw attach whose
+# input holds ctrl-p ctrl-q is closed, the container goes on.
+s = socket.socket(socket.AF_UNIX)
+s.connect("{sock}")
+s.sendall(b"POST /v1.43/containers/tt/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+s.settimeout(10)
+head = b""
+while b"\r\n\r\n" not in head: head += s.recv(4096)
+assert head.startswith(b"HTTP/1.1 101"), head
+s.sendall(b"echo x\x10\x11")
+rest = b""
+while True:
+    d = s.recv(4096)
+    if not d: break
+    rest += d
+tt.reload(); assert tt.status == "running", tt.status
+# The client's config file names the keys.
+os.makedirs("{cfg}", exist_ok=True)
+open("{cfg}/config.json", "w").write('{{"detachKeys": "ctrl-e,e"}}')
+detach(["docker", "attach", "tt"], b"\x05e", env)
+detach(["{berth}", "-H", "{host}", "attach", "tt"], b"\x10\x11", env)
+tt.reload(); assert tt.status == "running", tt.status
+print("ok")
+"#,
+        host = d.host(),
+        cfg = d.dir.join("docker-config").display(),
+        sock = d.sock.display(),
+        berth = common::BERTH,
+    );
+    let mut c = std::process::Command::new("python3");
+    c.args(["-c", &script]);
+    let o = common::run_timeout(c, None, 300);
+    assert!(o.status.success(), "docker-py failed:\n{}\n{}", text(&o), errtext(&o));
+    d.docker_ok(&["rm", "-f", "ex", "lg", "tt"]);
+}

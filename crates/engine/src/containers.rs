@@ -869,10 +869,23 @@ impl Engine {
             r.manually_stopped = true;
             let _ = self.save(&r);
         }
+        let exits = entry.progress.borrow().exits;
         self.shim(&c.id).call(&Request::Kill { signal: sig }).await?;
         let mut attrs = Self::attrs(&c);
         attrs.insert("signal".into(), sig.to_string());
         self.events.emit("container", "kill", &c.id, attrs);
+        if sig == libc::SIGKILL {
+            // A frozen process dies only once thawed; Docker resumes it.
+            if entry.snapshot().state.paused {
+                let _ = self.shim(&c.id).call(&Request::Resume).await;
+            }
+            // As Docker, a SIGKILL returns once the container is gone (up to 10 s), so an
+            // inspect or rm that follows sees it exited (137).
+            let gone = self.wait_progress(&entry, |p| p.exits != exits || !p.running || p.removed);
+            if tokio::time::timeout(Duration::from_secs(10), gone).await.is_err() {
+                return Err(Error::Internal(format!("container {} did not exit within 10 s of SIGKILL", c.id)));
+            }
+        }
         Ok(())
     }
 

@@ -66,6 +66,9 @@ pub struct PendingAttach {
     pub stdin: bool,
     pub stdout: bool,
     pub stderr: bool,
+    /// The detach sequence (`detachKeys`); Docker's ctrl-p ctrl-q when `None`. It applies to a
+    /// TTY container's input.
+    pub detach_keys: Option<Vec<u8>>,
 }
 
 pub struct Entry {
@@ -99,6 +102,8 @@ pub struct ExecConfig {
     pub privileged: bool,
     /// Initial TTY size (rows, columns).
     pub console_size: Option<(u16, u16)>,
+    /// The detach sequence (`DetachKeys`); Docker's ctrl-p ctrl-q when `None`.
+    pub detach_keys: Option<Vec<u8>>,
 }
 
 pub struct ExecEntry {

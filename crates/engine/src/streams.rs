@@ -31,9 +31,154 @@ pub(crate) async fn read_demuxed(r: &mut (impl tokio::io::AsyncRead + Unpin), ou
     }
 }
 
-/// Copy both ways until the shim side ends; then close the client.
-async fn splice(client: BoxStream, shim: tokio::io::BufReader<tokio::net::UnixStream>, forward_input: bool) {
-    splice_then(client, shim, forward_input, async {}).await
+/// How the shim's output reaches the client. The shim frames by the exec's (or container's) own
+/// TTY setting; an exec started with the other `Tty` than it was created with is converted, as
+/// Docker frames by the start request's `Tty`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// As the shim sends it.
+    AsIs,
+    /// Raw TTY output wrapped in stdout frames.
+    Frame,
+    /// Multiplexed frames unwrapped into one raw stream.
+    Unframe,
+}
+
+/// What an exec's start request may change.
+#[derive(Debug, Clone, Default)]
+pub struct ExecStartOptions {
+    /// The start's `Tty` (framing of the output).
+    pub tty: Option<bool>,
+    /// The start's `ConsoleSize` (rows, columns), over the create's.
+    pub console_size: Option<(u16, u16)>,
+}
+
+/// Docker's default detach sequence, ctrl-p ctrl-q.
+pub const DEFAULT_DETACH_KEYS: [u8; 2] = [0x10, 0x11];
+
+/// Parse a detach sequence as Docker writes it: comma-separated keys, each a single character or
+/// `ctrl-<key>` (`a`-`z`, `@`, `[`, `\`, `]`, `^`, `_`), e.g. `ctrl-p,ctrl-q` or `ctrl-a,x`.
+pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>> {
+    let bad = || Error::BadRequest(format!("Invalid detach keys ({s}) provided"));
+    let mut out = Vec::new();
+    for key in s.split(',') {
+        let k = key.to_ascii_lowercase();
+        match k.strip_prefix("ctrl-") {
+            Some(c) if c.len() == 1 => {
+                let c = c.as_bytes()[0];
+                out.push(match c {
+                    b'a'..=b'z' => c - b'a' + 1,
+                    b'@' => 0,
+                    b'[' => 27,
+                    b'\\' => 28,
+                    b']' => 29,
+                    b'^' => 30,
+                    b'_' => 31,
+                    _ => return Err(bad()),
+                });
+            }
+            None if key.len() == 1 => out.push(key.as_bytes()[0]),
+            _ => return Err(bad()),
+        }
+    }
+    Ok(out)
+}
+
+/// Watches a client's input for the detach sequence. Bytes that may begin it are held back until
+/// the sequence completes (then they are dropped) or breaks (then they are passed on).
+#[derive(Debug, Clone)]
+pub struct Escape {
+    keys: Vec<u8>,
+    matched: usize,
+}
+
+impl Escape {
+    pub fn new(keys: Vec<u8>) -> Escape {
+        Escape { keys, matched: 0 }
+    }
+
+    /// Append to `out` what of `input` goes on to the process; true when the sequence completed
+    /// (what follows it in `input` is dropped).
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
+        if self.keys.is_empty() {
+            out.extend_from_slice(input);
+            return false;
+        }
+        for &b in input {
+            if b == self.keys[self.matched] {
+                self.matched += 1;
+                if self.matched == self.keys.len() {
+                    self.matched = 0;
+                    return true;
+                }
+                continue;
+            }
+            out.extend_from_slice(&self.keys[..self.matched]);
+            self.matched = 0;
+            if b == self.keys[0] {
+                self.matched = 1;
+                if self.keys.len() == 1 {
+                    self.matched = 0;
+                    return true;
+                }
+            } else {
+                out.push(b);
+            }
+        }
+        false
+    }
+}
+
+/// The client's side of a stream to a shim: what to forward and how.
+pub(crate) struct Splice {
+    pub forward_input: bool,
+    /// Watch the input for this detach sequence (TTY streams only, as in Docker).
+    pub escape: Option<Escape>,
+    pub framing: Framing,
+}
+
+/// Copy the shim's output to the client in `framing`.
+async fn copy_output(sr: &mut (impl tokio::io::AsyncRead + Unpin), cw: &mut (impl tokio::io::AsyncWrite + Unpin), framing: Framing) {
+    use tokio::io::AsyncReadExt;
+    match framing {
+        Framing::AsIs => {
+            let _ = tokio::io::copy(sr, cw).await;
+        }
+        Framing::Frame => {
+            let mut buf = vec![0u8; 32 * 1024];
+            while let Ok(n) = sr.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                let mut f = Vec::with_capacity(n + 8);
+                f.extend_from_slice(&[1, 0, 0, 0]);
+                f.extend_from_slice(&(n as u32).to_be_bytes());
+                f.extend_from_slice(&buf[..n]);
+                if cw.write_all(&f).await.is_err() {
+                    break;
+                }
+            }
+        }
+        Framing::Unframe => {
+            let mut hdr = [0u8; 8];
+            let mut buf = vec![0u8; 32 * 1024];
+            while sr.read_exact(&mut hdr).await.is_ok() {
+                let mut left = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]) as usize;
+                while left > 0 {
+                    let n = left.min(buf.len());
+                    if sr.read_exact(&mut buf[..n]).await.is_err() || cw.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                    left -= n;
+                }
+            }
+        }
+    }
+}
+
+/// Copy both ways until the shim side ends (or the client detaches); then close the client.
+async fn splice(client: BoxStream, shim: tokio::io::BufReader<tokio::net::UnixStream>, how: Splice) {
+    splice_then(client, shim, how, async {}).await
 }
 
 /// Like [`splice`], running `before_close` after the shim's output ended and before the client's
@@ -41,28 +186,55 @@ async fn splice(client: BoxStream, shim: tokio::io::BufReader<tokio::net::UnixSt
 async fn splice_then(
     mut client: BoxStream,
     shim: tokio::io::BufReader<tokio::net::UnixStream>,
-    forward_input: bool,
+    how: Splice,
     before_close: impl std::future::Future<Output = ()>,
 ) {
+    use tokio::io::AsyncReadExt;
     let (mut sr, mut sw) = tokio::io::split(shim);
     let (mut cr, mut cw) = tokio::io::split(&mut client);
+    let mut escape = how.escape;
     let input = async {
-        if forward_input {
-            let _ = tokio::io::copy(&mut cr, &mut sw).await;
+        if how.forward_input {
+            let mut buf = vec![0u8; 32 * 1024];
+            let mut out = Vec::with_capacity(buf.len());
+            loop {
+                let n = match cr.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                out.clear();
+                let detached = match escape.as_mut() {
+                    Some(e) => e.feed(&buf[..n], &mut out),
+                    None => {
+                        out.extend_from_slice(&buf[..n]);
+                        false
+                    }
+                };
+                if !out.is_empty() && sw.write_all(&out).await.is_err() {
+                    break;
+                }
+                if detached {
+                    // The client goes; the process keeps its input open, as in Docker.
+                    return;
+                }
+            }
             let _ = sw.shutdown().await;
         }
         std::future::pending::<()>().await
     };
     let output = async {
-        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+        copy_output(&mut sr, &mut cw, how.framing).await;
         let _ = cw.flush().await;
         before_close.await;
-        let _ = cw.shutdown().await;
     };
     tokio::select! {
         _ = input => {}
         _ = output => {}
     }
+    let _ = cw.shutdown().await;
+    // Read what the client still sends until it closes its side (bounded): closing a socket with
+    // unread input resets it, and the client would then lose the end of the output.
+    let _ = tokio::time::timeout(Duration::from_secs(2), tokio::io::copy(&mut cr, &mut tokio::io::sink())).await;
 }
 
 impl Engine {
@@ -88,7 +260,16 @@ impl Engine {
         };
         match shim.open(&req).await {
             Ok((_, conn)) => {
-                tokio::spawn(splice(p.stream, conn, p.stdin));
+                let how = Splice {
+                    forward_input: p.stdin,
+                    escape: entry
+                        .snapshot()
+                        .config
+                        .tty
+                        .then(|| Escape::new(p.detach_keys.clone().unwrap_or_else(|| DEFAULT_DETACH_KEYS.to_vec()))),
+                    framing: Framing::AsIs,
+                };
+                tokio::spawn(splice(p.stream, conn, how));
             }
             Err(e) => {
                 tracing::debug!(container = %entry.id, error = %e, "attach failed");
@@ -221,7 +402,16 @@ impl Engine {
 
     /// Start an exec. With a client stream, output goes to it (and its input to the process); the
     /// future ends when the process has exited and its exit code is recorded.
-    pub async fn exec_start(self: &Arc<Self>, id: &str, client: Option<BoxStream>) -> Result<impl std::future::Future<Output = ()>> {
+    ///
+    /// `opts.tty` is the start request's `Tty`, which decides how the output is framed (as in
+    /// Docker): raw with it, multiplexed without; `None` keeps the exec's own setting.
+    pub async fn exec_start(
+        self: &Arc<Self>,
+        id: &str,
+        client: Option<BoxStream>,
+        opts: ExecStartOptions,
+    ) -> Result<impl std::future::Future<Output = ()>> {
+        let tty = opts.tty;
         let ex = self.exec_get(id)?;
         {
             let mut st = ex.state.lock().unwrap();
@@ -231,7 +421,17 @@ impl Engine {
             st.started = true;
             st.running = true;
         }
-        let process = match self.exec_process(&ex) {
+        let process = match opts.console_size {
+            Some(size) => self.exec_process_for(
+                &ex.container,
+                &ExecConfig {
+                    console_size: Some(size),
+                    ..ex.config.clone()
+                },
+            ),
+            None => self.exec_process(&ex),
+        };
+        let process = match process {
             Ok(p) => p,
             Err(e) => {
                 *ex.state.lock().unwrap() = ExecState {
@@ -288,7 +488,19 @@ impl Engine {
         };
         Ok(async move {
             match client {
-                Some(c) => splice_then(c, conn, forward_input, record).await,
+                Some(c) => {
+                    let own = ex.config.tty;
+                    let how = Splice {
+                        forward_input,
+                        escape: own.then(|| Escape::new(ex.config.detach_keys.clone().unwrap_or_else(|| DEFAULT_DETACH_KEYS.to_vec()))),
+                        framing: match (own, tty.unwrap_or(own)) {
+                            (true, false) => Framing::Frame,
+                            (false, true) => Framing::Unframe,
+                            _ => Framing::AsIs,
+                        },
+                    };
+                    splice_then(c, conn, how, record).await
+                }
                 None => {
                     let mut conn = conn;
                     let _ = tokio::io::copy(&mut conn, &mut tokio::io::sink()).await;
@@ -485,5 +697,39 @@ impl Engine {
                 _ = tx.closed() => return Ok(()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys_parse_as_docker_writes_them() {
+        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), DEFAULT_DETACH_KEYS);
+        assert_eq!(parse_detach_keys("ctrl-a,x,ctrl-@,ctrl-\\").unwrap(), [1, b'x', 0, 28]);
+        assert!(parse_detach_keys("ctrl-1").is_err());
+        assert!(parse_detach_keys("ab").is_err());
+        assert!(parse_detach_keys("").is_err());
+    }
+
+    #[test]
+    fn escape_holds_back_a_partial_sequence_and_detaches_on_the_whole() {
+        let mut e = Escape::new(DEFAULT_DETACH_KEYS.to_vec());
+        let mut out = Vec::new();
+        assert!(!e.feed(b"ab\x10", &mut out));
+        assert_eq!(out, b"ab");
+        // A broken sequence is passed on.
+        assert!(!e.feed(b"c", &mut out));
+        assert_eq!(out, b"ab\x10c");
+        out.clear();
+        assert!(!e.feed(b"\x10", &mut out));
+        assert!(e.feed(b"\x11rest", &mut out));
+        assert!(out.is_empty());
+        // ctrl-p ctrl-p ctrl-q: the first ctrl-p goes through.
+        let mut e = Escape::new(DEFAULT_DETACH_KEYS.to_vec());
+        let mut out = Vec::new();
+        assert!(e.feed(b"\x10\x10\x11", &mut out));
+        assert_eq!(out, b"\x10");
     }
 }

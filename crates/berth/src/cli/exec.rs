@@ -30,7 +30,7 @@ pub struct ExecArgs {
     /// Give extended privileges to the command
     #[arg(long)]
     pub privileged: bool,
-    /// Override the key sequence for detaching a container (accepted, not supported yet)
+    /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q)
     #[arg(long = "detach-keys", value_name = "string")]
     pub detach_keys: Option<String>,
     /// Container
@@ -67,6 +67,10 @@ pub async fn exec(client: &Client, a: ExecArgs) -> Result<i32> {
     if !env.is_empty() {
         body["Env"] = json!(env);
     }
+    let keys = super::stream::detach_keys(a.detach_keys.as_deref())?;
+    if let Some(k) = &a.detach_keys {
+        body["DetachKeys"] = json!(k);
+    }
     if let Some(u) = &a.user {
         body["User"] = json!(u);
     }
@@ -100,12 +104,15 @@ pub async fn exec(client: &Client, a: ExecArgs) -> Result<i32> {
     } else {
         None
     };
-    let r = pump(rd, wr, a.tty, attach_stdin).await;
+    let r = pump(rd, wr, a.tty, attach_stdin, Some(keys)).await;
     drop(raw);
     if let Some(h) = resizer {
         h.abort();
     }
-    r?;
+    if r? == super::stream::Ended::Detached {
+        // As the docker CLI: the exec goes on, the command fails with this message.
+        bail!("read escape sequence");
+    }
     let info = client.get(&format!("/exec/{}/json", seg(&exec_id))).await?;
     Ok(info.get("ExitCode").and_then(Value::as_i64).unwrap_or(0) as i32)
 }

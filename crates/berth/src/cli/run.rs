@@ -22,7 +22,7 @@ pub struct RunArgs {
     /// Proxy received signals to the process
     #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set, value_name = "bool")]
     pub sig_proxy: bool,
-    /// Override the key sequence for detaching a container (accepted, not supported yet)
+    /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q)
     #[arg(long = "detach-keys", value_name = "string")]
     pub detach_keys: Option<String>,
     #[command(flatten)]
@@ -38,7 +38,7 @@ pub struct StartArgs {
     /// Attach container's STDIN
     #[arg(short = 'i', long)]
     pub interactive: bool,
-    /// Override the key sequence for detaching a container (accepted, not supported yet)
+    /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q)
     #[arg(long = "detach-keys", value_name = "string")]
     pub detach_keys: Option<String>,
     /// Containers to start
@@ -55,7 +55,7 @@ pub struct AttachArgs {
     /// Proxy all received signals to the process
     #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set, value_name = "bool")]
     pub sig_proxy: bool,
-    /// Override the key sequence for detaching a container (accepted, not supported yet)
+    /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q)
     #[arg(long = "detach-keys", value_name = "string")]
     pub detach_keys: Option<String>,
     /// Container to attach to
@@ -146,15 +146,43 @@ async fn exit_code(client: &Client, id: &str, mut waiter: JoinHandle<Result<i64>
     }
 }
 
+/// What the user's side of an attached stream asked for.
+struct UserSide<'a> {
+    /// Forward our signals to the container (non-TTY).
+    sig_proxy: bool,
+    /// `--detach-keys`.
+    detach_keys: Option<&'a str>,
+}
+
 /// Attach to `id` (hijacked), register a waiter, optionally start it, copy streams, return its exit code.
 /// `Ok(Err(code))` carries a start failure already printed.
-async fn attached(client: &Client, id: &str, streams: Streams, tty: bool, condition: &str, start: bool, sig_proxy: bool) -> Result<i32> {
-    let q = query(&[
+///
+/// Typing the detach sequence `keys` (`--detach-keys`, checked already) leaves the container
+/// running: `Ok(None)` then.
+async fn attached(
+    client: &Client,
+    id: &str,
+    streams: Streams,
+    tty: bool,
+    condition: &str,
+    start: bool,
+    user: UserSide<'_>,
+) -> Result<Option<i32>> {
+    let UserSide {
+        sig_proxy,
+        detach_keys: keys,
+    } = user;
+    let escape = super::stream::detach_keys(keys)?;
+    let mut params = vec![
         ("stream", "1"),
         ("stdin", flag(streams.stdin)),
         ("stdout", flag(streams.stdout)),
         ("stderr", flag(streams.stderr)),
-    ]);
+    ];
+    if let Some(k) = keys {
+        params.push(("detachKeys", k));
+    }
+    let q = query(&params);
     let (rd, wr) = client.hijack(&format!("/containers/{}/attach{q}", seg(id)), None).await?;
     let (waiter, registered) = spawn_wait(client, id, condition);
     let _ = tokio::time::timeout(Duration::from_millis(300), registered).await;
@@ -162,7 +190,7 @@ async fn attached(client: &Client, id: &str, streams: Streams, tty: bool, condit
         if let Err(e) = client.post(&format!("/containers/{}/start", seg(id)), None).await {
             waiter.abort();
             eprintln!("{e}");
-            return Ok(start_failure_code(&e.to_string()));
+            return Ok(Some(start_failure_code(&e.to_string())));
         }
     }
     let raw = if tty && streams.stdin { RawTerminal::enable() } else { None };
@@ -172,13 +200,17 @@ async fn attached(client: &Client, id: &str, streams: Streams, tty: bool, condit
         None
     };
     let signals = if !tty && sig_proxy { Some(proxy_signals(client, id)) } else { None };
-    let r = pump(rd, wr, tty, streams.stdin).await;
+    let r = pump(rd, wr, tty, streams.stdin, Some(escape)).await;
     drop(raw);
     if let Some(h) = resizer {
         h.abort();
     }
     let code = match r {
-        Ok(()) => exit_code(client, id, waiter).await,
+        Ok(super::stream::Ended::Output) => exit_code(client, id, waiter).await.map(Some),
+        Ok(super::stream::Ended::Detached) => {
+            waiter.abort();
+            Ok(None)
+        }
         Err(e) => Err(e),
     };
     if let Some(h) = signals {
@@ -215,7 +247,21 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<i32> {
         }
         return exit_code(client, &id, waiter).await;
     }
-    attached(client, &id, streams, o.tty, condition, true, args.sig_proxy).await
+    // Detached by the user: the container goes on, as `docker run` leaves it (exit 0).
+    Ok(attached(
+        client,
+        &id,
+        streams,
+        o.tty,
+        condition,
+        true,
+        UserSide {
+            sig_proxy: args.sig_proxy,
+            detach_keys: args.detach_keys.as_deref(),
+        },
+    )
+    .await?
+    .unwrap_or(0))
 }
 
 /// `berth start`.
@@ -239,7 +285,20 @@ pub async fn start(client: &Client, args: StartArgs) -> Result<i32> {
             bail!("the input device is not a TTY");
         }
         let cond = if auto_remove { "removed" } else { "next-exit" };
-        return attached(client, &id, streams, tty, cond, true, true).await;
+        return Ok(attached(
+            client,
+            &id,
+            streams,
+            tty,
+            cond,
+            true,
+            UserSide {
+                sig_proxy: true,
+                detach_keys: args.detach_keys.as_deref(),
+            },
+        )
+        .await?
+        .unwrap_or(0));
     }
     Ok(each(&args.containers, async |c: &str| {
         client.post(&format!("/containers/{}/start", seg(c)), None).await?;
@@ -269,5 +328,22 @@ pub async fn attach(client: &Client, args: AttachArgs) -> Result<i32> {
     if tty && streams.stdin && !stdin_is_tty() {
         bail!("the input device is not a TTY");
     }
-    attached(client, &id, streams, tty, "", false, args.sig_proxy).await
+    match attached(
+        client,
+        &id,
+        streams,
+        tty,
+        "",
+        false,
+        UserSide {
+            sig_proxy: args.sig_proxy,
+            detach_keys: args.detach_keys.as_deref(),
+        },
+    )
+    .await?
+    {
+        Some(code) => Ok(code),
+        // As the docker CLI says it.
+        None => bail!("read escape sequence"),
+    }
 }

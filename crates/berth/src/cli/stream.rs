@@ -83,23 +83,67 @@ impl Sink {
     }
 }
 
+/// How an attached stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The container's (or exec's) output ended.
+    Output,
+    /// The user typed the detach sequence; the container goes on.
+    Detached,
+}
+
+/// The detach sequence of `--detach-keys` (Docker's ctrl-p ctrl-q without it).
+pub fn detach_keys(flag: Option<&str>) -> Result<Vec<u8>> {
+    match flag.filter(|k| !k.is_empty()) {
+        Some(k) => engine::streams::parse_detach_keys(k).map_err(|e| anyhow::anyhow!("{e}")),
+        None => Ok(engine::streams::DEFAULT_DETACH_KEYS.to_vec()),
+    }
+}
+
 /// Copy a hijacked stream to stdout/stderr, and (if `stdin`) our stdin to it, half-closing at EOF.
-/// Returns when the container's output ends.
-pub async fn pump(mut rd: BoxRead, wr: Option<BoxWrite>, tty: bool, stdin: bool) -> Result<()> {
+/// Returns when the container's output ends, or when `escape` (watched on a TTY's input, as the
+/// docker CLI does) is typed.
+pub async fn pump(mut rd: BoxRead, wr: Option<BoxWrite>, tty: bool, stdin: bool, escape: Option<Vec<u8>>) -> Result<Ended> {
+    let (detached_tx, detached_rx) = tokio::sync::oneshot::channel::<()>();
     let input = match (stdin, wr) {
         (true, Some(mut w)) => Some(tokio::spawn(async move {
             let mut inp = stdin_stream();
-            let _ = tokio::io::copy(&mut inp, &mut w).await;
+            let mut esc = escape.filter(|_| tty).map(engine::streams::Escape::new);
+            let mut buf = vec![0u8; 32 * 1024];
+            let mut out = Vec::with_capacity(buf.len());
+            loop {
+                let n = match inp.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                out.clear();
+                let detached = match esc.as_mut() {
+                    Some(e) => e.feed(&buf[..n], &mut out),
+                    None => {
+                        out.extend_from_slice(&buf[..n]);
+                        false
+                    }
+                };
+                if !out.is_empty() && w.write_all(&out).await.is_err() {
+                    break;
+                }
+                if detached {
+                    let _ = detached_tx.send(());
+                    return;
+                }
+            }
             let _ = w.shutdown().await;
         })),
         (_, w) => {
             // Keep the write half open (dropping it could close the connection) until output ends.
             let _keep = w;
-            let r = copy_out(&mut rd, tty).await;
-            return r;
+            return copy_out(&mut rd, tty).await.map(|_| Ended::Output);
         }
     };
-    let r = copy_out(&mut rd, tty).await;
+    let r = tokio::select! {
+        r = copy_out(&mut rd, tty) => r.map(|_| Ended::Output),
+        Ok(()) = detached_rx => Ok(Ended::Detached),
+    };
     if let Some(t) = input {
         t.abort();
     }

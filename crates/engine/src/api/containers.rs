@@ -355,14 +355,18 @@ pub async fn attach(
 ) -> ApiResult<Response> {
     let q = Q::parse(q);
     let c = e.get(&id)?.snapshot();
-    if !q.bool("stream") && !q.bool("logs") {
-        return Err(bad("at least one of stream or logs must be set"));
-    }
+    let detach_keys = match q.get("detachKeys").filter(|k| !k.is_empty()) {
+        Some(k) => Some(crate::streams::parse_detach_keys(k)?),
+        None => None,
+    };
     let (stdin, stdout, stderr) = (q.bool("stdin"), q.bool("stdout"), q.bool("stderr"));
     let ct = if c.config.tty { RAW } else { MUX };
     let stream = q.bool("stream");
     let logs = q.bool("logs");
+    // Attached to no stream there is nothing to wait for: Docker answers at once.
+    let stream = stream && (stdin || stdout || stderr);
     let running_or_created = c.state.running || c.state.status == "created" || c.state.restarting;
+    e.emit(&c, "attach");
     Ok(hijack(req, ct, move |mut s| async move {
         if logs {
             let (tx, mut rx) = tokio::sync::mpsc::channel(64);
@@ -396,6 +400,7 @@ pub async fn attach(
                         stdin,
                         stdout,
                         stderr,
+                        detach_keys,
                     },
                 )
                 .await;
@@ -475,8 +480,12 @@ pub struct ExecCreate {
 
 pub async fn exec_create(State(e): State<Arc<Engine>>, Path(id): Path<String>, body: Body) -> ApiResult<Response> {
     let r: ExecCreate = json_body(body).await?;
-    let _ = r.detach_keys;
+    let detach_keys = match r.detach_keys.as_str() {
+        "" => None,
+        k => Some(crate::streams::parse_detach_keys(k)?),
+    };
     let cfg = ExecConfig {
+        detach_keys,
         cmd: r.cmd.unwrap_or_default(),
         env: r.env.unwrap_or_default(),
         user: r.user,
@@ -496,16 +505,20 @@ pub async fn exec_create(State(e): State<Arc<Engine>>, Path(id): Path<String>, b
 #[serde(rename_all = "PascalCase", default)]
 pub struct ExecStart {
     detach: bool,
-    tty: bool,
+    tty: Option<bool>,
+    console_size: Option<[u16; 2]>,
 }
 
 pub async fn exec_start(State(e): State<Arc<Engine>>, Path(id): Path<String>, req: Request<Body>) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
     let r: ExecStart = json_body(body).await?;
     let ex = e.exec_get(&id)?;
-    let _ = r.tty;
+    let opts = crate::streams::ExecStartOptions {
+        tty: r.tty,
+        console_size: r.console_size.map(|[h, w]| (h, w)).filter(|(h, w)| *h > 0 && *w > 0),
+    };
     if r.detach {
-        let fut = e.exec_start(&id, None).await?;
+        let fut = e.exec_start(&id, None, opts).await?;
         tokio::spawn(fut);
         return Ok(StatusCode::OK.into_response());
     }
@@ -519,9 +532,9 @@ pub async fn exec_start(State(e): State<Arc<Engine>>, Path(id): Path<String>, re
         return Err(ApiError(Error::Conflict(format!("Container {} is not running", ex.container))));
     }
     let req = Request::from_parts(parts, Body::empty());
-    let ct = if ex.config.tty { RAW } else { MUX };
+    let ct = if opts.tty.unwrap_or(ex.config.tty) { RAW } else { MUX };
     Ok(hijack(req, ct, move |s| async move {
-        match e.exec_start(&id, Some(s)).await {
+        match e.exec_start(&id, Some(s), opts).await {
             Ok(run) => run.await,
             // The stream is closed; the exec records exit code 126, as for a failed start.
             Err(err) => tracing::warn!(exec = %id, error = %err, "exec start failed after upgrade"),

@@ -25,9 +25,13 @@ where
     let wants_upgrade = req.headers().get(header::UPGRADE).is_some();
     if wants_upgrade {
         let on_upgrade = hyper::upgrade::on(&mut req);
+        let fd = req.extensions().get::<axum::extract::ConnectInfo<ConnFd>>().map(|c| c.0 .0);
         tokio::spawn(async move {
             match on_upgrade.await {
-                Ok(up) => f(Box::new(TokioIo::new(up))).await,
+                Ok(up) => {
+                    client_read_headers(fd).await;
+                    f(Box::new(TokioIo::new(up))).await
+                }
                 Err(e) => tracing::debug!(error = %e, "upgrade failed"),
             }
         });
@@ -46,6 +50,38 @@ where
         .header(header::CONTENT_TYPE, content_type)
         .body(Body::from_stream(ReaderStream::new(theirs)))
         .expect("response")
+}
+
+/// The file descriptor of the connection a request came on (its connect info, recorded when
+/// the daemon accepts it: `into_make_service_with_connect_info::<ConnFd>()`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnFd(pub std::os::fd::RawFd);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::UnixListener>> for ConnFd {
+    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::UnixListener>) -> Self {
+        ConnFd(std::os::fd::AsRawFd::as_raw_fd(s.io()))
+    }
+}
+
+/// docker-py parses a 101 answer with a buffered reader and then reads the bare socket: bytes
+/// that arrived together with the headers are lost to it. So an upgraded stream's first bytes
+/// wait until the client has read the answer (the socket's send queue is empty), 200 ms at most.
+async fn client_read_headers(fd: Option<std::os::fd::RawFd>) {
+    let Some(fd) = fd else { return };
+    let t0 = std::time::Instant::now();
+    while unsent(fd) > 0 && t0.elapsed() < std::time::Duration::from_millis(200) {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+/// Bytes written to socket `fd` that its peer has not read yet (0 if it cannot be told).
+fn unsent(fd: std::os::fd::RawFd) -> i32 {
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int; `fd` is the live connection being upgraded.
+    if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) } != 0 {
+        return 0;
+    }
+    n
 }
 
 /// A request body as a blocking reader (use inside `spawn_blocking`).

@@ -4,6 +4,7 @@ mod build;
 mod containers;
 mod images;
 mod io;
+pub use io::ConnFd;
 mod system;
 
 use std::sync::Arc;
