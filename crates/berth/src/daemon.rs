@@ -75,6 +75,23 @@ pub struct DaemonArgs {
     /// `runc` and `crun` are known without it, when installed.
     #[arg(long = "add-runtime", value_name = "NAME=PATH", value_parser = parse_runtime)]
     pub add_runtimes: Vec<(String, PathBuf)>,
+    /// Largest size one image layer may expand to (its decompressed tar, and what its files write)
+    /// at `docker load`, `import` and `pull`; a layer crossing it is refused while it streams, and
+    /// the load or pull leaves nothing behind. Sizes as `512m`, `8g`; 0 for no limit.
+    #[arg(long, value_name = "SIZE", default_value = "16g", value_parser = parse_limit_size)]
+    pub max_layer_size: u64,
+    /// Largest sum of the expanded sizes of the layers one load or pull writes for one image
+    /// (layers already here are not counted); 0 for no limit.
+    #[arg(long, value_name = "SIZE", default_value = "64g", value_parser = parse_limit_size)]
+    pub max_image_size: u64,
+    /// Most tar entries (files, directories, links) in one layer; 0 for no limit.
+    #[arg(long, value_name = "N", default_value_t = image::Limits::default().layer_entries)]
+    pub max_layer_entries: u64,
+    /// Largest expansion ratio of a layer (expanded size / compressed bytes read so far), checked
+    /// once it has expanded past 256 MiB so that small, highly compressible layers pass. Real
+    /// layers compress 2-10x; a gzip bomb of zeros about 1000x. 0 for no limit.
+    #[arg(long, value_name = "RATIO", default_value_t = image::Limits::default().layer_ratio)]
+    pub max_layer_ratio: u64,
     /// Log filter (e.g. info, debug, engine=debug).
     #[arg(long, default_value = "info", env = "BERTH_LOG")]
     pub log_level: String,
@@ -92,6 +109,15 @@ fn socket_group(asked: Option<&str>) -> anyhow::Result<u32> {
         _ if asked.is_none() => Ok(0),
         Ok(None) => anyhow::bail!("--group {name}: no such group"),
         Err(e) => anyhow::bail!("--group {name}: {e}"),
+    }
+}
+
+/// A size limit: `512m`, `8g`, a byte count; 0 for none.
+fn parse_limit_size(s: &str) -> Result<u64, String> {
+    match crate::cli::units::parse_size(s) {
+        Ok(n) if n >= 0 => Ok(n as u64),
+        Ok(_) => Err(format!("invalid size {s:?}: 0 means no limit; a limit cannot be negative")),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -167,6 +193,13 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
         certs_dirs: a.certs_dirs.clone(),
         runtimes,
         default_runtime: a.default_runtime.clone(),
+        image_limits: image::Limits {
+            layer_size: a.max_layer_size,
+            image_size: a.max_image_size,
+            layer_entries: a.max_layer_entries,
+            layer_ratio: a.max_layer_ratio,
+            ..image::Limits::default()
+        },
     };
     let engine = engine::Engine::open(cfg).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let registry = match &a.registry {

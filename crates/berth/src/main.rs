@@ -32,7 +32,7 @@ struct Opts {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the Berth daemon (Docker Engine API on a unix socket).
-    Daemon(daemon::DaemonArgs),
+    Daemon(Box<daemon::DaemonArgs>),
     /// Run a standalone OCI registry.
     Registry {
         #[command(subcommand)]
@@ -93,7 +93,7 @@ fn main() {
     };
     match opts.cmd {
         Cmd::Daemon(a) => {
-            if let Err(e) = daemon::run(a) {
+            if let Err(e) = daemon::run(*a) {
                 eprintln!("berth daemon: {e:#}");
                 std::process::exit(1);
             }

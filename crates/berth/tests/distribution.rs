@@ -578,3 +578,110 @@ fn builds_pull_base_images_with_credentials() {
     d.docker_ok(&["build", "-t", "child:3", c]);
     assert_eq!(d.docker_ok(&["run", "--rm", "child:3", "cat", "/b.txt"]), "built");
 }
+
+/// An OCI layout (tag `bomb`) of one image whose only layer is `layer` (gzip bytes, diff ID).
+fn one_layer_layout(dir: &Path, layer: &(Vec<u8>, String)) {
+    use sha2::Digest as _;
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |data: &[u8]| -> (String, usize) {
+        let hex = hex::encode(sha2::Sha256::digest(data));
+        std::fs::write(blobs.join(&hex), data).unwrap();
+        (format!("sha256:{hex}"), data.len())
+    };
+    let (ld, ln) = put(&layer.0);
+    let (cd, cn) = put(&common::image_config(&[&layer.1]));
+    let m = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": ln}]});
+    let (md, mn) = put(m.to_string().as_bytes());
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": md, "size": mn, "annotations": {"org.opencontainers.image.ref.name": "bomb"}}]});
+    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+}
+
+/// Put a one-layer image into the registry as `repo:1` with skopeo; returns the layer's blob digest.
+fn push_layer_image(reg: &RefRegistry, repo: &str, layer: &(Vec<u8>, String)) -> String {
+    use sha2::Digest as _;
+    let layout = tempfile::tempdir().unwrap();
+    one_layer_layout(layout.path(), layer);
+    let src = format!("oci:{}:bomb", layout.path().display());
+    let dest = format!("docker://{}/{repo}:1", reg.host());
+    let mut c = Command::new("skopeo");
+    c.args(["--insecure-policy", "copy", "-q", "--dest-tls-verify=false", &src, &dest]);
+    ok(common::run_timeout(c, None, 120), "skopeo copy");
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(&layer.0)))
+}
+
+/// A gzip bomb in a registry: pulled through docker-py and the docker CLI into a daemon with a
+/// small --max-layer-size, and into one with the default limits (where the expansion ratio
+/// refuses it), the pull fails naming the limit and the layer, and leaves no blob (neither the
+/// downloaded layer nor the config), no temporary file, no layer directory and no image.
+#[test]
+fn a_gzip_bomb_pull_is_refused_with_nothing_left_behind() {
+    let reg = RefRegistry::start(&[]);
+    let small = push_layer_image(&reg, "bomb", &common::zeros_layer(200 << 20));
+    let d = Daemon::start_with(&["--max-layer-size", "64m"]);
+    let before = common::image_state(&d);
+    let unchanged = |d: &Daemon, before: &[String], what: &str| {
+        assert_eq!(common::image_state(d), before, "{what} left something behind");
+        assert_eq!(d.docker_ok(&["images", "-a", "-q"]), "", "{what} left an image");
+    };
+
+    // docker-py: `images.pull` ignores the stream's errors and then finds no image, as with
+    // Docker; the stream itself carries the refusal.
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url="{host}")
+try:
+    c.images.pull("{reg}/bomb", tag="1")
+    raise SystemExit("the bomb was pulled")
+except docker.errors.NotFound:
+    pass
+errors = [m["error"] for m in c.api.pull("{reg}/bomb", tag="1", stream=True, decode=True) if "error" in m]
+assert len(errors) == 1, errors
+print(errors[0])
+"#,
+        host = d.host(),
+        reg = reg.host(),
+    );
+    let mut c = Command::new("python3");
+    c.args(["-c", &script]);
+    let out = ok(common::run_timeout(c, None, 180), "docker-py pull");
+    assert!(
+        out.contains(&format!("layer {small} expands past the daemon's --max-layer-size limit of 64 MiB")),
+        "{out}"
+    );
+    unchanged(&d, &before, "docker-py pull of a gzip bomb");
+
+    // The docker CLI.
+    let o = d.docker(&["pull", &format!("{}/bomb:1", reg.host())]);
+    assert!(!o.status.success(), "the bomb was pulled: {}", text(&o));
+    assert!(errtext(&o).contains("--max-layer-size limit of 64 MiB"), "{}", errtext(&o));
+    unchanged(&d, &before, "docker pull of a gzip bomb");
+
+    // Under the default limits, 320 MiB of zeros (about 320 KiB) are refused for their ratio
+    // once past 256 MiB; a normal image pulls.
+    let big = push_layer_image(&reg, "bigbomb", &common::zeros_layer(320 << 20));
+    let dd = Daemon::start();
+    dd.busybox("bb");
+    let normal = format!("{}/team/bb:1", reg.host());
+    dd.docker_ok(&["tag", "bb", &normal]);
+    dd.docker_ok(&["push", &normal]);
+    dd.docker_ok(&["rmi", "bb", &normal]);
+    let before = common::image_state(&dd);
+    let o = dd.docker(&["pull", &format!("{}/bigbomb:1", reg.host())]);
+    assert!(!o.status.success(), "the bomb was pulled: {}", text(&o));
+    assert!(
+        errtext(&o).contains(&format!(
+            "layer {big} expands more than 100 times its compressed size (the daemon's --max-layer-ratio limit)"
+        )),
+        "{}",
+        errtext(&o)
+    );
+    unchanged(&dd, &before, "a pull past --max-layer-ratio");
+    assert!(dd.docker_ok(&["pull", &normal]).contains("Downloaded newer image"));
+    assert_eq!(dd.docker_ok(&["run", "--rm", &normal, "echo", "pulled"]), "pulled");
+}

@@ -2313,4 +2313,120 @@ print("ok")
     let o = common::run_timeout(c, None, 300);
     assert!(o.status.success(), "docker-py failed:\n{}\n{}", text(&o), errtext(&o));
     d.docker_ok(&["rm", "-f", "ex", "lg", "tt"]);
+
+/// A docker-archive (`docker save` format) of one image `name` whose layers are `layers` (each
+/// as the archive holds it, here gzipped, and its diff ID), at `<i>/layer.tar`.
+fn docker_archive(name: &str, layers: &[(Vec<u8>, String)]) -> Vec<u8> {
+    let diff_ids: Vec<&str> = layers.iter().map(|(_, d)| d.as_str()).collect();
+    let paths: Vec<String> = (0..layers.len()).map(|i| format!("{i}/layer.tar")).collect();
+    let manifest = serde_json::json!([{"Config": "config.json", "RepoTags": [name], "Layers": paths}]);
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_data(&mut h, path, data).unwrap();
+    };
+    for (path, (data, _)) in paths.iter().zip(layers) {
+        add(path, data);
+    }
+    add("config.json", &common::image_config(&diff_ids));
+    add("manifest.json", manifest.to_string().as_bytes());
+    b.into_inner().unwrap()
+}
+
+/// `docker load` and docker-py's `images.load` of archive bombs against a daemon with small limits:
+/// each is refused with a message naming the limit and the layer, and leaves no blob, no
+/// temporary file, no layer directory and no image; a normal image still loads.
+#[test]
+fn a_gzip_bomb_is_refused_with_nothing_left_behind() {
+    let d = Daemon::start_with(&["--max-layer-size", "64m", "--max-image-size", "96m", "--max-layer-entries", "1000"]);
+    d.busybox("bb");
+    let before = common::image_state(&d);
+    let images = d.docker_ok(&["images", "-a", "-q", "--no-trunc"]);
+    let unchanged = |what: &str| {
+        assert_eq!(common::image_state(&d), before, "{what} left something behind");
+        assert_eq!(d.docker_ok(&["images", "-a", "-q", "--no-trunc"]), images, "{what} left an image");
+        assert!(
+            !d.docker(&["image", "inspect", "bomb:1"]).status.success(),
+            "{what} recorded the image"
+        );
+    };
+
+    // 200 MiB of zeros in about 200 KiB: refused at 64 MiB, with the limit and the layer named.
+    let (gz, diff_id) = common::zeros_layer(200 << 20);
+    assert!(gz.len() < 1 << 20, "the bomb is {} bytes", gz.len());
+    let bomb = d.dir.join("bomb.tar");
+    std::fs::write(&bomb, docker_archive("bomb:1", &[(gz, diff_id)])).unwrap();
+    let o = d.docker(&["load", "-i", bomb.to_str().unwrap()]);
+    assert!(!o.status.success(), "the bomb loaded: {}", text(&o));
+    let err = errtext(&o);
+    assert!(
+        err.contains("layer 0/layer.tar expands past the daemon's --max-layer-size limit of 64 MiB"),
+        "{err}"
+    );
+    unchanged("docker load of a gzip bomb");
+
+    // docker-py: the same refusal, as an HTTP 400.
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url="{host}")
+try:
+    c.images.load(open("{bomb}", "rb").read())
+    raise SystemExit("the bomb loaded")
+except docker.errors.APIError as e:
+    assert e.status_code == 400, e
+    print(e.explanation)
+"#,
+        host = d.host(),
+        bomb = bomb.display()
+    );
+    let mut c = Command::new("python3");
+    c.args(["-c", &script]);
+    let o = common::run_timeout(c, None, 120);
+    assert!(o.status.success(), "docker-py: {}\n{}", text(&o), errtext(&o));
+    assert!(text(&o).contains("--max-layer-size limit of 64 MiB"), "{}", text(&o));
+    unchanged("docker-py load of a gzip bomb");
+
+    // Two layers of 50 MiB: each within --max-layer-size, together past --max-image-size (the
+    // first, already stored when the second is refused, is removed again).
+    let two = d.dir.join("two.tar");
+    std::fs::write(
+        &two,
+        docker_archive("bomb:1", &[common::zeros_layer(50 << 20), common::zeros_layer((50 << 20) + 1)]),
+    )
+    .unwrap();
+    let o = d.docker(&["load", "-i", two.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        errtext(&o).contains("--max-image-size limit of 96 MiB at layer 1/layer.tar"),
+        "{}",
+        errtext(&o)
+    );
+    unchanged("a load past --max-image-size");
+
+    // Many empty files.
+    let many = d.dir.join("many.tar");
+    std::fs::write(&many, docker_archive("bomb:1", &[common::many_files_layer(2000)])).unwrap();
+    let o = d.docker(&["load", "-i", many.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        errtext(&o).contains("layer 0/layer.tar has more entries than the daemon's --max-layer-entries limit of 1000"),
+        "{}",
+        errtext(&o)
+    );
+    unchanged("a load past --max-layer-entries");
+
+    // A normal image still loads under the same limits.
+    let saved = d.dir.join("bb.tar");
+    d.docker_ok(&["save", "-o", saved.to_str().unwrap(), "bb"]);
+    d.docker_ok(&["rmi", "bb"]);
+    assert!(d
+        .docker_ok(&["load", "-i", saved.to_str().unwrap()])
+        .contains("Loaded image: bb:latest"));
+    assert_eq!(d.docker_ok(&["run", "--rm", "bb", "echo", "still-loads"]), "still-loads");
 }

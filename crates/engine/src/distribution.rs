@@ -213,56 +213,17 @@ impl Engine {
                 )));
             }
         }
-        let content = self.images.content();
-        // The config.
-        if !content.contains(&manifest.config.digest) {
-            let (mut s, _) = self.registry.get_blob(&repo, &manifest.config.digest, creds).await?;
-            let mut buf = Vec::new();
-            while let Some(chunk) = s.next().await {
-                buf.extend_from_slice(&chunk?);
-                if buf.len() > 64 << 20 {
-                    return Err(Error::BadRequest("the image config is larger than 64 MiB".into()));
-                }
-            }
-            if Digest::of(&buf) != manifest.config.digest {
-                return Err(Error::BadRequest(format!(
-                    "config {}: the registry sent other content",
-                    manifest.config.digest
-                )));
-            }
-            content.put(&buf)?;
-        }
-        let config = self.images.config(&manifest.config.digest)?;
-        if config.rootfs.diff_ids.len() != manifest.layers.len() {
-            return Err(Error::BadRequest(format!(
-                "{reference}: the config lists {} layers, the manifest {}",
-                config.rootfs.diff_ids.len(),
-                manifest.layers.len()
-            )));
-        }
-        // The layers, a few at a time.
-        let jobs = manifest.layers.iter().cloned().map(|l| {
-            let me = self.clone();
-            let repo = repo.clone();
-            let creds = creds.clone();
-            let out = out.clone();
-            async move { me.pull_layer(&repo, &l, &creds, &out).await }
-        });
-        let results: Vec<Result<()>> = futures_util::stream::iter(jobs).buffer_unordered(PARALLEL).collect().await;
-        for r in results {
-            r?;
-        }
-        // Record and unpack (so the first run does not pay for it).
         let existed = self.images.resolve(&r.tagged()).ok();
-        let me = self.clone();
-        let m2 = manifest.clone();
-        let id = tokio::task::spawn_blocking(move || -> Result<Digest> {
-            let id = me.images.add_manifest(&m2, None)?;
-            me.images.lower_dirs(&id)?;
-            Ok(id)
-        })
-        .await
-        .map_err(crate::error::internal)??;
+        // What this pull stores is removed again if it fails (unless an image uses it), so a
+        // refused pull leaves nothing behind.
+        let mut fresh: Vec<Digest> = Vec::new();
+        let id = match self.fetch_and_record(reference, &repo, &manifest, creds, out, &mut fresh).await {
+            Ok(id) => id,
+            Err(e) => {
+                self.images.discard(&fresh, &[]);
+                return Err(e);
+            }
+        };
         for l in &manifest.layers {
             status(out, &short(&l.digest), "Pull complete").await;
         }
@@ -288,12 +249,89 @@ impl Engine {
         Ok(id)
     }
 
-    async fn pull_layer(&self, repo: &Repository, l: &Descriptor, creds: &Credentials, out: &Sender<Value>) -> Result<()> {
+    /// Fetch the config and layers of `manifest` that are not here yet, unpack the layers (within
+    /// the daemon's limits) and only then record the image. The blobs it stores are pushed to
+    /// `fresh`.
+    async fn fetch_and_record(
+        self: &Arc<Self>,
+        reference: &str,
+        repo: &Repository,
+        manifest: &Manifest,
+        creds: &Credentials,
+        out: &Sender<Value>,
+        fresh: &mut Vec<Digest>,
+    ) -> Result<Digest> {
+        let content = self.images.content();
+        // The config.
+        if !content.contains(&manifest.config.digest) {
+            let (mut s, _) = self.registry.get_blob(repo, &manifest.config.digest, creds).await?;
+            let mut buf = Vec::new();
+            while let Some(chunk) = s.next().await {
+                buf.extend_from_slice(&chunk?);
+                if buf.len() > 64 << 20 {
+                    return Err(Error::BadRequest("the image config is larger than 64 MiB".into()));
+                }
+            }
+            if Digest::of(&buf) != manifest.config.digest {
+                return Err(Error::BadRequest(format!(
+                    "config {}: the registry sent other content",
+                    manifest.config.digest
+                )));
+            }
+            let (d, _, created) = content.ingest_new(buf.as_slice(), Some(&manifest.config.digest))?;
+            if created {
+                fresh.push(d);
+            }
+        }
+        let config = self.images.config(&manifest.config.digest)?;
+        if config.rootfs.diff_ids.len() != manifest.layers.len() {
+            return Err(Error::BadRequest(format!(
+                "{reference}: the config lists {} layers, the manifest {}",
+                config.rootfs.diff_ids.len(),
+                manifest.layers.len()
+            )));
+        }
+        // The layers, a few at a time.
+        let jobs = manifest.layers.iter().cloned().map(|l| {
+            let me = self.clone();
+            let repo = repo.clone();
+            let creds = creds.clone();
+            let out = out.clone();
+            async move {
+                let r = me.pull_layer(&repo, &l, &creds, &out).await;
+                (l.digest, r)
+            }
+        });
+        let results: Vec<(Digest, Result<bool>)> = futures_util::stream::iter(jobs).buffer_unordered(PARALLEL).collect().await;
+        let mut failed = None;
+        for (digest, r) in results {
+            match r {
+                Ok(true) => fresh.push(digest),
+                Ok(false) => {}
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        // Unpack, then record (so the first run does not pay for the unpack, and an image whose
+        // layers do not unpack within the limits is never recorded).
+        let me = self.clone();
+        let m2 = manifest.clone();
+        let fresh2 = fresh.clone();
+        tokio::task::spawn_blocking(move || me.images.add_manifest_unpacked(&m2, &fresh2))
+            .await
+            .map_err(crate::error::internal)?
+            .map_err(Into::into)
+    }
+
+    /// Download one layer blob unless it is here; whether it was stored by this call.
+    async fn pull_layer(&self, repo: &Repository, l: &Descriptor, creds: &Credentials, out: &Sender<Value>) -> Result<bool> {
         let id = short(&l.digest);
         let content = self.images.content();
         if content.contains(&l.digest) {
             status(out, &id, "Already exists").await;
-            return Ok(());
+            return Ok(false);
         }
         status(out, &id, "Pulling fs layer").await;
         let (mut stream, len) = self.registry.get_blob(repo, &l.digest, creds).await?;
@@ -302,22 +340,30 @@ impl Engine {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
         let writer = content.writer()?;
         let expected = l.digest.clone();
-        let write = tokio::task::spawn_blocking(move || -> Result<()> {
+        let write = tokio::task::spawn_blocking(move || -> Result<bool> {
             use std::io::Write;
             let mut w = writer;
             while let Some(b) = rx.blocking_recv() {
                 w.write_all(&b).map_err(crate::error::internal)?;
             }
-            w.commit(Some(&expected))?;
-            Ok(())
+            Ok(w.commit_new(Some(&expected))?.2)
         });
         let mut done = 0u64;
         let mut last = Instant::now() - Duration::from_secs(1);
-        let mut failed = None;
+        let mut failed: Option<Error> = None;
         while let Some(chunk) = stream.next().await {
             match chunk {
                 Ok(b) => {
                     done += b.len() as u64;
+                    // The manifest says how large the blob is; a registry sending more is not
+                    // believed (the digest would fail at the end, after storing it all).
+                    if done > l.size {
+                        failed = Some(Error::BadRequest(format!(
+                            "layer {}: the registry sent more than the {} bytes the manifest gives",
+                            l.digest, l.size
+                        )));
+                        break;
+                    }
                     if tx.send(b).await.is_err() {
                         break;
                     }
@@ -331,7 +377,7 @@ impl Engine {
                     }
                 }
                 Err(e) => {
-                    failed = Some(e);
+                    failed = Some(e.into());
                     break;
                 }
             }
@@ -339,15 +385,15 @@ impl Engine {
         drop(tx);
         let res = write.await.map_err(crate::error::internal)?;
         if let Some(e) = failed {
-            return Err(e.into());
+            return Err(e);
         }
-        res.map_err(|e| match e {
+        let created = res.map_err(|e| match e {
             Error::BadRequest(m) => Error::BadRequest(format!("layer {}: {m}", l.digest)),
             other => other,
         })?;
         status(out, &id, "Verifying Checksum").await;
         status(out, &id, "Download complete").await;
-        Ok(())
+        Ok(created)
     }
 
     /// `docker push`: send image `name` (with `tag`) to its registry, skipping blobs it has.

@@ -35,6 +35,8 @@ pub struct EngineConfig {
     pub runtimes: std::collections::BTreeMap<String, PathBuf>,
     /// The runtime of containers that do not ask for one.
     pub default_runtime: String,
+    /// What a layer taken in (load, import, pull) may expand to.
+    pub image_limits: image::Limits,
 }
 
 /// The name of the built-in runtime: youki's libcontainer, in the shim.
@@ -164,7 +166,7 @@ impl Engine {
         for d in [cfg.root.join("containers"), cfg.exec_root.join("c"), cfg.exec_root.join("runtime")] {
             std::fs::create_dir_all(&d).map_err(|e| Error::Internal(format!("create {}: {e}", d.display())))?;
         }
-        let images = ImageStore::open(&cfg.root.join("image"))?;
+        let images = ImageStore::open(&cfg.root.join("image"))?.with_limits(cfg.image_limits);
         let volumes = Volumes::open(&cfg.root)?;
         let build_cache = build::Cache::open(cfg.root.join("image").join("build-cache.json"));
         let registry = registry::client::Client::new(cfg.insecure_registries.clone(), cfg.certs_dirs.clone())

@@ -30,7 +30,9 @@ impl From<image::Error> for Error {
             image::Error::InvalidReference(_)
             | image::Error::BadEntry { .. }
             | image::Error::Archive(_)
-            | image::Error::InvalidArchive(_) => Error::BadRequest(e.to_string()),
+            | image::Error::InvalidArchive(_)
+            // A layer past the daemon's limits: the message names the limit and the layer.
+            | image::Error::LimitExceeded(_) => Error::BadRequest(e.to_string()),
             image::Error::Oci(oci::Error::DigestMismatch { .. }) => Error::BadRequest(e.to_string()),
             other => Error::Internal(other.to_string()),
         }

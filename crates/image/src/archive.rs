@@ -25,6 +25,7 @@ use oci::Digest;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::limits::{Limits, Meter, Subject};
 use crate::reference::Reference;
 use crate::store::ImageStore;
 use crate::unpack;
@@ -493,8 +494,17 @@ pub fn load(store: &ImageStore, input: impl Read) -> Result<Vec<String>> {
         path: tmp.0.clone(),
         source,
     })?;
-    let plain = maybe_gunzip(input).map_err(|e| invalid(format!("reading archive: {e}")))?;
-    unpack::unpack_layer(plain, &tmp.0).map_err(|e| match e {
+    // The archive itself is counted too: a gzipped archive may be a bomb before any layer is.
+    // Its layer files are checked against the layer and image limits when imported below.
+    let archive_limits = Limits {
+        layer_size: 0,
+        image_size: 0,
+        ..store.limits()
+    };
+    let meter = Meter::new(archive_limits, Subject::Archive, 0);
+    let plain = meter.output(maybe_gunzip(meter.input(input)).map_err(|e| invalid(format!("reading archive: {e}")))?);
+    unpack::unpack_layer_metered(plain, &tmp.0, &meter).map_err(|e| match e {
+        Error::LimitExceeded(_) => e,
         Error::Archive(io) => invalid(format!("corrupt or truncated tar stream: {io}")),
         other => invalid(format!("extracting: {other}")),
     })?;
@@ -514,23 +524,70 @@ pub fn load(store: &ImageStore, input: impl Read) -> Result<Vec<String>> {
         return Err(invalid("neither manifest.json nor index.json found"));
     };
 
-    // Import every layer first; record nothing unless all of them match their configs.
-    let before: BTreeSet<Digest> = store.content().list()?.into_iter().collect();
-    let mut imported: Vec<Digest> = Vec::new();
-    let res = import_layers(store, &plan, &mut imported);
-    let layer_sets = match res {
-        Ok(l) => l,
-        Err(e) => {
-            for d in imported.iter().filter(|d| !before.contains(d)) {
-                store.discard_layer(d);
-            }
-            return Err(e);
+    // Nothing is recorded unless every layer of every image imports, matches its config and
+    // unpacks within the limits; whatever this load stored is removed again when one does not.
+    let mut fresh: Vec<Digest> = Vec::new();
+    let mut made: Vec<Digest> = Vec::new();
+    let res = import_all(store, &plan, &mut fresh, &mut made);
+    if res.is_err() {
+        store.discard(&fresh, &made);
+    }
+    res
+}
+
+/// Import the layers of every planned image (checking them against the configs' diff_ids), unpack
+/// them, then record the images. The blobs stored that were not in the store before are pushed
+/// to `fresh`, the layer directories made to `made`, for the cleanup of a failure.
+fn import_all(store: &ImageStore, plan: &[Planned], fresh: &mut Vec<Digest>, made: &mut Vec<Digest>) -> Result<Vec<String>> {
+    let mut layer_sets = Vec::new();
+    for img in plan {
+        let cfg = ImageConfig::parse(&img.config).map_err(|e| invalid(format!("{}: {e}", img.config_name)))?;
+        let diff_ids = &cfg.rootfs.diff_ids;
+        if diff_ids.len() != img.layers.len() {
+            return Err(invalid(format!(
+                "{}: the config lists {} layers (rootfs.diff_ids) but the archive has {}",
+                img.config_name,
+                diff_ids.len(),
+                img.layers.len()
+            )));
         }
-    };
+        let mut descs = Vec::new();
+        let mut image_used = 0u64;
+        for (l, expected) in img.layers.iter().zip(diff_ids) {
+            if let Some(d) = &l.digest {
+                if hash_file(&l.path, &l.name)? != *d {
+                    return Err(invalid(format!("layer {} does not match its digest", l.name)));
+                }
+            }
+            let f = File::open(&l.path).map_err(|e| invalid(format!("reading layer {}: {e}", l.name)))?;
+            let (info, expanded, created) = store.ingest_layer(f, &l.name, image_used).map_err(|e| match e {
+                Error::LimitExceeded(_) => e,
+                other => invalid(format!("layer {}: {other}", l.name)),
+            })?;
+            if created {
+                fresh.push(info.diff_id.clone());
+            }
+            image_used = image_used.saturating_add(expanded);
+            if info.diff_id != *expected {
+                return Err(invalid(format!(
+                    "layer {} has diff_id {}, but the config expects {expected}",
+                    l.name, info.diff_id
+                )));
+            }
+            descs.push(info.blob);
+        }
+        // Unpacking proves every layer is a complete, safe tar within the limits.
+        let names: Vec<String> = img.layers.iter().map(|l| l.name.clone()).collect();
+        store.unpack_chain(diff_ids, diff_ids, &names, made, &|name, e| invalid(format!("layer {name}: {e}")))?;
+        layer_sets.push(descs);
+    }
 
     let mut loaded = Vec::new();
     for (img, layers) in plan.iter().zip(layer_sets) {
-        let cfg_digest = store.content().put(&img.config)?;
+        let (cfg_digest, _, created) = store.content().ingest_new(img.config.as_slice(), None)?;
+        if created {
+            fresh.push(cfg_digest.clone());
+        }
         let manifest = Manifest {
             schema_version: 2,
             media_type: Some(MEDIA_OCI_MANIFEST.into()),
@@ -551,47 +608,10 @@ pub fn load(store: &ImageStore, input: impl Read) -> Result<Vec<String>> {
     Ok(loaded)
 }
 
-/// Import the layers of every planned image, checking them against the configs' diff_ids; returns
-/// the layer descriptors per image. `imported` collects every blob stored, for cleanup on failure.
-fn import_layers(store: &ImageStore, plan: &[Planned], imported: &mut Vec<Digest>) -> Result<Vec<Vec<Descriptor>>> {
-    let mut out = Vec::new();
-    for img in plan {
-        let cfg = ImageConfig::parse(&img.config).map_err(|e| invalid(format!("{}: {e}", img.config_name)))?;
-        let diff_ids = &cfg.rootfs.diff_ids;
-        if diff_ids.len() != img.layers.len() {
-            return Err(invalid(format!(
-                "{}: the config lists {} layers (rootfs.diff_ids) but the archive has {}",
-                img.config_name,
-                diff_ids.len(),
-                img.layers.len()
-            )));
-        }
-        let mut descs = Vec::new();
-        for (l, expected) in img.layers.iter().zip(diff_ids) {
-            if let Some(d) = &l.digest {
-                if hash_file(&l.path, &l.name)? != *d {
-                    return Err(invalid(format!("layer {} does not match its digest", l.name)));
-                }
-            }
-            let f = File::open(&l.path).map_err(|e| invalid(format!("reading layer {}: {e}", l.name)))?;
-            let info = store.import_layer(f).map_err(|e| invalid(format!("layer {}: {e}", l.name)))?;
-            imported.push(info.diff_id.clone());
-            if info.diff_id != *expected {
-                return Err(invalid(format!(
-                    "layer {} has diff_id {}, but the config expects {expected}",
-                    l.name, info.diff_id
-                )));
-            }
-            descs.push(info.blob);
-        }
-        out.push(descs);
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::Limit;
     use flate2::write::GzEncoder;
     use oci::spec::{Platform, RootFs, MEDIA_OCI_LAYER_GZIP};
 
@@ -947,5 +967,227 @@ mod tests {
         for img in s.list() {
             s.lower_dirs(&img.id).unwrap();
         }
+    }
+
+    /// Small limits for the tests: 1 MiB a layer, 1.5 MiB an image, 100 entries, no ratio.
+    const SMALL: Limits = Limits {
+        layer_size: 1 << 20,
+        image_size: 3 << 19,
+        layer_entries: 100,
+        layer_ratio: 0,
+        ratio_floor: 0,
+    };
+
+    /// [`SMALL`] with a ratio of 20 past 256 KiB.
+    const RATIO: Limits = Limits {
+        layer_ratio: 20,
+        ratio_floor: 256 << 10,
+        ..SMALL
+    };
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// A layer tar of files (name, size) of zeros.
+    fn zeros_tar(files: &[(&str, usize)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, n) in files {
+            let mut h = tar_header(tar::EntryType::Regular, 0o644, *n as u64);
+            b.append_data(&mut h, name, io::repeat(0).take(*n as u64)).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    /// A layer tar holding a GNU sparse file that claims `size` bytes from one byte of data.
+    fn sparse_tar(size: u64) -> Vec<u8> {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::GNUSparse);
+        h.set_mode(0o644);
+        h.set_size(1);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_path("sparse").unwrap();
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.set_real_size(size);
+        gnu.sparse[0].set_offset(size - 1);
+        gnu.sparse[0].set_length(1);
+        h.set_cksum();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&h, &b"x"[..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    /// A docker-archive of one image `bomb:1` with `layers` (each as stored in the archive, plain
+    /// or gzipped, with its plain tar's digest), at `l<i>/layer.tar`.
+    fn archive_of(layers: &[(Vec<u8>, Digest)]) -> Vec<u8> {
+        let diff_ids: Vec<Digest> = layers.iter().map(|(_, d)| d.clone()).collect();
+        let cfg = serde_json::to_vec(&config_for(&diff_ids)).unwrap();
+        let names: Vec<String> = (0..layers.len()).map(|i| format!("l{i}/layer.tar")).collect();
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, (data, _)) in names.iter().zip(layers) {
+            add_file(&mut b, name, data);
+        }
+        add_file(&mut b, "config.json", &cfg);
+        let manifest = serde_json::json!([{"Config": "config.json", "RepoTags": ["bomb:1"], "Layers": names}]);
+        add_file(&mut b, "manifest.json", &serde_json::to_vec(&manifest).unwrap());
+        b.into_inner().unwrap()
+    }
+
+    fn plain(tar: Vec<u8>) -> (Vec<u8>, Digest) {
+        let d = Digest::of(&tar);
+        (tar, d)
+    }
+
+    fn gzipped(tar: Vec<u8>) -> (Vec<u8>, Digest) {
+        let d = Digest::of(&tar);
+        (gzip(&tar), d)
+    }
+
+    fn ingest_files(t: &Path) -> usize {
+        fs::read_dir(t.join("blobs/ingest")).unwrap().count()
+    }
+
+    /// `load` fails with `limit` on `subject`, and the error says which flag.
+    fn refused(s: &ImageStore, archive: &[u8], limit: Limit, subject: Subject) -> String {
+        let err = load(s, archive).unwrap_err();
+        let Error::LimitExceeded(e) = &err else {
+            panic!("expected a limit error, got {err:?}");
+        };
+        assert_eq!((e.limit, &e.subject), (limit, &subject), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains(limit.flag()), "{msg}");
+        msg
+    }
+
+    #[test]
+    fn load_refuses_bombs_past_each_limit_and_keeps_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let s = ImageStore::open(t.path()).unwrap().with_limits(SMALL);
+        let layer0 = || Subject::Layer("l0/layer.tar".into());
+
+        // A gzip bomb: 8 MiB of zeros in about 8 KiB. Refused at 1 MiB, gzipped or not.
+        let bomb = zeros_tar(&[("zeros", 8 << 20)]);
+        let msg = refused(&s, &archive_of(&[gzipped(bomb.clone())]), Limit::LayerSize, layer0());
+        assert!(msg.contains("l0/layer.tar") && msg.contains("limit of 1 MiB"), "{msg}");
+        assert_pristine(t.path(), &s);
+        assert_eq!(ingest_files(t.path()), 0);
+        refused(&s, &archive_of(&[plain(bomb.clone())]), Limit::LayerSize, layer0());
+        assert_pristine(t.path(), &s);
+
+        // With a ratio: 600 KiB of zeros is under the size limits but expands ~1000× past the
+        // 256 KiB floor; and the 8 MiB bomb is now refused for its ratio first.
+        let tr = tempfile::tempdir().unwrap();
+        let sr = ImageStore::open(tr.path()).unwrap().with_limits(RATIO);
+        let msg = refused(
+            &sr,
+            &archive_of(&[gzipped(zeros_tar(&[("z", 600 << 10)]))]),
+            Limit::LayerRatio,
+            layer0(),
+        );
+        assert!(msg.contains("more than 20 times its compressed size"), "{msg}");
+        assert_pristine(tr.path(), &sr);
+        refused(&sr, &archive_of(&[gzipped(bomb.clone())]), Limit::LayerRatio, layer0());
+        assert_pristine(tr.path(), &sr);
+        // The archive itself gzipped: it expands past the ratio before any layer is looked at.
+        let inner = archive_of(&[plain(zeros_tar(&[("z", 900 << 10)]))]);
+        refused(&sr, &gzip(&inner), Limit::LayerRatio, Subject::Archive);
+        assert_pristine(tr.path(), &sr);
+
+        // Two layers each under 1 MiB, over 1.5 MiB together: the second is refused, the first
+        // (already stored as a blob) removed again.
+        let two = archive_of(&[plain(zeros_tar(&[("a", 800 << 10)])), plain(zeros_tar(&[("b", 800 << 10)]))]);
+        let msg = refused(&s, &two, Limit::ImageSize, Subject::Layer("l1/layer.tar".into()));
+        assert!(msg.contains("--max-image-size limit of 1536 KiB at layer l1/layer.tar"), "{msg}");
+        assert_pristine(t.path(), &s);
+
+        // Many empty files.
+        let names: Vec<String> = (0..150).map(|i| format!("f{i}")).collect();
+        let files: Vec<(&str, usize)> = names.iter().map(|n| (n.as_str(), 0)).collect();
+        let msg = refused(&s, &archive_of(&[plain(zeros_tar(&files))]), Limit::LayerEntries, layer0());
+        assert!(
+            msg.contains("more entries than the daemon's --max-layer-entries limit of 100"),
+            "{msg}"
+        );
+        assert_pristine(t.path(), &s);
+
+        // A sparse entry writes 8 MiB from a 2 KiB tar: caught as it writes, when unpacked.
+        refused(&s, &archive_of(&[plain(sparse_tar(8 << 20))]), Limit::LayerSize, layer0());
+        assert_pristine(t.path(), &s);
+
+        // What is within the limits still loads; a refused image keeps the layers others use.
+        let (good, ..) = legacy_archive(|_| {});
+        load(&s, &good[..]).unwrap();
+        let blobs = s.content().list().unwrap();
+        let layers = fs::read_dir(t.path().join("layers")).unwrap().count();
+        let base = layer_tar(&[("bin/sh", b"shell")]);
+        let bomb = zeros_tar(&[("zeros", 8 << 20)]);
+        let mixed = archive_of(&[plain(base), gzipped(bomb)]);
+        refused(&s, &mixed, Limit::LayerSize, Subject::Layer("l1/layer.tar".into()));
+        assert_eq!(s.content().list().unwrap(), blobs);
+        assert_eq!(fs::read_dir(t.path().join("layers")).unwrap().count(), layers);
+        assert_eq!(s.list().len(), 2);
+        assert!(s.resolve("bomb:1").is_err());
+        for img in s.list() {
+            s.lower_dirs(&img.id).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_default_limits_pass_ordinary_layers_and_none_means_none() {
+        // Under the defaults a small, highly compressible layer passes the ratio (it is under the
+        // floor), and so does everything with no limits at all.
+        for limits in [Limits::default(), Limits::NONE] {
+            let t = tempfile::tempdir().unwrap();
+            let s = ImageStore::open(t.path()).unwrap().with_limits(limits);
+            let names: Vec<String> = (0..150).map(|i| format!("f{i}")).collect();
+            let mut files: Vec<(&str, usize)> = names.iter().map(|n| (n.as_str(), 0)).collect();
+            files.push(("zeros", 8 << 20));
+            let out = load(&s, &archive_of(&[gzipped(zeros_tar(&files))])[..]).unwrap();
+            assert_eq!(out, vec!["Loaded image: bomb:1".to_string()]);
+        }
+    }
+
+    #[test]
+    fn import_and_pull_refuse_bombs_and_keep_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let s = ImageStore::open(t.path()).unwrap().with_limits(SMALL);
+        // docker import: refused while it streams into the content store, or when unpacked.
+        for tar in [gzip(&zeros_tar(&[("z", 8 << 20)])), sparse_tar(8 << 20)] {
+            let err = s.import_layer(io::Cursor::new(tar)).unwrap_err();
+            assert!(
+                matches!(&err, Error::LimitExceeded(e) if e.limit == Limit::LayerSize && e.subject == Subject::Layer("of the import".into())),
+                "{err:?}"
+            );
+            assert_pristine(t.path(), &s);
+            assert_eq!(ingest_files(t.path()), 0);
+        }
+
+        // A pull: the compressed layer and the config are stored first (as the engine downloads
+        // them), then unpacked; the image is recorded only if that succeeds.
+        let bomb = zeros_tar(&[("zeros", 8 << 20)]);
+        let gz = gzip(&bomb);
+        let (layer, _, new_layer) = s.content().ingest_new(&gz[..], None).unwrap();
+        let cfg = serde_json::to_vec(&config_for(&[Digest::of(&bomb)])).unwrap();
+        let (cfg_digest, _, new_cfg) = s.content().ingest_new(&cfg[..], None).unwrap();
+        assert!(new_layer && new_cfg);
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(MEDIA_OCI_MANIFEST.into()),
+            config: Descriptor::new(MEDIA_OCI_CONFIG, cfg_digest.clone(), cfg.len() as u64),
+            layers: vec![Descriptor::new(MEDIA_OCI_LAYER_GZIP, layer.clone(), gz.len() as u64)],
+            annotations: None,
+            extra: BTreeMap::new(),
+        };
+        let err = s.add_manifest_unpacked(&manifest, &[layer.clone(), cfg_digest]).unwrap_err();
+        assert!(
+            matches!(&err, Error::LimitExceeded(e) if e.limit == Limit::LayerSize && e.subject == Subject::Layer(layer.to_string())),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(&layer.to_string()), "{err}");
+        assert_pristine(t.path(), &s);
     }
 }

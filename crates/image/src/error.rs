@@ -29,6 +29,10 @@ pub enum Error {
     /// A content-store error.
     #[error(transparent)]
     Oci(#[from] oci::Error),
+    /// Expanding a layer (or a `docker load` archive) crossed one of the daemon's limits; names
+    /// the limit and the layer.
+    #[error(transparent)]
+    LimitExceeded(#[from] crate::limits::LimitExceeded),
     /// A mount or other syscall failed.
     #[error("{op}: {source}")]
     Sys {

@@ -3,11 +3,13 @@
 pub mod archive;
 pub mod diff;
 pub mod error;
+pub mod limits;
 pub mod reference;
 pub mod snapshot;
 pub mod store;
 pub mod unpack;
 
 pub use error::{Error, Result};
+pub use limits::{Limit, LimitExceeded, Limits};
 pub use reference::Reference;
 pub use store::{ImageStore, ImageSummary, LayerInfo};

@@ -12,6 +12,7 @@ use oci::{ContentStore, Digest};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
+use crate::limits::{Limits, Meter, Subject};
 use crate::reference::Reference;
 use crate::unpack;
 
@@ -56,6 +57,7 @@ pub struct ImageStore {
     content: ContentStore,
     index: Mutex<IndexFile>,
     unpack_lock: Mutex<()>,
+    limits: Limits,
 }
 
 /// The chain IDs of a list of diff IDs.
@@ -113,6 +115,7 @@ impl ImageStore {
             content,
             index: Mutex::new(index),
             unpack_lock: Mutex::new(()),
+            limits: Limits::default(),
         })
     }
 
@@ -131,49 +134,85 @@ impl ImageStore {
         Ok(())
     }
 
+    /// The limits every layer taken in is expanded under.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The store with other expansion limits (the default is [`Limits::default`]).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Store an uncompressed layer tar from `r` (gzip is detected and decompressed), verify it is a
-    /// well-formed tar by unpacking it, and return its description.
-    pub fn import_layer(&self, r: impl Read + 'static) -> Result<LayerInfo> {
-        let plain = unpack::decompress(r).map_err(Error::Archive)?;
-        let (digest, size) = self.content.ingest(plain, None).map_err(|e| match e {
+    /// well-formed tar by unpacking it, and return its description (`docker import`). Nothing is
+    /// kept when it fails, or crosses a limit.
+    pub fn import_layer(&self, r: impl Read) -> Result<LayerInfo> {
+        let name = "of the import".to_string();
+        let (info, _, created) = self.ingest_layer(r, &name, 0)?;
+        // Unpacking proves the tar is complete and safe; a bad one is removed again.
+        let mut made = Vec::new();
+        let one = std::slice::from_ref(&info.diff_id);
+        if let Err(e) = self.unpack_chain(one, one, std::slice::from_ref(&name), &mut made, &|_, e| e) {
+            let fresh = if created { one } else { &[] };
+            self.discard(fresh, &made);
+            return Err(e);
+        }
+        Ok(info)
+    }
+
+    /// Decompress and store a layer tar from `r` as a blob (its digest is the layer's diff ID),
+    /// counting it against the limits as it streams: `name` names the layer in a limit's error, and
+    /// `image_before` is what the image's layers before it expanded to. Returns the layer, what it
+    /// expanded to, and whether the blob is new. A refused layer leaves no temporary file.
+    pub(crate) fn ingest_layer(&self, r: impl Read, name: &str, image_before: u64) -> Result<(LayerInfo, u64, bool)> {
+        let meter = Meter::new(self.limits, Subject::Layer(name.to_string()), image_before);
+        let plain = meter.output(unpack::decompress(meter.input(r)).map_err(Error::Archive)?);
+        let res = self.content.ingest_new(plain, None);
+        if let Some(t) = meter.tripped() {
+            return Err(Error::LimitExceeded(t));
+        }
+        let (digest, size, created) = res.map_err(|e| match e {
             oci::Error::Io { source, .. } => Error::Archive(source),
             other => Error::Oci(other),
         })?;
-        // Unpacking proves the tar is complete and safe; a bad one is removed again.
-        if let Err(e) = self.unpack_chain(std::slice::from_ref(&digest), std::slice::from_ref(&digest)) {
-            if !self.blob_in_use(&digest) {
-                let _ = self.content.remove(&digest);
-            }
-            return Err(e);
-        }
-        Ok(LayerInfo {
+        let info = LayerInfo {
             blob: Descriptor::new(MEDIA_OCI_LAYER, digest.clone(), size),
             diff_id: digest,
-        })
+        };
+        Ok((info, meter.expanded(), created))
     }
 
-    /// Remove a layer blob and its standalone unpacked directory (as `import_layer` left them) unless
-    /// an image uses the blob. For undoing the imports of a failed load.
-    pub(crate) fn discard_layer(&self, diff_id: &Digest) {
-        if self.blob_in_use(diff_id) {
-            return;
-        }
+    /// Undo what a failed load, pull or import stored: remove the layer directories `chains` and
+    /// the blobs `blobs` (both only what that operation itself created) unless a recorded image
+    /// uses them.
+    pub fn discard(&self, blobs: &[Digest], chains: &[Digest]) {
         let _g = self.unpack_lock.lock().unwrap();
-        let _ = self.content.remove(diff_id);
-        let _ = fs::remove_dir_all(self.layer_dir(diff_id));
+        let (used_blobs, used_chains) = self.in_use(&self.index.lock().unwrap());
+        for c in chains.iter().filter(|c| !used_chains.contains(*c)) {
+            let _ = fs::remove_dir_all(self.layer_dir(c));
+        }
+        for b in blobs.iter().filter(|b| !used_blobs.contains(*b)) {
+            let _ = self.content.remove(b);
+        }
     }
 
-    fn blob_in_use(&self, d: &Digest) -> bool {
-        let idx = self.index.lock().unwrap();
-        idx.images.values().any(|r| {
-            r.manifest == *d
-                || self
-                    .content
-                    .read(&r.manifest)
-                    .ok()
-                    .and_then(|m| Manifest::parse(&m).ok())
-                    .is_some_and(|m| m.config.digest == *d || m.layers.iter().any(|l| l.digest == *d))
-        })
+    /// The blobs (manifests, configs, layers) and layer chain IDs the images of `idx` use.
+    fn in_use(&self, idx: &IndexFile) -> (BTreeSet<Digest>, BTreeSet<Digest>) {
+        let mut blobs = BTreeSet::new();
+        let mut chains = BTreeSet::new();
+        for r in idx.images.values() {
+            blobs.insert(r.manifest.clone());
+            if let Ok(m) = self.content.read(&r.manifest).and_then(|b| Manifest::parse(&b)) {
+                blobs.insert(m.config.digest.clone());
+                blobs.extend(m.layers.iter().map(|l| l.digest.clone()));
+                if let Ok(c) = self.content.read(&m.config.digest).and_then(|b| ImageConfig::parse(&b)) {
+                    chains.extend(chain_ids(&c.rootfs.diff_ids));
+                }
+            }
+        }
+        (blobs, chains)
     }
 
     /// Record a new image from its config and layers; returns the image ID (config digest).
@@ -213,6 +252,25 @@ impl ImageStore {
         }
         self.save(&idx)?;
         Ok(id)
+    }
+
+    /// Unpack the layers of `manifest` (its config and layer blobs already stored) within the
+    /// limits, and only then record the image, so one whose layers do not unpack is never
+    /// recorded. On failure the layer directories this made, and the blobs of `fresh` (those the
+    /// caller stored for this image) that no image uses, are removed. For pulls.
+    pub fn add_manifest_unpacked(&self, manifest: &Manifest, fresh: &[Digest]) -> Result<Digest> {
+        let mut made = Vec::new();
+        let res = (|| {
+            let cfg = self.config(&manifest.config.digest)?;
+            let blobs: Vec<Digest> = manifest.layers.iter().map(|l| l.digest.clone()).collect();
+            let names: Vec<String> = blobs.iter().map(|b| b.to_string()).collect();
+            self.unpack_chain(&cfg.rootfs.diff_ids, &blobs, &names, &mut made, &|_, e| e)?;
+            self.add_manifest(manifest, None)
+        })();
+        if res.is_err() {
+            self.discard(fresh, &made);
+        }
+        res
     }
 
     /// Point `reference` (normalized) at image `id`.
@@ -331,18 +389,7 @@ impl ImageStore {
         idx.tags.retain(|_, v| v != id);
         self.save(&idx)?;
         // Garbage: blobs and layers of this image not referenced by the others.
-        let mut keep_blobs = BTreeSet::new();
-        let mut keep_chains = BTreeSet::new();
-        for r in idx.images.values() {
-            keep_blobs.insert(r.manifest.clone());
-            if let Ok(m) = self.content.read(&r.manifest).and_then(|b| Manifest::parse(&b)) {
-                keep_blobs.insert(m.config.digest.clone());
-                keep_blobs.extend(m.layers.iter().map(|l| l.digest.clone()));
-                if let Ok(c) = self.content.read(&m.config.digest).and_then(|b| ImageConfig::parse(&b)) {
-                    keep_chains.extend(chain_ids(&c.rootfs.diff_ids));
-                }
-            }
-        }
+        let (keep_blobs, keep_chains) = self.in_use(&idx);
         drop(idx);
         if let Ok(m) = self.content.read(&rec.manifest).and_then(|b| Manifest::parse(&b)) {
             if let Ok(c) = self.content.read(&m.config.digest).and_then(|b| ImageConfig::parse(&b)) {
@@ -378,7 +425,8 @@ impl ImageStore {
 
     /// Like [`Self::lower_dirs`] for layers given directly (diff IDs and their blobs, bottom first).
     pub fn lower_dirs_of(&self, diff_ids: &[Digest], blobs: &[Digest]) -> Result<Vec<PathBuf>> {
-        self.unpack_chain(diff_ids, blobs)?;
+        let names: Vec<String> = blobs.iter().map(|b| b.to_string()).collect();
+        self.unpack_chain(diff_ids, blobs, &names, &mut Vec::new(), &|_, e| e)?;
         let mut dirs: Vec<PathBuf> = chain_ids(diff_ids).iter().map(|c| self.layer_dir(c)).collect();
         dirs.reverse();
         Ok(dirs)
@@ -396,15 +444,28 @@ impl ImageStore {
         }
     }
 
-    fn unpack_chain(&self, diff_ids: &[Digest], blobs: &[Digest]) -> Result<()> {
-        if diff_ids.len() != blobs.len() {
+    /// Unpack the layers `blobs` (with diff IDs `diff_ids`, bottom first) that have no directory
+    /// yet into their chain directories, each within the limits (`names` name them in errors; the
+    /// image limit counts the layers this call expands). The chain IDs of the directories made are
+    /// pushed to `made`; a layer that fails leaves no directory. `wrap` rewrites an error that is
+    /// not a limit's, given the layer's name.
+    pub(crate) fn unpack_chain(
+        &self,
+        diff_ids: &[Digest],
+        blobs: &[Digest],
+        names: &[String],
+        made: &mut Vec<Digest>,
+        wrap: &dyn Fn(&str, Error) -> Error,
+    ) -> Result<()> {
+        if diff_ids.len() != blobs.len() || names.len() != blobs.len() {
             return Err(Error::BadEntry {
                 entry: "manifest".into(),
                 reason: "layer count differs from the config's diff_ids".into(),
             });
         }
         let _g = self.unpack_lock.lock().unwrap();
-        for (chain, (diff_id, blob)) in chain_ids(diff_ids).iter().zip(diff_ids.iter().zip(blobs)) {
+        let mut image_used = 0u64;
+        for (chain, ((diff_id, blob), name)) in chain_ids(diff_ids).iter().zip(diff_ids.iter().zip(blobs).zip(names)) {
             let dir = self.layer_dir(chain);
             if dir.is_dir() {
                 continue;
@@ -412,10 +473,12 @@ impl ImageStore {
             let tmp = self.root.join("layers").join(format!("tmp-{}", chain.hex()));
             let _ = fs::remove_dir_all(&tmp);
             fs::create_dir_all(&tmp).ctx("create", &tmp)?;
+            let meter = Meter::new(self.limits, Subject::Layer(name.clone()), image_used);
             let res = (|| {
                 let f = self.content.open_blob(blob)?;
-                let mut hr = oci::digest::HashingReader::new(unpack::decompress(f).map_err(Error::Archive)?);
-                unpack::unpack_layer(&mut hr, &tmp)?;
+                let plain = meter.output(unpack::decompress(meter.input(f)).map_err(Error::Archive)?);
+                let mut hr = oci::digest::HashingReader::new(plain);
+                unpack::unpack_layer_metered(&mut hr, &tmp, &meter)?;
                 // Drain the tar's trailing padding so the digest covers the whole stream.
                 std::io::copy(&mut hr, &mut std::io::sink()).map_err(Error::Archive)?;
                 let (got, _) = hr.finish();
@@ -427,11 +490,18 @@ impl ImageStore {
                 }
                 Ok(())
             })();
+            let res = match (res, meter.tripped()) {
+                (Err(_), Some(t)) | (Ok(()), Some(t)) => Err(Error::LimitExceeded(t)),
+                (Err(e), None) => Err(wrap(name, e)),
+                (Ok(()), None) => Ok(()),
+            };
             if let Err(e) = res {
                 let _ = fs::remove_dir_all(&tmp);
                 return Err(e);
             }
             fs::rename(&tmp, &dir).ctx("rename", &dir)?;
+            made.push(chain.clone());
+            image_used = image_used.saturating_add(meter.expanded());
         }
         Ok(())
     }

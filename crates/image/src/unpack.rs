@@ -13,6 +13,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use nix::errno::Errno;
 use nix::fcntl::AtFlags;
@@ -23,6 +24,7 @@ use nix::unistd::{fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags
 use tar::EntryType;
 
 use crate::error::{Error, Result};
+use crate::limits::Meter;
 
 pub const WHITEOUT_PREFIX: &str = ".wh.";
 pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
@@ -144,6 +146,21 @@ struct DirTime {
 
 /// Extract a layer tar stream into `dest` (which must exist and should be empty).
 pub fn unpack_layer(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
+    unpack_inner(reader, dest, None)
+}
+
+/// Like [`unpack_layer`], counting entries and the bytes files write against `meter`'s limits
+/// (the caller wraps `reader` with [`Meter::output`] to count the stream too). When a limit is
+/// crossed, that is the error, whatever the tar reader made of it.
+pub fn unpack_layer_metered(reader: impl Read, dest: &Path, meter: &Arc<Meter>) -> Result<UnpackStats> {
+    let res = unpack_inner(reader, dest, Some(meter));
+    match meter.tripped() {
+        Some(t) => Err(Error::LimitExceeded(t)),
+        None => res,
+    }
+}
+
+fn unpack_inner(reader: impl Read, dest: &Path, meter: Option<&Arc<Meter>>) -> Result<UnpackStats> {
     let root = File::open(dest).map_err(|e| Error::Io {
         op: "open",
         path: dest.to_path_buf(),
@@ -155,6 +172,9 @@ pub fn unpack_layer(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
     let mut dir_times: Vec<DirTime> = Vec::new();
     for entry in archive.entries().map_err(Error::Archive)? {
         let mut entry = entry.map_err(Error::Archive)?;
+        if let Some(m) = meter {
+            m.entry()?;
+        }
         let raw_path = entry.path().map_err(Error::Archive)?.into_owned();
         let comps = clean_entry_path(&raw_path)?;
         let Some((name, parent)) = comps.split_last() else {
@@ -216,7 +236,11 @@ pub fn unpack_layer(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
                 )
                 .map_err(|e| sys("create", &raw_path, e))?;
                 let mut f = unsafe { File::from_raw_fd(fd) };
-                io::copy(&mut entry, &mut f).map_err(Error::Archive)?;
+                match meter {
+                    Some(m) => io::copy(&mut entry, &mut m.writer(&mut f)),
+                    None => io::copy(&mut entry, &mut f),
+                }
+                .map_err(Error::Archive)?;
             }
             EntryType::Symlink => {
                 let target = entry
@@ -315,7 +339,7 @@ pub fn unpack_layer(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
 }
 
 /// Open a possibly compressed layer blob for reading as a plain tar stream.
-pub fn decompress(mut r: impl Read + 'static) -> io::Result<Box<dyn Read>> {
+pub fn decompress<'a>(mut r: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     let mut head = [0u8; 4];
     let mut n = 0;
     while n < 4 {

@@ -88,10 +88,16 @@ impl ContentStore {
 
     /// Stream `r` into the store. If `expected` is given and the content hashes differently, nothing is
     /// stored and `DigestMismatch` is returned.
-    pub fn ingest(&self, mut r: impl Read, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+    pub fn ingest(&self, r: impl Read, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        self.ingest_new(r, expected).map(|(d, n, _)| (d, n))
+    }
+
+    /// Like [`Self::ingest`], also saying whether the blob is new (was not in the store already).
+    /// On any error the temporary file is removed.
+    pub fn ingest_new(&self, mut r: impl Read, expected: Option<&Digest>) -> Result<(Digest, u64, bool)> {
         let mut w = self.writer()?;
         io::copy(&mut r, &mut w).ctx("write", &w.tmp)?;
-        w.commit(expected)
+        w.commit_new(expected)
     }
 
     /// A writer for a new blob; call [`BlobWriter::commit`] to store it. Dropping it discards it.
@@ -145,7 +151,13 @@ pub struct BlobWriter {
 
 impl BlobWriter {
     /// Verify, fsync and atomically publish the blob.
-    pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+    pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        self.commit_new(expected).map(|(d, n, _)| (d, n))
+    }
+
+    /// Like [`Self::commit`], also saying whether the blob is new (`false`: it was already stored,
+    /// and this copy is dropped).
+    pub fn commit_new(mut self, expected: Option<&Digest>) -> Result<(Digest, u64, bool)> {
         let (digest, len, buf) = self.inner.take().expect("writer used after commit").finish();
         let file = buf.into_inner().map_err(|e| Error::Io {
             op: "flush",
@@ -162,13 +174,13 @@ impl BlobWriter {
         }
         let dest = self.store.path(&digest);
         if dest.exists() {
-            return Ok((digest, len));
+            return Ok((digest, len, false));
         }
         file.sync_all().ctx("fsync", &self.tmp)?;
         drop(file);
         fs::rename(&self.tmp, &dest).ctx("rename", &dest)?;
         sync_dir(dest.parent().unwrap_or(Path::new("/")));
-        Ok((digest, len))
+        Ok((digest, len, true))
     }
 
     pub fn temp_path(&self) -> &Path {

@@ -18,7 +18,7 @@ mod run;
 mod stats;
 mod stream;
 mod system;
-mod units;
+pub(crate) mod units;
 mod volume;
 
 use anyhow::Result;

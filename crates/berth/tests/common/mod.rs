@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -140,6 +140,94 @@ pub fn busybox_tar() -> Vec<u8> {
         b.append_data(&mut h, name, content.as_bytes()).unwrap();
     }
     b.into_inner().unwrap()
+}
+
+/// A tar header for a regular file or directory, owned by root, mtime fixed.
+fn plain_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_mtime(1_700_000_000);
+    h.set_uid(0);
+    h.set_gid(0);
+    h
+}
+
+/// A writer that gzips what it is given and hashes it (the plain bytes) on the way.
+struct GzipTee {
+    hash: sha2::Sha256,
+    gz: flate2::write::GzEncoder<Vec<u8>>,
+}
+
+impl Write for GzipTee {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest as _;
+        let n = self.gz.write(b)?;
+        self.hash.update(&b[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.gz.flush()
+    }
+}
+
+/// A gzipped layer tar built by `fill`, written streaming (its plain form is never held): the
+/// gzip bytes and the plain tar's digest (`sha256:…`, its diff ID).
+pub fn gzip_layer(fill: impl FnOnce(&mut tar::Builder<&mut dyn Write>)) -> (Vec<u8>, String) {
+    use sha2::Digest as _;
+    let mut tee = GzipTee {
+        hash: sha2::Sha256::new(),
+        gz: flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()),
+    };
+    {
+        let mut b = tar::Builder::new(&mut tee as &mut dyn Write);
+        fill(&mut b);
+        b.finish().unwrap();
+    }
+    let GzipTee { hash, gz } = tee;
+    (gz.finish().unwrap(), format!("sha256:{}", hex::encode(hash.finalize())))
+}
+
+/// A gzip bomb: a layer holding one file of `size` zero bytes (200 MiB gzip to about 200 KiB).
+pub fn zeros_layer(size: u64) -> (Vec<u8>, String) {
+    gzip_layer(|b| {
+        let mut h = plain_header(tar::EntryType::Regular, 0o644, size);
+        b.append_data(&mut h, "zeros", std::io::repeat(0).take(size)).unwrap();
+    })
+}
+
+/// A layer of `n` empty files.
+pub fn many_files_layer(n: usize) -> (Vec<u8>, String) {
+    gzip_layer(|b| {
+        for i in 0..n {
+            let mut h = plain_header(tar::EntryType::Regular, 0o644, 0);
+            b.append_data(&mut h, format!("f{i}"), std::io::empty()).unwrap();
+        }
+    })
+}
+
+/// The image config of a linux/amd64 image with layers `diff_ids`.
+pub fn image_config(diff_ids: &[&str]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap()
+}
+
+/// What the daemon keeps of images, by name: blobs, content-store temporary files, unpacked
+/// layers, and the image store's own files (the index, temporary load directories).
+pub fn image_state(d: &Daemon) -> Vec<String> {
+    let img = d.root.join("image");
+    let mut out = Vec::new();
+    for sub in [".", "blobs", "blobs/sha256", "blobs/ingest", "layers"] {
+        for e in std::fs::read_dir(img.join(sub)).unwrap().flatten() {
+            out.push(format!("{sub}/{}", e.file_name().to_string_lossy()));
+        }
+    }
+    out.sort();
+    out
 }
 
 impl Daemon {
