@@ -2313,6 +2313,7 @@ print("ok")
     let o = common::run_timeout(c, None, 300);
     assert!(o.status.success(), "docker-py failed:\n{}\n{}", text(&o), errtext(&o));
     d.docker_ok(&["rm", "-f", "ex", "lg", "tt"]);
+}
 
 /// A docker-archive (`docker save` format) of one image `name` whose layers are `layers` (each
 /// as the archive holds it, here gzipped, and its diff ID), at `<i>/layer.tar`.
