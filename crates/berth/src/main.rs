@@ -70,6 +70,12 @@ struct ShimOpts {
     /// An external OCI runtime binary to use instead of libcontainer.
     #[arg(long)]
     runtime: Option<std::path::PathBuf>,
+    /// Rotate the log past this many bytes (0: never).
+    #[arg(long, default_value_t = 0)]
+    log_max_size: u64,
+    /// Log files kept when rotating, the current one included.
+    #[arg(long, default_value_t = 1)]
+    log_max_files: u32,
 }
 
 fn main() {
@@ -145,5 +151,9 @@ fn shim(s: ShimOpts) -> ! {
             Some((h.parse().ok()?, w.parse().ok()?))
         }),
         runtime: s.runtime,
+        log_rotation: runtime::shim::LogRotation {
+            max_size: s.log_max_size,
+            max_files: s.log_max_files,
+        },
     })
 }

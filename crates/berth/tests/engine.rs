@@ -2431,3 +2431,191 @@ except docker.errors.APIError as e:
         .contains("Loaded image: bb:latest"));
     assert_eq!(d.docker_ok(&["run", "--rm", "bb", "echo", "still-loads"]), "still-loads");
 }
+
+#[test]
+fn logs_mounts_prune_info_and_policies_as_docker_has_them() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    // json-file rotation: max-size/max-file keep the newest lines in at most 3 files of ~1 KiB,
+    // `logs` reads them in order, `logs -f` follows across rotations.
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "rot",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=3",
+        "bb",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done",
+    ]);
+    let id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "rot"]);
+    let dir = d.root.join("containers").join(&id);
+    let logs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("-json.log"))
+        .map(|e| e.metadata().unwrap().len())
+        .collect();
+    assert_eq!(logs.len(), 3, "{logs:?}");
+    assert!(logs.iter().all(|n| *n <= 1024), "{logs:?}");
+    let out = d.docker_ok(&["logs", "rot"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.last(), Some(&"line-199"));
+    let first: usize = lines[0].trim_start_matches("line-").parse().unwrap();
+    assert_eq!(lines.len(), 200 - first, "lines in order, none lost between the files");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rotf",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=2",
+        "bb",
+        "sh",
+        "-c",
+        "sleep 0.5; i=0; while [ $i -lt 100 ]; do echo f-$i; i=$((i+1)); sleep 0.01; done",
+    ]);
+    let follow = d.docker_ok(&["logs", "-f", "rotf"]);
+    assert_eq!(follow.lines().count(), 100, "{follow}");
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{json .HostConfig.LogConfig}}", "rot"]),
+        r#"{"Type":"json-file","Config":{"max-file":"3","max-size":"1k"}}"#
+    );
+    d.docker_ok(&["create", "--name", "plain", "bb", "true"]);
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.HostConfig.LogConfig.Type}}", "plain"]),
+        "json-file"
+    );
+    for (args, want) in [
+        (&["--log-driver", "foo"][..], "logger: no log driver named 'foo' is registered"),
+        (&["--log-driver", "syslog"][..], "log driver \"syslog\" is not supported by Berth"),
+        (&["--log-opt", "bogus=1"][..], "unknown log opt 'bogus' for json-file log driver"),
+        (&["--log-opt", "max-file=2"][..], "max-file cannot be set when max-size is not set"),
+        (
+            &["--restart", "always:3"][..],
+            "maximum retry count can only be used with 'on-failure'",
+        ),
+        (
+            &["--restart", "sometimes"][..],
+            "invalid restart policy: unknown policy 'sometimes'",
+        ),
+        (
+            &["--mount", "type=bind,src=/nonexistent-berth,dst=/x"][..],
+            "bind source path does not exist: /nonexistent-berth",
+        ),
+    ] {
+        let mut argv = vec!["create"];
+        argv.extend_from_slice(args);
+        argv.extend(["bb", "true"]);
+        let o = d.docker(&argv);
+        assert!(!o.status.success() && errtext(&o).contains(want), "{args:?}: {}", errtext(&o));
+    }
+    let o = d.docker(&["update", "--restart", "on-failure:-1", "plain"]);
+    assert!(errtext(&o).contains("maximum retry count cannot be negative"), "{}", errtext(&o));
+
+    // Mounts entries are in inspect, and their options apply.
+    let host = d.dir.join("hostdir");
+    std::fs::create_dir_all(&host).unwrap();
+    let bind = format!("type=bind,src={},dst=/b,readonly", host.display());
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "mnt",
+        "--mount",
+        &bind,
+        "--mount",
+        "type=volume,src=named,dst=/v",
+        "--mount",
+        "type=volume,dst=/anon",
+        "--mount",
+        "type=tmpfs,dst=/t,tmpfs-size=1048576",
+        "bb",
+        "sleep",
+        "1000",
+    ]);
+    let mounts = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Type}}:{{.Destination}}:{{.RW}} {{end}}",
+        "mnt",
+    ]);
+    for want in ["bind:/b:false", "volume:/v:true", "volume:/anon:true", "tmpfs:/t:true"] {
+        assert!(mounts.contains(want), "{want} not in {mounts}");
+    }
+    let df = d.docker_ok(&["exec", "mnt", "df", "-k", "/t"]);
+    assert!(df.lines().last().unwrap().split_whitespace().nth(1) == Some("1024"), "{df}");
+    // The anonymous volume is made once: a restart keeps it.
+    let anon = || {
+        d.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{range .Mounts}}{{if eq .Destination \"/anon\"}}{{.Name}}{{end}}{{end}}",
+            "mnt",
+        ])
+    };
+    let before = anon();
+    d.docker_ok(&["restart", "-t", "0", "mnt"]);
+    assert_eq!(anon(), before);
+    d.docker_ok(&["rm", "-f", "mnt"]);
+
+    // Prune filters: labels and until select; volumes prune -a takes named ones.
+    d.docker_ok(&["create", "--name", "p-keep", "-l", "keep=yes", "bb", "true"]);
+    d.docker_ok(&["create", "--name", "p-go", "-l", "team=ml", "bb", "true"]);
+    let pruned = d.docker_ok(&["container", "prune", "-f", "--filter", "label=team=ml"]);
+    assert!(!pruned.contains(&id), "{pruned}");
+    let names = d.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(
+        !names.contains("p-go") && names.contains("p-keep") && names.contains("rot"),
+        "{names}"
+    );
+    d.docker_ok(&["container", "prune", "-f", "--filter", "until=2000-01-01T00:00:00Z"]);
+    assert!(d.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]).contains("p-keep"));
+    d.docker_ok(&["container", "prune", "-f", "--filter", "label!=keep"]);
+    assert_eq!(d.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]), "p-keep");
+    let o = d.docker(&["container", "prune", "-f", "--filter", "bogus=1"]);
+    assert!(errtext(&o).contains("invalid filter 'bogus'"), "{}", errtext(&o));
+    d.docker_ok(&["volume", "create", "--label", "team=ml", "vml"]);
+    d.docker_ok(&["volume", "create", "vother"]);
+    d.docker_ok(&["volume", "prune", "-f"]);
+    assert!(
+        d.docker_ok(&["volume", "ls", "-q"]).contains("vml"),
+        "plain prune keeps named volumes"
+    );
+    d.docker_ok(&["volume", "prune", "-af", "--filter", "label=team=ml"]);
+    let vols = d.docker_ok(&["volume", "ls", "-q"]);
+    assert!(!vols.contains("vml") && vols.contains("vother"), "{vols}");
+
+    // /info and /version carry what clients read.
+    let info = d.docker_ok(&["info", "--format", "{{json .}}"]);
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["Swarm"]["LocalNodeState"], "inactive");
+    assert_eq!(info["ExperimentalBuild"], false);
+    assert_eq!(info["LiveRestoreEnabled"], true);
+    assert_eq!(info["IndexServerAddress"], "https://index.docker.io/v1/");
+    assert!(info["ID"].as_str().unwrap().len() == 36, "{}", info["ID"]);
+    assert_eq!(
+        d.docker_ok(&["info", "--format", "{{.ID}}"]),
+        info["ID"].as_str().unwrap(),
+        "the engine ID is kept"
+    );
+    let py = format!(
+        "import docker; c = docker.DockerClient(base_url='{}'); v = c.version(); i = c.info(); assert v['Experimental'] is False and i['Swarm']['LocalNodeState'] == 'inactive'; print('ok')",
+        d.host()
+    );
+    let o = common::run_timeout(
+        {
+            let mut c = Command::new("python3");
+            c.args(["-c", &py]);
+            c
+        },
+        None,
+        60,
+    );
+    assert!(o.status.success(), "{}", errtext(&o));
+}

@@ -46,6 +46,192 @@ pub(crate) fn process_env(env: &[String]) -> Vec<String> {
     env.iter().filter(|e| e.contains('=')).cloned().collect()
 }
 
+/// The json-file options Docker knows, and the ones Berth applies.
+const JSON_FILE_OPTS: &[&str] = &[
+    "max-size",
+    "max-file",
+    "compress",
+    "labels",
+    "labels-regex",
+    "env",
+    "env-regex",
+    "tag",
+];
+
+/// Check `HostConfig.LogConfig` as Docker does at create (an empty type is the default,
+/// json-file) and return the rotation it asks for. Options Docker takes but Berth does not
+/// apply are refused by name.
+pub fn log_rotation(lc: &crate::types::LogConfig) -> Result<runtime::shim::LogRotation> {
+    match lc.kind.as_str() {
+        "" | "json-file" => {}
+        "none" | "local" | "journald" | "syslog" | "gelf" | "fluentd" | "awslogs" | "splunk" | "etwlogs" | "gcplogs" | "logentries" => {
+            return Err(Error::BadRequest(format!(
+                "log driver {:?} is not supported by Berth (json-file is)",
+                lc.kind
+            )))
+        }
+        other => return Err(Error::BadRequest(format!("logger: no log driver named '{other}' is registered"))),
+    }
+    let mut r = runtime::shim::LogRotation { max_size: 0, max_files: 1 };
+    for (k, v) in &lc.config {
+        match k.as_str() {
+            "max-size" => {
+                r.max_size =
+                    parse_ram_size(v).ok_or_else(|| Error::BadRequest(format!("invalid max-size {v:?} for json-file log driver")))?
+            }
+            "max-file" => {
+                r.max_files = v
+                    .parse()
+                    .map_err(|_| Error::BadRequest(format!("invalid max-file {v:?} for json-file log driver")))?;
+                if r.max_files < 1 {
+                    return Err(Error::BadRequest("max-file cannot be less than 1".into()));
+                }
+            }
+            "compress" if v == "false" => {}
+            k if JSON_FILE_OPTS.contains(&k) => {
+                return Err(Error::BadRequest(format!(
+                    "log opt '{k}' of the json-file log driver is not supported by Berth (max-size and max-file are)"
+                )))
+            }
+            k => return Err(Error::BadRequest(format!("unknown log opt '{k}' for json-file log driver"))),
+        }
+    }
+    if r.max_files > 1 && r.max_size == 0 {
+        return Err(Error::BadRequest("max-file cannot be set when max-size is not set".into()));
+    }
+    Ok(r)
+}
+
+/// Docker's RAM sizes for `max-size`: a number with an optional k, m, g or t (binary) and an
+/// optional b (`10m`, `1.5g`, `512kb`).
+fn parse_ram_size(s: &str) -> Option<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let t = t.strip_suffix('i').unwrap_or(t);
+    let (num, mult) = match t.chars().last()? {
+        'k' => (&t[..t.len() - 1], 1u64 << 10),
+        'm' => (&t[..t.len() - 1], 1 << 20),
+        'g' => (&t[..t.len() - 1], 1 << 30),
+        't' => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num.trim().parse().ok()?;
+    (n > 0.0 && n.is_finite()).then_some((n * mult as f64) as u64)
+}
+
+/// What a `Mounts` entry's `BindOptions`/`VolumeOptions` ask for (refusing what Berth cannot do).
+struct MountOptions {
+    no_copy: bool,
+    propagation: String,
+    non_recursive: bool,
+    create_mountpoint: bool,
+}
+
+impl MountOptions {
+    fn of(m: &crate::types::MountPoint) -> Result<MountOptions> {
+        let mut o = MountOptions {
+            no_copy: false,
+            propagation: "rprivate".into(),
+            non_recursive: false,
+            create_mountpoint: false,
+        };
+        let bad = |what: &str| Error::BadRequest(format!("invalid mount config for type {:?}: {what}", m.kind));
+        if let Some(v) = m.extra.get("VolumeOptions").filter(|v| !v.is_null()) {
+            if m.kind != "volume" {
+                return Err(bad("VolumeOptions must not be specified on mount type"));
+            }
+            o.no_copy = v["NoCopy"].as_bool().unwrap_or(false);
+            if v["Labels"].as_object().is_some_and(|l| !l.is_empty()) {
+                return Err(bad(
+                    "volume labels in a mount are not supported by Berth (create the volume with its labels)",
+                ));
+            }
+            if let Some(d) = v["DriverConfig"]["Name"].as_str().filter(|d| !d.is_empty() && *d != "local") {
+                return Err(bad(&format!("volume driver {d:?} is not supported (local is)")));
+            }
+            if v["DriverConfig"]["Options"].as_object().is_some_and(|x| !x.is_empty()) {
+                return Err(bad("volume driver options are not supported"));
+            }
+            if v["Subpath"].as_str().is_some_and(|x| !x.is_empty()) {
+                return Err(bad("volume subpaths are not supported"));
+            }
+        }
+        if let Some(b) = m.extra.get("BindOptions").filter(|v| !v.is_null()) {
+            if m.kind != "bind" {
+                return Err(bad("BindOptions must not be specified on mount type"));
+            }
+            match b["Propagation"].as_str().unwrap_or("") {
+                "" => {}
+                p @ ("private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave") => o.propagation = p.into(),
+                p => return Err(bad(&format!("invalid propagation mode: {p}"))),
+            }
+            o.non_recursive = b["NonRecursive"].as_bool().unwrap_or(false);
+            o.create_mountpoint = b["CreateMountpoint"].as_bool().unwrap_or(false);
+            if b["ReadOnlyNonRecursive"].as_bool().unwrap_or(false) || b["ReadOnlyForceRecursive"].as_bool().unwrap_or(false) {
+                return Err(bad("ReadOnlyNonRecursive and ReadOnlyForceRecursive are not supported"));
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// A tmpfs `Mounts` entry's `TmpfsOptions` (`SizeBytes`, `Mode`) as mount options.
+fn tmpfs_options(m: &crate::types::MountPoint) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    if let Some(t) = m.tmpfs_options.as_ref().filter(|v| !v.is_null()) {
+        if let Some(n) = t["SizeBytes"].as_i64().filter(|n| *n != 0) {
+            if n < 0 {
+                return Err(Error::BadRequest(
+                    "invalid mount config for type \"tmpfs\": size must not be negative".into(),
+                ));
+            }
+            out.push(format!("size={n}"));
+        }
+        if let Some(mode) = t["Mode"].as_u64().filter(|n| *n != 0) {
+            out.push(format!("mode={:o}", mode & 0o7777));
+        }
+        if t["Options"].as_array().is_some_and(|o| !o.is_empty()) {
+            return Err(Error::BadRequest(
+                "tmpfs mount Options are not supported by Berth (SizeBytes and Mode are)".into(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Check `HostConfig.Mounts` at create as Docker does: known types, absolute targets, an existing
+/// bind source (unless it is to be created), options Berth can apply.
+fn check_mounts(hc: &HostConfig) -> Result<()> {
+    for m in hc.mounts.iter().flatten() {
+        let bad = |what: String| Error::BadRequest(format!("invalid mount config for type {:?}: {what}", m.kind));
+        if !m.target.starts_with('/') {
+            return Err(bad(format!("invalid mount path: '{}' mount path must be absolute", m.target)));
+        }
+        match m.kind.as_str() {
+            "bind" => {
+                let o = MountOptions::of(m)?;
+                if m.source.is_empty() {
+                    return Err(bad("field Source must not be empty".into()));
+                }
+                if !o.create_mountpoint && !std::path::Path::new(&m.source).exists() {
+                    return Err(bad(format!("bind source path does not exist: {}", m.source)));
+                }
+            }
+            "volume" => {
+                MountOptions::of(m)?;
+            }
+            "tmpfs" => {
+                if !m.source.is_empty() {
+                    return Err(bad("field Source must not be specified".into()));
+                }
+                tmpfs_options(m)?;
+            }
+            other => return Err(Error::BadRequest(format!("mount type {other:?} is not supported"))),
+        }
+    }
+    Ok(())
+}
+
 fn valid_container_name(n: &str) -> bool {
     let b = n.as_bytes();
     !b.is_empty() && b[0].is_ascii_alphanumeric() && b.iter().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
@@ -236,19 +422,7 @@ fn check_supported(hc: &HostConfig) -> Result<()> {
         // As Docker answers for a network that does not exist (user-defined networks are not here yet).
         other => return Err(Error::NotFound(format!("network {other} not found"))),
     }
-    match hc.restart_policy.name.as_str() {
-        "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
-        other => {
-            return Err(Error::BadRequest(format!(
-                "invalid restart policy: unknown policy {other:?}; use one of 'no', 'always', 'on-failure' or 'unless-stopped'"
-            )))
-        }
-    }
-    if hc.restart_policy.maximum_retry_count != 0 && hc.restart_policy.name != "on-failure" {
-        return Err(Error::BadRequest(
-            "invalid restart policy: maximum retry count can only be used with 'on-failure'".into(),
-        ));
-    }
+    hc.restart_policy.validate().map_err(Error::BadRequest)?;
     if hc.auto_remove && !matches!(hc.restart_policy.name.as_str(), "" | "no") {
         return Err(Error::BadRequest(
             "conflicting options: cannot specify both --restart and --rm".into(),
@@ -414,6 +588,10 @@ impl Engine {
         if let Some(h) = &cfg.healthcheck {
             h.validate()?;
         }
+        log_rotation(&req.host_config.log_config)?;
+        if req.host_config.log_config.kind.is_empty() {
+            req.host_config.log_config.kind = "json-file".into();
+        }
         for (k, v) in ic.labels.clone().unwrap_or_default() {
             cfg.labels.entry(k).or_insert(v);
         }
@@ -448,6 +626,7 @@ impl Engine {
                 id[..12].to_string()
             };
         }
+        check_mounts(&req.host_config)?;
         // Binds must parse now so a bad one fails create, not start.
         for b in req.host_config.binds.iter().flatten() {
             parse_bind(b)?;
@@ -587,17 +766,40 @@ impl Engine {
         for m in hc.mounts.iter().flatten() {
             match m.kind.as_str() {
                 "bind" | "volume" => {
+                    let opts = MountOptions::of(m)?;
                     let source = if m.kind == "volume" {
-                        let name = if m.source.is_empty() { random_id() } else { m.source.clone() };
-                        let (v, new) = self.volumes.create(&name, BTreeMap::new(), "local", BTreeMap::new())?;
+                        // An anonymous volume is made once and kept for later starts.
+                        let anon = m.source.is_empty().then(|| {
+                            c.anon_volumes.iter().find(|n| {
+                                self.volumes
+                                    .get(n)
+                                    .is_ok_and(|v| v.labels.get("berth.anonymous.target") == Some(&m.target))
+                            })
+                        });
+                        let name = match anon {
+                            Some(Some(n)) => n.clone(),
+                            Some(None) => random_id(),
+                            None => m.source.clone(),
+                        };
+                        let labels = if m.source.is_empty() {
+                            BTreeMap::from([("berth.anonymous.target".to_string(), m.target.clone())])
+                        } else {
+                            BTreeMap::new()
+                        };
+                        let (v, new) = self.volumes.create(&name, labels, "local", BTreeMap::new())?;
                         if new {
-                            copy_image_content(&rootfs, &m.target, std::path::Path::new(&v.mountpoint));
+                            if !opts.no_copy {
+                                copy_image_content(&rootfs, &m.target, std::path::Path::new(&v.mountpoint));
+                            }
                             if m.source.is_empty() {
                                 c.anon_volumes.push(name);
                             }
                         }
                         v.mountpoint
                     } else {
+                        if opts.create_mountpoint {
+                            std::fs::create_dir_all(&m.source).map_err(internal)?;
+                        }
                         m.source.clone()
                     };
                     targets.push(m.target.clone());
@@ -606,19 +808,24 @@ impl Engine {
                         destination: m.target.clone(),
                         kind: "bind".into(),
                         options: vec![
-                            "rbind".into(),
+                            if opts.non_recursive { "bind".into() } else { "rbind".into() },
                             if m.read_only { "ro".into() } else { "rw".into() },
-                            "rprivate".into(),
+                            opts.propagation.clone(),
                         ],
                     });
                 }
                 "tmpfs" => {
                     targets.push(m.target.clone());
+                    let mut options: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
+                    if m.read_only {
+                        options.push("ro".into());
+                    }
+                    options.extend(tmpfs_options(m)?);
                     mounts.push(MountSpec {
                         source: "tmpfs".into(),
                         destination: m.target.clone(),
                         kind: "tmpfs".into(),
-                        options: vec!["nosuid".into(), "nodev".into()],
+                        options,
                     });
                 }
                 other => return Err(Error::BadRequest(format!("mount type {other:?} is not supported"))),
@@ -812,6 +1019,7 @@ impl Engine {
             stdin: c.config.open_stdin,
             console_size: console_size(&c.host_config),
             runtime,
+            log_rotation: log_rotation(&c.host_config.log_config)?,
         };
         let launcher = self.launcher.clone();
         let pid = tokio::task::spawn_blocking(move || launcher.spawn(&args))
@@ -1163,6 +1371,7 @@ impl Engine {
         }
         if let Some(rp) = u.get("RestartPolicy").filter(|v| !v.is_null()) {
             let rp: crate::types::RestartPolicy = serde_json::from_value(rp.clone()).map_err(|e| Error::BadRequest(e.to_string()))?;
+            rp.validate().map_err(Error::BadRequest)?;
             if !rp.name.is_empty() {
                 if hc.auto_remove && rp.name != "no" {
                     return Err(Error::BadRequest(

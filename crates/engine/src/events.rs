@@ -74,6 +74,11 @@ impl Events {
         let _ = self.tx.send(ev);
     }
 
+    /// How many clients follow the events now (`NEventsListener`).
+    pub fn listeners(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
     /// Recent events (for `since`) and a receiver for new ones, taken atomically.
     pub fn subscribe(&self) -> (Vec<Event>, broadcast::Receiver<Event>) {
         let r = self.recent.lock().unwrap();

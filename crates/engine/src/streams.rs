@@ -652,8 +652,18 @@ impl Engine {
         let start_exits = prog.borrow_and_update().exits;
         let c = entry.snapshot();
         let tty = c.config.tty;
-        let file = std::fs::File::open(self.log_path(&c.id)).ok();
-        let (lines, mut file) = read_records(file).await?;
+        let path = self.log_path(&c.id);
+        // Rotated files first, oldest first (`--log-opt max-file`).
+        let kept = crate::containers::log_rotation(&c.host_config.log_config)
+            .map(|r| r.max_files)
+            .unwrap_or(1);
+        let mut lines = Vec::new();
+        for n in (1..kept).rev() {
+            let (old, _) = read_records(std::fs::File::open(runtime::shim::rotated_log(&path, n)).ok()).await?;
+            lines.extend(old);
+        }
+        let (current, mut file) = read_records(std::fs::File::open(&path).ok()).await?;
+        lines.extend(current);
         let mut parsed: Vec<LogLine> = lines
             .iter()
             .filter_map(|l| parse_line(l))
@@ -679,8 +689,26 @@ impl Engine {
                 let p = prog.borrow_and_update();
                 p.exits > start_exits || p.removed
             };
-            let (new, f) = read_records(file).await?;
+            let (mut new, f) = read_records(file).await?;
             file = f;
+            // Rotated: the file we hold is now `<log>.1` (its last records were read just
+            // now); go on with the new one. Cut back (one file kept): start again at its top.
+            if let Some(f) = &file {
+                use std::os::unix::fs::MetadataExt;
+                let held = f.metadata().ok();
+                let now = std::fs::metadata(&path).ok();
+                match (held, now) {
+                    (Some(h), Some(n)) if h.ino() != n.ino() => {
+                        let (more, f) = read_records(std::fs::File::open(&path).ok()).await?;
+                        new.extend(more);
+                        file = f;
+                    }
+                    (Some(h), _) if (&*f).stream_position().unwrap_or(0) > h.len() => {
+                        let _ = (&*f).seek(SeekFrom::Start(0));
+                    }
+                    _ => {}
+                }
+            }
             for l in new.iter().filter_map(|l| parse_line(l)) {
                 if let Some(b) = render(&l, &opts, tty) {
                     if tx.send(b).await.is_err() {

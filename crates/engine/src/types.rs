@@ -64,6 +64,27 @@ pub struct RestartPolicy {
     pub maximum_retry_count: i64,
 }
 
+impl RestartPolicy {
+    /// Docker's checks (moby's `ValidateRestartPolicy`), with its wording. An empty name (what
+    /// older clients send by default) passes with any count.
+    pub fn validate(&self) -> Result<(), String> {
+        match self.name.as_str() {
+            "always" | "unless-stopped" | "no" if self.maximum_retry_count != 0 => {
+                let mut m = "invalid restart policy: maximum retry count can only be used with 'on-failure'".to_string();
+                if self.maximum_retry_count < 0 {
+                    m.push_str(" and cannot be negative");
+                }
+                Err(m)
+            }
+            "on-failure" if self.maximum_retry_count < 0 => Err("invalid restart policy: maximum retry count cannot be negative".into()),
+            "" | "always" | "unless-stopped" | "no" | "on-failure" => Ok(()),
+            other => Err(format!(
+                "invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct MountPoint {
@@ -116,8 +137,32 @@ pub struct HostConfig {
     pub ulimits: Option<Vec<Ulimit>>,
     pub cpuset_cpus: String,
     pub cpuset_mems: String,
+    pub log_config: LogConfig,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
+}
+
+/// `HostConfig.LogConfig`: the log driver (only `json-file`) and its options.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct LogConfig {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub config: BTreeMap<String, String>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            kind: "json-file".into(),
+            config: BTreeMap::new(),
+        }
+    }
+}
+
+fn null_as_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]

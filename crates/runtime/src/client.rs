@@ -153,6 +153,12 @@ pub fn spawn(exe: &Path, a: &ShimArgs) -> Result<i32> {
     if let Some(r) = &a.runtime {
         cmd.arg("--runtime").arg(r);
     }
+    if a.log_rotation.max_size > 0 {
+        cmd.arg("--log-max-size")
+            .arg(a.log_rotation.max_size.to_string())
+            .arg("--log-max-files")
+            .arg(a.log_rotation.max_files.to_string());
+    }
     let out = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

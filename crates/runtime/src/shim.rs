@@ -77,6 +77,29 @@ pub struct ShimArgs {
     pub console_size: Option<(u16, u16)>,
     /// An external OCI runtime binary (runc, crun) to drive instead of libcontainer.
     pub runtime: Option<PathBuf>,
+    /// json-file rotation (`--log-opt max-size/max-file`).
+    #[serde(default)]
+    pub log_rotation: LogRotation,
+}
+
+/// When the json-file log rotates: past `max_size` bytes the file becomes `<log>.1` (older ones
+/// `<log>.2` ...), keeping `max_files` files in all; with one file it is cut back to empty.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogRotation {
+    /// 0: never rotate.
+    pub max_size: u64,
+    /// Files kept, the current one included (at least 1).
+    pub max_files: u32,
+}
+
+/// The `n`th rotated file of the log at `path` (`n` = 0 is the current one).
+pub fn rotated_log(path: &Path, n: u32) -> PathBuf {
+    if n == 0 {
+        return path.to_path_buf();
+    }
+    let mut p = path.as_os_str().to_owned();
+    p.push(format!(".{n}"));
+    PathBuf::from(p)
 }
 
 /// The container as the shim drives it: youki's libcontainer in-process, or an external runtime's
@@ -422,19 +445,67 @@ struct Client {
 
 struct LogWriter {
     file: Option<File>,
+    path: PathBuf,
+    rotation: LogRotation,
+    /// Bytes in the current file.
+    size: u64,
 }
 
 impl LogWriter {
+    fn open(path: &Path, rotation: LogRotation) -> LogWriter {
+        let file = OpenOptions::new().create(true).append(true).open(path).ok();
+        let size = file.as_ref().and_then(|f| f.metadata().ok()).map(|m| m.len()).unwrap_or(0);
+        LogWriter {
+            file,
+            path: path.to_path_buf(),
+            rotation,
+            size,
+        }
+    }
+
+    /// Start a new file: shift the rotated ones (dropping the oldest), or cut the only one.
+    fn rotate(&mut self) {
+        let keep = self.rotation.max_files.max(1);
+        if keep > 1 {
+            for n in (1..keep).rev() {
+                let _ = fs::rename(rotated_log(&self.path, n - 1), rotated_log(&self.path, n));
+            }
+            self.file = OpenOptions::new().create(true).append(true).open(&self.path).ok();
+        } else if let Some(f) = &self.file {
+            let _ = f.set_len(0);
+        }
+        self.size = 0;
+    }
+
     fn write(&mut self, stream: &str, data: &[u8]) {
-        let Some(f) = self.file.as_mut() else { return };
+        if self.file.is_none() {
+            return;
+        }
         let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         let mut out = Vec::with_capacity(data.len() + 80);
         for line in data.split_inclusive(|b| *b == b'\n') {
+            let start = out.len();
             let rec = serde_json::json!({"log": String::from_utf8_lossy(line), "stream": stream, "time": time});
             serde_json::to_writer(&mut out, &rec).ok();
             out.push(b'\n');
+            // Rotate between records, as Docker does, so no file grows past max-size by more
+            // than one record.
+            let pending = self.size + out.len() as u64;
+            if self.rotation.max_size > 0 && pending > self.rotation.max_size && pending - (out.len() - start) as u64 > 0 {
+                let rec = out.split_off(start);
+                self.append(&out);
+                out = rec;
+                self.rotate();
+            }
         }
-        let _ = f.write_all(&out);
+        self.append(&out);
+    }
+
+    fn append(&mut self, data: &[u8]) {
+        let Some(f) = self.file.as_mut() else { return };
+        if !data.is_empty() && f.write_all(data).is_ok() {
+            self.size += data.len() as u64;
+        }
     }
 }
 
@@ -524,7 +595,7 @@ async fn serve(args: ShimArgs, created: Created) {
             )
         }
     };
-    let log = OpenOptions::new().create(true).append(true).open(&args.log_path).ok();
+    let log = LogWriter::open(&args.log_path, args.log_rotation);
     let shim = Rc::new(Shim {
         tty: args.tty,
         args,
@@ -533,7 +604,7 @@ async fn serve(args: ShimArgs, created: Created) {
         stdin: RefCell::new(stdin),
         pty,
         clients: RefCell::new(Vec::new()),
-        log: RefCell::new(LogWriter { file: log }),
+        log: RefCell::new(log),
         exit: exit_tx,
         execs: RefCell::new(HashMap::new()),
         exec_ptys: RefCell::new(HashMap::new()),

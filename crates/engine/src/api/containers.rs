@@ -74,6 +74,21 @@ fn mounts_json(e: &Engine, c: &Container) -> Vec<Value> {
             }
         }
     }
+    for m in c.host_config.mounts.iter().flatten() {
+        let prop = m
+            .extra
+            .get("BindOptions")
+            .and_then(|b| b["Propagation"].as_str())
+            .filter(|p| !p.is_empty())
+            .unwrap_or("rprivate");
+        match m.kind.as_str() {
+            "bind" => out.push(json!({"Type": "bind", "Source": m.source, "Destination": m.target, "Mode": "", "RW": !m.read_only, "Propagation": prop})),
+            "volume" if !m.source.is_empty() => out.push(json!({"Type": "volume", "Name": m.source, "Source": e.volumes.data_path(&m.source), "Destination": m.target, "Driver": "local", "Mode": "z", "RW": !m.read_only, "Propagation": ""})),
+            // Anonymous ones are listed below, once made.
+            "volume" => {}
+            _ => out.push(json!({"Type": m.kind, "Source": "", "Destination": m.target, "Mode": "", "RW": !m.read_only, "Propagation": ""})),
+        }
+    }
     for v in &c.anon_volumes {
         if let Ok(vol) = e.volumes.get(v) {
             let dst = vol.labels.get("berth.anonymous.target").cloned().unwrap_or_default();
@@ -97,8 +112,8 @@ fn inspect_json(e: &Engine, c: &Container) -> Value {
         .map(|x| x.id.clone())
         .collect();
     let mut hc = serde_json::to_value(&c.host_config).expect("json");
-    if hc.get("LogConfig").is_none_or(|v| v.is_null()) {
-        hc["LogConfig"] = json!({"Type": "json-file", "Config": {}});
+    if hc["LogConfig"]["Type"].as_str().is_none_or(str::is_empty) {
+        hc["LogConfig"]["Type"] = json!("json-file");
     }
     json!({
         "Id": c.id,
@@ -268,15 +283,25 @@ pub async fn create(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery, body: B
     Ok((StatusCode::CREATED, Json(json!({"Id": id, "Warnings": warnings}))).into_response())
 }
 
-pub async fn prune(State(e): State<Arc<Engine>>) -> ApiResult<Json<Value>> {
+/// `POST /containers/prune`: remove stopped containers (a restarting one counts as running),
+/// those the `until`/`label` filters select; the space of their writable layers is reclaimed.
+pub async fn prune(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
+    let f = super::prune::PruneFilter::parse(Q::parse(q).filters()?, true, &[])?;
     let mut deleted = Vec::new();
+    let mut reclaimed = 0u64;
     for c in e.list() {
         let s = c.snapshot();
-        if !s.state.running && e.remove(&s.id, false, false).await.is_ok() {
+        let created = ts(&s.created).map(|t| t.timestamp() as f64).unwrap_or(0.0);
+        if s.state.running || s.state.restarting || !f.matches(&s.config.labels, created) {
+            continue;
+        }
+        let (rw, _) = e.container_sizes(&s);
+        if e.remove(&s.id, false, false).await.is_ok() {
+            reclaimed += rw;
             deleted.push(s.id);
         }
     }
-    Ok(Json(json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0})))
+    Ok(Json(json!({"ContainersDeleted": deleted, "SpaceReclaimed": reclaimed})))
 }
 
 pub async fn inspect(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {

@@ -380,8 +380,8 @@ pub async fn commit(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery, body: B
 /// `POST /images/prune`: remove dangling images (untagged, unused, no child images); with
 /// `dangling=false`, every image no container uses (the build cache with them).
 pub async fn prune(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
-    let f = Q::parse(q).filters()?;
-    let all = f.get("dangling").is_some_and(|v| v.iter().any(|x| x == "false" || x == "0"));
+    let f = super::prune::PruneFilter::parse(Q::parse(q).filters()?, true, &["dangling"])?;
+    let all = f.flag("dangling")? == Some(false);
     let mut deleted = Vec::new();
     let mut reclaimed = 0u64;
     let imgs = e.images.list();
@@ -389,6 +389,16 @@ pub async fn prune(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRe
     let intermediate = crate::images::intermediate_ids(&imgs);
     for s in imgs {
         if (!all && (!s.tags.is_empty() || intermediate.contains(&s.id))) || e.image_in_use(&s.id) {
+            continue;
+        }
+        let cfg = e.images.config(&s.id).ok();
+        let created = cfg
+            .as_ref()
+            .and_then(|c| c.created.as_deref())
+            .and_then(crate::streams::parse_since)
+            .unwrap_or(0.0);
+        let labels = cfg.and_then(|c| c.config.labels).unwrap_or_default();
+        if !f.matches(&labels.into_iter().collect(), created) {
             continue;
         }
         let size = e

@@ -4,6 +4,7 @@ mod build;
 mod containers;
 mod images;
 mod io;
+mod prune;
 pub use io::ConnFd;
 mod system;
 
@@ -22,6 +23,7 @@ pub const API_VERSION: &str = "1.43";
 pub const MIN_API_VERSION: &str = "1.24";
 
 /// An error at the API edge: Docker's status code and `{"message": ...}`.
+#[derive(Debug)]
 pub struct ApiError(pub Error);
 
 impl From<Error> for ApiError {

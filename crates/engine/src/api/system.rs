@@ -165,12 +165,13 @@ pub async fn version() -> Json<Value> {
     let v = env!("CARGO_PKG_VERSION");
     Json(json!({
         "Platform": {"Name": "Berth"},
-        "Components": [{"Name": "Engine", "Version": v, "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux", "Arch": oci::spec::host_arch()}}],
+        "Components": [{"Name": "Engine", "Version": v, "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux", "Arch": oci::spec::host_arch(), "KernelVersion": kernel(), "Experimental": "false", "GitCommit": "", "GoVersion": "", "BuildTime": ""}}],
         "Version": v,
         "ApiVersion": API_VERSION,
         "MinAPIVersion": MIN_API_VERSION,
         "GitCommit": "",
         "GoVersion": "",
+        "Experimental": false,
         "Os": "linux",
         "Arch": oci::spec::host_arch(),
         "KernelVersion": kernel(),
@@ -198,36 +199,109 @@ pub async fn info(State(e): State<Arc<Engine>>) -> Json<Value> {
         .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
         .unwrap_or(0)
         * 1024;
+    let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
+    let os_release = read("/etc/os-release");
+    let os_field = |k: &str| {
+        os_release
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    let threads = read("/proc/self/status")
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().parse::<u64>().unwrap_or(0)))
+        .unwrap_or(0);
+    let nfd = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
+    let swap_limit = if runtime::cgroup::is_v2() {
+        read("/sys/fs/cgroup/cgroup.controllers").split_whitespace().any(|c| c == "memory")
+    } else {
+        std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
+    };
+    let insecure: Vec<String> = e.cfg.insecure_registries.clone();
+    let mut index_configs = serde_json::Map::new();
+    index_configs.insert(
+        "docker.io".into(),
+        json!({"Name": "docker.io", "Mirrors": [], "Secure": true, "Official": true}),
+    );
+    for r in &insecure {
+        index_configs.insert(r.clone(), json!({"Name": r, "Mirrors": [], "Secure": false, "Official": false}));
+    }
+    let proxy = |k: &str| std::env::var(k).or_else(|_| std::env::var(k.to_lowercase())).unwrap_or_default();
     Json(json!({
-        "ID": "berth",
+        "ID": engine_id(&e),
         "Containers": list.len(),
         "ContainersRunning": running,
         "ContainersPaused": paused,
         "ContainersStopped": list.len() - running - paused,
         "Images": e.images.list().len(),
         "Driver": "overlay2",
-        "DriverStatus": [["Backing Filesystem", "extfs"]],
-        "Plugins": {"Volume": ["local"], "Network": ["host", "null"], "Log": ["json-file"]},
-        "MemoryLimit": true, "SwapLimit": false, "CpuCfsPeriod": true, "CpuCfsQuota": true, "CPUShares": true, "PidsLimit": true, "OomKillDisable": false,
-        "IPv4Forwarding": false, "Debug": false, "NFd": 0, "NGoroutines": 0,
+        "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"], ["Using metacopy", "false"], ["Native Overlay Diff", "true"], ["userxattr", "false"]],
+        "Plugins": {"Volume": ["local"], "Network": ["host", "null"], "Authorization": null, "Log": ["json-file"]},
+        "MemoryLimit": true, "SwapLimit": swap_limit, "KernelMemoryTCP": false, "CpuCfsPeriod": true, "CpuCfsQuota": true, "CPUShares": true, "CPUSet": true,
+        "PidsLimit": true, "OomKillDisable": false,
+        "IPv4Forwarding": read("/proc/sys/net/ipv4/ip_forward") == "1",
+        "BridgeNfIptables": read("/proc/sys/net/bridge/bridge-nf-call-iptables") == "1",
+        "BridgeNfIp6tables": read("/proc/sys/net/bridge/bridge-nf-call-ip6tables") == "1",
+        "Debug": tracing::enabled!(tracing::Level::DEBUG), "NFd": nfd, "NGoroutines": threads,
         "SystemTime": crate::types::now(),
         "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": if runtime::cgroup::is_v2() { "2" } else { "1" },
+        "NEventsListener": e.events.listeners(),
         "KernelVersion": kernel(),
-        "OperatingSystem": "Berth",
+        "OperatingSystem": os_field("PRETTY_NAME"),
+        "OSVersion": os_field("VERSION_ID"),
         "OSType": "linux",
         "Architecture": std::env::consts::ARCH,
         "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "MemTotal": mem,
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": {
+            "AllowNondistributableArtifactsCIDRs": null, "AllowNondistributableArtifactsHostnames": null,
+            "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"],
+            "IndexConfigs": index_configs,
+            "Mirrors": null,
+        },
+        "GenericResources": null,
+        "HttpProxy": proxy("HTTP_PROXY"),
+        "HttpsProxy": proxy("HTTPS_PROXY"),
+        "NoProxy": proxy("NO_PROXY"),
         "DockerRootDir": e.cfg.root.display().to_string(),
         "Name": nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+        "Labels": [],
+        "ExperimentalBuild": false,
         "ServerVersion": env!("CARGO_PKG_VERSION"),
         "Runtimes": runtimes,
         "DefaultRuntime": e.cfg.default_runtime,
+        // No swarm: clients (compose among them) read this as "swarm off".
+        "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
+        // Containers outlive the daemon (their shims keep them).
+        "LiveRestoreEnabled": true,
+        "Isolation": "",
+        "InitBinary": e.cfg.init_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        "ContainerdCommit": {"ID": ""},
+        "RuncCommit": {"ID": ""},
+        "InitCommit": {"ID": ""},
         "SecurityOptions": ["name=seccomp,profile=builtin"],
+        "ProductLicense": "",
+        "DefaultAddressPools": [],
         "Warnings": [],
     }))
+}
+
+/// The engine's ID, made once per data root (as Docker's `engine-id`).
+fn engine_id(e: &Engine) -> String {
+    let path = e.cfg.root.join("engine-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        if !id.trim().is_empty() {
+            return id.trim().to_string();
+        }
+    }
+    let r = crate::engine::random_id();
+    let id = format!("{}-{}-{}-{}-{}", &r[0..8], &r[8..12], &r[12..16], &r[16..20], &r[20..32]);
+    let _ = oci::store::write_atomic(&path, id.as_bytes());
+    id
 }
 
 pub async fn events(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Response> {
@@ -455,15 +529,28 @@ pub async fn volume_remove(State(e): State<Arc<Engine>>, Path(name): Path<String
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn volume_prune(State(e): State<Arc<Engine>>) -> ApiResult<Json<Value>> {
+/// `POST /volumes/prune`: remove unused anonymous volumes, or with `all=true` every unused one,
+/// those the `label` filters select (Docker takes no `until` here).
+pub async fn volume_prune(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
+    let f = super::prune::PruneFilter::parse(Q::parse(q).filters()?, false, &["all"])?;
+    let all = f.flag("all")?.unwrap_or(false);
     let mut deleted = Vec::new();
+    let mut reclaimed = 0u64;
     for v in e.volumes.list() {
         // Docker prunes only anonymous volumes by default (API >= 1.42).
-        if v.labels.contains_key("berth.anonymous.target") && volume_users(&e, &v.name).is_empty() && e.volumes.remove(&v.name).is_ok() {
+        let anonymous = v.labels.contains_key("berth.anonymous.target");
+        if (!all && !anonymous) || !f.matches(&v.labels, 0.0) || !volume_users(&e, &v.name).is_empty() {
+            continue;
+        }
+        let size = crate::fsops::dir_size(std::path::Path::new(&v.mountpoint));
+        if e.volumes.remove(&v.name).is_ok() {
+            reclaimed += size;
+            e.events
+                .emit("volume", "destroy", &v.name, BTreeMap::from([("driver".into(), "local".into())]));
             deleted.push(v.name);
         }
     }
-    Ok(Json(json!({"VolumesDeleted": deleted, "SpaceReclaimed": 0})))
+    Ok(Json(json!({"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed})))
 }
 
 /// `POST /auth` (`docker login`): check the credentials against the registry.
