@@ -2619,3 +2619,156 @@ fn logs_mounts_prune_info_and_policies_as_docker_has_them() {
     );
     assert!(o.status.success(), "{}", errtext(&o));
 }
+
+#[test]
+fn namespaces_devices_and_volumes_from() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    let ns = |p: &str| std::fs::read_link(p).unwrap().display().to_string();
+    // --pid container:<name> sees the donor's processes; --pid host the host's.
+    d.docker_ok(&["run", "-d", "--name", "pdonor", "bb", "sleep", "1001"]);
+    let ps = d.docker_ok(&["run", "--rm", "--pid", "container:pdonor", "bb", "ps"]);
+    assert!(ps.contains("sleep 1001"), "{ps}");
+    let host_init = std::fs::read_to_string("/proc/1/comm").unwrap();
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "--pid", "host", "bb", "cat", "/proc/1/comm"]),
+        host_init.trim()
+    );
+    let o = d.docker(&["run", "--rm", "--pid", "container:nosuch", "bb", "true"]);
+    assert!(!o.status.success() && errtext(&o).contains("No such container"), "{}", errtext(&o));
+    // IPC: a shareable donor's namespace and /dev/shm are joined; a private one is refused.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "idonor",
+        "--ipc",
+        "shareable",
+        "bb",
+        "sh",
+        "-c",
+        "echo shared > /dev/shm/x; sleep 1000",
+    ]);
+    eventually("the donor's shm file", || {
+        d.docker(&["exec", "idonor", "cat", "/dev/shm/x"]).status.success()
+    });
+    let donor_ipc = d.docker_ok(&["exec", "idonor", "readlink", "/proc/self/ns/ipc"]);
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "--ipc",
+            "container:idonor",
+            "bb",
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/ipc; cat /dev/shm/x"
+        ]),
+        format!("{donor_ipc}\nshared")
+    );
+    let o = d.docker(&["run", "--rm", "--ipc", "container:pdonor", "bb", "true"]);
+    assert!(errtext(&o).contains("non-shareable IPC"), "{}", errtext(&o));
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "--ipc", "host", "bb", "readlink", "/proc/self/ns/ipc"]),
+        ns("/proc/self/ns/ipc")
+    );
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "--ipc",
+            "none",
+            "bb",
+            "sh",
+            "-c",
+            "grep -c ' /dev/shm ' /proc/mounts || true"
+        ]),
+        "0"
+    );
+    assert_eq!(d.docker_ok(&["inspect", "-f", "{{.HostConfig.IpcMode}}", "pdonor"]), "private");
+    // UTS host: the host's name.
+    let host = nix::unistd::gethostname().unwrap().to_string_lossy().into_owned();
+    assert_eq!(d.docker_ok(&["run", "--rm", "--uts", "host", "bb", "hostname"]), host);
+    let o = d.docker(&["run", "--rm", "--uts", "host", "-h", "x", "bb", "true"]);
+    assert!(
+        errtext(&o).contains("conflicting options: hostname and the UTS mode"),
+        "{}",
+        errtext(&o)
+    );
+    // --device-cgroup-rule lets the container make (and use) a device the defaults do not allow.
+    let mk = ["sh", "-c", "mknod /tmp/null2 c 1 3 && echo ok > /tmp/null2 && echo made"];
+    let mut argv = vec!["run", "--rm", "--device-cgroup-rule", "c 1:3 rwm", "bb"];
+    argv.extend(mk);
+    assert_eq!(d.docker_ok(&argv), "made");
+    // (The docker CLI checks the format itself; the daemon does too.)
+    let (code, _, body) = d.http(
+        "POST",
+        "/v1.43/containers/create",
+        Some(r#"{"Image": "bb", "Cmd": ["true"], "HostConfig": {"DeviceCgroupRules": ["x 1:3 rwm"]}}"#),
+    );
+    assert!(code == 400 && body.contains("invalid device cgroup rule format"), "{code} {body}");
+    // --volumes-from: the donor's volumes and binds, read-only when asked.
+    let hd = d.dir.join("vf-host");
+    std::fs::create_dir_all(&hd).unwrap();
+    std::fs::write(hd.join("file"), "from host").unwrap();
+    let bind = format!("{}:/h:ro", hd.display());
+    // (Run once: Berth makes a container's anonymous volumes at its first start.)
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "vdonor",
+        "-v",
+        "vfvol:/data",
+        "-v",
+        &bind,
+        "-v",
+        "/anon",
+        "bb",
+        "true",
+    ]);
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "--volumes-from",
+            "vdonor",
+            "bb",
+            "sh",
+            "-c",
+            "echo x > /data/f && echo a > /anon/a && cat /h/file"
+        ]),
+        "from host"
+    );
+    let o = d.docker(&["run", "--rm", "--volumes-from", "vdonor:ro", "bb", "sh", "-c", "echo y > /data/f"]);
+    assert!(
+        !o.status.success() && errtext(&o).contains("Read-only file system"),
+        "{}",
+        errtext(&o)
+    );
+    d.docker_ok(&["create", "--name", "joiner", "--volumes-from", "vdonor", "bb", "true"]);
+    let mounts = d.docker_ok(&["inspect", "-f", "{{range .Mounts}}{{.Destination}} {{end}}", "joiner"]);
+    for want in ["/data", "/h", "/anon"] {
+        assert!(mounts.split_whitespace().any(|m| m == want), "{want} not in {mounts}");
+    }
+    // The volume is in use by the joiner even once the donor is gone.
+    d.docker_ok(&["rm", "vdonor"]);
+    let o = d.docker(&["volume", "rm", "vfvol"]);
+    assert!(errtext(&o).contains("volume is in use"), "{}", errtext(&o));
+    assert_eq!(d.docker_ok(&["start", "-a", "joiner"]), "");
+    let py = format!(
+        "import docker; c = docker.DockerClient(base_url='{}'); print(c.containers.run('bb', ['cat', '/data/f'], volumes_from=['joiner'], pid_mode='container:pdonor', remove=True).decode().strip())",
+        d.host()
+    );
+    let o = common::run_timeout(
+        {
+            let mut c = Command::new("python3");
+            c.args(["-c", &py]);
+            c
+        },
+        None,
+        60,
+    );
+    assert!(o.status.success(), "{}", errtext(&o));
+    assert_eq!(text(&o), "x");
+    d.docker_ok(&["rm", "-f", "pdonor", "idonor", "joiner"]);
+}

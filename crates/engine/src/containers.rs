@@ -363,7 +363,6 @@ fn check_unimplemented(hc: &HostConfig) -> Result<()> {
     }
     for k in [
         "Links",
-        "VolumesFrom",
         "Sysctls",
         "OomKillDisable",
         "CgroupParent",
@@ -371,7 +370,6 @@ fn check_unimplemented(hc: &HostConfig) -> Result<()> {
         "BlkioWeightDevice",
         "BlkioDeviceReadBps",
         "BlkioDeviceWriteBps",
-        "DeviceCgroupRules",
         "DeviceRequests",
         "StorageOpt",
         "KernelMemory",
@@ -399,15 +397,25 @@ fn check_unimplemented(hc: &HostConfig) -> Result<()> {
 
 fn check_supported(hc: &HostConfig) -> Result<()> {
     check_unimplemented(hc)?;
-    for (field, v) in [
-        ("PidMode", &hc.pid_mode),
-        ("IpcMode", &hc.ipc_mode),
-        ("UTSMode", &hc.uts_mode),
-        ("UsernsMode", &hc.userns_mode),
-    ] {
-        if !v.is_empty() && v != "private" && v != "shareable" {
-            return Err(Error::BadRequest(format!("HostConfig.{field}={v:?} is not supported by Berth")));
-        }
+    let joins = |v: &str| v.strip_prefix("container:").is_some_and(|c| !c.is_empty());
+    if !(matches!(hc.pid_mode.as_str(), "" | "host") || joins(&hc.pid_mode)) {
+        return Err(Error::BadRequest(format!("invalid PID mode: {}", hc.pid_mode)));
+    }
+    if !(matches!(hc.ipc_mode.as_str(), "" | "private" | "shareable" | "host" | "none") || joins(&hc.ipc_mode)) {
+        return Err(Error::BadRequest(format!("invalid IPC mode: {}", hc.ipc_mode)));
+    }
+    if !matches!(hc.uts_mode.as_str(), "" | "host") {
+        return Err(Error::BadRequest(format!("invalid UTS mode: {}", hc.uts_mode)));
+    }
+    // Berth runs no user namespaces: "host" is what every container gets.
+    if !matches!(hc.userns_mode.as_str(), "" | "host") {
+        return Err(Error::BadRequest(format!(
+            "HostConfig.UsernsMode={:?} is not supported by Berth",
+            hc.userns_mode
+        )));
+    }
+    for r in hc.extra.get("DeviceCgroupRules").and_then(|v| v.as_array()).into_iter().flatten() {
+        runtime::spec::device_cgroup_rule(r.as_str().unwrap_or(""))?;
     }
     if hc.devices.as_ref().is_some_and(|d| !d.is_empty()) {
         return Err(Error::BadRequest("HostConfig.Devices is not supported by Berth".into()));
@@ -616,9 +624,15 @@ impl Engine {
         if req.host_config.restart_policy.name.is_empty() {
             req.host_config.restart_policy.name = "no".into();
         }
+        if req.host_config.ipc_mode.is_empty() {
+            req.host_config.ipc_mode = "private".into();
+        }
+        if req.host_config.uts_mode == "host" && !cfg.hostname.is_empty() {
+            return Err(Error::BadRequest("conflicting options: hostname and the UTS mode".into()));
+        }
         let id = random_id();
         if cfg.hostname.is_empty() {
-            cfg.hostname = if req.host_config.network_mode == "host" {
+            cfg.hostname = if req.host_config.network_mode == "host" || req.host_config.uts_mode == "host" {
                 nix::unistd::gethostname()
                     .map(|h| h.to_string_lossy().into_owned())
                     .unwrap_or_default()
@@ -627,6 +641,7 @@ impl Engine {
             };
         }
         check_mounts(&req.host_config)?;
+        let inherited_mounts = self.volumes_from(&req.host_config)?;
         // Binds must parse now so a bad one fails create, not start.
         for b in req.host_config.binds.iter().flatten() {
             parse_bind(b)?;
@@ -644,6 +659,7 @@ impl Engine {
             restart_count: 0,
             manually_stopped: false,
             anon_volumes: vec![],
+            inherited_mounts,
         };
         let dir = self.container_dir(&id);
         for d in ["diff", "work", "rootfs"] {
@@ -653,6 +669,100 @@ impl Engine {
         self.emit(&c, "create");
         self.insert(c);
         Ok((id, vec![]))
+    }
+
+    /// The mounts `VolumesFrom` (`CONTAINER[:ro|rw]`) takes from each donor: its binds, named
+    /// and anonymous volumes and what it inherited itself (tmpfs mounts are its own), read-only
+    /// when asked, else as the donor has them.
+    fn volumes_from(&self, hc: &HostConfig) -> Result<Vec<crate::types::MountPoint>> {
+        let mut out: Vec<crate::types::MountPoint> = Vec::new();
+        let specs: Vec<String> = match hc.extra.get("VolumesFrom") {
+            None | Some(serde_json::Value::Null) => return Ok(out),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| Error::BadRequest(format!("HostConfig.VolumesFrom: {e}")))?,
+        };
+        for spec in specs {
+            let (name, mode) = match spec.split_once(':') {
+                Some((n, m)) => (n, m),
+                None => (spec.as_str(), ""),
+            };
+            let force_ro = match mode {
+                "" | "rw" => None,
+                "ro" => Some(true),
+                m => return Err(Error::BadRequest(format!("invalid mode for volumes-from: {m}"))),
+            };
+            let donor = self.get(name)?.snapshot();
+            let mut add = |kind: &str, source: String, target: String, ro: bool| {
+                out.retain(|m| m.target != target);
+                out.push(crate::types::MountPoint {
+                    kind: kind.into(),
+                    source,
+                    target,
+                    read_only: match (force_ro, mode) {
+                        (Some(r), _) => r,
+                        (None, "rw") => false,
+                        _ => ro,
+                    },
+                    ..Default::default()
+                });
+            };
+            for b in donor.host_config.binds.iter().flatten() {
+                let (src, dst, ro) = parse_bind(b)?;
+                add(if src.starts_with('/') { "bind" } else { "volume" }, src, dst, ro);
+            }
+            for v in &donor.anon_volumes {
+                if let Ok(vol) = self.volumes.get(v) {
+                    if let Some(t) = vol.labels.get("berth.anonymous.target") {
+                        add("volume", v.clone(), t.clone(), false);
+                    }
+                }
+            }
+            for m in donor.host_config.mounts.iter().flatten().chain(&donor.inherited_mounts) {
+                if m.kind == "bind" || (m.kind == "volume" && !m.source.is_empty()) {
+                    add(&m.kind, m.source.clone(), m.target.clone(), m.read_only);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Mount the host-side tmpfs of a shareable container's `/dev/shm` (see `shm_dir`).
+    fn mount_shm(&self, id: &str, size: i64) -> Result<PathBuf> {
+        let dir = self.shm_dir(id);
+        if image::snapshot::is_mountpoint(&dir) {
+            return Ok(dir);
+        }
+        std::fs::create_dir_all(&dir).map_err(internal)?;
+        let size = if size > 0 { size } else { 64 << 20 };
+        nix::mount::mount(
+            Some("shm"),
+            &dir,
+            Some("tmpfs"),
+            nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOEXEC,
+            Some(format!("mode=1777,size={size}").as_str()),
+        )
+        .map_err(|e| Error::Internal(format!("mount the shared /dev/shm of {id}: {e}")))?;
+        Ok(dir)
+    }
+
+    /// The namespace `mode` (`host`, `container:<name|id>`, else private) of kind `ns`
+    /// (`pid`, `ipc`); joining another container's needs it running (and, for IPC, shareable).
+    fn namespace_mode(&self, mode: &str, ns: &str, what: &str) -> Result<NetMode> {
+        if mode == "host" {
+            return Ok(NetMode::Host);
+        }
+        let Some(key) = mode.strip_prefix("container:") else {
+            return Ok(NetMode::Private);
+        };
+        let donor = self.get(key)?.snapshot();
+        if !donor.state.running {
+            return Err(Error::Conflict(format!("cannot join {what} of a non running container: {key}")));
+        }
+        if ns == "ipc" && !matches!(donor.host_config.ipc_mode.as_str(), "shareable" | "host") {
+            return Err(Error::Conflict(format!(
+                "cannot join IPC of container {key}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)"
+            )));
+        }
+        Ok(NetMode::Path(format!("/proc/{}/ns/{ns}", donor.state.pid).into()))
     }
 
     /// Mount the container's rootfs (overlay of init layer, image layers and upper dir) unless it is.
@@ -763,7 +873,7 @@ impl Engine {
                 options: vec!["rbind".into(), if ro { "ro".into() } else { "rw".into() }, "rprivate".into()],
             });
         }
-        for m in hc.mounts.iter().flatten() {
+        for m in hc.mounts.iter().flatten().chain(&c.inherited_mounts) {
             match m.kind.as_str() {
                 "bind" | "volume" => {
                     let opts = MountOptions::of(m)?;
@@ -897,7 +1007,34 @@ impl Engine {
             "host" => NetMode::Host,
             _ => NetMode::Private,
         };
+        let pid_ns = self.namespace_mode(&hc.pid_mode, "pid", "PID")?;
+        let ipc_ns = self.namespace_mode(&hc.ipc_mode, "ipc", "IPC")?;
+        let shm = match hc.ipc_mode.as_str() {
+            "host" => runtime::spec::Shm::Bind("/dev/shm".into()),
+            "none" => runtime::spec::Shm::None,
+            "shareable" => runtime::spec::Shm::Bind(self.mount_shm(&c.id, hc.shm_size)?),
+            // Joining another's IPC: its /dev/shm too, where POSIX shared memory lives.
+            m if m.starts_with("container:") => {
+                let donor = self.get(&m["container:".len()..])?;
+                runtime::spec::Shm::Bind(self.shm_dir(&donor.id))
+            }
+            _ => runtime::spec::Shm::Private,
+        };
+        let uts_ns = if hc.uts_mode == "host" { NetMode::Host } else { NetMode::Private };
+        let device_rules = hc
+            .extra
+            .get("DeviceCgroupRules")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .map(|r| runtime::spec::device_cgroup_rule(r.as_str().unwrap_or("")))
+            .collect::<runtime::Result<Vec<_>>>()?;
         Ok(RunSpec {
+            pid_ns,
+            ipc_ns,
+            uts_ns,
+            shm,
+            device_rules,
             id: c.id.clone(),
             rootfs,
             args,
@@ -975,6 +1112,7 @@ impl Engine {
             // Pending attach clients get their streams closed.
             entry.pending.lock().unwrap().clear();
             let _ = image::snapshot::unmount(&self.rootfs(&entry.id));
+            let _ = image::snapshot::unmount(&self.shm_dir(&entry.id));
             // `run --rm` waits for removal: a container that cannot start is removed, as Docker does.
             if entry.snapshot().host_config.auto_remove {
                 drop(_op);
@@ -1426,6 +1564,7 @@ pub const TRASH_PREFIX: &str = ".removed-";
 /// Unmount and delete a removed container's directory.
 pub fn purge_trash(dir: &std::path::Path) {
     let _ = image::snapshot::unmount(&dir.join("rootfs"));
+    let _ = image::snapshot::unmount(&dir.join("shm"));
     if let Err(e) = std::fs::remove_dir_all(dir) {
         tracing::warn!(dir = %dir.display(), error = %e, "cleaning up a removed container");
     }

@@ -212,6 +212,12 @@ impl Engine {
         self.container_dir(id).join(format!("{id}-json.log"))
     }
 
+    /// The host-side `/dev/shm` of a container with `--ipc shareable` (a tmpfs mounted while it
+    /// runs, which containers joining its IPC namespace bind-mount too), as Docker keeps it.
+    pub fn shm_dir(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("shm")
+    }
+
     pub fn rootfs(&self, id: &str) -> PathBuf {
         self.container_dir(id).join("rootfs")
     }
@@ -332,6 +338,7 @@ impl Engine {
                         }),
                     );
                     let _ = image::snapshot::unmount(&self.rootfs(&id));
+                    let _ = image::snapshot::unmount(&self.shm_dir(&id));
                 }
             }
         }
@@ -410,6 +417,7 @@ impl Engine {
             if !entry.snapshot().host_config.auto_remove && *entry.fs_users.lock().unwrap() == 0 {
                 let _ = image::snapshot::unmount(&self.rootfs(&entry.id));
             }
+            let _ = image::snapshot::unmount(&self.shm_dir(&entry.id));
             // If a lifecycle op (stop/kill/rm) is in progress it will see the exit through `progress`.
             self.mark_exited(&entry, info.clone());
             self.after_exit(entry, info.exit_code).await;

@@ -126,6 +126,7 @@ pub struct HostConfig {
     pub pids_limit: Option<i64>,
     pub pid_mode: String,
     pub ipc_mode: String,
+    #[serde(rename = "UTSMode")]
     pub uts_mode: String,
     pub userns_mode: String,
     pub devices: Option<Vec<Value>>,
@@ -235,6 +236,10 @@ pub struct Container {
     /// Anonymous volumes created for this container (removed by `rm -v`).
     #[serde(default)]
     pub anon_volumes: Vec<String>,
+    /// `HostConfig.VolumesFrom`, resolved at create as Docker does: the donors' binds and
+    /// volumes, with the mode asked for. Kept so that a donor removed later changes nothing.
+    #[serde(default)]
+    pub inherited_mounts: Vec<MountPoint>,
 }
 
 pub fn now() -> String {

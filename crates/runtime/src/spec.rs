@@ -152,15 +152,31 @@ pub struct MountSpec {
     pub options: Vec<String>,
 }
 
-/// Which network namespace a container gets.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub enum NetMode {
-    /// A fresh namespace with only loopback.
+/// Which namespace (network, PID, IPC, UTS) a container gets.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub enum NsMode {
+    /// A fresh one (for the network: with only loopback).
+    #[default]
     Private,
-    /// The host's namespace.
+    /// The host's.
     Host,
-    /// Join an existing namespace (bind-mounted file or /proc/PID/ns/net).
+    /// Join an existing one (a bind-mounted file or /proc/PID/ns/<kind>).
     Path(PathBuf),
+}
+
+/// The network namespace's mode.
+pub type NetMode = NsMode;
+
+/// Where `/dev/shm` comes from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub enum Shm {
+    /// A private tmpfs of `shm_size` bytes.
+    #[default]
+    Private,
+    /// None at all (`--ipc none`).
+    None,
+    /// Bind-mounted from this path (the host's, or another container's).
+    Bind(PathBuf),
 }
 
 /// What the engine asks the runtime to run.
@@ -200,6 +216,45 @@ pub struct RunSpec {
     pub cpuset_mems: Option<String>,
     /// Initial TTY size (rows, columns).
     pub console_size: Option<(u16, u16)>,
+    /// `--pid`, `--ipc`, `--uts`.
+    #[serde(default)]
+    pub pid_ns: NsMode,
+    #[serde(default)]
+    pub ipc_ns: NsMode,
+    #[serde(default)]
+    pub uts_ns: NsMode,
+    #[serde(default)]
+    pub shm: Shm,
+    /// `--device-cgroup-rule`: OCI device rules allowed after the defaults.
+    #[serde(default)]
+    pub device_rules: Vec<serde_json::Value>,
+}
+
+/// An OCI device cgroup rule from Docker's `--device-cgroup-rule` text: `TYPE MAJOR:MINOR ACCESS`
+/// (`c 1:3 rwm`, `b *:* m`, `a *:* rwm`).
+pub fn device_cgroup_rule(rule: &str) -> Result<serde_json::Value> {
+    let bad = || Error::InvalidSpec(format!("invalid device cgroup rule format: '{rule}'"));
+    let parts: Vec<&str> = rule.split_whitespace().collect();
+    let [kind, numbers, access] = parts[..] else { return Err(bad()) };
+    if !matches!(kind, "a" | "b" | "c") || access.is_empty() || !access.chars().all(|c| "rwm".contains(c)) {
+        return Err(bad());
+    }
+    let (major, minor) = numbers.split_once(':').ok_or_else(bad)?;
+    let num = |n: &str| -> Result<Option<i64>> {
+        if n == "*" {
+            Ok(None)
+        } else {
+            n.parse::<i64>().map(Some).map_err(|_| bad())
+        }
+    };
+    let mut v = serde_json::json!({"allow": true, "type": kind, "access": access});
+    if let Some(m) = num(major)? {
+        v["major"] = serde_json::json!(m);
+    }
+    if let Some(m) = num(minor)? {
+        v["minor"] = serde_json::json!(m);
+    }
+    Ok(v)
 }
 
 /// The kernel name of a Docker ulimit name.
@@ -332,8 +387,14 @@ pub fn build_spec(spec: &RunSpec) -> Result<Value> {
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={}", spec.shm_size.unwrap_or(64 << 20))]}),
     ];
+    match &spec.shm {
+        Shm::Private => mounts.push(
+            json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={}", spec.shm_size.unwrap_or(64 << 20))]}),
+        ),
+        Shm::None => {}
+        Shm::Bind(p) => mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": p, "options": ["rbind", "nosuid", "noexec", "nodev"]})),
+    }
     for m in &spec.mounts {
         let mut opts = m.options.clone();
         if m.kind == "bind" && !opts.iter().any(|o| o == "bind" || o == "rbind") {
@@ -341,16 +402,18 @@ pub fn build_spec(spec: &RunSpec) -> Result<Value> {
         }
         mounts.push(json!({"destination": m.destination, "type": m.kind, "source": m.source, "options": opts}));
     }
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "mount"}),
-        json!({"type": "uts"}),
-        json!({"type": "ipc"}),
-    ];
-    match &spec.net {
-        NetMode::Private => namespaces.push(json!({"type": "network"})),
-        NetMode::Host => {}
-        NetMode::Path(p) => namespaces.push(json!({"type": "network", "path": p})),
+    let mut namespaces = vec![json!({"type": "mount"})];
+    for (kind, mode) in [
+        ("pid", &spec.pid_ns),
+        ("uts", &spec.uts_ns),
+        ("ipc", &spec.ipc_ns),
+        ("network", &spec.net),
+    ] {
+        match mode {
+            NsMode::Private => namespaces.push(json!({"type": kind})),
+            NsMode::Host => {}
+            NsMode::Path(p) => namespaces.push(json!({"type": kind, "path": p})),
+        }
     }
     let mut resources = json!({
         "devices": [
@@ -367,6 +430,9 @@ pub fn build_spec(spec: &RunSpec) -> Result<Value> {
             {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"}
         ]
     });
+    if let Some(d) = resources["devices"].as_array_mut() {
+        d.extend(spec.device_rules.iter().cloned());
+    }
     if let Some(m) = spec.memory.filter(|m| *m > 0) {
         let mut mem = json!({"limit": m});
         if let Some(s) = spec.memory_swap.filter(|s| *s != 0) {
@@ -433,7 +499,8 @@ pub fn build_spec(spec: &RunSpec) -> Result<Value> {
         "ociVersion": "1.0.2",
         "process": process,
         "root": { "path": spec.rootfs, "readonly": spec.readonly_rootfs },
-        "hostname": spec.hostname,
+        // Only a private UTS namespace can take a hostname.
+        "hostname": if spec.uts_ns == NsMode::Private { Some(&spec.hostname) } else { None },
         "mounts": mounts,
         "linux": linux,
     });
@@ -515,6 +582,11 @@ mod tests {
 
     fn base() -> RunSpec {
         RunSpec {
+            pid_ns: NsMode::Private,
+            ipc_ns: NsMode::Private,
+            uts_ns: NsMode::Private,
+            shm: Shm::Private,
+            device_rules: vec![],
             id: "x".into(),
             rootfs: "/tmp/r".into(),
             args: vec!["sh".into()],

@@ -74,7 +74,7 @@ fn mounts_json(e: &Engine, c: &Container) -> Vec<Value> {
             }
         }
     }
-    for m in c.host_config.mounts.iter().flatten() {
+    for m in c.host_config.mounts.iter().flatten().chain(&c.inherited_mounts) {
         let prop = m
             .extra
             .get("BindOptions")

@@ -463,6 +463,7 @@ fn volume_users(e: &Engine, name: &str) -> Vec<String> {
                     .mounts
                     .iter()
                     .flatten()
+                    .chain(&c.inherited_mounts)
                     .any(|m| m.kind == "volume" && m.source == name)
         })
         .map(|c| c.id.clone())
