@@ -247,8 +247,17 @@ pub async fn load(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery, body: Bod
     let e2 = e.clone();
     let loaded = tokio::task::spawn_blocking(move || image::archive::load(&e2.images, r))
         .await
-        .map_err(join_err)?
-        .map_err(|x| ApiError(x.into()))?;
+        .map_err(join_err)?;
+    // As Docker: the answer is 200 and a failure is the stream's error message, where the docker
+    // CLI and docker-py (ImageLoadError) look for it.
+    let loaded = match loaded {
+        Ok(l) => l,
+        Err(err) => {
+            let m = printable(&crate::Error::from(err).to_string());
+            let body = format!("{}\r\n", json!({"errorDetail": {"message": m}, "error": m}));
+            return Ok((StatusCode::OK, [("Content-Type", "application/json")], body).into_response());
+        }
+    };
     let mut out = String::new();
     for l in &loaded {
         e.events.emit("image", "load", l, Default::default());
@@ -257,6 +266,20 @@ pub async fn load(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery, body: Bod
         out.push_str("\r\n");
     }
     Ok((StatusCode::OK, [("Content-Type", "application/json")], out).into_response())
+}
+
+/// A message with the bytes of a corrupt input it quotes made visible (`\u{fffd}`, `\x01`) rather
+/// than sent to a terminal as they are.
+fn printable(m: &str) -> String {
+    m.chars()
+        .map(|c| {
+            if c.is_control() || c == '\u{fffd}' {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn resolve_for_save(e: &Engine, names: &[String]) -> Result<Vec<(oci::Digest, Vec<String>)>, ApiError> {
