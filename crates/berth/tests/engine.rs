@@ -2792,3 +2792,76 @@ fn namespaces_devices_and_volumes_from() {
     assert_eq!(text(&o), "x");
     d.docker_ok(&["rm", "-f", "pdonor", "idonor", "joiner"]);
 }
+
+#[test]
+fn remaining_host_config_fields_apply_or_are_refused() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "--oom-score-adj", "500", "bb", "cat", "/proc/self/oom_score_adj"]),
+        "500"
+    );
+    let host_cg = std::fs::read_link("/proc/self/ns/cgroup").unwrap().display().to_string();
+    assert_ne!(
+        d.docker_ok(&["run", "--rm", "--cgroupns", "private", "bb", "readlink", "/proc/self/ns/cgroup"]),
+        host_cg
+    );
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "--cgroupns", "host", "bb", "readlink", "/proc/self/ns/cgroup"]),
+        host_cg
+    );
+    let masked = "grep -c ' /proc/keys ' /proc/mounts || true";
+    assert_eq!(d.docker_ok(&["run", "--rm", "bb", "sh", "-c", masked]), "1");
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "--security-opt", "systempaths=unconfined", "bb", "sh", "-c", masked]),
+        "0"
+    );
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "--domainname",
+            "example.org",
+            "bb",
+            "cat",
+            "/proc/sys/kernel/domainname"
+        ]),
+        "example.org"
+    );
+    let id = d.docker_ok(&["run", "-d", "--memory-reservation", "100m", "bb", "sleep", "1000"]);
+    let soft = common::cgroup_value(&id, "memory", "memory.soft_limit_in_bytes", "memory.low", common::same);
+    assert_eq!(soft, "104857600");
+    d.docker_ok(&["rm", "-f", &id]);
+    let o = d.docker(&["create", "--mac-address", "02:42:ac:11:00:02", "bb", "true"]);
+    assert!(errtext(&o).contains("mac-address"), "{}", errtext(&o));
+    for (hc, want) in [
+        (r#"{"Isolation": "hyperv"}"#, "invalid isolation 'hyperv' on linux"),
+        (r#"{"OomScoreAdj": 2000}"#, "range for oom score adj is [-1000, 1000]"),
+        (r#"{"IOMaximumIOps": 10}"#, "Invalid QoS settings"),
+        (r#"{"VolumeDriver": "nfs"}"#, "is not supported by Berth (local is)"),
+        (r#"{"CgroupnsMode": "shared"}"#, "invalid cgroup namespace mode"),
+    ] {
+        let body = format!(r#"{{"Image": "bb", "Cmd": ["true"], "HostConfig": {hc}}}"#);
+        let (code, _, resp) = d.http("POST", "/v1.43/containers/create", Some(&body));
+        assert!(code == 400 && resp.contains(want), "{hc}: {code} {resp}");
+    }
+    let (code, _, resp) = d.http(
+        "POST",
+        "/v1.43/containers/create",
+        Some(r#"{"Image": "bb", "Cmd": ["true"], "HostConfig": {}, "NetworkingConfig": {"EndpointsConfig": {"bridge": {"Aliases": ["db"]}}}}"#),
+    );
+    assert!(code == 400 && resp.contains("endpoint setting Aliases"), "{code} {resp}");
+    let (code, _, resp) = d.http(
+        "POST",
+        "/v1.43/containers/create",
+        Some(r#"{"Image": "bb", "Cmd": ["true"], "HostConfig": {"CpuPercent": 50}}"#),
+    );
+    assert!(code == 201 && resp.contains("does not support CPU percent"), "{code} {resp}");
+    let o = d.docker(&[
+        "update",
+        "--cpu-rt-runtime",
+        "1000",
+        &serde_json::from_str::<serde_json::Value>(&resp).unwrap()["Id"].as_str().unwrap()[..12],
+    ]);
+    assert!(!o.status.success(), "{}", text(&o));
+}

@@ -232,6 +232,79 @@ fn check_mounts(hc: &HostConfig) -> Result<()> {
     Ok(())
 }
 
+/// What Docker discards on Linux with a warning (the field is cleared, as Docker clears it).
+fn create_warnings(hc: &mut HostConfig) -> Vec<String> {
+    let mut w = Vec::new();
+    for (k, what) in [("CpuPercent", "CPU percent"), ("CpuCount", "CPU count")] {
+        if hc.extra.get(k).and_then(|v| v.as_i64()).is_some_and(|n| n > 0) {
+            w.push(format!(
+                "linux does not support {what}. {} discarded.",
+                if k == "CpuCount" { "Count" } else { "Percent" }
+            ));
+            hc.extra.insert(k.into(), serde_json::json!(0));
+        }
+    }
+    if runtime::cgroup::is_v2() && hc.extra.get("MemorySwappiness").and_then(|v| v.as_i64()).is_some_and(|s| s >= 0) {
+        w.push(
+            "Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded.".into(),
+        );
+        hc.extra.insert("MemorySwappiness".into(), serde_json::Value::Null);
+    }
+    w
+}
+
+/// Endpoint settings and a MAC address need bridge networking, which Berth does not have yet:
+/// refused rather than dropped.
+fn check_networking(req: &CreateRequest) -> Result<()> {
+    if req
+        .config
+        .extra
+        .get("MacAddress")
+        .and_then(|v| v.as_str())
+        .is_some_and(|m| !m.is_empty())
+    {
+        return Err(Error::BadRequest(
+            "conflicting options: mac-address and the network mode (Berth has no bridge networking yet)".into(),
+        ));
+    }
+    if req.config.network_disabled == Some(true) && !matches!(req.host_config.network_mode.as_str(), "" | "default" | "none" | "bridge") {
+        return Err(Error::BadRequest(
+            "conflicting options: NetworkDisabled and the network mode".into(),
+        ));
+    }
+    let endpoints = req
+        .networking_config
+        .as_ref()
+        .and_then(|n| n.get("EndpointsConfig"))
+        .and_then(|e| e.as_object());
+    for (net, ep) in endpoints.into_iter().flatten() {
+        for k in [
+            "Aliases",
+            "Links",
+            "IPAMConfig",
+            "DriverOpts",
+            "MacAddress",
+            "IPAddress",
+            "NetworkID",
+            "EndpointID",
+        ] {
+            let set = match ep.get(k) {
+                None | Some(serde_json::Value::Null) => false,
+                Some(serde_json::Value::String(s)) => !s.is_empty(),
+                Some(serde_json::Value::Array(a)) => !a.is_empty(),
+                Some(serde_json::Value::Object(o)) => o.values().any(|v| !v.is_null() && v != "" && v != &serde_json::json!([])),
+                Some(_) => true,
+            };
+            if set {
+                return Err(Error::BadRequest(format!(
+                    "network {net}: endpoint setting {k} needs networks, which Berth does not have yet"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn valid_container_name(n: &str) -> bool {
     let b = n.as_bytes();
     !b.is_empty() && b[0].is_ascii_alphanumeric() && b.iter().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
@@ -373,11 +446,57 @@ fn check_unimplemented(hc: &HostConfig) -> Result<()> {
         "DeviceRequests",
         "StorageOpt",
         "KernelMemory",
+        "KernelMemoryTCP",
         "CpuRealtimePeriod",
         "CpuRealtimeRuntime",
+        "BlkioDeviceReadIOps",
+        "BlkioDeviceWriteIOps",
+        "Annotations",
     ] {
         if set(k) {
             return Err(Error::BadRequest(format!("HostConfig.{k} is not supported by Berth")));
+        }
+    }
+    // Docker's answers for what Linux cannot do.
+    if set("IOMaximumIOps") || set("IOMaximumBandwidth") {
+        return Err(Error::BadRequest(
+            "Invalid QoS settings: linux does not support IOMaximumIOps or IOMaximumBandwidth".into(),
+        ));
+    }
+    if let Some(i) = hc
+        .extra
+        .get("Isolation")
+        .and_then(|v| v.as_str())
+        .filter(|i| !i.is_empty() && *i != "default")
+    {
+        return Err(Error::BadRequest(format!("invalid isolation '{i}' on linux")));
+    }
+    if let Some(v) = hc
+        .extra
+        .get("VolumeDriver")
+        .and_then(|v| v.as_str())
+        .filter(|v| !v.is_empty() && *v != "local")
+    {
+        return Err(Error::BadRequest(format!(
+            "volume driver {v:?} is not supported by Berth (local is)"
+        )));
+    }
+    match hc.extra.get("CgroupnsMode").and_then(|v| v.as_str()).unwrap_or("") {
+        "" | "host" | "private" => {}
+        m => return Err(Error::BadRequest(format!("invalid cgroup namespace mode: {m}"))),
+    }
+    if let Some(n) = hc.extra.get("OomScoreAdj").and_then(|v| v.as_i64()) {
+        if !(-1000..=1000).contains(&n) {
+            return Err(Error::BadRequest(format!(
+                "Invalid value {n}, range for oom score adj is [-1000, 1000]"
+            )));
+        }
+    }
+    if let Some(s) = hc.extra.get("MemorySwappiness").and_then(|v| v.as_i64()).filter(|s| *s != -1) {
+        if !(0..=100).contains(&s) {
+            return Err(Error::BadRequest(format!(
+                "Invalid value: {s}, valid memory swappiness range is 0-100"
+            )));
         }
     }
     for h in hc.extra_hosts.iter().flatten() {
@@ -509,6 +628,8 @@ impl Engine {
     /// `POST /containers/create`.
     pub async fn create(self: &Arc<Self>, name: Option<&str>, mut req: CreateRequest) -> Result<(String, Vec<String>)> {
         check_supported(&req.host_config)?;
+        check_networking(&req)?;
+        let warnings = create_warnings(&mut req.host_config);
         let rt = self.runtime_name(req.host_config.extra.get("Runtime").and_then(|v| v.as_str()).unwrap_or(""))?;
         self.runtime_binary(&rt)?;
         req.host_config.extra.insert("Runtime".into(), serde_json::Value::String(rt));
@@ -668,7 +789,7 @@ impl Engine {
         self.save(&c)?;
         self.emit(&c, "create");
         self.insert(c);
-        Ok((id, vec![]))
+        Ok((id, warnings))
     }
 
     /// The mounts `VolumesFrom` (`CONTAINER[:ro|rw]`) takes from each donor: its binds, named
@@ -1029,7 +1150,26 @@ impl Engine {
             .flatten()
             .map(|r| runtime::spec::device_cgroup_rule(r.as_str().unwrap_or("")))
             .collect::<runtime::Result<Vec<_>>>()?;
+        let paths = |k: &str| -> Option<Vec<String>> { hc.extra.get(k).and_then(|v| serde_json::from_value(v.clone()).ok()) };
         Ok(RunSpec {
+            oom_score_adj: hc
+                .extra
+                .get("OomScoreAdj")
+                .and_then(|v| v.as_i64())
+                .filter(|n| *n != 0)
+                .map(|n| n as i32),
+            cgroup_ns_private: hc.extra.get("CgroupnsMode").and_then(|v| v.as_str()) == Some("private"),
+            masked_paths: paths("MaskedPaths"),
+            readonly_paths: paths("ReadonlyPaths"),
+            memory_reservation: (hc.memory_reservation > 0).then_some(hc.memory_reservation),
+            // cgroup v2 has no swappiness: Docker warns at create and discards it.
+            memory_swappiness: hc
+                .extra
+                .get("MemorySwappiness")
+                .and_then(|v| v.as_i64())
+                .filter(|s| *s >= 0 && !runtime::cgroup::is_v2())
+                .map(|s| s as u64),
+            domainname: c.config.domainname.clone(),
             pid_ns,
             ipc_ns,
             uts_ns,
@@ -1488,10 +1628,23 @@ impl Engine {
             "CpuRealtimePeriod",
             "CpuRealtimeRuntime",
             "MemorySwappiness",
+            "CpuCount",
+            "CpuPercent",
+            "IOMaximumIOps",
+            "IOMaximumBandwidth",
         ] {
             if get(k).is_some_and(|v| v > 0) {
                 return Err(Error::BadRequest(format!("updating {k} is not supported")));
             }
+        }
+        if u.get("OomKillDisable").and_then(|v| v.as_bool()) == Some(true) {
+            return Err(Error::BadRequest("updating OomKillDisable is not supported".into()));
+        }
+        if u.get("CgroupParent").and_then(|v| v.as_str()).is_some_and(|v| !v.is_empty()) {
+            return Err(Error::BadRequest("updating CgroupParent is not supported".into()));
+        }
+        if u.get("Init").and_then(|v| v.as_bool()).is_some() {
+            return Err(Error::BadRequest("updating Init is not supported (it is set at create)".into()));
         }
         for k in [
             "BlkioWeightDevice",
@@ -1501,6 +1654,7 @@ impl Engine {
             "BlkioDeviceWriteIOps",
             "Devices",
             "DeviceCgroupRules",
+            "DeviceRequests",
             "Ulimits",
         ] {
             if u.get(k).and_then(|v| v.as_array()).is_some_and(|a| !a.is_empty()) {

@@ -228,6 +228,26 @@ pub struct RunSpec {
     /// `--device-cgroup-rule`: OCI device rules allowed after the defaults.
     #[serde(default)]
     pub device_rules: Vec<serde_json::Value>,
+    /// `--oom-score-adj`.
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
+    /// `--cgroupns private`: a cgroup namespace of its own.
+    #[serde(default)]
+    pub cgroup_ns_private: bool,
+    /// The client's masked and read-only paths (`--security-opt systempaths=unconfined` sends
+    /// empty lists), instead of the defaults.
+    #[serde(default)]
+    pub masked_paths: Option<Vec<String>>,
+    #[serde(default)]
+    pub readonly_paths: Option<Vec<String>>,
+    /// `--memory-reservation` (soft limit), `--memory-swappiness` (cgroup v1).
+    #[serde(default)]
+    pub memory_reservation: Option<i64>,
+    #[serde(default)]
+    pub memory_swappiness: Option<u64>,
+    /// `--domainname`.
+    #[serde(default)]
+    pub domainname: String,
 }
 
 /// An OCI device cgroup rule from Docker's `--device-cgroup-rule` text: `TYPE MAJOR:MINOR ACCESS`
@@ -403,6 +423,9 @@ pub fn build_spec(spec: &RunSpec) -> Result<Value> {
         mounts.push(json!({"destination": m.destination, "type": m.kind, "source": m.source, "options": opts}));
     }
     let mut namespaces = vec![json!({"type": "mount"})];
+    if spec.cgroup_ns_private {
+        namespaces.push(json!({"type": "cgroup"}));
+    }
     for (kind, mode) in [
         ("pid", &spec.pid_ns),
         ("uts", &spec.uts_ns),
@@ -433,12 +456,21 @@ pub fn build_spec(spec: &RunSpec) -> Result<Value> {
     if let Some(d) = resources["devices"].as_array_mut() {
         d.extend(spec.device_rules.iter().cloned());
     }
+    let mut mem = serde_json::Map::new();
     if let Some(m) = spec.memory.filter(|m| *m > 0) {
-        let mut mem = json!({"limit": m});
+        mem.insert("limit".into(), json!(m));
         if let Some(s) = spec.memory_swap.filter(|s| *s != 0) {
-            mem["swap"] = json!(s);
+            mem.insert("swap".into(), json!(s));
         }
-        resources["memory"] = mem;
+    }
+    if let Some(r) = spec.memory_reservation.filter(|r| *r > 0) {
+        mem.insert("reservation".into(), json!(r));
+    }
+    if let Some(w) = spec.memory_swappiness {
+        mem.insert("swappiness".into(), json!(w));
+    }
+    if !mem.is_empty() {
+        resources["memory"] = serde_json::Value::Object(mem);
     }
     let mut cpu = serde_json::Map::new();
     if let Some(n) = spec.nano_cpus.filter(|n| *n > 0) {
@@ -478,6 +510,9 @@ pub fn build_spec(spec: &RunSpec) -> Result<Value> {
     if let Some((h, w)) = spec.console_size.filter(|_| spec.tty) {
         process["consoleSize"] = json!({"height": h, "width": w});
     }
+    if let Some(n) = spec.oom_score_adj {
+        process["oomScoreAdj"] = json!(n);
+    }
     if !spec.rlimits.is_empty() {
         let mut rl = Vec::new();
         for (name, soft, hard) in &spec.rlimits {
@@ -489,8 +524,16 @@ pub fn build_spec(spec: &RunSpec) -> Result<Value> {
         "namespaces": namespaces,
         "cgroupsPath": spec.cgroup_path,
         "resources": resources,
-        "maskedPaths": if spec.privileged { vec![] } else { MASKED_PATHS.to_vec() },
-        "readonlyPaths": if spec.privileged { vec![] } else { READONLY_PATHS.to_vec() },
+        "maskedPaths": match (&spec.masked_paths, spec.privileged) {
+            (_, true) => vec![],
+            (Some(p), _) => p.clone(),
+            (None, _) => MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
+        },
+        "readonlyPaths": match (&spec.readonly_paths, spec.privileged) {
+            (_, true) => vec![],
+            (Some(p), _) => p.clone(),
+            (None, _) => READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
+        },
     });
     if !spec.privileged && !spec.seccomp_unconfined {
         linux["seccomp"] = seccomp();
@@ -501,6 +544,7 @@ pub fn build_spec(spec: &RunSpec) -> Result<Value> {
         "root": { "path": spec.rootfs, "readonly": spec.readonly_rootfs },
         // Only a private UTS namespace can take a hostname.
         "hostname": if spec.uts_ns == NsMode::Private { Some(&spec.hostname) } else { None },
+        "domainname": if spec.uts_ns == NsMode::Private && !spec.domainname.is_empty() { Some(&spec.domainname) } else { None },
         "mounts": mounts,
         "linux": linux,
     });
@@ -587,6 +631,13 @@ mod tests {
             uts_ns: NsMode::Private,
             shm: Shm::Private,
             device_rules: vec![],
+            oom_score_adj: None,
+            cgroup_ns_private: false,
+            masked_paths: None,
+            readonly_paths: None,
+            memory_reservation: None,
+            memory_swappiness: None,
+            domainname: String::new(),
             id: "x".into(),
             rootfs: "/tmp/r".into(),
             args: vec!["sh".into()],
