@@ -17,5 +17,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 python3 -c 'import docker' 2>/dev/null || pip install -q 'docker==7.1.0'
 command -v docker >/dev/null || { echo "the docker CLI (client) is required for the integration tests" >&2; exit 1; }
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --all-targets
 cargo test --workspace -- --test-threads=2
