@@ -1425,10 +1425,8 @@ fn tmp_dir(work: &Path) -> Result<PathBuf> {
 
 fn rand_u64() -> u64 {
     let mut b = [0u8; 8];
-    if let Ok(mut f) = fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut b);
-    }
-    u64::from_le_bytes(b) ^ std::process::id() as u64
+    oci::random::fill(&mut b).expect("getrandom");
+    u64::from_le_bytes(b)
 }
 
 impl Snapshot {

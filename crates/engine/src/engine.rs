@@ -138,26 +138,9 @@ pub struct Engine {
     pub(crate) execs: Mutex<HashMap<String, Arc<ExecEntry>>>,
 }
 
+/// A 64-hex-digit ID (containers, execs), from the kernel's random generator.
 pub fn random_id() -> String {
-    let mut b = [0u8; 32];
-    getrandom(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn getrandom(buf: &mut [u8]) {
-    use std::io::Read;
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        if f.read_exact(buf).is_ok() {
-            return;
-        }
-    }
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    for (i, x) in buf.iter_mut().enumerate() {
-        *x = (t >> ((i % 16) * 8)) as u8 ^ (std::process::id() as u8).wrapping_mul(i as u8);
-    }
+    oci::random::hex(32)
 }
 
 impl Engine {

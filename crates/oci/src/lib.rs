@@ -2,6 +2,7 @@
 
 pub mod digest;
 pub mod error;
+pub mod random;
 pub mod spec;
 pub mod store;
 

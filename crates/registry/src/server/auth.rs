@@ -426,12 +426,9 @@ const TOKEN_ISSUER: &str = "berth-registry";
 const PASSWORD_CACHE_TTL: Duration = Duration::from_secs(300);
 const PASSWORD_CACHE_MAX: usize = 4096;
 
-/// Fill `buf` with secure random bytes (from the ring provider rustls uses).
+/// Fill `buf` with secure random bytes (the workspace's one source, `oci::random`).
 pub fn random_bytes(buf: &mut [u8]) -> Result<()> {
-    rustls::crypto::ring::default_provider()
-        .secure_random
-        .fill(buf)
-        .map_err(|_| Error::Config("the system's random number generator failed".into()))
+    oci::random::fill(buf).map_err(|e| Error::Config(e.to_string()))
 }
 
 fn now_secs() -> u64 {
