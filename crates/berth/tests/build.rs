@@ -241,11 +241,21 @@ fn build_errors_are_clear_and_tag_nothing() {
     assert!(out.contains("before-fail"), "{out}");
     assert!(out.contains("returned a non-zero code: 3"), "{out}");
     assert!(!d.berth(&["image", "inspect", "bad:1"]).status.success());
-    assert_eq!(d.berth_ok(&["ps", "-a", "-q"]), "", "the failed step's container is removed");
-    // Same through the docker CLI's classic builder.
-    let o = d.docker(&["build", "-t", "bad:2", c]);
+    // As Docker leaves it, the failed step's container stays for inspection; --force-rm removes it.
+    let left = d.berth_ok(&["ps", "-a", "--format", "{{.Status}}"]);
+    assert!(left.starts_with("Exited (3)") && left.lines().count() == 1, "{left}");
+    d.berth_ok(&["rm", "-f", &d.berth_ok(&["ps", "-a", "-q"])]);
+    let o = d.berth(&["build", "--force-rm", "-t", "bad:1", c]);
+    assert!(!o.status.success());
+    assert_eq!(
+        d.berth_ok(&["ps", "-a", "-q"]),
+        "",
+        "--force-rm removes the failed step's container"
+    );
+    // Same through the docker CLI's classic builder, which exits with the step's code.
+    let o = d.docker(&["build", "--force-rm", "-t", "bad:2", c]);
     let out = format!("{}{}", text(&o), errtext(&o));
-    assert!(!o.status.success(), "{out}");
+    assert_eq!(o.status.code(), Some(3), "{out}");
     assert!(out.contains("returned a non-zero code: 3"), "{out}");
     assert!(!d.docker(&["image", "inspect", "bad:2"]).status.success());
 
@@ -357,11 +367,13 @@ c = docker.DockerClient(base_url="{host}")
 img, logs = c.images.build(path="{c}", dockerfile="build.Dockerfile", tag="py:1", buildargs={{"WHO": "python"}}, rm=True)
 assert "py:1" in img.tags, img.tags
 assert c.containers.run("py:1", remove=True) == b"built by python\n"
+# A Dockerfile that is not there fails before the build says anything: an HTTP error, as Docker
+# answers it (docker-py raises APIError, not BuildError).
 try:
     c.images.build(path="{c}", dockerfile="nope.Dockerfile")
-    raise SystemExit("expected a BuildError")
-except docker.errors.BuildError as e:
-    assert "nope.Dockerfile" in str(e), str(e)
+    raise SystemExit("expected an APIError")
+except docker.errors.APIError as e:
+    assert "Cannot locate specified Dockerfile: nope.Dockerfile" in str(e), str(e)
 print("ok")
 "#,
         host = d.host(),
@@ -489,7 +501,11 @@ fn hostile_build_context_stays_inside() {
     .arg("http://berth/v1.43/build?t=hostile");
     let o = common::run_timeout(c, None, 60);
     let out = text(&o);
-    assert!(out.contains("error") || out.contains("Successfully built"), "{out}");
+    // Refused before the build says anything (an HTTP error), or built without the bad entries.
+    assert!(
+        out.contains("\"message\"") || out.contains("error") || out.contains("Successfully built"),
+        "{out}"
+    );
     // Nothing landed outside the context, through `..` or through the symlink.
     assert!(!work.path().join("through-link.txt").exists(), "wrote through a symlink: {out}");
     for dir in [d.root.clone(), d.root.join("tmp"), d.dir.clone(), std::path::PathBuf::from("/tmp")] {
@@ -644,4 +660,552 @@ EOF
         d.berth_ok(&["run", "--rm", "ign-child", "cat", "/onbuild.txt"]),
         "from-onbuild-heredoc"
     );
+}
+
+/// Lines of a build's output with every 12- or 64-digit hex ID as `<id>`; the docker CLI's
+/// deprecation notice, its context upload line and blank lines left out.
+fn normalized(out: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    for l in out.lines() {
+        if l.contains("DEPRECATED")
+            || l.contains("BuildKit is currently")
+            || l.contains("environment-variable")
+            || l.starts_with("Sending build context to Docker daemon")
+            || l.trim().is_empty()
+        {
+            continue;
+        }
+        let mut o = String::new();
+        let mut run = String::new();
+        for ch in l.chars().chain(std::iter::once(' ')) {
+            if ch.is_ascii_hexdigit() && !ch.is_ascii_uppercase() {
+                run.push(ch);
+                continue;
+            }
+            if run.len() == 12 || run.len() == 64 {
+                o.push_str("<id>");
+            } else {
+                o.push_str(&run);
+            }
+            run.clear();
+            o.push(ch);
+        }
+        lines.push(o.trim_end().to_string());
+    }
+    lines
+}
+
+/// POST /build with a tar of `dir` through curl; the status and the body.
+fn post_build(d: &Daemon, dir: &Path, query: &str) -> (u16, String) {
+    let tarball = dir.with_extension("tar");
+    let st = std::process::Command::new("tar")
+        .args(["-cf", tarball.to_str().unwrap(), "-C", dir.to_str().unwrap(), "."])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut c = std::process::Command::new("curl");
+    c.args([
+        "-s",
+        "-w",
+        "\n%{http_code}",
+        "--unix-socket",
+        d.sock.to_str().unwrap(),
+        "-X",
+        "POST",
+    ])
+    .args(["-H", "Content-Type: application/x-tar", "--data-binary"])
+    .arg(format!("@{}", tarball.display()))
+    .arg(format!("http://berth/v1.43/build?{query}"));
+    let o = common::run_timeout(c, None, 120);
+    let out = text(&o);
+    let (body, code) = out.rsplit_once('\n').unwrap_or(("", &out));
+    (code.parse().unwrap_or(0), body.to_string())
+}
+
+/// The classic builder's stream, message for message as Docker writes it (checked against Docker
+/// 20.10's own daemon): the step line and its newline apart, ` ---> <id>` after every step, a
+/// RUN step's stderr in red, an `aux` ID per stage, `--label` as LABEL steps, a failed step's exit
+/// code in `errorDetail` (and as the docker CLI's exit status), a quiet build's held-back output
+/// before its error, and errors before the build has said anything as HTTP errors.
+#[test]
+fn stream_messages_are_shaped_as_dockers() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    write(
+        &ctx,
+        "Dockerfile",
+        "ARG BASE=bb\nFROM $BASE\nENV A=1\nRUN echo out && sleep 0.2 && echo err >&2\nCOPY f.txt /f.txt\nCMD [\"sh\"]\n",
+    );
+    write(&ctx, "f.txt", "f\n");
+    let c = ctx.to_str().unwrap();
+    let out = d.docker_ok(&["build", "--label", "b=2", "--label", "a=1", "-t", "lines:1", c]);
+    assert_eq!(
+        normalized(&out),
+        [
+            "Step 1/8 : ARG BASE=bb",
+            "Step 2/8 : FROM $BASE",
+            " ---> <id>",
+            "Step 3/8 : ENV A=1",
+            " ---> <id>",
+            "Step 4/8 : RUN echo out && sleep 0.2 && echo err >&2",
+            " ---> Running in <id>",
+            "out",
+            "\u{1b}[91merr",
+            "\u{1b}[0mRemoving intermediate container <id>",
+            " ---> <id>",
+            "Step 5/8 : COPY f.txt /f.txt",
+            " ---> <id>",
+            "Step 6/8 : CMD [\"sh\"]",
+            " ---> <id>",
+            "Step 7/8 : LABEL a=1",
+            " ---> <id>",
+            "Step 8/8 : LABEL b=2",
+            " ---> <id>",
+            "Successfully built <id>",
+            "Successfully tagged lines:1",
+        ],
+        "{out}"
+    );
+    // The same on the wire, with the image ID said once per stage.
+    let (code, body) = post_build(&d, &ctx, "t=lines:2&nocache=1");
+    assert_eq!(code, 200, "{body}");
+    let msgs: Vec<serde_json::Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let streams: Vec<&str> = msgs.iter().filter_map(|m| m["stream"].as_str()).collect();
+    assert_eq!(
+        &streams[..4],
+        ["Step 1/6 : ARG BASE=bb", "\n", "Step 2/6 : FROM $BASE", "\n"],
+        "{body}"
+    );
+    assert!(streams.contains(&"\u{1b}[91merr\n\u{1b}[0m"), "{body}");
+    let aux: Vec<&serde_json::Value> = msgs.iter().filter(|m| m.get("aux").is_some()).collect();
+    assert_eq!(aux.len(), 1, "{body}");
+    let id = aux[0]["aux"]["ID"].as_str().unwrap();
+    assert_eq!(streams[streams.len() - 2], format!("Successfully built {}\n", &id[7..19]), "{body}");
+
+    // Two stages: an aux message after each; FROM scratch has no ID to show; ONBUILD triggers run
+    // within their FROM step.
+    let ms = work.path().join("ms");
+    write(
+        &ms,
+        "Dockerfile",
+        "FROM scratch AS s0\nCOPY f.txt /f\nFROM bb AS s1\nONBUILD RUN echo trig\nFROM s1\nCOPY --from=s0 /f /g\n",
+    );
+    write(&ms, "f.txt", "x\n");
+    let out = d.docker_ok(&["build", ms.to_str().unwrap()]);
+    assert_eq!(
+        normalized(&out),
+        [
+            "Step 1/6 : FROM scratch AS s0",
+            " --->",
+            "Step 2/6 : COPY f.txt /f",
+            " ---> <id>",
+            "Step 3/6 : FROM bb AS s1",
+            " ---> <id>",
+            "Step 4/6 : ONBUILD RUN echo trig",
+            " ---> <id>",
+            "Step 5/6 : FROM s1",
+            "# Executing 1 build trigger",
+            " ---> Running in <id>",
+            "trig",
+            "Removing intermediate container <id>",
+            " ---> <id>",
+            "Step 6/6 : COPY --from=s0 /f /g",
+            " ---> <id>",
+            "Successfully built <id>",
+        ],
+        "{out}"
+    );
+    let (_, body) = post_build(&d, &ms, "");
+    assert_eq!(body.matches("\"aux\"").count(), 3, "{body}");
+
+    // A failing RUN: its output, then the error with the step's exit code.
+    let fail = work.path().join("fail");
+    write(&fail, "Dockerfile", "FROM bb\nRUN echo before-fail && echo to-err >&2 && exit 3\n");
+    let (code, body) = post_build(&d, &fail, "");
+    assert_eq!(code, 200);
+    let last: serde_json::Value = serde_json::from_str(body.lines().last().unwrap()).unwrap();
+    let msg = "The command '/bin/sh -c echo before-fail && echo to-err >&2 && exit 3' returned a non-zero code: 3";
+    assert_eq!(
+        last,
+        serde_json::json!({"errorDetail": {"code": 3, "message": msg}, "error": msg}),
+        "{body}"
+    );
+    // Quiet: the output held back comes before the error (the docker CLI shows it on stderr).
+    let (_, body) = post_build(&d, &fail, "q=1");
+    assert!(body.contains("before-fail") && body.contains("\"code\":3"), "{body}");
+    let o = d.docker(&["build", "-q", fail.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = errtext(&o);
+    assert!(err.contains("before-fail") && err.contains(msg), "{err}");
+    assert_eq!(text(&o), "");
+    // Quiet and fine: the ID alone, no aux.
+    let (_, body) = post_build(&d, &ctx, "q=1");
+    assert_eq!(body.lines().count(), 1, "{body}");
+    assert!(body.starts_with("{\"stream\":\"sha256:"), "{body}");
+    // Nothing said yet: an HTTP error, as Docker answers a missing or broken Dockerfile.
+    let (code, body) = post_build(&d, &ctx, "dockerfile=nope");
+    assert_eq!(
+        (code, body.as_str()),
+        (400, r#"{"message":"Cannot locate specified Dockerfile: nope"}"#)
+    );
+    write(&fail, "Dockerfile", "FROM bb\nFROBNICATE\n");
+    let (code, body) = post_build(&d, &fail, "");
+    assert!(code == 400 && body.contains("FROBNICATE"), "{code} {body}");
+    let o = d.docker(&["build", fail.to_str().unwrap()]);
+    assert!(errtext(&o).contains("Error response from daemon:"), "{}", errtext(&o));
+
+    // docker-py: a failing RUN is a BuildError with Docker's message and the step's output in
+    // its build log; a good build returns the image.
+    write(&fail, "Dockerfile", "FROM bb\nRUN echo before-fail && echo to-err >&2 && exit 3\n");
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url="{host}")
+try:
+    c.images.build(path="{fail}")
+    raise SystemExit("expected a BuildError")
+except docker.errors.BuildError as e:
+    assert e.msg == "{msg}", e.msg
+    log = "".join(m.get("stream", "") for m in e.build_log)
+    assert "before-fail" in log and "\x1b[91mto-err" in log, log
+img, logs = c.images.build(path="{ctx}", tag="py:lines")
+assert "py:lines" in img.tags, img.tags
+assert any(m.get("aux", {{}}).get("ID") == img.id for m in logs)
+print("ok")
+"#,
+        host = d.host(),
+        fail = fail.display(),
+        ctx = ctx.display(),
+    );
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(["-c", &script]);
+    let o = common::run_timeout(cmd, None, 120);
+    assert!(o.status.success(), "docker-py failed:\n{}\n{}", text(&o), errtext(&o));
+}
+
+/// The query parameters that set up RUN steps' containers (as Docker's classic builder makes them
+/// from the build options) through the docker CLI, docker-py and berth; a Dockerfile outside the
+/// context as the clients send it (inside the tar under a private name); and what is refused.
+#[test]
+fn run_step_settings_dockerfile_outside_and_refusals() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    write(&ctx, "in-ctx.txt", "from the context\n");
+    write(
+        &work.path().join("elsewhere"),
+        "Dockerfile",
+        "FROM bb\nCOPY . /ctx/\nRUN cat /ctx/in-ctx.txt; grep -w /dev/shm /proc/mounts; grep -w myhost /etc/hosts; \
+         echo nofile=$(ulimit -n):$(ulimit -Hn); echo links=$(ip -o link | wc -l)\n",
+    );
+    // docker build -f ../elsewhere/Dockerfile . from inside the context.
+    let mut cmd = d.docker_cmd(&[
+        "build",
+        "--no-cache",
+        "-f",
+        "../elsewhere/Dockerfile",
+        "--shm-size",
+        "32m",
+        "--add-host",
+        "myhost:10.9.8.7",
+        "--ulimit",
+        "nofile=1000:2000",
+        "--isolation",
+        "default",
+        "--network",
+        "none",
+        "-t",
+        "out:1",
+        ".",
+    ]);
+    cmd.current_dir(&ctx);
+    let o = common::run_timeout(cmd, None, 120);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}\n{}", errtext(&o));
+    for want in ["from the context", "size=32768k", "10.9.8.7\tmyhost", "nofile=1000:2000", "links=1"] {
+        assert!(out.contains(want), "{want:?} missing:\n{out}");
+    }
+    // The Dockerfile the CLI put into the context is not copied (its .dockerignore names it).
+    let listed = d.docker_ok(&["run", "--rm", "out:1", "ls", "-a", "/ctx"]);
+    assert!(!listed.contains(".dockerfile."), "{listed}");
+    // --network host and default: the host's interfaces.
+    let host_links = std::fs::read_dir("/sys/class/net").unwrap().count();
+    for net in ["host", "default"] {
+        let f = work.path().join("elsewhere/Dockerfile");
+        let out = d.docker_ok(&[
+            "build",
+            "--no-cache",
+            "--network",
+            net,
+            "-f",
+            f.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+        ]);
+        assert!(out.contains(&format!("links={host_links}")), "--network {net}:\n{out}");
+    }
+    // A memory limit applies to RUN steps (with no swap beyond it, 64 MiB do not fit in 16).
+    let mem = work.path().join("mem");
+    write(&mem, "Dockerfile", "FROM bb\nRUN dd if=/dev/zero of=/dev/null bs=64M count=1\n");
+    let m = mem.to_str().unwrap();
+    d.docker_ok(&["build", "-q", "--force-rm", "--no-cache", m]);
+    let o = d.docker(&["build", "--force-rm", "--no-cache", "-m", "16m", "--memory-swap", "16m", m]);
+    assert_eq!(o.status.code(), Some(137), "{}\n{}", text(&o), errtext(&o));
+    assert!(errtext(&o).contains("returned a non-zero code: 137"), "{}", errtext(&o));
+
+    // docker-py, with the Dockerfile outside the context given by its path.
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url="{host}")
+img, logs = c.images.build(path="{ctx}", dockerfile="{df}", nocache=True, rm=True, shmsize=16 * 1024 * 1024,
+    extra_hosts={{"myhost": "10.1.1.1"}}, network_mode="none", isolation="default",
+    container_limits={{"memory": 64 * 1024 * 1024, "cpushares": 512}})
+out = "".join(m.get("stream", "") for m in logs)
+for want in ["from the context", "size=16384k", "10.1.1.1\tmyhost", "links=1"]:
+    assert want in out, (want, out)
+print("ok")
+"#,
+        host = d.host(),
+        ctx = ctx.display(),
+        df = work.path().join("elsewhere/Dockerfile").display(),
+    );
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(["-c", &script]);
+    let o = common::run_timeout(cmd, None, 120);
+    assert!(o.status.success(), "docker-py failed:\n{}\n{}", text(&o), errtext(&o));
+
+    // berth build takes the same flags.
+    let f = work.path().join("elsewhere/Dockerfile");
+    let (_, out) = build_id(
+        &d,
+        &[
+            "--no-cache",
+            "-f",
+            f.to_str().unwrap(),
+            "--shm-size",
+            "8m",
+            "--add-host",
+            "myhost=10.2.2.2",
+            "--ulimit",
+            "nofile=500",
+            "--network",
+            "none",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    for want in ["size=8192k", "10.2.2.2\tmyhost", "nofile=500:500", "links=1"] {
+        assert!(out.contains(want), "{want:?} missing:\n{out}");
+    }
+
+    // Refused with Docker's words, or saying what Berth does not do.
+    let c = ctx.to_str().unwrap();
+    let f = f.to_str().unwrap();
+    for (args, want) in [
+        (
+            vec!["--security-opt", "seccomp=unconfined"],
+            "security options are not supported on linux",
+        ),
+        (vec!["--isolation", "hyperv"], "unsupported isolation: \"hyperv\""),
+        (
+            vec!["--network", "container:abc"],
+            "sharing another container's network is not supported",
+        ),
+        (vec!["--network", "mynet"], "networkmode=\"mynet\""),
+        (vec!["--cgroup-parent", "x"], "cgroupparent=\"x\""),
+        (vec!["--add-host", "h:host-gateway"], "host-gateway"),
+        (vec!["-m", "1k"], "Minimum memory limit allowed is 6MB"),
+    ] {
+        let mut a = vec!["build", "-f", f];
+        a.extend(args.iter().copied());
+        a.push(c);
+        let o = d.docker(&a);
+        assert!(!o.status.success(), "{args:?} was accepted");
+        let err = errtext(&o);
+        assert!(err.contains("Error response from daemon") && err.contains(want), "{args:?}: {err}");
+    }
+    for (query, status, want) in [
+        ("version=3", 400, "invalid version \\\"3\\\""),
+        ("version=2", 400, "BuildKit"),
+        ("securityopt=", 400, "security options are not supported on linux"),
+        ("ulimits=x", 400, "error reading ulimit settings"),
+        ("cachefrom=x", 400, "error reading cache-from"),
+        ("shmsize=-1", 400, "SHM size can not be less than 0"),
+        (
+            "ulimits=%5B%7B%22Name%22%3A%22nofile%22%2C%22Soft%22%3A2000%2C%22Hard%22%3A1000%7D%5D",
+            400,
+            "soft limit 2000 is above the hard limit 1000",
+        ),
+        ("outputs=%5B%7B%22Type%22%3A%22tar%22%7D%5D", 400, "outputs="),
+        ("squash=1", 400, "squash"),
+        ("session=x", 400, "session="),
+        ("buildid=x", 400, "buildid="),
+    ] {
+        let (code, body) = post_build(&d, &ctx, query);
+        assert!(code == status && body.contains(want), "{query}: {code} {body}");
+    }
+    // What the clients send by default is taken.
+    write(&ctx, "Dockerfile", "FROM bb\nCOPY in-ctx.txt /\n");
+    let (code, body) = post_build(
+        &d,
+        &ctx,
+        "cachefrom=%5B%5D&rm=False&forcerm=False&isolation=&version=1&q=1&ulimits=null&extrahosts=",
+    );
+    assert!(code == 200 && body.starts_with("{\"stream\":\"sha256:"), "{code} {body}");
+    // A context compressed with bzip2 or xz, as the API allows.
+    for (flag, ext) in [("-j", "tar.bz2"), ("-J", "tar.xz")] {
+        let t = work.path().join(format!("ctx.{ext}"));
+        let st = std::process::Command::new("tar")
+            .args([flag, "-cf", t.to_str().unwrap(), "-C", c, "."])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-s", "--unix-socket", d.sock.to_str().unwrap(), "-X", "POST", "--data-binary"])
+            .arg(format!("@{}", t.display()))
+            .arg("http://berth/v1.43/build?q=1");
+        let out = text(&common::run_timeout(cmd, None, 60));
+        assert!(out.starts_with("{\"stream\":\"sha256:"), "{ext}: {out}");
+    }
+}
+
+/// rm and forcerm as Docker's classic builder has them: RUN steps' containers are removed after
+/// each step that succeeds unless rm=0 (docker-py's default), a failed step's is left unless
+/// forcerm. A kept container holds the step's changes.
+#[test]
+fn rm_and_forcerm_keep_or_remove_step_containers() {
+    let d = Daemon::start();
+    d.busybox("bb");
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path().to_str().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM bb\nRUN echo one > /one\nENV X=1\nRUN cat /one > /two\nCMD [\"cat\", \"/two\"]\n",
+    );
+    let ps = || {
+        let s = d.docker_ok(&["ps", "-a", "-q"]);
+        s.lines().map(String::from).collect::<Vec<_>>()
+    };
+    let out = d.docker_ok(&["build", "--rm=false", "-t", "keep:1", c]);
+    assert_eq!(count(&out, "Running in"), 2, "{out}");
+    assert_eq!(count(&out, "Removing intermediate container"), 0, "{out}");
+    let kept = ps();
+    assert_eq!(kept.len(), 2, "one per RUN step: {kept:?}");
+    let diffs: Vec<String> = kept.iter().map(|id| d.docker_ok(&["diff", id])).collect();
+    assert!(
+        diffs.contains(&"A /one".to_string()) && diffs.contains(&"A /two".to_string()),
+        "{diffs:?}"
+    );
+    assert_eq!(d.docker_ok(&["run", "--rm", "keep:1"]), "one");
+    // The same image again, now with the containers removed (the default).
+    let out = d.docker_ok(&["build", "--no-cache", "-t", "keep:2", c]);
+    assert_eq!(count(&out, "Removing intermediate container"), 2, "{out}");
+    assert_eq!(ps().len(), 2);
+    assert_eq!(
+        d.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "keep:1"]),
+        d.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "keep:2"])
+    );
+    for id in ps() {
+        d.docker_ok(&["rm", &id]);
+    }
+    // docker-py sends rm=False unless told otherwise.
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url="{host}")
+c.images.build(path="{c}", nocache=True)
+assert len(c.containers.list(all=True)) == 2
+c.images.build(path="{c}", nocache=True, rm=True)
+assert len(c.containers.list(all=True)) == 2
+c.images.build(path="{c}", nocache=True, forcerm=True)
+assert len(c.containers.list(all=True)) == 2
+print("ok")
+"#,
+        host = d.host(),
+    );
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(["-c", &script]);
+    let o = common::run_timeout(cmd, None, 120);
+    assert!(o.status.success(), "docker-py failed:\n{}\n{}", text(&o), errtext(&o));
+    for id in ps() {
+        d.docker_ok(&["rm", &id]);
+    }
+    // A failed step's container stays unless --force-rm; --rm=false keeps the successful ones too.
+    write(ctx.path(), "Dockerfile", "FROM bb\nRUN echo ok > /ok\nRUN exit 4\n");
+    let o = d.docker(&["build", "--no-cache", c]);
+    assert_eq!(o.status.code(), Some(4));
+    assert_eq!(d.docker_ok(&["ps", "-a", "--format", "{{.Status}}"]).lines().count(), 1);
+    assert!(d.docker_ok(&["ps", "-a", "--format", "{{.Status}}"]).starts_with("Exited (4)"));
+    let o = d.docker(&["build", "--no-cache", "--force-rm", c]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(text(&o).contains("Removing intermediate container"), "{}", text(&o));
+    assert_eq!(ps().len(), 1);
+    let o = d.berth(&["build", "--no-cache", "--rm=false", c]);
+    assert!(!o.status.success());
+    assert_eq!(ps().len(), 3, "berth build --rm=false keeps both step containers");
+}
+
+/// `--cache-from` on a daemon that never built the image: the image saved on one daemon and loaded
+/// on a fresh one stands for the steps it recorded (same layers, same image), through the docker
+/// CLI, docker-py and berth; a changed input stops the reuse from that step on.
+#[test]
+fn cache_from_reuses_a_loaded_images_layers() {
+    let a = Daemon::start();
+    a.busybox("bb");
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM bb\nENV GREETING=hi\nCOPY f.txt /f.txt\nRUN echo $GREETING > /g && date +%s%N > /stamp\nRUN cat /g /f.txt > /both\nCMD [\"cat\", \"/both\"]\n",
+    );
+    write(&ctx, "f.txt", "content\n");
+    let c = ctx.to_str().unwrap();
+    let id = a.docker_ok(&["build", "-q", "-t", "cf:1", c]);
+    let stamp = a.docker_ok(&["run", "--rm", "cf:1", "cat", "/stamp"]);
+    let saved = work.path().join("saved.tar");
+    a.docker_ok(&["save", "-o", saved.to_str().unwrap(), "bb", "cf:1"]);
+    drop(a);
+
+    let b = Daemon::start();
+    b.docker_ok(&["load", "-i", saved.to_str().unwrap()]);
+    // Without --cache-from the loaded image is not a cache: the steps run.
+    let out = b.docker_ok(&["build", "--no-cache", c]);
+    assert_eq!(count(&out, "Running in"), 2, "{out}");
+    // With it, every step that makes a layer is taken from it, and the result is the same image.
+    let out = b.docker_ok(&["build", "--cache-from", "cf:1", "-t", "cf:2", c]);
+    assert_eq!(count(&out, "Using cache"), 3, "{out}");
+    assert_eq!(count(&out, "Running in"), 0, "{out}");
+    assert_eq!(b.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "cf:2"]), id, "{out}");
+    assert_eq!(b.docker_ok(&["run", "--rm", "cf:2", "cat", "/stamp"]), stamp);
+    // docker-py's cache_from, and a name that is not there (skipped, as Docker skips it).
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url="{host}")
+img, logs = c.images.build(path="{c}", cache_from=["nosuch:image", "cf:1"], rm=True)
+out = "".join(m.get("stream", "") for m in logs)
+assert out.count("Using cache") == 3 and "Running in" not in out, out
+assert img.id == "{id}", img.id
+img, logs = c.images.build(path="{c}", cache_from=["nosuch:image"], rm=True)
+out = "".join(m.get("stream", "") for m in logs)
+assert "Using cache" not in out, out
+print("ok")
+"#,
+        host = b.host(),
+    );
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(["-c", &script]);
+    let o = common::run_timeout(cmd, None, 120);
+    assert!(o.status.success(), "docker-py failed:\n{}\n{}", text(&o), errtext(&o));
+    // A changed file: its COPY and what follows run again; berth build takes --cache-from too.
+    write(&ctx, "f.txt", "changed\n");
+    let (_, out) = build_id(&b, &["--cache-from", "cf:1", "-t", "cf:3", c]);
+    assert_eq!(count(&out, "Using cache"), 0, "{out}");
+    assert_eq!(count(&out, "Running in"), 2, "{out}");
+    assert_eq!(b.docker_ok(&["run", "--rm", "cf:3"]), "hi\nchanged");
+    assert_ne!(b.docker_ok(&["run", "--rm", "cf:3", "cat", "/stamp"]), stamp);
 }

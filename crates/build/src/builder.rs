@@ -9,7 +9,6 @@ use std::fs;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use oci::spec::{Descriptor, History, ImageConfig, RootFs, MEDIA_OCI_LAYER};
 use oci::Digest;
@@ -45,8 +44,17 @@ pub struct BuildOptions {
     pub timestamp: Option<i64>,
     /// Network mode of RUN containers (`default`, `none`, `host`).
     pub network: String,
-    /// `forcerm`: accepted for compatibility; step containers are always removed, failed or not.
+    /// `rm=0`: keep every RUN step's container (Docker's classic builder removes them after each
+    /// successful step by default). Only RUN steps have containers: COPY, ADD and the metadata
+    /// instructions are carried out by the builder itself, with nothing to keep.
+    pub keep_containers: bool,
+    /// `forcerm`: remove a step's container also when the step failed (by default a failed step's
+    /// container is left for inspection, as Docker leaves it).
     pub force_rm: bool,
+    /// `--cache-from`: images whose layers may stand for steps of this build. A step is taken from
+    /// one when the image's history records the step's cache key on the same layers below it.
+    /// With any given, the local build cache is not consulted (as Docker's classic builder does).
+    pub cache_from: Vec<String>,
     /// `--pull`: pull every base image (FROM, COPY --from) even when a local one exists. Without
     /// it, only images the local store lacks are pulled.
     pub pull: bool,
@@ -57,16 +65,20 @@ pub struct BuildOptions {
 pub enum Progress<'a> {
     /// `Step n/total : INSTRUCTION ...`
     Step { n: usize, total: usize, text: &'a str },
+    /// The base image of a FROM has this many ONBUILD triggers; they run next, without steps.
+    Triggers(usize),
     /// The step's result came from the cache.
     Cached,
     /// A RUN step's container started.
     Running(&'a str),
-    /// Output of a RUN step.
-    Output(&'a [u8]),
+    /// Output of a RUN step, on its stdout or its stderr.
+    Output { data: &'a [u8], stderr: bool },
     /// A step's container was removed.
     Removed(&'a str),
-    /// The step finished; the image it produced (if it produced one) and its time.
-    Done { id: Option<&'a Digest>, secs: f64 },
+    /// The step finished with this image (`None` only for `FROM scratch`, which has none).
+    Done { id: Option<&'a Digest> },
+    /// A stage finished with this image.
+    Stage(&'a Digest),
     /// Something the user should know (unused build args, ...).
     Warning(String),
     /// A line of a base image's pull (`latest: Pulling from library/x`, `Pull complete`, ...).
@@ -90,8 +102,8 @@ pub struct RunRequest {
 pub enum RunEvent<'a> {
     /// The container (this ID) started.
     Started(&'a str),
-    /// It wrote this.
-    Output(&'a [u8]),
+    /// It wrote this, on its stdout or its stderr.
+    Output { data: &'a [u8], stderr: bool },
 }
 
 /// A finished RUN step's container.
@@ -152,6 +164,23 @@ pub fn build(
         })
         .map(|s| Ignore::parse(&s))
         .unwrap_or_default();
+    // The images `--cache-from` names; those not here are skipped, as Docker skips them.
+    let mut sources = Vec::new();
+    if !opts.no_cache {
+        let images = backend.images();
+        for r in &opts.cache_from {
+            let found = images.resolve(r).and_then(|id| {
+                Ok(CacheSource {
+                    config: images.config(&id)?,
+                    layers: images.manifest(&id)?.layers,
+                })
+            });
+            match found {
+                Ok(src) => sources.push(src),
+                Err(e) => tracing::warn!(image = %r, error = %e, "cache-from image skipped"),
+            }
+        }
+    }
     let mut b = Builder {
         backend,
         cache,
@@ -166,6 +195,8 @@ pub fn build(
         step: 0,
         total: 0,
         work: backend.images().root().join("layers"),
+        sources,
+        in_trigger: false,
     };
     b.run(&df)
 }
@@ -190,6 +221,21 @@ struct Stage {
     state: State,
 }
 
+/// An image named by `--cache-from`.
+struct CacheSource {
+    config: ImageConfig,
+    layers: Vec<Descriptor>,
+}
+
+/// What the history comment of a step's layer starts with; the step's cache key follows, so a
+/// build elsewhere can take the layer for the same step (`--cache-from`).
+const CACHE_MARK: &str = "berth.build cache=";
+
+/// The history comment of a layer made by the step with cache key `key`.
+fn cache_comment(key: &Digest) -> String {
+    format!("{CACHE_MARK}{}", &key.hex()[..32])
+}
+
 struct Builder<'a> {
     backend: &'a dyn Backend,
     cache: &'a Cache,
@@ -208,6 +254,10 @@ struct Builder<'a> {
     /// Where temporary snapshots go (the image store's layer directory, so a finished upper dir
     /// can be renamed into place).
     work: PathBuf,
+    /// The `--cache-from` images found.
+    sources: Vec<CacheSource>,
+    /// ONBUILD triggers are running: they have no step lines of their own.
+    in_trigger: bool,
 }
 
 /// Build args that need no ARG declaration (Docker's predefined proxy args).
@@ -261,6 +311,10 @@ fn env_set(env: &mut Vec<String>, key: &str, value: &str) {
 
 impl Builder<'_> {
     fn emit(&mut self, p: Progress) {
+        // ONBUILD triggers report no image per trigger: their FROM step reports the result.
+        if self.in_trigger && matches!(p, Progress::Done { .. }) {
+            return;
+        }
         (self.progress)(p)
     }
 
@@ -284,12 +338,17 @@ impl Builder<'_> {
                 .position(|s| s.from().name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(t)))
                 .ok_or_else(|| Error::Invalid(format!("target stage {t:?} could not be found")))?,
         };
-        self.total = df.stages[..=last].iter().map(|s| 1 + s.instructions.len()).sum();
+        // Steps as Docker's classic builder counts them: each ARG before the first FROM, each FROM
+        // and instruction, and one LABEL per `--label` (added to the last stage, sorted by key).
+        // ONBUILD triggers run within their FROM step.
+        self.total =
+            df.meta_args.len() + df.stages[..=last].iter().map(|s| 1 + s.instructions.len()).sum::<usize>() + self.opts.labels.len();
         // ARGs before FROM: their values are usable in FROM lines only. The platform ARGs BuildKit
         // defines (TARGETARCH, BUILDPLATFORM, ...) are there from the start: the builder builds
         // for the machine it runs on.
         let mut meta: BTreeMap<String, String> = platform_args();
         for ins in &df.meta_args {
+            self.begin(&ins.source);
             if let Kind::Arg(defs) = &ins.kind {
                 for d in defs {
                     let v = match self.opts.build_args.get(&d.name) {
@@ -307,14 +366,27 @@ impl Builder<'_> {
             }
         }
         self.meta_args = meta;
-        for stage in &df.stages[..=last] {
-            let st = self.stage(stage)?;
+        for (i, stage) in df.stages[..=last].iter().enumerate() {
+            let mut st = self.stage(stage)?;
+            if i == last {
+                for (k, v) in &self.opts.labels {
+                    self.begin(&format!("LABEL {k}={v}"));
+                    st.config
+                        .config
+                        .labels
+                        .get_or_insert_with(BTreeMap::new)
+                        .insert(k.clone(), v.clone());
+                    self.metadata_done(&mut st, format!("LABEL {k}={v}"))?;
+                }
+            }
+            let id = self.commit(&mut st)?;
+            self.emit(Progress::Stage(&id));
             self.stages.push(Stage {
                 name: stage.from().name.clone(),
                 state: st,
             });
         }
-        let mut st = self.stages.pop().expect("a stage was built").state;
+        let st = self.stages.pop().expect("a stage was built").state;
         let unused: Vec<&String> = self
             .opts
             .build_args
@@ -327,13 +399,7 @@ impl Builder<'_> {
                 "[Warning] One or more build-args [{list}] were not consumed"
             )));
         }
-        if !self.opts.labels.is_empty() {
-            let labels = st.config.config.labels.get_or_insert_with(BTreeMap::new);
-            labels.extend(self.opts.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-            st.id = None;
-        }
-        st.config.created = Some(self.now());
-        let id = self.commit(&mut st)?;
+        let id = st.id.clone().expect("the last stage was committed");
         let mut tags = Vec::new();
         for t in &self.opts.tags {
             tags.push(self.backend.images().tag(&id, t)?);
@@ -351,19 +417,40 @@ impl Builder<'_> {
         self.expand_with(loc, raw, st.config.config.env.as_deref().unwrap_or(&[]), &st.args)
     }
 
-    fn begin(&mut self, ins: &Instruction) -> Instant {
+    /// Announce the next step (ONBUILD triggers have no step of their own).
+    fn begin(&mut self, text: &str) {
+        if self.in_trigger {
+            return;
+        }
         self.step += 1;
         let (n, total) = (self.step, self.total);
-        self.emit(Progress::Step {
-            n,
-            total,
-            text: &ins.source,
-        });
-        Instant::now()
+        self.emit(Progress::Step { n, total, text });
+    }
+
+    /// A step finished with the state `st`, which is committed (as every step of Docker's classic
+    /// builder leaves an image) unless it is empty (`FROM scratch`).
+    fn done(&mut self, st: &mut State) -> Result<()> {
+        let id = if st.id.is_none() && st.layers.is_empty() && st.config.history.is_empty() {
+            None
+        } else {
+            Some(self.commit(st)?)
+        };
+        if !self.in_trigger {
+            self.emit(Progress::Done { id: id.as_ref() });
+        }
+        Ok(())
+    }
+
+    /// A step that changed only the config: record it in the history and commit.
+    fn metadata_done(&mut self, st: &mut State, created_by: String) -> Result<()> {
+        self.history(st, created_by, true, None);
+        st.config.created = Some(self.now());
+        st.id = None;
+        self.done(st)
     }
 
     fn stage(&mut self, stage: &dockerfile::Stage) -> Result<State> {
-        let t = self.begin(&stage.from);
+        self.begin(&stage.from.source);
         let from = stage.from();
         let loc = stage.from.loc;
         let base = self.expand_with(loc, &from.image, &[], &self.meta_args)?;
@@ -417,21 +504,27 @@ impl Builder<'_> {
                 cmd_set: false,
             }
         };
-        let secs = t.elapsed().as_secs_f64();
-        self.emit(Progress::Done { id: st.id.as_ref(), secs });
-        // ONBUILD triggers of the base run first; they are not inherited further.
+        // ONBUILD triggers of the base run first, within the FROM step (as Docker runs them);
+        // they are not inherited further.
         let triggers = st.config.config.on_build.take().unwrap_or_default();
         if !triggers.is_empty() {
             st.id = None;
+            self.emit(Progress::Triggers(triggers.len()));
+            self.in_trigger = true;
+            let res = (|| -> Result<()> {
+                for trig in triggers {
+                    let parsed = dockerfile::parse(&format!("FROM scratch\n{trig}\n"))
+                        .map_err(|e| Error::at(loc, format!("ONBUILD trigger {trig:?} of the base image: {}", e.message)))?;
+                    for ins in parsed.stages.into_iter().flat_map(|s| s.instructions) {
+                        self.instruction(&mut st, &ins)?;
+                    }
+                }
+                Ok(())
+            })();
+            self.in_trigger = false;
+            res?;
         }
-        for trig in triggers {
-            let parsed = dockerfile::parse(&format!("FROM scratch\n{trig}\n"))
-                .map_err(|e| Error::at(loc, format!("ONBUILD trigger {trig:?} of the base image: {}", e.message)))?;
-            for ins in parsed.stages.into_iter().flat_map(|s| s.instructions) {
-                self.total += 1;
-                self.instruction(&mut st, &ins)?;
-            }
-        }
+        self.done(&mut st)?;
         for ins in &stage.instructions {
             self.instruction(&mut st, ins)?;
         }
@@ -472,12 +565,13 @@ impl Builder<'_> {
             .position(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
     }
 
-    fn history(&self, st: &mut State, created_by: String, empty_layer: bool) {
+    /// Record a step in the history; a step that made a layer notes its cache key.
+    fn history(&self, st: &mut State, created_by: String, empty_layer: bool, key: Option<&Digest>) {
         st.config.history.push(History {
             created: Some(self.now()),
             created_by: Some(created_by),
             author: None,
-            comment: Some("berth.build".into()),
+            comment: Some(key.map(cache_comment).unwrap_or_else(|| "berth.build".into())),
             empty_layer,
         });
     }
@@ -490,7 +584,14 @@ impl Builder<'_> {
         if st.config.created.is_none() {
             st.config.created = Some(self.now());
         }
-        let id = self.backend.images().add_image(&st.config, &st.layers, st.parent.clone())?;
+        // Every step commits; one that gives an image already stored (a rebuild) writes nothing.
+        let images = self.backend.images();
+        let known = Digest::of(&serde_json::to_vec(&st.config).expect("config serializes"));
+        let id = if images.manifest(&known).is_ok_and(|m| m.layers == st.layers) {
+            known
+        } else {
+            images.add_image(&st.config, &st.layers, st.parent.clone())?
+        };
         st.id = Some(id.clone());
         st.parent = Some(id.clone());
         Ok(id)
@@ -508,9 +609,6 @@ impl Builder<'_> {
 
     /// A cached result for `key` whose image (and its blobs) are all still there.
     fn cached(&self, key: &Digest) -> Option<(Digest, ImageConfig, Vec<Descriptor>)> {
-        if self.opts.no_cache {
-            return None;
-        }
         let id = self.cache.get(key)?;
         let images = self.backend.images();
         let config = images.config(&id).ok()?;
@@ -521,23 +619,71 @@ impl Builder<'_> {
         Some((id, config, manifest.layers))
     }
 
-    /// Take a cached result (or not); returns whether it was used.
-    fn try_cache(&mut self, st: &mut State, key: &Digest, t: Instant) -> bool {
+    /// The layer a `--cache-from` image has for the step with cache key `key` on `st`: its history
+    /// entry and the layer (diff ID and blob), when the layers below it are `st`'s.
+    fn cached_in_sources(&self, st: &State, key: &Digest) -> Option<(History, Digest, Descriptor)> {
+        let mark = cache_comment(key);
+        let below = &st.config.rootfs.diff_ids;
+        let images = self.backend.images();
+        for src in &self.sources {
+            let diff_ids = &src.config.rootfs.diff_ids;
+            let mut layer = 0;
+            for h in &src.config.history {
+                if h.empty_layer {
+                    continue;
+                }
+                if h.comment.as_deref() == Some(mark.as_str())
+                    && layer == below.len()
+                    && layer < diff_ids.len()
+                    && layer < src.layers.len()
+                    && diff_ids[..layer] == below[..]
+                    && images.content().contains(&src.layers[layer].digest)
+                {
+                    return Some((h.clone(), diff_ids[layer].clone(), src.layers[layer].clone()));
+                }
+                layer += 1;
+            }
+        }
+        None
+    }
+
+    /// Take a cached result (or not); returns whether it was used. With `--cache-from`, only the
+    /// images it names are cache sources, as in Docker's classic builder.
+    fn try_cache(&mut self, st: &mut State, key: &Digest) -> Result<bool> {
+        if self.opts.no_cache {
+            return Ok(false);
+        }
+        if !self.opts.cache_from.is_empty() {
+            let Some((h, diff_id, layer)) = self.cached_in_sources(st, key) else {
+                return Ok(false);
+            };
+            self.emit(Progress::Cached);
+            st.config.created = h.created.clone().or_else(|| Some(self.now()));
+            st.config.history.push(h);
+            st.config.rootfs.diff_ids.push(diff_id);
+            st.layers.push(layer);
+            st.id = None;
+            let id = self.commit(st)?;
+            self.cache.put(key, &id);
+            self.emit(Progress::Done { id: Some(&id) });
+            return Ok(true);
+        }
         let Some((id, config, layers)) = self.cached(key) else {
-            return false;
+            return Ok(false);
         };
         self.emit(Progress::Cached);
         st.config = config;
         st.layers = layers;
         st.id = Some(id.clone());
         st.parent = Some(id.clone());
-        let secs = t.elapsed().as_secs_f64();
-        self.emit(Progress::Done { id: Some(&id), secs });
-        true
+        self.emit(Progress::Done { id: Some(&id) });
+        Ok(true)
     }
 
     /// Add the directory `dir` (an overlay upper) as a new layer on `st`, record the image and cache it.
-    fn add_layer(&mut self, st: &mut State, dir: &Path, created_by: String, key: &Digest) -> Result<Digest> {
+    /// `adopt`: the directory may become the layer's unpacked form (moved into the store); a kept
+    /// step container's upper directory is not taken from it (the layer unpacks from its blob).
+    fn add_layer(&mut self, st: &mut State, dir: &Path, created_by: String, key: &Digest, adopt: bool) -> Result<Digest> {
         let images = self.backend.images();
         if let Some(t) = self.opts.timestamp {
             fsutil::set_times(dir, t).map_err(|e| Error::Io {
@@ -565,10 +711,12 @@ impl Builder<'_> {
         let mut diff_ids = st.config.rootfs.diff_ids.clone();
         diff_ids.push(diff_id.clone());
         let chain = image::store::chain_ids(&diff_ids).pop().expect("one layer at least");
-        images.adopt_layer(&chain, dir);
+        if adopt {
+            images.adopt_layer(&chain, dir);
+        }
         st.config.rootfs.diff_ids = diff_ids;
         st.layers.push(Descriptor::new(MEDIA_OCI_LAYER, diff_id, size));
-        self.history(st, created_by, false);
+        self.history(st, created_by, false, Some(key));
         st.id = None;
         st.config.created = Some(self.now());
         let id = self.commit(st)?;
@@ -577,12 +725,12 @@ impl Builder<'_> {
     }
 
     fn instruction(&mut self, st: &mut State, ins: &Instruction) -> Result<()> {
-        let t = self.begin(ins);
+        self.begin(&ins.source);
         let loc = ins.loc;
         match &ins.kind {
-            Kind::Run(run) => return self.run_step(st, ins, run, t),
-            Kind::Copy(c) => return self.copy_step(st, ins, c, false, t),
-            Kind::Add(c) => return self.copy_step(st, ins, c, true, t),
+            Kind::Run(run) => return self.run_step(st, ins, run),
+            Kind::Copy(c) => return self.copy_step(st, ins, c, false),
+            Kind::Add(c) => return self.copy_step(st, ins, c, true),
             Kind::From(_) => return Err(Error::at(loc, "FROM inside a stage")),
             Kind::Arg(defs) => {
                 for d in defs {
@@ -599,9 +747,7 @@ impl Builder<'_> {
                     st.args.insert(d.name.clone(), v);
                 }
                 // ARGs change nothing in the image but the steps after them (their key).
-                let secs = t.elapsed().as_secs_f64();
-                self.emit(Progress::Done { id: None, secs });
-                return Ok(());
+                return self.done(st);
             }
             Kind::Env(pairs) => {
                 let mut env = st.config.config.env.clone().unwrap_or_default();
@@ -751,11 +897,7 @@ impl Builder<'_> {
             }
         }
         // Metadata only: a new config, no layer.
-        self.history(st, ins.source.clone(), true);
-        st.id = None;
-        let secs = t.elapsed().as_secs_f64();
-        self.emit(Progress::Done { id: None, secs });
-        Ok(())
+        self.metadata_done(st, ins.source.clone())
     }
 
     fn shell(st: &State) -> Vec<String> {
@@ -778,7 +920,7 @@ impl Builder<'_> {
         }
     }
 
-    fn run_step(&mut self, st: &mut State, ins: &Instruction, run: &dockerfile::Run, t: Instant) -> Result<()> {
+    fn run_step(&mut self, st: &mut State, ins: &Instruction, run: &dockerfile::Run) -> Result<()> {
         let loc = ins.loc;
         let argv = match &run.command {
             Command::Exec(v) => v.clone(),
@@ -825,7 +967,7 @@ impl Builder<'_> {
         let user = st.config.config.user.clone().unwrap_or_default();
         let workdir = st.config.config.working_dir.clone().unwrap_or_default();
         let key = self.key(st, &json!({"run": argv, "env": env, "network": network}));
-        if self.try_cache(st, &key, t) {
+        if self.try_cache(st, &key)? {
             return Ok(());
         }
         let parent = self.commit(st)?;
@@ -840,32 +982,33 @@ impl Builder<'_> {
         let progress = &mut self.progress;
         let outcome = self.backend.run(&req, &mut |ev| match ev {
             RunEvent::Started(id) => progress(Progress::Running(id)),
-            RunEvent::Output(b) => progress(Progress::Output(b)),
+            RunEvent::Output { data, stderr } => progress(Progress::Output { data, stderr }),
         })?;
-        if outcome.exit_code != 0 {
-            // Unlike Docker's classic builder, a failed step's container is not left behind: its
-            // output was shown, and a rerun reproduces it.
-            self.backend.remove_container(&outcome.container);
-            let command = match &run.command {
-                Command::Shell(_) => argv.join(" "),
-                Command::Exec(v) => serde_json::to_string(v).expect("json"),
-            };
-            return Err(Error::RunFailed {
-                command,
+        // The container goes as in Docker's classic builder: after a step that succeeded unless
+        // `rm=0`, after one that failed only with `forcerm` (else it is left for inspection).
+        let (force_rm, keep) = (self.opts.force_rm, self.opts.keep_containers);
+        let remove_if = move |ok: bool| force_rm || (ok && !keep);
+        let res = if outcome.exit_code != 0 {
+            // Docker's message: the command as the container ran it, words joined by spaces.
+            Err(Error::RunFailed {
+                command: argv.join(" "),
                 code: outcome.exit_code,
-            });
+            })
+        } else {
+            let created_by = format!("RUN {}", argv.join(" "));
+            let adopt = remove_if(true);
+            self.add_layer(st, &outcome.upper, created_by, &key, adopt)
+        };
+        if remove_if(res.is_ok()) {
+            self.backend.remove_container(&outcome.container);
+            self.emit(Progress::Removed(&outcome.container));
         }
-        let created_by = format!("RUN {}", argv.join(" "));
-        let res = self.add_layer(st, &outcome.upper, created_by, &key);
-        self.backend.remove_container(&outcome.container);
-        self.emit(Progress::Removed(&outcome.container));
         let id = res?;
-        let secs = t.elapsed().as_secs_f64();
-        self.emit(Progress::Done { id: Some(&id), secs });
+        self.emit(Progress::Done { id: Some(&id) });
         Ok(())
     }
 
-    fn copy_step(&mut self, st: &mut State, ins: &Instruction, c: &Copy, add: bool, t: Instant) -> Result<()> {
+    fn copy_step(&mut self, st: &mut State, ins: &Instruction, c: &Copy, add: bool) -> Result<()> {
         let loc = ins.loc;
         let what = if add { "ADD" } else { "COPY" };
         let dest_raw = self.expand(st, loc, &c.dest)?;
@@ -1051,7 +1194,7 @@ impl Builder<'_> {
             &json!({"copy": what, "content": content, "from": from_id, "dest": dest, "dest_slash": dest_slash,
                     "chown": chown, "chmod": attrs.mode}),
         );
-        if self.try_cache(st, &key, t) {
+        if self.try_cache(st, &key)? {
             return Ok(());
         }
         // Do it on an overlay of the current layers.
@@ -1102,10 +1245,9 @@ impl Builder<'_> {
         let upper = upper?;
         res?;
         let created_by = format!("{} {}", what, ins.source.split_once(' ').map(|x| x.1).unwrap_or(""));
-        let id = self.add_layer(st, &upper.path, created_by, &key)?;
+        let id = self.add_layer(st, &upper.path, created_by, &key, true)?;
         drop(upper);
-        let secs = t.elapsed().as_secs_f64();
-        self.emit(Progress::Done { id: Some(&id), secs });
+        self.emit(Progress::Done { id: Some(&id) });
         Ok(())
     }
 
@@ -1331,6 +1473,24 @@ fn archive_reader(p: &Path) -> Result<Option<Box<dyn Read>>> {
         return Ok(Some(decoder(open()?)));
     }
     Ok(None)
+}
+
+/// The plain stream of `r`, told by its first bytes: gzip, bzip2 and xz (the compressions the
+/// Engine API takes for a build context) are decompressed, anything else is read as it is. `None`
+/// for zstd, which is not taken.
+pub fn decompressed<'a, R: std::io::BufRead + 'a>(mut r: R) -> std::io::Result<Option<Box<dyn Read + 'a>>> {
+    let head = r.fill_buf()?;
+    Ok(Some(if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(r))
+    } else if head.starts_with(b"BZh") {
+        Box::new(bzip2::read::BzDecoder::new(r))
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Box::new(lzma_rust2::XzReader::new(r, true))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return Ok(None);
+    } else {
+        Box::new(r)
+    }))
 }
 
 fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> usize {

@@ -8,6 +8,6 @@ pub mod error;
 pub mod fsutil;
 pub mod pattern;
 
-pub use builder::{build, Backend, BuildOptions, BuildResult, Progress, RunEvent, RunOutcome, RunRequest, DEFAULT_EPOCH};
+pub use builder::{build, decompressed, Backend, BuildOptions, BuildResult, Progress, RunEvent, RunOutcome, RunRequest, DEFAULT_EPOCH};
 pub use cache::Cache;
 pub use error::{Error, Result};

@@ -360,7 +360,7 @@ fn console_size(hc: &HostConfig) -> Option<(u16, u16)> {
 }
 
 /// `name:ip` (Docker's `--add-host`); `host-gateway` needs bridge networking.
-fn parse_extra_host(h: &str) -> Result<(String, String)> {
+pub(crate) fn parse_extra_host(h: &str) -> Result<(String, String)> {
     let (name, ip) = h
         .split_once(':')
         .ok_or_else(|| Error::BadRequest(format!("invalid extra host {h:?}: expected name:ip")))?;
@@ -514,7 +514,7 @@ fn check_unimplemented(hc: &HostConfig) -> Result<()> {
     Ok(())
 }
 
-fn check_supported(hc: &HostConfig) -> Result<()> {
+pub(crate) fn check_supported(hc: &HostConfig) -> Result<()> {
     check_unimplemented(hc)?;
     let joins = |v: &str| v.strip_prefix("container:").is_some_and(|c| !c.is_empty());
     if !(matches!(hc.pid_mode.as_str(), "" | "host") || joins(&hc.pid_mode)) {

@@ -19,6 +19,10 @@ pub enum Error {
     /// Anything else (500).
     #[error("{0}")]
     Internal(String),
+    /// A build's RUN step exited non-zero: Docker's message and the step's exit code, which a
+    /// build stream's `errorDetail` carries (the docker CLI exits with it). 500 as a status.
+    #[error("{message}")]
+    StepFailed { message: String, code: i64 },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -42,12 +42,48 @@ pub struct BuildArgs {
     /// (default: SOURCE_DATE_EPOCH, else 0)
     #[arg(long, value_name = "now|SECONDS")]
     pub timestamp: Option<String>,
-    /// Always remove intermediate containers, also of a failed step
+    /// Always remove intermediate containers, also a failed step's (which is otherwise left for
+    /// inspection, as Docker leaves it)
     #[arg(long)]
     pub force_rm: bool,
-    /// Remove intermediate containers after a successful build (always on)
-    #[arg(long, default_value_t = true, hide = true)]
+    /// Remove intermediate containers after a successful build (--rm=false keeps every RUN
+    /// step's container)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "bool")]
     pub rm: bool,
+    /// Images to consider as cache sources (their history records the steps they can stand
+    /// for); with any given, the local build cache is not used
+    #[arg(long = "cache-from", value_name = "strings")]
+    pub cache_from: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip) to RUN steps' /etc/hosts
+    #[arg(long = "add-host", value_name = "list")]
+    pub add_hosts: Vec<String>,
+    /// Size of /dev/shm in RUN steps (e.g. 64m)
+    #[arg(long = "shm-size", value_name = "bytes")]
+    pub shm_size: Option<String>,
+    /// Ulimit options for RUN steps (name=soft[:hard], e.g. nofile=1024:2048)
+    #[arg(long = "ulimit", value_name = "ulimit")]
+    pub ulimits: Vec<String>,
+    /// Memory limit of RUN steps (e.g. 64m, 1g)
+    #[arg(short = 'm', long, value_name = "bytes")]
+    pub memory: Option<String>,
+    /// Swap limit of RUN steps equal to memory plus swap: -1 for unlimited swap
+    #[arg(long = "memory-swap", value_name = "bytes")]
+    pub memory_swap: Option<String>,
+    /// CPU shares (relative weight) of RUN steps
+    #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
+    pub cpu_shares: Option<i64>,
+    /// CPU CFS period of RUN steps (microseconds)
+    #[arg(long = "cpu-period", value_name = "int")]
+    pub cpu_period: Option<i64>,
+    /// CPU CFS quota of RUN steps (microseconds)
+    #[arg(long = "cpu-quota", value_name = "int")]
+    pub cpu_quota: Option<i64>,
+    /// CPUs in which RUN steps may run (0-3, 0,1)
+    #[arg(long = "cpuset-cpus", value_name = "string")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes in which RUN steps may run (0-3, 0,1)
+    #[arg(long = "cpuset-mems", value_name = "string")]
+    pub cpuset_mems: Option<String>,
     /// Always pull base images (FROM, COPY --from), even when a local copy exists; without it,
     /// only base images missing locally are pulled (credentials from `berth login`)
     #[arg(long)]
@@ -58,6 +94,16 @@ pub struct BuildArgs {
     /// Build context: a directory, or - to read a tar archive from stdin
     #[arg(value_name = "PATH")]
     pub context: String,
+}
+
+/// `--ulimit name=soft[:hard]` as the API's `{"Name", "Soft", "Hard"}` (hard = soft if not given).
+fn parse_ulimit(u: &str) -> Result<Value> {
+    let bad = || anyhow!("invalid ulimit argument: {u:?}: expected name=soft[:hard]");
+    let (name, limits) = u.split_once('=').ok_or_else(bad)?;
+    let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
+    let soft: i64 = soft.parse().map_err(|_| bad())?;
+    let hard: i64 = hard.parse().map_err(|_| bad())?;
+    Ok(serde_json::json!({"Name": name, "Soft": soft, "Hard": hard}))
 }
 
 fn kv_json(items: &[String], from_env: bool) -> Result<String> {
@@ -164,8 +210,50 @@ pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
     if a.quiet {
         q.push(("q", "1".into()));
     }
+    if !a.rm {
+        q.push(("rm", "0".into()));
+    }
     if a.force_rm {
         q.push(("forcerm", "1".into()));
+    }
+    if !a.cache_from.is_empty() {
+        q.push(("cachefrom", serde_json::to_string(&a.cache_from)?));
+    }
+    for h in &a.add_hosts {
+        // As the docker CLI sends it: name:ip (name=ip and [v6] are accepted here).
+        let (k, v) = h
+            .split_once('=')
+            .or_else(|| h.split_once(':'))
+            .ok_or_else(|| anyhow!("bad format for add-host: {h:?}"))?;
+        let v = v.strip_prefix('[').and_then(|v| v.strip_suffix(']')).unwrap_or(v);
+        q.push(("extrahosts", format!("{k}:{v}")));
+    }
+    if let Some(s) = &a.shm_size {
+        q.push(("shmsize", super::units::parse_size(s)?.to_string()));
+    }
+    if !a.ulimits.is_empty() {
+        let mut list = Vec::new();
+        for u in &a.ulimits {
+            list.push(parse_ulimit(u)?);
+        }
+        q.push(("ulimits", Value::Array(list).to_string()));
+    }
+    if let Some(m) = &a.memory {
+        q.push(("memory", super::units::parse_size(m)?.to_string()));
+    }
+    if let Some(m) = &a.memory_swap {
+        q.push(("memswap", super::units::parse_size(m)?.to_string()));
+    }
+    for (k, v) in [("cpushares", a.cpu_shares), ("cpuperiod", a.cpu_period), ("cpuquota", a.cpu_quota)] {
+        if let Some(v) = v {
+            q.push((k, v.to_string()));
+        }
+    }
+    if let Some(c) = &a.cpuset_cpus {
+        q.push(("cpusetcpus", c.clone()));
+    }
+    if let Some(c) = &a.cpuset_mems {
+        q.push(("cpusetmems", c.clone()));
     }
     if a.pull {
         q.push(("pull", "1".into()));
@@ -252,15 +340,24 @@ pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
     let mut buf: Vec<u8> = Vec::new();
     let mut err: Option<String> = None;
     let mut id: Option<String> = None;
+    // A quiet build's daemon says only the ID (`sha256:...`), or on failure everything it held
+    // back, which goes to stderr as the docker CLI shows it.
+    let mut held = String::new();
     let mut handle = |line: &[u8]| {
         let Ok(v) = serde_json::from_slice::<Value>(line) else { return };
         if let Some(e) = v.get("error").and_then(Value::as_str) {
             err = Some(e.to_string());
         } else if let Some(i) = v.get("aux").and_then(|x| x.get("ID")).and_then(Value::as_str) {
             id = Some(i.to_string());
-        } else if let Some(s) = v.get("stream").and_then(Value::as_str).filter(|_| !quiet) {
-            print!("{s}");
-            let _ = std::io::stdout().flush();
+        } else if let Some(s) = v.get("stream").and_then(Value::as_str) {
+            if !quiet {
+                print!("{s}");
+                let _ = std::io::stdout().flush();
+            } else if let Some(i) = s.trim_end().strip_prefix("sha256:").filter(|h| h.len() == 64) {
+                id = Some(format!("sha256:{i}"));
+            } else {
+                held.push_str(s);
+            }
         }
     };
     for_each_chunk(resp.into_body(), |d| {
@@ -276,6 +373,9 @@ pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
         handle(&std::mem::take(&mut buf));
     }
     if let Some(e) = err {
+        if quiet {
+            eprint!("{held}");
+        }
         bail!("{e}");
     }
     let id = id.ok_or_else(|| anyhow!("the daemon did not report the built image"))?;

@@ -46,7 +46,7 @@ impl IntoResponse for ApiError {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::NotModified(_) => return StatusCode::NOT_MODIFIED.into_response(),
-            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Internal(_) | Error::StepFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         tracing::debug!(status = %status, error = %self.0, "request failed");
         (status, Json(json!({"message": self.0.to_string()}))).into_response()

@@ -36,15 +36,19 @@ impl Q {
             })
             .collect())
     }
+    /// The first value of `k`, as Go's `FormValue` takes it (docker-py sends `dockerfile` twice
+    /// for a Dockerfile outside the context: its name in the tar, then its content).
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
     }
     pub fn all(&self, k: &str) -> Vec<String> {
         self.0.iter().filter(|(key, _)| key == k).map(|(_, v)| v.clone()).collect()
     }
-    /// Docker's boolean query values: 1/true/True; empty or absent is false.
+    /// Docker's boolean query values (`httputils.BoolValue`): absent, empty, 0, no, false and none
+    /// (any case, spaces trimmed) are false; anything else is true.
     pub fn bool(&self, k: &str) -> bool {
-        matches!(self.get(k), Some(v) if !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+        self.get(k)
+            .is_some_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "no" | "false" | "none"))
     }
     pub fn int(&self, k: &str) -> Result<Option<i64>, ApiError> {
         match self.get(k).filter(|v| !v.is_empty()) {
