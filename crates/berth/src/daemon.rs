@@ -133,17 +133,7 @@ fn parse_runtime(s: &str) -> Result<(String, PathBuf), String> {
 }
 
 pub fn run(a: DaemonArgs) -> anyhow::Result<()> {
-    server_runtime(&a.log_level)?.block_on(serve(a))
-}
-
-/// Logging to stderr with `log_level`'s filter, and the runtime a long-running server uses
-/// (`berth daemon`, `berth registry serve`).
-pub fn server_runtime(log_level: &str) -> anyhow::Result<tokio::runtime::Runtime> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(log_level).context("--log-level")?)
-        .with_writer(std::io::stderr)
-        .init();
-    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+    crate::server::runtime(&a.log_level)?.block_on(serve(a))
 }
 
 async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
@@ -221,13 +211,7 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
     std::os::unix::fs::chown(&socket, Some(0), Some(socket_gid)).with_context(|| format!("chown {}", socket.display()))?;
     tracing::info!(socket = %socket.display(), "berth daemon listening");
     let app = engine::api::app(engine);
-    let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    };
+    let shutdown = crate::server::shutdown_signal();
     use axum::ServiceExt;
     axum::serve(listener, app.into_make_service_with_connect_info::<engine::api::ConnFd>())
         .with_graceful_shutdown(shutdown)

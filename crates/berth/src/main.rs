@@ -4,6 +4,7 @@
 mod cli;
 mod daemon;
 mod registry_cmd;
+mod server;
 
 use clap::{Parser, Subcommand};
 

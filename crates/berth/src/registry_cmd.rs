@@ -128,24 +128,9 @@ pub fn access_config(addr: &str, o: &AccessOptions, flag_prefix: &str) -> anyhow
     Ok((auth, tls))
 }
 
-/// Resolve on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
 pub fn run(cmd: RegistryCmd) -> anyhow::Result<()> {
     let RegistryCmd::Serve(a) = cmd;
-    crate::daemon::server_runtime(&a.log_level)?.block_on(serve(a))
+    crate::server::runtime(&a.log_level)?.block_on(serve(a))
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
@@ -166,6 +151,8 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let reg = Registry::open_dir(&a.root, auth)?;
     let server = Server::bind(&a.addr, tls.as_ref()).await?;
     tracing::info!(addr = %server.local_addr()?, tls = server.is_tls(), %anonymous, token = opts.token, root = %a.root.display(), "registry listening");
-    server.serve(registry::server::router(reg), shutdown_signal()).await?;
+    server
+        .serve(registry::server::router(reg), crate::server::shutdown_signal())
+        .await?;
     Ok(())
 }

@@ -10,7 +10,7 @@ use axum::response::Response;
 use serde_json::json;
 
 use super::io::{body_reader, channel_body};
-use super::system::Q;
+use super::query::Q;
 use super::{bad, ApiResult};
 use crate::builder::BuildRequest;
 use crate::engine::Engine;

@@ -10,7 +10,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::io::{body_reader, body_writer, channel_body, hijack, json_body, MUX, RAW};
-use super::system::Q;
+use super::query::Q;
 use super::{bad, ApiError, ApiResult};
 use crate::containers::CreateRequest;
 use crate::engine::{Engine, ExecConfig, PendingAttach};

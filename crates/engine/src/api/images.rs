@@ -10,7 +10,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::io::{body_reader, body_writer, json_body};
-use super::system::Q;
+use super::query::Q;
 use super::{bad, ApiError, ApiResult};
 use crate::engine::Engine;
 use crate::error::Error;

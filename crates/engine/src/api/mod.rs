@@ -5,6 +5,7 @@ mod containers;
 mod images;
 mod io;
 mod prune;
+mod query;
 pub use io::ConnFd;
 mod system;
 
