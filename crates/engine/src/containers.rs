@@ -1712,17 +1712,7 @@ impl Engine {
     }
 }
 
-/// Prefix of a removed container's directory awaiting deletion.
-pub const TRASH_PREFIX: &str = ".removed-";
-
-/// Unmount and delete a removed container's directory.
-pub fn purge_trash(dir: &std::path::Path) {
-    let _ = image::snapshot::unmount(&dir.join("rootfs"));
-    let _ = image::snapshot::unmount(&dir.join("shm"));
-    if let Err(e) = std::fs::remove_dir_all(dir) {
-        tracing::warn!(dir = %dir.display(), error = %e, "cleaning up a removed container");
-    }
-}
+pub use crate::engine::{purge_trash, TRASH_PREFIX};
 
 pub fn cgroup_path(id: &str) -> String {
     format!("/berth/{id}")

@@ -287,8 +287,8 @@ impl Engine {
         let dir = self.cfg.root.join("containers");
         let rd = std::fs::read_dir(&dir).map_err(internal)?;
         for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with(crate::containers::TRASH_PREFIX) {
-                crate::containers::purge_trash(&e.path());
+            if e.file_name().to_string_lossy().starts_with(TRASH_PREFIX) {
+                purge_trash(&e.path());
                 continue;
             }
             let path = e.path().join("container.json");
@@ -465,5 +465,17 @@ impl Engine {
                 return rx.borrow().clone();
             }
         }
+    }
+}
+
+/// Prefix of a removed container's directory awaiting deletion.
+pub const TRASH_PREFIX: &str = ".removed-";
+
+/// Unmount and delete a removed container's directory.
+pub fn purge_trash(dir: &std::path::Path) {
+    let _ = image::snapshot::unmount(&dir.join("rootfs"));
+    let _ = image::snapshot::unmount(&dir.join("shm"));
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cleaning up a removed container");
     }
 }

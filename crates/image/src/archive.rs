@@ -27,11 +27,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::limits::{Limits, Meter, Subject};
 use crate::reference::Reference;
-use crate::store::ImageStore;
+use crate::store::{ImageStore, TMP_PREFIX};
 use crate::unpack;
 
-/// Name prefix of the temporary extraction directories under the store root.
-pub(crate) const TMP_PREFIX: &str = "tmp-load-";
 pub const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 pub const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";

@@ -52,6 +52,9 @@ pub struct ImageSummary {
     pub tags: Vec<String>,
 }
 
+/// Name prefix of the temporary extraction directories under the store root.
+pub(crate) const TMP_PREFIX: &str = "tmp-load-";
+
 pub struct ImageStore {
     root: PathBuf,
     content: ContentStore,
@@ -89,7 +92,7 @@ impl ImageStore {
         // Temporary extraction directories of interrupted `load`s.
         if let Ok(rd) = fs::read_dir(root) {
             for e in rd.flatten() {
-                if e.file_name().to_string_lossy().starts_with(crate::archive::TMP_PREFIX) {
+                if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
                     let _ = fs::remove_dir_all(e.path());
                 }
             }
