@@ -2582,6 +2582,21 @@ fn logs_mounts_prune_info_and_policies_as_docker_has_them() {
     let before = anon();
     d.docker_ok(&["restart", "-t", "0", "mnt"]);
     assert_eq!(anon(), before);
+    // docker cp goes through the mounts, running or stopped, as Docker's does.
+    std::fs::write(host.join("hf"), "host side").unwrap();
+    let local = d.dir.join("to-copy");
+    std::fs::write(&local, "copied in").unwrap();
+    d.docker_ok(&["cp", local.to_str().unwrap(), "mnt:/v/in"]);
+    assert_eq!(d.docker_ok(&["exec", "mnt", "cat", "/v/in"]), "copied in");
+    let back = d.dir.join("back");
+    d.docker_ok(&["cp", "mnt:/b/hf", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "host side");
+    let o = d.docker(&["cp", local.to_str().unwrap(), "mnt:/b/"]);
+    assert!(errtext(&o).contains("marked read-only"), "{}", errtext(&o));
+    d.docker_ok(&["stop", "-t", "0", "mnt"]);
+    let back2 = d.dir.join("back2");
+    d.docker_ok(&["cp", "mnt:/v/in", back2.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back2).unwrap(), "copied in");
     d.docker_ok(&["rm", "-f", "mnt"]);
 
     // Prune filters: labels and until select; volumes prune -a takes named ones.

@@ -26,6 +26,14 @@ fn open_in(rootfs: &Path, path: &str) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// A not-found below a mount names the path the client gave.
+fn not_found_as(e: Error, path: &str) -> Error {
+    match e {
+        Error::NotFound(_) => Error::NotFound(format!("Could not find the file {path} in container")),
+        other => other,
+    }
+}
+
 fn fd_path(fd: &OwnedFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
@@ -55,7 +63,98 @@ impl Drop for Mounted {
     }
 }
 
+/// A mount `cp` sees through: files under `target` in the container are in `source` on the host.
+struct CpMount {
+    target: String,
+    source: PathBuf,
+    read_only: bool,
+}
+
+/// Lexically clean an absolute container path (`/a/./b/../c/` → `/a/c`).
+fn clean(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
 impl Engine {
+    /// The container's binds and volumes, where `cp` reads and writes as Docker does (through the
+    /// mount, not the rootfs below it; the same whether the container runs or not).
+    fn cp_mounts(&self, c: &crate::types::Container) -> Vec<CpMount> {
+        let mut out = Vec::new();
+        let volume = |name: &str| self.volumes.data_path(name);
+        for b in c.host_config.binds.iter().flatten() {
+            if let Ok((src, dst, ro)) = crate::containers::parse_bind(b) {
+                let source = if src.starts_with('/') { PathBuf::from(&src) } else { volume(&src) };
+                out.push(CpMount {
+                    target: dst,
+                    source,
+                    read_only: ro,
+                });
+            }
+        }
+        for v in &c.anon_volumes {
+            if let Ok(vol) = self.volumes.get(v) {
+                if let Some(t) = vol.labels.get("berth.anonymous.target") {
+                    out.push(CpMount {
+                        target: t.clone(),
+                        source: PathBuf::from(&vol.mountpoint),
+                        read_only: false,
+                    });
+                }
+            }
+        }
+        for m in c.host_config.mounts.iter().flatten().chain(&c.inherited_mounts) {
+            let source = match m.kind.as_str() {
+                "bind" => PathBuf::from(&m.source),
+                "volume" if !m.source.is_empty() => volume(&m.source),
+                _ => continue,
+            };
+            out.push(CpMount {
+                target: m.target.clone(),
+                source,
+                read_only: m.read_only,
+            });
+        }
+        for m in &mut out {
+            m.target = clean(&m.target);
+        }
+        out
+    }
+
+    /// Where `path` of the container lives: the root to resolve it in (the deepest bind or
+    /// volume holding it, else the rootfs), the path below that root, and whether it is read-only.
+    fn cp_location(&self, key: &str, rootfs: &Path, path: &str) -> Result<(PathBuf, String, bool)> {
+        let c = self.get(key)?.snapshot();
+        let want = clean(path);
+        let best = self
+            .cp_mounts(&c)
+            .into_iter()
+            .filter(|m| m.target == "/" || want == m.target || want.starts_with(&format!("{}/", m.target)))
+            .max_by_key(|m| m.target.len());
+        match best {
+            Some(m) => {
+                let rest = want[m.target.len()..].to_string();
+                let source = std::fs::canonicalize(&m.source)
+                    .map_err(|_| Error::NotFound(format!("Could not find the file {path} in container")))?;
+                Ok((source, if rest.is_empty() { "/".into() } else { rest }, m.read_only))
+            }
+            None => Ok((
+                rootfs.to_path_buf(),
+                path.to_string(),
+                c.host_config.readonly_rootfs && c.state.running,
+            )),
+        }
+    }
+
     /// The container's rootfs, mounted for the duration of the returned guard.
     fn mounted(&self, key: &str) -> Result<(Mounted, PathBuf)> {
         let entry = self.get(key)?;
@@ -76,8 +175,9 @@ impl Engine {
     /// Stat of a path (`X-Docker-Container-Path-Stat`).
     pub fn path_stat(&self, key: &str, path: &str) -> Result<Value> {
         let (_g, rootfs) = self.mounted(key)?;
-        let fd = open_in(&rootfs, path)?;
-        let real = real_path(&rootfs, &fd)?;
+        let (root, rel, _) = self.cp_location(key, &rootfs, path)?;
+        let fd = open_in(&root, &rel).map_err(|e| not_found_as(e, path))?;
+        let real = real_path(&root, &fd)?;
         let md = std::fs::symlink_metadata(&real).map_err(internal)?;
         use std::os::unix::fs::MetadataExt;
         let name = Path::new(path)
@@ -98,12 +198,13 @@ impl Engine {
     /// Tar of `path` in the container, entries named from its base name (as `docker cp` expects).
     pub fn archive_get(self: &Arc<Self>, key: &str, path: &str, out: impl std::io::Write) -> Result<()> {
         let (_g, rootfs) = self.mounted(key)?;
-        let fd = open_in(&rootfs, path)?;
+        let (root, rel, _) = self.cp_location(key, &rootfs, path)?;
+        let fd = open_in(&root, &rel).map_err(|e| not_found_as(e, path))?;
         let base = Path::new(path.trim_end_matches('/'))
             .file_name()
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("."));
-        let real = real_path(&rootfs, &fd)?;
+        let real = real_path(&root, &fd)?;
         image::diff::write_tar(
             &real,
             out,
@@ -118,12 +219,16 @@ impl Engine {
 
     /// Extract a tar into directory `path` of the container.
     pub fn archive_put(&self, key: &str, path: &str, input: impl std::io::Read) -> Result<()> {
-        let entry = self.get(key)?;
-        if entry.snapshot().host_config.readonly_rootfs && entry.snapshot().state.running {
-            return Err(Error::Conflict("container rootfs is marked read-only".into()));
-        }
         let (_g, rootfs) = self.mounted(key)?;
-        let fd = open_in(&rootfs, path)?;
+        let (root, rel, read_only) = self.cp_location(key, &rootfs, path)?;
+        if read_only {
+            return Err(Error::Conflict(if root == rootfs {
+                "container rootfs is marked read-only".into()
+            } else {
+                format!("mounted volume is marked read-only: {path}")
+            }));
+        }
+        let fd = open_in(&root, &rel).map_err(|e| not_found_as(e, path))?;
         let p = fd_path(&fd);
         if !std::fs::metadata(&p).map(|m| m.is_dir()).unwrap_or(false) {
             return Err(Error::BadRequest(format!("extraction point is not a directory: {path}")));
