@@ -2640,7 +2640,7 @@ fn logs_mounts_prune_info_and_policies_as_docker_has_them() {
         "the engine ID is kept"
     );
     let py = format!(
-        "import docker; c = docker.DockerClient(base_url='{}'); v = c.version(); i = c.info(); assert v['Experimental'] is False and i['Swarm']['LocalNodeState'] == 'inactive'; print('ok')",
+        "import docker; c = docker.DockerClient(base_url='{}'); v = c.version(); i = c.info(); assert v['Experimental'] is False and i['Swarm']['LocalNodeState'] == 'inactive'; im = c.api.inspect_image('bb'); assert im['Container'] == '' and 'Cmd' in im['ContainerConfig']; ns = c.api.inspect_container('p-keep')['NetworkSettings']; assert 'EndpointID' in ns and 'GlobalIPv6Address' in ns; print('ok')",
         d.host()
     );
     let o = common::run_timeout(

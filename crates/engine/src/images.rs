@@ -151,7 +151,7 @@ impl Engine {
         let cfg = self.images.config(&id)?;
         let size = self.image_size(&id);
         let lower = self.images.lower_dirs(&id).unwrap_or_default();
-        Ok(json!({
+        let mut v = json!({
             "Id": id.to_string(),
             "RepoTags": self.images.tags_of(&id),
             "RepoDigests": rec.repo_digests,
@@ -168,7 +168,24 @@ impl Engine {
             "GraphDriver": {"Name": "overlay2", "Data": {"LowerDir": lower.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")}},
             "RootFS": {"Type": "layers", "Layers": cfg.rootfs.diff_ids},
             "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
-        }))
+            // The 1.43 schema's fields of images committed from a container (Berth's record no
+            // container; Docker leaves them empty for built and pulled images too).
+            "Container": "",
+            "ContainerConfig": {
+                "Hostname": "", "Domainname": "", "User": "", "AttachStdin": false, "AttachStdout": false,
+                "AttachStderr": false, "Tty": false, "OpenStdin": false, "StdinOnce": false, "Env": null,
+                "Cmd": null, "Image": "", "Volumes": null, "WorkingDir": "", "Entrypoint": null,
+                "OnBuild": null, "Labels": null,
+            },
+        });
+        // Omitted when empty, as Docker does.
+        if let Some(variant) = cfg.variant.as_ref().filter(|s| !s.is_empty()) {
+            v["Variant"] = json!(variant);
+        }
+        if let Some(osv) = cfg.extra.get("os.version").and_then(|s| s.as_str()).filter(|s| !s.is_empty()) {
+            v["OsVersion"] = json!(osv);
+        }
+        Ok(v)
     }
 
     /// `GET /images/{name}/history`.
