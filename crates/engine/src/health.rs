@@ -350,7 +350,7 @@ impl Engine {
             Err(e) => return (-1, format!("OCI runtime exec failed: {e}")),
         };
         let mut out = Vec::new();
-        let read = crate::streams::read_demuxed(&mut conn, &mut out, MAX_OUTPUT);
+        let read = crate::streams::unframe(&mut conn, &mut out, Some(MAX_OUTPUT));
         let timed_out = tokio::time::timeout(timeout, read).await.is_err();
         if timed_out {
             if let Some(pid) = reply.pid.filter(|p| *p > 0) {

@@ -11,12 +11,23 @@ use tokio::io::AsyncWriteExt;
 use crate::engine::{random_id, BoxStream, Engine, Entry, ExecConfig, ExecEntry, ExecState, PendingAttach};
 use crate::error::{Error, Result};
 
-/// Read Docker's multiplexed frames (8-byte header: stream, 0, 0, 0, big-endian length) from `r`
-/// until it ends, keeping the first `max` bytes of stdout and stderr together in `out`.
-pub(crate) async fn read_demuxed(r: &mut (impl tokio::io::AsyncRead + Unpin), out: &mut Vec<u8>, max: usize) {
+/// One frame of Docker's multiplexed stream: stream (1 stdout, 2 stderr), 0, 0, 0, the
+/// big-endian length, the bytes.
+pub fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(data.len() + 8);
+    v.extend_from_slice(&[stream, 0, 0, 0]);
+    v.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    v.extend_from_slice(data);
+    v
+}
+
+/// Read multiplexed frames from `r` until it ends, writing their payloads (stdout and stderr
+/// together) to `w`; past `max` bytes (if given) the rest is read and dropped.
+pub(crate) async fn unframe(r: &mut (impl tokio::io::AsyncRead + Unpin), w: &mut (impl tokio::io::AsyncWrite + Unpin), max: Option<usize>) {
     use tokio::io::AsyncReadExt;
     let mut hdr = [0u8; 8];
-    let mut buf = vec![0u8; 8192];
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut written = 0usize;
     while r.read_exact(&mut hdr).await.is_ok() {
         let mut left = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]) as usize;
         while left > 0 {
@@ -24,11 +35,48 @@ pub(crate) async fn read_demuxed(r: &mut (impl tokio::io::AsyncRead + Unpin), ou
             if r.read_exact(&mut buf[..n]).await.is_err() {
                 return;
             }
-            let keep = n.min(max.saturating_sub(out.len()));
-            out.extend_from_slice(&buf[..keep]);
+            let keep = max.map_or(n, |m| n.min(m.saturating_sub(written)));
+            if keep > 0 && w.write_all(&buf[..keep]).await.is_err() {
+                return;
+            }
+            written += keep;
             left -= n;
         }
     }
+}
+
+/// Copy a client's input to `w` until it ends, watching it for `escape` (when given); true if
+/// the detach sequence ended it (`w` is then left open), false at its end (`w` is shut down).
+pub async fn copy_input(
+    r: &mut (impl tokio::io::AsyncRead + Unpin),
+    w: &mut (impl tokio::io::AsyncWrite + Unpin),
+    mut escape: Option<Escape>,
+) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut out = Vec::with_capacity(buf.len());
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        out.clear();
+        let detached = match escape.as_mut() {
+            Some(e) => e.feed(&buf[..n], &mut out),
+            None => {
+                out.extend_from_slice(&buf[..n]);
+                false
+            }
+        };
+        if !out.is_empty() && w.write_all(&out).await.is_err() {
+            break;
+        }
+        if detached {
+            return true;
+        }
+    }
+    let _ = w.shutdown().await;
+    false
 }
 
 /// How the shim's output reaches the client. The shim frames by the exec's (or container's) own
@@ -147,32 +195,12 @@ async fn copy_output(sr: &mut (impl tokio::io::AsyncRead + Unpin), cw: &mut (imp
         Framing::Frame => {
             let mut buf = vec![0u8; 32 * 1024];
             while let Ok(n) = sr.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                let mut f = Vec::with_capacity(n + 8);
-                f.extend_from_slice(&[1, 0, 0, 0]);
-                f.extend_from_slice(&(n as u32).to_be_bytes());
-                f.extend_from_slice(&buf[..n]);
-                if cw.write_all(&f).await.is_err() {
+                if n == 0 || cw.write_all(&frame(1, &buf[..n])).await.is_err() {
                     break;
                 }
             }
         }
-        Framing::Unframe => {
-            let mut hdr = [0u8; 8];
-            let mut buf = vec![0u8; 32 * 1024];
-            while sr.read_exact(&mut hdr).await.is_ok() {
-                let mut left = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]) as usize;
-                while left > 0 {
-                    let n = left.min(buf.len());
-                    if sr.read_exact(&mut buf[..n]).await.is_err() || cw.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                    left -= n;
-                }
-            }
-        }
+        Framing::Unframe => unframe(sr, cw, None).await,
     }
 }
 
@@ -189,36 +217,13 @@ async fn splice_then(
     how: Splice,
     before_close: impl std::future::Future<Output = ()>,
 ) {
-    use tokio::io::AsyncReadExt;
     let (mut sr, mut sw) = tokio::io::split(shim);
     let (mut cr, mut cw) = tokio::io::split(&mut client);
-    let mut escape = how.escape;
+    let escape = how.escape;
     let input = async {
-        if how.forward_input {
-            let mut buf = vec![0u8; 32 * 1024];
-            let mut out = Vec::with_capacity(buf.len());
-            loop {
-                let n = match cr.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                out.clear();
-                let detached = match escape.as_mut() {
-                    Some(e) => e.feed(&buf[..n], &mut out),
-                    None => {
-                        out.extend_from_slice(&buf[..n]);
-                        false
-                    }
-                };
-                if !out.is_empty() && sw.write_all(&out).await.is_err() {
-                    break;
-                }
-                if detached {
-                    // The client goes; the process keeps its input open, as in Docker.
-                    return;
-                }
-            }
-            let _ = sw.shutdown().await;
+        // Detached: the client goes; the process keeps its input open, as in Docker.
+        if how.forward_input && copy_input(&mut cr, &mut sw, escape).await {
+            return;
         }
         std::future::pending::<()>().await
     };
@@ -608,10 +613,7 @@ fn render(l: &LogLine, opts: &LogOptions, tty: bool) -> Option<Vec<u8>> {
     if tty {
         return Some(payload);
     }
-    let mut v = vec![l.stream, 0, 0, 0];
-    v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    v.extend_from_slice(&payload);
-    Some(v)
+    Some(frame(l.stream, &payload))
 }
 
 /// Complete JSON-lines records of a log file from byte offset `pos`, and the offset after them. A

@@ -490,8 +490,9 @@ impl LogWriter {
             out.push(b'\n');
             // Rotate between records, as Docker does, so no file grows past max-size by more
             // than one record.
-            let pending = self.size + out.len() as u64;
-            if self.rotation.max_size > 0 && pending > self.rotation.max_size && pending - (out.len() - start) as u64 > 0 {
+            // Something before this record (in the file or this write) and the record would not fit.
+            let before = self.size + start as u64;
+            if self.rotation.max_size > 0 && before > 0 && before + (out.len() - start) as u64 > self.rotation.max_size {
                 let rec = out.split_off(start);
                 self.append(&out);
                 out = rec;

@@ -108,31 +108,10 @@ pub async fn pump(mut rd: BoxRead, wr: Option<BoxWrite>, tty: bool, stdin: bool,
     let input = match (stdin, wr) {
         (true, Some(mut w)) => Some(tokio::spawn(async move {
             let mut inp = stdin_stream();
-            let mut esc = escape.filter(|_| tty).map(engine::streams::Escape::new);
-            let mut buf = vec![0u8; 32 * 1024];
-            let mut out = Vec::with_capacity(buf.len());
-            loop {
-                let n = match inp.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                out.clear();
-                let detached = match esc.as_mut() {
-                    Some(e) => e.feed(&buf[..n], &mut out),
-                    None => {
-                        out.extend_from_slice(&buf[..n]);
-                        false
-                    }
-                };
-                if !out.is_empty() && w.write_all(&out).await.is_err() {
-                    break;
-                }
-                if detached {
-                    let _ = detached_tx.send(());
-                    return;
-                }
+            let esc = escape.filter(|_| tty).map(engine::streams::Escape::new);
+            if engine::streams::copy_input(&mut inp, &mut w, esc).await {
+                let _ = detached_tx.send(());
             }
-            let _ = w.shutdown().await;
         })),
         (_, w) => {
             // Keep the write half open (dropping it could close the connection) until output ends.

@@ -62,6 +62,13 @@ pub fn run_timeout(mut cmd: Command, input: Option<&[u8]>, secs: u64) -> Output 
     }
 }
 
+/// Run a Python script (docker-py and friends) with a deadline.
+pub fn python(script: &str, secs: u64) -> Output {
+    let mut c = Command::new("python3");
+    c.args(["-c", script]);
+    run_timeout(c, None, secs)
+}
+
 pub fn text(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).trim_end().to_string()
 }
