@@ -21,17 +21,6 @@ pub const DOCKER_HUB: &str = "registry-1.docker.io";
 /// Layers transferred at once.
 const PARALLEL: usize = 3;
 
-impl From<ClientError> for Error {
-    fn from(e: ClientError) -> Self {
-        match e {
-            ClientError::NotFound(m) => Error::NotFound(m),
-            ClientError::Unauthorized { .. } => Error::Unauthorized(e.to_string()),
-            ClientError::Invalid(m) => Error::BadRequest(m),
-            other => Error::Internal(other.to_string()),
-        }
-    }
-}
-
 /// Split a familiar repository name into the registry to talk to and the path on it
 /// (`busybox` → Docker Hub, `library/busybox`; `localhost:5000/model` → `localhost:5000`, `model`).
 pub fn split_repository(repo: &str) -> Repository {

@@ -10,7 +10,7 @@ use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use serde_json::{json, Value};
 
 use crate::engine::Engine;
-use crate::error::{internal, Error, Result};
+use crate::error::{internal, Error, ErrorKind, Result};
 
 /// Open `path` inside `rootfs` (resolved as if rootfs were `/`), as an O_PATH fd.
 fn open_in(rootfs: &Path, path: &str) -> Result<OwnedFd> {
@@ -28,9 +28,9 @@ fn open_in(rootfs: &Path, path: &str) -> Result<OwnedFd> {
 
 /// A not-found below a mount names the path the client gave.
 fn not_found_as(e: Error, path: &str) -> Error {
-    match e {
-        Error::NotFound(_) => Error::NotFound(format!("Could not find the file {path} in container")),
-        other => other,
+    match e.kind() {
+        ErrorKind::NotFound => Error::NotFound(format!("Could not find the file {path} in container")),
+        _ => e,
     }
 }
 

@@ -17,4 +17,4 @@ pub mod types;
 pub mod volumes;
 
 pub use engine::{Engine, EngineConfig, BUILTIN_RUNTIME};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};

@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::engine::Engine;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 
 pub const API_VERSION: &str = "1.43";
 pub const MIN_API_VERSION: &str = "1.24";
@@ -41,13 +41,13 @@ impl From<image::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = match &self.0 {
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Error::NotModified(_) => return StatusCode::NOT_MODIFIED.into_response(),
-            Error::Internal(_) | Error::StepFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        let status = match self.0.kind() {
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::NotModified => return StatusCode::NOT_MODIFIED.into_response(),
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         tracing::debug!(status = %status, error = %self.0, "request failed");
         (status, Json(json!({"message": self.0.to_string()}))).into_response()
