@@ -90,99 +90,13 @@ impl Engine {
             .resolve(&req.config.image)
             .map_err(|_| Error::NotFound(format!("No such image: {}", req.config.image)))?;
         let img = self.images.config(&image_id)?;
-        let name = match name.filter(|n| !n.is_empty()) {
-            Some(n) => {
-                let n = n.trim_start_matches('/');
-                if !valid_container_name(n) {
-                    return Err(Error::BadRequest(format!(
-                        "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-                    )));
-                }
-                let full = format!("/{n}");
-                if let Some(other) = self.name_taken(&full) {
-                    return Err(Error::Conflict(format!(
-                        "Conflict. The container name \"{full}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
-                    )));
-                }
-                full
-            }
-            None => generate_name(self),
-        };
-        // Merge the image's defaults into the container config, as Docker does at create time.
-        let ic = &img.config;
-        let cfg = &mut req.config;
-        let mut env: Vec<String> = ic.env.clone().unwrap_or_default();
-        // `-e NAME` (unset on the client's side) is kept as Docker keeps it: it hides the image's
-        // NAME, and the process gets no NAME at all (see `process_env`).
-        for kv in cfg.env.clone().unwrap_or_default() {
-            let key = kv.split('=').next().unwrap_or("").to_string();
-            env.retain(|e| e.split('=').next() != Some(&key));
-            env.push(kv);
-        }
-        if !env.iter().any(|e| e.starts_with("PATH=")) {
-            env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-        }
-        cfg.env = Some(env);
-        let entry_overridden = cfg.entrypoint.is_some();
-        if cfg.entrypoint.is_none() {
-            cfg.entrypoint = ic.entrypoint.clone();
-        }
-        if cfg.entrypoint.as_ref().is_some_and(|e| e.len() == 1 && e[0].is_empty()) {
-            cfg.entrypoint = None;
-        }
-        if cfg.cmd.is_none() && !entry_overridden {
-            cfg.cmd = ic.cmd.clone();
-        }
-        if cfg.working_dir.is_empty() {
-            cfg.working_dir = ic.working_dir.clone().unwrap_or_default();
-        }
-        if !cfg.working_dir.is_empty() && !cfg.working_dir.starts_with('/') {
-            return Err(Error::BadRequest(format!(
-                "the working directory '{}' is invalid, it needs to be an absolute path",
-                cfg.working_dir
-            )));
-        }
-        if cfg.user.is_empty() {
-            cfg.user = ic.user.clone().unwrap_or_default();
-        }
-        if cfg.stop_signal.is_none() {
-            cfg.stop_signal = ic.stop_signal.clone();
-        }
-        if let Some(s) = &cfg.stop_signal {
-            parse_signal(s)?;
-        }
-        let image_check = match &ic.healthcheck {
-            Some(v) => Some(
-                serde_json::from_value::<crate::health::HealthConfig>(v.clone())
-                    .map_err(|e| Error::BadRequest(format!("the image's healthcheck: {e}")))?,
-            ),
-            None => None,
-        };
-        match (&mut cfg.healthcheck, image_check) {
-            (None, img) => cfg.healthcheck = img,
-            (Some(mine), Some(img)) => mine.inherit(&img),
-            (Some(_), None) => {}
-        }
-        if let Some(h) = &cfg.healthcheck {
-            h.validate()?;
-        }
+        let name = self.claim_name(name)?;
+        merge_image_config(&mut req.config, &img.config)?;
         log_rotation(&req.host_config.log_config)?;
         if req.host_config.log_config.kind.is_empty() {
             req.host_config.log_config.kind = "json-file".into();
         }
-        for (k, v) in ic.labels.clone().unwrap_or_default() {
-            cfg.labels.entry(k).or_insert(v);
-        }
-        if let Some(v) = &ic.volumes {
-            let mut vols = cfg.volumes.clone().unwrap_or_default();
-            for k in v.keys() {
-                vols.entry(k.clone()).or_insert(serde_json::json!({}));
-            }
-            cfg.volumes = Some(vols);
-        }
-        if cfg.exposed_ports.is_none() {
-            cfg.exposed_ports = ic.exposed_ports.clone();
-        }
+        let cfg = &mut req.config;
         let mut args: Vec<String> = cfg.entrypoint.clone().unwrap_or_default();
         args.extend(cfg.cmd.clone().unwrap_or_default());
         if args.is_empty() {
@@ -241,6 +155,28 @@ impl Engine {
         Ok((id, warnings))
     }
 
+    /// The name a new container gets: the one asked for (checked, and free), or a generated one.
+    fn claim_name(&self, name: Option<&str>) -> Result<String> {
+        Ok(match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                let n = n.trim_start_matches('/');
+                if !valid_container_name(n) {
+                    return Err(Error::BadRequest(format!(
+                        "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                    )));
+                }
+                let full = format!("/{n}");
+                if let Some(other) = self.name_taken(&full) {
+                    return Err(Error::Conflict(format!(
+                        "Conflict. The container name \"{full}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+                    )));
+                }
+                full
+            }
+            None => generate_name(self),
+        })
+    }
+
     /// The mounts `VolumesFrom` (`CONTAINER[:ro|rw]`) takes from each donor: its binds, named
     /// and anonymous volumes and what it inherited itself (tmpfs mounts are its own), read-only
     /// when asked, else as the donor has them.
@@ -294,4 +230,77 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+/// Merge the image's defaults into a container's config, as Docker does at create time.
+fn merge_image_config(cfg: &mut ContainerConfig, ic: &oci::spec::RunConfig) -> Result<()> {
+    let mut env: Vec<String> = ic.env.clone().unwrap_or_default();
+    // `-e NAME` (unset on the client's side) is kept as Docker keeps it: it hides the image's
+    // NAME, and the process gets no NAME at all (see `process_env`).
+    for kv in cfg.env.clone().unwrap_or_default() {
+        let key = kv.split('=').next().unwrap_or("").to_string();
+        env.retain(|e| e.split('=').next() != Some(&key));
+        env.push(kv);
+    }
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    }
+    cfg.env = Some(env);
+    let entry_overridden = cfg.entrypoint.is_some();
+    if cfg.entrypoint.is_none() {
+        cfg.entrypoint = ic.entrypoint.clone();
+    }
+    if cfg.entrypoint.as_ref().is_some_and(|e| e.len() == 1 && e[0].is_empty()) {
+        cfg.entrypoint = None;
+    }
+    if cfg.cmd.is_none() && !entry_overridden {
+        cfg.cmd = ic.cmd.clone();
+    }
+    if cfg.working_dir.is_empty() {
+        cfg.working_dir = ic.working_dir.clone().unwrap_or_default();
+    }
+    if !cfg.working_dir.is_empty() && !cfg.working_dir.starts_with('/') {
+        return Err(Error::BadRequest(format!(
+            "the working directory '{}' is invalid, it needs to be an absolute path",
+            cfg.working_dir
+        )));
+    }
+    if cfg.user.is_empty() {
+        cfg.user = ic.user.clone().unwrap_or_default();
+    }
+    if cfg.stop_signal.is_none() {
+        cfg.stop_signal = ic.stop_signal.clone();
+    }
+    if let Some(s) = &cfg.stop_signal {
+        parse_signal(s)?;
+    }
+    let image_check = match &ic.healthcheck {
+        Some(v) => Some(
+            serde_json::from_value::<crate::health::HealthConfig>(v.clone())
+                .map_err(|e| Error::BadRequest(format!("the image's healthcheck: {e}")))?,
+        ),
+        None => None,
+    };
+    match (&mut cfg.healthcheck, image_check) {
+        (None, img) => cfg.healthcheck = img,
+        (Some(mine), Some(img)) => mine.inherit(&img),
+        (Some(_), None) => {}
+    }
+    if let Some(h) = &cfg.healthcheck {
+        h.validate()?;
+    }
+    for (k, v) in ic.labels.clone().unwrap_or_default() {
+        cfg.labels.entry(k).or_insert(v);
+    }
+    if let Some(v) = &ic.volumes {
+        let mut vols = cfg.volumes.clone().unwrap_or_default();
+        for k in v.keys() {
+            vols.entry(k.clone()).or_insert(serde_json::json!({}));
+        }
+        cfg.volumes = Some(vols);
+    }
+    if cfg.exposed_ports.is_none() {
+        cfg.exposed_ports = ic.exposed_ports.clone();
+    }
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! files and process.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use runtime::spec::{MountSpec, NetMode, RunSpec};
 
@@ -183,204 +183,26 @@ impl Engine {
         Ok(())
     }
 
+    /// A container's run spec, made at each start: process, /etc files, mounts, namespaces and
+    /// limits from its config and host config.
     pub(crate) fn build_run_spec(&self, c: &mut Container) -> Result<RunSpec> {
-        let dir = self.container_dir(&c.id);
         let rootfs = self.rootfs(&c.id);
         let hc = c.host_config.clone();
-        let (uid, gid, mut gids, home) = runtime::spec::resolve_user(&rootfs, &c.config.user)?;
-        for g in hc.group_add.iter().flatten() {
-            let n: u32 = g
-                .parse()
-                .map_err(|_| Error::BadRequest(format!("group {g:?}: only numeric groups are supported in GroupAdd")))?;
-            gids.push(n);
-        }
-        let mut env = process_env(c.config.env.as_deref().unwrap_or_default());
-        if !env.iter().any(|e| e.starts_with("HOME=")) {
-            env.push(format!("HOME={home}"));
-        }
-        if c.config.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-            env.push("TERM=xterm".into());
-        }
-        if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
-            env.push(format!("HOSTNAME={}", c.config.hostname));
-        }
+        let (uid, gid, gids, env) = process_identity(&rootfs, c)?;
         let mut args = vec![c.path.clone()];
         args.extend(c.args.iter().cloned());
-        let mut mounts = Vec::new();
-        // /etc/hostname, /etc/hosts, /etc/resolv.conf, as Docker provides them.
-        std::fs::write(dir.join("hostname"), format!("{}\n", c.config.hostname)).map_err(internal)?;
-        let mut hosts = if hc.network_mode == "host" {
-            std::fs::read_to_string("/etc/hosts").unwrap_or_default()
-        } else {
-            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{}\n", c.config.hostname)
-        };
-        for h in hc.extra_hosts.iter().flatten() {
-            let (name, ip) = parse_extra_host(h)?;
-            hosts.push_str(&format!("{ip}\t{name}\n"));
-        }
-        std::fs::write(dir.join("hosts"), hosts).map_err(internal)?;
-        let resolv = resolv_conf(&hc);
-        std::fs::write(dir.join("resolv.conf"), resolv).map_err(internal)?;
-        for f in ["hostname", "hosts", "resolv.conf"] {
-            mounts.push(MountSpec {
-                source: dir.join(f).display().to_string(),
-                destination: format!("/etc/{f}"),
-                kind: "bind".into(),
-                options: vec!["rbind".into(), "rprivate".into()],
-            });
-        }
-        // Volumes and binds.
+        let mut mounts = self.etc_files(c)?;
         let mut targets: Vec<String> = Vec::new();
-        for b in hc.binds.iter().flatten() {
-            let (src, dst, ro) = parse_bind(b)?;
-            let source = if src.starts_with('/') {
-                if !std::path::Path::new(&src).exists() {
-                    std::fs::create_dir_all(&src)
-                        .map_err(|e| Error::BadRequest(format!("invalid mount config: bind source path {src}: {e}")))?;
-                }
-                src
-            } else {
-                let (v, new) = self.volumes.create(&src, BTreeMap::new(), "local", BTreeMap::new())?;
-                if new {
-                    self.events
-                        .emit("volume", "create", &v.name, BTreeMap::from([("driver".into(), "local".into())]));
-                    copy_image_content(&rootfs, &dst, std::path::Path::new(&v.mountpoint));
-                }
-                v.mountpoint
-            };
-            targets.push(dst.clone());
-            mounts.push(MountSpec {
-                source,
-                destination: dst,
-                kind: "bind".into(),
-                options: vec!["rbind".into(), if ro { "ro".into() } else { "rw".into() }, "rprivate".into()],
-            });
-        }
-        for m in hc.mounts.iter().flatten().chain(&c.inherited_mounts) {
-            match m.kind.as_str() {
-                "bind" | "volume" => {
-                    let opts = MountOptions::of(m)?;
-                    let source = if m.kind == "volume" {
-                        // An anonymous volume is made once and kept for later starts.
-                        let anon = m.source.is_empty().then(|| {
-                            c.anon_volumes.iter().find(|n| {
-                                self.volumes
-                                    .get(n)
-                                    .is_ok_and(|v| v.labels.get("berth.anonymous.target") == Some(&m.target))
-                            })
-                        });
-                        let name = match anon {
-                            Some(Some(n)) => n.clone(),
-                            Some(None) => random_id(),
-                            None => m.source.clone(),
-                        };
-                        let labels = if m.source.is_empty() {
-                            BTreeMap::from([("berth.anonymous.target".to_string(), m.target.clone())])
-                        } else {
-                            BTreeMap::new()
-                        };
-                        let (v, new) = self.volumes.create(&name, labels, "local", BTreeMap::new())?;
-                        if new {
-                            if !opts.no_copy {
-                                copy_image_content(&rootfs, &m.target, std::path::Path::new(&v.mountpoint));
-                            }
-                            if m.source.is_empty() {
-                                c.anon_volumes.push(name);
-                            }
-                        }
-                        v.mountpoint
-                    } else {
-                        if opts.create_mountpoint {
-                            std::fs::create_dir_all(&m.source).map_err(internal)?;
-                        }
-                        m.source.clone()
-                    };
-                    targets.push(m.target.clone());
-                    mounts.push(MountSpec {
-                        source,
-                        destination: m.target.clone(),
-                        kind: "bind".into(),
-                        options: vec![
-                            if opts.non_recursive { "bind".into() } else { "rbind".into() },
-                            if m.read_only { "ro".into() } else { "rw".into() },
-                            opts.propagation.clone(),
-                        ],
-                    });
-                }
-                "tmpfs" => {
-                    targets.push(m.target.clone());
-                    let mut options: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
-                    if m.read_only {
-                        options.push("ro".into());
-                    }
-                    options.extend(tmpfs_options(m)?);
-                    mounts.push(MountSpec {
-                        source: "tmpfs".into(),
-                        destination: m.target.clone(),
-                        kind: "tmpfs".into(),
-                        options,
-                    });
-                }
-                other => return Err(Error::BadRequest(format!("mount type {other:?} is not supported"))),
-            }
-        }
-        for (path, opts) in hc.tmpfs.iter().flatten() {
-            let mut o: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
-            o.extend(opts.split(',').filter(|s| !s.is_empty()).map(String::from));
-            targets.push(path.clone());
-            mounts.push(MountSpec {
-                source: "tmpfs".into(),
-                destination: path.clone(),
-                kind: "tmpfs".into(),
-                options: o,
-            });
-        }
-        // Image VOLUMEs not otherwise mounted get anonymous volumes.
-        for vpath in c.config.volumes.clone().unwrap_or_default().keys() {
-            if targets.iter().any(|t| t.trim_end_matches('/') == vpath.trim_end_matches('/')) {
-                continue;
-            }
-            let name = match c.anon_volumes.iter().find(|n| {
-                self.volumes
-                    .get(n)
-                    .ok()
-                    .is_some_and(|v| v.labels.get("berth.anonymous.target") == Some(vpath))
-            }) {
-                Some(n) => n.clone(),
-                None => {
-                    let n = random_id();
-                    let (v, _) = self.volumes.create(
-                        &n,
-                        BTreeMap::from([("berth.anonymous.target".to_string(), vpath.clone())]),
-                        "local",
-                        BTreeMap::new(),
-                    )?;
-                    copy_image_content(&rootfs, vpath, std::path::Path::new(&v.mountpoint));
-                    c.anon_volumes.push(n.clone());
-                    n
-                }
-            };
-            mounts.push(MountSpec {
-                source: self.volumes.data_path(&name).display().to_string(),
-                destination: vpath.clone(),
-                kind: "bind".into(),
-                options: vec!["rbind".into(), "rw".into()],
-            });
-        }
+        mounts.extend(self.bind_mounts(&rootfs, &hc, &mut targets)?);
+        mounts.extend(self.mount_entries(&rootfs, c, &mut targets)?);
+        mounts.extend(tmpfs_mounts(&hc, &mut targets));
+        mounts.extend(self.image_volumes(&rootfs, c, &targets)?);
         if hc.init == Some(true) {
-            let init = self.cfg.init_path.clone().ok_or_else(|| {
-                Error::BadRequest(
-                    "--init: no init binary found (install Debian's tini package, which provides /usr/bin/tini-static)".into(),
-                )
-            })?;
-            mounts.push(MountSpec {
-                source: init.display().to_string(),
-                destination: "/sbin/docker-init".into(),
-                kind: "bind".into(),
-                options: vec!["rbind".into(), "ro".into()],
-            });
+            mounts.push(self.init_mount()?);
             args.splice(0..0, ["/sbin/docker-init".to_string(), "--".to_string()]);
         }
+        let (pid_ns, ipc_ns, shm) = self.pid_ipc_namespaces(c)?;
+        let uts_ns = if hc.uts_mode == "host" { NetMode::Host } else { NetMode::Private };
         let nnp = hc
             .security_opt
             .iter()
@@ -390,20 +212,6 @@ impl Engine {
             "host" => NetMode::Host,
             _ => NetMode::Private,
         };
-        let pid_ns = self.namespace_mode(&hc.pid_mode, "pid", "PID")?;
-        let ipc_ns = self.namespace_mode(&hc.ipc_mode, "ipc", "IPC")?;
-        let shm = match hc.ipc_mode.as_str() {
-            "host" => runtime::spec::Shm::Bind("/dev/shm".into()),
-            "none" => runtime::spec::Shm::None,
-            "shareable" => runtime::spec::Shm::Bind(self.mount_shm(&c.id, hc.shm_size)?),
-            // Joining another's IPC: its /dev/shm too, where POSIX shared memory lives.
-            m if m.starts_with("container:") => {
-                let donor = self.get(&m["container:".len()..])?;
-                runtime::spec::Shm::Bind(self.shm_dir(&donor.id))
-            }
-            _ => runtime::spec::Shm::Private,
-        };
-        let uts_ns = if hc.uts_mode == "host" { NetMode::Host } else { NetMode::Private };
         let device_rules = hc
             .extra
             .get("DeviceCgroupRules")
@@ -483,4 +291,252 @@ impl Engine {
             console_size: console_size(&hc),
         })
     }
+
+    /// /etc/hostname, /etc/hosts and /etc/resolv.conf, as Docker provides them: written in the
+    /// container's directory and bind-mounted.
+    fn etc_files(&self, c: &Container) -> Result<Vec<MountSpec>> {
+        let dir = self.container_dir(&c.id);
+        let hc = &c.host_config;
+        let mut mounts = Vec::new();
+        std::fs::write(dir.join("hostname"), format!("{}\n", c.config.hostname)).map_err(internal)?;
+        let mut hosts = if hc.network_mode == "host" {
+            std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+        } else {
+            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{}\n", c.config.hostname)
+        };
+        for h in hc.extra_hosts.iter().flatten() {
+            let (name, ip) = parse_extra_host(h)?;
+            hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
+        std::fs::write(dir.join("hosts"), hosts).map_err(internal)?;
+        let resolv = resolv_conf(hc);
+        std::fs::write(dir.join("resolv.conf"), resolv).map_err(internal)?;
+        for f in ["hostname", "hosts", "resolv.conf"] {
+            mounts.push(MountSpec {
+                source: dir.join(f).display().to_string(),
+                destination: format!("/etc/{f}"),
+                kind: "bind".into(),
+                options: vec!["rbind".into(), "rprivate".into()],
+            });
+        }
+        Ok(mounts)
+    }
+
+    /// `HostConfig.Binds`: host paths (made if missing) and named volumes (made, and filled from
+    /// the image, if new).
+    fn bind_mounts(&self, rootfs: &Path, hc: &HostConfig, targets: &mut Vec<String>) -> Result<Vec<MountSpec>> {
+        let mut mounts = Vec::new();
+        for b in hc.binds.iter().flatten() {
+            let (src, dst, ro) = parse_bind(b)?;
+            let source = if src.starts_with('/') {
+                if !std::path::Path::new(&src).exists() {
+                    std::fs::create_dir_all(&src)
+                        .map_err(|e| Error::BadRequest(format!("invalid mount config: bind source path {src}: {e}")))?;
+                }
+                src
+            } else {
+                let (v, new) = self.volumes.create(&src, BTreeMap::new(), "local", BTreeMap::new())?;
+                if new {
+                    self.events
+                        .emit("volume", "create", &v.name, BTreeMap::from([("driver".into(), "local".into())]));
+                    copy_image_content(rootfs, &dst, std::path::Path::new(&v.mountpoint));
+                }
+                v.mountpoint
+            };
+            targets.push(dst.clone());
+            mounts.push(MountSpec {
+                source,
+                destination: dst,
+                kind: "bind".into(),
+                options: vec!["rbind".into(), if ro { "ro".into() } else { "rw".into() }, "rprivate".into()],
+            });
+        }
+        Ok(mounts)
+    }
+
+    /// `HostConfig.Mounts` and the mounts inherited with `VolumesFrom`.
+    fn mount_entries(&self, rootfs: &Path, c: &mut Container, targets: &mut Vec<String>) -> Result<Vec<MountSpec>> {
+        let mut mounts = Vec::new();
+        let entries: Vec<crate::types::MountPoint> = c.host_config.mounts.iter().flatten().chain(&c.inherited_mounts).cloned().collect();
+        for m in &entries {
+            match m.kind.as_str() {
+                "bind" | "volume" => {
+                    let opts = MountOptions::of(m)?;
+                    let source = if m.kind == "volume" {
+                        // An anonymous volume is made once and kept for later starts.
+                        let anon = m.source.is_empty().then(|| {
+                            c.anon_volumes.iter().find(|n| {
+                                self.volumes
+                                    .get(n)
+                                    .is_ok_and(|v| v.labels.get("berth.anonymous.target") == Some(&m.target))
+                            })
+                        });
+                        let name = match anon {
+                            Some(Some(n)) => n.clone(),
+                            Some(None) => random_id(),
+                            None => m.source.clone(),
+                        };
+                        let labels = if m.source.is_empty() {
+                            BTreeMap::from([("berth.anonymous.target".to_string(), m.target.clone())])
+                        } else {
+                            BTreeMap::new()
+                        };
+                        let (v, new) = self.volumes.create(&name, labels, "local", BTreeMap::new())?;
+                        if new {
+                            if !opts.no_copy {
+                                copy_image_content(rootfs, &m.target, std::path::Path::new(&v.mountpoint));
+                            }
+                            if m.source.is_empty() {
+                                c.anon_volumes.push(name);
+                            }
+                        }
+                        v.mountpoint
+                    } else {
+                        if opts.create_mountpoint {
+                            std::fs::create_dir_all(&m.source).map_err(internal)?;
+                        }
+                        m.source.clone()
+                    };
+                    targets.push(m.target.clone());
+                    mounts.push(MountSpec {
+                        source,
+                        destination: m.target.clone(),
+                        kind: "bind".into(),
+                        options: vec![
+                            if opts.non_recursive { "bind".into() } else { "rbind".into() },
+                            if m.read_only { "ro".into() } else { "rw".into() },
+                            opts.propagation.clone(),
+                        ],
+                    });
+                }
+                "tmpfs" => {
+                    targets.push(m.target.clone());
+                    let mut options: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
+                    if m.read_only {
+                        options.push("ro".into());
+                    }
+                    options.extend(tmpfs_options(m)?);
+                    mounts.push(MountSpec {
+                        source: "tmpfs".into(),
+                        destination: m.target.clone(),
+                        kind: "tmpfs".into(),
+                        options,
+                    });
+                }
+                other => return Err(Error::BadRequest(format!("mount type {other:?} is not supported"))),
+            }
+        }
+        Ok(mounts)
+    }
+
+    /// Image VOLUMEs not otherwise mounted get anonymous volumes (made once, kept for later starts).
+    fn image_volumes(&self, rootfs: &Path, c: &mut Container, targets: &[String]) -> Result<Vec<MountSpec>> {
+        let mut mounts = Vec::new();
+        for vpath in c.config.volumes.clone().unwrap_or_default().keys() {
+            if targets.iter().any(|t| t.trim_end_matches('/') == vpath.trim_end_matches('/')) {
+                continue;
+            }
+            let name = match c.anon_volumes.iter().find(|n| {
+                self.volumes
+                    .get(n)
+                    .ok()
+                    .is_some_and(|v| v.labels.get("berth.anonymous.target") == Some(vpath))
+            }) {
+                Some(n) => n.clone(),
+                None => {
+                    let n = random_id();
+                    let (v, _) = self.volumes.create(
+                        &n,
+                        BTreeMap::from([("berth.anonymous.target".to_string(), vpath.clone())]),
+                        "local",
+                        BTreeMap::new(),
+                    )?;
+                    copy_image_content(rootfs, vpath, std::path::Path::new(&v.mountpoint));
+                    c.anon_volumes.push(n.clone());
+                    n
+                }
+            };
+            mounts.push(MountSpec {
+                source: self.volumes.data_path(&name).display().to_string(),
+                destination: vpath.clone(),
+                kind: "bind".into(),
+                options: vec!["rbind".into(), "rw".into()],
+            });
+        }
+        Ok(mounts)
+    }
+
+    /// `--init`: the daemon's init binary mounted at /sbin/docker-init.
+    fn init_mount(&self) -> Result<MountSpec> {
+        let init = self.cfg.init_path.clone().ok_or_else(|| {
+            Error::BadRequest("--init: no init binary found (install Debian's tini package, which provides /usr/bin/tini-static)".into())
+        })?;
+        Ok(MountSpec {
+            source: init.display().to_string(),
+            destination: "/sbin/docker-init".into(),
+            kind: "bind".into(),
+            options: vec!["rbind".into(), "ro".into()],
+        })
+    }
+
+    /// The PID and IPC namespaces a container asks for, and its /dev/shm.
+    fn pid_ipc_namespaces(&self, c: &Container) -> Result<(NetMode, NetMode, runtime::spec::Shm)> {
+        let hc = &c.host_config;
+        let pid_ns = self.namespace_mode(&hc.pid_mode, "pid", "PID")?;
+        let ipc_ns = self.namespace_mode(&hc.ipc_mode, "ipc", "IPC")?;
+        let shm = match hc.ipc_mode.as_str() {
+            "host" => runtime::spec::Shm::Bind("/dev/shm".into()),
+            "none" => runtime::spec::Shm::None,
+            "shareable" => runtime::spec::Shm::Bind(self.mount_shm(&c.id, hc.shm_size)?),
+            // Joining another's IPC: its /dev/shm too, where POSIX shared memory lives.
+            m if m.starts_with("container:") => {
+                let donor = self.get(&m["container:".len()..])?;
+                runtime::spec::Shm::Bind(self.shm_dir(&donor.id))
+            }
+            _ => runtime::spec::Shm::Private,
+        };
+        Ok((pid_ns, ipc_ns, shm))
+    }
+}
+
+/// The user, groups and environment a container's process runs with.
+fn process_identity(rootfs: &Path, c: &Container) -> Result<(u32, u32, Vec<u32>, Vec<String>)> {
+    let hc = &c.host_config;
+    let (uid, gid, mut gids, home) = runtime::spec::resolve_user(rootfs, &c.config.user)?;
+    for g in hc.group_add.iter().flatten() {
+        let n: u32 = g
+            .parse()
+            .map_err(|_| Error::BadRequest(format!("group {g:?}: only numeric groups are supported in GroupAdd")))?;
+        gids.push(n);
+    }
+    let mut env = process_env(c.config.env.as_deref().unwrap_or_default());
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={home}"));
+    }
+    if c.config.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+        env.push(format!("HOSTNAME={}", c.config.hostname));
+    }
+    let mut args = vec![c.path.clone()];
+    args.extend(c.args.iter().cloned());
+    Ok((uid, gid, gids, env))
+}
+
+/// `HostConfig.Tmpfs`.
+fn tmpfs_mounts(hc: &HostConfig, targets: &mut Vec<String>) -> Vec<MountSpec> {
+    let mut mounts = Vec::new();
+    for (path, opts) in hc.tmpfs.iter().flatten() {
+        let mut o: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
+        o.extend(opts.split(',').filter(|s| !s.is_empty()).map(String::from));
+        targets.push(path.clone());
+        mounts.push(MountSpec {
+            source: "tmpfs".into(),
+            destination: path.clone(),
+            kind: "tmpfs".into(),
+            options: o,
+        });
+    }
+    mounts
 }
