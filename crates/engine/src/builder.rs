@@ -41,7 +41,7 @@ impl build::Backend for EngineBackend {
         let e = self.engine.clone();
         let req = req.clone();
         let mut host_config = self.host_config.clone();
-        host_config.network_mode = req.network.clone();
+        host_config.network_mode = crate::types::NetworkMode::parse(&req.network);
         let task = self.rt.spawn(async move {
             let mut labels = BTreeMap::new();
             labels.insert("berth.build.step".to_string(), "true".to_string());
@@ -62,7 +62,7 @@ impl build::Backend for EngineBackend {
             };
             let (id, _) = e.create(None, create).await?;
             let res = async {
-                let waiter = e.wait(&id, "next-exit")?;
+                let waiter = e.wait(&id, crate::containers::WaitCondition::NextExit)?;
                 e.start(&id).await?;
                 let _ = tx.send(Ev::Started(id.clone())).await;
                 let (ltx, mut lrx) = tokio::sync::mpsc::channel(64);

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::error::{internal, Error, Result};
 use crate::events::Events;
-use crate::types::Container;
+use crate::types::{Container, RestartMode};
 use crate::volumes::Volumes;
 
 /// Where the engine keeps things.
@@ -328,10 +328,10 @@ impl Engine {
         // Restart policies "always" and "unless-stopped" apply when the daemon starts.
         for entry in self.list() {
             let c = entry.snapshot();
-            let pol = c.host_config.restart_policy.name.as_str();
+            let pol = c.host_config.restart_policy.name;
             if !c.state.running
-                && ((pol == "always" && c.state.started_at != crate::types::ZERO_TIME)
-                    || (pol == "unless-stopped" && !c.manually_stopped && c.state.started_at != crate::types::ZERO_TIME))
+                && c.state.started_at != crate::types::ZERO_TIME
+                && (pol == RestartMode::Always || (pol == RestartMode::UnlessStopped && !c.manually_stopped))
             {
                 let me = self.clone();
                 tokio::spawn(async move {
@@ -416,12 +416,7 @@ impl Engine {
             return;
         }
         let pol = &c.host_config.restart_policy;
-        let restart = !c.manually_stopped
-            && match pol.name.as_str() {
-                "always" | "unless-stopped" => true,
-                "on-failure" => code != 0 && (pol.maximum_retry_count == 0 || c.restart_count < pol.maximum_retry_count),
-                _ => false,
-            };
+        let restart = !c.manually_stopped && pol.restarts_after(code, c.restart_count);
         if restart {
             {
                 let mut r = entry.rec.lock().unwrap();

@@ -206,3 +206,32 @@ impl From<std::io::Error> for Error {
 pub(crate) fn internal(e: impl fmt::Display) -> Error {
     Error::Internal(e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_come_from_the_typed_source() {
+        let e: Error = image::Error::NotFound("x:1".into()).into();
+        assert_eq!((e.kind(), e.to_string()), (ErrorKind::NotFound, "No such image: x:1".to_string()));
+        assert!(std::error::Error::source(&e).is_some());
+        let e: Error = image::Error::InvalidReference("A".into()).into();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        let e: Error = oci::Error::BlobNotFound("sha256:x".into()).into();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        let e: Error = std::io::Error::other("disk").into();
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        let e: Error = registry::client::ClientError::Unauthorized {
+            registry: "r".into(),
+            message: "no".into(),
+        }
+        .into();
+        assert_eq!(e.kind(), ErrorKind::Unauthorized);
+        let e: Error = runtime::Error::InvalidSpec("unknown capability".into()).into();
+        assert_eq!(
+            (e.kind(), e.to_string()),
+            (ErrorKind::InvalidArgument, "unknown capability".to_string())
+        );
+    }
+}

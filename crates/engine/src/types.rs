@@ -57,31 +57,157 @@ pub struct ContainerConfig {
     pub extra: BTreeMap<String, Value>,
 }
 
+/// `HostConfig.RestartPolicy`.
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct RestartPolicy {
-    pub name: String,
+    pub name: RestartMode,
     pub maximum_retry_count: i64,
+}
+
+/// A restart policy's name. `Unset` is the empty name older clients send; create records it as
+/// `No`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestartMode {
+    #[default]
+    Unset,
+    No,
+    Always,
+    OnFailure,
+    UnlessStopped,
+}
+
+impl RestartMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartMode::Unset => "",
+            RestartMode::No => "no",
+            RestartMode::Always => "always",
+            RestartMode::OnFailure => "on-failure",
+            RestartMode::UnlessStopped => "unless-stopped",
+        }
+    }
+}
+
+impl std::str::FromStr for RestartMode {
+    type Err = String;
+    /// Docker's names, and its wording for any other.
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "" => RestartMode::Unset,
+            "no" => RestartMode::No,
+            "always" => RestartMode::Always,
+            "on-failure" => RestartMode::OnFailure,
+            "unless-stopped" => RestartMode::UnlessStopped,
+            other => {
+                return Err(format!(
+                    "invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
+                ))
+            }
+        })
+    }
+}
+
+impl Serialize for RestartMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for RestartMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Option::<String>::deserialize(d)?.unwrap_or_default();
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 impl RestartPolicy {
     /// Docker's checks (moby's `ValidateRestartPolicy`), with its wording. An empty name (what
     /// older clients send by default) passes with any count.
     pub fn validate(&self) -> Result<(), String> {
-        match self.name.as_str() {
-            "always" | "unless-stopped" | "no" if self.maximum_retry_count != 0 => {
+        match self.name {
+            RestartMode::Always | RestartMode::UnlessStopped | RestartMode::No if self.maximum_retry_count != 0 => {
                 let mut m = "invalid restart policy: maximum retry count can only be used with 'on-failure'".to_string();
                 if self.maximum_retry_count < 0 {
                     m.push_str(" and cannot be negative");
                 }
                 Err(m)
             }
-            "on-failure" if self.maximum_retry_count < 0 => Err("invalid restart policy: maximum retry count cannot be negative".into()),
-            "" | "always" | "unless-stopped" | "no" | "on-failure" => Ok(()),
-            other => Err(format!(
-                "invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
-            )),
+            RestartMode::OnFailure if self.maximum_retry_count < 0 => {
+                Err("invalid restart policy: maximum retry count cannot be negative".into())
+            }
+            _ => Ok(()),
         }
+    }
+
+    /// Whether a container that exited with `code`, having restarted `restarts` times, is
+    /// restarted (a manual stop aside).
+    pub fn restarts_after(&self, code: i32, restarts: i64) -> bool {
+        match self.name {
+            RestartMode::Always | RestartMode::UnlessStopped => true,
+            RestartMode::OnFailure => code != 0 && (self.maximum_retry_count == 0 || restarts < self.maximum_retry_count),
+            RestartMode::No | RestartMode::Unset => false,
+        }
+    }
+}
+
+/// `HostConfig.NetworkMode`: Docker's names, another container's network, or a network by name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum NetworkMode {
+    /// Unset or `default`: the default bridge (create records it as `Bridge`).
+    #[default]
+    Default,
+    Bridge,
+    Host,
+    None,
+    /// `container:<name|id>`: join that container's network namespace.
+    Container(String),
+    /// A user-defined network.
+    Named(String),
+}
+
+impl NetworkMode {
+    pub fn parse(s: &str) -> NetworkMode {
+        match s {
+            "" | "default" => NetworkMode::Default,
+            "bridge" => NetworkMode::Bridge,
+            "host" => NetworkMode::Host,
+            "none" => NetworkMode::None,
+            other => match other.strip_prefix("container:") {
+                Some(c) => NetworkMode::Container(c.to_string()),
+                None => NetworkMode::Named(other.to_string()),
+            },
+        }
+    }
+
+    /// Whether this mode is the default bridge (named or not).
+    pub fn is_default_bridge(&self) -> bool {
+        matches!(self, NetworkMode::Default | NetworkMode::Bridge)
+    }
+}
+
+impl std::fmt::Display for NetworkMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NetworkMode::Default => f.write_str("default"),
+            NetworkMode::Bridge => f.write_str("bridge"),
+            NetworkMode::Host => f.write_str("host"),
+            NetworkMode::None => f.write_str("none"),
+            NetworkMode::Container(c) => write!(f, "container:{c}"),
+            NetworkMode::Named(n) => f.write_str(n),
+        }
+    }
+}
+
+impl Serialize for NetworkMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for NetworkMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(NetworkMode::parse(&Option::<String>::deserialize(d)?.unwrap_or_default()))
     }
 }
 
@@ -103,7 +229,7 @@ pub struct MountPoint {
 #[serde(rename_all = "PascalCase", default)]
 pub struct HostConfig {
     pub binds: Option<Vec<String>>,
-    pub network_mode: String,
+    pub network_mode: NetworkMode,
     pub port_bindings: Option<Value>,
     pub restart_policy: RestartPolicy,
     pub auto_remove: bool,
@@ -244,4 +370,54 @@ pub struct Container {
 
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_modes_round_trip_and_unknown_ones_are_refused() {
+        for name in ["", "no", "always", "on-failure", "unless-stopped"] {
+            let p: RestartPolicy = serde_json::from_value(serde_json::json!({"Name": name})).unwrap();
+            assert_eq!(serde_json::to_value(&p).unwrap()["Name"], name);
+        }
+        let e = serde_json::from_value::<RestartPolicy>(serde_json::json!({"Name": "sometimes"})).unwrap_err();
+        assert!(
+            e.to_string().starts_with("invalid restart policy: unknown policy 'sometimes'"),
+            "{e}"
+        );
+        let null: RestartPolicy = serde_json::from_value(serde_json::json!({"Name": null})).unwrap();
+        assert_eq!(null.name, RestartMode::Unset);
+    }
+
+    #[test]
+    fn restart_decisions_follow_docker() {
+        let p = |name, max| RestartPolicy {
+            name,
+            maximum_retry_count: max,
+        };
+        assert!(p(RestartMode::Always, 0).restarts_after(0, 100));
+        assert!(p(RestartMode::UnlessStopped, 0).restarts_after(1, 0));
+        assert!(!p(RestartMode::No, 0).restarts_after(1, 0));
+        assert!(!p(RestartMode::OnFailure, 0).restarts_after(0, 0));
+        assert!(p(RestartMode::OnFailure, 0).restarts_after(1, 50));
+        assert!(p(RestartMode::OnFailure, 3).restarts_after(1, 2));
+        assert!(!p(RestartMode::OnFailure, 3).restarts_after(1, 3));
+        assert!(p(RestartMode::OnFailure, -1).validate().unwrap_err().contains("cannot be negative"));
+        assert!(p(RestartMode::No, -1).validate().unwrap_err().contains("and cannot be negative"));
+        assert!(p(RestartMode::Unset, 5).validate().is_ok());
+    }
+
+    #[test]
+    fn network_modes_parse_and_print_as_given() {
+        for s in ["default", "bridge", "host", "none", "container:abc", "mynet"] {
+            assert_eq!(NetworkMode::parse(s).to_string(), s);
+        }
+        assert_eq!(NetworkMode::parse(""), NetworkMode::Default);
+        assert_eq!(NetworkMode::parse("container:db"), NetworkMode::Container("db".into()));
+        let hc: HostConfig = serde_json::from_value(serde_json::json!({"NetworkMode": "host"})).unwrap();
+        assert_eq!(hc.network_mode, NetworkMode::Host);
+        assert_eq!(serde_json::to_value(&hc).unwrap()["NetworkMode"], "host");
+    }
 }

@@ -112,7 +112,7 @@ pub fn parse_request(q: &Q) -> ApiResult<BuildRequest> {
     };
     let extra_hosts: Vec<String> = q.all("extrahosts").into_iter().filter(|h| !h.is_empty()).collect();
     let host_config = crate::types::HostConfig {
-        network_mode: network.clone(),
+        network_mode: crate::types::NetworkMode::parse(&network),
         memory: int("memory")?,
         memory_swap: int("memswap")?,
         cpu_shares: int("cpushares")?,
@@ -301,7 +301,7 @@ mod tests {
         let r = parse("").unwrap();
         assert!(!r.options.keep_containers && !r.options.force_rm);
         assert!(r.options.cache_from.is_empty());
-        assert_eq!(r.host_config.network_mode, "host");
+        assert_eq!(r.host_config.network_mode, crate::types::NetworkMode::Host);
         // docker-py sends rm=False by default, the docker CLI rm=0 for --rm=false.
         for q in ["rm=False", "rm=0", "rm=false", "rm=no"] {
             assert!(parse(q).unwrap().options.keep_containers, "{q}");

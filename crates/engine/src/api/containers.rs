@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::io::{body_reader, body_writer, channel_body, hijack, json_body, MUX, RAW};
 use super::query::Q;
 use super::{bad, ApiError, ApiResult};
-use crate::containers::CreateRequest;
+use crate::containers::{CreateRequest, Signal};
 use crate::engine::{Engine, ExecConfig, PendingAttach};
 use crate::error::Error;
 use crate::types::{Container, ZERO_TIME};
@@ -143,7 +143,7 @@ fn inspect_json(e: &Engine, c: &Container) -> Value {
             "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
             "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
             "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-            "Networks": { c.host_config.network_mode.clone(): {
+            "Networks": { c.host_config.network_mode.to_string(): {
                 "IPAMConfig": null, "Links": null, "Aliases": null, "NetworkID": "", "EndpointID": "", "Gateway": "",
                 "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
                 "MacAddress": "", "DriverOpts": null,
@@ -246,7 +246,7 @@ pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRes
                             .iter()
                             .flatten()
                             .any(|b| b.split(':').next() == Some(v.as_str()) || b.split(':').nth(1) == Some(v.as_str())),
-                        "network" => c.host_config.network_mode == *v,
+                        "network" => c.host_config.network_mode.to_string() == *v,
                         "health" => match c.state.health.as_ref() {
                             Some(h) => h.status.as_str() == v,
                             None => v == "none",
@@ -328,19 +328,19 @@ pub async fn start(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiR
 
 pub async fn stop(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {
     let q = Q::parse(q);
-    e.stop(&id, q.int("t")?, q.get("signal").filter(|s| !s.is_empty())).await?;
+    e.stop(&id, q.int("t")?, Signal::from_query(q.get("signal"))?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn restart(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {
     let q = Q::parse(q);
-    e.restart(&id, q.int("t")?, q.get("signal").filter(|s| !s.is_empty())).await?;
+    e.restart(&id, q.int("t")?, Signal::from_query(q.get("signal"))?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn kill(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {
     let q = Q::parse(q);
-    e.kill(&id, q.get("signal")).await?;
+    e.kill(&id, Signal::from_query(q.get("signal"))?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -359,7 +359,7 @@ pub async fn unpause(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> Ap
 pub async fn wait(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let q = Q::parse(q);
     // The wait is registered before the headers go out; the body follows at the exit.
-    let fut = e.wait(&id, q.get("condition").unwrap_or(""))?;
+    let fut = e.wait(&id, q.get("condition").unwrap_or("").parse()?)?;
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     tokio::spawn(async move {
         let mut b = serde_json::to_vec(&json!({"StatusCode": fut.await, "Error": null})).expect("json");
@@ -643,8 +643,8 @@ pub async fn rename(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQue
 }
 
 pub async fn update(State(e): State<Arc<Engine>>, Path(id): Path<String>, body: Body) -> ApiResult<Json<Value>> {
-    let v: Value = json_body(body).await?;
-    e.update(&id, &v)?;
+    let u: crate::containers::UpdateRequest = json_body(body).await?;
+    e.update(&id, &u)?;
     Ok(Json(json!({"Warnings": []})))
 }
 

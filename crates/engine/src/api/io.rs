@@ -131,5 +131,16 @@ pub async fn json_body<T: serde::de::DeserializeOwned + Default>(body: Body) -> 
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(T::default());
     }
-    serde_json::from_slice(&bytes).map_err(|e| super::bad(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
+        // A field whose value is refused (an unknown restart policy, say) says so as Docker does.
+        serde_json::error::Category::Data => super::bad(without_position(&e)),
+        _ => super::bad(format!("invalid JSON body: {e}")),
+    })
+}
+
+/// A serde_json error's message without the " at line L column C" it ends with.
+fn without_position(e: &serde_json::Error) -> String {
+    let m = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    m.strip_suffix(&suffix).map(String::from).unwrap_or(m)
 }

@@ -2,7 +2,7 @@
 //! fields, and the host-config fields Berth refuses rather than ignores.
 
 use crate::error::{Error, Result};
-use crate::types::HostConfig;
+use crate::types::{HostConfig, NetworkMode, RestartMode};
 
 use super::*;
 
@@ -227,7 +227,9 @@ pub(crate) fn check_networking(req: &CreateRequest) -> Result<()> {
             "conflicting options: mac-address and the network mode (Berth has no bridge networking yet)".into(),
         ));
     }
-    if req.config.network_disabled == Some(true) && !matches!(req.host_config.network_mode.as_str(), "" | "default" | "none" | "bridge") {
+    if req.config.network_disabled == Some(true)
+        && !(req.host_config.network_mode.is_default_bridge() || req.host_config.network_mode == NetworkMode::None)
+    {
         return Err(Error::BadRequest(
             "conflicting options: NetworkDisabled and the network mode".into(),
         ));
@@ -391,18 +393,18 @@ pub(crate) fn check_supported(hc: &HostConfig) -> Result<()> {
     if hc.devices.as_ref().is_some_and(|d| !d.is_empty()) {
         return Err(Error::BadRequest("HostConfig.Devices is not supported by Berth".into()));
     }
-    match hc.network_mode.as_str() {
-        "" | "default" | "bridge" | "none" | "host" => {}
-        other if other.starts_with("container:") => {
+    match &hc.network_mode {
+        NetworkMode::Default | NetworkMode::Bridge | NetworkMode::None | NetworkMode::Host => {}
+        m @ NetworkMode::Container(_) => {
             return Err(Error::BadRequest(format!(
-                "network mode {other:?} (sharing another container's network) is not supported by Berth"
+                "network mode \"{m}\" (sharing another container's network) is not supported by Berth"
             )))
         }
         // As Docker answers for a network that does not exist (user-defined networks are not here yet).
-        other => return Err(Error::NotFound(format!("network {other} not found"))),
+        NetworkMode::Named(other) => return Err(Error::NotFound(format!("network {other} not found"))),
     }
     hc.restart_policy.validate().map_err(Error::BadRequest)?;
-    if hc.auto_remove && !matches!(hc.restart_policy.name.as_str(), "" | "no") {
+    if hc.auto_remove && !matches!(hc.restart_policy.name, RestartMode::Unset | RestartMode::No) {
         return Err(Error::BadRequest(
             "conflicting options: cannot specify both --restart and --rm".into(),
         ));

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::engine::{random_id, Engine};
 use crate::error::{internal, Error, Result};
-use crate::types::{now, Container, HostConfig, State};
+use crate::types::{now, Container, HostConfig, NetworkMode, RestartMode, State};
 
 use super::*;
 
@@ -102,11 +102,11 @@ impl Engine {
         if args.is_empty() {
             return Err(Error::BadRequest("no command specified".into()));
         }
-        if req.host_config.network_mode.is_empty() || req.host_config.network_mode == "default" {
-            req.host_config.network_mode = "bridge".into();
+        if req.host_config.network_mode == NetworkMode::Default {
+            req.host_config.network_mode = NetworkMode::Bridge;
         }
-        if req.host_config.restart_policy.name.is_empty() {
-            req.host_config.restart_policy.name = "no".into();
+        if req.host_config.restart_policy.name == RestartMode::Unset {
+            req.host_config.restart_policy.name = RestartMode::No;
         }
         if req.host_config.ipc_mode.is_empty() {
             req.host_config.ipc_mode = "private".into();
@@ -116,7 +116,7 @@ impl Engine {
         }
         let id = random_id();
         if cfg.hostname.is_empty() {
-            cfg.hostname = if req.host_config.network_mode == "host" || req.host_config.uts_mode == "host" {
+            cfg.hostname = if req.host_config.network_mode == NetworkMode::Host || req.host_config.uts_mode == "host" {
                 nix::unistd::gethostname()
                     .map(|h| h.to_string_lossy().into_owned())
                     .unwrap_or_default()

@@ -133,7 +133,7 @@ impl Engine {
     }
 
     /// Send a signal; `Conflict` if the container is not running.
-    pub async fn kill(&self, key: &str, signal: Option<&str>) -> Result<()> {
+    pub async fn kill(&self, key: &str, signal: Option<Signal>) -> Result<()> {
         let entry = self.get(key)?;
         let c = entry.snapshot();
         if !c.state.running {
@@ -142,7 +142,7 @@ impl Engine {
                 key, c.id
             )));
         }
-        let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("SIGKILL"))?;
+        let sig = signal.unwrap_or(Signal::KILL).0;
         if sig == libc::SIGKILL || sig == libc::SIGTERM || sig == libc::SIGINT {
             let mut r = entry.rec.lock().unwrap();
             r.manually_stopped = true;
@@ -169,13 +169,13 @@ impl Engine {
     }
 
     /// Stop: the stop signal, then SIGKILL after `timeout` seconds.
-    pub async fn stop(&self, key: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+    pub async fn stop(&self, key: &str, timeout: Option<i64>, signal: Option<Signal>) -> Result<()> {
         let entry = self.get(key)?;
         let _op = entry.op.lock().await;
         self.stop_locked(&entry, timeout, signal).await
     }
 
-    pub(crate) async fn stop_locked(&self, entry: &Entry, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+    pub(crate) async fn stop_locked(&self, entry: &Entry, timeout: Option<i64>, signal: Option<Signal>) -> Result<()> {
         let c = entry.snapshot();
         {
             let mut r = entry.rec.lock().unwrap();
@@ -192,7 +192,10 @@ impl Engine {
             }
             return Err(Error::NotModified("container already stopped".into()));
         }
-        let sig = parse_signal(signal.or(c.config.stop_signal.as_deref()).unwrap_or("SIGTERM"))?;
+        let sig = match signal {
+            Some(s) => s.0,
+            None => parse_signal(c.config.stop_signal.as_deref().unwrap_or("SIGTERM"))?,
+        };
         let timeout = timeout.or(c.config.stop_timeout).unwrap_or(10);
         let exits = entry.progress.borrow().exits;
         let shim = self.shim(&c.id);
@@ -221,7 +224,7 @@ impl Engine {
         Ok(())
     }
 
-    pub async fn restart(self: &Arc<Self>, key: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+    pub async fn restart(self: &Arc<Self>, key: &str, timeout: Option<i64>, signal: Option<Signal>) -> Result<()> {
         let entry = self.get(key)?;
         {
             let _op = entry.op.lock().await;
@@ -336,16 +339,12 @@ impl Engine {
 
     /// `POST /containers/{id}/wait`. The condition is judged against the state at the time of the
     /// call, so an exit right after it is not missed; the returned future gives the exit code.
-    pub fn wait(self: &Arc<Self>, key: &str, condition: &str) -> Result<impl std::future::Future<Output = i64> + Send + 'static> {
+    pub fn wait(self: &Arc<Self>, key: &str, condition: WaitCondition) -> Result<impl std::future::Future<Output = i64> + Send + 'static> {
         let entry = self.get(key)?;
         let snap = entry.snapshot();
         let start = entry.progress.borrow().clone();
-        let until_removed = match condition {
-            "" | "not-running" | "next-exit" => false,
-            "removed" => true,
-            other => return Err(Error::BadRequest(format!("invalid condition: {other:?}"))),
-        };
-        let done = matches!(condition, "" | "not-running") && !snap.state.running && !snap.state.restarting;
+        let until_removed = condition == WaitCondition::Removed;
+        let done = condition == WaitCondition::NotRunning && !snap.state.running && !snap.state.restarting;
         let me = self.clone();
         Ok(async move {
             if done {

@@ -23,6 +23,44 @@ pub struct CreateRequest {
     pub networking_config: Option<serde_json::Value>,
 }
 
+/// A signal, by number, as the API names them (`9`, `KILL`, `SIGKILL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signal(pub i32);
+
+impl Signal {
+    pub const KILL: Signal = Signal(libc::SIGKILL);
+
+    /// A signal from the API: Docker's names or numbers; an empty string is none.
+    pub fn from_query(s: Option<&str>) -> Result<Option<Signal>> {
+        s.filter(|s| !s.is_empty()).map(|s| parse_signal(s).map(Signal)).transpose()
+    }
+}
+
+/// What `wait` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WaitCondition {
+    /// The container is not running (now, or when it next stops).
+    #[default]
+    NotRunning,
+    /// The container's next exit, even if it is not running now.
+    NextExit,
+    /// The container is removed.
+    Removed,
+}
+
+impl std::str::FromStr for WaitCondition {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(Error::BadRequest(format!("invalid condition: {other:?}"))),
+        }
+    }
+}
+
+/// A signal's number from its name (`KILL`, `SIGKILL`) or number, as Docker parses them.
 pub fn parse_signal(s: &str) -> Result<i32> {
     let t = s.trim();
     if let Ok(n) = t.parse::<i32>() {
@@ -52,3 +90,33 @@ pub use crate::engine::{purge_trash, TRASH_PREFIX};
 pub(crate) use checks::check_supported;
 pub use checks::{log_rotation, parse_bind};
 pub(crate) use spec::parse_extra_host;
+pub use update::UpdateRequest;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_as_docker_names_them() {
+        for s in ["9", "KILL", "SIGKILL", "kill", " sigkill "] {
+            assert_eq!(parse_signal(s).unwrap(), libc::SIGKILL, "{s}");
+        }
+        assert_eq!(parse_signal("HUP").unwrap(), libc::SIGHUP);
+        for s in ["0", "65", "SIGNOPE", ""] {
+            assert_eq!(parse_signal(s).unwrap_err().to_string(), format!("invalid signal: {s}"));
+        }
+        assert_eq!(Signal::from_query(Some("")).unwrap(), None);
+        assert_eq!(Signal::from_query(Some("TERM")).unwrap(), Some(Signal(libc::SIGTERM)));
+    }
+
+    #[test]
+    fn wait_conditions() {
+        assert_eq!("".parse::<WaitCondition>().unwrap(), WaitCondition::NotRunning);
+        assert_eq!("next-exit".parse::<WaitCondition>().unwrap(), WaitCondition::NextExit);
+        assert_eq!("removed".parse::<WaitCondition>().unwrap(), WaitCondition::Removed);
+        assert_eq!(
+            "later".parse::<WaitCondition>().unwrap_err().to_string(),
+            "invalid condition: \"later\""
+        );
+    }
+}

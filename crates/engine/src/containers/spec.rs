@@ -208,8 +208,8 @@ impl Engine {
             .iter()
             .flatten()
             .any(|o| o == "no-new-privileges" || o.ends_with(":true") || o.ends_with("=true"));
-        let net = match hc.network_mode.as_str() {
-            "host" => NetMode::Host,
+        let net = match hc.network_mode {
+            crate::types::NetworkMode::Host => NetMode::Host,
             _ => NetMode::Private,
         };
         let device_rules = hc
@@ -299,7 +299,7 @@ impl Engine {
         let hc = &c.host_config;
         let mut mounts = Vec::new();
         std::fs::write(dir.join("hostname"), format!("{}\n", c.config.hostname)).map_err(internal)?;
-        let mut hosts = if hc.network_mode == "host" {
+        let mut hosts = if hc.network_mode == crate::types::NetworkMode::Host {
             std::fs::read_to_string("/etc/hosts").unwrap_or_default()
         } else {
             format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{}\n", c.config.hostname)
