@@ -118,7 +118,7 @@ impl build::Backend for EngineBackend {
 
     fn pull(&self, reference: &str, events: &mut dyn FnMut(&str)) -> build::Result<()> {
         let r = image::Reference::parse(reference).map_err(|e| build::Error::Backend(e.to_string()))?;
-        let registry = crate::distribution::split_repository(&r.repo).registry;
+        let registry = r.registry().to_string();
         let creds = self.auth.get(&registry).cloned().unwrap_or_default();
         tracing::debug!(%registry, with_credentials = !creds.is_empty(), "pulling a base image");
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(64);

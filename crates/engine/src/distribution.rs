@@ -16,31 +16,16 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 
 /// Docker Hub's API endpoint and the names it goes by.
-pub const DOCKER_HUB: &str = "registry-1.docker.io";
+pub use image::reference::DOCKER_HUB;
 
 /// Layers transferred at once.
 const PARALLEL: usize = 3;
 
-/// Split a familiar repository name into the registry to talk to and the path on it
-/// (`busybox` → Docker Hub, `library/busybox`; `localhost:5000/model` → `localhost:5000`, `model`).
-pub fn split_repository(repo: &str) -> Repository {
-    let (first, rest) = match repo.split_once('/') {
-        Some((f, r)) if f.contains('.') || f.contains(':') || f == "localhost" => (Some(f), r),
-        _ => (None, repo),
-    };
-    match first {
-        None | Some("docker.io") | Some("index.docker.io") | Some("registry-1.docker.io") => Repository {
-            registry: DOCKER_HUB.into(),
-            name: if rest.contains('/') {
-                rest.to_string()
-            } else {
-                format!("library/{rest}")
-            },
-        },
-        Some(r) => Repository {
-            registry: r.to_string(),
-            name: rest.to_string(),
-        },
+/// Where a reference lives: its registry and the repository's path there.
+pub fn repository(r: &image::Reference) -> Repository {
+    Repository {
+        registry: r.registry().to_string(),
+        name: r.remote_name(),
     }
 }
 
@@ -49,7 +34,8 @@ pub fn registry_of_server(addr: &str) -> String {
     let a = addr.trim_start_matches("https://").trim_start_matches("http://");
     let a = a.split('/').next().unwrap_or("");
     match a {
-        "" | "docker.io" | "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB.into(),
+        "" => DOCKER_HUB.into(),
+        hub if image::reference::is_docker_hub(hub) => DOCKER_HUB.into(),
         other => other.to_string(),
     }
 }
@@ -173,7 +159,7 @@ impl Engine {
         out: &Sender<Value>,
     ) -> Result<Digest> {
         let r = image::Reference::parse(reference)?;
-        let repo = split_repository(&r.repo);
+        let repo = repository(&r);
         let want = r.digest.clone().or_else(|| r.tag.clone()).unwrap_or_else(|| "latest".into());
         let platform = platform
             .filter(|p| !p.is_empty())
@@ -422,7 +408,7 @@ impl Engine {
             .images
             .resolve(&r.tagged())
             .map_err(|_| Error::NotFound(format!("An image does not exist locally with the tag: {}", r.repo)))?;
-        let repo = split_repository(&r.repo);
+        let repo = repository(&r);
         say(out, json!({"status": format!("The push refers to repository [{}]", r.repo)})).await;
         let manifest = self.images.manifest(&id)?;
         let record = self.images.record(&id)?;
@@ -475,8 +461,9 @@ impl Engine {
                 continue;
             }
             for rd in &img.record.repo_digests {
-                let Some((name, _)) = rd.split_once('@') else { continue };
-                let other = split_repository(name);
+                let Ok(other) = image::Reference::parse(rd).map(|r| repository(&r)) else {
+                    continue;
+                };
                 if other.registry == repo.registry && other.name != repo.name && !out.contains(&other.name) {
                     out.push(other.name);
                 }
@@ -546,28 +533,12 @@ mod tests {
     #[test]
     fn docker_hub_names() {
         assert_eq!(
-            split_repository("busybox"),
+            repository(&image::Reference::parse("busybox").unwrap()),
             Repository {
                 registry: DOCKER_HUB.into(),
                 name: "library/busybox".into()
             }
         );
-        assert_eq!(split_repository("docker.io/library/busybox").name, "library/busybox");
-        assert_eq!(
-            split_repository("team/model"),
-            Repository {
-                registry: DOCKER_HUB.into(),
-                name: "team/model".into()
-            }
-        );
-        assert_eq!(
-            split_repository("localhost:5000/team/model"),
-            Repository {
-                registry: "localhost:5000".into(),
-                name: "team/model".into()
-            }
-        );
-        assert_eq!(split_repository("ghcr.io/x/y").registry, "ghcr.io");
         assert_eq!(registry_of_server("https://index.docker.io/v1/"), DOCKER_HUB);
         assert_eq!(registry_of_server("localhost:5000"), "localhost:5000");
     }

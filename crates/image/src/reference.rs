@@ -74,7 +74,7 @@ impl Reference {
         }
         let mut parts: Vec<&str> = name.split('/').collect();
         // A first component with '.' or ':' or equal to localhost is a registry host.
-        let host = if parts.len() > 1 && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost") {
+        let host = if parts.len() > 1 && is_host(parts[0]) {
             Some(parts.remove(0))
         } else {
             None
@@ -89,7 +89,7 @@ impl Reference {
         }
         let mut path = parts.join("/");
         let repo = match host {
-            Some("docker.io") | Some("index.docker.io") | Some("registry-1.docker.io") => {
+            Some(h) if is_docker_hub(h) => {
                 if let Some(p) = path.strip_prefix("library/") {
                     path = p.to_string();
                 }
@@ -121,6 +121,82 @@ impl Reference {
     pub fn tagged(&self) -> String {
         format!("{}:{}", self.repo, self.tag.as_deref().unwrap_or("latest"))
     }
+
+    /// The registry that serves this repository: its host (`localhost:5000`), or Docker Hub's
+    /// API endpoint for a name without one.
+    pub fn registry(&self) -> &str {
+        match split_domain(&self.repo) {
+            (Some(host), _) => host,
+            (None, _) => DOCKER_HUB,
+        }
+    }
+
+    /// The repository's path on its registry (`busybox` → `library/busybox` on Docker Hub).
+    pub fn remote_name(&self) -> String {
+        match split_domain(&self.repo) {
+            (Some(_), path) => path.to_string(),
+            (None, path) if !path.contains('/') => format!("library/{path}"),
+            (None, path) => path.to_string(),
+        }
+    }
+
+    /// The fully qualified name (`docker.io/library/busybox:latest`), as OCI layouts annotate
+    /// images and containerd names them.
+    pub fn full_name(&self) -> String {
+        let repo = match split_domain(&self.repo) {
+            (Some(_), _) => self.repo.clone(),
+            (None, _) => format!("docker.io/{}", self.remote_name()),
+        };
+        format!("{repo}:{}", self.tag.as_deref().unwrap_or("latest"))
+    }
+
+    /// The tag or digest a registry is asked for: the digest if there is one, else the tag,
+    /// else `latest` (what the Engine API's `tag` parameter carries).
+    pub fn tag_or_digest(&self) -> &str {
+        self.digest.as_deref().or(self.tag.as_deref()).unwrap_or("latest")
+    }
+}
+
+/// Docker Hub's API endpoint, the registry of every name without a host.
+pub const DOCKER_HUB: &str = "registry-1.docker.io";
+
+/// The names Docker Hub goes by in references and logins.
+pub fn is_docker_hub(host: &str) -> bool {
+    matches!(host, "docker.io" | "index.docker.io" | "registry-1.docker.io")
+}
+
+/// A normalized repository's host, if it names one, and the rest.
+fn split_domain(repo: &str) -> (Option<&str>, &str) {
+    match repo.split_once('/') {
+        Some((first, rest)) if is_host(first) => (Some(first), rest),
+        _ => (None, repo),
+    }
+}
+
+/// Docker's rule: a first component with a `.` or `:`, or `localhost`, is a registry host.
+fn is_host(c: &str) -> bool {
+    c.contains('.') || c.contains(':') || c == "localhost"
+}
+
+/// `repo[:tag][@digest]`, as Docker shows a familiar reference.
+impl std::fmt::Display for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.repo)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for Reference {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Reference::parse(s)
+    }
 }
 
 #[cfg(test)]
@@ -137,5 +213,37 @@ mod tests {
         assert!(Reference::parse("a:b:c").is_err());
         assert!(Reference::parse("../x").is_err());
         assert!(Reference::parse("").is_err());
+    }
+
+    #[test]
+    fn registry_and_remote_name() {
+        let r = |s: &str| Reference::parse(s).unwrap();
+        assert_eq!(
+            (r("busybox").registry(), r("busybox").remote_name().as_str()),
+            (DOCKER_HUB, "library/busybox")
+        );
+        assert_eq!(r("docker.io/library/busybox").remote_name(), "library/busybox");
+        assert_eq!(
+            (r("team/model").registry(), r("team/model").remote_name().as_str()),
+            (DOCKER_HUB, "team/model")
+        );
+        let local = r("localhost:5000/team/model:v1");
+        assert_eq!((local.registry(), local.remote_name().as_str()), ("localhost:5000", "team/model"));
+        assert_eq!(r("ghcr.io/x/y").registry(), "ghcr.io");
+        assert_eq!(r("localhost/x").registry(), "localhost");
+        assert_eq!(r("busybox").full_name(), "docker.io/library/busybox:latest");
+        assert_eq!(r("team/model:1").full_name(), "docker.io/team/model:1");
+        assert_eq!(r("localhost:5000/m:v1").full_name(), "localhost:5000/m:v1");
+    }
+
+    #[test]
+    fn displays_as_familiar_and_asks_for_tag_or_digest() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        let r = Reference::parse(&format!("docker.io/library/busybox@{d}")).unwrap();
+        assert_eq!(r.to_string(), format!("busybox@{d}"));
+        assert_eq!(r.tag_or_digest(), d);
+        assert_eq!(Reference::parse("x:1").unwrap().to_string(), "x:1");
+        assert_eq!(Reference::parse("x").unwrap().to_string(), "x");
+        assert_eq!(Reference::parse("x").unwrap().tag_or_digest(), "latest");
     }
 }

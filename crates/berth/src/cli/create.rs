@@ -469,13 +469,12 @@ pub fn parse_restart(r: &str) -> Result<Value> {
     }
 }
 
-/// docker's display of an image reference: `busybox` → `busybox:latest`.
+/// docker's display of an image reference: `busybox` → `busybox:latest` (as typed when it
+/// does not parse; the daemon then says why).
 pub fn full_ref(image: &str) -> String {
-    let last = image.rsplit('/').next().unwrap_or(image);
-    if image.contains('@') || last.contains(':') {
-        image.to_string()
-    } else {
-        format!("{image}:latest")
+    match image::Reference::parse(image) {
+        Ok(r) if r.tag.is_none() && r.digest.is_none() => r.tagged(),
+        _ => image.to_string(),
     }
 }
 

@@ -160,15 +160,20 @@ pub struct PruneArgs {
     pub filter: Vec<String>,
 }
 
-/// Split `repo[:tag]` (a `:` in a registry host:port is not a tag separator).
-pub fn split_ref(r: &str) -> (String, String) {
-    if let Some((repo, digest)) = r.split_once('@') {
-        return (repo.to_string(), format!("@{digest}"));
+/// A reference the user typed, parsed (and normalized) as the daemon will: Docker's
+/// `invalid reference format` when it is not one.
+pub fn parse_ref(s: &str) -> Result<image::Reference> {
+    image::Reference::parse(s).map_err(|e| anyhow!("{e}"))
+}
+
+/// A reference to create (`tag`, `commit`, `import`): a repository and maybe a tag, never a
+/// digest (Docker's refusal).
+fn new_tag(s: &str) -> Result<(String, Option<String>)> {
+    let r = parse_ref(s)?;
+    if r.digest.is_some() {
+        bail!("refusing to create a tag with a digest reference");
     }
-    match r.rfind(':') {
-        Some(i) if !r[i..].contains('/') => (r[..i].to_string(), r[i + 1..].to_string()),
-        _ => (r.to_string(), String::new()),
-    }
+    Ok((r.repo, r.tag))
 }
 
 const IMAGE_HEADERS: &[(&str, &str)] = &[
@@ -201,7 +206,9 @@ pub fn image_rows(img: &Value, trunc: bool) -> Vec<Value> {
     let digest_of = |repo: &str| -> String {
         digests
             .iter()
-            .find_map(|d| d.split_once('@').filter(|(r, _)| *r == repo).map(|(_, h)| h.to_string()))
+            .filter_map(|d| image::Reference::parse(d).ok())
+            .find(|r| r.repo == repo)
+            .and_then(|r| r.digest)
             .unwrap_or_else(|| "<none>".into())
     };
     let row = |repo: &str, tag: &str, digest: String| {
@@ -221,14 +228,17 @@ pub fn image_rows(img: &Value, trunc: bool) -> Vec<Value> {
         })
     };
     if tags.is_empty() {
-        if let Some((repo, h)) = digests.first().and_then(|d| d.split_once('@')) {
-            return vec![row(repo, "<none>", h.to_string())];
+        if let Some(r) = digests.first().and_then(|d| image::Reference::parse(d).ok()) {
+            return vec![row(&r.repo, "<none>", r.digest.unwrap_or_default())];
         }
         return vec![row("<none>", "<none>", "<none>".into())];
     }
     tags.iter()
         .map(|t| {
-            let (repo, tag) = split_ref(t);
+            let (repo, tag) = match image::Reference::parse(t) {
+                Ok(r) => (r.repo, r.tag.unwrap_or_default()),
+                Err(_) => (t.clone(), String::new()),
+            };
             let d = digest_of(&repo);
             row(&repo, &tag, d)
         })
@@ -298,11 +308,8 @@ pub async fn rmi(client: &Client, a: RmiArgs) -> Result<i32> {
 
 /// `berth tag`.
 pub async fn tag(client: &Client, a: TagArgs) -> Result<i32> {
-    let (repo, tag) = split_ref(&a.target);
-    if tag.starts_with('@') {
-        bail!("refusing to create a tag with a digest reference");
-    }
-    let tag = if tag.is_empty() { "latest".to_string() } else { tag };
+    let (repo, tag) = new_tag(&a.target)?;
+    let tag = tag.unwrap_or_else(|| "latest".into());
     client
         .post(
             &format!("/images/{}/tag{}", seg(&a.source), query(&[("repo", repo), ("tag", tag)])),
@@ -425,9 +432,9 @@ pub async fn import(client: &Client, a: ImportArgs) -> Result<i32> {
     let is_url = a.source.starts_with("http://") || a.source.starts_with("https://");
     q.push(("fromSrc", if is_url { a.source.clone() } else { "-".into() }));
     if let Some(r) = &a.reference {
-        let (repo, tag) = split_ref(r);
+        let (repo, tag) = new_tag(r)?;
         q.push(("repo", repo));
-        if !tag.is_empty() {
+        if let Some(tag) = tag {
             q.push(("tag", tag));
         }
     }
@@ -462,9 +469,9 @@ pub async fn import(client: &Client, a: ImportArgs) -> Result<i32> {
 pub async fn commit(client: &Client, a: CommitArgs) -> Result<i32> {
     let mut q: Vec<(&str, String)> = vec![("container", a.container.clone())];
     if let Some(r) = &a.reference {
-        let (repo, tag) = split_ref(r);
+        let (repo, tag) = new_tag(r)?;
         q.push(("repo", repo));
-        if !tag.is_empty() {
+        if let Some(tag) = tag {
             q.push(("tag", tag));
         }
     }
@@ -534,14 +541,6 @@ pub async fn prune(client: &Client, a: PruneArgs) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn refs() {
-        assert_eq!(split_ref("busybox"), ("busybox".into(), "".into()));
-        assert_eq!(split_ref("busybox:1.36"), ("busybox".into(), "1.36".into()));
-        assert_eq!(split_ref("localhost:5000/x"), ("localhost:5000/x".into(), "".into()));
-        assert_eq!(split_ref("localhost:5000/x:v1"), ("localhost:5000/x".into(), "v1".into()));
-    }
 
     #[test]
     fn rows() {

@@ -132,17 +132,6 @@ pub fn registry_config_header() -> Option<(&'static str, String)> {
     ))
 }
 
-/// Split `name[:tag|@digest]` into the name and the tag or digest.
-fn split_ref(s: &str) -> (String, String) {
-    if let Some((n, d)) = s.split_once('@') {
-        return (n.to_string(), d.to_string());
-    }
-    match s.rsplit_once(':') {
-        Some((n, t)) if !t.contains('/') => (n.to_string(), t.to_string()),
-        _ => (s.to_string(), String::new()),
-    }
-}
-
 /// Renders Docker's JSON progress stream: one line per layer, redrawn in place on a terminal
 /// (with bytes and rate), status changes only otherwise.
 struct Progress {
@@ -259,12 +248,9 @@ async fn run_stream(resp: hyper::Response<hyper::body::Incoming>, quiet: bool) -
 }
 
 pub async fn pull(client: &Client, a: PullArgs) -> Result<i32> {
-    let (name, tag) = split_ref(&a.image);
-    let registry = engine::distribution::split_repository(&name).registry;
-    let mut q = vec![
-        ("fromImage", name.clone()),
-        ("tag", if tag.is_empty() { "latest".into() } else { tag.clone() }),
-    ];
+    let r = super::images::parse_ref(&a.image)?;
+    let registry = r.registry().to_string();
+    let mut q = vec![("fromImage", r.repo.clone()), ("tag", r.tag_or_digest().to_string())];
     if let Some(p) = &a.platform {
         q.push(("platform", p.clone()));
     }
@@ -281,8 +267,8 @@ pub async fn pull(client: &Client, a: PullArgs) -> Result<i32> {
         .await?;
     run_stream(resp, a.quiet).await?;
     if a.quiet {
-        let shown = if tag.is_empty() {
-            format!("{name}:latest")
+        let shown = if r.tag.is_none() && r.digest.is_none() {
+            r.tagged()
         } else {
             a.image.clone()
         };
@@ -292,23 +278,18 @@ pub async fn pull(client: &Client, a: PullArgs) -> Result<i32> {
 }
 
 pub async fn push(client: &Client, a: PushArgs) -> Result<i32> {
-    let (name, tag) = split_ref(&a.image);
-    if tag.starts_with("sha256:") {
+    let r = super::images::parse_ref(&a.image)?;
+    let name = r.repo.clone();
+    if r.digest.is_some() {
         bail!("push by digest is not possible: push {name}:TAG");
     }
-    let registry = engine::distribution::split_repository(&name).registry;
+    let registry = r.registry().to_string();
     let headers: Vec<(&str, String)> = vec![auth_header(&registry).unwrap_or(("X-Registry-Auth", "e30=".into()))];
-    if a.all_tags && !tag.is_empty() {
+    if a.all_tags && r.tag.is_some() {
         bail!("tag can't be used with --all-tags/-a");
     }
     // An empty tag asks the daemon for every local tag of the repository.
-    let tag = if a.all_tags {
-        String::new()
-    } else if tag.is_empty() {
-        "latest".to_string()
-    } else {
-        tag
-    };
+    let tag = if a.all_tags { String::new() } else { r.tag_or_digest().to_string() };
     let q = query(&[("tag", tag)]);
     let path = format!("/images/{}/push{q}", super::client::seg(&name));
     let resp = client.send_with(Method::POST, &path, empty(), None, false, &headers).await?;

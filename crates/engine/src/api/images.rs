@@ -85,7 +85,7 @@ pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRes
                         "reference" => s
                             .tags
                             .iter()
-                            .any(|t| glob(v, t) || glob(v, t.rsplit_once(':').map(|x| x.0).unwrap_or(t))),
+                            .any(|t| glob(v, t) || image::Reference::parse(t).is_ok_and(|r| glob(v, &r.repo))),
                         "label" => {
                             let labels = e.images.config(&s.id).ok().and_then(|c| c.config.labels).unwrap_or_default();
                             match v.split_once('=') {
