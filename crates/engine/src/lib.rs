@@ -14,6 +14,7 @@ pub mod images;
 pub mod private;
 pub mod streams;
 pub mod types;
+pub mod units;
 pub mod volumes;
 
 pub use engine::{Engine, EngineConfig, BUILTIN_RUNTIME};

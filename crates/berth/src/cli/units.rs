@@ -180,35 +180,7 @@ fn fmt_ts(secs: i64, nanos: u32) -> String {
     format!("{secs}.{nanos:09}")
 }
 
-/// go-units `HumanDuration`.
-pub fn human_duration(secs: f64) -> String {
-    let seconds = secs as i64;
-    let minutes = (secs / 60.0) as i64;
-    let hours = (secs / 3600.0 + 0.5) as i64;
-    if seconds < 1 {
-        "Less than a second".into()
-    } else if seconds == 1 {
-        "1 second".into()
-    } else if seconds < 60 {
-        format!("{seconds} seconds")
-    } else if minutes == 1 {
-        "About a minute".into()
-    } else if minutes < 60 {
-        format!("{minutes} minutes")
-    } else if hours == 1 {
-        "About an hour".into()
-    } else if hours < 48 {
-        format!("{hours} hours")
-    } else if hours < 24 * 7 * 2 {
-        format!("{} days", hours / 24)
-    } else if hours < 24 * 30 * 2 {
-        format!("{} weeks", hours / 24 / 7)
-    } else if hours < 24 * 365 * 2 {
-        format!("{} months", hours / 24 / 30)
-    } else {
-        format!("{} years", (secs / 3600.0) as i64 / 24 / 365)
-    }
-}
+pub use engine::units::human_duration;
 
 /// "5 seconds ago" for a unix timestamp.
 pub fn ago(unix: i64) -> String {

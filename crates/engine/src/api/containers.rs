@@ -21,26 +21,14 @@ fn ts(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&chrono::Utc))
 }
 
-/// Docker's humanized durations ("3 seconds", "About a minute", "2 hours").
-pub fn human_duration(secs: i64) -> String {
-    match secs {
-        s if s < 1 => "Less than a second".into(),
-        1 => "1 second".into(),
-        s if s < 60 => format!("{s} seconds"),
-        s if s < 120 => "About a minute".into(),
-        s if s < 3600 => format!("{} minutes", s / 60),
-        s if s < 7200 => "About an hour".into(),
-        s if s < 48 * 3600 => format!("{} hours", s / 3600),
-        s => format!("{} days", s / 86400),
-    }
-}
-
+/// A container's `Status` text, as `docker ps` shows it.
 fn status_string(c: &Container) -> String {
+    use crate::units::human_duration;
     let now = chrono::Utc::now();
     let st = &c.state;
     if st.restarting {
         let ago = ts(&st.finished_at).map(|t| (now - t).num_seconds()).unwrap_or(0);
-        return format!("Restarting ({}) {} ago", st.exit_code, human_duration(ago));
+        return format!("Restarting ({}) {} ago", st.exit_code, human_duration(ago as f64));
     }
     if st.running {
         let up = ts(&st.started_at).map(|t| (now - t).num_seconds()).unwrap_or(0);
@@ -51,16 +39,16 @@ fn status_string(c: &Container) -> String {
             None => "",
         };
         return if st.paused {
-            format!("Up {} (Paused)", human_duration(up))
+            format!("Up {} (Paused)", human_duration(up as f64))
         } else {
-            format!("Up {}{health}", human_duration(up))
+            format!("Up {}{health}", human_duration(up as f64))
         };
     }
     if st.finished_at == ZERO_TIME || st.started_at == ZERO_TIME {
         return "Created".into();
     }
     let ago = ts(&st.finished_at).map(|t| (now - t).num_seconds()).unwrap_or(0);
-    format!("Exited ({}) {} ago", st.exit_code, human_duration(ago))
+    format!("Exited ({}) {} ago", st.exit_code, human_duration(ago as f64))
 }
 
 fn mounts_json(e: &Engine, c: &Container) -> Vec<Value> {
