@@ -244,7 +244,7 @@ async fn start_registry(
     let anonymous = auth.anonymous;
     let root = std::fs::canonicalize(&a.root)?;
     let cfg = registry::server::RegistryConfig::new(root.join("registry"), auth);
-    let reg = registry::server::Registry::open(engine.images.content().clone(), cfg)?;
+    let reg = registry::server::Registry::open(engine.content_store().clone(), cfg)?;
     let server = registry::server::Server::bind(addr, tls.as_ref()).await?;
     tracing::info!(addr = %server.local_addr()?, tls = server.is_tls(), %anonymous, "registry listening");
     let (stop, mut stopped) = tokio::sync::watch::channel(false);

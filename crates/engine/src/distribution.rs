@@ -149,7 +149,7 @@ fn select_platform(index: &Index, platform: &str) -> Result<Descriptor> {
 const INDEX_TYPES: [&str; 2] = [oci::spec::MEDIA_OCI_INDEX, oci::spec::MEDIA_DOCKER_LIST];
 
 impl Engine {
-    /// `docker pull`: fetch `reference` (tag or digest) for `platform` (default linux/<host arch>),
+    /// `docker pull`: fetch `reference` (tag or digest) for `platform` (default `linux/<host arch>`),
     /// skipping blobs already here, layers in parallel. Returns the image ID.
     pub async fn pull(
         self: &Arc<Self>,

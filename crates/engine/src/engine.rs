@@ -26,7 +26,7 @@ pub struct EngineConfig {
     pub exe: PathBuf,
     /// A static init binary (tini) for `--init`, if one is installed.
     pub init_path: Option<PathBuf>,
-    /// Registries (host[:port]) reached over plain HTTP or unverified TLS, besides loopback ones.
+    /// Registries (`host[:port]`) reached over plain HTTP or unverified TLS, besides loopback ones.
     pub insecure_registries: Vec<String>,
     /// Directories of per-registry CA certificates (`DIR/HOST[:PORT]/*.crt`).
     pub certs_dirs: Vec<PathBuf>,
@@ -86,7 +86,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn snapshot(&self) -> Container {
+    pub(crate) fn snapshot(&self) -> Container {
         self.rec.lock().unwrap().clone()
     }
 }
@@ -124,14 +124,14 @@ pub struct ExecState {
 }
 
 pub struct Engine {
-    pub cfg: EngineConfig,
-    pub images: ImageStore,
-    pub volumes: Volumes,
-    pub events: Events,
+    pub(crate) cfg: EngineConfig,
+    pub(crate) images: ImageStore,
+    pub(crate) volumes: Volumes,
+    pub(crate) events: Events,
     /// The builder's step cache.
-    pub build_cache: build::Cache,
+    pub(crate) build_cache: build::Cache,
     /// The client for pulls and pushes.
-    pub registry: registry::client::Client,
+    pub(crate) registry: registry::client::Client,
     /// Starts shims (through the zygote).
     pub(crate) launcher: Arc<runtime::client::Launcher>,
     pub(crate) containers: Mutex<BTreeMap<String, Arc<Entry>>>,
@@ -174,34 +174,34 @@ impl Engine {
         Ok(engine)
     }
 
-    pub fn container_dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn container_dir(&self, id: &str) -> PathBuf {
         self.cfg.root.join("containers").join(id)
     }
 
-    pub fn state_dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn state_dir(&self, id: &str) -> PathBuf {
         self.cfg.exec_root.join("c").join(id)
     }
 
     /// Where the OCI runtime (libcontainer) keeps container state.
-    pub fn runtime_root(&self) -> PathBuf {
+    pub(crate) fn runtime_root(&self) -> PathBuf {
         self.cfg.exec_root.join("runtime")
     }
 
-    pub fn shim(&self, id: &str) -> ShimClient {
+    pub(crate) fn shim(&self, id: &str) -> ShimClient {
         ShimClient::new(self.state_dir(id))
     }
 
-    pub fn log_path(&self, id: &str) -> PathBuf {
+    pub(crate) fn log_path(&self, id: &str) -> PathBuf {
         self.container_dir(id).join(format!("{id}-json.log"))
     }
 
     /// The host-side `/dev/shm` of a container with `--ipc shareable` (a tmpfs mounted while it
     /// runs, which containers joining its IPC namespace bind-mount too), as Docker keeps it.
-    pub fn shm_dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn shm_dir(&self, id: &str) -> PathBuf {
         self.container_dir(id).join("shm")
     }
 
-    pub fn rootfs(&self, id: &str) -> PathBuf {
+    pub(crate) fn rootfs(&self, id: &str) -> PathBuf {
         self.container_dir(id).join("rootfs")
     }
 
@@ -236,7 +236,7 @@ impl Engine {
     }
 
     /// Find a container by full ID, name (with or without `/`), or unique ID prefix.
-    pub fn get(&self, key: &str) -> Result<Arc<Entry>> {
+    pub(crate) fn get(&self, key: &str) -> Result<Arc<Entry>> {
         let map = self.containers.lock().unwrap();
         if let Some(e) = map.get(key) {
             return Ok(e.clone());
@@ -257,8 +257,39 @@ impl Engine {
         Err(Error::NotFound(format!("No such container: {key}")))
     }
 
-    pub fn list(&self) -> Vec<Arc<Entry>> {
+    pub(crate) fn list(&self) -> Vec<Arc<Entry>> {
         self.containers.lock().unwrap().values().cloned().collect()
+    }
+
+    /// Every container, as recorded now.
+    pub fn containers(&self) -> Vec<Container> {
+        self.list().iter().map(|e| e.snapshot()).collect()
+    }
+
+    /// A container by ID, unique ID prefix or name, as recorded now.
+    pub fn container(&self, key: &str) -> Result<Container> {
+        Ok(self.get(key)?.snapshot())
+    }
+
+    /// The IDs of a container's exec instances.
+    pub fn exec_ids(&self, container: &str) -> Vec<String> {
+        self.execs
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|x| x.container == container)
+            .map(|x| x.id.clone())
+            .collect()
+    }
+
+    /// The daemon's configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// The content store (blobs by digest), which the registry server shares.
+    pub fn content_store(&self) -> &oci::ContentStore {
+        self.images.content()
     }
 
     pub(crate) fn name_taken(&self, name: &str) -> Option<String> {
@@ -270,7 +301,7 @@ impl Engine {
             .map(|e| e.id.clone())
     }
 
-    pub fn attrs(c: &Container) -> BTreeMap<String, String> {
+    pub(crate) fn attrs(c: &Container) -> BTreeMap<String, String> {
         let mut a: BTreeMap<String, String> = c.config.labels.clone();
         a.insert("name".into(), c.name.trim_start_matches('/').to_string());
         a.insert("image".into(), c.config.image.clone());
@@ -447,7 +478,7 @@ impl Engine {
     }
 
     /// Wait until `cond` holds for the container's progress.
-    pub async fn wait_progress(&self, entry: &Entry, mut cond: impl FnMut(&Progress) -> bool) -> Progress {
+    pub(crate) async fn wait_progress(&self, entry: &Entry, mut cond: impl FnMut(&Progress) -> bool) -> Progress {
         let mut rx = entry.progress.subscribe();
         loop {
             {

@@ -50,7 +50,7 @@ impl Default for Events {
 }
 
 impl Events {
-    pub fn emit(&self, kind: &str, action: &str, id: &str, attributes: BTreeMap<String, String>) {
+    pub(crate) fn emit(&self, kind: &str, action: &str, id: &str, attributes: BTreeMap<String, String>) {
         let now = chrono::Utc::now();
         let nanos = now.timestamp_nanos_opt().unwrap_or(0);
         let container = kind == "container";
@@ -75,13 +75,25 @@ impl Events {
     }
 
     /// How many clients follow the events now (`NEventsListener`).
-    pub fn listeners(&self) -> usize {
+    pub(crate) fn listeners(&self) -> usize {
         self.tx.receiver_count()
     }
 
     /// Recent events (for `since`) and a receiver for new ones, taken atomically.
-    pub fn subscribe(&self) -> (Vec<Event>, broadcast::Receiver<Event>) {
+    pub(crate) fn subscribe(&self) -> (Vec<Event>, broadcast::Receiver<Event>) {
         let r = self.recent.lock().unwrap();
         (r.iter().cloned().collect(), self.tx.subscribe())
+    }
+}
+
+impl crate::Engine {
+    /// The events kept so far and a receiver of those to come (`GET /events`).
+    pub fn subscribe_events(&self) -> (Vec<Event>, broadcast::Receiver<Event>) {
+        self.events.subscribe()
+    }
+
+    /// How many event subscribers there are now.
+    pub fn event_listeners(&self) -> usize {
+        self.events.listeners()
     }
 }

@@ -103,7 +103,7 @@ impl Engine {
         }
         for v in &c.anon_volumes {
             if let Ok(vol) = self.volumes.get(v) {
-                if let Some(t) = vol.labels.get("berth.anonymous.target") {
+                if let Some(t) = vol.labels.get(crate::volumes::ANONYMOUS_LABEL) {
                     out.push(CpMount {
                         target: t.clone(),
                         source: PathBuf::from(&vol.mountpoint),

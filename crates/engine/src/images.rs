@@ -11,6 +11,87 @@ use serde_json::{json, Value};
 use crate::engine::{Engine, Entry};
 use crate::error::{internal, Error, Result};
 
+/// One entry of an image removal's report: a tag removed, or an image deleted (Docker's
+/// `{"Untagged": ...}` and `{"Deleted": ...}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum ImageDeleteItem {
+    Untagged(String),
+    Deleted(String),
+}
+
+impl Engine {
+    /// An image's ID from a name, tag, digest or ID prefix.
+    pub fn resolve_image(&self, name: &str) -> Result<Digest> {
+        Ok(self.images.resolve(name)?)
+    }
+
+    /// `POST /images/{name}/tag`: name the image `repo[:tag]`, with a `tag` event.
+    pub fn tag_image(&self, source: &str, repo: &str, tag: Option<&str>) -> Result<()> {
+        let id = self.images.resolve(source)?;
+        let full = match tag.filter(|t| !t.is_empty()) {
+            Some(t) => format!("{repo}:{t}"),
+            None => repo.to_string(),
+        };
+        let key = self.images.tag(&id, &full)?;
+        self.events
+            .emit("image", "tag", &id.to_string(), BTreeMap::from([("name".to_string(), key)]));
+        Ok(())
+    }
+
+    /// `POST /images/load`: the images of a `docker save` or OCI archive, with a `load` event
+    /// each; returns what was loaded (`Loaded image: x:1`, `Loaded image ID: sha256:…`).
+    pub fn load_images(&self, r: impl Read) -> Result<Vec<String>> {
+        let loaded = image::archive::load(&self.images, r)?;
+        for l in &loaded {
+            self.events.emit("image", "load", l, Default::default());
+        }
+        Ok(loaded)
+    }
+
+    /// Every image in the store.
+    pub fn image_list(&self) -> Vec<image::ImageSummary> {
+        self.images.list()
+    }
+
+    /// An image's config (`docker inspect`'s `Config` comes from it).
+    pub fn image_config(&self, id: &Digest) -> Result<ImageConfig> {
+        Ok(self.images.config(id)?)
+    }
+
+    /// An image's layers: each blob's digest and compressed size.
+    pub fn image_layers(&self, id: &Digest) -> Result<Vec<(Digest, u64)>> {
+        Ok(self
+            .images
+            .manifest(id)?
+            .layers
+            .iter()
+            .map(|l| (l.digest.clone(), l.size))
+            .collect())
+    }
+
+    /// `GET /images/get`: write `imgs` as a `docker save` archive.
+    pub fn save_images(&self, imgs: &[(Digest, Vec<String>)], w: &mut dyn std::io::Write) -> Result<()> {
+        Ok(image::archive::save(&self.images, imgs, w)?)
+    }
+
+    /// The images that `save` writes for `names`: each image once, with the tags it was asked by.
+    pub fn images_for_save(&self, names: &[String]) -> Result<Vec<(Digest, Vec<String>)>> {
+        let mut out: Vec<(Digest, Vec<String>)> = Vec::new();
+        for n in names {
+            let id = self.images.resolve(n)?;
+            let tags = match image::Reference::parse(n) {
+                Ok(r) if !id.hex().starts_with(n.trim_start_matches("sha256:")) => vec![r.tagged()],
+                _ => vec![],
+            };
+            match out.iter_mut().find(|(i, _)| *i == id) {
+                Some((_, t)) => t.extend(tags),
+                None => out.push((id, tags)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 fn unix(t: &Option<String>) -> i64 {
     t.as_deref()
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
@@ -74,7 +155,7 @@ impl Engine {
     }
 
     /// `DELETE /images/{name}`: untag, and delete when no tags remain. Returns docker's report.
-    pub fn remove_image(&self, name: &str, force: bool) -> Result<Vec<Value>> {
+    pub fn remove_image(&self, name: &str, force: bool) -> Result<Vec<ImageDeleteItem>> {
         let id = self.images.resolve(name)?;
         let by_id = name.trim_start_matches("sha256:").len() <= 64 && id.hex().starts_with(name.trim_start_matches("sha256:"));
         let tags = self.images.tags_of(&id);
@@ -83,7 +164,7 @@ impl Engine {
         if !by_id && tags.len() > 1 {
             let t = self.images.untag(name)?;
             let _ = t;
-            out.push(json!({"Untagged": image::Reference::parse(name)?.tagged()}));
+            out.push(ImageDeleteItem::Untagged(image::Reference::parse(name)?.tagged()));
             self.events.emit("image", "untag", &id.to_string(), BTreeMap::new());
             return Ok(out);
         }
@@ -109,15 +190,15 @@ impl Engine {
             // Forced with only stopped users: untag, keep the image (Docker's behaviour).
             for t in &tags {
                 let _ = self.images.untag(t);
-                out.push(json!({"Untagged": t}));
+                out.push(ImageDeleteItem::Untagged(t.clone()));
             }
             return Ok(out);
         }
         for t in &tags {
-            out.push(json!({"Untagged": t}));
+            out.push(ImageDeleteItem::Untagged(t.clone()));
         }
         self.images.delete(&id)?;
-        out.push(json!({"Deleted": id.to_string()}));
+        out.push(ImageDeleteItem::Deleted(id.to_string()));
         self.events.emit("image", "delete", &id.to_string(), BTreeMap::new());
         Ok(out)
     }

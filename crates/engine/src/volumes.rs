@@ -107,3 +107,75 @@ impl Volumes {
         fs::remove_dir_all(self.dir.join(name)).map_err(internal)
     }
 }
+
+/// The label of an anonymous volume: the path it was made for.
+pub const ANONYMOUS_LABEL: &str = "berth.anonymous.target";
+
+impl crate::Engine {
+    /// Create a volume (or return the one of that name), with a `create` event when it is new; a
+    /// random name when none is given. Returns the volume and whether it is new.
+    pub fn create_volume(
+        &self,
+        name: Option<&str>,
+        labels: BTreeMap<String, String>,
+        driver: &str,
+        options: BTreeMap<String, String>,
+    ) -> Result<(Volume, bool)> {
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => n.to_string(),
+            None => crate::engine::random_id(),
+        };
+        let (v, new) = self.volumes.create(&name, labels, driver, options)?;
+        if new {
+            self.events
+                .emit("volume", "create", &v.name, BTreeMap::from([("driver".into(), "local".into())]));
+        }
+        Ok((v, new))
+    }
+
+    /// A volume by name.
+    pub fn volume(&self, name: &str) -> Result<Volume> {
+        self.volumes.get(name)
+    }
+
+    /// Every volume.
+    pub fn volume_list(&self) -> Vec<Volume> {
+        self.volumes.list()
+    }
+
+    /// Where a volume's data is on the host.
+    pub fn volume_data_path(&self, name: &str) -> PathBuf {
+        self.volumes.data_path(name)
+    }
+
+    /// The IDs of the containers that mount a volume (binds, Mounts, anonymous and inherited).
+    pub fn volume_users(&self, name: &str) -> Vec<String> {
+        self.containers()
+            .into_iter()
+            .filter(|c| {
+                c.anon_volumes.iter().any(|v| v == name)
+                    || c.host_config.binds.iter().flatten().any(|b| b.split(':').next() == Some(name))
+                    || c.host_config
+                        .mounts
+                        .iter()
+                        .flatten()
+                        .chain(&c.inherited_mounts)
+                        .any(|m| m.kind == "volume" && m.source == name)
+            })
+            .map(|c| c.id)
+            .collect()
+    }
+
+    /// Remove a volume: refused while a container uses it unless `force`; a `destroy` event.
+    pub fn remove_volume(&self, name: &str, force: bool) -> Result<()> {
+        self.volumes.get(name)?;
+        let users = self.volume_users(name);
+        if !users.is_empty() && !force {
+            return Err(Error::Conflict(format!("remove {name}: volume is in use - [{}]", users.join(", "))));
+        }
+        self.volumes.remove(name)?;
+        self.events
+            .emit("volume", "destroy", name, BTreeMap::from([("driver".into(), "local".into())]));
+        Ok(())
+    }
+}

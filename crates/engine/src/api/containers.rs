@@ -58,7 +58,7 @@ fn mounts_json(e: &Engine, c: &Container) -> Vec<Value> {
             if src.starts_with('/') {
                 out.push(json!({"Type": "bind", "Source": src, "Destination": dst, "Mode": if ro {"ro"} else {""}, "RW": !ro, "Propagation": "rprivate"}));
             } else {
-                out.push(json!({"Type": "volume", "Name": src, "Source": e.volumes.data_path(&src), "Destination": dst, "Driver": "local", "Mode": if ro {"ro"} else {"z"}, "RW": !ro, "Propagation": ""}));
+                out.push(json!({"Type": "volume", "Name": src, "Source": e.volume_data_path(&src), "Destination": dst, "Driver": "local", "Mode": if ro {"ro"} else {"z"}, "RW": !ro, "Propagation": ""}));
             }
         }
     }
@@ -71,15 +71,15 @@ fn mounts_json(e: &Engine, c: &Container) -> Vec<Value> {
             .unwrap_or("rprivate");
         match m.kind.as_str() {
             "bind" => out.push(json!({"Type": "bind", "Source": m.source, "Destination": m.target, "Mode": "", "RW": !m.read_only, "Propagation": prop})),
-            "volume" if !m.source.is_empty() => out.push(json!({"Type": "volume", "Name": m.source, "Source": e.volumes.data_path(&m.source), "Destination": m.target, "Driver": "local", "Mode": "z", "RW": !m.read_only, "Propagation": ""})),
+            "volume" if !m.source.is_empty() => out.push(json!({"Type": "volume", "Name": m.source, "Source": e.volume_data_path(&m.source), "Destination": m.target, "Driver": "local", "Mode": "z", "RW": !m.read_only, "Propagation": ""})),
             // Anonymous ones are listed below, once made.
             "volume" => {}
             _ => out.push(json!({"Type": m.kind, "Source": "", "Destination": m.target, "Mode": "", "RW": !m.read_only, "Propagation": ""})),
         }
     }
     for v in &c.anon_volumes {
-        if let Ok(vol) = e.volumes.get(v) {
-            let dst = vol.labels.get("berth.anonymous.target").cloned().unwrap_or_default();
+        if let Ok(vol) = e.volume(v) {
+            let dst = vol.labels.get(crate::volumes::ANONYMOUS_LABEL).cloned().unwrap_or_default();
             out.push(json!({"Type": "volume", "Name": v, "Source": vol.mountpoint, "Destination": dst, "Driver": "local", "Mode": "", "RW": true, "Propagation": ""}));
         }
     }
@@ -91,14 +91,7 @@ fn mounts_json(e: &Engine, c: &Container) -> Vec<Value> {
 
 fn inspect_json(e: &Engine, c: &Container) -> Value {
     let dir = e.container_dir(&c.id);
-    let execs: Vec<String> = e
-        .execs
-        .lock()
-        .unwrap()
-        .values()
-        .filter(|x| x.container == c.id)
-        .map(|x| x.id.clone())
-        .collect();
+    let execs = e.exec_ids(&c.id);
     let mut hc = serde_json::to_value(&c.host_config).expect("json");
     if hc["LogConfig"]["Type"].as_str().is_none_or(str::is_empty) {
         hc["LogConfig"]["Type"] = json!("json-file");
@@ -179,7 +172,7 @@ pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRes
             return Err(bad(format!("invalid filter '{k}'")));
         }
     }
-    let mut cs: Vec<Container> = e.list().iter().map(|x| x.snapshot()).collect();
+    let mut cs: Vec<Container> = e.containers();
     cs.sort_by(|a, b| b.created.cmp(&a.created));
     // Values Docker checks before it lists anything.
     for v in f.get("status").into_iter().flatten() {
@@ -199,14 +192,14 @@ pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRes
     }
     // `before` and `since` name a container; the list is the ones created before or after it.
     let created_of = |key: &str| -> ApiResult<String> {
-        let c = e.get(key)?.snapshot();
+        let c = e.container(key)?;
         Ok(c.created)
     };
     let before = f.get("before").and_then(|v| v.first()).map(|v| created_of(v)).transpose()?;
     let since = f.get("since").and_then(|v| v.first()).map(|v| created_of(v)).transpose()?;
     let image_ids: Vec<String> = f
         .get("ancestor")
-        .map(|a| a.iter().filter_map(|n| e.images.resolve(n).ok().map(|d| d.to_string())).collect())
+        .map(|a| a.iter().filter_map(|n| e.resolve_image(n).ok().map(|d| d.to_string())).collect())
         .unwrap_or_default();
     // A limit, `before` or `since` lists stopped containers too, as Docker does.
     let limit = q.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
@@ -277,29 +270,14 @@ pub async fn create(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery, body: B
     Ok((StatusCode::CREATED, Json(json!({"Id": id, "Warnings": warnings}))).into_response())
 }
 
-/// `POST /containers/prune`: remove stopped containers (a restarting one counts as running),
-/// those the `until`/`label` filters select; the space of their writable layers is reclaimed.
-pub async fn prune(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
-    let f = super::prune::PruneFilter::parse(Q::parse(q).filters()?, true, &[])?;
-    let mut deleted = Vec::new();
-    let mut reclaimed = 0u64;
-    for c in e.list() {
-        let s = c.snapshot();
-        let created = ts(&s.created).map(|t| t.timestamp() as f64).unwrap_or(0.0);
-        if s.state.running || s.state.restarting || !f.matches(&s.config.labels, created) {
-            continue;
-        }
-        let (rw, _) = e.container_sizes(&s);
-        if e.remove(&s.id, false, false).await.is_ok() {
-            reclaimed += rw;
-            deleted.push(s.id);
-        }
-    }
-    Ok(Json(json!({"ContainersDeleted": deleted, "SpaceReclaimed": reclaimed})))
+/// `POST /containers/prune`.
+pub async fn prune(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Json<crate::prune::ContainerPruneReport>> {
+    let f = crate::prune::PruneFilter::parse(Q::parse(q).filters()?, true, &[])?;
+    Ok(Json(e.prune_containers(&f).await))
 }
 
 pub async fn inspect(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
-    let c = e.get(&id)?.snapshot();
+    let c = e.container(&id)?;
     let mut v = inspect_json(&e, &c);
     if Q::parse(q).bool("size") {
         let (rw, rootfs) = e.container_sizes(&c);
@@ -373,7 +351,7 @@ pub async fn attach(
     req: Request<Body>,
 ) -> ApiResult<Response> {
     let q = Q::parse(q);
-    let c = e.get(&id)?.snapshot();
+    let c = e.container(&id)?;
     let detach_keys = match q.get("detachKeys").filter(|k| !k.is_empty()) {
         Some(k) => Some(crate::streams::parse_detach_keys(k)?),
         None => None,
@@ -446,7 +424,7 @@ pub async fn resize(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQue
 
 pub async fn logs(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let q = Q::parse(q);
-    let c = e.get(&id)?.snapshot();
+    let c = e.container(&id)?;
     let (stdout, stderr) = (q.bool("stdout"), q.bool("stderr"));
     if !stdout && !stderr {
         return Err(bad("You must choose at least one stream"));
@@ -547,7 +525,7 @@ pub async fn exec_start(State(e): State<Arc<Engine>>, Path(id): Path<String>, re
     if ex.state.lock().unwrap().started {
         return Err(ApiError(Error::Conflict(format!("Error: Exec command {id} has already run"))));
     }
-    if !e.get(&ex.container)?.snapshot().state.running {
+    if !e.container(&ex.container)?.state.running {
         return Err(ApiError(Error::Conflict(format!("Container {} is not running", ex.container))));
     }
     let req = Request::from_parts(parts, Body::empty());
@@ -595,7 +573,7 @@ pub async fn top(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(
 
 pub async fn stats(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let q = Q::parse(q);
-    e.get(&id)?;
+    e.container(&id)?;
     let stream = q.get("stream").is_none_or(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     let one_shot = q.bool("one-shot");
     if !stream {
@@ -698,7 +676,7 @@ pub async fn archive_put(State(e): State<Arc<Engine>>, Path(id): Path<String>, R
 }
 
 pub async fn export(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<Response> {
-    e.get(&id)?;
+    e.container(&id)?;
     Ok(body_writer("application/x-tar", move |w| e.export(&id, w)))
 }
 

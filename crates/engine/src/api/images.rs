@@ -27,7 +27,7 @@ pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRes
             return Err(bad(format!("invalid filter '{k}'")));
         }
     }
-    let mut imgs = e.images.list();
+    let mut imgs = e.image_list();
     // Untagged images that are parents of others (the builder's intermediate steps, its cache) are
     // listed with `all` only, as Docker does.
     if !q.bool("all") {
@@ -87,7 +87,7 @@ pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRes
                             .iter()
                             .any(|t| glob(v, t) || image::Reference::parse(t).is_ok_and(|r| glob(v, &r.repo))),
                         "label" => {
-                            let labels = e.images.config(&s.id).ok().and_then(|c| c.config.labels).unwrap_or_default();
+                            let labels = e.image_config(&s.id).ok().and_then(|c| c.config.labels).unwrap_or_default();
                             match v.split_once('=') {
                                 Some((lk, lv)) => labels.get(lk).map(|x| x.as_str()) == Some(lv),
                                 None => labels.contains_key(v.as_str()),
@@ -245,22 +245,19 @@ pub async fn load(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery, body: Bod
     let _quiet = q.bool("quiet");
     let r = body_reader(body);
     let e2 = e.clone();
-    let loaded = tokio::task::spawn_blocking(move || image::archive::load(&e2.images, r))
-        .await
-        .map_err(join_err)?;
+    let loaded = tokio::task::spawn_blocking(move || e2.load_images(r)).await.map_err(join_err)?;
     // As Docker: the answer is 200 and a failure is the stream's error message, where the docker
     // CLI and docker-py (ImageLoadError) look for it.
     let loaded = match loaded {
         Ok(l) => l,
         Err(err) => {
-            let m = printable(&crate::Error::from(err).to_string());
+            let m = printable(&err.to_string());
             let body = format!("{}\r\n", json!({"errorDetail": {"message": m}, "error": m}));
             return Ok((StatusCode::OK, [("Content-Type", "application/json")], body).into_response());
         }
     };
     let mut out = String::new();
     for l in &loaded {
-        e.events.emit("image", "load", l, Default::default());
         // `quiet` only suppresses progress, which this endpoint does not send; the result is always reported.
         out.push_str(&json!({"stream": format!("{l}\n")}).to_string());
         out.push_str("\r\n");
@@ -282,31 +279,13 @@ fn printable(m: &str) -> String {
         .collect()
 }
 
-fn resolve_for_save(e: &Engine, names: &[String]) -> Result<Vec<(oci::Digest, Vec<String>)>, ApiError> {
-    let mut out: Vec<(oci::Digest, Vec<String>)> = Vec::new();
-    for n in names {
-        let id = e.images.resolve(n).map_err(|x| ApiError(x.into()))?;
-        let tags = match image::Reference::parse(n) {
-            Ok(r) if !id.hex().starts_with(n.trim_start_matches("sha256:")) => vec![r.tagged()],
-            _ => vec![],
-        };
-        match out.iter_mut().find(|(i, _)| *i == id) {
-            Some((_, t)) => t.extend(tags),
-            None => out.push((id, tags)),
-        }
-    }
-    Ok(out)
-}
-
 pub async fn get_many(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let names = Q::parse(q).all("names");
     if names.is_empty() {
         return Err(bad("names is required"));
     }
-    let imgs = resolve_for_save(&e, &names)?;
-    Ok(body_writer("application/x-tar", move |w| {
-        image::archive::save(&e.images, &imgs, w).map_err(Into::into)
-    }))
+    let imgs = e.images_for_save(&names)?;
+    Ok(body_writer("application/x-tar", move |w| e.save_images(&imgs, w)))
 }
 
 /// `GET /images/{name}/json|history|get` (names may contain slashes).
@@ -318,10 +297,8 @@ pub async fn get_one(State(e): State<Arc<Engine>>, Path(rest): Path<String>) -> 
         "json" => Ok(Json(e.image_inspect(name)?).into_response()),
         "history" => Ok(Json(e.image_history(name)?).into_response()),
         "get" => {
-            let imgs = resolve_for_save(&e, &[name.to_string()])?;
-            Ok(body_writer("application/x-tar", move |w| {
-                image::archive::save(&e.images, &imgs, w).map_err(Into::into)
-            }))
+            let imgs = e.images_for_save(&[name.to_string()])?;
+            Ok(body_writer("application/x-tar", move |w| e.save_images(&imgs, w)))
         }
         _ => Err(ApiError(Error::NotFound(format!("page not found: /images/{rest}")))),
     }
@@ -340,16 +317,8 @@ pub async fn post_one(
         .ok_or_else(|| ApiError(Error::NotFound(format!("page not found: /images/{rest}"))))?;
     match op {
         "tag" => {
-            let id = e.images.resolve(name)?;
             let repo = q.get("repo").filter(|r| !r.is_empty()).ok_or_else(|| bad("repo is required"))?;
-            let full = match q.get("tag").filter(|t| !t.is_empty()) {
-                Some(t) => format!("{repo}:{t}"),
-                None => repo.to_string(),
-            };
-            let key = e.images.tag(&id, &full)?;
-            let mut attrs = std::collections::BTreeMap::new();
-            attrs.insert("name".to_string(), key);
-            e.events.emit("image", "tag", &id.to_string(), attrs);
+            e.tag_image(name, repo, q.get("tag"))?;
             Ok(StatusCode::CREATED.into_response())
         }
         "push" => {
@@ -362,7 +331,11 @@ pub async fn post_one(
     }
 }
 
-pub async fn delete(State(e): State<Arc<Engine>>, Path(name): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Json<Vec<Value>>> {
+pub async fn delete(
+    State(e): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<Vec<crate::images::ImageDeleteItem>>> {
     let q = Q::parse(q);
     Ok(Json(e.remove_image(&name, q.bool("force"))?))
 }
@@ -385,8 +358,8 @@ pub async fn commit(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery, body: B
     let author = q.get("author").unwrap_or("").to_string();
     let changes = q.all("changes");
     let pause = q.get("pause").is_none_or(|p| p != "0" && p != "false");
-    let entry = e.get(&container)?;
-    let paused_here = pause && entry.snapshot().state.running && !entry.snapshot().state.paused && e.pause(&container, true).await.is_ok();
+    let entry = e.container(&container)?;
+    let paused_here = pause && entry.state.running && !entry.state.paused && e.pause(&container, true).await.is_ok();
     let res = {
         let e = e.clone();
         tokio::task::spawn_blocking(move || e.commit(&container, repo_tag.as_deref(), &comment, &author, &changes, Some(overrides)))
@@ -400,84 +373,14 @@ pub async fn commit(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery, body: B
     Ok((StatusCode::CREATED, Json(json!({"Id": id.to_string()}))).into_response())
 }
 
-/// `POST /images/prune`: remove dangling images (untagged, unused, no child images); with
-/// `dangling=false`, every image no container uses (the build cache with them).
-pub async fn prune(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
-    let f = super::prune::PruneFilter::parse(Q::parse(q).filters()?, true, &["dangling"])?;
+/// `POST /images/prune`: dangling images, or with `dangling=false` every unused one.
+pub async fn prune(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Json<crate::prune::ImagePruneReport>> {
+    let f = crate::prune::PruneFilter::parse(Q::parse(q).filters()?, true, &["dangling"])?;
     let all = f.flag("dangling")? == Some(false);
-    let mut deleted = Vec::new();
-    let mut reclaimed = 0u64;
-    let imgs = e.images.list();
-    // Intermediate images (untagged parents of other images) are not dangling.
-    let intermediate = crate::images::intermediate_ids(&imgs);
-    for s in imgs {
-        if (!all && (!s.tags.is_empty() || intermediate.contains(&s.id))) || e.image_in_use(&s.id) {
-            continue;
-        }
-        let cfg = e.images.config(&s.id).ok();
-        let created = cfg
-            .as_ref()
-            .and_then(|c| c.created.as_deref())
-            .and_then(crate::streams::parse_since)
-            .unwrap_or(0.0);
-        let labels = cfg.and_then(|c| c.config.labels).unwrap_or_default();
-        if !f.matches(&labels.into_iter().collect(), created) {
-            continue;
-        }
-        let size = e
-            .images
-            .manifest(&s.id)
-            .map(|m| m.layers.iter().map(|l| l.size).sum::<u64>())
-            .unwrap_or(0);
-        for t in &s.tags {
-            deleted.push(json!({"Untagged": t}));
-        }
-        if e.images.delete(&s.id).is_ok() {
-            reclaimed += size;
-            deleted.push(json!({"Deleted": s.id.to_string()}));
-            e.events.emit("image", "delete", &s.id.to_string(), Default::default());
-        }
-    }
-    Ok(Json(json!({"ImagesDeleted": deleted, "SpaceReclaimed": reclaimed})))
+    Ok(Json(e.prune_images(&f, all)))
 }
 
-/// `POST /build/prune` (`docker builder prune`, `docker system prune`): forget the build cache and
-/// remove the images only it kept: untagged intermediate images and cached step results that no
-/// container uses. Images that are tagged, or in use, stay.
-pub async fn build_prune(State(e): State<Arc<Engine>>) -> ApiResult<Json<Value>> {
-    let imgs = e.images.list();
-    let intermediate = crate::images::intermediate_ids(&imgs);
-    let cached: std::collections::BTreeSet<_> = e.build_cache.images().into_iter().collect();
-    e.build_cache.clear();
-    let doomed: Vec<_> = imgs
-        .iter()
-        .filter(|s| (intermediate.contains(&s.id) || (s.tags.is_empty() && cached.contains(&s.id))) && !e.image_in_use(&s.id))
-        .collect();
-    let layers_of = |id: &oci::Digest| -> Vec<(String, u64)> {
-        e.images
-            .manifest(id)
-            .map(|m| m.layers.iter().map(|l| (l.digest.to_string(), l.size)).collect())
-            .unwrap_or_default()
-    };
-    let kept: std::collections::BTreeSet<String> = imgs
-        .iter()
-        .filter(|s| !doomed.iter().any(|d| d.id == s.id))
-        .flat_map(|s| layers_of(&s.id).into_iter().map(|(d, _)| d))
-        .collect();
-    let mut freed: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
-    let mut deleted = Vec::new();
-    for s in &doomed {
-        let layers = layers_of(&s.id);
-        if e.images.delete(&s.id).is_ok() {
-            deleted.push(s.id.to_string());
-            for (d, size) in layers {
-                if !kept.contains(&d) {
-                    freed.insert(d, size);
-                }
-            }
-        }
-    }
-    Ok(Json(
-        json!({"CachesDeleted": deleted, "SpaceReclaimed": freed.values().sum::<u64>()}),
-    ))
+/// `POST /build/prune` (`docker builder prune`, `docker system prune`).
+pub async fn build_prune(State(e): State<Arc<Engine>>) -> ApiResult<Json<crate::prune::BuildCachePruneReport>> {
+    Ok(Json(e.prune_build_cache()))
 }

@@ -4,7 +4,6 @@ mod build;
 mod containers;
 mod images;
 mod io;
-mod prune;
 mod query;
 pub use io::ConnFd;
 mod system;
@@ -85,7 +84,7 @@ fn strip_version<B>(mut req: Request<B>) -> Request<B> {
 }
 
 /// A request for an API version outside [`MIN_API_VERSION`]..=[`API_VERSION`]: answered with 400
-/// and this message by [`system::headers`], as Docker does.
+/// and this message by `system::headers`, as Docker does.
 #[derive(Clone)]
 pub struct UnsupportedVersion(pub String);
 
@@ -112,7 +111,7 @@ async fn fallback(uri: Uri) -> ApiError {
     ApiError(Error::NotFound(format!("page not found: {}", uri.path())))
 }
 
-/// The router, without version-prefix handling (see [`service`]).
+/// The router, without version-prefix handling (see `service`).
 pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .route("/_ping", get(system::ping).head(system::ping))

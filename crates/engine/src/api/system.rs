@@ -124,15 +124,12 @@ pub async fn info(State(e): State<Arc<Engine>>) -> Json<Value> {
         crate::engine::BUILTIN_RUNTIME.into(),
         json!({"path": "libcontainer (in berth shim)"}),
     );
-    for (name, path) in &e.cfg.runtimes {
+    for (name, path) in &e.config().runtimes {
         runtimes.insert(name.clone(), json!({"path": path.display().to_string()}));
     }
-    let list = e.list();
-    let running = list
-        .iter()
-        .filter(|c| c.snapshot().state.running && !c.snapshot().state.paused)
-        .count();
-    let paused = list.iter().filter(|c| c.snapshot().state.paused).count();
+    let list = e.containers();
+    let running = list.iter().filter(|c| c.state.running && !c.state.paused).count();
+    let paused = list.iter().filter(|c| c.state.paused).count();
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
@@ -157,7 +154,7 @@ pub async fn info(State(e): State<Arc<Engine>>) -> Json<Value> {
     } else {
         std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
     };
-    let insecure: Vec<String> = e.cfg.insecure_registries.clone();
+    let insecure: Vec<String> = e.config().insecure_registries.clone();
     let mut index_configs = serde_json::Map::new();
     index_configs.insert(
         "docker.io".into(),
@@ -173,7 +170,7 @@ pub async fn info(State(e): State<Arc<Engine>>) -> Json<Value> {
         "ContainersRunning": running,
         "ContainersPaused": paused,
         "ContainersStopped": list.len() - running - paused,
-        "Images": e.images.list().len(),
+        "Images": e.image_list().len(),
         "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"], ["Using metacopy", "false"], ["Native Overlay Diff", "true"], ["userxattr", "false"]],
         "Plugins": {"Volume": ["local"], "Network": ["host", "null"], "Authorization": null, "Log": ["json-file"]},
@@ -187,7 +184,7 @@ pub async fn info(State(e): State<Arc<Engine>>) -> Json<Value> {
         "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": if runtime::cgroup::is_v2() { "2" } else { "1" },
-        "NEventsListener": e.events.listeners(),
+        "NEventsListener": e.event_listeners(),
         "KernelVersion": kernel(),
         "OperatingSystem": os_field("PRETTY_NAME"),
         "OSVersion": os_field("VERSION_ID"),
@@ -206,19 +203,19 @@ pub async fn info(State(e): State<Arc<Engine>>) -> Json<Value> {
         "HttpProxy": proxy("HTTP_PROXY"),
         "HttpsProxy": proxy("HTTPS_PROXY"),
         "NoProxy": proxy("NO_PROXY"),
-        "DockerRootDir": e.cfg.root.display().to_string(),
+        "DockerRootDir": e.config().root.display().to_string(),
         "Name": nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
         "Labels": [],
         "ExperimentalBuild": false,
         "ServerVersion": env!("CARGO_PKG_VERSION"),
         "Runtimes": runtimes,
-        "DefaultRuntime": e.cfg.default_runtime,
+        "DefaultRuntime": e.config().default_runtime,
         // No swarm: clients (compose among them) read this as "swarm off".
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
         // Containers outlive the daemon (their shims keep them).
         "LiveRestoreEnabled": true,
         "Isolation": "",
-        "InitBinary": e.cfg.init_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        "InitBinary": e.config().init_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
         "ContainerdCommit": {"ID": ""},
         "RuncCommit": {"ID": ""},
         "InitCommit": {"ID": ""},
@@ -231,7 +228,7 @@ pub async fn info(State(e): State<Arc<Engine>>) -> Json<Value> {
 
 /// The engine's ID, made once per data root (as Docker's `engine-id`).
 fn engine_id(e: &Engine) -> String {
-    let path = e.cfg.root.join("engine-id");
+    let path = e.config().root.join("engine-id");
     if let Ok(id) = std::fs::read_to_string(&path) {
         if !id.trim().is_empty() {
             return id.trim().to_string();
@@ -278,7 +275,7 @@ pub async fn events(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiR
             }
         }
     }
-    let (recent, mut rx) = e.events.subscribe();
+    let (recent, mut rx) = e.subscribe_events();
     let (tx, out) = tokio::sync::mpsc::channel::<Vec<u8>>(256);
     let matches = move |ev: &crate::events::Event| -> bool {
         for (k, vals) in &filters {
@@ -378,35 +375,8 @@ pub struct VolumeCreate {
 
 pub async fn volume_create(State(e): State<Arc<Engine>>, body: Body) -> ApiResult<Response> {
     let req: VolumeCreate = super::io::json_body(body).await?;
-    let name = if req.name.is_empty() {
-        crate::engine::random_id()
-    } else {
-        req.name
-    };
-    let (v, new) = e.volumes.create(&name, req.labels, &req.driver, req.driver_opts)?;
-    if new {
-        e.events
-            .emit("volume", "create", &v.name, BTreeMap::from([("driver".into(), "local".into())]));
-    }
+    let (v, _) = e.create_volume(Some(&req.name), req.labels, &req.driver, req.driver_opts)?;
     Ok((StatusCode::CREATED, Json(volume_json(&v))).into_response())
-}
-
-fn volume_users(e: &Engine, name: &str) -> Vec<String> {
-    e.list()
-        .into_iter()
-        .filter(|c| {
-            let c = c.snapshot();
-            c.anon_volumes.iter().any(|v| v == name)
-                || c.host_config.binds.iter().flatten().any(|b| b.split(':').next() == Some(name))
-                || c.host_config
-                    .mounts
-                    .iter()
-                    .flatten()
-                    .chain(&c.inherited_mounts)
-                    .any(|m| m.kind == "volume" && m.source == name)
-        })
-        .map(|c| c.id.clone())
-        .collect()
 }
 
 pub async fn volume_list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
@@ -423,8 +393,7 @@ pub async fn volume_list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) ->
         }
     }
     let vols: Vec<Value> = e
-        .volumes
-        .list()
+        .volume_list()
         .iter()
         .filter(|v| {
             f.get("name")
@@ -432,7 +401,7 @@ pub async fn volume_list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) ->
         })
         .filter(|v| {
             f.get("dangling")
-                .is_none_or(|d| d.is_empty() || (d[0] == "true" || d[0] == "1") == volume_users(&e, &v.name).is_empty())
+                .is_none_or(|d| d.is_empty() || (d[0] == "true" || d[0] == "1") == e.volume_users(&v.name).is_empty())
         })
         // Every volume uses the built-in `local` driver.
         .filter(|_| f.get("driver").is_none_or(|d| d.is_empty() || d.iter().any(|x| x == "local")))
@@ -450,47 +419,21 @@ pub async fn volume_list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) ->
 }
 
 pub async fn volume_inspect(State(e): State<Arc<Engine>>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(volume_json(&e.volumes.get(&name)?)))
+    Ok(Json(volume_json(&e.volume(&name)?)))
 }
 
 pub async fn volume_remove(State(e): State<Arc<Engine>>, Path(name): Path<String>, RawQuery(q): RawQuery) -> ApiResult<StatusCode> {
     let q = Q::parse(q);
-    e.volumes.get(&name)?;
-    let users = volume_users(&e, &name);
-    if !users.is_empty() && !q.bool("force") {
-        return Err(ApiError(Error::Conflict(format!(
-            "remove {name}: volume is in use - [{}]",
-            users.join(", ")
-        ))));
-    }
-    e.volumes.remove(&name)?;
-    e.events
-        .emit("volume", "destroy", &name, BTreeMap::from([("driver".into(), "local".into())]));
+    e.remove_volume(&name, q.bool("force"))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /volumes/prune`: remove unused anonymous volumes, or with `all=true` every unused one,
-/// those the `label` filters select (Docker takes no `until` here).
-pub async fn volume_prune(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
-    let f = super::prune::PruneFilter::parse(Q::parse(q).filters()?, false, &["all"])?;
+/// `POST /volumes/prune`: unused anonymous volumes, or with `all=true` every unused one, those
+/// the `label` filters select (Docker takes no `until` here).
+pub async fn volume_prune(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Json<crate::prune::VolumePruneReport>> {
+    let f = crate::prune::PruneFilter::parse(Q::parse(q).filters()?, false, &["all"])?;
     let all = f.flag("all")?.unwrap_or(false);
-    let mut deleted = Vec::new();
-    let mut reclaimed = 0u64;
-    for v in e.volumes.list() {
-        // Docker prunes only anonymous volumes by default (API >= 1.42).
-        let anonymous = v.labels.contains_key("berth.anonymous.target");
-        if (!all && !anonymous) || !f.matches(&v.labels, 0.0) || !volume_users(&e, &v.name).is_empty() {
-            continue;
-        }
-        let size = crate::fsops::dir_size(std::path::Path::new(&v.mountpoint));
-        if e.volumes.remove(&v.name).is_ok() {
-            reclaimed += size;
-            e.events
-                .emit("volume", "destroy", &v.name, BTreeMap::from([("driver".into(), "local".into())]));
-            deleted.push(v.name);
-        }
-    }
-    Ok(Json(json!({"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed})))
+    Ok(Json(e.prune_volumes(&f, all)))
 }
 
 /// `POST /auth` (`docker login`): check the credentials against the registry.
@@ -514,13 +457,16 @@ pub async fn system_df(State(e): State<Arc<Engine>>) -> ApiResult<Json<Value>> {
 }
 
 fn disk_usage(e: &Engine) -> Value {
-    let imgs = e.images.list();
+    let imgs = e.image_list();
     // Each image's layer blobs (once each), and how many images use each blob.
     let image_layers: HashMap<String, BTreeMap<String, u64>> = imgs
         .iter()
         .filter_map(|s| {
-            let m = e.images.manifest(&s.id).ok()?;
-            Some((s.id.to_string(), m.layers.iter().map(|l| (l.digest.to_string(), l.size)).collect()))
+            let layers = e.image_layers(&s.id).ok()?;
+            Some((
+                s.id.to_string(),
+                layers.into_iter().map(|(d, size)| (d.to_string(), size)).collect(),
+            ))
         })
         .collect();
     let mut users: HashMap<&str, usize> = HashMap::new();
@@ -560,14 +506,13 @@ fn disk_usage(e: &Engine) -> Value {
         })
         .collect();
     let volumes: Vec<Value> = e
-        .volumes
-        .list()
+        .volume_list()
         .iter()
         .map(|vol| {
             let mut v = volume_json(vol);
             v["UsageData"] = json!({
                 "Size": crate::fsops::dir_size(std::path::Path::new(&vol.mountpoint)),
-                "RefCount": volume_users(e, &vol.name).len(),
+                "RefCount": e.volume_users(&vol.name).len(),
             });
             v
         })

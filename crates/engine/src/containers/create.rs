@@ -217,7 +217,7 @@ impl Engine {
             }
             for v in &donor.anon_volumes {
                 if let Ok(vol) = self.volumes.get(v) {
-                    if let Some(t) = vol.labels.get("berth.anonymous.target") {
+                    if let Some(t) = vol.labels.get(crate::volumes::ANONYMOUS_LABEL) {
                         add("volume", v.clone(), t.clone(), false);
                     }
                 }

@@ -368,7 +368,7 @@ impl Engine {
                             c.anon_volumes.iter().find(|n| {
                                 self.volumes
                                     .get(n)
-                                    .is_ok_and(|v| v.labels.get("berth.anonymous.target") == Some(&m.target))
+                                    .is_ok_and(|v| v.labels.get(crate::volumes::ANONYMOUS_LABEL) == Some(&m.target))
                             })
                         });
                         let name = match anon {
@@ -377,7 +377,7 @@ impl Engine {
                             None => m.source.clone(),
                         };
                         let labels = if m.source.is_empty() {
-                            BTreeMap::from([("berth.anonymous.target".to_string(), m.target.clone())])
+                            BTreeMap::from([(crate::volumes::ANONYMOUS_LABEL.to_string(), m.target.clone())])
                         } else {
                             BTreeMap::new()
                         };
@@ -440,14 +440,14 @@ impl Engine {
                 self.volumes
                     .get(n)
                     .ok()
-                    .is_some_and(|v| v.labels.get("berth.anonymous.target") == Some(vpath))
+                    .is_some_and(|v| v.labels.get(crate::volumes::ANONYMOUS_LABEL) == Some(vpath))
             }) {
                 Some(n) => n.clone(),
                 None => {
                     let n = random_id();
                     let (v, _) = self.volumes.create(
                         &n,
-                        BTreeMap::from([("berth.anonymous.target".to_string(), vpath.clone())]),
+                        BTreeMap::from([(crate::volumes::ANONYMOUS_LABEL.to_string(), vpath.clone())]),
                         "local",
                         BTreeMap::new(),
                     )?;
