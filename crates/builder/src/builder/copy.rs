@@ -7,10 +7,11 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use oci::Digest;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
-use super::snapshot::{tmp_dir, Snapshot};
+use super::snapshot::{tmp_dir, Snapshot, Upper};
 use super::{env_get, io_err, Builder, Progress, State};
 use crate::dockerfile::{self, Copy, Instruction, Loc};
 use crate::error::{Error, Result};
@@ -21,6 +22,45 @@ impl Builder<'_> {
     pub(super) fn copy_step(&mut self, st: &mut State, ins: &Instruction, c: &Copy, add: bool) -> Result<()> {
         let loc = ins.loc;
         let what = if add { "ADD" } else { "COPY" };
+        let (dest, dest_slash) = self.copy_dest(st, loc, c)?;
+        let (attrs, chown) = self.copy_attrs(st, loc, c, what)?;
+        let from = self.source_root(st, loc, c, add)?;
+        let mut downloads = Cleanup::default();
+        let (sources, wildcard) = self.copy_sources(st, loc, c, add, &from, &mut downloads)?;
+        let many = sources.len() > 1 || wildcard;
+        if many && !dest_slash {
+            return Err(Error::at(
+                loc,
+                format!("When using {what} with more than one source file, the destination must be a directory and end with a /"),
+            ));
+        }
+        let step = CopyStep {
+            loc,
+            what,
+            add,
+            dest,
+            dest_slash,
+            attrs,
+            chown,
+            from,
+            sources,
+            many,
+        };
+        let key = self.copy_key(st, &step)?;
+        if self.try_cache(st, &key)? {
+            return Ok(());
+        }
+        let upper = self.copy_on_snapshot(st, step)?;
+        let created_by = format!("{} {}", what, ins.source.split_once(' ').map(|x| x.1).unwrap_or(""));
+        let id = self.add_layer(st, &upper.path, created_by, &key, true)?;
+        drop(upper);
+        self.emit(Progress::Done { id: Some(&id) });
+        Ok(())
+    }
+
+    /// A step's destination, absolute (a relative one is below the working directory), and whether
+    /// it was written as a directory (a trailing `/`, or `.`).
+    fn copy_dest(&self, st: &State, loc: Loc, c: &Copy) -> Result<(String, bool)> {
         let dest_raw = self.expand(st, loc, &c.dest)?;
         let workdir = st.config.config.working_dir.clone().unwrap_or_else(|| "/".into());
         let dest = if dest_raw.starts_with('/') {
@@ -29,6 +69,12 @@ impl Builder<'_> {
             format!("{}/{}", workdir.trim_end_matches('/'), dest_raw)
         };
         let dest_slash = dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/.");
+        Ok((dest, dest_slash))
+    }
+
+    /// A step's `--chmod` (as attributes) and `--chown` (expanded; it is looked up in the image
+    /// when the step runs).
+    fn copy_attrs(&self, st: &State, loc: Loc, c: &Copy, what: &str) -> Result<(Attrs, Option<String>)> {
         let mut attrs = Attrs::default();
         let chown = c
             .chown
@@ -45,82 +91,62 @@ impl Builder<'_> {
                     .ok_or_else(|| Error::at(loc, format!("{what} --chmod={m}: expected an octal mode such as 755")))?,
             );
         }
-        // Where the sources come from.
-        let mut from_mount: Option<Snapshot> = None;
-        let mut from_id = None;
-        let src_root = match &c.from {
-            None => self.context.clone(),
-            Some(f) => {
-                if add {
-                    return Err(Error::at(loc, "ADD does not take --from"));
-                }
-                let f = self.expand(st, loc, f)?;
-                let id = match self.find_stage(&f) {
-                    Some(i) => {
-                        // Committed once; later references reuse the ID.
-                        let mut s = self.stages[i].state.clone();
-                        let id = self.commit(&mut s)?;
-                        self.stages[i].state = s;
-                        id
-                    }
-                    None => self.base_image(&f)?,
-                };
-                let snap = Snapshot::read_only(self.backend.images(), &id, &self.work)?;
-                let root = snap.root.clone();
-                from_mount = Some(snap);
-                from_id = Some(id);
-                root
-            }
+        Ok((attrs, chown))
+    }
+
+    /// Where a step's sources come from: the context, or (`--from`) a stage or an image, mounted.
+    fn source_root(&mut self, st: &State, loc: Loc, c: &Copy, add: bool) -> Result<SourceRoot> {
+        let Some(f) = &c.from else {
+            return Ok(SourceRoot {
+                path: self.context.clone(),
+                _mount: None,
+                image: None,
+            });
         };
-        let from_context = c.from.is_none();
-        // Resolve the sources.
+        if add {
+            return Err(Error::at(loc, "ADD does not take --from"));
+        }
+        let f = self.expand(st, loc, f)?;
+        let id = match self.find_stage(&f) {
+            Some(i) => {
+                // Committed once; later references reuse the ID.
+                let mut s = self.stages[i].state.clone();
+                let id = self.commit(&mut s)?;
+                self.stages[i].state = s;
+                id
+            }
+            None => self.base_image(&f)?,
+        };
+        let snap = Snapshot::read_only(self.backend.images(), &id, &self.work)?;
+        Ok(SourceRoot {
+            path: snap.root.clone(),
+            _mount: Some(snap),
+            image: Some(id),
+        })
+    }
+
+    /// Resolve a step's sources: here-documents, downloads (into `downloads`) and paths in `from`
+    /// (expanded, globbed, checked to exist). Also says whether a source was a wildcard.
+    fn copy_sources(
+        &self,
+        st: &State,
+        loc: Loc,
+        c: &Copy,
+        add: bool,
+        from: &SourceRoot,
+        downloads: &mut Cleanup,
+    ) -> Result<(Vec<Source>, bool)> {
+        let what = if add { "ADD" } else { "COPY" };
         let mut sources: Vec<Source> = Vec::new();
-        let mut downloads = Cleanup::default();
         let mut wildcard = false;
         for raw in &c.sources {
             if let Some(name) = raw.strip_prefix("<<") {
-                let h = c
-                    .heredocs
-                    .iter()
-                    .find(|h| h.name == name.trim_start_matches('-').trim_matches(['"', '\'']))
-                    .ok_or_else(|| Error::at(loc, format!("{what}: no here-document named {name}")))?;
-                let content = if h.expand {
-                    self.expand_heredoc(st, loc, &h.content)?
-                } else {
-                    h.content.clone()
-                };
-                sources.push(Source::Inline {
-                    name: h.name.clone(),
-                    content,
-                });
+                sources.push(self.heredoc_source(st, loc, c, what, name)?);
                 continue;
             }
             let s = self.expand(st, loc, raw)?;
             if add && (s.starts_with("http://") || s.starts_with("https://")) {
-                // Fetched on every build (as Docker does); the content is the cache key.
-                let dir = tmp_dir(&self.work)?;
-                let path = dir.join("download");
-                let mut f = fs::File::create(&path).map_err(|e| io_err("create", &path, e))?;
-                let name = self
-                    .backend
-                    .fetch(&s, &mut f)
-                    .map_err(|e| Error::at(loc, format!("ADD {s}: {e}")))?;
-                drop(f);
-                downloads.0.push(dir);
-                let digest = file_digest(&path)?;
-                if let Some(want) = &c.checksum {
-                    let want = self.expand(st, loc, want)?;
-                    let got = format!("sha256:{digest}");
-                    if got != want {
-                        return Err(Error::at(loc, format!("ADD {s}: checksum mismatch: expected {want}, got {got}")));
-                    }
-                }
-                sources.push(Source::Url {
-                    url: s.clone(),
-                    name,
-                    path,
-                    digest,
-                });
+                sources.push(self.url_source(st, loc, c, &s, downloads)?);
                 continue;
             }
             if c.checksum.is_some() {
@@ -132,7 +158,7 @@ impl Builder<'_> {
             let clean = pattern::clean(&s);
             if pattern::has_wildcards(&clean) {
                 wildcard = true;
-                let found = self.glob(&src_root, &clean, from_context);
+                let found = self.glob(&from.path, &clean, from.is_context());
                 if found.is_empty() {
                     return Err(Error::at(
                         loc,
@@ -141,38 +167,89 @@ impl Builder<'_> {
                 }
                 sources.extend(found.into_iter().map(|rel| Source::Path { rel }));
             } else {
-                if from_context && !clean.is_empty() && self.ignore.excluded(&clean) {
-                    return Err(Error::at(
-                        loc,
-                        format!(
-                            "{what} failed: file not found in build context or excluded by .dockerignore: stat {s}: file does not exist"
-                        ),
-                    ));
-                }
-                if fsutil::open_file_in(&src_root, &clean).is_none() && !fsutil::is_dir_in(&src_root, &clean) {
-                    let place = if from_context {
-                        "build context".to_string()
-                    } else {
-                        format!("stage/image {:?}", c.from.as_deref().unwrap_or(""))
-                    };
-                    return Err(Error::at(
-                        loc,
-                        format!("{what} failed: file not found in {place}: stat {s}: file does not exist"),
-                    ));
-                }
+                self.check_source(loc, c, what, from, &s, &clean)?;
                 sources.push(Source::Path { rel: clean });
             }
         }
-        let many = sources.len() > 1 || wildcard;
-        if many && !dest_slash {
+        Ok((sources, wildcard))
+    }
+
+    /// The here-document source `<<name` of a step, its variables expanded unless its name was
+    /// quoted.
+    fn heredoc_source(&self, st: &State, loc: Loc, c: &Copy, what: &str, name: &str) -> Result<Source> {
+        let h = c
+            .heredocs
+            .iter()
+            .find(|h| h.name == name.trim_start_matches('-').trim_matches(['"', '\'']))
+            .ok_or_else(|| Error::at(loc, format!("{what}: no here-document named {name}")))?;
+        let content = if h.expand {
+            self.expand_heredoc(st, loc, &h.content)?
+        } else {
+            h.content.clone()
+        };
+        Ok(Source::Inline {
+            name: h.name.clone(),
+            content,
+        })
+    }
+
+    /// Download the URL source `url` of an ADD into a new directory of `downloads`, checking it
+    /// against `--checksum`.
+    fn url_source(&self, st: &State, loc: Loc, c: &Copy, url: &str, downloads: &mut Cleanup) -> Result<Source> {
+        // Fetched on every build (as Docker does); the content is the cache key.
+        let dir = tmp_dir(&self.work)?;
+        let path = dir.join("download");
+        let mut f = fs::File::create(&path).map_err(|e| io_err("create", &path, e))?;
+        let name = self
+            .backend
+            .fetch(url, &mut f)
+            .map_err(|e| Error::at(loc, format!("ADD {url}: {e}")))?;
+        drop(f);
+        downloads.0.push(dir);
+        let digest = file_digest(&path)?;
+        if let Some(want) = &c.checksum {
+            let want = self.expand(st, loc, want)?;
+            let got = format!("sha256:{digest}");
+            if got != want {
+                return Err(Error::at(loc, format!("ADD {url}: checksum mismatch: expected {want}, got {got}")));
+            }
+        }
+        Ok(Source::Url {
+            url: url.to_string(),
+            name,
+            path,
+            digest,
+        })
+    }
+
+    /// A source path without wildcards (`s` as written, `clean` cleaned) must be in its root, and
+    /// not excluded by `.dockerignore` when the root is the context.
+    fn check_source(&self, loc: Loc, c: &Copy, what: &str, from: &SourceRoot, s: &str, clean: &str) -> Result<()> {
+        let from_context = from.is_context();
+        if from_context && !clean.is_empty() && self.ignore.excluded(clean) {
             return Err(Error::at(
                 loc,
-                format!("When using {what} with more than one source file, the destination must be a directory and end with a /"),
+                format!("{what} failed: file not found in build context or excluded by .dockerignore: stat {s}: file does not exist"),
             ));
         }
-        // The key: what is copied (by content), where, and how.
+        if fsutil::open_file_in(&from.path, clean).is_none() && !fsutil::is_dir_in(&from.path, clean) {
+            let place = if from_context {
+                "build context".to_string()
+            } else {
+                format!("stage/image {:?}", c.from.as_deref().unwrap_or(""))
+            };
+            return Err(Error::at(
+                loc,
+                format!("{what} failed: file not found in {place}: stat {s}: file does not exist"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The cache key of a COPY or ADD: what is copied (by content), where, and how.
+    fn copy_key(&self, st: &State, step: &CopyStep) -> Result<Digest> {
         let mut h = Sha256::new();
-        for s in &sources {
+        for s in &step.sources {
             match s {
                 Source::Inline { name, content } => {
                     h.update(b"inline\0");
@@ -192,72 +269,74 @@ impl Builder<'_> {
                     h.update(b"path\0");
                     h.update(rel.as_bytes());
                     h.update(b"\0");
-                    if from_context {
-                        self.hash_tree(&mut h, &src_root, rel)?;
+                    if step.from.is_context() {
+                        self.hash_tree(&mut h, &step.from.path, rel)?;
                     }
                 }
             }
         }
         let content = hex::encode(h.finalize());
-        let key = self.key(
+        Ok(self.key(
             st,
-            &json!({"copy": what, "content": content, "from": from_id, "dest": dest, "dest_slash": dest_slash,
-                    "chown": chown, "chmod": attrs.mode}),
-        );
-        if self.try_cache(st, &key)? {
-            return Ok(());
-        }
-        // Do it on an overlay of the current layers.
+            &json!({"copy": step.what, "content": content, "from": step.from.image, "dest": step.dest, "dest_slash": step.dest_slash,
+                    "chown": step.chown, "chmod": step.attrs.mode}),
+        ))
+    }
+
+    /// Carry out the step on an overlay of the current layers; returns the overlay's upper
+    /// directory (the step's changes). A `--from` mount is gone when this returns.
+    fn copy_on_snapshot(&self, st: &State, step: CopyStep) -> Result<Upper> {
         let snap = Snapshot::writable(self.backend.images(), st, &self.work)?;
-        let res = (|| -> Result<()> {
-            if let Some(o) = &chown {
-                attrs.owner = Some(fsutil::lookup_owner(&snap.root, o).map_err(|e| Error::at(loc, e.to_string()))?);
-            }
-            let into_dir = dest_slash || many || fsutil::is_dir_in(&snap.root, &dest);
-            for s in &sources {
-                match s {
-                    Source::Inline { name, content } => {
-                        let (dir, fname) = if into_dir {
-                            (dest.as_str(), name.as_str())
-                        } else {
-                            split_dest(&dest)
-                        };
-                        let d = fsutil::mkdir_in(&snap.root, dir, attrs)?;
-                        fsutil::write_file(&d, OsStr::new(fname), &mut content.as_bytes(), attrs, 0o644)?;
-                    }
-                    Source::Url { name, path, url, .. } => {
-                        if into_dir && name.is_empty() {
-                            return Err(Error::at(
-                                loc,
-                                format!("ADD {url}: cannot determine a file name from the URL; give the destination as a file path"),
-                            ));
-                        }
-                        // Downloads are never extracted; they get mode 0600 as in Docker.
-                        let (dir, fname) = if into_dir {
-                            (dest.as_str(), name.as_str())
-                        } else {
-                            split_dest(&dest)
-                        };
-                        let d = fsutil::mkdir_in(&snap.root, dir, attrs)?;
-                        let mut f = fs::File::open(path).map_err(|e| io_err("open", path, e))?;
-                        fsutil::write_file(&d, OsStr::new(fname), &mut f, attrs, 0o600)?;
-                    }
-                    Source::Path { rel } => {
-                        self.copy_one(&src_root, rel, &snap.root, &dest, into_dir, attrs, add, from_context)
-                            .map_err(|e| Error::at(loc, format!("{what} failed: {e}")))?;
-                    }
-                }
-            }
-            Ok(())
-        })();
+        let res = self.copy_into(&snap.root, &step);
         let upper = snap.finish();
-        drop(from_mount);
+        drop(step.from);
         let upper = upper?;
         res?;
-        let created_by = format!("{} {}", what, ins.source.split_once(' ').map(|x| x.1).unwrap_or(""));
-        let id = self.add_layer(st, &upper.path, created_by, &key, true)?;
-        drop(upper);
-        self.emit(Progress::Done { id: Some(&id) });
+        Ok(upper)
+    }
+
+    /// Write the step's sources below `root` (the mounted overlay).
+    fn copy_into(&self, root: &Path, step: &CopyStep) -> Result<()> {
+        let (loc, what, dest) = (step.loc, step.what, &step.dest);
+        let mut attrs = step.attrs;
+        if let Some(o) = &step.chown {
+            attrs.owner = Some(fsutil::lookup_owner(root, o).map_err(|e| Error::at(loc, e.to_string()))?);
+        }
+        let into_dir = step.dest_slash || step.many || fsutil::is_dir_in(root, dest);
+        for s in &step.sources {
+            match s {
+                Source::Inline { name, content } => {
+                    let (dir, fname) = if into_dir {
+                        (dest.as_str(), name.as_str())
+                    } else {
+                        split_dest(dest)
+                    };
+                    let d = fsutil::mkdir_in(root, dir, attrs)?;
+                    fsutil::write_file(&d, OsStr::new(fname), &mut content.as_bytes(), attrs, 0o644)?;
+                }
+                Source::Url { name, path, url, .. } => {
+                    if into_dir && name.is_empty() {
+                        return Err(Error::at(
+                            loc,
+                            format!("ADD {url}: cannot determine a file name from the URL; give the destination as a file path"),
+                        ));
+                    }
+                    // Downloads are never extracted; they get mode 0600 as in Docker.
+                    let (dir, fname) = if into_dir {
+                        (dest.as_str(), name.as_str())
+                    } else {
+                        split_dest(dest)
+                    };
+                    let d = fsutil::mkdir_in(root, dir, attrs)?;
+                    let mut f = fs::File::open(path).map_err(|e| io_err("open", path, e))?;
+                    fsutil::write_file(&d, OsStr::new(fname), &mut f, attrs, 0o600)?;
+                }
+                Source::Path { rel } => {
+                    self.copy_one(&step.from.path, rel, root, dest, into_dir, attrs, step.add, step.from.is_context())
+                        .map_err(|e| Error::at(loc, format!("{what} failed: {e}")))?;
+                }
+            }
+        }
         Ok(())
     }
 
@@ -530,6 +609,44 @@ fn is_tar_header(h: &[u8; 512]) -> bool {
         .map(|(i, b)| if (148..156).contains(&i) { 32 } else { *b as u32 })
         .sum();
     sum == want
+}
+
+/// A COPY or ADD step worked out: what it copies, from where, to where and how.
+struct CopyStep {
+    loc: Loc,
+    /// `COPY` or `ADD`.
+    what: &'static str,
+    add: bool,
+    /// The destination, absolute.
+    dest: String,
+    /// The destination was written as a directory.
+    dest_slash: bool,
+    /// `--chmod`; the owner is filled in from `chown` when the step runs.
+    attrs: Attrs,
+    /// `--chown`, expanded.
+    chown: Option<String>,
+    from: SourceRoot,
+    sources: Vec<Source>,
+    /// More than one source, or a wildcard: the destination is a directory.
+    many: bool,
+}
+
+/// Where a step's sources are: the build context, or a stage or image mounted read-only.
+struct SourceRoot {
+    path: PathBuf,
+    /// The mount of the stage or image (`--from`), held until the copy is done: unmounted when
+    /// dropped.
+    _mount: Option<Snapshot>,
+    /// The stage's or image's ID (`--from`), part of the cache key.
+    image: Option<Digest>,
+}
+
+impl SourceRoot {
+    /// The sources are in the build context (their content is hashed into the cache key and
+    /// `.dockerignore` applies).
+    fn is_context(&self) -> bool {
+        self.image.is_none()
+    }
 }
 
 /// Directories removed when dropped.
