@@ -3,8 +3,9 @@
 //! layers. Every step that changes the filesystem becomes one layer; the others change only the
 //! config. Layers and configs are written deterministically, so the same inputs give the same image.
 //!
-//! This module runs the stages and the metadata instructions; RUN is in `run`, COPY and ADD in
-//! `copy`, overlay snapshots and layer commits in `snapshot`, cache lookups in `cached`.
+//! This module runs the stages and their instructions; RUN is in `run`, COPY and ADD in `copy`, the
+//! config changes of the metadata instructions in `metadata`, overlay snapshots and layer commits
+//! in `snapshot`, cache lookups in `cached`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -13,16 +14,17 @@ use std::path::{Path, PathBuf};
 
 use oci::spec::{Descriptor, History, ImageConfig, RootFs};
 use oci::Digest;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::cache::Cache;
-use crate::dockerfile::{self, Command, Dockerfile, Healthcheck, Instruction, Kind, Loc};
+use crate::dockerfile::{self, Command, Dockerfile, Instruction, Kind, Loc};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::pattern::{self, Ignore};
 
 mod cached;
 mod copy;
+mod metadata;
 mod run;
 mod snapshot;
 #[cfg(test)]
@@ -30,6 +32,7 @@ mod tests;
 
 use cached::{cache_comment, CacheSource};
 pub use copy::decompressed;
+use metadata::{healthcheck, onbuild_trigger};
 
 /// The time written into images when none is asked for: the Unix epoch, 1970-01-01T00:00:00Z.
 pub const DEFAULT_EPOCH: i64 = 0;
@@ -579,49 +582,9 @@ impl Builder<'_> {
             Kind::Copy(c) => return self.copy_step(st, ins, c, false),
             Kind::Add(c) => return self.copy_step(st, ins, c, true),
             Kind::From(_) => return Err(Error::at(loc, "FROM inside a stage")),
-            Kind::Arg(defs) => {
-                for d in defs {
-                    let v = match self.opts.build_args.get(&d.name) {
-                        Some(v) => {
-                            self.used_args.insert(d.name.clone());
-                            v.clone()
-                        }
-                        None => match &d.default {
-                            Some(raw) => self.expand(st, loc, raw)?,
-                            None => self.meta_args.get(&d.name).cloned().unwrap_or_default(),
-                        },
-                    };
-                    st.args.insert(d.name.clone(), v);
-                }
-                // ARGs change nothing in the image but the steps after them (their key).
-                return self.done(st);
-            }
-            Kind::Env(pairs) => {
-                let mut env = st.config.config.env.clone().unwrap_or_default();
-                for (k, v) in pairs {
-                    let k = self.expand(st, loc, k)?;
-                    // Later pairs see earlier ones of the same line.
-                    let lookup_env = env.clone();
-                    let v = self.expand_with(loc, v, &lookup_env, &st.args)?;
-                    if k.is_empty() {
-                        return Err(Error::at(loc, "ENV names must not be empty"));
-                    }
-                    env_set(&mut env, &k, &v);
-                }
-                st.config.config.env = Some(env);
-            }
-            Kind::Label(pairs) => {
-                let mut labels = st.config.config.labels.clone().unwrap_or_default();
-                for (k, v) in pairs {
-                    let k = self.expand(st, loc, k)?;
-                    let v = self.expand(st, loc, v)?;
-                    if k.is_empty() {
-                        return Err(Error::at(loc, "LABEL names must not be empty"));
-                    }
-                    labels.insert(k, v);
-                }
-                st.config.config.labels = Some(labels);
-            }
+            Kind::Arg(defs) => return self.arg_step(st, loc, defs),
+            Kind::Env(pairs) => self.env(st, loc, pairs)?,
+            Kind::Label(pairs) => self.label(st, loc, pairs)?,
             Kind::Cmd(c) => {
                 st.config.config.cmd = Some(self.command(st, c));
                 st.cmd_set = true;
@@ -635,49 +598,12 @@ impl Builder<'_> {
             Kind::Shell(v) => {
                 st.config.config.extra.insert("Shell".into(), json!(v));
             }
-            Kind::Expose(ports) => {
-                let mut m = st.config.config.exposed_ports.clone().unwrap_or_default();
-                for p in ports {
-                    for p in self.expand(st, loc, p)?.split_whitespace() {
-                        let p = if p.contains('/') {
-                            p.to_ascii_lowercase()
-                        } else {
-                            format!("{p}/tcp")
-                        };
-                        let (num, proto) = p.split_once('/').expect("has a slash");
-                        let ok_num = num.split('-').all(|n| n.parse::<u16>().is_ok());
-                        if !ok_num || !["tcp", "udp", "sctp"].contains(&proto) {
-                            return Err(Error::at(loc, format!("invalid port {p:?} in EXPOSE")));
-                        }
-                        m.insert(p, json!({}));
-                    }
-                }
-                st.config.config.exposed_ports = Some(m);
-            }
-            Kind::Volume(paths) => {
-                let mut m = st.config.config.volumes.clone().unwrap_or_default();
-                for p in paths {
-                    let p = self.expand(st, loc, p)?;
-                    if p.is_empty() {
-                        return Err(Error::at(loc, "VOLUME specified can not be an empty string"));
-                    }
-                    m.insert(p, json!({}));
-                }
-                st.config.config.volumes = Some(m);
-            }
+            Kind::Expose(ports) => self.expose(st, loc, ports)?,
+            Kind::Volume(paths) => self.volume(st, loc, paths)?,
             Kind::User(u) => {
                 st.config.config.user = Some(self.expand(st, loc, u)?).filter(|s| !s.is_empty());
             }
-            Kind::Workdir(w) => {
-                let w = self.expand(st, loc, w)?;
-                let base = st.config.config.working_dir.clone().unwrap_or_else(|| "/".into());
-                let joined = if w.starts_with('/') {
-                    w
-                } else {
-                    format!("{}/{}", base.trim_end_matches('/'), w)
-                };
-                st.config.config.working_dir = Some(format!("/{}", pattern::clean(&joined)));
-            }
+            Kind::Workdir(w) => self.workdir(st, loc, w)?,
             Kind::Stopsignal(s) => {
                 st.config.config.stop_signal = Some(self.expand(st, loc, s)?);
             }
@@ -685,62 +611,10 @@ impl Builder<'_> {
                 st.config.author = Some(m.clone());
             }
             Kind::Onbuild(inner) => {
-                // The trigger as it will be parsed again: heredoc bodies follow their line.
-                let heredocs: &[dockerfile::Heredoc] = match &inner.kind {
-                    Kind::Run(r) => &r.heredocs,
-                    Kind::Copy(c) | Kind::Add(c) => &c.heredocs,
-                    _ => &[],
-                };
-                let mut trigger = inner.source.clone();
-                for h in heredocs {
-                    trigger.push('\n');
-                    trigger.push_str(&h.content);
-                    trigger.push_str(&h.name);
-                }
-                st.config.config.on_build.get_or_insert_with(Vec::new).push(trigger);
+                st.config.config.on_build.get_or_insert_with(Vec::new).push(onbuild_trigger(inner));
             }
             Kind::Healthcheck(h) => {
-                let v = match h {
-                    Healthcheck::None => json!({"Test": ["NONE"]}),
-                    Healthcheck::Check {
-                        command,
-                        interval,
-                        timeout,
-                        start_period,
-                        start_interval,
-                        retries,
-                    } => {
-                        let test = match command {
-                            Command::Shell(s) => json!(["CMD-SHELL", s]),
-                            Command::Exec(v) => {
-                                let mut t = vec!["CMD".to_string()];
-                                t.extend(v.iter().cloned());
-                                json!(t)
-                            }
-                        };
-                        let mut o = serde_json::Map::new();
-                        o.insert("Test".into(), test);
-                        for (name, d) in [
-                            ("Interval", interval),
-                            ("Timeout", timeout),
-                            ("StartPeriod", start_period),
-                            ("StartInterval", start_interval),
-                        ] {
-                            if let Some(d) = d {
-                                let ns = dockerfile::parse_duration(d)
-                                    .ok()
-                                    .map(|d| d.as_nanos() as i64)
-                                    .ok_or_else(|| Error::at(loc, format!("HEALTHCHECK: invalid duration {d:?} for {name}")))?;
-                                o.insert(name.into(), json!(ns));
-                            }
-                        }
-                        if let Some(r) = retries {
-                            o.insert("Retries".into(), json!(r));
-                        }
-                        Value::Object(o)
-                    }
-                };
-                st.config.config.healthcheck = Some(v);
+                st.config.config.healthcheck = Some(healthcheck(loc, h)?);
             }
         }
         // Metadata only: a new config, no layer.
