@@ -166,65 +166,105 @@ fn unpack_inner(reader: impl Read, dest: &Path, meter: Option<&Arc<Meter>>) -> R
         path: dest.to_path_buf(),
         source: e,
     })?;
-    let rootfd = root.as_raw_fd();
     let mut archive = tar::Archive::new(reader);
-    let mut stats = UnpackStats::default();
-    let mut dir_times: Vec<DirTime> = Vec::new();
+    let mut u = Unpacker {
+        rootfd: root.as_raw_fd(),
+        meter,
+        stats: UnpackStats::default(),
+        dir_times: Vec::new(),
+    };
     for entry in archive.entries().map_err(Error::Archive)? {
         let mut entry = entry.map_err(Error::Archive)?;
         if let Some(m) = meter {
             m.entry()?;
         }
+        u.entry(&mut entry)?;
+    }
+    Ok(u.finish())
+}
+
+/// An unpack in progress: the layer directory, the limits, what was done so far.
+struct Unpacker<'m> {
+    rootfd: RawFd,
+    meter: Option<&'m Arc<Meter>>,
+    stats: UnpackStats,
+    /// Directories made, whose times are set at the end.
+    dir_times: Vec<DirTime>,
+}
+
+/// The header of an entry, and the fields of it that its creation and metadata use.
+struct EntryMeta {
+    hdr: tar::Header,
+    kind: EntryType,
+    mode: Mode,
+    uid: u32,
+    gid: u32,
+    mtime: i64,
+}
+
+impl Unpacker<'_> {
+    /// Unpack one entry: a whiteout, or a file, directory, link or node below its (created) parent,
+    /// replacing what was there, with its metadata.
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
         let raw_path = entry.path().map_err(Error::Archive)?.into_owned();
         let comps = clean_entry_path(&raw_path)?;
         let Some((name, parent)) = comps.split_last() else {
             // The root itself ("./"): nothing to create.
-            continue;
+            return Ok(());
         };
         let name: &OsStr = name;
-        stats.entries += 1;
-        let parent_fd = mkdir_all_in_root(rootfd, parent, &raw_path)?;
+        self.stats.entries += 1;
+        let parent_fd = mkdir_all_in_root(self.rootfd, parent, &raw_path)?;
         let pfd = parent_fd.as_raw_fd();
-        let name_bytes = name.as_bytes();
-
-        // Whiteouts.
-        if name_bytes == OPAQUE_MARKER.as_bytes() {
-            set_xattr(pfd, OsStr::new("."), OPAQUE_XATTR, b"y", &raw_path)?;
-            continue;
-        }
-        if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
-            if hidden.is_empty() || hidden == b"." || hidden == b".." || hidden.contains(&b'/') {
-                return Err(bad(&raw_path, "malformed whiteout name"));
-            }
-            let hidden = OsStr::from_bytes(hidden);
-            remove_at(pfd, hidden, &raw_path)?;
-            mknodat(Some(pfd), hidden, SFlag::S_IFCHR, Mode::empty(), 0).map_err(|e| sys("mknod whiteout", &raw_path, e))?;
-            continue;
+        if whiteout(pfd, name, &raw_path)? {
+            return Ok(());
         }
 
         let hdr = entry.header().clone();
-        let kind = hdr.entry_type();
-        let mode = Mode::from_bits_truncate(hdr.mode().map_err(Error::Archive)? & 0o7777);
-        let uid = hdr.uid().map_err(Error::Archive)? as u32;
-        let gid = hdr.gid().map_err(Error::Archive)? as u32;
-        let mtime = hdr.mtime().map_err(Error::Archive)? as i64;
+        let meta = EntryMeta {
+            kind: hdr.entry_type(),
+            mode: Mode::from_bits_truncate(hdr.mode().map_err(Error::Archive)? & 0o7777),
+            uid: hdr.uid().map_err(Error::Archive)? as u32,
+            gid: hdr.gid().map_err(Error::Archive)? as u32,
+            mtime: hdr.mtime().map_err(Error::Archive)? as i64,
+            hdr,
+        };
 
         // Replace whatever is there, except keep an existing directory when a directory is re-declared.
         let existing_is_dir = lstat_at(pfd, name)
             .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
             .unwrap_or(false);
-        if !(kind == EntryType::Directory && existing_is_dir) {
+        if !(meta.kind == EntryType::Directory && existing_is_dir) {
             remove_at(pfd, name, &raw_path)?;
         }
 
+        if self.create(entry, &meta, pfd, &comps, existing_is_dir, &raw_path)? {
+            set_metadata(entry, &meta, pfd, name, &raw_path)?;
+        }
+        Ok(())
+    }
+
+    /// Create the entry `comps` (its last component `name` in `pfd`); returns whether its
+    /// metadata is to be set (not for hardlinks, device nodes and extension headers).
+    fn create<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        meta: &EntryMeta,
+        pfd: RawFd,
+        comps: &[&OsStr],
+        existing_is_dir: bool,
+        raw_path: &Path,
+    ) -> Result<bool> {
+        let name = *comps.last().expect("the caller split off a name");
+        let kind = meta.kind;
         match kind {
             EntryType::Directory => {
                 if !existing_is_dir {
-                    mkdirat(Some(pfd), name, Mode::from_bits_truncate(0o700)).map_err(|e| sys("mkdir", &raw_path, e))?;
+                    mkdirat(Some(pfd), name, Mode::from_bits_truncate(0o700)).map_err(|e| sys("mkdir", raw_path, e))?;
                 }
-                dir_times.push(DirTime {
+                self.dir_times.push(DirTime {
                     rel: comps.iter().map(|c| c.to_os_string()).collect(),
-                    mtime,
+                    mtime: meta.mtime,
                 });
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
@@ -234,11 +274,11 @@ fn unpack_inner(reader: impl Read, dest: &Path, meter: Option<&Arc<Meter>>) -> R
                     OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
                     Mode::from_bits_truncate(0o600),
                 )
-                .map_err(|e| sys("create", &raw_path, e))?;
+                .map_err(|e| sys("create", raw_path, e))?;
                 let mut f = unsafe { File::from_raw_fd(fd) };
-                match meter {
-                    Some(m) => io::copy(&mut entry, &mut m.writer(&mut f)),
-                    None => io::copy(&mut entry, &mut f),
+                match self.meter {
+                    Some(m) => io::copy(entry, &mut m.writer(&mut f)),
+                    None => io::copy(entry, &mut f),
                 }
                 .map_err(Error::Archive)?;
             }
@@ -246,96 +286,132 @@ fn unpack_inner(reader: impl Read, dest: &Path, meter: Option<&Arc<Meter>>) -> R
                 let target = entry
                     .link_name()
                     .map_err(Error::Archive)?
-                    .ok_or_else(|| bad(&raw_path, "symlink without target"))?;
-                symlinkat(target.as_ref(), Some(pfd), name).map_err(|e| sys("symlink", &raw_path, e))?;
+                    .ok_or_else(|| bad(raw_path, "symlink without target"))?;
+                symlinkat(target.as_ref(), Some(pfd), name).map_err(|e| sys("symlink", raw_path, e))?;
             }
             EntryType::Link => {
-                let target = entry
-                    .link_name()
-                    .map_err(Error::Archive)?
-                    .ok_or_else(|| bad(&raw_path, "hardlink without target"))?;
-                let tcomps = clean_entry_path(&target)?;
-                let Some((tname, tparent)) = tcomps.split_last() else {
-                    return Err(bad(&raw_path, "hardlink to the layer root"));
-                };
-                let tfd = open_in_root(rootfd, tparent).map_err(|_| {
-                    bad(
-                        &raw_path,
-                        format!("hardlink target {} does not exist in the layer", target.display()),
-                    )
-                })?;
-                match lstat_at(tfd.as_raw_fd(), tname) {
-                    None => {
-                        return Err(bad(
-                            &raw_path,
-                            format!("hardlink target {} does not exist in the layer", target.display()),
-                        ))
-                    }
-                    Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => return Err(bad(&raw_path, "hardlink to a directory")),
-                    Some(_) => {}
-                }
-                linkat(Some(tfd.as_raw_fd()), *tname, Some(pfd), name, AtFlags::empty()).map_err(|e| sys("link", &raw_path, e))?;
-                continue; // a hardlink shares the target's metadata
+                self.hardlink(entry, pfd, name, raw_path)?;
+                return Ok(false); // a hardlink shares the target's metadata
             }
             EntryType::Fifo => {
-                mknodat(Some(pfd), name, SFlag::S_IFIFO, mode, 0).map_err(|e| sys("mkfifo", &raw_path, e))?;
+                mknodat(Some(pfd), name, SFlag::S_IFIFO, meta.mode, 0).map_err(|e| sys("mkfifo", raw_path, e))?;
             }
             EntryType::Char | EntryType::Block => {
-                let major = hdr.device_major().ok().flatten().unwrap_or(0);
-                let minor = hdr.device_minor().ok().flatten().unwrap_or(0);
+                let major = meta.hdr.device_major().ok().flatten().unwrap_or(0);
+                let minor = meta.hdr.device_minor().ok().flatten().unwrap_or(0);
                 if kind == EntryType::Char && major == 0 && minor == 0 {
                     // An overlay-style whiteout stored as a device: keep its meaning.
-                    mknodat(Some(pfd), name, SFlag::S_IFCHR, Mode::empty(), 0).map_err(|e| sys("mknod", &raw_path, e))?;
+                    mknodat(Some(pfd), name, SFlag::S_IFCHR, Mode::empty(), 0).map_err(|e| sys("mknod", raw_path, e))?;
                 } else {
                     // Device nodes in images are never needed (the runtime provides /dev) and are a hazard.
                     tracing::debug!(entry = %raw_path.display(), "skipping device node in layer");
-                    stats.skipped_devices += 1;
+                    self.stats.skipped_devices += 1;
                 }
-                continue;
+                return Ok(false);
             }
-            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink => continue,
-            other => return Err(bad(&raw_path, format!("unsupported tar entry type {other:?}"))),
+            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink => return Ok(false),
+            other => return Err(bad(raw_path, format!("unsupported tar entry type {other:?}"))),
         }
+        Ok(true)
+    }
 
-        // Metadata: owner, mode, xattrs, mtime; never following a symlink at the final component.
-        fchownat(
-            Some(pfd),
-            name,
-            Some(Uid::from_raw(uid)),
-            Some(Gid::from_raw(gid)),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| sys("chown", &raw_path, e))?;
-        if kind != EntryType::Symlink {
-            fchmodat(Some(pfd), name, mode, FchmodatFlags::FollowSymlink).map_err(|e| sys("chmod", &raw_path, e))?;
+    /// A hardlink `name` in `pfd` to its target, which must be a non-directory already in the layer
+    /// (resolved inside it).
+    fn hardlink<R: Read>(&self, entry: &tar::Entry<'_, R>, pfd: RawFd, name: &OsStr, raw_path: &Path) -> Result<()> {
+        let target = entry
+            .link_name()
+            .map_err(Error::Archive)?
+            .ok_or_else(|| bad(raw_path, "hardlink without target"))?;
+        let tcomps = clean_entry_path(&target)?;
+        let Some((tname, tparent)) = tcomps.split_last() else {
+            return Err(bad(raw_path, "hardlink to the layer root"));
+        };
+        let tfd = open_in_root(self.rootfd, tparent).map_err(|_| {
+            bad(
+                raw_path,
+                format!("hardlink target {} does not exist in the layer", target.display()),
+            )
+        })?;
+        match lstat_at(tfd.as_raw_fd(), tname) {
+            None => {
+                return Err(bad(
+                    raw_path,
+                    format!("hardlink target {} does not exist in the layer", target.display()),
+                ))
+            }
+            Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => return Err(bad(raw_path, "hardlink to a directory")),
+            Some(_) => {}
         }
-        if let Ok(Some(exts)) = entry.pax_extensions() {
-            for ext in exts.flatten() {
-                if let (Ok(key), value) = (ext.key(), ext.value_bytes()) {
-                    if let Some(x) = key.strip_prefix("SCHILY.xattr.") {
-                        if x.starts_with("user.") || x.starts_with("security.") || x.starts_with("trusted.") {
-                            // Best effort: some filesystems refuse some namespaces.
-                            let _ = set_xattr(pfd, name, x, value, &raw_path);
-                        }
+        linkat(Some(tfd.as_raw_fd()), *tname, Some(pfd), name, AtFlags::empty()).map_err(|e| sys("link", raw_path, e))?;
+        Ok(())
+    }
+
+    /// Set the directories' times, last and deepest first, since creating their children changed
+    /// them; the unpack's stats.
+    fn finish(mut self) -> UnpackStats {
+        self.dir_times.sort_by_key(|d| std::cmp::Reverse(d.rel.len()));
+        for d in self.dir_times {
+            let refs: Vec<&OsStr> = d.rel.iter().map(|s| s.as_os_str()).collect();
+            if let Ok(fd) = open_in_root(self.rootfd, &refs) {
+                let t = TimeSpec::new(d.mtime, 0);
+                let _ = utimensat(Some(fd.as_raw_fd()), ".", &t, &t, UtimensatFlags::NoFollowSymlink);
+            }
+        }
+        self.stats
+    }
+}
+
+/// If `name` (in `pfd`) is a whiteout, make it the overlay's: the opaque xattr on the directory
+/// for `.wh..wh..opq`, a 0:0 character device in place of the hidden name for `.wh.<name>`.
+/// Returns whether it was one.
+fn whiteout(pfd: RawFd, name: &OsStr, raw_path: &Path) -> Result<bool> {
+    let name_bytes = name.as_bytes();
+    if name_bytes == OPAQUE_MARKER.as_bytes() {
+        set_xattr(pfd, OsStr::new("."), OPAQUE_XATTR, b"y", raw_path)?;
+        return Ok(true);
+    }
+    if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+        if hidden.is_empty() || hidden == b"." || hidden == b".." || hidden.contains(&b'/') {
+            return Err(bad(raw_path, "malformed whiteout name"));
+        }
+        let hidden = OsStr::from_bytes(hidden);
+        remove_at(pfd, hidden, raw_path)?;
+        mknodat(Some(pfd), hidden, SFlag::S_IFCHR, Mode::empty(), 0).map_err(|e| sys("mknod whiteout", raw_path, e))?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Metadata: owner, mode, xattrs, mtime; never following a symlink at the final component.
+fn set_metadata<R: Read>(entry: &mut tar::Entry<'_, R>, meta: &EntryMeta, pfd: RawFd, name: &OsStr, raw_path: &Path) -> Result<()> {
+    fchownat(
+        Some(pfd),
+        name,
+        Some(Uid::from_raw(meta.uid)),
+        Some(Gid::from_raw(meta.gid)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| sys("chown", raw_path, e))?;
+    if meta.kind != EntryType::Symlink {
+        fchmodat(Some(pfd), name, meta.mode, FchmodatFlags::FollowSymlink).map_err(|e| sys("chmod", raw_path, e))?;
+    }
+    if let Ok(Some(exts)) = entry.pax_extensions() {
+        for ext in exts.flatten() {
+            if let (Ok(key), value) = (ext.key(), ext.value_bytes()) {
+                if let Some(x) = key.strip_prefix("SCHILY.xattr.") {
+                    if x.starts_with("user.") || x.starts_with("security.") || x.starts_with("trusted.") {
+                        // Best effort: some filesystems refuse some namespaces.
+                        let _ = set_xattr(pfd, name, x, value, raw_path);
                     }
                 }
             }
         }
-        if kind != EntryType::Directory {
-            let t = TimeSpec::new(mtime, 0);
-            let _ = utimensat(Some(pfd), name, &t, &t, UtimensatFlags::NoFollowSymlink);
-        }
     }
-    // Directory times last, deepest first, since creating children changed them.
-    dir_times.sort_by_key(|d| std::cmp::Reverse(d.rel.len()));
-    for d in dir_times {
-        let refs: Vec<&OsStr> = d.rel.iter().map(|s| s.as_os_str()).collect();
-        if let Ok(fd) = open_in_root(rootfd, &refs) {
-            let t = TimeSpec::new(d.mtime, 0);
-            let _ = utimensat(Some(fd.as_raw_fd()), ".", &t, &t, UtimensatFlags::NoFollowSymlink);
-        }
+    if meta.kind != EntryType::Directory {
+        let t = TimeSpec::new(meta.mtime, 0);
+        let _ = utimensat(Some(pfd), name, &t, &t, UtimensatFlags::NoFollowSymlink);
     }
-    Ok(stats)
+    Ok(())
 }
 
 /// Open a possibly compressed layer blob for reading as a plain tar stream.

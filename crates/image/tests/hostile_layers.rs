@@ -5,6 +5,9 @@
 //! The tars are written with raw headers (names and link names set byte for byte), since the `tar`
 //! crate's builder refuses to write most of these entries itself. Run as root: ownership, device
 //! nodes and `trusted.*` xattrs need it.
+//!
+//! Every case checks the one outcome it must have: refused with its error (and nothing outside
+//! touched), or unpacked with exactly the listed files in the layer (and nothing outside touched).
 
 use std::ffi::CString;
 use std::fs;
@@ -14,7 +17,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use image::unpack::{unpack_layer, UnpackStats};
-use image::ImageStore;
+use image::{Error, ImageStore};
 use tar::{EntryType, Header};
 
 const SENTINEL: &[u8] = b"untouched";
@@ -60,6 +63,103 @@ impl Sandbox {
         assert_eq!(md.nlink(), 1, "the sentinel was hardlinked");
         assert_eq!(md.mode() & 0o7777, 0o644);
         assert_eq!(fs::read(self.outside.join("sentinel")).unwrap(), SENTINEL);
+    }
+
+    /// The host path of the sentinel.
+    fn sentinel(&self) -> String {
+        self.outside.join("sentinel").to_str().unwrap().to_string()
+    }
+
+    /// The host path of `outside` as a path below the layer (`tmp/.tmpXXXX/outside`): where an
+    /// entry naming that host path lands.
+    fn outside_in_layer(&self) -> String {
+        self.outside.strip_prefix("/").unwrap().to_str().unwrap().to_string()
+    }
+
+    /// The [`listing`] lines of the directories an entry below [`Self::outside_in_layer`] creates in
+    /// the layer: each component of the host path of `outside`.
+    fn outside_dirs_in_layer(&self) -> Vec<String> {
+        let mut dirs = Vec::new();
+        let mut p = PathBuf::new();
+        for c in Path::new(&self.outside_in_layer()).components() {
+            p.push(c);
+            dirs.push(format!("{}/", p.display()));
+        }
+        dirs
+    }
+
+    /// The layer's contents, as [`listing`] gives them.
+    fn listing(&self) -> Vec<String> {
+        listing(&self.layer)
+    }
+}
+
+/// Everything below `root`, sorted, one line each: `dir/`, `file = content`, `link -> target`,
+/// `name: whiteout` (a 0:0 character device), `name: fifo` or `name: other`.
+fn listing(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let md = fs::symlink_metadata(&p).unwrap();
+            let ft = md.file_type();
+            out.push(if ft.is_symlink() {
+                format!("{rel} -> {}", fs::read_link(&p).unwrap().display())
+            } else if ft.is_dir() {
+                todo.push(p.clone());
+                format!("{rel}/")
+            } else if ft.is_file() {
+                format!("{rel} = {}", String::from_utf8_lossy(&fs::read(&p).unwrap()))
+            } else if ft.is_char_device() && md.rdev() == 0 {
+                format!("{rel}: whiteout")
+            } else if ft.is_fifo() {
+                format!("{rel}: fifo")
+            } else {
+                format!("{rel}: other")
+            });
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `lines` as owned strings, sorted (as [`listing`] gives them).
+fn lines<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Vec<String> {
+    let mut v: Vec<String> = items.into_iter().map(|l| l.as_ref().to_string()).collect();
+    v.sort();
+    v
+}
+
+/// The unpack was refused as an unsafe or malformed entry: exactly `entry`, for exactly `reason`.
+#[track_caller]
+fn assert_bad_entry<T: std::fmt::Debug>(res: image::Result<T>, entry: &str, reason: &str) {
+    match res {
+        Err(Error::BadEntry { entry: e, reason: r }) => assert_eq!((e.as_str(), r.as_str()), (entry, reason)),
+        other => panic!("expected entry {entry:?} to be refused ({reason}), got {other:?}"),
+    }
+}
+
+/// The unpack was refused because the parent directory of `entry` could not be opened: it is
+/// reached through a symlink that, resolved inside the layer, names a directory the layer lacks.
+#[track_caller]
+fn assert_missing_parent<T: std::fmt::Debug>(res: image::Result<T>, entry: &str) {
+    match res {
+        Err(Error::Io { op, path, source }) => {
+            assert_eq!((op, path.as_path()), ("unpack", Path::new(entry)));
+            assert_eq!(source.to_string(), "open: ENOENT: No such file or directory");
+        }
+        other => panic!("expected {entry:?} to be refused for its missing parent, got {other:?}"),
+    }
+}
+
+/// The unpack failed reading the tar stream itself (truncated, corrupt), with `message`.
+#[track_caller]
+fn assert_archive_error<T: std::fmt::Debug>(res: image::Result<T>, message: &str) {
+    match res {
+        Err(Error::Archive(e)) => assert_eq!(e.to_string(), message),
+        other => panic!("expected the tar stream to be refused ({message}), got {other:?}"),
     }
 }
 
@@ -162,8 +262,8 @@ fn getxattr(path: &Path, key: &str) -> Option<Vec<u8>> {
 fn dotdot_entries_are_refused() {
     for name in ["../escape", "a/../../escape", "./../outside/sentinel", "a/b/../../../outside/new"] {
         let s = Sandbox::new();
-        let err = s.unpack(&tar().file(name, b"pwned").finish()).unwrap_err();
-        assert!(err.to_string().contains(".."), "{name}: {err}");
+        assert_bad_entry(s.unpack(&tar().file(name, b"pwned").finish()), name, "path contains '..'");
+        assert_eq!(s.listing(), Vec::<String>::new(), "{name}");
         s.assert_contained();
     }
 }
@@ -172,12 +272,15 @@ fn dotdot_entries_are_refused() {
 fn dotdot_in_a_gnu_long_name_is_refused() {
     let s = Sandbox::new();
     let name = format!("{}/../../../outside/sentinel", "d".repeat(120));
-    assert!(s.unpack(&tar().long_file(&name, b"pwned").finish()).is_err());
+    assert_bad_entry(s.unpack(&tar().long_file(&name, b"pwned").finish()), &name, "path contains '..'");
+    assert_eq!(s.listing(), Vec::<String>::new());
     s.assert_contained();
     // A harmless long name works.
-    let ok = format!("{}/file", "d".repeat(120));
+    let dir = "d".repeat(120);
+    let ok = format!("{dir}/file");
     s.unpack(&tar().long_file(&ok, b"fine").finish()).unwrap();
-    assert_eq!(fs::read(s.layer.join(&ok)).unwrap(), b"fine");
+    assert_eq!(s.listing(), lines([format!("{dir}/"), format!("{ok} = fine")]));
+    s.assert_contained();
 }
 
 #[test]
@@ -189,50 +292,65 @@ fn absolute_paths_land_inside() {
         .file(host_path.to_str().unwrap(), b"pwned")
         .finish();
     s.unpack(&t).unwrap();
-    assert_eq!(fs::read(s.layer.join("abs/path")).unwrap(), b"inside");
     // The host path of the sentinel was recreated below the layer, not written to.
-    assert_eq!(fs::read(s.layer.join(host_path.strip_prefix("/").unwrap())).unwrap(), b"pwned");
+    let mut want = vec!["abs/".to_string(), "abs/path = inside".into()];
+    want.extend(s.outside_dirs_in_layer());
+    want.push(format!("{}/sentinel = pwned", s.outside_in_layer()));
+    assert_eq!(s.listing(), lines(want));
     s.assert_contained();
 }
 
 #[test]
 fn symlink_to_root_is_followed_only_inside() {
     let s = Sandbox::new();
-    let host_rel = s.outside.join("sentinel");
-    let host_rel = host_rel.strip_prefix("/").unwrap().to_str().unwrap();
+    let host_rel = format!("{}/sentinel", s.outside_in_layer());
     let t = tar()
         .symlink("evil", "/")
         .file("evil/file", b"a")
         .file(&format!("evil/{host_rel}"), b"pwned")
         .finish();
-    match s.unpack(&t) {
-        Ok(_) => {
-            assert_eq!(fs::read(s.layer.join("file")).unwrap(), b"a");
-            assert_eq!(fs::read(s.layer.join(host_rel)).unwrap(), b"pwned");
-        }
-        Err(e) => eprintln!("refused: {e}"),
-    }
-    // The symlink itself is kept as written (it only means something inside the container).
-    assert_eq!(fs::read_link(s.layer.join("evil")).unwrap(), Path::new("/"));
+    s.unpack(&t).unwrap();
+    // `evil` is the layer root while unpacking: both files land below the layer. The symlink itself
+    // is kept as written (it only means something inside the container).
+    let mut want = vec!["evil -> /".to_string(), "file = a".into()];
+    want.extend(s.outside_dirs_in_layer());
+    want.push(format!("{host_rel} = pwned"));
+    assert_eq!(s.listing(), lines(want));
     s.assert_contained();
 }
 
 #[test]
 fn symlink_to_parent_dirs_is_followed_only_inside() {
-    for target in ["../../outside", "../outside", "../../../../../../../../"] {
-        let s = Sandbox::new();
-        let t = tar()
+    let t = |target: &str| {
+        tar()
             .symlink("evil", target)
             .file("evil/file", b"pwned")
             .file("evil/sentinel", b"pwned")
             .dir("evil/newdir")
-            .finish();
-        if s.unpack(&t).is_ok() {
-            // Whatever got created is below the layer.
-            assert!(!s.outside.join("file").exists());
-        }
+            .finish()
+    };
+    // Resolved inside the layer, `..` stops at its root: these name `/outside`, which the layer
+    // lacks, so the first entry through the link is refused (and the host's `outside` untouched).
+    for target in ["../../outside", "../outside"] {
+        let s = Sandbox::new();
+        assert_missing_parent(s.unpack(&t(target)), "evil/file");
+        assert_eq!(s.listing(), lines([format!("evil -> {target}")]), "{target}");
         s.assert_contained();
     }
+    // This one names the layer root itself: everything lands there.
+    let target = "../../../../../../../../";
+    let s = Sandbox::new();
+    s.unpack(&t(target)).unwrap();
+    assert_eq!(
+        s.listing(),
+        lines([
+            format!("evil -> {target}"),
+            "file = pwned".into(),
+            "newdir/".into(),
+            "sentinel = pwned".into()
+        ])
+    );
+    s.assert_contained();
 }
 
 #[test]
@@ -249,11 +367,13 @@ fn symlinked_parent_directories_stay_inside() {
         .dir("d")
         .file("d/new", b"inside")
         .finish();
-    let _ = s.unpack(&t);
+    s.unpack(&t).unwrap();
+    // Both sentinels land on the layer's copy of the host path; `d` became a real directory.
+    let mut want = vec!["a -> b".to_string(), "b -> /".into(), "d/".into(), "d/new = inside".into()];
+    want.extend(s.outside_dirs_in_layer());
+    want.push(format!("{}/sentinel = pwned", s.outside_in_layer()));
+    assert_eq!(s.listing(), lines(want));
     s.assert_contained();
-    if s.layer.join("d").is_dir() && !s.layer.join("d").is_symlink() {
-        assert_eq!(fs::read(s.layer.join("d/new")).unwrap(), b"inside");
-    }
 }
 
 #[test]
@@ -267,36 +387,47 @@ fn final_component_symlinks_are_replaced_not_followed() {
         .file("g", b"replaced")
         .finish();
     s.unpack(&t).unwrap();
-    assert!(fs::symlink_metadata(s.layer.join("f")).unwrap().is_file());
-    assert_eq!(fs::read(s.layer.join("g")).unwrap(), b"replaced");
+    assert_eq!(s.listing(), lines(["f = replaced", "g = replaced"]));
     s.assert_contained();
 }
 
 #[test]
 fn hardlinks_out_of_the_layer_are_refused() {
     let s = Sandbox::new();
-    let sentinel = s.outside.join("sentinel");
-    for target in ["/etc/passwd", "../outside/sentinel", sentinel.to_str().unwrap(), "missing"] {
-        let r = s.unpack(&tar().hardlink("h", target).finish());
-        match r {
-            Err(_) => assert!(fs::symlink_metadata(s.layer.join("h")).is_err(), "{target}: a link was left behind"),
-            // A link resolved inside the layer: only possible if the target exists there.
-            Ok(_) => panic!("hardlink to {target} succeeded without a target in the layer"),
-        }
+    let sentinel = s.sentinel();
+    for target in ["/etc/passwd", sentinel.as_str(), "missing"] {
+        let reason = format!("hardlink target {target} does not exist in the layer");
+        assert_bad_entry(s.unpack(&tar().hardlink("h", target).finish()), "h", &reason);
+        assert_eq!(s.listing(), Vec::<String>::new(), "{target}: a link was left behind");
         s.assert_contained();
     }
+    // A target with `..` is refused as such (the error names the target, not the link).
+    let target = "../outside/sentinel";
+    assert_bad_entry(s.unpack(&tar().hardlink("h", target).finish()), target, "path contains '..'");
+    assert_eq!(s.listing(), Vec::<String>::new());
+    s.assert_contained();
     // Through a symlinked parent: resolved inside, where there is no such file.
+    let s = Sandbox::new();
     let t = tar().symlink("up", "../outside").hardlink("h", "up/sentinel").finish();
-    assert!(s.unpack(&t).is_err());
+    assert_bad_entry(s.unpack(&t), "h", "hardlink target up/sentinel does not exist in the layer");
+    assert_eq!(s.listing(), lines(["up -> ../outside"]));
     s.assert_contained();
     // A hardlink to a symlink pointing out links the symlink, not its target.
-    let t = tar().symlink("s", sentinel.to_str().unwrap()).hardlink("h2", "s").finish();
+    let s = Sandbox::new();
+    let out = &s.sentinel();
+    let t = tar().symlink("s", out).hardlink("h2", "s").finish();
     s.unpack(&t).unwrap();
-    assert!(fs::symlink_metadata(s.layer.join("h2")).unwrap().file_type().is_symlink());
+    assert_eq!(s.listing(), lines([format!("h2 -> {out}"), format!("s -> {out}")]));
+    assert_eq!(
+        fs::symlink_metadata(s.layer.join("h2")).unwrap().ino(),
+        fs::symlink_metadata(s.layer.join("s")).unwrap().ino()
+    );
     s.assert_contained();
     // A hardlink to a file inside works.
+    let s = Sandbox::new();
     let t = tar().file("etc/passwd", b"root:x:0:0").hardlink("h3", "/etc/passwd").finish();
     s.unpack(&t).unwrap();
+    assert_eq!(s.listing(), lines(["etc/", "etc/passwd = root:x:0:0", "h3 = root:x:0:0"]));
     assert_eq!(
         fs::symlink_metadata(s.layer.join("h3")).unwrap().ino(),
         fs::symlink_metadata(s.layer.join("etc/passwd")).unwrap().ino()
@@ -314,9 +445,8 @@ fn device_nodes_are_skipped() {
         .finish();
     let stats = s.unpack(&t).unwrap();
     assert_eq!(stats.skipped_devices, 3);
-    for n in ["dev/null", "dev/sda", "dev/mem"] {
-        assert!(fs::symlink_metadata(s.layer.join(n)).is_err(), "{n} was created");
-    }
+    // Only their parent directory is made.
+    assert_eq!(s.listing(), lines(["dev/"]));
     s.assert_contained();
 }
 
@@ -332,12 +462,9 @@ fn whiteouts_become_overlay_whiteouts() {
         .file("d/.wh.gone", b"")
         .finish();
     s.unpack(&t).unwrap();
+    assert_eq!(s.listing(), lines(["d/", "d/gone: whiteout", "d/old = x", "foo: whiteout"]));
     let md = fs::symlink_metadata(s.layer.join("foo")).unwrap();
-    assert!(md.file_type().is_char_device(), "foo is not a whiteout device");
     assert_eq!((md.rdev(), md.uid(), md.gid()), (0, 0, 0));
-    let md = fs::symlink_metadata(s.layer.join("d/gone")).unwrap();
-    assert!(md.file_type().is_char_device() && md.rdev() == 0);
-    assert!(!s.layer.join(".wh.foo").exists() && !s.layer.join("d/.wh..wh..opq").exists());
     assert_eq!(getxattr(&s.layer.join("d"), "trusted.overlay.opaque").as_deref(), Some(&b"y"[..]));
     assert!(getxattr(&s.layer, "trusted.overlay.opaque").is_none());
     s.assert_contained();
@@ -345,41 +472,66 @@ fn whiteouts_become_overlay_whiteouts() {
 
 #[test]
 fn hostile_whiteouts_stay_inside() {
+    // A whiteout through a symlinked parent: the link names `/outside` inside the layer, which is
+    // not there, so it is refused and removes nothing.
     let s = Sandbox::new();
-    // A whiteout through a symlinked parent removes nothing outside.
     let t = tar().symlink("o", "../outside").file("o/.wh.sentinel", b"").finish();
-    let _ = s.unpack(&t);
+    assert_missing_parent(s.unpack(&t), "o/.wh.sentinel");
+    assert_eq!(s.listing(), lines(["o -> ../outside"]));
     s.assert_contained();
-    // An opaque marker through a symlink to / marks a directory inside (or is refused), never outside.
+    // An opaque marker through a symlink to / marks the layer's copy of the path, never the host's.
+    let s = Sandbox::new();
     let t = tar()
         .symlink("r", "/")
         .file(&format!("r/{}/.wh..wh..opq", s.outside.to_str().unwrap()), b"")
         .finish();
-    let _ = s.unpack(&t);
+    s.unpack(&t).unwrap();
+    let mut want = vec!["r -> /".to_string()];
+    want.extend(s.outside_dirs_in_layer());
+    assert_eq!(s.listing(), lines(want));
+    let marked = s.layer.join(s.outside_in_layer());
+    assert_eq!(getxattr(&marked, "trusted.overlay.opaque").as_deref(), Some(&b"y"[..]));
     assert!(getxattr(&s.outside, "trusted.overlay.opaque").is_none());
     s.assert_contained();
-    for name in [".wh..", ".wh.", "a/.wh.."] {
+    for (name, made) in [(".wh..", vec![]), (".wh.", vec![]), ("a/.wh..", vec!["a/"])] {
         let s = Sandbox::new();
-        assert!(s.unpack(&tar().file(name, b"").finish()).is_err(), "{name}");
+        assert_bad_entry(s.unpack(&tar().file(name, b"").finish()), name, "malformed whiteout name");
+        assert_eq!(s.listing(), lines(made), "{name}");
         s.assert_contained();
     }
 }
 
 #[test]
 fn truncated_and_garbage_tars_error_without_panicking() {
+    // "a" is a header and 3000 bytes of data (padded to 3584 in all), then "b".
     let full = tar().file("a", &[7u8; 3000]).file("b", b"bbb").finish();
-    for cut in [100, 512, 700, 1536, 2000, 3584 + 100] {
+    for (cut, message) in [
+        (100, "failed to read entire block"),
+        (512, "unexpected EOF during skip"),
+        (700, "unexpected EOF during skip"),
+        (1536, "unexpected EOF during skip"),
+        (2000, "unexpected EOF during skip"),
+        (3584 + 100, "failed to read entire block"),
+    ] {
         let s = Sandbox::new();
-        assert!(s.unpack(&full[..cut]).is_err(), "cut at {cut}");
+        assert_archive_error(s.unpack(&full[..cut]), message);
+        assert!(!s.layer.join("b").exists(), "cut at {cut}: an entry after the cut was made");
         s.assert_contained();
     }
     // A header with a broken checksum.
     let mut bad = full.clone();
     bad[0] ^= 0xff;
-    assert!(Sandbox::new().unpack(&bad).is_err());
+    let s = Sandbox::new();
+    assert_archive_error(s.unpack(&bad), "archive header checksum mismatch");
+    assert_eq!(s.listing(), Vec::<String>::new());
     // Random garbage.
     let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-    assert!(Sandbox::new().unpack(&garbage).is_err());
+    let s = Sandbox::new();
+    match s.unpack(&garbage) {
+        Err(Error::Archive(e)) => assert!(e.to_string().starts_with("numeric field did not have utf-8 text"), "{e}"),
+        other => panic!("expected garbage to be refused as a tar stream, got {other:?}"),
+    }
+    assert_eq!(s.listing(), Vec::<String>::new());
 }
 
 fn assert_store_empty(root: &Path, store: &ImageStore) {
@@ -402,27 +554,55 @@ fn import_layer_of_a_bad_tar_leaves_nothing_behind() {
     let root = s.base.join("store");
     let store = ImageStore::open(&root).unwrap();
     let full = tar().file("a", &[7u8; 3000]).file("b", b"bbb").finish();
-    let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("dotdot", tar().file("ok", b"1").file("../../escape", b"x").finish()),
-        ("hardlink out", tar().file("ok", b"1").hardlink("h", "/etc/passwd").finish()),
-        ("bad whiteout", tar().file(".wh..", b"").finish()),
-        ("truncated", full[..2000].to_vec()),
-        ("truncated at end", full[..3584 + 100].to_vec()),
+    /// How a case is refused.
+    enum Refusal {
+        BadEntry(&'static str, &'static str),
+        Archive(&'static str),
+    }
+    let check = |res: image::Result<image::LayerInfo>, want: &Refusal| match want {
+        Refusal::BadEntry(entry, reason) => assert_bad_entry(res, entry, reason),
+        Refusal::Archive(message) => assert_archive_error(res, message),
+    };
+    let cases: Vec<(&str, Vec<u8>, Refusal)> = vec![
+        (
+            "dotdot",
+            tar().file("ok", b"1").file("../../escape", b"x").finish(),
+            Refusal::BadEntry("../../escape", "path contains '..'"),
+        ),
+        (
+            "hardlink out",
+            tar().file("ok", b"1").hardlink("h", "/etc/passwd").finish(),
+            Refusal::BadEntry("h", "hardlink target /etc/passwd does not exist in the layer"),
+        ),
+        (
+            "bad whiteout",
+            tar().file(".wh..", b"").finish(),
+            Refusal::BadEntry(".wh..", "malformed whiteout name"),
+        ),
+        ("truncated", full[..2000].to_vec(), Refusal::Archive("unexpected EOF during skip")),
+        (
+            "truncated at end",
+            full[..3584 + 100].to_vec(),
+            Refusal::Archive("failed to read entire block"),
+        ),
     ];
-    for (what, data) in cases {
-        assert!(store.import_layer(Cursor::new(data.clone())).is_err(), "{what}");
+    for (_, data, want) in &cases {
+        check(store.import_layer(Cursor::new(data.clone())), want);
         assert_store_empty(&root, &store);
         // Gzipped, too.
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, &data).unwrap();
-        assert!(store.import_layer(Cursor::new(gz.finish().unwrap())).is_err(), "{what} (gzip)");
+        std::io::Write::write_all(&mut gz, data).unwrap();
+        check(store.import_layer(Cursor::new(gz.finish().unwrap())), want);
         assert_store_empty(&root, &store);
     }
     // A truncated gzip stream.
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, &full).unwrap();
     let gz = gz.finish().unwrap();
-    assert!(store.import_layer(Cursor::new(gz[..gz.len() / 2].to_vec())).is_err());
+    assert_archive_error(
+        store.import_layer(Cursor::new(gz[..gz.len() / 2].to_vec())),
+        "incomplete deflate stream",
+    );
     assert_store_empty(&root, &store);
 
     // Nothing escaped the store's layer directories either.
