@@ -13,20 +13,6 @@ use crate::error::{Error, Result};
 use crate::reference::Reference;
 use crate::store::ImageStore;
 
-/// `docker.io/library/busybox:latest` for `busybox:latest`.
-fn full_name(r: &Reference) -> String {
-    let first = r.repo.split('/').next().unwrap_or_default();
-    let has_host = r.repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
-    let repo = if has_host {
-        r.repo.clone()
-    } else if r.repo.contains('/') {
-        format!("docker.io/{}", r.repo)
-    } else {
-        format!("docker.io/library/{}", r.repo)
-    };
-    format!("{repo}:{}", r.tag.as_deref().unwrap_or("latest"))
-}
-
 fn write_err(entry: &str) -> impl FnOnce(io::Error) -> Error + '_ {
     move |source| Error::Io {
         op: "write archive entry",
@@ -86,7 +72,7 @@ pub fn save(store: &ImageStore, images: &[(Digest, Vec<String>)], out: impl Writ
             let mut d = mdesc.clone();
             let tag = r.tag.as_deref().unwrap_or("latest");
             d.annotations = Some(BTreeMap::from([
-                (ANNOTATION_IMAGE_NAME.to_string(), full_name(r)),
+                (ANNOTATION_IMAGE_NAME.to_string(), r.full_name()),
                 (ANNOTATION_REF_NAME.to_string(), tag.to_string()),
             ]));
             index_manifests.push(d);
