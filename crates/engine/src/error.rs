@@ -48,20 +48,20 @@ impl From<runtime::Error> for Error {
         match e {
             runtime::Error::InvalidSpec(s) => Error::BadRequest(s),
             // Docker's wording, which clients map to exit codes 127/126.
-            runtime::Error::Runtime(s) if s.contains("not found in $PATH") => Error::BadRequest(format!(
+            runtime::Error::Runtime {
+                kind: runtime::ErrorKind::ExecutableNotFound,
+                message: s,
+            } => Error::BadRequest(format!(
                 "failed to create task for container: exec: \"{}\": executable file not found in $PATH",
                 exe_named(&s)
             )),
-            // libcontainer: "executable '/x' at path ... does not have correct permissions"; runc
-            // and crun: exec: "/x": permission denied.
-            runtime::Error::Runtime(s)
-                if s.contains("does not have correct permissions") || (s.contains("exec: \"") && s.contains("permission denied")) =>
-            {
-                Error::BadRequest(format!(
-                    "failed to create task for container: OCI runtime create failed: exec: \"{}\": permission denied",
-                    exe_named(&s)
-                ))
-            }
+            runtime::Error::Runtime {
+                kind: runtime::ErrorKind::NotExecutable,
+                message: s,
+            } => Error::BadRequest(format!(
+                "failed to create task for container: OCI runtime create failed: exec: \"{}\": permission denied",
+                exe_named(&s)
+            )),
             other => Error::Internal(other.to_string()),
         }
     }

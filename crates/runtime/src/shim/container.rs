@@ -8,11 +8,13 @@ use std::path::Path;
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
+use libcontainer::error::LibcontainerError;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
 
 use super::stdio::{apply_stdio, ext_stdio, finish_stdio, plan_stdio, Io};
 use super::ShimArgs;
+use crate::error::{runtime_message_kind, ErrorKind, Failure};
 use crate::external::External;
 use crate::proto::{EXIT_FILE, PID_FILE, SHIM_SOCKET};
 
@@ -51,33 +53,53 @@ pub(super) enum Ctr {
 }
 
 impl Ctr {
-    pub(super) fn start(&mut self) -> Result<(), String> {
+    pub(super) fn start(&mut self) -> Result<(), Failure> {
         match self {
-            Ctr::Lib(c) => c.start().map_err(|e| e.to_string()),
+            Ctr::Lib(c) => c.start().map_err(lib_failure),
             Ctr::Ext(x) => x.simple("start"),
         }
     }
-    pub(super) fn pause(&mut self) -> Result<(), String> {
+    pub(super) fn pause(&mut self) -> Result<(), Failure> {
         match self {
-            Ctr::Lib(c) => c.pause().map_err(|e| e.to_string()),
+            Ctr::Lib(c) => c.pause().map_err(lib_failure),
             Ctr::Ext(x) => x.simple("pause"),
         }
     }
-    pub(super) fn resume(&mut self) -> Result<(), String> {
+    pub(super) fn resume(&mut self) -> Result<(), Failure> {
         match self {
-            Ctr::Lib(c) => c.resume().map_err(|e| e.to_string()),
+            Ctr::Lib(c) => c.resume().map_err(lib_failure),
             Ctr::Ext(x) => x.simple("resume"),
         }
     }
     pub(super) fn delete(&mut self) {
         let r = match self {
-            Ctr::Lib(c) => c.delete(true).map_err(|e| e.to_string()),
+            Ctr::Lib(c) => c.delete(true).map_err(lib_failure),
             Ctr::Ext(x) => x.delete(),
         };
         if let Err(e) = r {
             tracing::warn!(error = %e, "deleting the runtime state failed");
         }
     }
+}
+
+/// A libcontainer error as the shim reports it: its text, and its kind. A program the init
+/// process cannot run is known only from its report (the init sends its error over libcontainer's
+/// channel as text); the rest from the error's variant.
+pub(super) fn lib_failure(e: LibcontainerError) -> Failure {
+    use LibcontainerError as E;
+    let message = e.to_string();
+    let kind = match runtime_message_kind(&message) {
+        ErrorKind::Other => match &e {
+            E::IncorrectStatus(_) | E::Exist => ErrorKind::Conflict,
+            E::NoDirectory => ErrorKind::NotFound,
+            E::InvalidInput(_) | E::InvalidID(_) | E::MissingSpec(_) | E::InvalidSpec(_) => ErrorKind::InvalidArgument,
+            E::OtherIO(io) => io.kind().into(),
+            E::OtherSyscall(errno) => (*errno).into(),
+            _ => ErrorKind::Other,
+        },
+        k => k,
+    };
+    Failure::caused(kind, message, e)
 }
 
 pub(super) struct Created {
@@ -97,8 +119,8 @@ pub(super) fn external(args: &ShimArgs, bin: &Path) -> External {
     }
 }
 
-pub(super) fn create(args: &ShimArgs) -> Result<Created, String> {
-    fs::create_dir_all(&args.runtime_root).map_err(|e| format!("{}: {e}", args.runtime_root.display()))?;
+pub(super) fn create(args: &ShimArgs) -> Result<Created, Failure> {
+    fs::create_dir_all(&args.runtime_root).map_err(|e| Failure::io(args.runtime_root.display(), e))?;
     let _ = fs::remove_file(args.state_dir.join(EXIT_FILE));
     let mut plan = plan_stdio(args.tty, args.stdin, &args.state_dir.join("console.sock"))?;
     let (container, pid) = match &args.runtime {
@@ -110,17 +132,19 @@ pub(super) fn create(args: &ShimArgs) -> Result<Created, String> {
         None => {
             let b = ContainerBuilder::new(args.id.clone(), SyscallType::default())
                 .with_root_path(&args.runtime_root)
-                .map_err(|e| e.to_string())?;
+                .map_err(lib_failure)?;
             let b = apply_stdio(b, &mut plan).with_executor(SizedTtyExecutor);
             let container = b
                 .validate_id()
-                .map_err(|e| e.to_string())?
+                .map_err(lib_failure)?
                 .as_init(&args.bundle)
                 .with_systemd(false)
                 .with_detach(true)
                 .build()
-                .map_err(|e| format!("{e}"))?;
-            let pid = container.pid().ok_or("container has no pid")?;
+                .map_err(lib_failure)?;
+            let pid = container
+                .pid()
+                .ok_or_else(|| Failure::new(ErrorKind::Other, "container has no pid"))?;
             (Ctr::Lib(Box::new(container)), pid)
         }
     };
@@ -128,9 +152,9 @@ pub(super) fn create(args: &ShimArgs) -> Result<Created, String> {
     loopback_up(pid)?;
     let sock = args.state_dir.join(SHIM_SOCKET);
     let _ = fs::remove_file(&sock);
-    let listener = StdUnixListener::bind(&sock).map_err(|e| format!("{}: {e}", sock.display()))?;
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    oci::store::write_volatile(&args.state_dir.join(PID_FILE), pid.to_string().as_bytes()).map_err(|e| e.to_string())?;
+    let listener = StdUnixListener::bind(&sock).map_err(|e| Failure::io(sock.display(), e))?;
+    listener.set_nonblocking(true)?;
+    oci::store::write_volatile(&args.state_dir.join(PID_FILE), pid.to_string().as_bytes())?;
     Ok(Created {
         container,
         pid,
@@ -143,15 +167,15 @@ pub(super) fn create(args: &ShimArgs) -> Result<Created, String> {
 /// single-threaded here, so it joins the namespace itself (a network namespace is per thread) and
 /// returns to its own: cheaper than forking a child to do it. A no-op when the container shares the
 /// host's namespace.
-fn loopback_up(pid: Pid) -> Result<(), String> {
+fn loopback_up(pid: Pid) -> Result<(), Failure> {
     use nix::sched::{setns, CloneFlags};
     let ns = format!("/proc/{pid}/ns/net");
     if fs::read_link(&ns).ok() == fs::read_link("/proc/self/ns/net").ok() {
         return Ok(());
     }
-    let theirs = File::open(&ns).map_err(|e| format!("{ns}: {e}"))?;
-    let ours = File::open("/proc/self/ns/net").map_err(|e| format!("/proc/self/ns/net: {e}"))?;
-    setns(&theirs, CloneFlags::CLONE_NEWNET).map_err(|e| format!("joining the container's network namespace: {e}"))?;
+    let theirs = File::open(&ns).map_err(|e| Failure::io(&ns, e))?;
+    let ours = File::open("/proc/self/ns/net").map_err(|e| Failure::io("/proc/self/ns/net", e))?;
+    setns(&theirs, CloneFlags::CLONE_NEWNET).map_err(|e| Failure::errno("joining the container's network namespace", e))?;
     let up = (|| -> std::io::Result<()> {
         let s = nix::sys::socket::socket(
             nix::sys::socket::AddressFamily::Inet,
@@ -176,6 +200,6 @@ fn loopback_up(pid: Pid) -> Result<(), String> {
         Ok(())
     })();
     // Back to the shim's own namespace whatever happened; staying in the container's would be wrong.
-    setns(&ours, CloneFlags::CLONE_NEWNET).map_err(|e| format!("leaving the container's network namespace: {e}"))?;
-    up.map_err(|e| format!("bringing up loopback in the container: {e}"))
+    setns(&ours, CloneFlags::CLONE_NEWNET).map_err(|e| Failure::errno("leaving the container's network namespace", e))?;
+    up.map_err(|e| Failure::io("bringing up loopback in the container", e))
 }

@@ -13,10 +13,11 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, watch};
 
-use super::container::{external, SizedTtyExecutor};
+use super::container::{external, lib_failure, SizedTtyExecutor};
 use super::server::{err, reply};
 use super::stdio::{apply_stdio, ext_stdio, finish_stdio, frame, plan_stdio, Fd, Io};
 use super::Shim;
+use crate::error::Failure;
 use crate::proto::Reply;
 
 pub(super) struct ExecState {
@@ -24,10 +25,10 @@ pub(super) struct ExecState {
     pub(super) done: watch::Sender<Option<i32>>,
 }
 
-fn spawn_exec(shim: &Shim, exec_id: &str, process: &Value, stdin: bool) -> Result<(Pid, Io), String> {
+fn spawn_exec(shim: &Shim, exec_id: &str, process: &Value, stdin: bool) -> Result<(Pid, Io), Failure> {
     let tty = process.get("terminal").and_then(|v| v.as_bool()).unwrap_or(false);
     let pfile = shim.args.state_dir.join(format!("exec-{exec_id}-process.json"));
-    oci::store::write_volatile(&pfile, &serde_json::to_vec(process).expect("json")).map_err(|e| e.to_string())?;
+    oci::store::write_volatile(&pfile, &serde_json::to_vec(process).expect("json"))?;
     let mut plan = plan_stdio(
         tty,
         stdin,
@@ -41,13 +42,13 @@ fn spawn_exec(shim: &Shim, exec_id: &str, process: &Value, stdin: bool) -> Resul
         None => {
             let b = ContainerBuilder::new(shim.args.id.clone(), SyscallType::default())
                 .with_root_path(&shim.args.runtime_root)
-                .map_err(|e| e.to_string())?;
+                .map_err(lib_failure)?;
             let b = apply_stdio(b, &mut plan).with_executor(SizedTtyExecutor);
             b.as_tenant()
                 .with_process(Some(&pfile))
                 .with_detach(true)
                 .build()
-                .map_err(|e| e.to_string())
+                .map_err(lib_failure)
         }
     };
     let _ = fs::remove_file(&pfile);
@@ -66,7 +67,7 @@ pub(super) async fn exec(
     let (done_tx, mut done_rx) = watch::channel(None);
     let (pid, io) = match spawn_exec(&shim, &exec_id, &process, stdin) {
         Ok(x) => x,
-        Err(e) => return reply(&mut wr, &err(format!("exec failed: {e}"))).await,
+        Err(e) => return reply(&mut wr, &err(e.context("exec failed"))).await,
     };
     // Registered before any await, so the reaper cannot miss it.
     shim.execs.borrow_mut().insert(

@@ -33,7 +33,7 @@ use nix::unistd::{dup2, fork, setsid, ForkResult, Pid};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 
-use crate::proto::{exec_exit_file, ExitInfo, EXIT_FILE, SHIM_SOCKET};
+use crate::proto::{exec_exit_file, ready_error, ExitInfo, EXIT_FILE, SHIM_SOCKET};
 use container::{create, Created, Ctr};
 use exec::ExecState;
 use stdio::{frame, Client, Fd, Io, LogWriter};
@@ -81,7 +81,7 @@ pub fn main(args: ShimArgs) -> ! {
         }
         Ok(ForkResult::Child) => {}
         Err(e) => {
-            println!("error: fork: {e}");
+            println!("{}", ready_error(e.into(), &format!("fork: {e}")));
             std::process::exit(1);
         }
     }
@@ -90,7 +90,8 @@ pub fn main(args: ShimArgs) -> ! {
 }
 
 /// Become the container's shim: a new session, stdio on the shim's log, the container created
-/// (`ok <pid>` or `error: ...` written to `report`, then closed), then serve until it is gone.
+/// (`ok <pid>` or `error: ...` with the failure's kind written to `report`, then closed), then serve
+/// until it is gone.
 /// Reached after a fork, from [`main`] or from the zygote.
 pub fn run_detached(args: ShimArgs, mut report: File) -> ! {
     let _ = setsid();
@@ -115,7 +116,7 @@ pub fn run_detached(args: ShimArgs, mut report: File) -> ! {
             std::process::exit(0);
         }
         Err(e) => {
-            let _ = writeln!(report, "error: {e}");
+            let _ = writeln!(report, "{}", ready_error(e.kind, &e.message));
             std::process::exit(1);
         }
     }

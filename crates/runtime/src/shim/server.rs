@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use super::exec::exec;
 use super::stdio::Client;
 use super::Shim;
+use crate::error::{ErrorKind, Failure};
 use crate::proto::{Reply, Request};
 
 pub(super) async fn reply(w: &mut (impl AsyncWriteExt + Unpin), r: &Reply) {
@@ -19,11 +20,8 @@ pub(super) async fn reply(w: &mut (impl AsyncWriteExt + Unpin), r: &Reply) {
     let _ = w.write_all(&line).await;
 }
 
-pub(super) fn err(e: impl std::fmt::Display) -> Reply {
-    Reply {
-        error: Some(e.to_string()),
-        ..Default::default()
-    }
+pub(super) fn err(e: impl Into<Failure>) -> Reply {
+    Reply::failed(&e.into())
 }
 
 pub(super) async fn handle(shim: Rc<Shim>, conn: UnixStream) {
@@ -35,7 +33,13 @@ pub(super) async fn handle(shim: Rc<Shim>, conn: UnixStream) {
     }
     let req: Request = match serde_json::from_str(&line) {
         Ok(r) => r,
-        Err(e) => return reply(&mut wr, &err(format!("bad request: {e}"))).await,
+        Err(e) => {
+            return reply(
+                &mut wr,
+                &err(Failure::caused(ErrorKind::InvalidArgument, format!("bad request: {e}"), e)),
+            )
+            .await
+        }
     };
     match req {
         Request::Start => {
@@ -67,9 +71,7 @@ pub(super) async fn handle(shim: Rc<Shim>, conn: UnixStream) {
             .await
         }
         Request::Kill { signal } => {
-            let r = Signal::try_from(signal)
-                .map_err(|e| e.to_string())
-                .and_then(|s| kill(shim.pid, s).map_err(|e| e.to_string()));
+            let r = Signal::try_from(signal).and_then(|s| kill(shim.pid, s));
             reply(&mut wr, &r.map(|_| Reply::default()).unwrap_or_else(err)).await
         }
         Request::Pause => {
@@ -100,7 +102,7 @@ pub(super) async fn handle(shim: Rc<Shim>, conn: UnixStream) {
                         reply(&mut wr, &err(std::io::Error::last_os_error())).await
                     }
                 }
-                None => reply(&mut wr, &err("no TTY to resize")).await,
+                None => reply(&mut wr, &err(Failure::new(ErrorKind::Conflict, "no TTY to resize"))).await,
             }
         }
         Request::Wait => {
@@ -129,7 +131,7 @@ pub(super) async fn handle(shim: Rc<Shim>, conn: UnixStream) {
             stdin_once,
         } => {
             if shim.exit.borrow().is_some() {
-                return reply(&mut wr, &err("container is not running")).await;
+                return reply(&mut wr, &err(Failure::new(ErrorKind::Conflict, "container is not running"))).await;
             }
             let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
             shim.clients.borrow_mut().push(Client { tx, stdout, stderr });

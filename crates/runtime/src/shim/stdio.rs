@@ -15,6 +15,7 @@ use nix::unistd::pipe;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 
+use crate::error::{ErrorKind, Failure};
 use crate::external::Stdio3;
 
 /// When the json-file log rotates: past `max_size` bytes the file becomes `<log>.1` (older ones
@@ -46,19 +47,19 @@ pub(super) enum Io {
     },
 }
 
-fn recv_fd(sock: RawFd) -> Result<OwnedFd, String> {
+fn recv_fd(sock: RawFd) -> Result<OwnedFd, Failure> {
     let mut buf = [0u8; 4096];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::empty()).map_err(|e| format!("recvmsg: {e}"))?;
-    for c in msg.cmsgs().map_err(|e| e.to_string())? {
+    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::empty()).map_err(|e| Failure::errno("recvmsg", e))?;
+    for c in msg.cmsgs()? {
         if let ControlMessageOwned::ScmRights(fds) = c {
             if let Some(fd) = fds.first() {
                 return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
             }
         }
     }
-    Err("no pty master received on the console socket".into())
+    Err(Failure::new(ErrorKind::Other, "no pty master received on the console socket"))
 }
 
 /// The stdio of a new process: the ends the process gets, and the ends the shim keeps.
@@ -68,10 +69,11 @@ pub(super) struct StdioPlan {
     ours: Option<(Option<OwnedFd>, OwnedFd, OwnedFd)>,
 }
 
-pub(super) fn plan_stdio(tty: bool, stdin: bool, console_path: &Path) -> Result<StdioPlan, String> {
+pub(super) fn plan_stdio(tty: bool, stdin: bool, console_path: &Path) -> Result<StdioPlan, Failure> {
     if tty {
         let _ = fs::remove_file(console_path);
-        let l = StdUnixListener::bind(console_path).map_err(|e| format!("console socket {}: {e}", console_path.display()))?;
+        let l =
+            StdUnixListener::bind(console_path).map_err(|e| Failure::io(format_args!("console socket {}", console_path.display()), e))?;
         return Ok(StdioPlan {
             console: Some((l, console_path.to_path_buf())),
             child: None,
@@ -79,13 +81,13 @@ pub(super) fn plan_stdio(tty: bool, stdin: bool, console_path: &Path) -> Result<
         });
     }
     let (in_r, in_w) = if stdin {
-        let (r, w) = pipe().map_err(|e| e.to_string())?;
+        let (r, w) = pipe()?;
         (r, Some(w))
     } else {
-        (File::open("/dev/null").map_err(|e| e.to_string())?.into(), None)
+        (File::open("/dev/null")?.into(), None)
     };
-    let (out_r, out_w) = pipe().map_err(|e| e.to_string())?;
-    let (err_r, err_w) = pipe().map_err(|e| e.to_string())?;
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
     Ok(StdioPlan {
         console: None,
         child: Some((in_r, out_w, err_w)),
@@ -111,10 +113,10 @@ pub(super) fn ext_stdio(plan: &mut StdioPlan) -> Stdio3<'_> {
     }
 }
 
-pub(super) fn finish_stdio(plan: StdioPlan) -> Result<Io, String> {
+pub(super) fn finish_stdio(plan: StdioPlan) -> Result<Io, Failure> {
     if let Some((l, p)) = plan.console {
         l.set_nonblocking(false).ok();
-        let (conn, _) = l.accept().map_err(|e| format!("console socket accept: {e}"))?;
+        let (conn, _) = l.accept().map_err(|e| Failure::io("console socket accept", e))?;
         let fd = recv_fd(conn.as_raw_fd())?;
         let _ = fs::remove_file(p);
         return Ok(Io::Tty(fd));
