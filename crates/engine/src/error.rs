@@ -119,9 +119,10 @@ fn oci_kind(e: &oci::Error) -> ErrorKind {
 }
 
 fn runtime_kind(e: &runtime::Error) -> ErrorKind {
-    match e {
-        runtime::Error::InvalidSpec(_) => ErrorKind::InvalidArgument,
-        runtime::Error::Runtime(s) if exec_failure(s).is_some() => ErrorKind::InvalidArgument,
+    match (e, e.kind()) {
+        (runtime::Error::InvalidSpec(_), _) => ErrorKind::InvalidArgument,
+        // A container's program that cannot be run is the request's fault, as in Docker.
+        (_, runtime::ErrorKind::ExecutableNotFound | runtime::ErrorKind::NotExecutable) => ErrorKind::InvalidArgument,
         _ => ErrorKind::Internal,
     }
 }
@@ -129,37 +130,22 @@ fn runtime_kind(e: &runtime::Error) -> ErrorKind {
 fn runtime_message(e: &runtime::Error) -> String {
     match e {
         runtime::Error::InvalidSpec(s) => s.clone(),
-        runtime::Error::Runtime(s) => match exec_failure(s) {
-            // Docker's wording, which clients map to exit codes 127/126.
-            Some(ExecFailure::NotFound) => format!(
-                "failed to create task for container: exec: \"{}\": executable file not found in $PATH",
-                exe_named(s)
-            ),
-            Some(ExecFailure::PermissionDenied) => format!(
-                "failed to create task for container: OCI runtime create failed: exec: \"{}\": permission denied",
-                exe_named(s)
-            ),
-            None => e.to_string(),
-        },
+        // Docker's wording, which clients map to exit codes 127/126.
+        runtime::Error::Runtime {
+            kind: runtime::ErrorKind::ExecutableNotFound,
+            message,
+        } => format!(
+            "failed to create task for container: exec: \"{}\": executable file not found in $PATH",
+            exe_named(message)
+        ),
+        runtime::Error::Runtime {
+            kind: runtime::ErrorKind::NotExecutable,
+            message,
+        } => format!(
+            "failed to create task for container: OCI runtime create failed: exec: \"{}\": permission denied",
+            exe_named(message)
+        ),
         other => other.to_string(),
-    }
-}
-
-enum ExecFailure {
-    NotFound,
-    PermissionDenied,
-}
-
-/// Whether a runtime error is the container's program failing to exec.
-fn exec_failure(s: &str) -> Option<ExecFailure> {
-    if s.contains("not found in $PATH") {
-        Some(ExecFailure::NotFound)
-    } else if s.contains("does not have correct permissions") || (s.contains("exec: \"") && s.contains("permission denied")) {
-        // libcontainer: "executable '/x' at path ... does not have correct permissions"; runc
-        // and crun: exec: "/x": permission denied.
-        Some(ExecFailure::PermissionDenied)
-    } else {
-        None
     }
 }
 
@@ -228,6 +214,16 @@ mod tests {
         }
         .into();
         assert_eq!(e.kind(), ErrorKind::Unauthorized);
+        let e: Error = runtime::Error::Runtime {
+            kind: runtime::ErrorKind::ExecutableNotFound,
+            message: "exec: \"nope\": executable file not found in $PATH".into(),
+        }
+        .into();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert_eq!(
+            e.to_string(),
+            "failed to create task for container: exec: \"nope\": executable file not found in $PATH"
+        );
         let e: Error = runtime::Error::InvalidSpec("unknown capability".into()).into();
         assert_eq!(
             (e.kind(), e.to_string()),

@@ -6,8 +6,8 @@ use std::process::{Command, Stdio};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use crate::error::{Error, Result};
-use crate::proto::{exec_exit_file, ExitInfo, Reply, Request, EXIT_FILE, SHIM_SOCKET};
+use crate::error::{Error, ErrorKind, Result};
+use crate::proto::{exec_exit_file, parse_ready_error, ExitInfo, Reply, Request, EXIT_FILE, SHIM_SOCKET};
 use crate::shim::ShimArgs;
 
 /// Starts shims: forked by the zygote (see [`crate::zygote`]) while it answers, else by exec'ing
@@ -104,7 +104,10 @@ impl Zygote {
         let mut msg = String::new();
         // One line: the container's processes keep the connection open until they exec.
         if let Err(e) = std::io::BufReader::new(conn).read_line(&mut msg) {
-            return Ok(Err(Error::Shim(format!("reading the shim's report: {e}"))));
+            return Ok(Err(Error::ShimIo {
+                context: "reading the shim's report".into(),
+                source: e,
+            }));
         }
         if msg.is_empty() {
             return Ok(Err(Error::Shim("the shim exited without reporting (see its shim.log)".into())));
@@ -113,15 +116,20 @@ impl Zygote {
     }
 }
 
-/// The shim's `ok <pid>` or `error: <message>` (with its stderr, if the message is empty).
+/// The shim's `ok <pid>` or `error: <message>` (with its stderr, if the message is empty), the
+/// error's kind as the shim reported it (see [`crate::proto::ready_error`]).
 fn parse_ready(msg: &str, stderr: &str) -> Result<i32> {
     let msg = msg.trim();
     if let Some(pid) = msg.strip_prefix("ok ") {
         return pid.trim().parse().map_err(|_| Error::Shim(format!("bad ready message {msg:?}")));
     }
-    let msg = msg.strip_prefix("error: ").unwrap_or(msg).to_string();
-    let detail = if msg.is_empty() { stderr.trim().to_string() } else { msg };
-    Err(Error::Runtime(detail))
+    let (kind, msg) = parse_ready_error(msg).unwrap_or((ErrorKind::Other, msg));
+    let message = if msg.is_empty() {
+        stderr.trim().to_string()
+    } else {
+        msg.to_string()
+    };
+    Err(Error::Runtime { kind, message })
 }
 
 /// Start `exe shim ...` and wait until it reports the container created. Returns the init pid.
@@ -197,25 +205,38 @@ impl ShimClient {
     /// Send a request without waiting for its reply (read it later with [`ShimClient::reply`]).
     pub async fn send(&self, req: &Request) -> Result<BufReader<UnixStream>> {
         let sock = self.socket();
-        let mut s = UnixStream::connect(&sock)
-            .await
-            .map_err(|e| Error::Shim(format!("connect {}: {e}", sock.display())))?;
+        let mut s = UnixStream::connect(&sock).await.map_err(|e| Error::ShimIo {
+            context: format!("connect {}", sock.display()),
+            source: e,
+        })?;
         let mut line = serde_json::to_vec(req).expect("json");
         line.push(b'\n');
-        s.write_all(&line).await.map_err(|e| Error::Shim(format!("send: {e}")))?;
+        s.write_all(&line).await.map_err(|e| Error::ShimIo {
+            context: "send".into(),
+            source: e,
+        })?;
         Ok(BufReader::new(s))
     }
 
     /// Read the reply of a request sent with [`ShimClient::send`].
     pub async fn reply(mut r: BufReader<UnixStream>) -> Result<(Reply, BufReader<UnixStream>)> {
         let mut resp = String::new();
-        r.read_line(&mut resp).await.map_err(|e| Error::Shim(format!("read reply: {e}")))?;
+        r.read_line(&mut resp).await.map_err(|e| Error::ShimIo {
+            context: "read reply".into(),
+            source: e,
+        })?;
         if resp.is_empty() {
             return Err(Error::Shim("shim closed the connection".into()));
         }
-        let reply: Reply = serde_json::from_str(&resp).map_err(|e| Error::Shim(format!("bad reply {resp:?}: {e}")))?;
+        let reply: Reply = serde_json::from_str(&resp).map_err(|e| Error::BadReply {
+            reply: resp.clone(),
+            source: e,
+        })?;
         if let Some(e) = &reply.error {
-            return Err(Error::Runtime(e.clone()));
+            return Err(Error::Runtime {
+                kind: reply.kind.unwrap_or_default(),
+                message: e.clone(),
+            });
         }
         Ok((reply, r))
     }
@@ -246,5 +267,29 @@ impl ShimClient {
         let info = self.exec_exit(exec_id)?;
         let _ = std::fs::remove_file(self.state_dir.join(exec_exit_file(exec_id)));
         Some(info)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_reports_keep_their_kind() {
+        assert_eq!(parse_ready("ok 42\n", "").unwrap(), 42);
+        let e = parse_ready("error[executable_not_found]: executable 'x' not found in $PATH\n", "").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ExecutableNotFound);
+        assert_eq!(e.to_string(), "OCI runtime error: executable 'x' not found in $PATH");
+        // As an older shim reports: the generic kind, the same message.
+        let e = parse_ready("error: executable 'x' not found in $PATH\n", "").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Other);
+        assert_eq!(e.to_string(), "OCI runtime error: executable 'x' not found in $PATH");
+        let e = parse_ready("", "thread 'main' panicked\n").unwrap_err();
+        assert_eq!(e.to_string(), "OCI runtime error: thread 'main' panicked");
+        let e = parse_ready("ok x", "").unwrap_err();
+        assert_eq!(
+            (e.kind(), e.to_string().as_str()),
+            (ErrorKind::Unavailable, "shim: bad ready message \"ok x\"")
+        );
     }
 }

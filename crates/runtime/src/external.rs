@@ -11,6 +11,8 @@ use std::process::{Command, Stdio};
 use nix::unistd::Pid;
 use serde_json::Value;
 
+use crate::error::{ErrorKind, Failure};
+
 /// One container under an external runtime.
 #[derive(Debug, Clone)]
 pub struct External {
@@ -46,10 +48,11 @@ impl External {
         self.bin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     }
 
-    /// Run `c` to completion; a failure carries the runtime's own last error.
-    fn run(&self, mut c: Command, what: &str) -> Result<(), String> {
+    /// Run `c` to completion; a failure carries the runtime's own last error, and the kind read
+    /// from it.
+    fn run(&self, mut c: Command, what: &str) -> Result<(), Failure> {
         let _ = fs::remove_file(&self.log);
-        let out = c.output().map_err(|e| format!("{}: {e}", self.bin.display()))?;
+        let out = c.output().map_err(|e| Failure::io(self.bin.display(), e))?;
         let status = out.status;
         if status.success() {
             return Ok(());
@@ -58,11 +61,11 @@ impl External {
             .ok()
             .and_then(|s| last_error(&s))
             .or_else(|| Some(String::from_utf8_lossy(&out.stderr).trim().to_string()).filter(|s| !s.is_empty()));
-        Err(format!(
+        Err(Failure::runtime(format!(
             "{} {what} failed ({status}){}",
             self.name(),
             said.map(|m| format!(": {m}")).unwrap_or_default()
-        ))
+        )))
     }
 
     fn with_stdio(c: &mut Command, io: Stdio3) {
@@ -76,18 +79,18 @@ impl External {
         }
     }
 
-    fn read_pid(&self, f: &Path) -> Result<Pid, String> {
-        let s = fs::read_to_string(f).map_err(|e| format!("{} left no pid file {}: {e}", self.name(), f.display()))?;
+    fn read_pid(&self, f: &Path) -> Result<Pid, Failure> {
+        let s = fs::read_to_string(f).map_err(|e| Failure::io(format_args!("{} left no pid file {}", self.name(), f.display()), e))?;
         let pid = s
             .trim()
             .parse()
-            .map_err(|_| format!("{}: bad pid file {}: {s:?}", self.name(), f.display()))?;
+            .map_err(|_| Failure::new(ErrorKind::Other, format!("{}: bad pid file {}: {s:?}", self.name(), f.display())))?;
         let _ = fs::remove_file(f);
         Ok(Pid::from_raw(pid))
     }
 
     /// `create`: the container's init waits for `start`; returns its pid.
-    pub fn create(&self, bundle: &Path, pid_file: &Path, io: Stdio3) -> Result<Pid, String> {
+    pub fn create(&self, bundle: &Path, pid_file: &Path, io: Stdio3) -> Result<Pid, Failure> {
         let mut c = self.command(true);
         c.arg("create").arg("--bundle").arg(bundle).arg("--pid-file").arg(pid_file);
         Self::with_stdio(&mut c, io);
@@ -97,7 +100,7 @@ impl External {
     }
 
     /// `exec --detach` of the process described by `process_json`; returns its pid.
-    pub fn exec(&self, process_json: &Path, pid_file: &Path, io: Stdio3) -> Result<Pid, String> {
+    pub fn exec(&self, process_json: &Path, pid_file: &Path, io: Stdio3) -> Result<Pid, Failure> {
         let mut c = self.command(true);
         c.arg("exec")
             .arg("--detach")
@@ -112,14 +115,14 @@ impl External {
     }
 
     /// `start`, `pause`, `resume`.
-    pub fn simple(&self, verb: &str) -> Result<(), String> {
+    pub fn simple(&self, verb: &str) -> Result<(), Failure> {
         let mut c = self.command(true);
         c.arg(verb).arg(&self.id);
         self.run(c, verb)
     }
 
     /// `delete --force`: the runtime's state (and its cgroups) go.
-    pub fn delete(&self) -> Result<(), String> {
+    pub fn delete(&self) -> Result<(), Failure> {
         let mut c = self.command(false);
         c.args(["delete", "--force"]).arg(&self.id);
         self.run(c, "delete")

@@ -10,5 +10,5 @@ pub mod shim;
 pub mod spec;
 pub mod zygote;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use spec::{MountSpec, NetMode, RunSpec};

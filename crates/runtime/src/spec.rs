@@ -401,6 +401,43 @@ pub fn build_spec(spec: &RunSpec) -> Result<Value> {
         return Err(Error::InvalidSpec("no command specified".into()));
     }
     let caps = capabilities(spec)?;
+    let process = spec_process(spec, &caps)?;
+    let mut linux = json!({
+        "namespaces": spec_namespaces(spec),
+        "cgroupsPath": spec.cgroup_path,
+        "resources": spec_resources(spec),
+        "maskedPaths": match (&spec.masked_paths, spec.privileged) {
+            (_, true) => vec![],
+            (Some(p), _) => p.clone(),
+            (None, _) => MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
+        },
+        "readonlyPaths": match (&spec.readonly_paths, spec.privileged) {
+            (_, true) => vec![],
+            (Some(p), _) => p.clone(),
+            (None, _) => READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
+        },
+    });
+    if !spec.privileged && !spec.seccomp_unconfined {
+        linux["seccomp"] = seccomp();
+    }
+    let v = json!({
+        "ociVersion": "1.0.2",
+        "process": process,
+        "root": { "path": spec.rootfs, "readonly": spec.readonly_rootfs },
+        // Only a private UTS namespace can take a hostname.
+        "hostname": if spec.uts_ns == NsMode::Private { Some(&spec.hostname) } else { None },
+        "domainname": if spec.uts_ns == NsMode::Private && !spec.domainname.is_empty() { Some(&spec.domainname) } else { None },
+        "mounts": spec_mounts(spec),
+        "linux": linux,
+    });
+    // Validate the document against the OCI runtime spec types before anyone runs it.
+    let _: oci_spec::runtime::Spec =
+        serde_json::from_value(v.clone()).map_err(|e| Error::InvalidSpec(format!("generated runtime spec is invalid: {e}")))?;
+    Ok(v)
+}
+
+/// The spec's mounts: the kernel filesystems every container has, `/dev/shm`, then the run's own.
+fn spec_mounts(spec: &RunSpec) -> Vec<Value> {
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
@@ -422,6 +459,12 @@ pub fn build_spec(spec: &RunSpec) -> Result<Value> {
         }
         mounts.push(json!({"destination": m.destination, "type": m.kind, "source": m.source, "options": opts}));
     }
+    mounts
+}
+
+/// The namespaces the container gets: its own mount namespace, a cgroup one if private, and the
+/// pid, uts, ipc and network ones as configured (private, the host's, or another's by path).
+fn spec_namespaces(spec: &RunSpec) -> Vec<Value> {
     let mut namespaces = vec![json!({"type": "mount"})];
     if spec.cgroup_ns_private {
         namespaces.push(json!({"type": "cgroup"}));
@@ -438,6 +481,12 @@ pub fn build_spec(spec: &RunSpec) -> Result<Value> {
             NsMode::Path(p) => namespaces.push(json!({"type": kind, "path": p})),
         }
     }
+    namespaces
+}
+
+/// `linux.resources`: Docker's default device rules and the run's own, and the memory, CPU and
+/// pids limits.
+fn spec_resources(spec: &RunSpec) -> Value {
     let mut resources = json!({
         "devices": [
             {"allow": false, "access": "rwm"},
@@ -496,6 +545,11 @@ pub fn build_spec(spec: &RunSpec) -> Result<Value> {
     if let Some(p) = spec.pids_limit.filter(|p| *p > 0) {
         resources["pids"] = json!({"limit": p});
     }
+    resources
+}
+
+/// The container's process: [`process_json`] with the console size, OOM score and rlimits.
+fn spec_process(spec: &RunSpec, caps: &[String]) -> Result<Value> {
     let mut process = process_json(&ProcessSpec {
         args: &spec.args,
         env: &spec.env,
@@ -504,7 +558,7 @@ pub fn build_spec(spec: &RunSpec) -> Result<Value> {
         gid: spec.gid,
         gids: &spec.additional_gids,
         tty: spec.tty,
-        caps: &caps,
+        caps,
         no_new_privileges: spec.no_new_privileges,
     });
     if let Some((h, w)) = spec.console_size.filter(|_| spec.tty) {
@@ -520,38 +574,7 @@ pub fn build_spec(spec: &RunSpec) -> Result<Value> {
         }
         process["rlimits"] = json!(rl);
     }
-    let mut linux = json!({
-        "namespaces": namespaces,
-        "cgroupsPath": spec.cgroup_path,
-        "resources": resources,
-        "maskedPaths": match (&spec.masked_paths, spec.privileged) {
-            (_, true) => vec![],
-            (Some(p), _) => p.clone(),
-            (None, _) => MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
-        },
-        "readonlyPaths": match (&spec.readonly_paths, spec.privileged) {
-            (_, true) => vec![],
-            (Some(p), _) => p.clone(),
-            (None, _) => READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
-        },
-    });
-    if !spec.privileged && !spec.seccomp_unconfined {
-        linux["seccomp"] = seccomp();
-    }
-    let v = json!({
-        "ociVersion": "1.0.2",
-        "process": process,
-        "root": { "path": spec.rootfs, "readonly": spec.readonly_rootfs },
-        // Only a private UTS namespace can take a hostname.
-        "hostname": if spec.uts_ns == NsMode::Private { Some(&spec.hostname) } else { None },
-        "domainname": if spec.uts_ns == NsMode::Private && !spec.domainname.is_empty() { Some(&spec.domainname) } else { None },
-        "mounts": mounts,
-        "linux": linux,
-    });
-    // Validate the document against the OCI runtime spec types before anyone runs it.
-    let _: oci_spec::runtime::Spec =
-        serde_json::from_value(v.clone()).map_err(|e| Error::InvalidSpec(format!("generated runtime spec is invalid: {e}")))?;
-    Ok(v)
+    Ok(process)
 }
 
 /// Write `config.json` into `bundle`.

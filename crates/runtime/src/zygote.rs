@@ -7,8 +7,8 @@
 //! `berth shim` whenever the zygote does not answer ([`crate::client::Launcher`]).
 //!
 //! Protocol, one connection per shim: the daemon sends [`ShimArgs`] as one JSON line and reads one
-//! line back, `ok <pid>` or `error: <message>`, written by the shim itself once its container is
-//! created. The zygote exits when its stdin, a pipe from the daemon, reaches end of file: when the
+//! line back, `ok <pid>` or `error: <message>` (see [`crate::proto::ready_error`]), written by
+//! the shim itself once its container is created. The zygote exits when its stdin, a pipe from the daemon, reaches end of file: when the
 //! daemon is gone, however it went.
 
 use std::fs::File;
@@ -21,6 +21,8 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{signal, SigHandler, Signal};
 use nix::unistd::{fork, ForkResult};
 
+use crate::error::ErrorKind;
+use crate::proto::ready_error;
 use crate::shim::{run_detached, ShimArgs};
 
 /// Serve on `socket` until stdin closes.
@@ -83,12 +85,13 @@ fn start_one(listener: &UnixListener, conn: std::os::unix::net::UnixStream) {
     let read = conn
         .try_clone()
         .map(|c| BufReader::new(c).read_line(&mut line))
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()));
-    let args: ShimArgs = match read.and_then(|_| serde_json::from_str(&line).map_err(|e| format!("bad request: {e}"))) {
+        .and_then(|r| r)
+        .map_err(|e| (ErrorKind::from(e.kind()), e.to_string()));
+    let parsed = read.and_then(|_| serde_json::from_str(&line).map_err(|e| (ErrorKind::InvalidArgument, format!("bad request: {e}"))));
+    let args: ShimArgs = match parsed {
         Ok(a) => a,
-        Err(e) => {
-            let _ = writeln!(conn, "error: {e}");
+        Err((kind, e)) => {
+            let _ = writeln!(conn, "{}", ready_error(kind, &e));
             return;
         }
     };
@@ -106,7 +109,7 @@ fn start_one(listener: &UnixListener, conn: std::os::unix::net::UnixStream) {
         }
         Ok(ForkResult::Parent { .. }) => {}
         Err(e) => {
-            let _ = writeln!(conn, "error: fork: {e}");
+            let _ = writeln!(conn, "{}", ready_error(e.into(), &format!("fork: {e}")));
         }
     }
 }

@@ -189,6 +189,24 @@ async fn post_build(
 }
 
 pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
+    let q = build_query(&a)?;
+    let started = Instant::now();
+    let resp = send_build(client, &a, q).await?;
+    let id = read_build_output(resp, a.quiet).await?;
+    if let Some(f) = &a.iidfile {
+        std::fs::write(f, &id).with_context(|| format!("writing {}", f.display()))?;
+    }
+    if a.quiet {
+        println!("{id}");
+    } else {
+        println!("Built {id} in {:.2}s", started.elapsed().as_secs_f64());
+    }
+    Ok(0)
+}
+
+/// The `POST /build` query from the flags (without the Dockerfile's name, which depends on the
+/// context).
+fn build_query(a: &BuildArgs) -> Result<Vec<(&'static str, String)>> {
     let mut build_args = a.build_args.clone();
     if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
         if !build_args.iter().any(|b| b.starts_with("SOURCE_DATE_EPOCH")) {
@@ -267,8 +285,13 @@ pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
         }
         q.push(("timestamp", t.clone()));
     }
-    let started = Instant::now();
-    let resp = if a.context == "-" {
+    Ok(q)
+}
+
+/// Start the build with query `q`: the context is a tar read from stdin (`-`), or a directory,
+/// which a daemon on this machine reads itself and any other gets as a tar.
+async fn send_build(client: &Client, a: &BuildArgs, mut q: Vec<(&'static str, String)>) -> Result<hyper::Response<hyper::body::Incoming>> {
+    Ok(if a.context == "-" {
         if std::io::stdin().is_terminal() {
             bail!("the context is - but stdin is a terminal: pipe a tar archive in");
         }
@@ -335,8 +358,12 @@ pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
                 .await?
             }
         }
-    };
-    let quiet = a.quiet;
+    })
+}
+
+/// Show the build's JSON stream as it comes (a quiet build's only on failure); the built image's
+/// ID, or the build's error.
+async fn read_build_output(resp: hyper::Response<hyper::body::Incoming>, quiet: bool) -> Result<String> {
     let mut buf: Vec<u8> = Vec::new();
     let mut err: Option<String> = None;
     let mut id: Option<String> = None;
@@ -378,14 +405,5 @@ pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
         }
         bail!("{e}");
     }
-    let id = id.ok_or_else(|| anyhow!("the daemon did not report the built image"))?;
-    if let Some(f) = &a.iidfile {
-        std::fs::write(f, &id).with_context(|| format!("writing {}", f.display()))?;
-    }
-    if a.quiet {
-        println!("{id}");
-    } else {
-        println!("Built {id} in {:.2}s", started.elapsed().as_secs_f64());
-    }
-    Ok(0)
+    id.ok_or_else(|| anyhow!("the daemon did not report the built image"))
 }

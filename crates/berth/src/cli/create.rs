@@ -223,8 +223,20 @@ impl CreateOpts {
 
     /// The `POST /containers/create` body (Config + HostConfig).
     pub fn body(&self, streams: Streams) -> Result<Value> {
-        let mut cfg = Map::new();
+        let mut cfg = self.config(streams)?;
         let mut host = Map::new();
+        self.volumes(&mut cfg, &mut host)?;
+        self.ports(&mut cfg, &mut host)?;
+        self.resources(&mut host)?;
+        self.host_options(&mut host)?;
+        cfg.insert("HostConfig".into(), Value::Object(host));
+        Ok(Value::Object(cfg))
+    }
+
+    /// The body's Config fields for the process and its metadata: image, command, streams, env,
+    /// user, labels, stop settings, healthcheck.
+    fn config(&self, streams: Streams) -> Result<Map<String, Value>> {
+        let mut cfg = Map::new();
         cfg.insert("Image".into(), json!(self.image()));
         if !self.command.is_empty() {
             cfg.insert("Cmd".into(), json!(self.command));
@@ -264,7 +276,11 @@ impl CreateOpts {
         if let Some(h) = self.healthcheck()? {
             cfg.insert("Healthcheck".into(), h);
         }
+        Ok(cfg)
+    }
 
+    /// `-v`: anonymous volumes go to Config.Volumes, binds and named volumes to HostConfig.Binds.
+    fn volumes(&self, cfg: &mut Map<String, Value>, host: &mut Map<String, Value>) -> Result<()> {
         let mut binds = Vec::new();
         let mut anon = Map::new();
         for v in &self.volume {
@@ -290,7 +306,12 @@ impl CreateOpts {
         if !binds.is_empty() {
             host.insert("Binds".into(), json!(binds));
         }
+        Ok(())
+    }
 
+    /// `--expose` and `-p`: Config.ExposedPorts (published ports included) and
+    /// HostConfig.PortBindings.
+    fn ports(&self, cfg: &mut Map<String, Value>, host: &mut Map<String, Value>) -> Result<()> {
         let mut exposed = Map::new();
         for e in &self.expose {
             exposed.insert(port_key(e), json!({}));
@@ -307,7 +328,11 @@ impl CreateOpts {
         if !bindings.is_empty() {
             host.insert("PortBindings".into(), json!(bindings));
         }
+        Ok(())
+    }
 
+    /// The resource limits: memory, swap, CPUs, CPU shares, pids.
+    fn resources(&self, host: &mut Map<String, Value>) -> Result<()> {
         if let Some(m) = &self.memory {
             host.insert(
                 "Memory".into(),
@@ -329,6 +354,12 @@ impl CreateOpts {
         if let Some(p) = self.pids_limit {
             host.insert("PidsLimit".into(), json!(p));
         }
+        Ok(())
+    }
+
+    /// The rest of HostConfig: root filesystem, runtime, tmpfs mounts, capabilities and security
+    /// options, network, restart policy, init, privileges, auto-removal and the TTY's size.
+    fn host_options(&self, host: &mut Map<String, Value>) -> Result<()> {
         if self.read_only {
             host.insert("ReadonlyRootfs".into(), json!(true));
         }
@@ -381,8 +412,7 @@ impl CreateOpts {
                 host.insert("ConsoleSize".into(), json!([h, w]));
             }
         }
-        cfg.insert("HostConfig".into(), Value::Object(host));
-        Ok(Value::Object(cfg))
+        Ok(())
     }
 
     fn env_list(&self) -> Result<Vec<String>> {
