@@ -2565,6 +2565,29 @@ fn logs_mounts_prune_info_and_policies_as_docker_has_them() {
     let before = anon();
     d.docker_ok(&["restart", "-t", "0", "mnt"]);
     assert_eq!(anon(), before);
+    // As Docker, a container's volumes exist from create on: listed, inspected, and filled from
+    // the image (busybox's /etc here) before any start; rm -v takes the anonymous one away.
+    let vols_before = d.docker_ok(&["volume", "ls", "-q"]);
+    d.docker_ok(&["create", "--name", "made", "-v", "/etc", "-v", "atcreate:/srv", "bb", "true"]);
+    let listed = d.docker_ok(&["volume", "ls", "-q"]);
+    assert!(listed.lines().any(|l| l == "atcreate"), "{listed}");
+    assert_eq!(listed.lines().count(), vols_before.lines().count() + 2, "{listed}");
+    let etc = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{if eq .Destination \"/etc\"}}{{.Name}} {{.Source}}{{end}}{{end}}",
+        "made",
+    ]);
+    let (name, source) = etc.trim().split_once(' ').expect("the /etc volume is in Mounts");
+    assert!(
+        std::path::Path::new(source).join("passwd").exists(),
+        "{source} was not filled from the image"
+    );
+    d.docker_ok(&["rm", "-v", "made"]);
+    let after = d.docker_ok(&["volume", "ls", "-q"]);
+    assert!(!after.lines().any(|l| l == name), "{after}");
+    assert!(after.lines().any(|l| l == "atcreate"), "a named volume stays: {after}");
+    d.docker_ok(&["volume", "rm", "atcreate"]);
     // docker cp goes through the mounts, running or stopped, as Docker's does.
     std::fs::write(host.join("hf"), "host side").unwrap();
     let local = d.dir.join("to-copy");
@@ -2722,7 +2745,6 @@ fn namespaces_devices_and_volumes_from() {
     std::fs::create_dir_all(&hd).unwrap();
     std::fs::write(hd.join("file"), "from host").unwrap();
     let bind = format!("{}:/h:ro", hd.display());
-    // (Run once: Berth makes a container's anonymous volumes at its first start.)
     d.docker_ok(&[
         "run",
         "--name",

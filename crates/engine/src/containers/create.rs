@@ -149,6 +149,15 @@ impl Engine {
         for d in ["diff", "work", "rootfs"] {
             std::fs::create_dir_all(dir.join(d)).map_err(internal)?;
         }
+        let mut c = c;
+        if let Err(e) = self.make_volumes(&mut c) {
+            // Nothing of a refused create stays: its anonymous volumes and its directory go.
+            for v in &c.anon_volumes {
+                let _ = self.remove_volume(v, true);
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
         self.save(&c)?;
         self.emit(&c, "create");
         self.insert(c);

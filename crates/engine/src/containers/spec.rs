@@ -322,6 +322,31 @@ impl Engine {
         Ok(mounts)
     }
 
+    /// The volumes a container mounts, made at create as Docker makes them: named and
+    /// anonymous ones (filled from the image when new, which needs its rootfs mounted for the
+    /// while) and missing bind sources. A start finds them made.
+    pub(crate) fn make_volumes(&self, c: &mut Container) -> Result<()> {
+        let hc = c.host_config.clone();
+        let wanted = c.config.volumes.as_ref().is_some_and(|v| !v.is_empty())
+            || hc.binds.as_ref().is_some_and(|b| !b.is_empty())
+            || hc.mounts.as_ref().is_some_and(|m| m.iter().any(|m| m.kind != "tmpfs"));
+        if !wanted {
+            return Ok(());
+        }
+        self.mount_rootfs(c)?;
+        let rootfs = self.rootfs(&c.id);
+        let mut targets: Vec<String> = Vec::new();
+        let made = self
+            .bind_mounts(&rootfs, &hc, &mut targets)
+            .and_then(|_| self.mount_entries(&rootfs, c, &mut targets))
+            .and_then(|_| {
+                tmpfs_mounts(&hc, &mut targets);
+                self.image_volumes(&rootfs, c, &targets)
+            });
+        let _ = image::snapshot::unmount(&rootfs);
+        made.map(|_| ())
+    }
+
     /// `HostConfig.Binds`: host paths (made if missing) and named volumes (made, and filled from
     /// the image, if new).
     fn bind_mounts(&self, rootfs: &Path, hc: &HostConfig, targets: &mut Vec<String>) -> Result<Vec<MountSpec>> {
