@@ -2569,6 +2569,22 @@ fn logs_mounts_prune_info_and_policies_as_docker_has_them() {
     // the image (busybox's /etc here) before any start; rm -v takes the anonymous one away.
     let vols_before = d.docker_ok(&["volume", "ls", "-q"]);
     d.docker_ok(&["create", "--name", "made", "-v", "/etc", "-v", "atcreate:/srv", "bb", "true"]);
+    // Inspect's HostConfig has every key of the 1.43 schema, unset ones at their zero value.
+    let hc: serde_json::Value = serde_json::from_str(&d.docker_ok(&["inspect", "-f", "{{json .HostConfig}}", "made"])).unwrap();
+    for (k, want) in [
+        ("BlkioWeight", serde_json::json!(0)),
+        ("CpuCount", serde_json::json!(0)),
+        ("ContainerIDFile", serde_json::json!("")),
+        ("PublishAllPorts", serde_json::json!(false)),
+        ("ConsoleSize", serde_json::json!([0, 0])),
+        ("Dns", serde_json::json!([])),
+    ] {
+        assert_eq!(hc[k], want, "HostConfig.{k} in {hc}");
+    }
+    assert!(
+        hc["MaskedPaths"].as_array().is_some_and(|p| p.iter().any(|x| x == "/proc/kcore")),
+        "{hc}"
+    );
     let listed = d.docker_ok(&["volume", "ls", "-q"]);
     assert!(listed.lines().any(|l| l == "atcreate"), "{listed}");
     assert_eq!(listed.lines().count(), vols_before.lines().count() + 2, "{listed}");

@@ -89,6 +89,64 @@ fn mounts_json(e: &Engine, c: &Container) -> Vec<Value> {
     out
 }
 
+/// Every key of the 1.43 `HostConfig`, as Docker's inspect has it: what a container did not set
+/// shows its zero value (clients index these keys without checking), and the masked and read-only
+/// paths show the defaults the runtime applies.
+fn host_config_defaults(hc: &mut Value, c: &Container) {
+    let Some(m) = hc.as_object_mut() else { return };
+    let privileged = c.host_config.privileged;
+    let paths = |list: &[&str]| -> Value {
+        if privileged {
+            json!([])
+        } else {
+            json!(list)
+        }
+    };
+    let cgroupns = if runtime::cgroup::is_v2() { "private" } else { "host" };
+    let defaults = [
+        ("ContainerIDFile", json!("")),
+        ("VolumeDriver", json!("")),
+        ("VolumesFrom", Value::Null),
+        ("ConsoleSize", json!([0, 0])),
+        ("CgroupnsMode", json!(cgroupns)),
+        ("Cgroup", json!("")),
+        ("Links", Value::Null),
+        ("OomScoreAdj", json!(0)),
+        ("PublishAllPorts", json!(false)),
+        ("Runtime", json!(crate::engine::BUILTIN_RUNTIME)),
+        ("Isolation", json!("")),
+        ("CgroupParent", json!("")),
+        ("BlkioWeight", json!(0)),
+        ("BlkioWeightDevice", json!([])),
+        ("BlkioDeviceReadBps", json!([])),
+        ("BlkioDeviceWriteBps", json!([])),
+        ("BlkioDeviceReadIOps", json!([])),
+        ("BlkioDeviceWriteIOps", json!([])),
+        ("CpuRealtimePeriod", json!(0)),
+        ("CpuRealtimeRuntime", json!(0)),
+        ("DeviceCgroupRules", Value::Null),
+        ("DeviceRequests", Value::Null),
+        ("MemorySwappiness", Value::Null),
+        ("OomKillDisable", json!(false)),
+        ("CpuCount", json!(0)),
+        ("CpuPercent", json!(0)),
+        ("IOMaximumIOps", json!(0)),
+        ("IOMaximumBandwidth", json!(0)),
+        ("MaskedPaths", paths(runtime::spec::MASKED_PATHS)),
+        ("ReadonlyPaths", paths(runtime::spec::READONLY_PATHS)),
+    ];
+    for (k, v) in defaults {
+        if m.get(k).is_none_or(Value::is_null) && !v.is_null() || !m.contains_key(k) {
+            m.insert(k.to_string(), v);
+        }
+    }
+    for k in ["Dns", "DnsOptions", "DnsSearch", "Devices"] {
+        if m.get(k).is_none_or(Value::is_null) {
+            m.insert(k.to_string(), json!([]));
+        }
+    }
+}
+
 fn inspect_json(e: &Engine, c: &Container) -> Value {
     let dir = e.container_dir(&c.id);
     let execs = e.exec_ids(&c.id);
@@ -96,6 +154,7 @@ fn inspect_json(e: &Engine, c: &Container) -> Value {
     if hc["LogConfig"]["Type"].as_str().is_none_or(str::is_empty) {
         hc["LogConfig"]["Type"] = json!("json-file");
     }
+    host_config_defaults(&mut hc, c);
     json!({
         "Id": c.id,
         "Created": c.created,
