@@ -93,6 +93,16 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "RATIO", default_value_t = image::Limits::default().layer_ratio)]
     pub max_layer_ratio: u64,
     /// Log filter (e.g. info, debug, engine=debug).
+    /// The default bridge network's interface (Docker's `docker0`); `none` leaves containers of
+    /// the default network with loopback only
+    #[arg(short = 'b', long, value_name = "NAME|none", default_value = "berth0", value_parser = parse_bridge_name)]
+    pub bridge: String,
+    /// The default bridge's address and prefix (e.g. 172.17.0.1/16); a free default pool if unset
+    #[arg(long, value_name = "CIDR", value_parser = parse_bip)]
+    pub bip: Option<ipnet::Ipv4Net>,
+    /// The default bridge's MTU
+    #[arg(long, value_name = "BYTES")]
+    pub mtu: Option<u32>,
     #[arg(long, default_value = "info", env = "BERTH_LOG")]
     pub log_level: String,
 }
@@ -190,6 +200,11 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
             layer_ratio: a.max_layer_ratio,
             ..image::Limits::default()
         },
+        bridge: (a.bridge != "none").then(|| engine::networks::BridgeConfig {
+            name: a.bridge.clone(),
+            bip: a.bip,
+            mtu: a.mtu,
+        }),
     };
     let engine = engine::Engine::open(cfg).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let registry = match &a.registry {
@@ -257,4 +272,25 @@ async fn start_registry(
         }
     });
     Ok((stop, task))
+}
+
+/// An interface name the kernel takes: 1 to 15 bytes, no `/`, whitespace or `:`.
+fn parse_bridge_name(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 15 || s.contains(['/', ':']) || s.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "{s:?} is not an interface name (1 to 15 characters, no '/', ':' or spaces)"
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// `--bip`: an address with its prefix, the bridge's own (not the network's: 172.17.0.1/16).
+fn parse_bip(s: &str) -> Result<ipnet::Ipv4Net, String> {
+    let n: ipnet::Ipv4Net = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not an IPv4 address with a prefix (like 172.17.0.1/16)"))?;
+    if n.addr() == n.network() || n.addr() == n.broadcast() || n.prefix_len() > 30 {
+        return Err(format!("{s}: the bridge needs a host address of its subnet (like 172.17.0.1/16)"));
+    }
+    Ok(n)
 }

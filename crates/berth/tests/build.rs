@@ -1015,7 +1015,6 @@ print("ok")
         ),
         (vec!["--network", "mynet"], "networkmode=\"mynet\""),
         (vec!["--cgroup-parent", "x"], "cgroupparent=\"x\""),
-        (vec!["--add-host", "h:host-gateway"], "host-gateway"),
         (vec!["-m", "1k"], "Minimum memory limit allowed is 6MB"),
     ] {
         let mut a = vec!["build", "-f", f];

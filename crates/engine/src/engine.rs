@@ -37,6 +37,9 @@ pub struct EngineConfig {
     pub default_runtime: String,
     /// What a layer taken in (load, import, pull) may expand to.
     pub image_limits: image::Limits,
+    /// The default bridge network (`--bridge`, `--bip`); `None` (`--bridge none`): containers
+    /// on the default network get loopback only.
+    pub bridge: Option<crate::networks::BridgeConfig>,
 }
 
 /// The name of the built-in runtime: youki's libcontainer, in the shim.
@@ -127,6 +130,7 @@ pub struct Engine {
     pub(crate) cfg: EngineConfig,
     pub(crate) images: ImageStore,
     pub(crate) volumes: Volumes,
+    pub(crate) networks: crate::networks::Networks,
     pub(crate) events: Events,
     /// The builder's step cache.
     pub(crate) build_cache: build::Cache,
@@ -151,6 +155,7 @@ impl Engine {
         }
         let images = ImageStore::open(&cfg.root.join("image"))?.with_limits(cfg.image_limits);
         let volumes = Volumes::open(&cfg.root)?;
+        let networks = crate::networks::Networks::open(&cfg.root)?;
         let build_cache = build::Cache::open(cfg.root.join("image").join("build-cache.json"));
         let registry = registry::client::Client::new(cfg.insecure_registries.clone(), cfg.certs_dirs.clone())
             .map_err(|e| Error::Internal(e.to_string()))?;
@@ -164,6 +169,7 @@ impl Engine {
             launcher,
             images,
             volumes,
+            networks,
             events: Events::default(),
             build_cache,
             registry,
@@ -171,6 +177,8 @@ impl Engine {
             execs: Mutex::new(HashMap::new()),
         });
         engine.restore().await?;
+        engine.open_default_bridge()?;
+        engine.reconcile_networks();
         Ok(engine)
     }
 
@@ -353,6 +361,9 @@ impl Engine {
                     );
                     let _ = image::snapshot::unmount(&self.rootfs(&id));
                     let _ = image::snapshot::unmount(&self.shm_dir(&id));
+                    let mut r = entry.rec.lock().unwrap();
+                    self.disconnect_all(&mut r);
+                    let _ = self.save(&r);
                 }
             }
         }
@@ -432,6 +443,9 @@ impl Engine {
                 let _ = image::snapshot::unmount(&self.rootfs(&entry.id));
             }
             let _ = image::snapshot::unmount(&self.shm_dir(&entry.id));
+            // Off its networks before the exit is published, so a restart that follows finds the
+            // address free and the namespace gone.
+            self.disconnect_all(&mut entry.rec.lock().unwrap());
             // If a lifecycle op (stop/kill/rm) is in progress it will see the exit through `progress`.
             self.mark_exited(&entry, info.clone());
             self.after_exit(entry, info.exit_code).await;

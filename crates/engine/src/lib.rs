@@ -32,6 +32,7 @@ pub mod events;
 pub mod fsops;
 pub mod health;
 pub mod images;
+pub mod networks;
 pub mod private;
 pub mod prune;
 pub mod streams;

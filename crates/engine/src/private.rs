@@ -17,9 +17,9 @@ pub const ROOT_MODE: u32 = 0o710;
 pub const DIR_MODE: u32 = 0o700;
 
 /// The directories directly under the data root that Berth creates.
-pub const ROOT_DIRS: &[&str] = &["image", "containers", "volumes", "tmp", "registry"];
+pub const ROOT_DIRS: &[&str] = &["image", "containers", "volumes", "networks", "tmp", "registry"];
 /// The directories directly under the exec-root that Berth creates.
-pub const EXEC_ROOT_DIRS: &[&str] = &["c", "runtime"];
+pub const EXEC_ROOT_DIRS: &[&str] = &["c", "runtime", "netns"];
 
 /// Create `dir` (and its parents) if missing and give it `mode`, owned by root and group `gid`.
 /// A directory that is a symlink, or owned by another user, is refused: a host user could have

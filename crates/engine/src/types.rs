@@ -366,6 +366,9 @@ pub struct Container {
     /// volumes, with the mode asked for. Kept so that a donor removed later changes nothing.
     #[serde(default)]
     pub inherited_mounts: Vec<MountPoint>,
+    /// The networks the container is on while it runs, by network name.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, crate::networks::Endpoint>,
 }
 
 pub fn now() -> String {

@@ -19,6 +19,8 @@ pub struct Daemon {
     child: Option<Child>,
     /// Extra `berth daemon` flags.
     extra: Vec<String>,
+    /// The daemon's own bridge, removed with it.
+    pub bridge: Option<String>,
 }
 
 /// Stop a server process: SIGTERM, then SIGKILL if it has not exited within 5 s.
@@ -242,7 +244,33 @@ impl Daemon {
         Self::start_with(&[])
     }
 
-    /// A daemon with extra flags (e.g. `--registry 127.0.0.1:PORT`).
+    /// A daemon with a default bridge of its own: a unique interface name and a /24 no host
+    /// route uses (in 10.200.0.0/13), removed when the daemon is dropped.
+    pub fn start_bridged(extra: &[&str]) -> Daemon {
+        let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+        let (name, bip) = loop {
+            let r = {
+                use std::hash::{BuildHasher, Hasher};
+                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                h.write_u32(std::process::id());
+                h.finish() as u32
+            };
+            let (b, c) = (200 + (r % 8) as u8, ((r >> 8) % 256) as u8);
+            // /proc/net/route holds destinations as little-endian hex.
+            let dest = format!("{:02X}{:02X}{:02X}{:02X}", 0, c, b, 10);
+            if !routes.contains(&dest) {
+                break (format!("bt{:x}", r & 0xffffff), format!("10.{b}.{c}.1/24"));
+            }
+        };
+        let mut args: Vec<&str> = vec!["--bridge", &name, "--bip", &bip];
+        args.extend_from_slice(extra);
+        let mut d = Self::start_with(&args);
+        d.bridge = Some(name.clone());
+        d
+    }
+
+    /// A daemon with extra flags (e.g. `--registry 127.0.0.1:PORT`); without `--bridge`, one
+    /// with `--bridge none`, so that tests side by side never share a host interface.
     pub fn start_with(extra: &[&str]) -> Daemon {
         // Short paths: unix socket paths must stay under 108 bytes.
         let dir = tempfile::Builder::new().prefix("bt").tempdir_in("/tmp").unwrap().keep();
@@ -256,7 +284,11 @@ impl Daemon {
             sock,
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            bridge: None,
         };
+        if !extra.iter().any(|a| *a == "--bridge" || *a == "-b") {
+            d.extra.extend(["--bridge".to_string(), "none".to_string()]);
+        }
         d.spawn();
         d
     }
@@ -445,7 +477,11 @@ impl Drop for Daemon {
             }
             let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join("berth").join(id));
         }
-        // 6. Files.
+        // 6. The daemon's own bridge.
+        if let Some(b) = &self.bridge {
+            let _ = Command::new("ip").args(["link", "del", b]).output();
+        }
+        // 7. Files.
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -178,17 +178,48 @@ fn inspect_json(e: &Engine, c: &Container) -> Value {
         "GraphDriver": {"Name": "overlay2", "Data": {"MergedDir": dir.join("rootfs"), "UpperDir": dir.join("diff"), "WorkDir": dir.join("work")}},
         "Mounts": mounts_json(e, c),
         "Config": c.config,
-        "NetworkSettings": {
-            "Bridge": "", "SandboxID": "", "HairpinMode": false, "Ports": {}, "SandboxKey": "",
-            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
-            "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-            "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-            "Networks": { c.host_config.network_mode.to_string(): {
-                "IPAMConfig": null, "Links": null, "Aliases": null, "NetworkID": "", "EndpointID": "", "Gateway": "",
-                "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-                "MacAddress": "", "DriverOpts": null,
-            } }
-        },
+        "NetworkSettings": network_settings(e, c),
+    })
+}
+
+/// `NetworkSettings` as Docker's inspect has it: the default bridge's endpoint at the top level
+/// (the legacy fields), and one entry per network; a stopped container keeps its networks with
+/// empty addresses.
+fn network_settings(e: &Engine, c: &Container) -> Value {
+    let endpoint_json = |ep: Option<&crate::networks::Endpoint>, network_id: &str| {
+        json!({
+            "IPAMConfig": null, "Links": null, "Aliases": null, "NetworkID": network_id,
+            "EndpointID": ep.map_or(String::new(), |x| x.endpoint_id.clone()),
+            "Gateway": ep.map_or(String::new(), |x| x.gateway.to_string()),
+            "IPAddress": ep.map_or(String::new(), |x| x.ip_address.to_string()),
+            "IPPrefixLen": ep.map_or(0, |x| x.ip_prefix_len),
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "MacAddress": ep.map_or(String::new(), |x| x.mac_address.clone()),
+            "DriverOpts": null,
+        })
+    };
+    let mode = c.host_config.network_mode.to_string();
+    let mut networks = serde_json::Map::new();
+    if c.endpoints.is_empty() {
+        let id = e.network_id(&mode).unwrap_or_default();
+        networks.insert(mode.clone(), endpoint_json(None, &id));
+    }
+    for (name, ep) in &c.endpoints {
+        networks.insert(name.clone(), endpoint_json(Some(ep), &ep.network_id));
+    }
+    let legacy = c.endpoints.get(crate::networks::DEFAULT_NETWORK);
+    json!({
+        "Bridge": "", "SandboxID": "", "HairpinMode": false, "Ports": {},
+        "SandboxKey": if c.endpoints.is_empty() { String::new() } else { e.netns_path(&c.id).display().to_string() },
+        "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
+        "EndpointID": legacy.map_or(String::new(), |x| x.endpoint_id.clone()),
+        "Gateway": legacy.map_or(String::new(), |x| x.gateway.to_string()),
+        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPAddress": legacy.map_or(String::new(), |x| x.ip_address.to_string()),
+        "IPPrefixLen": legacy.map_or(0, |x| x.ip_prefix_len),
+        "IPv6Gateway": "",
+        "MacAddress": legacy.map_or(String::new(), |x| x.mac_address.clone()),
+        "Networks": networks,
     })
 }
 
@@ -211,7 +242,7 @@ pub(crate) fn summary_json(e: &Engine, c: &Container) -> Value {
         "State": c.state.status,
         "Status": status_string(c),
         "HostConfig": {"NetworkMode": c.host_config.network_mode},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": network_settings(e, c)["Networks"]},
         "Mounts": mounts_json(e, c),
     })
 }

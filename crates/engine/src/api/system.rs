@@ -527,6 +527,56 @@ fn disk_usage(e: &Engine) -> Value {
 }
 
 /// The networks every container can join: Berth has no bridge or user-defined networks yet.
+/// A bridge network as `docker network inspect` shows it, with the containers on it.
+fn bridge_json(e: &Engine, n: &crate::networks::Network) -> Value {
+    let mut containers = serde_json::Map::new();
+    for c in e.containers() {
+        if let Some(ep) = c.endpoints.get(&n.name) {
+            containers.insert(
+                c.id.clone(),
+                json!({
+                    "Name": c.name.trim_start_matches('/'),
+                    "EndpointID": ep.endpoint_id,
+                    "MacAddress": ep.mac_address,
+                    "IPv4Address": format!("{}/{}", ep.ip_address, ep.ip_prefix_len),
+                    "IPv6Address": "",
+                }),
+            );
+        }
+    }
+    let default = n.name == crate::networks::DEFAULT_NETWORK;
+    let mut options = serde_json::Map::new();
+    if default {
+        options.insert("com.docker.network.bridge.default_bridge".into(), json!("true"));
+    }
+    options.insert("com.docker.network.bridge.enable_icc".into(), json!("true"));
+    options.insert("com.docker.network.bridge.name".into(), json!(n.bridge));
+    options.insert("com.docker.network.driver.mtu".into(), json!(n.mtu.unwrap_or(1500).to_string()));
+    json!({
+        "Name": n.name,
+        "Id": n.id,
+        "Created": n.created,
+        "Scope": "local",
+        "Driver": n.driver,
+        "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Options": null, "Config": [{"Subnet": n.pool.subnet.to_string(), "Gateway": n.pool.gateway.to_string()}]},
+        "Internal": false,
+        "Attachable": false,
+        "Ingress": false,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": false,
+        "Containers": containers,
+        "Options": options,
+        "Labels": n.labels,
+    })
+}
+
+fn all_networks(e: &Engine) -> Vec<Value> {
+    let mut out: Vec<Value> = e.network_list().iter().map(|n| bridge_json(e, n)).collect();
+    out.extend(builtin_networks());
+    out
+}
+
 fn builtin_networks() -> Vec<Value> {
     [("host", "host"), ("none", "null")]
         .iter()
@@ -553,15 +603,15 @@ fn builtin_networks() -> Vec<Value> {
 }
 
 /// `GET /networks`.
-pub async fn network_list() -> Json<Value> {
-    Json(Value::Array(builtin_networks()))
+pub async fn network_list(State(e): State<Arc<Engine>>) -> Json<Value> {
+    Json(Value::Array(all_networks(&e)))
 }
 
 /// `GET /networks/{id}`.
-pub async fn network_inspect(Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    builtin_networks()
+pub async fn network_inspect(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    all_networks(&e)
         .into_iter()
-        .find(|n| n["Name"] == id.as_str())
+        .find(|n| n["Name"] == id.as_str() || n["Id"] == id.as_str())
         .map(Json)
         .ok_or_else(|| Error::NotFound(format!("network {id} not found")).into())
 }

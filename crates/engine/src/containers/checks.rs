@@ -213,19 +213,40 @@ pub(crate) fn create_warnings(hc: &mut HostConfig) -> Vec<String> {
     w
 }
 
-/// Endpoint settings and a MAC address need bridge networking, which Berth does not have yet:
-/// refused rather than dropped.
-pub(crate) fn check_networking(req: &CreateRequest) -> Result<()> {
-    if req
+/// The MAC address a container asks for (`--mac-address`: `Config.MacAddress`, or its
+/// endpoint's on API 1.44), checked.
+pub(crate) fn requested_mac(req: &CreateRequest) -> Result<Option<[u8; 6]>> {
+    let from_config = req
         .config
         .extra
         .get("MacAddress")
         .and_then(|v| v.as_str())
-        .is_some_and(|m| !m.is_empty())
-    {
-        return Err(Error::BadRequest(
-            "conflicting options: mac-address and the network mode (Berth has no bridge networking yet)".into(),
-        ));
+        .filter(|m| !m.is_empty());
+    let from_endpoint = req
+        .networking_config
+        .as_ref()
+        .and_then(|n| n.get("EndpointsConfig"))
+        .and_then(|e| e.as_object())
+        .and_then(|e| {
+            e.values()
+                .find_map(|ep| ep.get("MacAddress").and_then(|m| m.as_str()).filter(|m| !m.is_empty()))
+        });
+    let Some(m) = from_config.or(from_endpoint) else { return Ok(None) };
+    let bytes: Vec<u8> = m
+        .split(':')
+        .filter_map(|b| u8::from_str_radix(b, 16).ok().filter(|_| b.len() == 2))
+        .collect();
+    match <[u8; 6]>::try_from(bytes) {
+        Ok(mac) if m.split(':').count() == 6 && mac[0] & 1 == 0 => Ok(Some(mac)),
+        _ => Err(Error::BadRequest(format!("{m} is not a valid mac address"))),
+    }
+}
+
+/// Endpoint settings Berth does not apply yet are refused rather than dropped; a MAC address
+/// needs a network to be on.
+pub(crate) fn check_networking(req: &CreateRequest) -> Result<()> {
+    if requested_mac(req)?.is_some() && !req.host_config.network_mode.is_default_bridge() {
+        return Err(Error::BadRequest("conflicting options: mac-address and the network mode".into()));
     }
     if req.config.network_disabled == Some(true)
         && !(req.host_config.network_mode.is_default_bridge() || req.host_config.network_mode == NetworkMode::None)
@@ -245,7 +266,6 @@ pub(crate) fn check_networking(req: &CreateRequest) -> Result<()> {
             "Links",
             "IPAMConfig",
             "DriverOpts",
-            "MacAddress",
             "IPAddress",
             "NetworkID",
             "EndpointID",
@@ -257,9 +277,14 @@ pub(crate) fn check_networking(req: &CreateRequest) -> Result<()> {
                 Some(serde_json::Value::Object(o)) => o.values().any(|v| !v.is_null() && v != "" && v != &serde_json::json!([])),
                 Some(_) => true,
             };
+            if set && k == "IPAMConfig" && matches!(net.as_str(), "bridge" | "default") {
+                return Err(Error::BadRequest(
+                    "user specified IP address is supported on user defined networks only".into(),
+                ));
+            }
             if set {
                 return Err(Error::BadRequest(format!(
-                    "network {net}: endpoint setting {k} needs networks, which Berth does not have yet"
+                    "network {net}: endpoint setting {k} is not supported by Berth yet"
                 )));
             }
         }
@@ -284,9 +309,7 @@ pub(crate) fn check_unimplemented(hc: &HostConfig) -> Result<()> {
         .as_ref()
         .is_some_and(|p| p.as_object().is_some_and(|o| !o.is_empty()));
     if ports || set("PublishAllPorts") {
-        return Err(Error::BadRequest(
-            "publishing ports (-p/-P) needs bridge networking, which Berth does not have yet".into(),
-        ));
+        return Err(Error::BadRequest("publishing ports (-p/-P) is not supported by Berth yet".into()));
     }
     for k in [
         "Links",

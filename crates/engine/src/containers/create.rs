@@ -78,6 +78,17 @@ impl Engine {
     pub async fn create(self: &Arc<Self>, name: Option<&str>, mut req: CreateRequest) -> Result<(String, Vec<String>)> {
         check_supported(&req.host_config)?;
         check_networking(&req)?;
+        // Kept in Config.MacAddress, where 1.43's inspect shows it, whichever way it came.
+        if let Some(mac) = super::checks::requested_mac(&req)? {
+            if self.cfg.bridge.is_none() {
+                return Err(Error::BadRequest(
+                    "conflicting options: mac-address and the network mode (this daemon has no default bridge: --bridge none)".into(),
+                ));
+            }
+            req.config
+                .extra
+                .insert("MacAddress".into(), serde_json::Value::String(net::link::mac_string(&mac)));
+        }
         let warnings = create_warnings(&mut req.host_config);
         let rt = self.runtime_name(req.host_config.extra.get("Runtime").and_then(|v| v.as_str()).unwrap_or(""))?;
         self.runtime_binary(&rt)?;
@@ -144,6 +155,7 @@ impl Engine {
             manually_stopped: false,
             anon_volumes: vec![],
             inherited_mounts,
+            endpoints: Default::default(),
         };
         let dir = self.container_dir(&id);
         for d in ["diff", "work", "rootfs"] {

@@ -56,9 +56,21 @@ impl Engine {
     }
 
     pub(crate) async fn start_locked(self: &Arc<Self>, entry: &Arc<Entry>, c: &mut Container) -> Result<()> {
-        let t0 = std::time::Instant::now();
         let runtime = self.container_runtime(c)?;
         self.mount_rootfs(c)?;
+        if self.on_default_bridge(c) {
+            self.connect_default(c)?;
+        }
+        let started = self.start_connected(entry, c, runtime).await;
+        if started.is_err() {
+            self.disconnect_all(c);
+        }
+        started
+    }
+
+    /// The rest of a start, once the container's rootfs and networks are there.
+    async fn start_connected(self: &Arc<Self>, entry: &Arc<Entry>, c: &mut Container, runtime: Option<std::path::PathBuf>) -> Result<()> {
+        let t0 = std::time::Instant::now();
         let t_mount = t0.elapsed();
         let spec = self.build_run_spec(c)?;
         make_workdir(&self.rootfs(&c.id), &spec.cwd)?;
@@ -110,6 +122,7 @@ impl Engine {
         {
             let mut r = entry.rec.lock().unwrap();
             r.anon_volumes = c.anon_volumes.clone();
+            r.endpoints = c.endpoints.clone();
             r.state.status = "running".into();
             r.state.running = true;
             r.state.paused = false;

@@ -38,15 +38,20 @@ pub(crate) fn console_size(hc: &HostConfig) -> Option<(u16, u16)> {
     Some((a.first()?.as_u64()? as u16, a.get(1)?.as_u64()? as u16)).filter(|(h, w)| *h > 0 && *w > 0)
 }
 
-/// `name:ip` (Docker's `--add-host`); `host-gateway` needs bridge networking.
+/// `name:ip` (Docker's `--add-host`); `ip` may be `host-gateway`, the host's address on the
+/// default bridge, put in when the container starts.
+/// `--add-host NAME:host-gateway`'s special address.
+pub(crate) const HOST_GATEWAY: &str = "host-gateway";
+
 pub(crate) fn parse_extra_host(h: &str) -> Result<(String, String)> {
     let (name, ip) = h
         .split_once(':')
         .ok_or_else(|| Error::BadRequest(format!("invalid extra host {h:?}: expected name:ip")))?;
-    if ip == "host-gateway" {
-        return Err(Error::BadRequest(format!(
-            "extra host {h:?}: host-gateway needs bridge networking, which Berth does not have yet"
-        )));
+    if ip == HOST_GATEWAY {
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(Error::BadRequest(format!("invalid extra host {h:?}: expected name:ip")));
+        }
+        return Ok((name.to_string(), ip.to_string()));
     }
     if ip.parse::<std::net::IpAddr>().is_err() || name.is_empty() || name.contains(char::is_whitespace) {
         return Err(Error::BadRequest(format!("invalid extra host {h:?}: expected name:ip")));
@@ -210,6 +215,7 @@ impl Engine {
             .any(|o| o == "no-new-privileges" || o.ends_with(":true") || o.ends_with("=true"));
         let net = match hc.network_mode {
             crate::types::NetworkMode::Host => NetMode::Host,
+            _ if !c.endpoints.is_empty() => NetMode::Path(self.netns_path(&c.id)),
             _ => NetMode::Private,
         };
         let device_rules = hc
@@ -302,10 +308,29 @@ impl Engine {
         let mut hosts = if hc.network_mode == crate::types::NetworkMode::Host {
             std::fs::read_to_string("/etc/hosts").unwrap_or_default()
         } else {
-            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{}\n", c.config.hostname)
+            // The container's own name resolves to its address on its network, as in Docker.
+            let own = c
+                .endpoints
+                .values()
+                .next()
+                .map_or("127.0.1.1".to_string(), |ep| ep.ip_address.to_string());
+            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{own}\t{}\n", c.config.hostname)
         };
         for h in hc.extra_hosts.iter().flatten() {
-            let (name, ip) = parse_extra_host(h)?;
+            let (name, mut ip) = parse_extra_host(h)?;
+            if ip == HOST_GATEWAY {
+                // Docker's default host-gateway-ip: the host's address on the default bridge.
+                ip = self
+                    .networks
+                    .find(crate::networks::DEFAULT_NETWORK)
+                    .filter(|_| self.cfg.bridge.is_some())
+                    .map(|n| n.pool.gateway.to_string())
+                    .ok_or_else(|| {
+                        Error::BadRequest(format!(
+                            "extra host {h:?}: host-gateway is the default bridge's address, and this daemon has none (--bridge none)"
+                        ))
+                    })?;
+            }
             hosts.push_str(&format!("{ip}\t{name}\n"));
         }
         std::fs::write(dir.join("hosts"), hosts).map_err(internal)?;

@@ -1,0 +1,170 @@
+//! Networking through the real docker CLI (issue 11): the default bridge. Each daemon has a
+//! bridge of its own (a unique name and subnet); traffic goes only between containers on it.
+
+mod common;
+
+use std::process::Command;
+
+use common::Daemon;
+
+fn host_links() -> String {
+    String::from_utf8_lossy(&Command::new("ip").args(["-o", "link", "show"]).output().unwrap().stdout).into_owned()
+}
+
+fn veths_on(bridge: &str) -> usize {
+    host_links().lines().filter(|l| l.contains(&format!("master {bridge} "))).count()
+}
+
+fn ip(d: &Daemon, n: &str) -> String {
+    d.docker_ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", n])
+        .trim()
+        .to_string()
+}
+
+fn ping(d: &Daemon, from: &str, to: &str) -> bool {
+    d.docker(&["exec", from, "ping", "-c", "1", "-W", "2", to]).status.success()
+}
+
+#[test]
+fn containers_on_the_default_bridge_reach_each_other_and_leave_nothing() {
+    let mut d = Daemon::start_bridged(&[]);
+    d.busybox("bb");
+    let bridge = d.bridge.clone().unwrap();
+    let net = d.docker_ok(&[
+        "network",
+        "inspect",
+        "bridge",
+        "-f",
+        "{{(index .IPAM.Config 0).Subnet}} {{(index .IPAM.Config 0).Gateway}} {{index .Options \"com.docker.network.bridge.name\"}}",
+    ]);
+    let mut f = net.split_whitespace();
+    let (subnet, gateway) = (f.next().unwrap().to_string(), f.next().unwrap().to_string());
+    assert_eq!(f.next(), Some(bridge.as_str()), "{net}");
+    let prefix = subnet.rsplit_once('.').unwrap().0.to_string();
+    for n in ["a", "b"] {
+        d.docker_ok(&["run", "-d", "--name", n, "bb", "sleep", "1000"]);
+    }
+    let (ia, ib) = (ip(&d, "a"), ip(&d, "b"));
+    assert!(
+        ia.starts_with(&prefix) && ib.starts_with(&prefix) && ia != ib,
+        "{ia} {ib} in {subnet}"
+    );
+    // Docker's fields: the per-network entry, the gateway, the 02:42 MAC, the sandbox.
+    let fields = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.bridge.IPAddress}} {{.NetworkSettings.Gateway}} {{.NetworkSettings.MacAddress}} {{.NetworkSettings.IPPrefixLen}}",
+        "a",
+    ]);
+    assert_eq!(
+        fields.split_whitespace().collect::<Vec<_>>()[..2],
+        [ia.as_str(), gateway.as_str()],
+        "{fields}"
+    );
+    assert!(fields.contains(" 02:42:"), "{fields}");
+    assert!(fields.trim().ends_with(" 24"), "{fields}");
+    // Each reaches the other, and the gateway; inside, eth0 and the default route are Docker's.
+    assert!(ping(&d, "a", &ib));
+    assert!(ping(&d, "b", &ia));
+    assert!(ping(&d, "a", &gateway));
+    let route = d.docker_ok(&["exec", "a", "ip", "route"]);
+    assert!(route.contains(&format!("default via {gateway} dev eth0")), "{route}");
+    // The container's own name resolves to its address.
+    let hosts = d.docker_ok(&["exec", "a", "cat", "/etc/hosts"]);
+    let id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "a"]);
+    assert!(hosts.contains(&format!("{ia}\t{}", &id.trim()[..12])), "{hosts}");
+    // network inspect lists both, one veth each is on the bridge.
+    let members = d.docker_ok(&[
+        "network",
+        "inspect",
+        "bridge",
+        "-f",
+        "{{range .Containers}}{{.Name}}={{.IPv4Address}} {{end}}",
+    ]);
+    assert!(
+        members.contains(&format!("a={ia}/24")) && members.contains(&format!("b={ib}/24")),
+        "{members}"
+    );
+    assert_eq!(veths_on(&bridge), 2, "{}", host_links());
+    // A stopped container leaves the bridge (its address is free again, its veth gone) and keeps
+    // its network, with no address, in inspect.
+    d.docker_ok(&["stop", "-t", "0", "b"]);
+    assert_eq!(veths_on(&bridge), 1);
+    assert_eq!(
+        d.docker_ok(&[
+            "inspect",
+            "-f",
+            "[{{.NetworkSettings.IPAddress}}] {{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}",
+            "b"
+        ])
+        .trim(),
+        "[] bridge"
+    );
+    d.docker_ok(&["start", "b"]);
+    assert!(ping(&d, "a", &ip(&d, "b")));
+    // A daemon killed with -9 finds its network as it was; running containers keep theirs.
+    d.crash_and_restart();
+    assert!(ping(&d, "a", &ip(&d, "b")));
+    let c = d.docker_ok(&["run", "--rm", "bb", "ip", "-4", "-o", "addr", "show", "eth0"]);
+    assert!(c.contains(&prefix), "{c}");
+    assert!(
+        ![ia.as_str(), ip(&d, "b").as_str()]
+            .iter()
+            .any(|x| c.contains(&format!("inet {x}/"))),
+        "an address was handed out twice: {c}"
+    );
+    // --mac-address is the container's MAC; host-gateway is the bridge's address; --ip is for
+    // user-defined networks only, as in Docker.
+    // (The docker CLI sends a MAC per network, API 1.44; 1.43's Config.MacAddress goes direct.)
+    let (code, _, body) = d.http(
+        "POST",
+        "/v1.43/containers/create?name=mac",
+        Some(r#"{"Image": "bb", "Cmd": ["sleep", "1000"], "MacAddress": "02:42:aa:bb:cc:dd"}"#),
+    );
+    assert_eq!(code, 201, "{body}");
+    d.docker_ok(&["start", "mac"]);
+    let link = d.docker_ok(&["exec", "mac", "ip", "-o", "link", "show", "eth0"]);
+    assert!(link.contains("02:42:aa:bb:cc:dd"), "{link}");
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.NetworkSettings.MacAddress}}", "mac"]).trim(),
+        "02:42:aa:bb:cc:dd"
+    );
+    d.docker_ok(&["rm", "-f", "mac"]);
+    let (code, _, body) = d.http("POST", "/v1.43/containers/create", Some(r#"{"Image": "bb", "MacAddress": "zz"}"#));
+    assert!(code == 400 && body.contains("zz is not a valid mac address"), "{code} {body}");
+    let hosts = d.docker_ok(&["run", "--rm", "--add-host", "hostside:host-gateway", "bb", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("{gateway}\thostside")), "{hosts}");
+    let o = d.docker(&["run", "--rm", "--ip", &format!("{prefix}.99"), "bb", "true"]);
+    assert!(
+        common::errtext(&o).contains("user specified IP address is supported on user defined networks only"),
+        "{}",
+        common::errtext(&o)
+    );
+    // --network none and host are untouched by the bridge.
+    let none = d.docker_ok(&["run", "--rm", "--network", "none", "bb", "ip", "-o", "link"]);
+    assert!(!none.contains("eth0"), "{none}");
+    // Removal leaves no veth, no namespace, no lease.
+    d.docker_ok(&["rm", "-f", "a", "b"]);
+    assert_eq!(veths_on(&bridge), 0, "{}", host_links());
+    assert_eq!(std::fs::read_dir(d.run.join("netns")).unwrap().count(), 0);
+    let net = std::fs::read_dir(d.root.join("networks")).unwrap().next().unwrap().unwrap().path();
+    let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(net).unwrap()).unwrap();
+    assert_eq!(rec["leases"]["by_addr"], serde_json::json!({}), "{rec}");
+}
+
+#[test]
+fn bridge_flags_are_checked() {
+    for (args, want) in [
+        (&["--bridge", "much-too-long-name"][..], "is not an interface name"),
+        (&["--bip", "10.1.0.0/24"][..], "needs a host address"),
+        (&["--bip", "nope"][..], "is not an IPv4 address"),
+    ] {
+        let o = Command::new(common::BERTH).arg("daemon").args(args).output().unwrap();
+        assert!(!o.status.success());
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(want),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
