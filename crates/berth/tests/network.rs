@@ -168,3 +168,80 @@ fn bridge_flags_are_checked() {
         );
     }
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn curl(url: &str) -> Option<String> {
+    let o = Command::new("curl").args(["-sf", "--max-time", "5", url]).output().ok()?;
+    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+#[test]
+fn published_ports_serve_the_host_and_go_with_the_container() {
+    let d = Daemon::start_bridged(&[]);
+    d.busybox("bb");
+    let port = free_port();
+    let spec = format!("127.0.0.1:{port}:80");
+    d.docker_ok(&[
+        "run", "-d", "--name", "web", "-p", &spec, "bb", "httpd", "-f", "-p", "80", "-h", "/etc",
+    ]);
+    let id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "web"]);
+    let url = format!("http://127.0.0.1:{port}/hostname");
+    let mut got = None;
+    for _ in 0..50 {
+        got = curl(&url);
+        if got.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        got.as_deref().map(str::trim),
+        Some(&id.trim()[..12]),
+        "the container's httpd through the published port"
+    );
+    assert_eq!(d.docker_ok(&["port", "web", "80"]).trim(), format!("127.0.0.1:{port}"));
+    let ps = d.docker_ok(&["ps", "--format", "{{.Ports}}", "--filter", "name=web"]);
+    assert_eq!(ps.trim(), format!("127.0.0.1:{port}->80/tcp"));
+    // A port already in use is Docker's error at start, and the failed container leaves no veth.
+    let bridge = d.bridge.clone().unwrap();
+    let o = d.docker(&["run", "-d", "--name", "clash", "-p", &spec, "bb", "httpd", "-f", "-p", "80"]);
+    assert!(common::errtext(&o).contains("port is already allocated"), "{}", common::errtext(&o));
+    assert_eq!(veths_on(&bridge), 1, "{}", host_links());
+    // -P publishes the exposed ports on free ones.
+    d.docker_ok(&[
+        "run", "-d", "--name", "any", "--expose", "81", "-P", "bb", "httpd", "-f", "-p", "81", "-h", "/etc",
+    ]);
+    let any = d.docker_ok(&["port", "any", "81"]);
+    let p: u16 = any.lines().next().unwrap().rsplit(':').next().unwrap().trim().parse().unwrap();
+    let mut ok = false;
+    for _ in 0..50 {
+        ok = curl(&format!("http://127.0.0.1:{p}/hostname")).is_some();
+        if ok {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(ok, "-P port {p}");
+    // Stopped, the port is free again; removed, nothing is left.
+    d.docker_ok(&["stop", "-t", "0", "web"]);
+    assert!(curl(&url).is_none());
+    std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port is free once the container stopped");
+    d.docker_ok(&["rm", "-f", "web", "any", "clash"]);
+    assert_eq!(veths_on(&bridge), 0, "{}", host_links());
+    // UDP and a network with nothing to publish on are refused out loud.
+    let o = d.docker(&["create", "-p", "53/udp", "bb", "true"]);
+    assert!(
+        common::errtext(&o).contains("publishing 53/udp is not supported by Berth yet"),
+        "{}",
+        common::errtext(&o)
+    );
+    let o = d.docker(&["create", "--network", "none", "-p", "80", "bb", "true"]);
+    assert!(
+        common::errtext(&o).contains("publishing ports needs a network"),
+        "{}",
+        common::errtext(&o)
+    );
+}

@@ -140,6 +140,8 @@ pub struct Engine {
     pub(crate) launcher: Arc<runtime::client::Launcher>,
     pub(crate) containers: Mutex<BTreeMap<String, Arc<Entry>>>,
     pub(crate) execs: Mutex<HashMap<String, Arc<ExecEntry>>>,
+    /// The listeners of published ports, by container.
+    pub(crate) proxies: Mutex<HashMap<String, Vec<tokio::task::AbortHandle>>>,
 }
 
 /// A 64-hex-digit ID (containers, execs), from the kernel's random generator.
@@ -175,6 +177,7 @@ impl Engine {
             registry,
             containers: Mutex::new(BTreeMap::new()),
             execs: Mutex::new(HashMap::new()),
+            proxies: Mutex::new(HashMap::new()),
         });
         engine.restore().await?;
         engine.open_default_bridge()?;
@@ -347,6 +350,9 @@ impl Engine {
                 let shim = self.shim(&id);
                 if shim.alive().await {
                     tracing::info!(container = %id, "re-adopted running container");
+                    if let Err(e) = self.republish(&entry.snapshot()) {
+                        tracing::warn!(container = %id, error = %e, "could not publish its ports again");
+                    }
                     self.spawn_health_monitor(&entry, true);
                     self.clone().spawn_monitor(entry, None);
                 } else {

@@ -33,6 +33,7 @@ pub mod fsops;
 pub mod health;
 pub mod images;
 pub mod networks;
+pub mod ports;
 pub mod private;
 pub mod prune;
 pub mod streams;

@@ -305,6 +305,7 @@ impl crate::Engine {
     /// Take a container off its networks (at exit, a failed start, removal): its veths, its
     /// leases and its namespace go.
     pub(crate) fn disconnect_all(&self, c: &mut Container) {
+        self.unpublish(c);
         for (name, ep) in std::mem::take(&mut c.endpoints) {
             if let Err(e) = net::link::remove(&ep.host_if) {
                 tracing::warn!(network = %name, interface = %ep.host_if, error = %e, "removing a veth");

@@ -230,7 +230,7 @@ pub struct MountPoint {
 pub struct HostConfig {
     pub binds: Option<Vec<String>>,
     pub network_mode: NetworkMode,
-    pub port_bindings: Option<Value>,
+    pub port_bindings: Option<crate::ports::PortMap>,
     pub restart_policy: RestartPolicy,
     pub auto_remove: bool,
     pub mounts: Option<Vec<MountPoint>>,
@@ -369,6 +369,9 @@ pub struct Container {
     /// The networks the container is on while it runs, by network name.
     #[serde(default)]
     pub endpoints: BTreeMap<String, crate::networks::Endpoint>,
+    /// The ports published while it runs, with the host ports they got.
+    #[serde(default)]
+    pub published: BTreeMap<String, Vec<crate::ports::PortBinding>>,
 }
 
 pub fn now() -> String {

@@ -5,6 +5,7 @@
 pub mod ipam;
 pub mod link;
 pub mod netns;
+pub mod proxy;
 
 /// Errors of host networking; each names the operation and what it acted on.
 #[derive(Debug, thiserror::Error)]

@@ -209,7 +209,7 @@ fn network_settings(e: &Engine, c: &Container) -> Value {
     }
     let legacy = c.endpoints.get(crate::networks::DEFAULT_NETWORK);
     json!({
-        "Bridge": "", "SandboxID": "", "HairpinMode": false, "Ports": {},
+        "Bridge": "", "SandboxID": "", "HairpinMode": false, "Ports": crate::ports::settings_ports(c),
         "SandboxKey": if c.endpoints.is_empty() { String::new() } else { e.netns_path(&c.id).display().to_string() },
         "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
         "EndpointID": legacy.map_or(String::new(), |x| x.endpoint_id.clone()),
@@ -237,7 +237,7 @@ pub(crate) fn summary_json(e: &Engine, c: &Container) -> Value {
         "ImageID": c.image,
         "Command": cmd,
         "Created": created,
-        "Ports": [],
+        "Ports": crate::ports::summary_ports(c),
         "Labels": c.config.labels,
         "State": c.state.status,
         "Status": status_string(c),
@@ -324,8 +324,10 @@ pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRes
                         },
                         // No swarm: no container is a task.
                         "is-task" => v == "false",
-                        // No port is published (no bridge networking yet).
-                        "publish" => false,
+                        "publish" => {
+                            let want = if v.contains('/') { v.clone() } else { format!("{v}/tcp") };
+                            c.published.contains_key(&want)
+                        }
                         "expose" => {
                             let want = if v.contains('/') { v.clone() } else { format!("{v}/tcp") };
                             c.config.exposed_ports.as_ref().is_some_and(|p| p.contains_key(&want))

@@ -304,13 +304,6 @@ pub(crate) fn check_unimplemented(hc: &HostConfig) -> Result<()> {
             Some(serde_json::Value::Object(o)) => !o.is_empty(),
         }
     };
-    let ports = hc
-        .port_bindings
-        .as_ref()
-        .is_some_and(|p| p.as_object().is_some_and(|o| !o.is_empty()));
-    if ports || set("PublishAllPorts") {
-        return Err(Error::BadRequest("publishing ports (-p/-P) is not supported by Berth yet".into()));
-    }
     for k in [
         "Links",
         "Sysctls",

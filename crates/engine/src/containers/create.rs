@@ -89,7 +89,7 @@ impl Engine {
                 .extra
                 .insert("MacAddress".into(), serde_json::Value::String(net::link::mac_string(&mac)));
         }
-        let warnings = create_warnings(&mut req.host_config);
+        let mut warnings = create_warnings(&mut req.host_config);
         let rt = self.runtime_name(req.host_config.extra.get("Runtime").and_then(|v| v.as_str()).unwrap_or(""))?;
         self.runtime_binary(&rt)?;
         req.host_config.extra.insert("Runtime".into(), serde_json::Value::String(rt));
@@ -156,7 +156,9 @@ impl Engine {
             anon_volumes: vec![],
             inherited_mounts,
             endpoints: Default::default(),
+            published: Default::default(),
         };
+        warnings.extend(crate::ports::check(&c, self.cfg.bridge.is_some())?);
         let dir = self.container_dir(&id);
         for d in ["diff", "work", "rootfs"] {
             std::fs::create_dir_all(dir.join(d)).map_err(internal)?;

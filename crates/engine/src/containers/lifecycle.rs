@@ -61,7 +61,10 @@ impl Engine {
         if self.on_default_bridge(c) {
             self.connect_default(c)?;
         }
-        let started = self.start_connected(entry, c, runtime).await;
+        let started = match self.publish(c) {
+            Ok(()) => self.start_connected(entry, c, runtime).await,
+            Err(e) => Err(e),
+        };
         if started.is_err() {
             self.disconnect_all(c);
         }
@@ -123,6 +126,7 @@ impl Engine {
             let mut r = entry.rec.lock().unwrap();
             r.anon_volumes = c.anon_volumes.clone();
             r.endpoints = c.endpoints.clone();
+            r.published = c.published.clone();
             r.state.status = "running".into();
             r.state.running = true;
             r.state.paused = false;
