@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for p in build-essential pkg-config libseccomp-dev busybox-static tini; do
+for p in build-essential pkg-config libseccomp-dev busybox-static tini iproute2 nftables; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

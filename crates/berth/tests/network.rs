@@ -245,3 +245,71 @@ fn published_ports_serve_the_host_and_go_with_the_container() {
         common::errtext(&o)
     );
 }
+
+/// Two network namespaces the test makes, joined by a veth pair: `host` (where a daemon runs,
+/// 198.51.100.1/30) and `outside` (198.51.100.2/30, with no route to any container subnet).
+/// Deleted, with everything in them, when dropped.
+struct TwoNamespaces {
+    host: String,
+    outside: String,
+}
+
+impl TwoNamespaces {
+    fn new() -> TwoNamespaces {
+        let tag = format!("{:x}", std::process::id());
+        let t = TwoNamespaces {
+            host: format!("bh{tag}"),
+            outside: format!("bx{tag}"),
+        };
+        let ip = |args: &[&str]| {
+            let o = Command::new("ip").args(args).output().unwrap();
+            assert!(o.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        };
+        ip(&["netns", "add", &t.host]);
+        ip(&["netns", "add", &t.outside]);
+        let (ha, xa) = (format!("ha{tag}"), format!("xa{tag}"));
+        ip(&[
+            "link", "add", &ha, "netns", &t.host, "type", "veth", "peer", "name", &xa, "netns", &t.outside,
+        ]);
+        ip(&["-n", &t.host, "addr", "add", "198.51.100.1/30", "dev", &ha]);
+        ip(&["-n", &t.outside, "addr", "add", "198.51.100.2/30", "dev", &xa]);
+        for (ns, dev) in [(&t.host, &ha), (&t.outside, &xa)] {
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        t
+    }
+
+    fn host_path(&self) -> std::path::PathBuf {
+        std::path::Path::new("/run/netns").join(&self.host)
+    }
+}
+
+impl Drop for TwoNamespaces {
+    fn drop(&mut self) {
+        for ns in [&self.host, &self.outside] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+#[test]
+fn containers_reach_outside_through_the_hosts_address() {
+    let nets = TwoNamespaces::new();
+    let d = Daemon::start_in_netns(&nets.host_path(), &[]);
+    d.busybox("bb");
+    // `outside` has no route back to the container's subnet: the reply comes only because the
+    // container's traffic left with the host's address (masquerade) after being forwarded.
+    let o = d.docker(&["run", "--rm", "bb", "ping", "-c", "1", "-W", "3", "198.51.100.2"]);
+    assert!(o.status.success(), "{}\n{}", common::text(&o), common::errtext(&o));
+    let set = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["netns", "exec", &nets.host, "nft", "list", "table", "ip", "berth-btn0"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert!(set.contains("ip saddr 10.123.0.0/24 oifname != \"btn0\" masquerade"), "{set}");
+    drop(d);
+}

@@ -204,6 +204,16 @@ impl crate::Engine {
         };
         let gw = ipnet::Ipv4Net::new(net.pool.gateway, net.pool.subnet.prefix_len()).expect("valid prefix");
         net::link::ensure_bridge(&net.bridge, gw, net.mtu).map_err(|e| Error::Internal(format!("the default bridge: {e}")))?;
+        // Outbound traffic leaves with the host's address, as Docker's default bridge does.
+        net::rules::enable_forwarding()
+            .and_then(|_| {
+                net::rules::apply(&net::rules::BridgeRules {
+                    bridge: net.bridge.clone(),
+                    subnet: net.pool.subnet,
+                    masquerade: true,
+                })
+            })
+            .map_err(|e| Error::Internal(format!("the default bridge's packet rules: {e}")))?;
         Ok(())
     }
 

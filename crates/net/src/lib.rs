@@ -6,6 +6,7 @@ pub mod ipam;
 pub mod link;
 pub mod netns;
 pub mod proxy;
+pub mod rules;
 
 /// Errors of host networking; each names the operation and what it acted on.
 #[derive(Debug, thiserror::Error)]

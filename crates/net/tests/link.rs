@@ -126,3 +126,28 @@ fn a_failed_attach_leaves_no_interface() {
         netns::remove(&ns).unwrap();
     });
 }
+
+fn nft_list() -> String {
+    String::from_utf8_lossy(&Command::new("nft").args(["list", "ruleset"]).output().unwrap().stdout).into_owned()
+}
+
+#[test]
+fn rules_are_one_table_replaced_and_removed_whole() {
+    in_fresh_netns(|| {
+        let r = net::rules::BridgeRules {
+            bridge: "br-test".into(),
+            subnet: "10.97.0.0/24".parse().unwrap(),
+            masquerade: true,
+        };
+        net::rules::apply(&r).unwrap();
+        net::rules::apply(&r).unwrap();
+        let set = nft_list();
+        assert_eq!(set.matches("table ip berth-br-test").count(), 1, "{set}");
+        assert!(set.contains("ip saddr 10.97.0.0/24 oifname != \"br-test\" masquerade"), "{set}");
+        net::rules::apply(&net::rules::BridgeRules { masquerade: false, ..r }).unwrap();
+        assert!(!nft_list().contains("masquerade"));
+        net::rules::remove("br-test").unwrap();
+        net::rules::remove("br-test").unwrap();
+        assert!(!nft_list().contains("berth-br-test"));
+    });
+}

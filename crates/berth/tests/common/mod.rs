@@ -21,6 +21,8 @@ pub struct Daemon {
     extra: Vec<String>,
     /// The daemon's own bridge, removed with it.
     pub bridge: Option<String>,
+    /// A command the daemon runs under (`nsenter --net=…`), if any.
+    wrap: Vec<String>,
 }
 
 /// Stop a server process: SIGTERM, then SIGKILL if it has not exited within 5 s.
@@ -269,6 +271,28 @@ impl Daemon {
         d
     }
 
+    /// A bridged daemon whose host is the network namespace bound at `netns` (made by the test):
+    /// its bridge, rules and forwarding live there, never in the machine's own namespace.
+    pub fn start_in_netns(netns: &Path, extra: &[&str]) -> Daemon {
+        let dir = tempfile::Builder::new().prefix("bt").tempdir_in("/tmp").unwrap().keep();
+        let mut d = Daemon {
+            root: dir.join("root"),
+            run: dir.join("run"),
+            sock: dir.join("run").join("berth.sock"),
+            dir,
+            child: None,
+            extra: ["--bridge", "btn0", "--bip", "10.123.0.1/24"]
+                .iter()
+                .chain(extra)
+                .map(|s| s.to_string())
+                .collect(),
+            bridge: None,
+            wrap: vec!["nsenter".into(), format!("--net={}", netns.display())],
+        };
+        d.spawn();
+        d
+    }
+
     /// A daemon with extra flags (e.g. `--registry 127.0.0.1:PORT`); without `--bridge`, one
     /// with `--bridge none`, so that tests side by side never share a host interface.
     pub fn start_with(extra: &[&str]) -> Daemon {
@@ -285,6 +309,7 @@ impl Daemon {
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             bridge: None,
+            wrap: Vec::new(),
         };
         if !extra.iter().any(|a| *a == "--bridge" || *a == "-b") {
             d.extra.extend(["--bridge".to_string(), "none".to_string()]);
@@ -299,7 +324,15 @@ impl Daemon {
             .append(true)
             .open(self.dir.join("daemon.log"))
             .unwrap();
-        let child = Command::new(BERTH)
+        let mut cmd = match self.wrap.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(BERTH);
+                c
+            }
+            None => Command::new(BERTH),
+        };
+        let child = cmd
             .args(["daemon", "--root"])
             .arg(&self.root)
             .arg("--exec-root")
@@ -480,6 +513,7 @@ impl Drop for Daemon {
         // 6. The daemon's own bridge.
         if let Some(b) = &self.bridge {
             let _ = Command::new("ip").args(["link", "del", b]).output();
+            let _ = Command::new("nft").args(["delete", "table", "ip", &format!("berth-{b}")]).output();
         }
         // 7. Files.
         let _ = std::fs::remove_dir_all(&self.dir);

@@ -550,6 +550,7 @@ fn bridge_json(e: &Engine, n: &crate::networks::Network) -> Value {
         options.insert("com.docker.network.bridge.default_bridge".into(), json!("true"));
     }
     options.insert("com.docker.network.bridge.enable_icc".into(), json!("true"));
+    options.insert("com.docker.network.bridge.enable_ip_masquerade".into(), json!("true"));
     options.insert("com.docker.network.bridge.name".into(), json!(n.bridge));
     options.insert("com.docker.network.driver.mtu".into(), json!(n.mtu.unwrap_or(1500).to_string()));
     json!({

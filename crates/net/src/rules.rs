@@ -1,0 +1,128 @@
+//! Packet rules through nftables: each bridge network's rules are one table of Berth's own
+//! (`ip berth-<bridge>`), written whole as one atomic `nft` batch on every change, so a
+//! restarted daemon's rules are exactly what its store says, and nothing of another's is
+//! touched.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use ipnet::Ipv4Net;
+
+use crate::{Error, Result};
+
+/// What one bridge network needs from the packet filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeRules {
+    pub bridge: String,
+    pub subnet: Ipv4Net,
+    /// Rewrite the source of traffic leaving the host (Docker's `enable_ip_masquerade`).
+    pub masquerade: bool,
+}
+
+/// The table a bridge's rules live in.
+pub fn table_name(bridge: &str) -> String {
+    format!("berth-{bridge}")
+}
+
+/// The batch that replaces a bridge's table: declared (so the delete cannot fail), deleted,
+/// written anew — one transaction.
+pub fn render(r: &BridgeRules) -> String {
+    let t = table_name(&r.bridge);
+    let b = &r.bridge;
+    let mut s = format!("table ip {t} {{}}\ndelete table ip {t}\ntable ip {t} {{\n");
+    s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
+    s.push_str(&format!("    iifname \"{b}\" accept\n"));
+    s.push_str(&format!("    oifname \"{b}\" ct state established,related accept\n"));
+    s.push_str("  }\n");
+    if r.masquerade {
+        s.push_str("  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n");
+        s.push_str(&format!("    ip saddr {} oifname != \"{b}\" masquerade\n", r.subnet));
+        s.push_str("  }\n");
+    }
+    s.push_str("}\n");
+    s
+}
+
+fn nft(batch: &str) -> Result<()> {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Io {
+            op: "run",
+            target: "nft (install the nftables package)".into(),
+            source: e,
+        })?;
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(batch.as_bytes())
+        .map_err(|e| Error::Io {
+            op: "write to",
+            target: "nft".into(),
+            source: e,
+        })?;
+    let out = child.wait_with_output().map_err(|e| Error::Io {
+        op: "wait for",
+        target: "nft".into(),
+        source: e,
+    })?;
+    if !out.status.success() {
+        return Err(Error::Other(format!(
+            "nft refused the rules: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Write a bridge's rules (replacing whatever its table held).
+pub fn apply(r: &BridgeRules) -> Result<()> {
+    nft(&render(r))
+}
+
+/// Remove a bridge's table; a missing one is not an error.
+pub fn remove(bridge: &str) -> Result<()> {
+    let t = table_name(bridge);
+    nft(&format!("table ip {t} {{}}\ndelete table ip {t}\n"))
+}
+
+/// Let the host forward IPv4 between its interfaces, as Docker does for its bridges (in the
+/// caller's network namespace).
+pub fn enable_forwarding() -> Result<()> {
+    let p = "/proc/sys/net/ipv4/ip_forward";
+    if std::fs::read_to_string(p).is_ok_and(|v| v.trim() == "1") {
+        return Ok(());
+    }
+    std::fs::write(p, "1").map_err(|e| Error::Io {
+        op: "enable",
+        target: p.into(),
+        source: e,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_table_replaced_whole() {
+        let r = BridgeRules {
+            bridge: "berth0".into(),
+            subnet: "172.17.0.0/16".parse().unwrap(),
+            masquerade: true,
+        };
+        let s = render(&r);
+        assert!(
+            s.starts_with("table ip berth-berth0 {}\ndelete table ip berth-berth0\ntable ip berth-berth0 {"),
+            "{s}"
+        );
+        assert!(s.contains("ip saddr 172.17.0.0/16 oifname != \"berth0\" masquerade"), "{s}");
+        assert!(s.contains("iifname \"berth0\" accept"), "{s}");
+        let quiet = render(&BridgeRules { masquerade: false, ..r });
+        assert!(!quiet.contains("masquerade") && !quiet.contains("postrouting"), "{quiet}");
+    }
+}
