@@ -313,3 +313,153 @@ fn containers_reach_outside_through_the_hosts_address() {
     assert!(set.contains("ip saddr 10.123.0.0/24 oifname != \"btn0\" masquerade"), "{set}");
     drop(d);
 }
+
+/// A /24 in 10.216.0.0/13 no host route uses, for a test's own network.
+fn free_subnet() -> String {
+    let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    loop {
+        let r = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u32(std::process::id());
+            h.finish() as u32
+        };
+        let (b, c) = (216 + (r % 8) as u8, ((r >> 8) % 256) as u8);
+        if !routes.contains(&format!("00{c:02X}{b:02X}0A")) {
+            return format!("10.{b}.{c}");
+        }
+    }
+}
+
+#[test]
+fn user_defined_networks_as_docker_has_them() {
+    let d = Daemon::start_bridged(&[]);
+    d.busybox("bb");
+    let net = free_subnet();
+    let tag = format!("{:x}", std::process::id() & 0xffff);
+    let (b1, b2) = (format!("bu1{tag}"), format!("bu2{tag}"));
+    let subnet = format!("{net}.0/24");
+    let gateway = format!("{net}.254");
+    d.docker_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &subnet,
+        "--gateway",
+        &gateway,
+        "--ip-range",
+        &format!("{net}.128/25"),
+        "--aux-address",
+        &format!("h={net}.200"),
+        "--label",
+        "team=ds",
+        "-o",
+        &format!("com.docker.network.bridge.name={b1}"),
+        "front",
+    ]);
+    let other = free_subnet();
+    d.docker_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("{other}.0/24"),
+        "-o",
+        &format!("com.docker.network.bridge.name={b2}"),
+        "back",
+    ]);
+    // Docker's inspect shape.
+    let v: serde_json::Value = serde_json::from_str(&d.docker_ok(&["network", "inspect", "front"])).unwrap();
+    let n = &v[0];
+    assert_eq!(n["Driver"], "bridge");
+    assert_eq!(n["IPAM"]["Config"][0]["Subnet"], subnet.as_str(), "{n}");
+    assert_eq!(n["IPAM"]["Config"][0]["Gateway"], gateway.as_str());
+    assert_eq!(n["IPAM"]["Config"][0]["IPRange"], format!("{net}.128/25"));
+    assert_eq!(n["Labels"]["team"], "ds");
+    assert_eq!(n["Options"]["com.docker.network.bridge.name"], b1.as_str());
+    assert!(host_links().contains(&format!(": {b1}:")), "{}", host_links());
+    // Refusals: a duplicate name, an overlapping subnet, an unknown driver or option.
+    for (args, want) in [
+        (vec!["network", "create", "front"], "already exists"),
+        (vec!["network", "create", "--subnet", &subnet, "again"], "overlaps"),
+        (vec!["network", "create", "-d", "overlay", "ov"], "not supported by Berth"),
+        (
+            vec![
+                "network",
+                "create",
+                "-o",
+                "com.docker.network.bridge.host_binding_ipv4=1.2.3.4",
+                "opt",
+            ],
+            "network option",
+        ),
+    ] {
+        let o = d.docker(&args);
+        assert!(
+            !o.status.success() && common::errtext(&o).contains(want),
+            "{args:?}: {}",
+            common::errtext(&o)
+        );
+    }
+    // --network and --ip: addresses from the range, a fixed one, never one twice.
+    d.docker_ok(&["run", "-d", "--name", "a", "--network", "front", "bb", "sleep", "1000"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "b",
+        "--network",
+        "front",
+        "--ip",
+        &format!("{net}.130"),
+        "bb",
+        "sleep",
+        "1000",
+    ]);
+    d.docker_ok(&["run", "-d", "--name", "c", "--network", "back", "bb", "sleep", "1000"]);
+    let addr = |c: &str, n: &str| {
+        d.docker_ok(&["inspect", "-f", &format!("{{{{.NetworkSettings.Networks.{n}.IPAddress}}}}"), c])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(addr("a", "front"), format!("{net}.128"));
+    assert_eq!(addr("b", "front"), format!("{net}.130"));
+    let o = d.docker(&["run", "--rm", "--network", "front", "--ip", &format!("{net}.130"), "bb", "true"]);
+    assert!(common::errtext(&o).contains("already in use"), "{}", common::errtext(&o));
+    // (A 404 from create makes the docker CLI try a pull first, as with Docker; ask the API.)
+    let (code, _, body) = d.http(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image": "bb", "Cmd": ["true"], "HostConfig": {"NetworkMode": "nowhere"}}"#),
+    );
+    assert!(code == 404 && body.contains("network nowhere not found"), "{code} {body}");
+    // Same network: reachable; different networks: isolated, as Docker does it.
+    let ping = |from: &str, to: &str| d.docker(&["exec", from, "ping", "-c", "1", "-W", "2", to]).status.success();
+    assert!(ping("a", &addr("b", "front")));
+    assert!(!ping("c", &addr("a", "front")), "networks are isolated from each other");
+    // connect/disconnect a running container: a second interface, then gone.
+    d.docker_ok(&["network", "connect", "back", "a"]);
+    let links = d.docker_ok(&["exec", "a", "ip", "-o", "link"]);
+    assert!(links.contains("eth1"), "{links}");
+    assert!(ping("c", &addr("a", "back")));
+    d.docker_ok(&["network", "disconnect", "back", "a"]);
+    assert!(!d.docker_ok(&["exec", "a", "ip", "-o", "link"]).contains("eth1"));
+    let o = d.docker(&["network", "disconnect", "back", "a"]);
+    assert!(
+        common::errtext(&o).contains("is not connected to network back"),
+        "{}",
+        common::errtext(&o)
+    );
+    // A network in use cannot be removed; the predefined ones never.
+    let o = d.docker(&["network", "rm", "front"]);
+    assert!(common::errtext(&o).contains("has active endpoints"), "{}", common::errtext(&o));
+    let o = d.docker(&["network", "rm", "bridge"]);
+    assert!(common::errtext(&o).contains("pre-defined network"), "{}", common::errtext(&o));
+    // Removal leaves no interface, no rules.
+    d.docker_ok(&["rm", "-f", "a", "b", "c"]);
+    d.docker_ok(&["network", "rm", "front"]);
+    assert_eq!(d.docker_ok(&["network", "prune", "-f"]).trim(), "Deleted Networks:\nback");
+    let links = host_links();
+    assert!(!links.contains(&b1) && !links.contains(&b2), "{links}");
+    let rules = String::from_utf8_lossy(&Command::new("nft").args(["list", "tables"]).output().unwrap().stdout).into_owned();
+    assert!(!rules.contains(&b1) && !rules.contains(&b2), "{rules}");
+}

@@ -180,7 +180,7 @@ impl Engine {
             proxies: Mutex::new(HashMap::new()),
         });
         engine.restore().await?;
-        engine.open_default_bridge()?;
+        engine.open_networks()?;
         engine.reconcile_networks();
         Ok(engine)
     }

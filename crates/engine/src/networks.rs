@@ -42,6 +42,23 @@ pub struct Network {
     pub mtu: Option<u32>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// No traffic leaves the network (`--internal`).
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub attachable: bool,
+    /// The driver options given at create, as inspect shows them.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// What a container asks of a network it joins (`--network`, `--ip`, `network connect`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointSettings {
+    /// `--ip`: a fixed address (user-defined networks only).
+    #[serde(rename = "IPv4Address", skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<Ipv4Addr>,
 }
 
 /// A container's place on a network, recorded with the container while it runs.
@@ -123,6 +140,15 @@ impl Networks {
         Ok(out)
     }
 
+    pub fn remove(&self, id: &str) -> Result<()> {
+        self.nets.lock().unwrap().remove(id);
+        match std::fs::remove_file(self.dir.join(format!("{id}.json"))) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
     pub fn insert(&self, n: Network) -> Result<()> {
         self.save(&n)?;
         self.nets.lock().unwrap().insert(n.id.clone(), n);
@@ -153,7 +179,45 @@ fn host_routes() -> Vec<ipnet::Ipv4Net> {
 impl crate::Engine {
     /// Set up the default bridge at daemon start: its record (made the first time, from `--bip`
     /// or a default pool no host route or other network uses) and its interface.
-    pub(crate) fn open_default_bridge(&self) -> Result<()> {
+    pub(crate) fn open_networks(&self) -> Result<()> {
+        self.open_default_bridge()?;
+        // User-defined networks' bridges are made again if they went (a host reboot).
+        for n in self.networks.list().into_iter().filter(|n| n.name != DEFAULT_NETWORK) {
+            let gw = ipnet::Ipv4Net::new(n.pool.gateway, n.pool.subnet.prefix_len()).expect("valid prefix");
+            net::link::ensure_bridge(&n.bridge, gw, n.mtu).map_err(|e| Error::Internal(format!("network {}: {e}", n.name)))?;
+        }
+        if !self.networks.list().is_empty() {
+            net::rules::enable_forwarding().map_err(|e| Error::Internal(e.to_string()))?;
+        }
+        self.apply_rules()
+    }
+
+    /// Write every network's packet rules again (each is one table; a network's isolation from
+    /// the others names them all, so a change to one rewrites each).
+    pub(crate) fn apply_rules(&self) -> Result<()> {
+        let nets: Vec<Network> = self
+            .networks
+            .list()
+            .into_iter()
+            .filter(|n| n.name != DEFAULT_NETWORK || self.cfg.bridge.is_some())
+            .collect();
+        for n in &nets {
+            let rules = net::rules::BridgeRules {
+                bridge: n.bridge.clone(),
+                subnet: n.pool.subnet,
+                masquerade: n
+                    .options
+                    .get("com.docker.network.bridge.enable_ip_masquerade")
+                    .is_none_or(|v| v != "false"),
+                internal: n.internal,
+                others: nets.iter().filter(|o| o.id != n.id).map(|o| o.bridge.clone()).collect(),
+            };
+            net::rules::apply(&rules).map_err(|e| Error::Internal(format!("network {}'s packet rules: {e}", n.name)))?;
+        }
+        Ok(())
+    }
+
+    fn open_default_bridge(&self) -> Result<()> {
         let Some(bc) = &self.cfg.bridge else { return Ok(()) };
         let existing = self.networks.find(DEFAULT_NETWORK);
         let wanted_pool = |bip: ipnet::Ipv4Net| -> Result<Pool> {
@@ -197,6 +261,9 @@ impl crate::Engine {
                     leases: Leases::default(),
                     mtu: bc.mtu,
                     labels: BTreeMap::new(),
+                    internal: false,
+                    attachable: false,
+                    options: BTreeMap::new(),
                 };
                 self.networks.insert(n.clone())?;
                 n
@@ -204,16 +271,6 @@ impl crate::Engine {
         };
         let gw = ipnet::Ipv4Net::new(net.pool.gateway, net.pool.subnet.prefix_len()).expect("valid prefix");
         net::link::ensure_bridge(&net.bridge, gw, net.mtu).map_err(|e| Error::Internal(format!("the default bridge: {e}")))?;
-        // Outbound traffic leaves with the host's address, as Docker's default bridge does.
-        net::rules::enable_forwarding()
-            .and_then(|_| {
-                net::rules::apply(&net::rules::BridgeRules {
-                    bridge: net.bridge.clone(),
-                    subnet: net.pool.subnet,
-                    masquerade: true,
-                })
-            })
-            .map_err(|e| Error::Internal(format!("the default bridge's packet rules: {e}")))?;
         Ok(())
     }
 
@@ -249,51 +306,88 @@ impl crate::Engine {
         self.cfg.exec_root.join("netns").join(id)
     }
 
-    /// Whether a container joins the default bridge when it starts.
-    pub(crate) fn on_default_bridge(&self, c: &Container) -> bool {
-        self.cfg.bridge.is_some() && c.host_config.network_mode.is_default_bridge()
+    /// The networks a starting container joins, in order: those it was given (`--network`,
+    /// `network connect`), or the default bridge.
+    pub(crate) fn networks_of(&self, c: &Container) -> Vec<(String, EndpointSettings)> {
+        if !c.networks.is_empty() {
+            return c.networks.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        }
+        if self.cfg.bridge.is_some() && c.host_config.network_mode.is_default_bridge() {
+            return vec![(DEFAULT_NETWORK.to_string(), EndpointSettings::default())];
+        }
+        vec![]
     }
 
-    /// Put a starting container on the default bridge: its own namespace, a lease, a veth pair.
-    /// Nothing is left when a step fails.
-    pub(crate) fn connect_default(&self, c: &mut Container) -> Result<()> {
-        let Some(n) = self.networks.find(DEFAULT_NETWORK) else {
-            return Err(Error::Internal("the default bridge network is not set up".into()));
-        };
+    /// Put a container on network `key`: a namespace of its own if it has none yet, a lease, a
+    /// veth pair (`eth0`, then `eth1`, …; the first carries the default route). Works on a
+    /// running container too (hot-plug). Nothing is left when a step fails.
+    pub(crate) fn connect(&self, c: &mut Container, key: &str, settings: &EndpointSettings) -> Result<()> {
+        let n = self
+            .networks
+            .find(key)
+            .ok_or_else(|| Error::NotFound(format!("network {key} not found")))?;
+        if c.endpoints.contains_key(&n.name) {
+            return Err(Error::Conflict(format!(
+                "endpoint with name {} already exists in network {}",
+                c.name.trim_start_matches('/'),
+                n.name
+            )));
+        }
         let ns = self.netns_path(&c.id);
         crate::private::ensure_dir(ns.parent().expect("netns dir"), 0o700, 0)?;
-        if ns.exists() {
+        if c.state.running && !net::netns::exists(&ns) {
+            return Err(Error::Conflict(format!(
+                "container {} runs in a network namespace of its own making (it started without a network): restart it to connect it",
+                c.id
+            )));
+        }
+        let fresh = c.endpoints.is_empty() && !c.state.running;
+        if fresh && ns.exists() {
             let _ = net::netns::remove(&ns);
         }
+        let owner = c.id.clone();
         let ip = self.networks.update(&n.id, |n| {
-            n.pool
-                .allocate(&mut n.leases, &c.id, None)
-                .map_err(|e| Error::Internal(format!("network {}: {e}", n.name)))
+            n.pool.allocate(&mut n.leases, &owner, settings.ipv4_address).map_err(|e| match e {
+                net::ipam::Error::InUse(_) => Error::Conflict(format!("Address already in use: {e}")),
+                net::ipam::Error::Exhausted(_) => Error::Internal(format!("network {}: {e}", n.name)),
+                other => Error::BadRequest(format!("network {}: {other}", n.name)),
+            })
         })?;
         let endpoint_id = crate::engine::random_id();
-        let asked = c.config.extra.get("MacAddress").and_then(|v| v.as_str()).and_then(|m| {
-            let b: Vec<u8> = m.split(':').filter_map(|x| u8::from_str_radix(x, 16).ok()).collect();
-            <[u8; 6]>::try_from(b).ok()
-        });
+        let asked = c
+            .config
+            .extra
+            .get("MacAddress")
+            .and_then(|v| v.as_str())
+            .filter(|_| c.endpoints.is_empty())
+            .and_then(|m| {
+                let b: Vec<u8> = m.split(':').filter_map(|x| u8::from_str_radix(x, 16).ok()).collect();
+                <[u8; 6]>::try_from(b).ok()
+            });
         let mac = asked.unwrap_or_else(|| net::link::mac_for(ip));
         let host_if = format!("veth{}", &endpoint_id[..7]);
-        let attached = net::netns::create(&ns).and_then(|_| {
+        let ifname = format!("eth{}", c.endpoints.len());
+        let gateway = (c.endpoints.is_empty() && !n.internal).then_some(n.pool.gateway);
+        let made_ns = fresh || !ns.exists();
+        let attached = (if made_ns { net::netns::create(&ns) } else { Ok(()) }).and_then(|_| {
             net::link::attach(
                 &ns,
                 &net::link::Attachment {
                     bridge: n.bridge.clone(),
                     host_if: host_if.clone(),
-                    ifname: "eth0".into(),
+                    ifname: ifname.clone(),
                     addr: ipnet::Ipv4Net::new(ip, n.pool.subnet.prefix_len()).expect("valid prefix"),
-                    gateway: Some(n.pool.gateway),
+                    gateway,
                     mac,
                     mtu: n.mtu,
                 },
             )
         });
         if let Err(e) = attached {
-            let _ = net::netns::remove(&ns);
-            let _ = self.networks.update(&n.id, |n| Ok(n.pool.release(&mut n.leases, &c.id)));
+            if made_ns {
+                let _ = net::netns::remove(&ns);
+            }
+            let _ = self.networks.update(&n.id, |n| Ok(n.pool.release(&mut n.leases, &owner)));
             return Err(Error::Internal(format!("connecting to network {}: {e}", n.name)));
         }
         c.endpoints.insert(
@@ -306,10 +400,21 @@ impl crate::Engine {
                 gateway: n.pool.gateway,
                 mac_address: net::link::mac_string(&mac),
                 host_if,
-                ifname: "eth0".into(),
+                ifname,
             },
         );
         Ok(())
+    }
+
+    /// Take a running container off one network: its veth and lease go.
+    pub(crate) fn disconnect(&self, c: &mut Container, name: &str) {
+        if let Some(ep) = c.endpoints.remove(name) {
+            if let Err(e) = net::link::remove(&ep.host_if) {
+                tracing::warn!(network = %name, interface = %ep.host_if, error = %e, "removing a veth");
+            }
+            let owner = c.id.clone();
+            let _ = self.networks.update(&ep.network_id, |n| Ok(n.pool.release(&mut n.leases, &owner)));
+        }
     }
 
     /// Take a container off its networks (at exit, a failed start, removal): its veths, its
@@ -328,5 +433,364 @@ impl crate::Engine {
                 tracing::warn!(container = %c.id, error = %e, "removing a network namespace");
             }
         }
+    }
+}
+
+/// The body of `POST /networks/create`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkCreate {
+    pub name: String,
+    pub check_duplicate: Option<bool>,
+    pub driver: String,
+    pub scope: String,
+    pub internal: bool,
+    pub attachable: bool,
+    pub ingress: bool,
+    #[serde(rename = "IPAM")]
+    pub ipam: Option<IpamRequest>,
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: Option<bool>,
+    pub options: Option<BTreeMap<String, String>>,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub config_only: bool,
+    pub config_from: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IpamRequest {
+    pub driver: String,
+    pub config: Option<Vec<IpamPool>>,
+    pub options: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IpamPool {
+    pub subnet: String,
+    #[serde(rename = "IPRange")]
+    pub ip_range: String,
+    pub gateway: String,
+    pub auxiliary_addresses: Option<BTreeMap<String, String>>,
+}
+
+/// A network name Docker takes.
+fn valid_network_name(n: &str) -> bool {
+    let b = n.as_bytes();
+    !b.is_empty() && b[0].is_ascii_alphanumeric() && b.iter().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
+}
+
+/// The bridge options Berth applies; any other is refused.
+const BRIDGE_OPTIONS: &[&str] = &[
+    "com.docker.network.bridge.name",
+    "com.docker.network.driver.mtu",
+    "com.docker.network.bridge.enable_ip_masquerade",
+    "com.docker.network.bridge.enable_icc",
+];
+
+impl crate::Engine {
+    /// `POST /networks/create`: a bridge network, its pool (the subnet given, or the first free
+    /// default one), its interface and rules. Everything Berth does not apply is refused.
+    pub fn create_network(&self, req: NetworkCreate) -> Result<Network> {
+        let bad = |m: String| Error::BadRequest(m);
+        if !valid_network_name(&req.name) {
+            return Err(bad(format!(
+                "invalid network name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                req.name
+            )));
+        }
+        if matches!(req.name.as_str(), "bridge" | "host" | "none" | "default")
+            || self.networks.find(&req.name).is_some_and(|n| n.name == req.name)
+        {
+            return Err(Error::Conflict(format!("network with name {} already exists", req.name)));
+        }
+        if !matches!(req.driver.as_str(), "" | "bridge") {
+            return Err(bad(format!(
+                "network driver {:?} is not supported by Berth (bridge only)",
+                req.driver
+            )));
+        }
+        if !matches!(req.scope.as_str(), "" | "local") {
+            return Err(bad(format!("network scope {:?} is not supported by Berth (local only)", req.scope)));
+        }
+        if req.ingress
+            || req.config_only
+            || req
+                .config_from
+                .as_ref()
+                .is_some_and(|v| !v.is_null() && v.get("Network").and_then(|n| n.as_str()).is_some_and(|n| !n.is_empty()))
+        {
+            return Err(bad("ingress and config-only networks are not supported by Berth".into()));
+        }
+        if req.enable_ipv6 == Some(true) {
+            return Err(bad("IPv6 networks are not supported by Berth yet".into()));
+        }
+        let ipam = req.ipam.clone().unwrap_or_default();
+        if !matches!(ipam.driver.as_str(), "" | "default") {
+            return Err(bad(format!(
+                "IPAM driver {:?} is not supported by Berth (default only)",
+                ipam.driver
+            )));
+        }
+        if ipam.options.as_ref().is_some_and(|o| !o.is_empty()) {
+            return Err(bad("IPAM options are not supported by Berth".into()));
+        }
+        let options = req.options.clone().unwrap_or_default();
+        for (k, v) in &options {
+            if !BRIDGE_OPTIONS.contains(&k.as_str()) {
+                return Err(bad(format!("network option {k} is not supported by Berth")));
+            }
+            if k == "com.docker.network.bridge.enable_icc" && v != "true" {
+                return Err(bad("enable_icc=false is not supported by Berth yet".into()));
+            }
+        }
+        let configs = ipam.config.unwrap_or_default();
+        if configs.len() > 1 {
+            return Err(bad("more than one IPAM pool per network is not supported by Berth yet".into()));
+        }
+        let taken: Vec<ipnet::Ipv4Net> = self.networks.list().iter().map(|n| n.pool.subnet).collect();
+        let pool = match configs.first().filter(|c| !c.subnet.is_empty()) {
+            Some(c) => {
+                if c.subnet.contains(':') {
+                    return Err(bad("IPv6 subnets are not supported by Berth yet".into()));
+                }
+                let p = Pool::new(
+                    &c.subnet,
+                    Some(&c.gateway),
+                    Some(&c.ip_range),
+                    &c.auxiliary_addresses.clone().unwrap_or_default(),
+                )
+                .map_err(|e| bad(e.to_string()))?;
+                if let Some(o) = taken.iter().find(|t| net::ipam::overlaps(t, &p.subnet)) {
+                    return Err(Error::Conflict(format!(
+                        "invalid pool request: Pool overlaps with other one on this address space ({} and {o})",
+                        p.subnet
+                    )));
+                }
+                p
+            }
+            None => {
+                if configs.first().is_some_and(|c| !c.gateway.is_empty() || !c.ip_range.is_empty()) {
+                    return Err(bad("a gateway or an IP range needs a subnet".into()));
+                }
+                let mut avoid = host_routes();
+                avoid.extend(taken);
+                let subnet = net::ipam::next_free_pool(&avoid).map_err(|e| Error::Conflict(e.to_string()))?;
+                Pool::new(&subnet.to_string(), None, None, &BTreeMap::new()).map_err(|e| bad(e.to_string()))?
+            }
+        };
+        let id = crate::engine::random_id();
+        let bridge = options
+            .get("com.docker.network.bridge.name")
+            .cloned()
+            .unwrap_or_else(|| format!("br-{}", &id[..12]));
+        if bridge.is_empty() || bridge.len() > 15 || bridge.contains(['/', ':', ' ']) {
+            return Err(bad(format!("bridge name {bridge:?} is not an interface name (1 to 15 characters)")));
+        }
+        if self.networks.list().iter().any(|n| n.bridge == bridge) || net::link::exists(&bridge).unwrap_or(false) {
+            return Err(Error::Conflict(format!("bridge interface {bridge} already exists")));
+        }
+        let mtu = match options.get("com.docker.network.driver.mtu") {
+            Some(m) => Some(
+                m.parse::<u32>()
+                    .ok()
+                    .filter(|m| (68..=65535).contains(m))
+                    .ok_or_else(|| bad(format!("invalid MTU {m}")))?,
+            ),
+            None => None,
+        };
+        let n = Network {
+            id,
+            name: req.name.clone(),
+            driver: "bridge".into(),
+            created: crate::types::now(),
+            bridge,
+            pool,
+            leases: Leases::default(),
+            mtu,
+            labels: req.labels.clone().unwrap_or_default(),
+            internal: req.internal,
+            attachable: req.attachable,
+            options,
+        };
+        let gw = ipnet::Ipv4Net::new(n.pool.gateway, n.pool.subnet.prefix_len()).expect("valid prefix");
+        net::link::ensure_bridge(&n.bridge, gw, n.mtu).map_err(|e| Error::Internal(format!("network {}: {e}", n.name)))?;
+        let made = self
+            .networks
+            .insert(n.clone())
+            .and_then(|_| net::rules::enable_forwarding().map_err(|e| Error::Internal(e.to_string())))
+            .and_then(|_| self.apply_rules());
+        if let Err(e) = made {
+            let _ = self.forget_network(&n);
+            return Err(e);
+        }
+        self.events.emit(
+            "network",
+            "create",
+            &n.id,
+            BTreeMap::from([("name".into(), n.name.clone()), ("type".into(), "bridge".into())]),
+        );
+        Ok(n)
+    }
+
+    /// Remove a network's record, interface and rules.
+    fn forget_network(&self, n: &Network) -> Result<()> {
+        let _ = net::rules::remove(&n.bridge);
+        let _ = net::link::remove(&n.bridge);
+        self.networks.remove(&n.id)?;
+        self.apply_rules()
+    }
+
+    /// The containers on a network now (running, with an endpoint there).
+    fn network_users(&self, n: &Network) -> Vec<Container> {
+        self.containers()
+            .into_iter()
+            .filter(|c| c.endpoints.contains_key(&n.name))
+            .collect()
+    }
+
+    /// `DELETE /networks/{id}`: refused for the predefined networks and while containers are on it.
+    pub fn remove_network(&self, key: &str) -> Result<()> {
+        if matches!(key, "host" | "none") {
+            return Err(Error::Conflict(format!("{key} is a pre-defined network and cannot be removed")));
+        }
+        let n = self
+            .networks
+            .find(key)
+            .ok_or_else(|| Error::NotFound(format!("network {key} not found")))?;
+        if n.name == DEFAULT_NETWORK {
+            return Err(Error::Conflict(format!(
+                "{} is a pre-defined network and cannot be removed",
+                n.name
+            )));
+        }
+        if !self.network_users(&n).is_empty() {
+            return Err(Error::Conflict(format!(
+                "error while removing network: network {} id {} has active endpoints",
+                n.name, n.id
+            )));
+        }
+        self.forget_network(&n)?;
+        self.events.emit(
+            "network",
+            "destroy",
+            &n.id,
+            BTreeMap::from([("name".into(), n.name.clone()), ("type".into(), "bridge".into())]),
+        );
+        Ok(())
+    }
+
+    /// `POST /networks/prune`: user-defined networks no container is on or asks for.
+    pub fn prune_networks(&self, f: &crate::prune::PruneFilter) -> Vec<String> {
+        let containers = self.containers();
+        let mut out = Vec::new();
+        for n in self.networks.list() {
+            let created = chrono::DateTime::parse_from_rfc3339(&n.created)
+                .map(|t| t.timestamp() as f64)
+                .unwrap_or(0.0);
+            let used = containers
+                .iter()
+                .any(|c| c.endpoints.contains_key(&n.name) || c.networks.contains_key(&n.name));
+            if n.name == DEFAULT_NETWORK || used || !f.matches(&n.labels, created) {
+                continue;
+            }
+            if self.remove_network(&n.id).is_ok() {
+                out.push(n.name);
+            }
+        }
+        out
+    }
+
+    /// `POST /networks/{id}/connect`: a running container is plugged in now; a stopped one joins
+    /// at its next start.
+    pub async fn connect_container(&self, key: &str, container: &str, settings: EndpointSettings) -> Result<()> {
+        let n = self
+            .networks
+            .find(key)
+            .ok_or_else(|| Error::NotFound(format!("network {key} not found")))?;
+        let entry = self.get(container)?;
+        let _op = entry.op.lock().await;
+        let mut c = entry.snapshot();
+        if !matches!(
+            c.host_config.network_mode,
+            crate::types::NetworkMode::Named(_) | crate::types::NetworkMode::Default | crate::types::NetworkMode::Bridge
+        ) {
+            return Err(Error::BadRequest(format!(
+                "container sharing network namespace with another container or host cannot be connected to any other network (network mode {})",
+                c.host_config.network_mode
+            )));
+        }
+        if n.name == DEFAULT_NETWORK && settings.ipv4_address.is_some() {
+            return Err(Error::BadRequest(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+        // The networks it is on now become explicit, so the default bridge is kept at a restart.
+        let mut wanted: BTreeMap<String, EndpointSettings> = self.networks_of(&c).into_iter().collect();
+        if wanted.contains_key(&n.name) {
+            return Err(Error::Conflict(format!(
+                "endpoint with name {} already exists in network {}",
+                c.name.trim_start_matches('/'),
+                n.name
+            )));
+        }
+        if c.state.running {
+            self.connect(&mut c, &n.name, &settings)?;
+        }
+        wanted.insert(n.name.clone(), settings);
+        let mut r = entry.rec.lock().unwrap();
+        r.networks = wanted;
+        r.endpoints = c.endpoints;
+        self.save(&r)?;
+        self.events.emit(
+            "network",
+            "connect",
+            &n.id,
+            BTreeMap::from([
+                ("container".into(), r.id.clone()),
+                ("name".into(), n.name.clone()),
+                ("type".into(), "bridge".into()),
+            ]),
+        );
+        Ok(())
+    }
+
+    /// `POST /networks/{id}/disconnect`.
+    pub async fn disconnect_container(&self, key: &str, container: &str) -> Result<()> {
+        let n = self
+            .networks
+            .find(key)
+            .ok_or_else(|| Error::NotFound(format!("network {key} not found")))?;
+        let entry = self.get(container)?;
+        let _op = entry.op.lock().await;
+        let mut c = entry.snapshot();
+        let mut wanted: BTreeMap<String, EndpointSettings> = self.networks_of(&c).into_iter().collect();
+        if wanted.remove(&n.name).is_none() && !c.endpoints.contains_key(&n.name) {
+            return Err(Error::Conflict(format!(
+                "container {} is not connected to network {}",
+                c.id, n.name
+            )));
+        }
+        self.disconnect(&mut c, &n.name);
+        let mut r = entry.rec.lock().unwrap();
+        r.networks = wanted;
+        if r.networks.is_empty() && r.host_config.network_mode.is_default_bridge() {
+            // Off every network: what `--network none` would have given.
+            r.host_config.network_mode = crate::types::NetworkMode::None;
+        }
+        r.endpoints = c.endpoints;
+        self.save(&r)?;
+        self.events.emit(
+            "network",
+            "disconnect",
+            &n.id,
+            BTreeMap::from([
+                ("container".into(), r.id.clone()),
+                ("name".into(), n.name.clone()),
+                ("type".into(), "bridge".into()),
+            ]),
+        );
+        Ok(())
     }
 }

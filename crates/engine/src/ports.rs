@@ -113,6 +113,7 @@ pub fn check(c: &Container, has_bridge: bool) -> Result<Vec<String>> {
     Ok(match &c.host_config.network_mode {
         NetworkMode::Host => vec!["Published ports are discarded when using host network mode".into()],
         m if m.is_default_bridge() && has_bridge => vec![],
+        NetworkMode::Named(_) => vec![],
         m if m.is_default_bridge() => {
             return Err(Error::BadRequest(
                 "publishing ports needs the default bridge, and this daemon has none (--bridge none)".into(),
@@ -133,7 +134,7 @@ impl crate::Engine {
     /// Serve a started container's published ports: bind each (a port in use fails the start,
     /// with Docker's message) and relay it to the container's address on the default bridge.
     pub(crate) fn publish(&self, c: &mut Container) -> Result<()> {
-        let Some(ep) = c.endpoints.get(crate::networks::DEFAULT_NETWORK).cloned() else {
+        let Some(ep) = c.endpoints.values().next().cloned() else {
             return Ok(());
         };
         let wanted = requested(c)?;
@@ -167,7 +168,7 @@ impl crate::Engine {
     /// Serve again what a running container published (after a daemon restart: the listeners
     /// lived in the old daemon), on the same host ports.
     pub(crate) fn republish(&self, c: &Container) -> Result<()> {
-        let Some(ep) = c.endpoints.get(crate::networks::DEFAULT_NETWORK) else {
+        let Some(ep) = c.endpoints.values().next() else {
             return Ok(());
         };
         let mut handles = Vec::new();

@@ -369,6 +369,10 @@ pub struct Container {
     /// The networks the container is on while it runs, by network name.
     #[serde(default)]
     pub endpoints: BTreeMap<String, crate::networks::Endpoint>,
+    /// The networks it joins when it starts, by name, with what it asks of each (empty: the
+    /// default bridge, per its network mode).
+    #[serde(default)]
+    pub networks: BTreeMap<String, crate::networks::EndpointSettings>,
     /// The ports published while it runs, with the host ports they got.
     #[serde(default)]
     pub published: BTreeMap<String, Vec<crate::ports::PortBinding>>,

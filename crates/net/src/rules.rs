@@ -17,6 +17,10 @@ pub struct BridgeRules {
     pub subnet: Ipv4Net,
     /// Rewrite the source of traffic leaving the host (Docker's `enable_ip_masquerade`).
     pub masquerade: bool,
+    /// Nothing leaves the bridge and nothing comes in from elsewhere (`--internal`).
+    pub internal: bool,
+    /// Berth's other bridges: no traffic crosses from this one to them (network isolation).
+    pub others: Vec<String>,
 }
 
 /// The table a bridge's rules live in.
@@ -31,10 +35,18 @@ pub fn render(r: &BridgeRules) -> String {
     let b = &r.bridge;
     let mut s = format!("table ip {t} {{}}\ndelete table ip {t}\ntable ip {t} {{\n");
     s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
+    if !r.others.is_empty() {
+        let set = r.others.iter().map(|o| format!("\"{o}\"")).collect::<Vec<_>>().join(", ");
+        s.push_str(&format!("    iifname \"{b}\" oifname {{ {set} }} drop\n"));
+    }
+    if r.internal {
+        s.push_str(&format!("    iifname \"{b}\" oifname != \"{b}\" drop\n"));
+        s.push_str(&format!("    oifname \"{b}\" iifname != \"{b}\" drop\n"));
+    }
     s.push_str(&format!("    iifname \"{b}\" accept\n"));
     s.push_str(&format!("    oifname \"{b}\" ct state established,related accept\n"));
     s.push_str("  }\n");
-    if r.masquerade {
+    if r.masquerade && !r.internal {
         s.push_str("  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n");
         s.push_str(&format!("    ip saddr {} oifname != \"{b}\" masquerade\n", r.subnet));
         s.push_str("  }\n");
@@ -114,8 +126,19 @@ mod tests {
             bridge: "berth0".into(),
             subnet: "172.17.0.0/16".parse().unwrap(),
             masquerade: true,
+            internal: false,
+            others: vec!["br-1".into(), "br-2".into()],
         };
         let s = render(&r);
+        assert!(s.contains("iifname \"berth0\" oifname { \"br-1\", \"br-2\" } drop"), "{s}");
+        let internal = render(&BridgeRules {
+            internal: true,
+            ..r.clone()
+        });
+        assert!(
+            internal.contains("iifname \"berth0\" oifname != \"berth0\" drop") && !internal.contains("masquerade"),
+            "{internal}"
+        );
         assert!(
             s.starts_with("table ip berth-berth0 {}\ndelete table ip berth-berth0\ntable ip berth-berth0 {"),
             "{s}"

@@ -138,6 +138,8 @@ fn rules_are_one_table_replaced_and_removed_whole() {
             bridge: "br-test".into(),
             subnet: "10.97.0.0/24".parse().unwrap(),
             masquerade: true,
+            internal: false,
+            others: vec![],
         };
         net::rules::apply(&r).unwrap();
         net::rules::apply(&r).unwrap();

@@ -510,8 +510,21 @@ impl Drop for Daemon {
             }
             let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join("berth").join(id));
         }
-        // 6. The daemon's own bridge.
-        if let Some(b) = &self.bridge {
+        // 6. The daemon's bridges (its own default one, and those of the networks a test made,
+        //    even one that failed before removing them) and their rules.
+        let mut bridges: Vec<String> = self.bridge.iter().cloned().collect();
+        for e in std::fs::read_dir(self.root.join("networks")).into_iter().flatten().flatten() {
+            let rec: serde_json::Value = std::fs::read(e.path())
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            if let Some(b) = rec["bridge"].as_str() {
+                if self.wrap.is_empty() && !bridges.iter().any(|x| x == b) {
+                    bridges.push(b.to_string());
+                }
+            }
+        }
+        for b in &bridges {
             let _ = Command::new("ip").args(["link", "del", b]).output();
             let _ = Command::new("nft").args(["delete", "table", "ip", &format!("berth-{b}")]).output();
         }

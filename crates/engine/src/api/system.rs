@@ -527,6 +527,22 @@ fn disk_usage(e: &Engine) -> Value {
 }
 
 /// The networks every container can join: Berth has no bridge or user-defined networks yet.
+/// One IPAM pool as inspect shows it (IPRange and AuxiliaryAddresses when set).
+fn ipam_config(p: &net::ipam::Pool) -> Value {
+    let mut c = json!({"Subnet": p.subnet.to_string(), "Gateway": p.gateway.to_string()});
+    if let Some(r) = p.range {
+        c["IPRange"] = json!(r.to_string());
+    }
+    if !p.reserved.is_empty() {
+        c["AuxiliaryAddresses"] = json!(p
+            .reserved
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect::<BTreeMap<_, _>>());
+    }
+    c
+}
+
 /// A bridge network as `docker network inspect` shows it, with the containers on it.
 fn bridge_json(e: &Engine, n: &crate::networks::Network) -> Value {
     let mut containers = serde_json::Map::new();
@@ -549,10 +565,16 @@ fn bridge_json(e: &Engine, n: &crate::networks::Network) -> Value {
     if default {
         options.insert("com.docker.network.bridge.default_bridge".into(), json!("true"));
     }
-    options.insert("com.docker.network.bridge.enable_icc".into(), json!("true"));
-    options.insert("com.docker.network.bridge.enable_ip_masquerade".into(), json!("true"));
-    options.insert("com.docker.network.bridge.name".into(), json!(n.bridge));
-    options.insert("com.docker.network.driver.mtu".into(), json!(n.mtu.unwrap_or(1500).to_string()));
+    if default {
+        options.insert("com.docker.network.bridge.enable_icc".into(), json!("true"));
+        options.insert("com.docker.network.bridge.enable_ip_masquerade".into(), json!("true"));
+        options.insert("com.docker.network.bridge.name".into(), json!(n.bridge));
+        options.insert("com.docker.network.driver.mtu".into(), json!(n.mtu.unwrap_or(1500).to_string()));
+    }
+    // A user-defined network shows the options it was created with, as Docker's does.
+    for (k, v) in &n.options {
+        options.insert(k.clone(), json!(v));
+    }
     json!({
         "Name": n.name,
         "Id": n.id,
@@ -560,9 +582,9 @@ fn bridge_json(e: &Engine, n: &crate::networks::Network) -> Value {
         "Scope": "local",
         "Driver": n.driver,
         "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Options": null, "Config": [{"Subnet": n.pool.subnet.to_string(), "Gateway": n.pool.gateway.to_string()}]},
-        "Internal": false,
-        "Attachable": false,
+        "IPAM": {"Driver": "default", "Options": if default { Value::Null } else { json!({}) }, "Config": [ipam_config(&n.pool)]},
+        "Internal": n.internal,
+        "Attachable": n.attachable,
         "Ingress": false,
         "ConfigFrom": {"Network": ""},
         "ConfigOnly": false,
@@ -617,14 +639,65 @@ pub async fn network_inspect(State(e): State<Arc<Engine>>, Path(id): Path<String
         .ok_or_else(|| Error::NotFound(format!("network {id} not found")).into())
 }
 
-/// `POST /networks/prune`: nothing to prune among the built-in networks.
-pub async fn network_prune() -> Json<Value> {
-    Json(json!({"NetworksDeleted": []}))
+/// `POST /networks/prune`: user-defined networks nothing uses (`until`, `label` filters).
+pub async fn network_prune(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
+    let f = crate::prune::PruneFilter::parse(Q::parse(q).filters()?, true, &[])?;
+    Ok(Json(json!({"NetworksDeleted": e.prune_networks(&f)})))
 }
 
-/// `POST /networks/create`, `DELETE`, connect and disconnect: refused, clearly.
-pub async fn network_unsupported() -> ApiResult<Json<Value>> {
-    Err(bad(
-        "user-defined networks are not supported by Berth yet: containers use --network none (the default, loopback only) or host",
-    ))
+/// `POST /networks/create`.
+pub async fn network_create(State(e): State<Arc<Engine>>, body: Body) -> ApiResult<Response> {
+    let req: crate::networks::NetworkCreate = super::io::json_body(body).await?;
+    let n = e.create_network(req)?;
+    Ok((StatusCode::CREATED, Json(json!({"Id": n.id, "Warning": ""}))).into_response())
+}
+
+/// `DELETE /networks/{id}`.
+pub async fn network_remove(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    e.remove_network(&id)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkConnect {
+    container: String,
+    endpoint_config: Option<Value>,
+    force: bool,
+}
+
+/// `POST /networks/{id}/connect`: aliases and links need container DNS, which is not here yet.
+pub async fn network_connect(State(e): State<Arc<Engine>>, Path(id): Path<String>, body: Body) -> ApiResult<StatusCode> {
+    let req: NetworkConnect = super::io::json_body(body).await?;
+    let ep = req.endpoint_config.unwrap_or(Value::Null);
+    for k in ["Aliases", "Links", "DriverOpts", "MacAddress"] {
+        let set = match ep.get(k) {
+            None | Some(Value::Null) => false,
+            Some(Value::String(s)) => !s.is_empty(),
+            Some(Value::Array(a)) => !a.is_empty(),
+            Some(Value::Object(o)) => !o.is_empty(),
+            Some(_) => true,
+        };
+        if set {
+            return Err(bad(format!("endpoint setting {k} is not supported by Berth yet")));
+        }
+    }
+    let ipv4_address = ep
+        .get("IPAMConfig")
+        .and_then(|i| i.get("IPv4Address"))
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())
+        .map(|a| a.parse().map_err(|_| bad(format!("invalid IPv4 address: {a}"))))
+        .transpose()?;
+    e.connect_container(&id, &req.container, crate::networks::EndpointSettings { ipv4_address })
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+/// `POST /networks/{id}/disconnect`.
+pub async fn network_disconnect(State(e): State<Arc<Engine>>, Path(id): Path<String>, body: Body) -> ApiResult<StatusCode> {
+    let req: NetworkConnect = super::io::json_body(body).await?;
+    let _ = req.force;
+    e.disconnect_container(&id, &req.container).await?;
+    Ok(StatusCode::OK)
 }

@@ -282,6 +282,28 @@ pub(crate) fn check_networking(req: &CreateRequest) -> Result<()> {
                     "user specified IP address is supported on user defined networks only".into(),
                 ));
             }
+            if set && k == "IPAMConfig" {
+                // --ip on a user-defined network; IPv6 and link-local addresses are not here yet.
+                let ipam = &ep[k];
+                for other in ["IPv6Address", "LinkLocalIPs"] {
+                    let given = match ipam.get(other) {
+                        None | Some(serde_json::Value::Null) => false,
+                        Some(serde_json::Value::String(s)) => !s.is_empty(),
+                        Some(serde_json::Value::Array(a)) => !a.is_empty(),
+                        Some(_) => true,
+                    };
+                    if given {
+                        return Err(Error::BadRequest(format!(
+                            "network {net}: IPAMConfig.{other} is not supported by Berth yet"
+                        )));
+                    }
+                }
+                if let Some(a) = ipam.get("IPv4Address").and_then(|v| v.as_str()).filter(|a| !a.is_empty()) {
+                    a.parse::<std::net::Ipv4Addr>()
+                        .map_err(|_| Error::BadRequest(format!("invalid IPv4 address: {a}")))?;
+                }
+                continue;
+            }
             if set {
                 return Err(Error::BadRequest(format!(
                     "network {net}: endpoint setting {k} is not supported by Berth yet"
@@ -416,8 +438,8 @@ pub(crate) fn check_supported(hc: &HostConfig) -> Result<()> {
                 "network mode \"{m}\" (sharing another container's network) is not supported by Berth"
             )))
         }
-        // As Docker answers for a network that does not exist (user-defined networks are not here yet).
-        NetworkMode::Named(other) => return Err(Error::NotFound(format!("network {other} not found"))),
+        // Whether the network exists is the engine's to say, at create.
+        NetworkMode::Named(_) => {}
     }
     hc.restart_policy.validate().map_err(Error::BadRequest)?;
     if hc.auto_remove && !matches!(hc.restart_policy.name, RestartMode::Unset | RestartMode::No) {

@@ -141,6 +141,7 @@ impl Engine {
         for b in req.host_config.binds.iter().flatten() {
             parse_bind(b)?;
         }
+        let networks = self.networks_at_create(&req)?;
         let c = Container {
             id: id.clone(),
             name,
@@ -157,6 +158,7 @@ impl Engine {
             inherited_mounts,
             endpoints: Default::default(),
             published: Default::default(),
+            networks,
         };
         warnings.extend(crate::ports::check(&c, self.cfg.bridge.is_some())?);
         let dir = self.container_dir(&id);
@@ -326,4 +328,34 @@ fn merge_image_config(cfg: &mut ContainerConfig, ic: &oci::spec::RunConfig) -> R
         cfg.exposed_ports = ic.exposed_ports.clone();
     }
     Ok(())
+}
+
+impl Engine {
+    /// The network a container created with `--network NAME` joins, with its endpoint settings
+    /// (`--ip`); the network must exist, as in Docker.
+    fn networks_at_create(&self, req: &CreateRequest) -> Result<std::collections::BTreeMap<String, crate::networks::EndpointSettings>> {
+        let NetworkMode::Named(key) = &req.host_config.network_mode else {
+            return Ok(Default::default());
+        };
+        let n = self
+            .networks
+            .find(key)
+            .ok_or_else(|| Error::NotFound(format!("network {key} not found")))?;
+        let eps = req
+            .networking_config
+            .as_ref()
+            .and_then(|v| v.get("EndpointsConfig"))
+            .and_then(|v| v.as_object());
+        let ep = eps.and_then(|m| m.get(key).or_else(|| m.get(&n.name)).or_else(|| m.get(&n.id)));
+        let ipv4_address = ep
+            .and_then(|e| e.get("IPAMConfig"))
+            .and_then(|i| i.get("IPv4Address"))
+            .and_then(|a| a.as_str())
+            .filter(|a| !a.is_empty())
+            .map(|a| a.parse().map_err(|_| Error::BadRequest(format!("invalid IPv4 address: {a}"))))
+            .transpose()?;
+        Ok([(n.name.clone(), crate::networks::EndpointSettings { ipv4_address })]
+            .into_iter()
+            .collect())
+    }
 }

@@ -58,8 +58,11 @@ impl Engine {
     pub(crate) async fn start_locked(self: &Arc<Self>, entry: &Arc<Entry>, c: &mut Container) -> Result<()> {
         let runtime = self.container_runtime(c)?;
         self.mount_rootfs(c)?;
-        if self.on_default_bridge(c) {
-            self.connect_default(c)?;
+        for (net, settings) in self.networks_of(c) {
+            if let Err(e) = self.connect(c, &net, &settings) {
+                self.disconnect_all(c);
+                return Err(e);
+            }
         }
         let started = match self.publish(c) {
             Ok(()) => self.start_connected(entry, c, runtime).await,
