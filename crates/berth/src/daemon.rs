@@ -100,6 +100,10 @@ pub struct DaemonArgs {
     /// The default bridge's address and prefix (e.g. 172.17.0.1/16); a free default pool if unset
     #[arg(long, value_name = "CIDR", value_parser = parse_bip)]
     pub bip: Option<ipnet::Ipv4Net>,
+    /// A resolver container DNS forwards unknown names to (repeatable; the host's
+    /// /etc/resolv.conf servers when none): an IP, with `:PORT` if not 53
+    #[arg(long = "dns", value_name = "IP[:PORT]", value_parser = parse_dns)]
+    pub dns: Vec<std::net::SocketAddr>,
     /// The default bridge's MTU
     #[arg(long, value_name = "BYTES")]
     pub mtu: Option<u32>,
@@ -205,6 +209,7 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
             bip: a.bip,
             mtu: a.mtu,
         }),
+        dns: a.dns.clone(),
     };
     let engine = engine::Engine::open(cfg).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let registry = match &a.registry {
@@ -293,4 +298,13 @@ fn parse_bip(s: &str) -> Result<ipnet::Ipv4Net, String> {
         return Err(format!("{s}: the bridge needs a host address of its subnet (like 172.17.0.1/16)"));
     }
     Ok(n)
+}
+
+/// `--dns`: `IP` (port 53) or `IP:PORT`.
+fn parse_dns(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(std::net::SocketAddr::new(ip, 53));
+    }
+    s.parse()
+        .map_err(|_| format!("{s:?} is not an IP address (with an optional :PORT)"))
 }

@@ -463,3 +463,134 @@ fn user_defined_networks_as_docker_has_them() {
     let rules = String::from_utf8_lossy(&Command::new("nft").args(["list", "tables"]).output().unwrap().stdout).into_owned();
     assert!(!rules.contains(&b1) && !rules.contains(&b2), "{rules}");
 }
+
+/// A DNS server on the host's loopback that answers every A query with 192.0.2.55 (a stand-in
+/// for the host's resolvers, so no test asks a real one). Stops when dropped.
+struct Upstream {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Upstream {
+    fn start() -> Upstream {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = sock.local_addr().unwrap().port();
+        drop(sock);
+        let script = format!(
+            r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", {port}))
+while True:
+    q, addr = s.recvfrom(512)
+    end = 12
+    while q[end] != 0:
+        end += q[end] + 1
+    question = q[12:end + 5]
+    header = q[:2] + b"\x81\x80" + b"\x00\x01\x00\x01\x00\x00\x00\x00"
+    answer = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + bytes([192, 0, 2, 55])
+    s.sendto(header + question + answer, addr)
+"#
+        );
+        let child = Command::new("python3").args(["-c", &script]).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Upstream { child, port }
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn container_dns_answers_names_and_aliases_and_forwards_the_rest() {
+    let up = Upstream::start();
+    let dns = format!("127.0.0.1:{}", up.port);
+    let d = Daemon::start_bridged(&["--dns", &dns]);
+    let d = d;
+    d.busybox("bb");
+    let net = free_subnet();
+    let tag = format!("{:x}", std::process::id() & 0xffff);
+    d.docker_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("{net}.0/24"),
+        "-o",
+        &format!("com.docker.network.bridge.name=bd{tag}"),
+        "app",
+    ]);
+    let other = free_subnet();
+    d.docker_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("{other}.0/24"),
+        "-o",
+        &format!("com.docker.network.bridge.name=be{tag}"),
+        "elsewhere",
+    ]);
+    for (name, alias) in [("db1", "store"), ("db2", "store")] {
+        d.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "app",
+            "--network-alias",
+            alias,
+            "bb",
+            "sleep",
+            "1000",
+        ]);
+    }
+    d.docker_ok(&["run", "-d", "--name", "client", "--network", "app", "bb", "sleep", "1000"]);
+    d.docker_ok(&["run", "-d", "--name", "stranger", "--network", "elsewhere", "bb", "sleep", "1000"]);
+    let ip = |c: &str| {
+        d.docker_ok(&["inspect", "-f", "{{.NetworkSettings.Networks.app.IPAddress}}", c])
+            .trim()
+            .to_string()
+    };
+    let resolv = d.docker_ok(&["exec", "client", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("nameserver 127.0.0.11"), "{resolv}");
+    // By name: ping db1 works; nslookup gives its address.
+    assert!(d.docker(&["exec", "client", "ping", "-c", "1", "-W", "2", "db1"]).status.success());
+    let look = d.docker_ok(&["exec", "client", "nslookup", "db2"]);
+    assert!(look.contains(&ip("db2")), "{look}");
+    // An alias two containers share answers with both, in turn.
+    let store = d.docker_ok(&["exec", "client", "nslookup", "store"]);
+    assert!(store.contains(&ip("db1")) && store.contains(&ip("db2")), "{store}");
+    // Only the asker's networks: for a container elsewhere db1 is not a container name (the
+    // upstream, which answers everything, is asked instead).
+    let far = common::text(&d.docker(&["exec", "stranger", "nslookup", "db1"]));
+    assert!(!far.contains(&ip("db1")) && far.contains("192.0.2.55"), "{far}");
+    // Anything else goes to the upstream (a server of the test's own on loopback).
+    let outside = d.docker_ok(&["exec", "client", "nslookup", "outside.test"]);
+    assert!(outside.contains("192.0.2.55"), "{outside}");
+    // A removed container's name goes with it; a daemon restart serves names again.
+    d.docker_ok(&["rm", "-f", "db2"]);
+    let after = d.docker_ok(&["exec", "client", "nslookup", "store"]);
+    assert!(after.contains(&ip("db1")), "{after}");
+    let db1 = ip("db1");
+    let mut d = d;
+    d.crash_and_restart();
+    let again = d.docker_ok(&["exec", "client", "nslookup", "db1"]);
+    assert!(again.contains(&db1), "{again}");
+    // Aliases on the default bridge are refused, as Docker refuses them (the docker CLI does
+    // before asking; the API says it too).
+    let (code, _, body) = d.http(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image": "bb", "Cmd": ["true"], "NetworkingConfig": {"EndpointsConfig": {"bridge": {"Aliases": ["x"]}}}}"#),
+    );
+    assert!(
+        code == 400 && body.contains("network-scoped alias is supported only for containers in user defined networks"),
+        "{code} {body}"
+    );
+    d.docker_ok(&["rm", "-f", "db1", "client", "stranger"]);
+    d.docker_ok(&["network", "rm", "app", "elsewhere"]);
+}

@@ -40,6 +40,8 @@ pub struct EngineConfig {
     /// The default bridge network (`--bridge`, `--bip`); `None` (`--bridge none`): containers
     /// on the default network get loopback only.
     pub bridge: Option<crate::networks::BridgeConfig>,
+    /// `--dns`: the resolvers container DNS forwards to (the host's when empty).
+    pub dns: Vec<std::net::SocketAddr>,
 }
 
 /// The name of the built-in runtime: youki's libcontainer, in the shim.
@@ -142,6 +144,11 @@ pub struct Engine {
     pub(crate) execs: Mutex<HashMap<String, Arc<ExecEntry>>>,
     /// The listeners of published ports, by container.
     pub(crate) proxies: Mutex<HashMap<String, Vec<tokio::task::AbortHandle>>>,
+    /// The names container DNS answers, and each container's resolver task.
+    pub(crate) dns_names: net::dns::Names,
+    pub(crate) resolvers: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    /// Where container DNS sends names it does not know (`--dns`, or the host's resolvers).
+    pub(crate) dns_upstream: Arc<Vec<std::net::SocketAddr>>,
 }
 
 /// A 64-hex-digit ID (containers, execs), from the kernel's random generator.
@@ -166,6 +173,11 @@ impl Engine {
         let _ = std::fs::remove_dir_all(&tmp);
         crate::private::ensure_dir(&tmp, crate::private::DIR_MODE, 0)?;
         let launcher = Arc::new(runtime::client::Launcher::new(&cfg.exe, Some(&cfg.exec_root.join("zygote.sock"))));
+        let dns_upstream = if cfg.dns.is_empty() {
+            net::dns::upstreams_of(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+        } else {
+            cfg.dns.clone()
+        };
         let engine = Arc::new(Engine {
             cfg,
             launcher,
@@ -178,6 +190,9 @@ impl Engine {
             containers: Mutex::new(BTreeMap::new()),
             execs: Mutex::new(HashMap::new()),
             proxies: Mutex::new(HashMap::new()),
+            dns_names: Default::default(),
+            resolvers: Mutex::new(HashMap::new()),
+            dns_upstream: Arc::new(dns_upstream),
         });
         engine.restore().await?;
         engine.open_networks()?;
@@ -352,6 +367,9 @@ impl Engine {
                     tracing::info!(container = %id, "re-adopted running container");
                     if let Err(e) = self.republish(&entry.snapshot()) {
                         tracing::warn!(container = %id, error = %e, "could not publish its ports again");
+                    }
+                    if let Err(e) = self.register_dns(&entry.snapshot()) {
+                        tracing::warn!(container = %id, error = %e, "could not serve its DNS again");
                     }
                     self.spawn_health_monitor(&entry, true);
                     self.clone().spawn_monitor(entry, None);

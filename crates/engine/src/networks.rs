@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use net::ipam::{Leases, Pool};
 use serde::{Deserialize, Serialize};
@@ -52,13 +52,17 @@ pub struct Network {
     pub options: BTreeMap<String, String>,
 }
 
-/// What a container asks of a network it joins (`--network`, `--ip`, `network connect`).
+/// What a container asks of a network it joins (`--network`, `--ip`, `--network-alias`,
+/// `network connect`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct EndpointSettings {
     /// `--ip`: a fixed address (user-defined networks only).
     #[serde(rename = "IPv4Address", skip_serializing_if = "Option::is_none")]
     pub ipv4_address: Option<Ipv4Addr>,
+    /// `--network-alias`: more names container DNS answers for it on this network.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 /// A container's place on a network, recorded with the container while it runs.
@@ -408,6 +412,7 @@ impl crate::Engine {
 
     /// Take a running container off one network: its veth and lease go.
     pub(crate) fn disconnect(&self, c: &mut Container, name: &str) {
+        self.unregister_dns(c, Some(name));
         if let Some(ep) = c.endpoints.remove(name) {
             if let Err(e) = net::link::remove(&ep.host_if) {
                 tracing::warn!(network = %name, interface = %ep.host_if, error = %e, "removing a veth");
@@ -421,6 +426,7 @@ impl crate::Engine {
     /// leases and its namespace go.
     pub(crate) fn disconnect_all(&self, c: &mut Container) {
         self.unpublish(c);
+        self.unregister_dns(c, None);
         for (name, ep) in std::mem::take(&mut c.endpoints) {
             if let Err(e) = net::link::remove(&ep.host_if) {
                 tracing::warn!(network = %name, interface = %ep.host_if, error = %e, "removing a veth");
@@ -735,10 +741,15 @@ impl crate::Engine {
                 n.name
             )));
         }
+        wanted.insert(n.name.clone(), settings.clone());
         if c.state.running {
             self.connect(&mut c, &n.name, &settings)?;
+            c.networks = wanted.clone();
+            if let Err(e) = self.register_dns(&c) {
+                self.disconnect(&mut c, &n.name);
+                return Err(e);
+            }
         }
-        wanted.insert(n.name.clone(), settings);
         let mut r = entry.rec.lock().unwrap();
         r.networks = wanted;
         r.endpoints = c.endpoints;
@@ -792,5 +803,68 @@ impl crate::Engine {
             ]),
         );
         Ok(())
+    }
+}
+
+impl crate::Engine {
+    /// The names container DNS answers for `c` on network `name`: its name, its short ID and
+    /// its aliases there.
+    fn dns_names_of(c: &Container, name: &str) -> Vec<String> {
+        let mut names = vec![c.name.trim_start_matches('/').to_string(), c.id[..12].to_string()];
+        if let Some(s) = c.networks.get(name) {
+            names.extend(s.aliases.iter().cloned());
+        }
+        names
+    }
+
+    /// Make `c`'s names known on its user-defined networks and serve its resolver at
+    /// 127.0.0.11 in its namespace (once; again after a daemon restart).
+    pub(crate) fn register_dns(&self, c: &Container) -> Result<()> {
+        let user: Vec<(&String, &Endpoint)> = c.endpoints.iter().filter(|(n, _)| *n != DEFAULT_NETWORK).collect();
+        if user.is_empty() {
+            return Ok(());
+        }
+        {
+            let mut t = self.dns_names.write().unwrap();
+            for (name, ep) in &user {
+                t.add(name, &c.id, ep.ip_address, &Self::dns_names_of(c, name));
+            }
+        }
+        if self.resolvers.lock().unwrap().contains_key(&c.id) {
+            return Ok(());
+        }
+        let sock = net::dns::bind_in(&self.netns_path(&c.id)).map_err(|e| Error::Internal(format!("container DNS: {e}")))?;
+        let upstream = match c.host_config.dns.as_ref().filter(|d| !d.is_empty()) {
+            Some(d) => Arc::new(
+                d.iter()
+                    .filter_map(|a| a.parse::<std::net::IpAddr>().ok())
+                    .map(|ip| std::net::SocketAddr::new(ip, 53))
+                    .collect(),
+            ),
+            None => self.dns_upstream.clone(),
+        };
+        let h = tokio::spawn(net::dns::serve(sock, c.id.clone(), self.dns_names.clone(), upstream)).abort_handle();
+        self.resolvers.lock().unwrap().insert(c.id.clone(), h);
+        Ok(())
+    }
+
+    /// Forget `c`'s names on network `name` (all of them when `None`); its resolver stops when
+    /// it is on no user-defined network any more.
+    pub(crate) fn unregister_dns(&self, c: &Container, name: Option<&str>) {
+        {
+            let mut t = self.dns_names.write().unwrap();
+            for n in c.endpoints.keys().filter(|n| name.is_none_or(|x| x == n.as_str())) {
+                t.remove(n, &c.id);
+            }
+        }
+        let left = c
+            .endpoints
+            .keys()
+            .any(|n| n != DEFAULT_NETWORK && name.is_some_and(|x| x != n.as_str()));
+        if !left {
+            if let Some(h) = self.resolvers.lock().unwrap().remove(&c.id) {
+                h.abort();
+            }
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! pool, persisted by the engine; attaching a container makes a veth pair into its network
 //! namespace and leases it an address; packet rules live in one nftables table of Berth's own.
 
+pub mod dns;
 pub mod ipam;
 pub mod link;
 pub mod netns;

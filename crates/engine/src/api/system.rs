@@ -666,11 +666,11 @@ pub struct NetworkConnect {
     force: bool,
 }
 
-/// `POST /networks/{id}/connect`: aliases and links need container DNS, which is not here yet.
+/// `POST /networks/{id}/connect`.
 pub async fn network_connect(State(e): State<Arc<Engine>>, Path(id): Path<String>, body: Body) -> ApiResult<StatusCode> {
     let req: NetworkConnect = super::io::json_body(body).await?;
     let ep = req.endpoint_config.unwrap_or(Value::Null);
-    for k in ["Aliases", "Links", "DriverOpts", "MacAddress"] {
+    for k in ["Links", "DriverOpts", "MacAddress"] {
         let set = match ep.get(k) {
             None | Some(Value::Null) => false,
             Some(Value::String(s)) => !s.is_empty(),
@@ -689,7 +689,12 @@ pub async fn network_connect(State(e): State<Arc<Engine>>, Path(id): Path<String
         .filter(|a| !a.is_empty())
         .map(|a| a.parse().map_err(|_| bad(format!("invalid IPv4 address: {a}"))))
         .transpose()?;
-    e.connect_container(&id, &req.container, crate::networks::EndpointSettings { ipv4_address })
+    let aliases = ep
+        .get("Aliases")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+        .unwrap_or_default();
+    e.connect_container(&id, &req.container, crate::networks::EndpointSettings { ipv4_address, aliases })
         .await?;
     Ok(StatusCode::OK)
 }

@@ -282,6 +282,15 @@ pub(crate) fn check_networking(req: &CreateRequest) -> Result<()> {
                     "user specified IP address is supported on user defined networks only".into(),
                 ));
             }
+            if set && k == "Aliases" {
+                if matches!(net.as_str(), "bridge" | "default") {
+                    return Err(Error::BadRequest(
+                        "network-scoped alias is supported only for containers in user defined networks".into(),
+                    ));
+                }
+                // Names container DNS answers on that network.
+                continue;
+            }
             if set && k == "IPAMConfig" {
                 // --ip on a user-defined network; IPv6 and link-local addresses are not here yet.
                 let ipam = &ep[k];

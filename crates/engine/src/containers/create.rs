@@ -78,6 +78,7 @@ impl Engine {
     pub async fn create(self: &Arc<Self>, name: Option<&str>, mut req: CreateRequest) -> Result<(String, Vec<String>)> {
         check_supported(&req.host_config)?;
         check_networking(&req)?;
+        let networks = self.networks_at_create(&req)?;
         // Kept in Config.MacAddress, where 1.43's inspect shows it, whichever way it came.
         if let Some(mac) = super::checks::requested_mac(&req)? {
             if self.cfg.bridge.is_none() {
@@ -141,7 +142,6 @@ impl Engine {
         for b in req.host_config.binds.iter().flatten() {
             parse_bind(b)?;
         }
-        let networks = self.networks_at_create(&req)?;
         let c = Container {
             id: id.clone(),
             name,
@@ -354,7 +354,12 @@ impl Engine {
             .filter(|a| !a.is_empty())
             .map(|a| a.parse().map_err(|_| Error::BadRequest(format!("invalid IPv4 address: {a}"))))
             .transpose()?;
-        Ok([(n.name.clone(), crate::networks::EndpointSettings { ipv4_address })]
+        let aliases = ep
+            .and_then(|e| e.get("Aliases"))
+            .and_then(|a| a.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_str()).map(String::from).collect())
+            .unwrap_or_default();
+        Ok([(n.name.clone(), crate::networks::EndpointSettings { ipv4_address, aliases })]
             .into_iter()
             .collect())
     }

@@ -64,6 +64,10 @@ impl Engine {
                 return Err(e);
             }
         }
+        if let Err(e) = self.register_dns(c) {
+            self.disconnect_all(c);
+            return Err(e);
+        }
         let started = match self.publish(c) {
             Ok(()) => self.start_connected(entry, c, runtime).await,
             Err(e) => Err(e),

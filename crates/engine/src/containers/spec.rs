@@ -60,8 +60,28 @@ pub(crate) fn parse_extra_host(h: &str) -> Result<(String, String)> {
 }
 
 /// The container's resolv.conf: the host's, or the `--dns*` options.
-pub(crate) fn resolv_conf(hc: &HostConfig) -> String {
+pub(crate) fn resolv_conf(hc: &HostConfig, embedded: bool) -> String {
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    if embedded {
+        // On a user-defined network: the embedded resolver, which forwards the rest (to the
+        // container's --dns servers, or the host's).
+        let mut out = String::new();
+        match hc.dns_search.as_ref().filter(|s| !s.is_empty()) {
+            Some(s) => out.push_str(&format!("search {}\n", s.join(" "))),
+            None => out.push_str(
+                &host
+                    .lines()
+                    .filter(|l| l.starts_with("search"))
+                    .map(|l| format!("{l}\n"))
+                    .collect::<String>(),
+            ),
+        }
+        out.push_str(&format!("nameserver {}\n", net::dns::RESOLVER));
+        let mut opts = vec!["ndots:0".to_string()];
+        opts.extend(hc.dns_options.clone().unwrap_or_default());
+        out.push_str(&format!("options {}\n", opts.join(" ")));
+        return out;
+    }
     let (dns, search, opts) = (
         hc.dns.clone().unwrap_or_default(),
         hc.dns_search.clone().unwrap_or_default(),
@@ -334,7 +354,7 @@ impl Engine {
             hosts.push_str(&format!("{ip}\t{name}\n"));
         }
         std::fs::write(dir.join("hosts"), hosts).map_err(internal)?;
-        let resolv = resolv_conf(hc);
+        let resolv = resolv_conf(hc, c.endpoints.keys().any(|n| n != crate::networks::DEFAULT_NETWORK));
         std::fs::write(dir.join("resolv.conf"), resolv).map_err(internal)?;
         for f in ["hostname", "hosts", "resolv.conf"] {
             mounts.push(MountSpec {
