@@ -2864,7 +2864,10 @@ fn remaining_host_config_fields_apply_or_are_refused() {
         "/v1.43/containers/create",
         Some(r#"{"Image": "bb", "Cmd": ["true"], "HostConfig": {}, "NetworkingConfig": {"EndpointsConfig": {"bridge": {"Aliases": ["db"]}}}}"#),
     );
-    assert!(code == 400 && resp.contains("endpoint setting Aliases"), "{code} {resp}");
+    assert!(
+        code == 400 && resp.contains("network-scoped alias is supported only for containers in user defined networks"),
+        "{code} {resp}"
+    );
     let (code, _, resp) = d.http(
         "POST",
         "/v1.43/containers/create",

@@ -205,6 +205,52 @@ fn published_ports_serve_the_host_and_go_with_the_container() {
     assert_eq!(d.docker_ok(&["port", "web", "80"]).trim(), format!("127.0.0.1:{port}"));
     let ps = d.docker_ok(&["ps", "--format", "{{.Ports}}", "--filter", "name=web"]);
     assert_eq!(ps.trim(), format!("127.0.0.1:{port}->80/tcp"));
+    // Published on every address, the kernel serves the host's other addresses (DNAT, counted in
+    // the bridge's rules) and other containers through the host (hairpin); loopback is the
+    // proxy's.
+    d.docker_ok(&[
+        "run", "-d", "--name", "web2", "-p", "80", "bb", "httpd", "-f", "-p", "80", "-h", "/etc",
+    ]);
+    let any_port = d
+        .docker_ok(&["port", "web2", "80"])
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    let gw = d
+        .docker_ok(&["network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"])
+        .trim()
+        .to_string();
+    let id2 = d.docker_ok(&["inspect", "-f", "{{.Id}}", "web2"]);
+    let via_gw = format!("http://{gw}:{any_port}/hostname");
+    let mut served = None;
+    for _ in 0..50 {
+        served = curl(&via_gw);
+        if served.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(served.as_deref().map(str::trim), Some(&id2.trim()[..12]));
+    let table = format!("berth-{}", d.bridge.clone().unwrap());
+    let rules = String::from_utf8_lossy(&Command::new("nft").args(["list", "table", "ip", &table]).output().unwrap().stdout).into_owned();
+    let counted = rules
+        .lines()
+        .find(|l| l.contains("ip daddr != 127.0.0.0/8") && l.contains(&format!("dport {any_port} ")))
+        .unwrap_or_else(|| panic!("no DNAT rule for {any_port}: {rules}"));
+    assert!(
+        !counted.contains("packets 0 "),
+        "the host's own traffic did not take the kernel path: {counted}"
+    );
+    let hairpin = d.docker_ok(&["run", "--rm", "bb", "wget", "-qO-", &via_gw]);
+    assert_eq!(hairpin.trim(), &id2.trim()[..12], "hairpin");
+    d.docker_ok(&["rm", "-f", "web2"]);
+    let rules = String::from_utf8_lossy(&Command::new("nft").args(["list", "table", "ip", &table]).output().unwrap().stdout).into_owned();
+    assert!(!rules.contains(&format!("dport {any_port} ")), "{rules}");
     // A port already in use is Docker's error at start, and the failed container leaves no veth.
     let bridge = d.bridge.clone().unwrap();
     let o = d.docker(&["run", "-d", "--name", "clash", "-p", &spec, "bb", "httpd", "-f", "-p", "80"]);

@@ -144,6 +144,8 @@ pub struct Engine {
     pub(crate) execs: Mutex<HashMap<String, Arc<ExecEntry>>>,
     /// The listeners of published ports, by container.
     pub(crate) proxies: Mutex<HashMap<String, Vec<tokio::task::AbortHandle>>>,
+    /// The kernel's side of published ports, by container: its network's bridge and rules.
+    pub(crate) port_rules: Mutex<HashMap<String, (String, Vec<net::rules::PortRule>)>>,
     /// The names container DNS answers, and each container's resolver task.
     pub(crate) dns_names: net::dns::Names,
     pub(crate) resolvers: Mutex<HashMap<String, tokio::task::AbortHandle>>,
@@ -190,6 +192,7 @@ impl Engine {
             containers: Mutex::new(BTreeMap::new()),
             execs: Mutex::new(HashMap::new()),
             proxies: Mutex::new(HashMap::new()),
+            port_rules: Mutex::new(HashMap::new()),
             dns_names: Default::default(),
             resolvers: Mutex::new(HashMap::new()),
             dns_upstream: Arc::new(dns_upstream),

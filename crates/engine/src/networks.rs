@@ -215,6 +215,14 @@ impl crate::Engine {
                     .is_none_or(|v| v != "false"),
                 internal: n.internal,
                 others: nets.iter().filter(|o| o.id != n.id).map(|o| o.bridge.clone()).collect(),
+                ports: self
+                    .port_rules
+                    .lock()
+                    .unwrap()
+                    .values()
+                    .filter(|(b, _)| *b == n.bridge)
+                    .flat_map(|(_, r)| r.iter().cloned())
+                    .collect(),
             };
             net::rules::apply(&rules).map_err(|e| Error::Internal(format!("network {}'s packet rules: {e}", n.name)))?;
         }

@@ -162,7 +162,38 @@ impl crate::Engine {
             self.proxies.lock().unwrap().insert(c.id.clone(), handles);
         }
         c.published = published;
-        Ok(())
+        self.program_ports(c)
+    }
+
+    /// The kernel's data path for `c`'s published ports (DNAT to its address, hairpin), in its
+    /// network's rules.
+    fn program_ports(&self, c: &Container) -> Result<()> {
+        let Some((net_name, ep)) = c.endpoints.iter().next() else {
+            return Ok(());
+        };
+        if c.published.is_empty() {
+            return Ok(());
+        }
+        let Some(n) = self.networks.find(net_name) else { return Ok(()) };
+        let mut rules = Vec::new();
+        for (k, bindings) in &c.published {
+            let cp = ContainerPort::parse(k)?;
+            for b in bindings {
+                let host_ip = match host_ip(&b.host_ip)? {
+                    IpAddr::V4(ip) if ip.is_unspecified() => None,
+                    IpAddr::V4(ip) => Some(ip),
+                    IpAddr::V6(_) => continue,
+                };
+                rules.push(net::rules::PortRule {
+                    host_ip,
+                    host_port: b.host_port.parse().unwrap_or(0),
+                    target: ep.ip_address,
+                    target_port: cp.port,
+                });
+            }
+        }
+        self.port_rules.lock().unwrap().insert(c.id.clone(), (n.bridge.clone(), rules));
+        self.apply_rules()
     }
 
     /// Serve again what a running container published (after a daemon restart: the listeners
@@ -183,7 +214,7 @@ impl crate::Engine {
         if !handles.is_empty() {
             self.proxies.lock().unwrap().insert(c.id.clone(), handles);
         }
-        Ok(())
+        self.program_ports(c)
     }
 
     /// Stop serving a container's published ports.
@@ -192,6 +223,11 @@ impl crate::Engine {
             h.abort();
         }
         c.published.clear();
+        if self.port_rules.lock().unwrap().remove(&c.id).is_some() {
+            if let Err(e) = self.apply_rules() {
+                tracing::warn!(container = %c.id, error = %e, "removing the rules of its published ports");
+            }
+        }
     }
 }
 

@@ -21,6 +21,28 @@ pub struct BridgeRules {
     pub internal: bool,
     /// Berth's other bridges: no traffic crosses from this one to them (network isolation).
     pub others: Vec<String>,
+    /// Published ports whose traffic the kernel sends to the container (DNAT). Traffic to the
+    /// host's loopback cannot be DNATed without `route_localnet`: the userland proxy serves it.
+    pub ports: Vec<PortRule>,
+}
+
+/// One published port: `host_ip:host_port` (any local address when `host_ip` is unset) to
+/// `target:target_port`, TCP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRule {
+    pub host_ip: Option<std::net::Ipv4Addr>,
+    pub host_port: u16,
+    pub target: std::net::Ipv4Addr,
+    pub target_port: u16,
+}
+
+impl PortRule {
+    fn matcher(&self) -> String {
+        match self.host_ip {
+            Some(ip) => format!("ip daddr {ip} tcp dport {}", self.host_port),
+            None => format!("fib daddr type local tcp dport {}", self.host_port),
+        }
+    }
 }
 
 /// The table a bridge's rules live in.
@@ -45,10 +67,41 @@ pub fn render(r: &BridgeRules) -> String {
     }
     s.push_str(&format!("    iifname \"{b}\" accept\n"));
     s.push_str(&format!("    oifname \"{b}\" ct state established,related accept\n"));
+    if !r.ports.is_empty() {
+        // New connections to published ports, once DNATed.
+        s.push_str(&format!("    oifname \"{b}\" ct status dnat accept\n"));
+    }
     s.push_str("  }\n");
-    if r.masquerade && !r.internal {
+    let loopback_ok = |p: &PortRule| p.host_ip.is_none_or(|ip| !ip.is_loopback());
+    if r.ports.iter().any(loopback_ok) {
+        s.push_str("  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n");
+        for p in r.ports.iter().filter(|p| loopback_ok(p)) {
+            s.push_str(&format!("    {} counter dnat to {}:{}\n", p.matcher(), p.target, p.target_port));
+        }
+        s.push_str("  }\n  chain output {\n    type nat hook output priority -100; policy accept;\n");
+        for p in r.ports.iter().filter(|p| loopback_ok(p)) {
+            s.push_str(&format!(
+                "    ip daddr != 127.0.0.0/8 {} counter dnat to {}:{}\n",
+                p.matcher(),
+                p.target,
+                p.target_port
+            ));
+        }
+        s.push_str("  }\n");
+    }
+    if (r.masquerade && !r.internal) || !r.ports.is_empty() {
         s.push_str("  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n");
-        s.push_str(&format!("    ip saddr {} oifname != \"{b}\" masquerade\n", r.subnet));
+        if r.masquerade && !r.internal {
+            s.push_str(&format!("    ip saddr {} oifname != \"{b}\" masquerade\n", r.subnet));
+        }
+        // Hairpin: a container reaching a published port of its own network through the host's
+        // address gets replies through the host too.
+        for p in &r.ports {
+            s.push_str(&format!(
+                "    ip saddr {} ip daddr {} tcp dport {} oifname \"{b}\" masquerade\n",
+                r.subnet, p.target, p.target_port
+            ));
+        }
         s.push_str("  }\n");
     }
     s.push_str("}\n");
@@ -128,6 +181,7 @@ mod tests {
             masquerade: true,
             internal: false,
             others: vec!["br-1".into(), "br-2".into()],
+            ports: vec![],
         };
         let s = render(&r);
         assert!(s.contains("iifname \"berth0\" oifname { \"br-1\", \"br-2\" } drop"), "{s}");
@@ -145,7 +199,43 @@ mod tests {
         );
         assert!(s.contains("ip saddr 172.17.0.0/16 oifname != \"berth0\" masquerade"), "{s}");
         assert!(s.contains("iifname \"berth0\" accept"), "{s}");
-        let quiet = render(&BridgeRules { masquerade: false, ..r });
+        let quiet = render(&BridgeRules {
+            masquerade: false,
+            ..r.clone()
+        });
         assert!(!quiet.contains("masquerade") && !quiet.contains("postrouting"), "{quiet}");
+        let published = render(&BridgeRules {
+            ports: vec![
+                PortRule {
+                    host_ip: None,
+                    host_port: 8080,
+                    target: "172.17.0.2".parse().unwrap(),
+                    target_port: 80,
+                },
+                PortRule {
+                    host_ip: Some("127.0.0.1".parse().unwrap()),
+                    host_port: 9090,
+                    target: "172.17.0.3".parse().unwrap(),
+                    target_port: 90,
+                },
+            ],
+            ..r.clone()
+        });
+        assert!(
+            published.contains("fib daddr type local tcp dport 8080 counter dnat to 172.17.0.2:80"),
+            "{published}"
+        );
+        assert!(
+            published.contains("ip daddr != 127.0.0.0/8 fib daddr type local tcp dport 8080 counter dnat to 172.17.0.2:80"),
+            "{published}"
+        );
+        assert!(
+            !published.contains("dport 9090 dnat"),
+            "loopback-only ports are the proxy's: {published}"
+        );
+        assert!(
+            published.contains("ip saddr 172.17.0.0/16 ip daddr 172.17.0.2 tcp dport 80 oifname \"berth0\" masquerade"),
+            "{published}"
+        );
     }
 }

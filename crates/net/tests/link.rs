@@ -140,6 +140,7 @@ fn rules_are_one_table_replaced_and_removed_whole() {
             masquerade: true,
             internal: false,
             others: vec![],
+            ports: vec![],
         };
         net::rules::apply(&r).unwrap();
         net::rules::apply(&r).unwrap();
