@@ -32,7 +32,7 @@ echo 'root:x:0:0:root:/root:/bin/sh' >"$W/rootfs/etc/passwd"
 tar -C "$W/rootfs" -cf "$W/bb.tar" .
 
 # Berth.
-"$BERTH" daemon --root "$W/b/root" --exec-root "$W/b/run" --log-level warn 2>"$W/berth.log" &
+"$BERTH" daemon --root "$W/b/root" --exec-root "$W/b/run" --bridge none --log-level warn 2>"$W/berth.log" &
 BPID=$!
 for _ in $(seq 100); do [ -S "$W/b/run/berth.sock" ] && break; sleep 0.05; done
 BH=unix://$W/b/run/berth.sock
