@@ -640,3 +640,58 @@ fn container_dns_answers_names_and_aliases_and_forwards_the_rest() {
     d.docker_ok(&["rm", "-f", "db1", "client", "stranger"]);
     d.docker_ok(&["network", "rm", "app", "elsewhere"]);
 }
+
+#[test]
+fn docker_py_drives_networks_and_ports() {
+    let d = Daemon::start_bridged(&[]);
+    d.busybox("bb");
+    let net = free_subnet();
+    let tag = format!("{:x}", std::process::id() & 0xffff);
+    let port = free_port();
+    let script = format!(
+        r#"
+import docker, urllib.request, time
+c = docker.DockerClient(base_url="{host}")
+ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet="{net}.0/24", gateway="{net}.1")])
+n = c.networks.create("pynet", driver="bridge", ipam=ipam, labels={{"a": "b"}}, options={{"com.docker.network.bridge.name": "bp{tag}"}})
+assert n.name == "pynet" and n.attrs["IPAM"]["Config"][0]["Subnet"] == "{net}.0/24", n.attrs
+assert [x.name for x in c.networks.list(names=["pynet"])] == ["pynet"]
+srv = c.containers.run("bb", ["httpd", "-f", "-p", "80", "-h", "/etc"], detach=True, name="srv", network="pynet", ports={{"80/tcp": ("127.0.0.1", {port})}})
+cli = c.containers.run("bb", ["sleep", "1000"], detach=True, name="cli")
+n.connect(cli, aliases=["friend"])
+n.reload()
+assert set(x.name for x in n.containers) == {{"srv", "cli"}}, n.containers
+cli.reload()
+assert "pynet" in cli.attrs["NetworkSettings"]["Networks"] and "bridge" in cli.attrs["NetworkSettings"]["Networks"]
+code, out = cli.exec_run(["wget", "-qO-", "http://srv/hostname"])
+assert code == 0 and out.decode().strip() == srv.id[:12], (code, out)
+code, out = srv.exec_run(["nslookup", "friend"])
+assert code == 0 and cli.attrs["NetworkSettings"]["Networks"]["pynet"]["IPAddress"] in out.decode(), out
+srv.reload()
+assert srv.ports == {{"80/tcp": [{{"HostIp": "127.0.0.1", "HostPort": "{port}"}}]}}, srv.ports
+for _ in range(50):
+    try:
+        body = urllib.request.urlopen("http://127.0.0.1:{port}/hostname", timeout=5).read().decode().strip()
+        break
+    except Exception:
+        time.sleep(0.1)
+assert body == srv.id[:12], body
+n.disconnect(cli)
+n.reload()
+assert [x.name for x in n.containers] == ["srv"]
+try:
+    n.remove()
+    raise SystemExit("removed a network in use")
+except docker.errors.APIError as e:
+    assert "active endpoints" in str(e), e
+srv.remove(force=True)
+cli.remove(force=True)
+n.remove()
+assert c.networks.list(names=["pynet"]) == []
+print("ok")
+"#,
+        host = d.host()
+    );
+    let o = common::python(&script, 120);
+    assert_eq!(common::text(&o), "ok", "{}", common::errtext(&o));
+}

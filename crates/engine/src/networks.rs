@@ -454,12 +454,18 @@ impl crate::Engine {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct NetworkCreate {
+    #[serde(deserialize_with = "crate::types::null_as_default")]
     pub name: String,
     pub check_duplicate: Option<bool>,
+    #[serde(deserialize_with = "crate::types::null_as_default")]
     pub driver: String,
+    #[serde(deserialize_with = "crate::types::null_as_default")]
     pub scope: String,
+    #[serde(deserialize_with = "crate::types::null_as_default")]
     pub internal: bool,
+    #[serde(deserialize_with = "crate::types::null_as_default")]
     pub attachable: bool,
+    #[serde(deserialize_with = "crate::types::null_as_default")]
     pub ingress: bool,
     #[serde(rename = "IPAM")]
     pub ipam: Option<IpamRequest>,
@@ -467,6 +473,7 @@ pub struct NetworkCreate {
     pub enable_ipv6: Option<bool>,
     pub options: Option<BTreeMap<String, String>>,
     pub labels: Option<BTreeMap<String, String>>,
+    #[serde(deserialize_with = "crate::types::null_as_default")]
     pub config_only: bool,
     pub config_from: Option<serde_json::Value>,
 }
@@ -474,6 +481,7 @@ pub struct NetworkCreate {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct IpamRequest {
+    #[serde(deserialize_with = "crate::types::null_as_default")]
     pub driver: String,
     pub config: Option<Vec<IpamPool>>,
     pub options: Option<BTreeMap<String, String>>,
@@ -482,9 +490,12 @@ pub struct IpamRequest {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct IpamPool {
+    #[serde(deserialize_with = "crate::types::null_as_default")]
     pub subnet: String,
     #[serde(rename = "IPRange")]
+    #[serde(deserialize_with = "crate::types::null_as_default")]
     pub ip_range: String,
+    #[serde(deserialize_with = "crate::types::null_as_default")]
     pub gateway: String,
     pub auxiliary_addresses: Option<BTreeMap<String, String>>,
 }
@@ -756,6 +767,12 @@ impl crate::Engine {
             if let Err(e) = self.register_dns(&c) {
                 self.disconnect(&mut c, &n.name);
                 return Err(e);
+            }
+            if n.name != DEFAULT_NETWORK {
+                // Its first user-defined network: names now come from the embedded resolver, as
+                // Docker rewrites the file (in place: the container has it bind-mounted).
+                let resolv = crate::containers::resolv_conf(&c.host_config, true);
+                std::fs::write(self.container_dir(&c.id).join("resolv.conf"), resolv).map_err(internal)?;
             }
         }
         let mut r = entry.rec.lock().unwrap();

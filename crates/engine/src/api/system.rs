@@ -626,8 +626,47 @@ fn builtin_networks() -> Vec<Value> {
 }
 
 /// `GET /networks`.
-pub async fn network_list(State(e): State<Arc<Engine>>) -> Json<Value> {
-    Json(Value::Array(all_networks(&e)))
+pub async fn network_list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
+    let f = Q::parse(q).filters()?;
+    for k in f.keys() {
+        if !["name", "id", "driver", "label", "type", "scope", "dangling"].contains(&k.as_str()) {
+            return Err(bad(format!("invalid filter '{k}'")));
+        }
+    }
+    for v in f.get("type").into_iter().flatten() {
+        if v != "custom" && v != "builtin" {
+            return Err(bad(format!("invalid filter: 'type'='{v}'")));
+        }
+    }
+    let containers = e.containers();
+    let nets = all_networks(&e)
+        .into_iter()
+        .filter(|n| {
+            let name = n["Name"].as_str().unwrap_or("");
+            let builtin = matches!(name, "bridge" | "host" | "none");
+            f.iter().all(|(k, vals)| {
+                vals.is_empty()
+                    || vals.iter().any(|v| match k.as_str() {
+                        "name" => name.contains(v.as_str()),
+                        "id" => n["Id"].as_str().is_some_and(|id| id.starts_with(v.as_str())),
+                        "driver" => n["Driver"] == v.as_str(),
+                        "scope" => v == "local",
+                        "type" => (v == "builtin") == builtin,
+                        "label" => match v.split_once('=') {
+                            Some((lk, lv)) => n["Labels"][lk] == lv,
+                            None => n["Labels"].get(v.as_str()).is_some(),
+                        },
+                        "dangling" => {
+                            let used = builtin
+                                || containers.iter().any(|c| c.endpoints.contains_key(name) || c.networks.contains_key(name));
+                            (v == "true" || v == "1") != used
+                        }
+                        _ => true,
+                    })
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(nets)))
 }
 
 /// `GET /networks/{id}`.

@@ -89,7 +89,7 @@ pub fn cgroup_path(id: &str) -> String {
 pub use crate::engine::{purge_trash, TRASH_PREFIX};
 pub(crate) use checks::check_supported;
 pub use checks::{log_rotation, parse_bind};
-pub(crate) use spec::parse_extra_host;
+pub(crate) use spec::{parse_extra_host, resolv_conf};
 pub use update::UpdateRequest;
 
 #[cfg(test)]
