@@ -658,7 +658,9 @@ pub async fn network_list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -
                         },
                         "dangling" => {
                             let used = builtin
-                                || containers.iter().any(|c| c.endpoints.contains_key(name) || c.networks.contains_key(name));
+                                || containers
+                                    .iter()
+                                    .any(|c| c.endpoints.contains_key(name) || c.networks.contains_key(name));
                             (v == "true" || v == "1") != used
                         }
                         _ => true,
