@@ -695,3 +695,86 @@ print("ok")
     let o = common::python(&script, 120);
     assert_eq!(common::text(&o), "ok", "{}", common::errtext(&o));
 }
+
+#[test]
+fn docker_compose_runs_a_multi_container_app() {
+    let d = Daemon::start_bridged(&[]);
+    d.busybox("bb");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        format!(
+            r#"version: "3.8"
+services:
+  web:
+    image: bb
+    command: ["httpd", "-f", "-p", "80", "-h", "/etc"]
+    ports:
+      - "127.0.0.1:{port}:80"
+    healthcheck:
+      test: ["CMD", "wget", "-qO-", "http://127.0.0.1/hostname"]
+      interval: 1s
+      retries: 10
+  worker:
+    image: bb
+    command: ["sh", "-c", "while true; do wget -qO- http://web/hostname && sleep 1; done"]
+    depends_on:
+      web:
+        condition: service_healthy
+"#
+        ),
+    )
+    .unwrap();
+    let compose = |args: &[&str]| {
+        let mut c = Command::new("docker-compose");
+        c.current_dir(dir.path())
+            .env("DOCKER_HOST", d.host())
+            .args(["-p", "capp"])
+            .args(args);
+        common::run_timeout(c, None, 120)
+    };
+    let up = compose(&["up", "-d"]);
+    assert!(up.status.success(), "{}", common::errtext(&up));
+    let ps = common::text(&compose(&["ps"]));
+    assert!(
+        ps.contains("capp_web_1") && ps.contains("capp_worker_1") && ps.contains(&format!("127.0.0.1:{port}->80/tcp")),
+        "{ps}"
+    );
+    assert_eq!(ps.matches("capp_web_1").count(), 1, "{ps}");
+    let web_id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "capp_web_1"]);
+    let mut body = None;
+    for _ in 0..50 {
+        body = curl(&format!("http://127.0.0.1:{port}/hostname"));
+        if body.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(body.as_deref().map(str::trim), Some(&web_id.trim()[..12]));
+    // The worker reaches web by its service name (an alias on the project's network).
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = common::text(&compose(&["logs", "worker"]));
+        if logs.contains(&web_id.trim()[..12]) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(logs.contains(&web_id.trim()[..12]), "{logs}");
+    let scaled = compose(&["up", "-d", "--scale", "worker=2"]);
+    assert!(scaled.status.success(), "{}", common::errtext(&scaled));
+    let ps = common::text(&compose(&["ps"]));
+    assert!(ps.contains("capp_worker_2"), "{ps}");
+    let exec = compose(&["exec", "-T", "web", "cat", "/etc/hostname"]);
+    assert_eq!(common::text(&exec).trim(), &web_id.trim()[..12]);
+    // down -v leaves no container, network or bridge.
+    let down = compose(&["down", "-v"]);
+    assert!(down.status.success(), "{}", common::errtext(&down));
+    assert_eq!(d.docker_ok(&["ps", "-aq"]).trim(), "");
+    assert_eq!(
+        d.docker_ok(&["network", "ls", "--format", "{{.Name}}"]).trim(),
+        "bridge\nhost\nnone"
+    );
+    assert!(!host_links().contains("br-"), "{}", host_links());
+}

@@ -301,7 +301,7 @@ pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRes
         .filter(|c| {
             f.iter().all(|(k, vals)| {
                 vals.is_empty()
-                    || vals.iter().any(|v| match k.as_str() {
+                    || super::query::matches_filter(k, vals, |v| match k.as_str() {
                         "id" => c.id.starts_with(v.as_str()),
                         "name" => c.name.trim_start_matches('/').contains(v.trim_start_matches('/')),
                         "status" => c.state.status == *v,

@@ -80,7 +80,7 @@ pub async fn list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiRes
         .filter(|s| {
             f.iter().all(|(k, vals)| {
                 vals.is_empty()
-                    || vals.iter().any(|v| match k.as_str() {
+                    || super::query::matches_filter(k, vals, |v| match k.as_str() {
                         "dangling" => (v == "true" || v == "1") == s.tags.is_empty(),
                         "reference" => s
                             .tags

@@ -71,3 +71,13 @@ impl Q {
         Ok(out)
     }
 }
+
+/// Whether a filter key's values match, as Docker reads them: any one value of a key matches,
+/// except `label`, whose values must all match.
+pub fn matches_filter(key: &str, vals: &[String], f: impl Fn(&String) -> bool) -> bool {
+    if key == "label" {
+        vals.iter().all(f)
+    } else {
+        vals.iter().any(f)
+    }
+}

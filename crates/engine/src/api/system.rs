@@ -300,7 +300,7 @@ pub async fn events(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> ApiR
                 "daemon" => ev.kind == "daemon",
                 // Swarm and plugin objects do not exist here: nothing matches them.
                 "plugin" | "node" | "service" | "secret" | "config" => false,
-                "label" => vals.iter().any(|v| match v.split_once('=') {
+                "label" => vals.iter().all(|v| match v.split_once('=') {
                     Some((lk, lv)) => ev.actor.attributes.get(lk).map(|x| x.as_str()) == Some(lv),
                     None => ev.actor.attributes.contains_key(v),
                 }),
@@ -646,7 +646,7 @@ pub async fn network_list(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -
             let builtin = matches!(name, "bridge" | "host" | "none");
             f.iter().all(|(k, vals)| {
                 vals.is_empty()
-                    || vals.iter().any(|v| match k.as_str() {
+                    || super::query::matches_filter(k, vals, |v| match k.as_str() {
                         "name" => name.contains(v.as_str()),
                         "id" => n["Id"].as_str().is_some_and(|id| id.starts_with(v.as_str())),
                         "driver" => n["Driver"] == v.as_str(),
