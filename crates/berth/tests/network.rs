@@ -173,6 +173,17 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// `curl` until it answers (5 s), for a server that is still starting.
+fn curl_eventually(url: &str) -> Option<String> {
+    for _ in 0..50 {
+        if let Some(body) = curl(url) {
+            return Some(body);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    None
+}
+
 fn curl(url: &str) -> Option<String> {
     let o = Command::new("curl").args(["-sf", "--max-time", "5", url]).output().ok()?;
     o.status.success().then(|| String::from_utf8_lossy(&o.stdout).into_owned())
@@ -189,14 +200,7 @@ fn published_ports_serve_the_host_and_go_with_the_container() {
     ]);
     let id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "web"]);
     let url = format!("http://127.0.0.1:{port}/hostname");
-    let mut got = None;
-    for _ in 0..50 {
-        got = curl(&url);
-        if got.is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let got = curl_eventually(&url);
     assert_eq!(
         got.as_deref().map(str::trim),
         Some(&id.trim()[..12]),
@@ -227,14 +231,7 @@ fn published_ports_serve_the_host_and_go_with_the_container() {
         .to_string();
     let id2 = d.docker_ok(&["inspect", "-f", "{{.Id}}", "web2"]);
     let via_gw = format!("http://{gw}:{any_port}/hostname");
-    let mut served = None;
-    for _ in 0..50 {
-        served = curl(&via_gw);
-        if served.is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let served = curl_eventually(&via_gw);
     assert_eq!(served.as_deref().map(str::trim), Some(&id2.trim()[..12]));
     let table = format!("berth-{}", d.bridge.clone().unwrap());
     let rules = String::from_utf8_lossy(&Command::new("nft").args(["list", "table", "ip", &table]).output().unwrap().stdout).into_owned();
@@ -262,15 +259,7 @@ fn published_ports_serve_the_host_and_go_with_the_container() {
     ]);
     let any = d.docker_ok(&["port", "any", "81"]);
     let p: u16 = any.lines().next().unwrap().rsplit(':').next().unwrap().trim().parse().unwrap();
-    let mut ok = false;
-    for _ in 0..50 {
-        ok = curl(&format!("http://127.0.0.1:{p}/hostname")).is_some();
-        if ok {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(ok, "-P port {p}");
+    assert!(curl_eventually(&format!("http://127.0.0.1:{p}/hostname")).is_some(), "-P port {p}");
     // Stopped, the port is free again; removed, nothing is left.
     d.docker_ok(&["stop", "-t", "0", "web"]);
     assert!(curl(&url).is_none());
@@ -364,12 +353,7 @@ fn containers_reach_outside_through_the_hosts_address() {
 fn free_subnet() -> String {
     let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
     loop {
-        let r = {
-            use std::hash::{BuildHasher, Hasher};
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u32(std::process::id());
-            h.finish() as u32
-        };
+        let r = common::random_u32();
         let (b, c) = (216 + (r % 8) as u8, ((r >> 8) % 256) as u8);
         if !routes.contains(&format!("00{c:02X}{b:02X}0A")) {
             return format!("10.{b}.{c}");
@@ -743,14 +727,7 @@ services:
     );
     assert_eq!(ps.matches("capp_web_1").count(), 1, "{ps}");
     let web_id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "capp_web_1"]);
-    let mut body = None;
-    for _ in 0..50 {
-        body = curl(&format!("http://127.0.0.1:{port}/hostname"));
-        if body.is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let body = curl_eventually(&format!("http://127.0.0.1:{port}/hostname"));
     assert_eq!(body.as_deref().map(str::trim), Some(&web_id.trim()[..12]));
     // The worker reaches web by its service name (an alias on the project's network).
     let mut logs = String::new();

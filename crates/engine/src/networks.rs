@@ -83,6 +83,26 @@ pub struct Endpoint {
     pub ifname: String,
 }
 
+impl EndpointSettings {
+    /// An `EndpointSettings` of the API (create's `EndpointsConfig` entry, connect's
+    /// `EndpointConfig`): the fixed address and the aliases; `Null` is none.
+    pub fn from_config(ep: &serde_json::Value) -> Result<EndpointSettings> {
+        let ipv4_address = ep
+            .get("IPAMConfig")
+            .and_then(|i| i.get("IPv4Address"))
+            .and_then(|a| a.as_str())
+            .filter(|a| !a.is_empty())
+            .map(|a| a.parse().map_err(|_| Error::BadRequest(format!("invalid IPv4 address: {a}"))))
+            .transpose()?;
+        let aliases = ep
+            .get("Aliases")
+            .and_then(|a| a.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_str()).map(String::from).collect())
+            .unwrap_or_default();
+        Ok(EndpointSettings { ipv4_address, aliases })
+    }
+}
+
 /// The stored networks.
 pub struct Networks {
     dir: PathBuf,
@@ -372,10 +392,7 @@ impl crate::Engine {
             .get("MacAddress")
             .and_then(|v| v.as_str())
             .filter(|_| c.endpoints.is_empty())
-            .and_then(|m| {
-                let b: Vec<u8> = m.split(':').filter_map(|x| u8::from_str_radix(x, 16).ok()).collect();
-                <[u8; 6]>::try_from(b).ok()
-            });
+            .and_then(net::link::parse_mac);
         let mac = asked.unwrap_or_else(|| net::link::mac_for(ip));
         let host_if = format!("veth{}", &endpoint_id[..7]);
         let ifname = format!("eth{}", c.endpoints.len());
@@ -650,12 +667,7 @@ impl crate::Engine {
             let _ = self.forget_network(&n);
             return Err(e);
         }
-        self.events.emit(
-            "network",
-            "create",
-            &n.id,
-            BTreeMap::from([("name".into(), n.name.clone()), ("type".into(), "bridge".into())]),
-        );
+        self.emit_network(&n, "create", None);
         Ok(n)
     }
 
@@ -697,12 +709,7 @@ impl crate::Engine {
             )));
         }
         self.forget_network(&n)?;
-        self.events.emit(
-            "network",
-            "destroy",
-            &n.id,
-            BTreeMap::from([("name".into(), n.name.clone()), ("type".into(), "bridge".into())]),
-        );
+        self.emit_network(&n, "destroy", None);
         Ok(())
     }
 
@@ -779,17 +786,17 @@ impl crate::Engine {
         r.networks = wanted;
         r.endpoints = c.endpoints;
         self.save(&r)?;
-        self.events.emit(
-            "network",
-            "connect",
-            &n.id,
-            BTreeMap::from([
-                ("container".into(), r.id.clone()),
-                ("name".into(), n.name.clone()),
-                ("type".into(), "bridge".into()),
-            ]),
-        );
+        self.emit_network(&n, "connect", Some(&r.id));
         Ok(())
+    }
+
+    /// A network event, with the container it concerns if any.
+    fn emit_network(&self, n: &Network, action: &str, container: Option<&str>) {
+        let mut attrs = BTreeMap::from([("name".to_string(), n.name.clone()), ("type".to_string(), "bridge".to_string())]);
+        if let Some(c) = container {
+            attrs.insert("container".into(), c.to_string());
+        }
+        self.events.emit("network", action, &n.id, attrs);
     }
 
     /// `POST /networks/{id}/disconnect`.
@@ -817,16 +824,7 @@ impl crate::Engine {
         }
         r.endpoints = c.endpoints;
         self.save(&r)?;
-        self.events.emit(
-            "network",
-            "disconnect",
-            &n.id,
-            BTreeMap::from([
-                ("container".into(), r.id.clone()),
-                ("name".into(), n.name.clone()),
-                ("type".into(), "bridge".into()),
-            ]),
-        );
+        self.emit_network(&n, "disconnect", Some(&r.id));
         Ok(())
     }
 }

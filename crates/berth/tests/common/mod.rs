@@ -67,6 +67,14 @@ pub fn run_timeout(mut cmd: Command, input: Option<&[u8]>, secs: u64) -> Output 
 }
 
 /// Run a Python script (docker-py and friends) with a deadline.
+/// A number that differs between calls and processes (for names and subnets tests pick).
+pub fn random_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish() as u32
+}
+
 pub fn python(script: &str, secs: u64) -> Output {
     let mut c = Command::new("python3");
     c.args(["-c", script]);
@@ -251,12 +259,7 @@ impl Daemon {
     pub fn start_bridged(extra: &[&str]) -> Daemon {
         let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
         let (name, bip) = loop {
-            let r = {
-                use std::hash::{BuildHasher, Hasher};
-                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-                h.write_u32(std::process::id());
-                h.finish() as u32
-            };
+            let r = random_u32();
             let (b, c) = (200 + (r % 8) as u8, ((r >> 8) % 256) as u8);
             // /proc/net/route holds destinations as little-endian hex.
             let dest = format!("{:02X}{:02X}{:02X}{:02X}", 0, c, b, 10);

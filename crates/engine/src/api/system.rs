@@ -723,20 +723,8 @@ pub async fn network_connect(State(e): State<Arc<Engine>>, Path(id): Path<String
             return Err(bad(format!("endpoint setting {k} is not supported by Berth yet")));
         }
     }
-    let ipv4_address = ep
-        .get("IPAMConfig")
-        .and_then(|i| i.get("IPv4Address"))
-        .and_then(Value::as_str)
-        .filter(|a| !a.is_empty())
-        .map(|a| a.parse().map_err(|_| bad(format!("invalid IPv4 address: {a}"))))
-        .transpose()?;
-    let aliases = ep
-        .get("Aliases")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
-        .unwrap_or_default();
-    e.connect_container(&id, &req.container, crate::networks::EndpointSettings { ipv4_address, aliases })
-        .await?;
+    let settings = crate::networks::EndpointSettings::from_config(&ep)?;
+    e.connect_container(&id, &req.container, settings).await?;
     Ok(StatusCode::OK)
 }
 

@@ -232,12 +232,8 @@ pub(crate) fn requested_mac(req: &CreateRequest) -> Result<Option<[u8; 6]>> {
                 .find_map(|ep| ep.get("MacAddress").and_then(|m| m.as_str()).filter(|m| !m.is_empty()))
         });
     let Some(m) = from_config.or(from_endpoint) else { return Ok(None) };
-    let bytes: Vec<u8> = m
-        .split(':')
-        .filter_map(|b| u8::from_str_radix(b, 16).ok().filter(|_| b.len() == 2))
-        .collect();
-    match <[u8; 6]>::try_from(bytes) {
-        Ok(mac) if m.split(':').count() == 6 && mac[0] & 1 == 0 => Ok(Some(mac)),
+    match net::link::parse_mac(m) {
+        Some(mac) if mac[0] & 1 == 0 => Ok(Some(mac)),
         _ => Err(Error::BadRequest(format!("{m} is not a valid mac address"))),
     }
 }

@@ -347,20 +347,7 @@ impl Engine {
             .and_then(|v| v.get("EndpointsConfig"))
             .and_then(|v| v.as_object());
         let ep = eps.and_then(|m| m.get(key).or_else(|| m.get(&n.name)).or_else(|| m.get(&n.id)));
-        let ipv4_address = ep
-            .and_then(|e| e.get("IPAMConfig"))
-            .and_then(|i| i.get("IPv4Address"))
-            .and_then(|a| a.as_str())
-            .filter(|a| !a.is_empty())
-            .map(|a| a.parse().map_err(|_| Error::BadRequest(format!("invalid IPv4 address: {a}"))))
-            .transpose()?;
-        let aliases = ep
-            .and_then(|e| e.get("Aliases"))
-            .and_then(|a| a.as_array())
-            .map(|a| a.iter().filter_map(|x| x.as_str()).map(String::from).collect())
-            .unwrap_or_default();
-        Ok([(n.name.clone(), crate::networks::EndpointSettings { ipv4_address, aliases })]
-            .into_iter()
-            .collect())
+        let settings = crate::networks::EndpointSettings::from_config(ep.unwrap_or(&serde_json::Value::Null))?;
+        Ok([(n.name.clone(), settings)].into_iter().collect())
     }
 }
