@@ -5,11 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::Daemon;
-
-fn host_links() -> String {
-    String::from_utf8_lossy(&Command::new("ip").args(["-o", "link", "show"]).output().unwrap().stdout).into_owned()
-}
+use common::{curl, curl_eventually, free_port, host_links, Daemon};
 
 fn veths_on(bridge: &str) -> usize {
     host_links().lines().filter(|l| l.contains(&format!("master {bridge} "))).count()
@@ -167,26 +163,6 @@ fn bridge_flags_are_checked() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// `curl` until it answers (5 s), for a server that is still starting.
-fn curl_eventually(url: &str) -> Option<String> {
-    for _ in 0..50 {
-        if let Some(body) = curl(url) {
-            return Some(body);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    None
-}
-
-fn curl(url: &str) -> Option<String> {
-    let o = Command::new("curl").args(["-sf", "--max-time", "5", url]).output().ok()?;
-    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
 #[test]

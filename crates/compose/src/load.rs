@@ -32,6 +32,9 @@ pub struct Options {
     pub env_file: Option<PathBuf>,
     /// `--profile` and `COMPOSE_PROFILES`.
     pub profiles: Vec<String>,
+    /// Services named on the command line: enabled with their dependencies, whatever their
+    /// profiles.
+    pub targets: Vec<String>,
     /// The directory to search from.
     pub cwd: PathBuf,
     /// The process environment.
@@ -49,6 +52,8 @@ pub struct Loaded {
     pub files: Vec<PathBuf>,
     /// Every service of the files, also those of disabled profiles.
     pub all_services: BTreeSet<String>,
+    /// The variables interpolation used (the process environment over `.env`).
+    pub environment: BTreeMap<String, String>,
 }
 
 /// Find the files to use.
@@ -130,12 +135,13 @@ pub fn load(o: &Options) -> Result<Loaded> {
     if let Some(p) = vars.get("COMPOSE_PROFILES") {
         profiles.extend(p.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from));
     }
-    apply_profiles(&mut project, &profiles, &[])?;
+    apply_profiles(&mut project, &profiles, &o.targets)?;
     Ok(Loaded {
         project,
         dir,
         files,
         all_services,
+        environment: vars,
     })
 }
 

@@ -722,6 +722,11 @@ fn label_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>
     Ok(env_map(d)?.into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect())
 }
 
+/// Split a command string into words as a compose file's `command: "a 'b c'"` is split.
+pub fn split_words(s: &str) -> Option<Vec<String>> {
+    shlex::split(s)
+}
+
 fn command<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
     match Value::deserialize(d)? {
         Value::Null => Ok(None),

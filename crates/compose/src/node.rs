@@ -75,7 +75,10 @@ impl Node {
         if text.trim().is_empty() {
             return Ok(Node::new(Kind::Map(Vec::new())));
         }
-        let raw: Raw = serde_saphyr::from_str(text).map_err(|e| Error::Yaml {
+        // `mode: 0440` is octal in compose files (YAML 1.1's reading, as Docker Compose has it).
+        let mut options = serde_saphyr::Options::default();
+        options.legacy_octal_numbers = true;
+        let raw: Raw = serde_saphyr::from_str_with_options(text, options).map_err(|e| Error::Yaml {
             file: name.to_string(),
             message: first_line(&e.to_string()),
         })?;

@@ -4,6 +4,7 @@
 
 mod build;
 mod client;
+mod compose;
 mod cp;
 mod create;
 mod exec;
@@ -130,6 +131,8 @@ pub enum Command {
     /// List and inspect networks (the built-in host and none)
     #[command(subcommand)]
     Network(system::NetworkCmd),
+    /// Define and run multi-container applications (the Compose Specification)
+    Compose(compose::ComposeArgs),
 }
 
 /// `berth image` subcommands.
@@ -272,6 +275,7 @@ async fn dispatch(c: &Client, cmd: Command) -> Result<i32> {
         Command::Events(a) => system::events(c, a).await,
         Command::System(cmd) => system::system(c, cmd).await,
         Command::Network(cmd) => system::network(c, cmd).await,
+        Command::Compose(a) => compose::compose(c, a).await,
     }
 }
 

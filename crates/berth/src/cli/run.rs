@@ -228,8 +228,38 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<i32> {
     }
     let body = o.body(streams)?;
     let id = create_container(client, o, &body).await?;
-    let start_path = format!("/containers/{}/start", seg(&id));
-    if args.detach {
+    let how = Started {
+        streams,
+        tty: o.tty,
+        rm: o.rm,
+        detach: args.detach,
+        sig_proxy: args.sig_proxy,
+        detach_keys: args.detach_keys.as_deref(),
+    };
+    start_created(client, &id, how).await
+}
+
+/// How a created container is started by `run` (and `compose run`).
+pub struct Started<'a> {
+    /// The streams to attach.
+    pub streams: Streams,
+    /// The container has a TTY.
+    pub tty: bool,
+    /// The daemon removes it when it exits (AutoRemove).
+    pub rm: bool,
+    /// Print the ID and return at once.
+    pub detach: bool,
+    /// Forward our signals (non-TTY).
+    pub sig_proxy: bool,
+    /// `--detach-keys`.
+    pub detach_keys: Option<&'a str>,
+}
+
+/// Start a created container as `docker run` does: detached (print its ID), or attached to the
+/// streams asked for until it exits; returns its exit code (or docker's start-failure code).
+pub async fn start_created(client: &Client, id: &str, how: Started<'_>) -> Result<i32> {
+    let start_path = format!("/containers/{}/start", seg(id));
+    if how.detach {
         if let Err(e) = client.post(&start_path, None).await {
             eprintln!("{e}");
             return Ok(start_failure_code(&e.to_string()));
@@ -237,27 +267,27 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<i32> {
         println!("{id}");
         return Ok(0);
     }
-    let condition = if o.rm { "removed" } else { "next-exit" };
-    if streams == Streams::default() {
-        let (waiter, registered) = spawn_wait(client, &id, condition);
+    let condition = if how.rm { "removed" } else { "next-exit" };
+    if how.streams == Streams::default() {
+        let (waiter, registered) = spawn_wait(client, id, condition);
         let _ = tokio::time::timeout(Duration::from_millis(300), registered).await;
         if let Err(e) = client.post(&start_path, None).await {
             eprintln!("{e}");
             return Ok(start_failure_code(&e.to_string()));
         }
-        return exit_code(client, &id, waiter).await;
+        return exit_code(client, id, waiter).await;
     }
     // Detached by the user: the container goes on, as `docker run` leaves it (exit 0).
     Ok(attached(
         client,
-        &id,
-        streams,
-        o.tty,
+        id,
+        how.streams,
+        how.tty,
         condition,
         true,
         UserSide {
-            sig_proxy: args.sig_proxy,
-            detach_keys: args.detach_keys.as_deref(),
+            sig_proxy: how.sig_proxy,
+            detach_keys: how.detach_keys,
         },
     )
     .await?

@@ -25,6 +25,81 @@ pub struct Daemon {
     wrap: Vec<String>,
 }
 
+/// The host's interfaces (`ip -o link show`).
+pub fn host_links() -> String {
+    String::from_utf8_lossy(&Command::new("ip").args(["-o", "link", "show"]).output().unwrap().stdout).into_owned()
+}
+
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `curl` until it answers (5 s), for a server that is still starting.
+pub fn curl_eventually(url: &str) -> Option<String> {
+    for _ in 0..50 {
+        if let Some(body) = curl(url) {
+            return Some(body);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// One `curl -sf`; the body when it answered 2xx.
+pub fn curl(url: &str) -> Option<String> {
+    let o = Command::new("curl").args(["-sf", "--max-time", "5", url]).output().ok()?;
+    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// A Debian bookworm rootfs with python3 (debootstrap, minbase), as a tar: made once per machine
+/// and kept in /var/tmp (debootstrap takes ~40 s and needs the Debian mirror the apt sources
+/// name); a lock file keeps two test processes from making it twice.
+pub fn python_rootfs_tar() -> PathBuf {
+    use std::os::fd::AsRawFd;
+    let out = PathBuf::from("/var/tmp/berth-test-python-bookworm.tar");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/var/tmp/berth-test-python-bookworm.lock")
+        .unwrap();
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    if out.exists() {
+        return out;
+    }
+    let dir = tempfile::Builder::new().prefix("berth-debootstrap").tempdir_in("/var/tmp").unwrap();
+    let root = dir.path().join("root");
+    let mirror = std::env::var("BERTH_TEST_DEBIAN_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into());
+    let mut c = Command::new("debootstrap");
+    c.args(["--variant=minbase", "--include=python3", "bookworm"])
+        .arg(&root)
+        .arg(&mirror);
+    let o = run_timeout(c, None, 900);
+    assert!(
+        o.status.success(),
+        "debootstrap failed (is it installed, is {mirror} reachable?): {}",
+        errtext(&o)
+    );
+    for junk in [
+        "usr/share/doc",
+        "usr/share/man",
+        "usr/share/locale",
+        "usr/share/info",
+        "var/cache/apt",
+        "var/lib/apt/lists",
+    ] {
+        let _ = std::fs::remove_dir_all(root.join(junk));
+    }
+    let tmp = out.with_extension("tar.part");
+    let mut c = Command::new("tar");
+    c.arg("-C").arg(&root).arg("-cf").arg(&tmp).arg(".");
+    let o = run_timeout(c, None, 300);
+    assert!(o.status.success(), "tar: {}", errtext(&o));
+    std::fs::rename(&tmp, &out).unwrap();
+    out
+}
+
 /// Stop a server process: SIGTERM, then SIGKILL if it has not exited within 5 s.
 pub fn stop(mut c: Child) {
     unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
@@ -405,6 +480,13 @@ impl Daemon {
     /// Run berth and require success; returns stdout.
     pub fn berth_ok(&self, args: &[&str]) -> String {
         succeeded("berth", args, self.berth(args))
+    }
+
+    /// Import the Debian + python3 rootfs ([`python_rootfs_tar`]) as `name`.
+    pub fn python_image(&self, name: &str) {
+        let tar = python_rootfs_tar();
+        let o = run_timeout(self.docker_cmd(&["import", tar.to_str().unwrap(), name]), None, 300);
+        assert!(o.status.success(), "import failed: {}", errtext(&o));
     }
 
     /// Import the busybox image as `name`.
