@@ -50,6 +50,10 @@ pub struct Network {
     /// The driver options given at create, as inspect shows them.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// Whether the create request carried IPAM options (empty: Berth takes none), so inspect
+    /// echoes `{}` or null as Docker does.
+    #[serde(default)]
+    pub ipam_options: bool,
 }
 
 /// What a container asks of a network it joins (`--network`, `--ip`, `--network-alias`,
@@ -63,6 +67,20 @@ pub struct EndpointSettings {
     /// `--network-alias`: more names container DNS answers for it on this network.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// A fixed MAC address for this endpoint (`network connect`'s `MacAddress`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    /// Endpoint driver options: kept and shown by inspect, as Docker's bridge driver keeps the
+    /// ones it has no use for.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
+    /// Link-local addresses (`IPAMConfig.LinkLocalIPs`), added to the interface with a /16.
+    #[serde(rename = "LinkLocalIPs", skip_serializing_if = "Vec::is_empty")]
+    pub link_local_ips: Vec<Ipv4Addr>,
+    /// Links on a user-defined network, `container:alias`: the alias (and the container's own
+    /// name) resolve, for this container only, to that container's address on this network.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
 }
 
 /// A container's place on a network, recorded with the container while it runs.
@@ -99,7 +117,59 @@ impl EndpointSettings {
             .and_then(|a| a.as_array())
             .map(|a| a.iter().filter_map(|x| x.as_str()).map(String::from).collect())
             .unwrap_or_default();
-        Ok(EndpointSettings { ipv4_address, aliases })
+        let mac_address = match ep.get("MacAddress").and_then(|m| m.as_str()).filter(|m| !m.is_empty()) {
+            Some(m) => {
+                net::link::parse_mac(m).ok_or_else(|| Error::BadRequest(format!("invalid MAC address: {m}")))?;
+                Some(m.to_string())
+            }
+            None => None,
+        };
+        let mut driver_opts = BTreeMap::new();
+        if let Some(o) = ep.get("DriverOpts").and_then(|o| o.as_object()) {
+            for (k, v) in o {
+                let v = v
+                    .as_str()
+                    .ok_or_else(|| Error::BadRequest(format!("endpoint driver option {k}: the value must be a string")))?;
+                driver_opts.insert(k.clone(), v.to_string());
+            }
+        }
+        let mut link_local_ips = Vec::new();
+        for a in ep
+            .get("IPAMConfig")
+            .and_then(|i| i.get("LinkLocalIPs"))
+            .and_then(|l| l.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let a = a.as_str().unwrap_or_default();
+            let ip: Ipv4Addr = a
+                .parse()
+                .map_err(|_| Error::BadRequest(format!("invalid link-local IP {a:?} (IPv4 only on Berth)")))?;
+            if !ip.is_link_local() {
+                return Err(Error::BadRequest(format!("{ip} is not a link-local address (169.254.0.0/16)")));
+            }
+            link_local_ips.push(ip);
+        }
+        let mut links = Vec::new();
+        for l in ep.get("Links").and_then(|l| l.as_array()).into_iter().flatten() {
+            let l = l
+                .as_str()
+                .ok_or_else(|| Error::BadRequest("each link must be a string, container[:alias]".into()))?;
+            let (target, alias) = l.split_once(':').unwrap_or((l, l));
+            let target = target.trim_start_matches('/');
+            if target.is_empty() || alias.is_empty() {
+                return Err(Error::BadRequest(format!("invalid link {l:?}: use container[:alias]")));
+            }
+            links.push(format!("{target}:{alias}"));
+        }
+        Ok(EndpointSettings {
+            ipv4_address,
+            aliases,
+            mac_address,
+            driver_opts,
+            link_local_ips,
+            links,
+        })
     }
 }
 
@@ -296,6 +366,7 @@ impl crate::Engine {
                     internal: false,
                     attachable: false,
                     options: BTreeMap::new(),
+                    ipam_options: false,
                 };
                 self.networks.insert(n.clone())?;
                 n
@@ -386,13 +457,14 @@ impl crate::Engine {
             })
         })?;
         let endpoint_id = crate::engine::random_id();
-        let asked = c
-            .config
-            .extra
-            .get("MacAddress")
-            .and_then(|v| v.as_str())
-            .filter(|_| c.endpoints.is_empty())
-            .and_then(net::link::parse_mac);
+        let asked = settings.mac_address.as_deref().and_then(net::link::parse_mac).or_else(|| {
+            c.config
+                .extra
+                .get("MacAddress")
+                .and_then(|v| v.as_str())
+                .filter(|_| c.endpoints.is_empty())
+                .and_then(net::link::parse_mac)
+        });
         let mac = asked.unwrap_or_else(|| net::link::mac_for(ip));
         let host_if = format!("veth{}", &endpoint_id[..7]);
         let ifname = format!("eth{}", c.endpoints.len());
@@ -409,6 +481,11 @@ impl crate::Engine {
                     gateway,
                     mac,
                     mtu: n.mtu,
+                    extra: settings
+                        .link_local_ips
+                        .iter()
+                        .map(|ip| ipnet::Ipv4Net::new(*ip, 16).expect("valid prefix"))
+                        .collect(),
                 },
             )
         });
@@ -517,10 +594,10 @@ pub struct IpamPool {
     pub auxiliary_addresses: Option<BTreeMap<String, String>>,
 }
 
-/// A network name Docker takes.
+/// Docker takes any name that is not blank (spaces included); Berth keeps `/` and control
+/// characters out, as they would break paths and names on the wire.
 fn valid_network_name(n: &str) -> bool {
-    let b = n.as_bytes();
-    !b.is_empty() && b[0].is_ascii_alphanumeric() && b.iter().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
+    !n.trim().is_empty() && n.len() <= 255 && !n.chars().any(|c| c == '/' || c.is_control())
 }
 
 /// The bridge options Berth applies; any other is refused.
@@ -538,7 +615,7 @@ impl crate::Engine {
         let bad = |m: String| Error::BadRequest(m);
         if !valid_network_name(&req.name) {
             return Err(bad(format!(
-                "invalid network name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                "invalid network name {:?}: it must not be blank, nor contain '/' or control characters",
                 req.name
             )));
         }
@@ -655,6 +732,7 @@ impl crate::Engine {
             internal: req.internal,
             attachable: req.attachable,
             options,
+            ipam_options: req.ipam.as_ref().is_some_and(|i| i.options.is_some()),
         };
         let gw = ipnet::Ipv4Net::new(n.pool.gateway, n.pool.subnet.prefix_len()).expect("valid prefix");
         net::link::ensure_bridge(&n.bridge, gw, n.mtu).map_err(|e| Error::Internal(format!("network {}: {e}", n.name)))?;
@@ -758,6 +836,11 @@ impl crate::Engine {
                 "user specified IP address is supported on user defined networks only".into(),
             ));
         }
+        if n.name == DEFAULT_NETWORK && !(settings.links.is_empty() && settings.aliases.is_empty()) {
+            return Err(Error::BadRequest(
+                "links and network-scoped aliases are supported only for containers in user defined networks".into(),
+            ));
+        }
         // The networks it is on now become explicit, so the default bridge is kept at a restart.
         let mut wanted: BTreeMap<String, EndpointSettings> = self.networks_of(&c).into_iter().collect();
         if wanted.contains_key(&n.name) {
@@ -851,6 +934,11 @@ impl crate::Engine {
             let mut t = self.dns_names.write().unwrap();
             for (name, ep) in &user {
                 t.add(name, &c.id, ep.ip_address, &Self::dns_names_of(c, name));
+                for l in c.networks.get(*name).map(|s| s.links.as_slice()).unwrap_or_default() {
+                    let (target, alias) = l.split_once(':').unwrap_or((l, l));
+                    t.link(name, &c.id, target, alias);
+                    t.link(name, &c.id, target, target);
+                }
             }
         }
         if self.resolvers.lock().unwrap().contains_key(&c.id) {

@@ -105,9 +105,9 @@ pub fn check(c: &Container, has_bridge: bool) -> Result<Vec<String>> {
     if wanted.is_empty() {
         return Ok(vec![]);
     }
-    if let Some((cp, _, _)) = wanted.iter().find(|(cp, _, _)| cp.proto != "tcp") {
+    if let Some((cp, _, _)) = wanted.iter().find(|(cp, _, _)| !matches!(cp.proto, "tcp" | "udp")) {
         return Err(Error::BadRequest(format!(
-            "publishing {cp} is not supported by Berth yet (TCP only)"
+            "publishing {cp} is not supported by Berth yet (TCP and UDP only)"
         )));
     }
     Ok(match &c.host_config.network_mode {
@@ -127,6 +127,27 @@ pub fn check(c: &Container, has_bridge: bool) -> Result<Vec<String>> {
     })
 }
 
+/// Bind `host` for `proto` and relay it to `target` in a task of its own: the address it got
+/// (port 0 takes a free one) and the task's handle.
+fn serve_port(proto: &str, host: SocketAddr, target: SocketAddr) -> net::Result<(SocketAddr, tokio::task::AbortHandle)> {
+    let local = |r: std::io::Result<SocketAddr>| {
+        r.map_err(|e| net::Error::Io {
+            op: "local address",
+            target: host.to_string(),
+            source: e,
+        })
+    };
+    if proto == "udp" {
+        let s = net::proxy::bind_udp(host)?;
+        let actual = local(s.local_addr())?;
+        Ok((actual, tokio::spawn(net::proxy::serve_udp(s, target)).abort_handle()))
+    } else {
+        let l = net::proxy::bind_tcp(host)?;
+        let actual = local(l.local_addr())?;
+        Ok((actual, tokio::spawn(net::proxy::serve_tcp(l, target)).abort_handle()))
+    }
+}
+
 /// The `HostConfig.PortBindings` shape, typed.
 pub type PortMap = BTreeMap<String, Option<Vec<PortBinding>>>;
 
@@ -138,26 +159,31 @@ impl crate::Engine {
             return Ok(());
         };
         let wanted = requested(c)?;
-        let mut listeners = Vec::new();
+        let mut handles = Vec::new();
         let mut published: BTreeMap<String, Vec<PortBinding>> = BTreeMap::new();
         for (cp, ip, port) in wanted {
-            let l = net::proxy::bind_tcp(SocketAddr::new(ip, port)).map_err(|e| {
+            let target = SocketAddr::new(IpAddr::V4(ep.ip_address), cp.port);
+            let bound = serve_port(cp.proto, SocketAddr::new(ip, port), target).map_err(|e| {
                 Error::Conflict(format!(
                     "driver failed programming external connectivity on endpoint {}: {e}",
                     c.name.trim_start_matches('/')
                 ))
-            })?;
-            let actual = l.local_addr().map_err(Error::Io)?;
+            });
+            let (actual, h) = match bound {
+                Ok(x) => x,
+                Err(e) => {
+                    for h in handles {
+                        tokio::task::AbortHandle::abort(&h);
+                    }
+                    return Err(e);
+                }
+            };
+            handles.push(h);
             published.entry(cp.to_string()).or_default().push(PortBinding {
                 host_ip: ip.to_string(),
                 host_port: actual.port().to_string(),
             });
-            listeners.push((l, SocketAddr::new(IpAddr::V4(ep.ip_address), cp.port)));
         }
-        let handles: Vec<tokio::task::AbortHandle> = listeners
-            .into_iter()
-            .map(|(l, target)| tokio::spawn(net::proxy::serve_tcp(l, target)).abort_handle())
-            .collect();
         if !handles.is_empty() {
             self.proxies.lock().unwrap().insert(c.id.clone(), handles);
         }
@@ -185,6 +211,7 @@ impl crate::Engine {
                     IpAddr::V6(_) => continue,
                 };
                 rules.push(net::rules::PortRule {
+                    proto: cp.proto,
                     host_ip,
                     host_port: b.host_port.parse().unwrap_or(0),
                     target: ep.ip_address,
@@ -207,8 +234,10 @@ impl crate::Engine {
             let cp = ContainerPort::parse(k)?;
             for b in bindings {
                 let port: u16 = b.host_port.parse().unwrap_or(0);
-                let l = net::proxy::bind_tcp(SocketAddr::new(host_ip(&b.host_ip)?, port)).map_err(|e| Error::Conflict(e.to_string()))?;
-                handles.push(tokio::spawn(net::proxy::serve_tcp(l, SocketAddr::new(IpAddr::V4(ep.ip_address), cp.port))).abort_handle());
+                let target = SocketAddr::new(IpAddr::V4(ep.ip_address), cp.port);
+                let (_, h) = serve_port(cp.proto, SocketAddr::new(host_ip(&b.host_ip)?, port), target)
+                    .map_err(|e| Error::Conflict(e.to_string()))?;
+                handles.push(h);
             }
         }
         if !handles.is_empty() {

@@ -32,6 +32,9 @@ pub struct Entry {
 pub struct Table {
     names: BTreeMap<String, BTreeMap<String, Vec<Entry>>>,
     networks_of: BTreeMap<String, Vec<String>>,
+    /// Per container: its links on user-defined networks, (network, alias, target name). The
+    /// alias answers for that container only, with the target's addresses when it exists.
+    links: BTreeMap<String, Vec<(String, String, String)>>,
 }
 
 /// The shared table the engine writes and the resolvers read.
@@ -60,8 +63,24 @@ impl Table {
         }
     }
 
+    /// Container `owner` links `target` as `alias` on `network` (Docker's `--link` on a
+    /// user-defined network: a name only `owner` resolves, looked up when it asks).
+    pub fn link(&mut self, network: &str, owner: &str, target: &str, alias: &str) {
+        let l = self.links.entry(owner.to_string()).or_default();
+        let entry = (network.to_string(), key(alias), key(target));
+        if !l.contains(&entry) {
+            l.push(entry);
+        }
+    }
+
     /// Container `owner` left `network`.
     pub fn remove(&mut self, network: &str, owner: &str) {
+        if let Some(l) = self.links.get_mut(owner) {
+            l.retain(|(n, _, _)| n != network);
+            if l.is_empty() {
+                self.links.remove(owner);
+            }
+        }
         if let Some(net) = self.names.get_mut(network) {
             for entries in net.values_mut() {
                 entries.retain(|e| e.owner != owner);
@@ -80,6 +99,18 @@ impl Table {
     pub fn lookup(&self, asker: &str, name: &str) -> Vec<Ipv4Addr> {
         let k = key(name);
         let mut out = Vec::new();
+        for (net, alias, target) in self.links.get(asker).into_iter().flatten() {
+            if *alias == k {
+                for e in self.names.get(net).and_then(|n| n.get(target)).into_iter().flatten() {
+                    if !out.contains(&e.addr) {
+                        out.push(e.addr);
+                    }
+                }
+            }
+        }
+        if !out.is_empty() {
+            return out;
+        }
         for net in self.networks_of.get(asker).into_iter().flatten() {
             for e in self.names.get(net).and_then(|n| n.get(&k)).into_iter().flatten() {
                 if !out.contains(&e.addr) {

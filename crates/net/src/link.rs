@@ -106,6 +106,8 @@ pub struct Attachment {
     pub gateway: Option<Ipv4Addr>,
     pub mac: [u8; 6],
     pub mtu: Option<u32>,
+    /// More addresses on the interface (link-local ones a container asked for).
+    pub extra: Vec<Ipv4Net>,
 }
 
 /// Docker's MAC for an address: `02:42` and the address's four bytes.
@@ -201,6 +203,13 @@ pub fn attach(ns: &Path, a: &Attachment) -> Result<()> {
             .execute()
             .await
             .map_err(nl("address", &inner.ifname))?;
+        for a in &inner.extra {
+            h.address()
+                .add(idx, a.addr().into(), a.prefix_len())
+                .execute()
+                .await
+                .map_err(nl("address", &inner.ifname))?;
+        }
         h.link()
             .set(LinkUnspec::new_with_index(idx).up().build())
             .execute()

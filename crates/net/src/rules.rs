@@ -30,6 +30,8 @@ pub struct BridgeRules {
 /// `target:target_port`, TCP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortRule {
+    /// `tcp` or `udp`.
+    pub proto: &'static str,
     pub host_ip: Option<std::net::Ipv4Addr>,
     pub host_port: u16,
     pub target: std::net::Ipv4Addr,
@@ -39,8 +41,8 @@ pub struct PortRule {
 impl PortRule {
     fn matcher(&self) -> String {
         match self.host_ip {
-            Some(ip) => format!("ip daddr {ip} tcp dport {}", self.host_port),
-            None => format!("fib daddr type local tcp dport {}", self.host_port),
+            Some(ip) => format!("ip daddr {ip} {} dport {}", self.proto, self.host_port),
+            None => format!("fib daddr type local {} dport {}", self.proto, self.host_port),
         }
     }
 }
@@ -98,8 +100,8 @@ pub fn render(r: &BridgeRules) -> String {
         // address gets replies through the host too.
         for p in &r.ports {
             s.push_str(&format!(
-                "    ip saddr {} ip daddr {} tcp dport {} oifname \"{b}\" masquerade\n",
-                r.subnet, p.target, p.target_port
+                "    ip saddr {} ip daddr {} {} dport {} oifname \"{b}\" masquerade\n",
+                r.subnet, p.target, p.proto, p.target_port
             ));
         }
         s.push_str("  }\n");
@@ -207,12 +209,14 @@ mod tests {
         let published = render(&BridgeRules {
             ports: vec![
                 PortRule {
+                    proto: "tcp",
                     host_ip: None,
                     host_port: 8080,
                     target: "172.17.0.2".parse().unwrap(),
                     target_port: 80,
                 },
                 PortRule {
+                    proto: "udp",
                     host_ip: Some("127.0.0.1".parse().unwrap()),
                     host_port: 9090,
                     target: "172.17.0.3".parse().unwrap(),
@@ -235,6 +239,10 @@ mod tests {
         );
         assert!(
             published.contains("ip saddr 172.17.0.0/16 ip daddr 172.17.0.2 tcp dport 80 oifname \"berth0\" masquerade"),
+            "{published}"
+        );
+        assert!(
+            published.contains("ip saddr 172.17.0.0/16 ip daddr 172.17.0.3 udp dport 90 oifname \"berth0\" masquerade"),
             "{published}"
         );
     }

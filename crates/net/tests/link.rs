@@ -60,6 +60,7 @@ fn containers_on_one_bridge_reach_each_other_and_nothing_stays() {
                     ifname: "eth0".into(),
                     addr: ipnet::Ipv4Net::new(addr, 24).unwrap(),
                     gateway: Some(gw.addr()),
+                    extra: vec!["169.254.8.8/16".parse().unwrap()],
                     mac: link::mac_for(addr),
                     mtu: None,
                 },
@@ -119,6 +120,7 @@ fn a_failed_attach_leaves_no_interface() {
             gateway: None,
             mac: link::mac_for(addr),
             mtu: None,
+            extra: Vec::new(),
         };
         let e = link::attach(&ns, &a).unwrap_err();
         assert!(e.to_string().contains("bridge br-missing does not exist"), "{e}");

@@ -186,26 +186,68 @@ fn inspect_json(e: &Engine, c: &Container) -> Value {
 /// (the legacy fields), and one entry per network; a stopped container keeps its networks with
 /// empty addresses.
 fn network_settings(e: &Engine, c: &Container) -> Value {
-    let endpoint_json = |ep: Option<&crate::networks::Endpoint>, network_id: &str| {
+    let short_id = &c.id[..12.min(c.id.len())];
+    let endpoint_json = |ep: Option<&crate::networks::Endpoint>, network_id: &str, name: &str| {
+        let settings = c.networks.get(name).cloned().unwrap_or_default();
+        // API 1.43 lists the configured aliases and, on a user-defined network, the short ID.
+        let builtin = matches!(name, crate::networks::DEFAULT_NETWORK | "default" | "host" | "none") || name.starts_with("container:");
+        let aliases = if builtin {
+            Value::Null
+        } else {
+            let mut a = settings.aliases.clone();
+            if !a.iter().any(|x| x == short_id) {
+                a.push(short_id.to_string());
+            }
+            json!(a)
+        };
+        let ipam = match (settings.ipv4_address, settings.link_local_ips.is_empty()) {
+            (None, true) => Value::Null,
+            (ip, _) => {
+                let mut m = serde_json::Map::new();
+                if let Some(ip) = ip {
+                    m.insert("IPv4Address".into(), json!(ip.to_string()));
+                }
+                if !settings.link_local_ips.is_empty() {
+                    m.insert("LinkLocalIPs".into(), json!(settings.link_local_ips));
+                }
+                Value::Object(m)
+            }
+        };
+        let driver_opts = if settings.driver_opts.is_empty() {
+            Value::Null
+        } else {
+            json!(settings.driver_opts)
+        };
+        let links = if settings.links.is_empty() {
+            Value::Null
+        } else {
+            json!(settings.links)
+        };
         json!({
-            "IPAMConfig": null, "Links": null, "Aliases": null, "NetworkID": network_id,
+            "IPAMConfig": ipam, "Links": links, "Aliases": aliases, "NetworkID": network_id,
             "EndpointID": ep.map_or(String::new(), |x| x.endpoint_id.clone()),
             "Gateway": ep.map_or(String::new(), |x| x.gateway.to_string()),
             "IPAddress": ep.map_or(String::new(), |x| x.ip_address.to_string()),
             "IPPrefixLen": ep.map_or(0, |x| x.ip_prefix_len),
             "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-            "MacAddress": ep.map_or(String::new(), |x| x.mac_address.clone()),
-            "DriverOpts": null,
+            "MacAddress": ep.map_or(settings.mac_address.clone().unwrap_or_default(), |x| x.mac_address.clone()),
+            "DriverOpts": driver_opts,
         })
     };
     let mode = c.host_config.network_mode.to_string();
     let mut networks = serde_json::Map::new();
-    if c.endpoints.is_empty() {
+    if c.endpoints.is_empty() && c.networks.is_empty() {
         let id = e.network_id(&mode).unwrap_or_default();
-        networks.insert(mode.clone(), endpoint_json(None, &id));
+        networks.insert(mode.clone(), endpoint_json(None, &id, &mode));
+    } else if c.endpoints.is_empty() {
+        // Not running: the networks it will join, with what was asked of them.
+        for name in c.networks.keys() {
+            let id = e.network_id(name).unwrap_or_default();
+            networks.insert(name.clone(), endpoint_json(None, &id, name));
+        }
     }
     for (name, ep) in &c.endpoints {
-        networks.insert(name.clone(), endpoint_json(Some(ep), &ep.network_id));
+        networks.insert(name.clone(), endpoint_json(Some(ep), &ep.network_id, name));
     }
     let legacy = c.endpoints.get(crate::networks::DEFAULT_NETWORK);
     json!({

@@ -107,6 +107,17 @@ fn unsupported_version(ver: &str) -> Option<String> {
     }
 }
 
+/// Swarm endpoints: Berth is never part of a swarm (its orchestrator is the Kubernetes API), so
+/// it answers as a Docker engine outside a swarm does (503), and refuses to init or join one.
+async fn not_in_swarm(uri: Uri) -> Response {
+    let msg = match uri.path() {
+        "/swarm/leave" => "This node is not part of a swarm",
+        "/swarm/init" | "/swarm/join" => "swarm mode is not supported by Berth: it orchestrates through the Kubernetes API instead",
+        _ => "This node is not a swarm manager. Berth does not support swarm mode; it orchestrates through the Kubernetes API instead.",
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"message": msg}))).into_response()
+}
+
 async fn fallback(uri: Uri) -> ApiError {
     ApiError(Error::NotFound(format!("page not found: {}", uri.path())))
 }
@@ -173,6 +184,18 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/volumes/create", post(system::volume_create))
         .route("/volumes/prune", post(system::volume_prune))
         .route("/volumes/{name}", get(system::volume_inspect).delete(system::volume_remove))
+        .route("/swarm", get(not_in_swarm))
+        .route("/swarm/{*rest}", get(not_in_swarm).post(not_in_swarm))
+        .route("/services", get(not_in_swarm))
+        .route("/services/{*rest}", get(not_in_swarm).post(not_in_swarm).delete(not_in_swarm))
+        .route("/nodes", get(not_in_swarm))
+        .route("/nodes/{*rest}", get(not_in_swarm).post(not_in_swarm).delete(not_in_swarm))
+        .route("/tasks", get(not_in_swarm))
+        .route("/tasks/{*rest}", get(not_in_swarm))
+        .route("/secrets", get(not_in_swarm))
+        .route("/secrets/{*rest}", get(not_in_swarm).post(not_in_swarm).delete(not_in_swarm))
+        .route("/configs", get(not_in_swarm))
+        .route("/configs/{*rest}", get(not_in_swarm).post(not_in_swarm).delete(not_in_swarm))
         .fallback(fallback)
         .layer(axum::middleware::from_fn(system::drain_unread_body))
         .layer(axum::middleware::from_fn(system::headers))

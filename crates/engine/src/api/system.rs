@@ -582,7 +582,7 @@ fn bridge_json(e: &Engine, n: &crate::networks::Network) -> Value {
         "Scope": "local",
         "Driver": n.driver,
         "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Options": if default { Value::Null } else { json!({}) }, "Config": [ipam_config(&n.pool)]},
+        "IPAM": {"Driver": "default", "Options": if default || !n.ipam_options { Value::Null } else { json!({}) }, "Config": [ipam_config(&n.pool)]},
         "Internal": n.internal,
         "Attachable": n.attachable,
         "Ingress": false,
@@ -711,18 +711,6 @@ pub struct NetworkConnect {
 pub async fn network_connect(State(e): State<Arc<Engine>>, Path(id): Path<String>, body: Body) -> ApiResult<StatusCode> {
     let req: NetworkConnect = super::io::json_body(body).await?;
     let ep = req.endpoint_config.unwrap_or(Value::Null);
-    for k in ["Links", "DriverOpts", "MacAddress"] {
-        let set = match ep.get(k) {
-            None | Some(Value::Null) => false,
-            Some(Value::String(s)) => !s.is_empty(),
-            Some(Value::Array(a)) => !a.is_empty(),
-            Some(Value::Object(o)) => !o.is_empty(),
-            Some(_) => true,
-        };
-        if set {
-            return Err(bad(format!("endpoint setting {k} is not supported by Berth yet")));
-        }
-    }
     let settings = crate::networks::EndpointSettings::from_config(&ep)?;
     e.connect_container(&id, &req.container, settings).await?;
     Ok(StatusCode::OK)

@@ -273,7 +273,10 @@ pub(crate) fn check_networking(req: &CreateRequest) -> Result<()> {
                 Some(serde_json::Value::Object(o)) => o.values().any(|v| !v.is_null() && v != "" && v != &serde_json::json!([])),
                 Some(_) => true,
             };
-            if set && k == "IPAMConfig" && matches!(net.as_str(), "bridge" | "default") {
+            let fixed = ["IPv4Address", "IPv6Address"]
+                .iter()
+                .any(|a| ep[k].get(*a).and_then(|v| v.as_str()).is_some_and(|v| !v.is_empty()));
+            if set && k == "IPAMConfig" && fixed && matches!(net.as_str(), "bridge" | "default") {
                 return Err(Error::BadRequest(
                     "user specified IP address is supported on user defined networks only".into(),
                 ));
@@ -288,24 +291,28 @@ pub(crate) fn check_networking(req: &CreateRequest) -> Result<()> {
                 continue;
             }
             if set && k == "IPAMConfig" {
-                // --ip on a user-defined network; IPv6 and link-local addresses are not here yet.
+                // --ip on a user-defined network, link-local addresses; IPv6 is not here yet.
                 let ipam = &ep[k];
-                for other in ["IPv6Address", "LinkLocalIPs"] {
-                    let given = match ipam.get(other) {
-                        None | Some(serde_json::Value::Null) => false,
-                        Some(serde_json::Value::String(s)) => !s.is_empty(),
-                        Some(serde_json::Value::Array(a)) => !a.is_empty(),
-                        Some(_) => true,
-                    };
-                    if given {
-                        return Err(Error::BadRequest(format!(
-                            "network {net}: IPAMConfig.{other} is not supported by Berth yet"
-                        )));
-                    }
+                if ipam.get("IPv6Address").and_then(|v| v.as_str()).is_some_and(|v| !v.is_empty()) {
+                    return Err(Error::BadRequest(format!(
+                        "network {net}: IPAMConfig.IPv6Address is not supported by Berth yet"
+                    )));
                 }
                 if let Some(a) = ipam.get("IPv4Address").and_then(|v| v.as_str()).filter(|a| !a.is_empty()) {
                     a.parse::<std::net::Ipv4Addr>()
                         .map_err(|_| Error::BadRequest(format!("invalid IPv4 address: {a}")))?;
+                }
+                continue;
+            }
+            if set && k == "DriverOpts" {
+                // Kept with the endpoint and shown by inspect.
+                continue;
+            }
+            if set && k == "Links" {
+                if matches!(net.as_str(), "bridge" | "default") {
+                    return Err(Error::BadRequest(
+                        "network bridge: endpoint links are for user-defined networks (the default bridge's legacy --link is not supported by Berth)".into(),
+                    ));
                 }
                 continue;
             }

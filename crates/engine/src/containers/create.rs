@@ -334,18 +334,28 @@ impl Engine {
     /// The network a container created with `--network NAME` joins, with its endpoint settings
     /// (`--ip`); the network must exist, as in Docker.
     fn networks_at_create(&self, req: &CreateRequest) -> Result<std::collections::BTreeMap<String, crate::networks::EndpointSettings>> {
+        let eps = req
+            .networking_config
+            .as_ref()
+            .and_then(|v| v.get("EndpointsConfig"))
+            .and_then(|v| v.as_object());
         let NetworkMode::Named(key) = &req.host_config.network_mode else {
+            // The default bridge: endpoint settings given for it (driver options) are kept.
+            if req.host_config.network_mode.is_default_bridge() && self.cfg.bridge.is_some() {
+                let ep = eps.and_then(|m| m.get(crate::networks::DEFAULT_NETWORK).or_else(|| m.get("default")));
+                if let Some(ep) = ep.filter(|e| !e.is_null()) {
+                    let settings = crate::networks::EndpointSettings::from_config(ep)?;
+                    if settings != Default::default() {
+                        return Ok([(crate::networks::DEFAULT_NETWORK.to_string(), settings)].into_iter().collect());
+                    }
+                }
+            }
             return Ok(Default::default());
         };
         let n = self
             .networks
             .find(key)
             .ok_or_else(|| Error::NotFound(format!("network {key} not found")))?;
-        let eps = req
-            .networking_config
-            .as_ref()
-            .and_then(|v| v.get("EndpointsConfig"))
-            .and_then(|v| v.as_object());
         let ep = eps.and_then(|m| m.get(key).or_else(|| m.get(&n.name)).or_else(|| m.get(&n.id)));
         let settings = crate::networks::EndpointSettings::from_config(ep.unwrap_or(&serde_json::Value::Null))?;
         Ok([(n.name.clone(), settings)].into_iter().collect())
