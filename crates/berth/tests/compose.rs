@@ -235,6 +235,7 @@ services:
   main:
     image: bb
     command: sh -c 'echo started; exec sleep 600'
+    stop_grace_period: 1s
     env_file: [app.env]
     environment:
       BOTH: inline
@@ -250,9 +251,19 @@ services:
       back: {}
     labels:
       team: ds
+  follower:
+    image: bb
+    command: sleep 600
+    stop_grace_period: 1s
+    networks: [front]
+    depends_on:
+      main:
+        condition: service_started
+        restart: true
   debug:
     image: bb
     command: sleep 600
+    stop_grace_period: 1s
     profiles: [debug]
     networks: [front]
 networks:
@@ -328,6 +339,20 @@ configs:
         cfg.contains("BOTH: inline") && cfg.contains("EXTRA: '1'") || cfg.contains("EXTRA: \"1\""),
         "{cfg}"
     );
+    // main changes: it is recreated, and follower (restart: true) restarted in place.
+    let started = |n: &str| d.docker_ok(&["inspect", "-f", "{{.Id}} {{.State.StartedAt}}", n]);
+    let (main_before, follower_before) = (started("feat-main-1"), started("feat-follower-1"));
+    std::fs::write(
+        p.join("override.yaml"),
+        "services:\n  main:\n    environment:\n      EXTRA: \"2\"\n",
+    )
+    .unwrap();
+    let (_, err) = c(&["up", "-d"]);
+    assert!(err.contains("Container feat-follower-1  Restarted"), "{err}");
+    let (main_after, follower_after) = (started("feat-main-1"), started("feat-follower-1"));
+    assert_ne!(main_after.split(' ').next(), main_before.split(' ').next());
+    assert_eq!(follower_after.split(' ').next(), follower_before.split(' ').next());
+    assert_ne!(follower_after, follower_before);
     let br = bridges(&d);
     assert_eq!(br.len(), 2);
     c(&["--profile", "debug", "down", "-v"]);

@@ -647,6 +647,82 @@ fn published_udp_ports_answer_on_loopback_and_through_dnat() {
     std::net::UdpSocket::bind(("0.0.0.0", port)).expect("the published UDP port was released");
 }
 
+#[test]
+fn the_berth_cli_drives_networks() {
+    let d = Daemon::start_bridged(&[]);
+    d.busybox("bb");
+    let net = free_subnet();
+    let name = format!("cli{:x}", common::random_u32() & 0xffff);
+    let id = d.berth_ok(&["network", "create", "--subnet", &format!("{net}.0/24"), "--label", "team=ds", &name]);
+    assert_eq!(id.trim().len(), 64, "{id}");
+    let ls = d.berth_ok(&["network", "ls", "--filter", "label=team=ds", "--format", "{{.Name}} {{.Driver}}"]);
+    assert_eq!(ls.trim(), format!("{name} bridge"));
+    d.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        &name,
+        "--ip",
+        &format!("{net}.50"),
+        "--network-alias",
+        "api",
+        "--hostname",
+        "srv",
+        "--domainname",
+        "example.test",
+        "-p",
+        "127.0.0.1::80",
+        "bb",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    d.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cli",
+        "--add-host",
+        "extra.test:192.0.2.7",
+        "--dns-search",
+        "example.test",
+        "bb",
+        "sleep",
+        "600",
+    ]);
+    let port = d.berth_ok(&["port", "srv", "80"]);
+    assert!(port.trim().starts_with("127.0.0.1:"), "{port}");
+    assert!(curl_eventually(&format!("http://{}/hostname", port.trim())).is_some());
+    let hosts = d.berth_ok(&["exec", "cli", "cat", "/etc/hosts", "/etc/resolv.conf"]);
+    assert!(
+        hosts.contains("192.0.2.7\textra.test") && hosts.contains("search example.test"),
+        "{hosts}"
+    );
+    // Hot-plug: cli joins the network with an alias, reaches srv by its alias and fixed address.
+    d.berth_ok(&["network", "connect", "--alias", "client", &name, "cli"]);
+    assert!(d.berth(&["exec", "cli", "ping", "-c", "1", "-W", "2", "api"]).status.success());
+    let ip = d.berth_ok(&["exec", "cli", "nslookup", "api", "127.0.0.11"]);
+    assert!(ip.contains(&format!("{net}.50")), "{ip}");
+    d.berth_ok(&["network", "disconnect", &name, "cli"]);
+    assert!(!d
+        .berth(&["exec", "cli", "ping", "-c", "1", "-W", "1", &format!("{net}.50")])
+        .status
+        .success());
+    let o = d.berth(&["network", "rm", &name]);
+    assert!(
+        !o.status.success() && common::errtext(&o).contains("active endpoints"),
+        "{}",
+        common::errtext(&o)
+    );
+    d.berth_ok(&["rm", "-f", "srv", "cli"]);
+    assert_eq!(d.berth_ok(&["network", "prune", "-f"]).trim(), format!("Deleted Networks:\n{name}"));
+}
+
 /// docker-py's own integration tests: its 6.1.3 sdist on PyPI carries them (later ones do not),
 /// unpacked once per machine under /var/tmp without the sdist's SDK, so the machine's docker-py
 /// (7.1) runs them.

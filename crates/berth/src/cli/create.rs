@@ -69,9 +69,36 @@ pub struct CreateOpts {
     /// Security Options (e.g. no-new-privileges)
     #[arg(long = "security-opt", value_name = "list")]
     pub security_opt: Vec<String>,
-    /// Connect a container to a network (none, host, bridge, ...)
+    /// Connect a container to a network (bridge, none, host, container:<name|id>, or a network's name)
     #[arg(long, alias = "net", value_name = "network")]
     pub network: Option<String>,
+    /// IPv4 address on the network given with --network (user-defined networks only)
+    #[arg(long, value_name = "string")]
+    pub ip: Option<String>,
+    /// Add a network-scoped alias (a name container DNS answers for this container)
+    #[arg(long = "network-alias", alias = "net-alias", value_name = "list")]
+    pub network_alias: Vec<String>,
+    /// Container MAC address (e.g. 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address", value_name = "string")]
+    pub mac_address: Option<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Set custom DNS servers
+    #[arg(long, value_name = "list")]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search", value_name = "list")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", alias = "dns-opt", value_name = "list")]
+    pub dns_option: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip; "host-gateway" for the host's address)
+    #[arg(long = "add-host", value_name = "list")]
+    pub add_host: Vec<String>,
+    /// Container NIS domain name
+    #[arg(long, value_name = "string")]
+    pub domainname: Option<String>,
     /// Restart policy to apply when a container exits (no, on-failure[:max-retries], always, unless-stopped)
     #[arg(long, value_name = "string")]
     pub restart: Option<String>,
@@ -230,7 +257,28 @@ impl CreateOpts {
         self.resources(&mut host)?;
         self.host_options(&mut host)?;
         cfg.insert("HostConfig".into(), Value::Object(host));
+        if let Some(ep) = self.endpoint()? {
+            cfg.insert("NetworkingConfig".into(), ep);
+        }
         Ok(Value::Object(cfg))
+    }
+
+    /// `--ip` and `--network-alias`: the endpoint settings on the `--network` network.
+    fn endpoint(&self) -> Result<Option<Value>> {
+        if self.ip.is_none() && self.network_alias.is_empty() {
+            return Ok(None);
+        }
+        let Some(net) = &self.network else {
+            bail!("--ip and --network-alias need a user-defined network (--network NAME)");
+        };
+        let mut ep = Map::new();
+        if let Some(ip) = &self.ip {
+            ep.insert("IPAMConfig".into(), json!({"IPv4Address": ip}));
+        }
+        if !self.network_alias.is_empty() {
+            ep.insert("Aliases".into(), json!(self.network_alias));
+        }
+        Ok(Some(json!({"EndpointsConfig": {net.as_str(): Value::Object(ep)}})))
     }
 
     /// The body's Config fields for the process and its metadata: image, command, streams, env,
@@ -259,6 +307,12 @@ impl CreateOpts {
         }
         if let Some(h) = &self.hostname {
             cfg.insert("Hostname".into(), json!(h));
+        }
+        if let Some(d) = &self.domainname {
+            cfg.insert("Domainname".into(), json!(d));
+        }
+        if let Some(m) = &self.mac_address {
+            cfg.insert("MacAddress".into(), json!(m));
         }
         if let Some(e) = &self.entrypoint {
             // Docker sends [""] for `--entrypoint ""`: "reset to none".
@@ -388,6 +442,30 @@ impl CreateOpts {
         }
         if let Some(n) = &self.network {
             host.insert("NetworkMode".into(), json!(n));
+        }
+        if self.publish_all {
+            host.insert("PublishAllPorts".into(), json!(true));
+        }
+        for (key, list) in [
+            ("Dns", &self.dns),
+            ("DnsSearch", &self.dns_search),
+            ("DnsOptions", &self.dns_option),
+        ] {
+            if !list.is_empty() {
+                host.insert(key.into(), json!(list));
+            }
+        }
+        if !self.add_host.is_empty() {
+            let mut hosts = Vec::new();
+            for h in &self.add_host {
+                // The docker CLI sends host:ip; host=ip is accepted too.
+                let (name, ip) = h
+                    .split_once('=')
+                    .or_else(|| h.split_once(':'))
+                    .ok_or_else(|| anyhow::anyhow!("bad format for add-host: {h:?}"))?;
+                hosts.push(format!("{name}:{}", ip.trim_start_matches('[').trim_end_matches(']')));
+            }
+            host.insert("ExtraHosts".into(), json!(hosts));
         }
         if let Some(r) = &self.restart {
             host.insert("RestartPolicy".into(), parse_restart(r)?);

@@ -13,6 +13,7 @@ mod images;
 mod inspect;
 mod lifecycle;
 mod logs;
+mod network;
 mod ps;
 mod registry;
 mod run;
@@ -128,9 +129,11 @@ pub enum Command {
     /// Manage Berth: disk usage, pruning, events
     #[command(subcommand)]
     System(system::SystemCmd),
-    /// List and inspect networks (the built-in host and none)
+    /// Manage networks: create, ls, inspect, rm, prune, connect, disconnect
     #[command(subcommand)]
-    Network(system::NetworkCmd),
+    Network(network::NetworkCmd),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
     /// Define and run multi-container applications (the Compose Specification)
     Compose(compose::ComposeArgs),
 }
@@ -274,7 +277,8 @@ async fn dispatch(c: &Client, cmd: Command) -> Result<i32> {
         Command::Info(a) => system::info(c, a).await,
         Command::Events(a) => system::events(c, a).await,
         Command::System(cmd) => system::system(c, cmd).await,
-        Command::Network(cmd) => system::network(c, cmd).await,
+        Command::Network(cmd) => network::network(c, cmd).await,
+        Command::Port(a) => network::port(c, a).await,
         Command::Compose(a) => compose::compose(c, a).await,
     }
 }

@@ -1,5 +1,7 @@
 //! `berth compose down`, `start`, `stop`, `restart`, `rm`.
 
+use std::collections::BTreeMap;
+
 use anyhow::{bail, Result};
 use compose::plan::{self, labels};
 use serde_json::{json, Value};
@@ -71,6 +73,10 @@ pub async fn down(client: &Client, g: &Global<'_>, a: &DownArgs) -> Result<i32> 
     let mut pr = Progress::new(g.mode, "Running");
     let list = containers(client, &p.name, true, None).await?;
     let mut images: Vec<String> = Vec::new();
+    // Dependents first, as Docker Compose stops them; the containers of one level in parallel.
+    let order = plan::order(p, &p.services.keys().cloned().collect::<Vec<_>>())?;
+    let rank = |svc: &str| order.iter().position(|x| x == svc).map_or(usize::MAX, |i| i + 1);
+    let mut levels: BTreeMap<std::cmp::Reverse<usize>, Vec<&super::Ctr>> = BTreeMap::new();
     for c in &list {
         let known = l.all_services.contains(&c.service);
         if !known && !a.remove_orphans && !c.oneoff {
@@ -80,16 +86,26 @@ pub async fn down(client: &Client, g: &Global<'_>, a: &DownArgs) -> Result<i32> 
             );
             continue;
         }
-        let r = format!("Container {}", c.name);
-        pr.event(&r, "Stopping", false);
-        let grace = a.timeout.or_else(|| {
-            p.services
-                .get(&c.service)
-                .and_then(|s| s.stop_grace_period)
-                .map(|s| s.ceil() as i64)
-        });
-        remove(client, &c.id, grace, a.volumes).await?;
-        pr.event(&r, "Removed", true);
+        levels.entry(std::cmp::Reverse(rank(&c.service))).or_default().push(c);
+    }
+    for (_, level) in levels {
+        let mut tasks = tokio::task::JoinSet::new();
+        for c in level {
+            pr.event(&format!("Container {}", c.name), "Stopping", false);
+            let grace = a.timeout.or_else(|| {
+                p.services
+                    .get(&c.service)
+                    .and_then(|s| s.stop_grace_period)
+                    .map(|s| s.ceil() as i64)
+            });
+            let (client, id, name, volumes) = (client.clone(), c.id.clone(), c.name.clone(), a.volumes);
+            tasks.spawn(async move { (name, remove(&client, &id, grace, volumes).await) });
+        }
+        while let Some(done) = tasks.join_next().await {
+            let (name, r) = done?;
+            r?;
+            pr.event(&format!("Container {name}"), "Removed", true);
+        }
     }
     // Networks of the project (labelled by it), never an external one.
     let filters = json!({"label": [format!("{}={}", labels::PROJECT, p.name)]}).to_string();

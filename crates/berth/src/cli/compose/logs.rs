@@ -187,10 +187,15 @@ pub async fn attach_until_stopped(client: &Client, l: &Loaded, started: &BTreeMa
         }
     }
     if code != 0 || abort {
-        for (id, p) in &targets {
-            let _ = client.post(&format!("/containers/{}/stop", seg(id)), None).await;
-            eprintln!(" Container {p}  Stopped");
+        let mut tasks = tokio::task::JoinSet::new();
+        for (id, p) in targets {
+            let c = client.clone();
+            tasks.spawn(async move {
+                let _ = c.post(&format!("/containers/{}/stop", seg(&id)), None).await;
+                eprintln!(" Container {p}  Stopped");
+            });
         }
+        while tasks.join_next().await.is_some() {}
     }
     Ok(code)
 }

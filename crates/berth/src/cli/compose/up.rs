@@ -202,8 +202,12 @@ async fn converge(
     let existing = containers(client, &l.project.name, true, Some(false)).await?;
     orphans(client, l, &existing, a.remove_orphans, pr).await?;
     let mut current: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // Services whose containers this run replaced: a dependent with `restart: true` on one of
+    // them is restarted too, as Docker Compose does.
+    let mut replaced: Vec<String> = Vec::new();
     for name in order {
         let svc = &l.project.services[name];
+        let restart_with_deps = svc.depends_on.iter().any(|(d, dep)| dep.restart && replaced.contains(d));
         let hash = plan::config_hash(svc, &images[name]);
         let mine: Vec<&Ctr> = existing.iter().filter(|c| &c.service == name).collect();
         let found: Vec<Existing> = mine
@@ -234,6 +238,13 @@ async fn converge(
                     remove(client, &id, a.timeout.or(svc.stop_grace_period.map(|s| s.ceil() as i64)), true).await?;
                     pr.event(&r, "Removed", true);
                 }
+                Step::Keep(id) if restart_with_deps => {
+                    let r = label(&id);
+                    pr.event(&r, "Restarting", false);
+                    client.post(&format!("/containers/{}/restart", seg(&id)), None).await?;
+                    pr.event(&r, "Restarted", true);
+                    ids.push(id);
+                }
                 Step::Keep(id) => {
                     pr.event(&label(&id), "Running", true);
                     ids.push(id);
@@ -252,6 +263,9 @@ async fn converge(
                         pr.fail(&r, "Error");
                     })?;
                     pr.event(&r, "Recreated", true);
+                    if !replaced.contains(name) {
+                        replaced.push(name.clone());
+                    }
                     to_start.push(id.clone());
                     ids.push(id);
                 }
