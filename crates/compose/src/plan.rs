@@ -75,6 +75,36 @@ pub fn order(p: &Project, services: &[String]) -> Result<Vec<String>> {
     Ok(done)
 }
 
+/// Each service's depth in the dependency graph: 0 for one that depends on nothing, else one
+/// more than its deepest dependency. Services of one depth can start (or stop) together.
+pub fn depths(p: &Project) -> BTreeMap<String, usize> {
+    fn depth(p: &Project, s: &str, memo: &mut BTreeMap<String, usize>, seen: &mut Vec<String>) -> usize {
+        if let Some(d) = memo.get(s) {
+            return *d;
+        }
+        if seen.iter().any(|x| x == s) {
+            return 0; // a cycle: the loader refuses those; stay finite regardless
+        }
+        seen.push(s.to_string());
+        let d = p.services.get(s).map_or(0, |svc| {
+            svc.dependencies()
+                .iter()
+                .filter(|d| p.services.contains_key(*d))
+                .map(|d| depth(p, d, memo, seen) + 1)
+                .max()
+                .unwrap_or(0)
+        });
+        seen.pop();
+        memo.insert(s.to_string(), d);
+        d
+    }
+    let mut memo = BTreeMap::new();
+    for s in p.services.keys() {
+        depth(p, s, &mut memo, &mut Vec::new());
+    }
+    memo
+}
+
 /// The image a service runs: its `image`, or `<project>-<service>` for a build without one.
 pub fn image_name(p: &Project, service: &str) -> String {
     match p.services.get(service).and_then(|s| s.image.clone()) {
@@ -726,6 +756,15 @@ mod tests {
             vec![Step::Recreate("a".into(), 1)]
         );
         assert_eq!(plan_service(2, "h", &[], Recreate::Changed), vec![Step::Create(1), Step::Create(2)]);
+    }
+
+    #[test]
+    fn depths_group_services_that_stop_together() {
+        let y = "services:\n  web: {image: x, depends_on: [db, cache]}\n  db: {image: x}\n  cache: {image: x, depends_on: [db]}\n  w1: {image: x, depends_on: [web]}\n  w2: {image: x, depends_on: [web]}\n";
+        let node = crate::node::Node::parse(y, 0, "f").unwrap();
+        let p: Project = serde_json::from_value(node.to_json()).unwrap();
+        let d = depths(&p);
+        assert_eq!((d["db"], d["cache"], d["web"], d["w1"], d["w2"]), (0, 1, 2, 3, 3));
     }
 
     #[test]

@@ -74,8 +74,8 @@ pub async fn down(client: &Client, g: &Global<'_>, a: &DownArgs) -> Result<i32> 
     let list = containers(client, &p.name, true, None).await?;
     let mut images: Vec<String> = Vec::new();
     // Dependents first, as Docker Compose stops them; the containers of one level in parallel.
-    let order = plan::order(p, &p.services.keys().cloned().collect::<Vec<_>>())?;
-    let rank = |svc: &str| order.iter().position(|x| x == svc).map_or(usize::MAX, |i| i + 1);
+    let depths = plan::depths(p);
+    let rank = |svc: &str| depths.get(svc).map_or(usize::MAX, |d| d + 1);
     let mut levels: BTreeMap<std::cmp::Reverse<usize>, Vec<&super::Ctr>> = BTreeMap::new();
     for c in &list {
         let known = l.all_services.contains(&c.service);
