@@ -109,6 +109,13 @@ pub struct DaemonArgs {
     pub mtu: Option<u32>,
     #[arg(long, default_value = "info", env = "BERTH_LOG")]
     pub log_level: String,
+    /// Where the Kubernetes API server listens (HTTPS, client certificates from Berth's CA; the
+    /// admin kubeconfig is written to ROOT/kubeconfig). Port 0 takes a free one
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:6443")]
+    pub kube_listen: std::net::SocketAddr,
+    /// Do not serve the Kubernetes API
+    #[arg(long)]
+    pub no_kube: bool,
 }
 
 /// The gid of the API socket's group: `--group` (which must exist), else `docker` if it exists,
@@ -211,7 +218,18 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
         }),
         dns: a.dns.clone(),
     };
+    let kube_root = cfg.root.clone();
     let engine = engine::Engine::open(cfg).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let kube = if a.no_kube {
+        None
+    } else {
+        let kcfg = kube::apiserver::Config {
+            listen: a.kube_listen,
+            dir: kube_root.join("kube"),
+            kubeconfig: kube_root.join("kubeconfig"),
+        };
+        Some(kube::apiserver::start(kcfg).await.map_err(|e| anyhow::anyhow!("{e}"))?)
+    };
     let registry = match &a.registry {
         Some(addr) => Some(start_registry(&a, addr, &engine).await?),
         None => None,
@@ -237,6 +255,9 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown)
         .await?;
     let _ = std::fs::remove_file(&socket);
+    if let Some(k) = kube {
+        k.task.abort();
+    }
     if let Some((stop, task)) = registry {
         let _ = stop.send(true);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;

@@ -34,6 +34,13 @@ struct Opts {
 enum Cmd {
     /// Run the Berth daemon (Docker Engine API on a unix socket).
     Daemon(Box<daemon::DaemonArgs>),
+    /// Print the admin kubeconfig of the daemon's Kubernetes API server (for kubectl and helm:
+    /// `berth kubeconfig > ~/.kube/config`, or `KUBECONFIG=ROOT/kubeconfig`)
+    Kubeconfig {
+        /// The daemon's data root
+        #[arg(long, default_value = "/var/lib/berth")]
+        root: std::path::PathBuf,
+    },
     /// Run a standalone OCI registry.
     Registry {
         #[command(subcommand)]
@@ -103,6 +110,20 @@ fn main() {
             if let Err(e) = daemon::run(*a) {
                 eprintln!("berth daemon: {e:#}");
                 std::process::exit(1);
+            }
+        }
+        Cmd::Kubeconfig { root } => {
+            let path = root.join("kubeconfig");
+            match std::fs::read_to_string(&path) {
+                Ok(k) => print!("{k}"),
+                Err(e) => {
+                    eprintln!(
+                        "berth kubeconfig: {}: {e} (is `berth daemon --root {}` running with its Kubernetes API?)",
+                        path.display(),
+                        root.display()
+                    );
+                    std::process::exit(1);
+                }
             }
         }
         Cmd::Registry { cmd } => {

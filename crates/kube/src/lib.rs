@@ -1,4 +1,7 @@
-//! Berth's orchestrator (issue 12 onward). So far: [`store`], the revisioned key-value store with
-//! watch that the Kubernetes API server keeps its objects in (embedded on redb; etcd next).
+//! Berth's orchestrator (issue 12 onward): [`store`], the revisioned key-value store with watch
+//! (embedded on redb; etcd next), [`apiserver`], the Kubernetes API server that kubectl drives,
+//! and [`pki`], its certificates and admin kubeconfig.
 
+pub mod apiserver;
+pub mod pki;
 pub mod store;

@@ -410,11 +410,18 @@ impl Daemon {
             }
             None => Command::new(BERTH),
         };
+        // Each test daemon's Kubernetes API on a port of its own, unless the test says otherwise.
+        let kube: &[&str] = if self.extra.iter().any(|a| a == "--kube-listen" || a == "--no-kube") {
+            &[]
+        } else {
+            &["--kube-listen", "127.0.0.1:0"]
+        };
         let child = cmd
             .args(["daemon", "--root"])
             .arg(&self.root)
             .arg("--exec-root")
             .arg(&self.run)
+            .args(kube)
             .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -430,6 +437,33 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("daemon did not start; log:\n{}", self.log());
+    }
+
+    /// The daemon's admin kubeconfig.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.root.join("kubeconfig")
+    }
+
+    /// The real kubectl against the daemon's Kubernetes API.
+    pub fn kubectl_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("kubectl");
+        c.arg("--kubeconfig").arg(self.kubeconfig()).args(args);
+        c
+    }
+
+    /// Run kubectl (60 s at most).
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        run_timeout(self.kubectl_cmd(args), None, 60)
+    }
+
+    /// Run kubectl with `input` on stdin.
+    pub fn kubectl_in(&self, args: &[&str], input: &str) -> Output {
+        run_timeout(self.kubectl_cmd(args), Some(input.as_bytes()), 60)
+    }
+
+    /// Run kubectl and require success; returns stdout.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        succeeded("kubectl", args, self.kubectl(args))
     }
 
     pub fn log(&self) -> String {

@@ -1,0 +1,174 @@
+//! The Kubernetes API server (issue 12) through the real kubectl: discovery, namespaces,
+//! configmaps and secrets from files and from kubectl's generators (protobuf bodies), apply,
+//! selectors, watch, errors as the real server words them, and state kept across a restart.
+
+mod common;
+
+use std::io::Read;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::Daemon;
+
+const CM: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  labels: {app: model}\ndata:\n  lr: \"0.01\"\n  epochs: \"10\"\n";
+
+fn err(o: &std::process::Output) -> String {
+    common::errtext(o)
+}
+
+#[test]
+fn kubectl_drives_namespaces_configmaps_and_secrets() {
+    let d = Daemon::start();
+    let meta = std::fs::metadata(d.kubeconfig()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let v = d.kubectl_ok(&["version", "-o", "json"]);
+    assert!(v.contains("\"minor\": \"33\""), "{v}");
+    let ns = d.kubectl_ok(&["get", "ns", "-o", "name"]);
+    assert_eq!(
+        ns.trim(),
+        "namespace/default\nnamespace/kube-node-lease\nnamespace/kube-public\nnamespace/kube-system"
+    );
+
+    // From a file, then applied twice (the second time a change).
+    let o = d.kubectl_in(&["create", "-f", "-"], CM);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = d.kubectl_in(&["apply", "-f", "-"], &CM.replace("\"10\"", "\"20\""));
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(d.kubectl_ok(&["get", "cm", "settings", "-o", "jsonpath={.data.epochs}"]), "20");
+    let table = d.kubectl_ok(&["get", "cm", "-l", "app=model"]);
+    assert!(table.starts_with("NAME       DATA   AGE\nsettings   2      "), "{table}");
+    assert_eq!(d.kubectl_ok(&["get", "cm", "-l", "app!=model", "-o", "name"]).trim(), "");
+
+    // kubectl's generators send protobuf.
+    d.kubectl_ok(&["create", "configmap", "gen", "--from-literal=a=b", "--from-literal=c=d"]);
+    d.kubectl_ok(&["create", "secret", "generic", "pw", "--from-literal=password=hunter2"]);
+    d.kubectl_ok(&["create", "namespace", "ml"]);
+    let secret = d.kubectl_ok(&["get", "secret", "pw", "-o", "jsonpath={.type} {.data.password}"]);
+    assert_eq!(secret, "Opaque aHVudGVyMg==");
+    let described = d.kubectl_ok(&["describe", "cm", "gen"]);
+    assert!(
+        described.contains("Name:         gen") && described.contains("a:\n----\nb"),
+        "{described}"
+    );
+    let res = d.kubectl_ok(&["api-resources", "--no-headers"]);
+    assert!(
+        res.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["configmaps", "cm", "v1", "true", "ConfigMap"]),
+        "{res}"
+    );
+    let explained = d.kubectl_ok(&["explain", "configmap.data"]);
+    assert!(explained.contains("KIND:       ConfigMap"), "{explained}");
+
+    // Errors as the real server gives them.
+    let o = d.kubectl(&["create", "cm", "Bad_Name", "--from-literal=a=b"]);
+    assert!(
+        err(&o).contains("ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"),
+        "{}",
+        err(&o)
+    );
+    let o = d.kubectl(&["create", "cm", "gen", "--from-literal=a=b"]);
+    assert!(err(&o).contains("configmaps \"gen\" already exists"), "{}", err(&o));
+    let o = d.kubectl(&["get", "cm", "nope"]);
+    assert!(
+        err(&o).contains("Error from server (NotFound): configmaps \"nope\" not found"),
+        "{}",
+        err(&o)
+    );
+    let o = d.kubectl_in(
+        &["create", "-f", "-"],
+        &CM.replace("name: settings", "name: strict").replace("data:", "dta:"),
+    );
+    assert!(err(&o).contains("strict decoding error: unknown field \"dta\""), "{}", err(&o));
+    let o = d.kubectl(&["-n", "nowhere", "create", "cm", "x", "--from-literal=a=b"]);
+    assert!(err(&o).contains("namespaces \"nowhere\" not found"), "{}", err(&o));
+
+    // Deleting a namespace empties it.
+    d.kubectl_ok(&["-n", "ml", "create", "cm", "inml", "--from-literal=x=y"]);
+    d.kubectl_ok(&["delete", "ns", "ml"]);
+    assert!(!d.kubectl_ok(&["get", "ns", "-o", "name"]).contains("namespace/ml"));
+    d.kubectl_ok(&["create", "namespace", "ml"]);
+    assert_eq!(d.kubectl_ok(&["-n", "ml", "get", "cm", "-o", "name"]).trim(), "");
+
+    // Anonymous requests are refused.
+    let port = std::fs::read_to_string(d.kubeconfig()).unwrap();
+    let server = port.lines().find_map(|l| l.trim().strip_prefix("server: ")).unwrap().to_string();
+    let o = std::process::Command::new("curl")
+        .args(["-sk", &format!("{server}/api/v1/namespaces")])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("\"code\":401"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    d.kubectl_ok(&["delete", "cm", "settings", "gen"]);
+    d.kubectl_ok(&["delete", "secret", "pw"]);
+}
+
+#[test]
+fn kubectl_get_watch_sees_changes_and_the_store_survives_a_restart() {
+    let mut d = Daemon::start();
+    d.kubectl_ok(&["create", "cm", "watched", "--from-literal=v=1"]);
+    let mut w = d
+        .kubectl_cmd(&[
+            "get",
+            "cm",
+            "-w",
+            "-o",
+            "custom-columns=NAME:.metadata.name,V:.data.v",
+            "--no-headers",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    d.kubectl_ok(&["patch", "cm", "watched", "-p", "{\"data\":{\"v\":\"2\"}}"]);
+    d.kubectl_ok(&[
+        "patch",
+        "cm",
+        "watched",
+        "--type",
+        "json",
+        "-p",
+        "[{\"op\":\"replace\",\"path\":\"/data/v\",\"value\":\"3\"}]",
+    ]);
+    d.kubectl_ok(&["create", "cm", "second", "--from-literal=v=9"]);
+    std::thread::sleep(Duration::from_millis(800));
+    let _ = w.kill();
+    let mut out = String::new();
+    w.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let _ = w.wait();
+    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(
+        lines,
+        [
+            vec!["watched", "1"],
+            vec!["watched", "2"],
+            vec!["watched", "3"],
+            vec!["second", "9"]
+        ],
+        "{out}"
+    );
+    let rv = d.kubectl_ok(&["get", "cm", "watched", "-o", "jsonpath={.metadata.resourceVersion}"]);
+    // A stale resourceVersion is a conflict.
+    let stale = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\n  resourceVersion: \"{}\"\ndata:\n  v: \"4\"\n",
+        rv.trim().parse::<i64>().unwrap() - 1
+    );
+    let o = d.kubectl_in(&["replace", "-f", "-"], &stale);
+    assert!(
+        err(&o).contains("the object has been modified; please apply your changes to the latest version and try again"),
+        "{}",
+        err(&o)
+    );
+
+    d.crash_and_restart();
+    assert_eq!(
+        d.kubectl_ok(&["get", "cm", "watched", "-o", "jsonpath={.data.v} {.metadata.resourceVersion}"]),
+        format!("3 {}", rv.trim())
+    );
+    d.kubectl_ok(&["delete", "cm", "watched", "second"]);
+}

@@ -1,0 +1,299 @@
+//! The Kubernetes API server: HTTPS with client certificates from Berth's CA, discovery, and
+//! the resource endpoints over the store.
+//!
+//! Served so far: core/v1 Namespaces (`default`, `kube-system`, `kube-public`,
+//! `kube-node-lease` made at start; deleting one empties it), ConfigMaps and Secrets — create
+//! (generateName, dryRun, fieldValidation), get, list (label and field selectors, limit and
+//! continue, resourceVersion), watch (from a resourceVersion, bookmarks, 410 after compaction),
+//! update, patch (merge, JSON, strategic for these kinds), delete (preconditions),
+//! deletecollection, and Table responses for `kubectl get`.
+
+pub mod objects;
+pub mod openapi;
+pub mod patch;
+pub mod proto;
+pub mod resources;
+pub mod select;
+pub mod status;
+pub mod table;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, Method, Request};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use crate::pki::Pki;
+use crate::store::Store;
+use resources::RESOURCES;
+use status::ApiError;
+
+/// The Kubernetes version whose API Berth serves (its types are k8s 1.33's).
+pub const KUBE_MINOR: &str = "33";
+
+/// The API server's state.
+pub struct ApiServer {
+    /// Where objects live.
+    pub store: Arc<dyn Store>,
+    /// The address clients are told to use.
+    pub advertise: SocketAddr,
+}
+
+/// How to run the API server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen (`127.0.0.1:6443`; port 0 takes a free one).
+    pub listen: SocketAddr,
+    /// Its state: the store, the certificates.
+    pub dir: PathBuf,
+    /// Where to write the admin kubeconfig.
+    pub kubeconfig: PathBuf,
+}
+
+/// A running API server.
+pub struct Running {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// The accept loop.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Who is asking (from the TLS handshake).
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// A client certificate signed by Berth's CA was shown.
+    pub certificate: bool,
+}
+
+/// Errors starting the API server.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Certificates.
+    #[error(transparent)]
+    Pki(#[from] crate::pki::Error),
+    /// The store.
+    #[error("kube store: {0}")]
+    Store(#[from] crate::store::Error),
+    /// Binding or TLS setup.
+    #[error("kube API server: {0}")]
+    Io(String),
+}
+
+/// Open the store, make the certificates and kubeconfig, bind, and serve in the background.
+pub async fn start(cfg: Config) -> Result<Running, StartError> {
+    std::fs::create_dir_all(&cfg.dir).map_err(|e| StartError::Io(format!("{}: {e}", cfg.dir.display())))?;
+    let store = crate::store::redb::RedbStore::open(&cfg.dir.join("store.redb"))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    objects::ensure_namespaces(store.as_ref())
+        .await
+        .map_err(|e| StartError::Io(e.message))?;
+    let pki = Pki::load_or_create(&cfg.dir.join("pki"), &[cfg.listen.ip()])?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| StartError::Io(format!("binding {}: {e}", cfg.listen)))?;
+    let addr = listener.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    write_private(&cfg.kubeconfig, &pki.kubeconfig(&format!("https://{host}:{}", addr.port())))?;
+    let tls = tls_config(&pki)?;
+    let server = Arc::new(ApiServer { store, advertise: addr });
+    let router = router(server);
+    let task = tokio::spawn(accept_loop(listener, tls, router));
+    tracing::info!(%addr, kubeconfig = %cfg.kubeconfig.display(), "kube API server listening");
+    Ok(Running { addr, task })
+}
+
+fn write_private(path: &std::path::Path, data: &str) -> Result<(), StartError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |e: std::io::Error| StartError::Io(format!("{}: {e}", path.display()));
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(err)?;
+    f.write_all(data.as_bytes()).and_then(|_| f.sync_all()).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+fn tls_config(pki: &Pki) -> Result<Arc<rustls::ServerConfig>, StartError> {
+    let bad = |e: String| StartError::Io(format!("TLS: {e}"));
+    let certs: Vec<_> = rustls_pemfile::certs(&mut pki.server_cert.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    let key = rustls_pemfile::private_key(&mut pki.server_key.as_bytes())
+        .map_err(|e| bad(e.to_string()))?
+        .ok_or_else(|| bad("no serving key".into()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut pki.ca_cert.as_bytes()) {
+        roots.add(c.map_err(|e| bad(e.to_string()))?).map_err(|e| bad(e.to_string()))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // A client certificate is asked for, and checked against Berth's CA when given; requests
+    // without one are refused at the HTTP layer (401), as the real server answers them.
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| bad(e.to_string()))?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .map_err(|e| bad(e.to_string()))?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+async fn accept_loop(listener: TcpListener, tls: Arc<rustls::ServerConfig>, router: Router) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else { continue };
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(tcp).await else { return };
+            let peer = Peer {
+                certificate: stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty()),
+            };
+            let svc = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(peer.clone());
+                let router = router.clone();
+                async move {
+                    use tower::ServiceExt;
+                    router.oneshot(req.map(Body::new)).await
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
+fn router(server: Arc<ApiServer>) -> Router {
+    Router::new()
+        .route("/version", get(version))
+        .route("/healthz", get(ok))
+        .route("/livez", get(ok))
+        .route("/readyz", get(ok))
+        .route("/api", get(api_versions))
+        .route("/apis", get(api_groups))
+        .route("/api/v1", get(core_resources))
+        .route("/openapi/v3", get(|| async { Json(openapi::index()) }))
+        .route("/openapi/v3/api/v1", get(|| async { Json(openapi::document("", "v1")) }))
+        .route("/openapi/v3/apis/{group}/{version}", get(openapi_group))
+        .fallback(resource)
+        .layer(axum::middleware::from_fn(authenticate))
+        .with_state(server)
+}
+
+async fn authenticate(req: Request<Body>, next: axum::middleware::Next) -> Response {
+    let ok = req.extensions().get::<Peer>().is_some_and(|p| p.certificate);
+    if !ok {
+        return ApiError::unauthorized().into_response();
+    }
+    next.run(req).await
+}
+
+async fn openapi_group(axum::extract::Path((g, v)): axum::extract::Path<(String, String)>) -> Response {
+    match openapi::document(&g, &v) {
+        Some(d) => Json(d).into_response(),
+        None => ApiError {
+            code: 404,
+            reason: "NotFound",
+            message: format!("no OpenAPI document for {g}/{v}"),
+            details: None,
+        }
+        .into_response(),
+    }
+}
+
+async fn ok() -> &'static str {
+    "ok"
+}
+
+async fn version() -> Json<Value> {
+    Json(json!({
+        "major": "1",
+        "minor": KUBE_MINOR,
+        "gitVersion": format!("v1.{KUBE_MINOR}.0+berth-{}", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "1970-01-01T00:00:00Z",
+        "goVersion": "berth (rust)",
+        "compiler": "rustc",
+        "platform": "linux/amd64",
+    }))
+}
+
+async fn api_versions(State(s): State<Arc<ApiServer>>) -> Json<Value> {
+    Json(json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": s.advertise.to_string()}],
+    }))
+}
+
+async fn api_groups() -> Json<Value> {
+    Json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}))
+}
+
+async fn core_resources() -> Json<Value> {
+    let resources: Vec<Value> = RESOURCES
+        .iter()
+        .filter(|r| r.group.is_empty())
+        .map(|r| {
+            let mut verbs = vec!["create", "delete", "get", "list", "patch", "update", "watch"];
+            if r.namespaced {
+                verbs.insert(1, "deletecollection");
+            }
+            json!({
+                "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind,
+                "verbs": verbs, "shortNames": r.short_names,
+            })
+        })
+        .collect();
+    Json(json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": resources}))
+}
+
+async fn resource(
+    State(s): State<Arc<ApiServer>>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let path = uri.path().trim_end_matches('/');
+    let segs: Vec<&str> = path.split('/').filter(|x| !x.is_empty()).collect();
+    let parsed = match segs.as_slice() {
+        ["api", "v1", rest @ ..] if !rest.is_empty() => objects::target("", "v1", rest),
+        ["apis", g, v, rest @ ..] if !rest.is_empty() => objects::target(g, v, rest),
+        _ => Err(ApiError {
+            code: 404,
+            reason: "NotFound",
+            message: "the server could not find the requested resource".into(),
+            details: None,
+        }),
+    };
+    let result = match parsed {
+        Ok(t) => objects::handle(s, method, t, objects::query_map(uri.query()), headers, body).await,
+        Err(e) => Err(e),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}

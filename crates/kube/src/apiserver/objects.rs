@@ -1,0 +1,803 @@
+//! The resource endpoints: `/api/v1/...` and `/apis/<group>/<version>/...` — create, get, list,
+//! watch, update, patch, delete, deletecollection — for every kind in [`super::resources`],
+//! objects stored as JSON in the [`Store`] with the store's revision as their resourceVersion.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde_json::{json, Value};
+
+use super::resources::{check_schema, find, Resource, RESOURCES};
+use super::select::{FieldSelector, LabelSelector};
+use super::status::{ApiError, ApiResult};
+use super::table;
+use super::ApiServer;
+use crate::store::{Error as StoreError, EventKind, KeyValue, ListOptions, Store};
+
+/// What a request path names.
+#[derive(Debug)]
+pub struct Target {
+    /// The kind.
+    pub res: &'static Resource,
+    /// The namespace (namespaced kinds), if the path has one.
+    pub namespace: Option<String>,
+    /// The object's name (item paths).
+    pub name: Option<String>,
+    /// A subresource (`status`).
+    pub sub: Option<String>,
+}
+
+/// Parse the segments after `/api/v1` or `/apis/<group>/<version>`.
+pub fn target(group: &str, version: &str, segs: &[&str]) -> ApiResult<Target> {
+    let not_found = || ApiError {
+        code: 404,
+        reason: "NotFound",
+        message: "the server could not find the requested resource".into(),
+        details: None,
+    };
+    let lookup = |p: &str| find(group, version, p).ok_or_else(not_found);
+    let namespaced = |p: &str| find(group, version, p).is_some_and(|r| r.namespaced);
+    let t = match segs {
+        [p] => Target {
+            res: lookup(p)?,
+            namespace: None,
+            name: None,
+            sub: None,
+        },
+        ["namespaces", ns, p] if namespaced(p) => Target {
+            res: lookup(p)?,
+            namespace: Some(ns.to_string()),
+            name: None,
+            sub: None,
+        },
+        ["namespaces", ns, p, name] if namespaced(p) => Target {
+            res: lookup(p)?,
+            namespace: Some(ns.to_string()),
+            name: Some(name.to_string()),
+            sub: None,
+        },
+        ["namespaces", ns, p, name, sub] if namespaced(p) => Target {
+            res: lookup(p)?,
+            namespace: Some(ns.to_string()),
+            name: Some(name.to_string()),
+            sub: Some(sub.to_string()),
+        },
+        [p, name] => Target {
+            res: lookup(p)?,
+            namespace: None,
+            name: Some(name.to_string()),
+            sub: None,
+        },
+        [p, name, sub] => Target {
+            res: lookup(p)?,
+            namespace: None,
+            name: Some(name.to_string()),
+            sub: Some(sub.to_string()),
+        },
+        _ => return Err(not_found()),
+    };
+    if t.res.namespaced && t.name.is_some() && t.namespace.is_none() {
+        return Err(not_found());
+    }
+    Ok(t)
+}
+
+/// Query parameters, decoded.
+pub fn query_map(q: Option<&str>) -> std::collections::BTreeMap<String, String> {
+    let mut m = std::collections::BTreeMap::new();
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let dec = |s: &str| percent_decode(&s.replace('+', " "));
+        m.insert(dec(k), dec(v));
+    }
+    m
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(x) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(x);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+type Query = std::collections::BTreeMap<String, String>;
+
+/// Route one resource request.
+pub async fn handle(s: Arc<ApiServer>, method: Method, t: Target, q: Query, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+    if let Some(sub) = &t.sub {
+        return Err(ApiError {
+            code: 404,
+            reason: "NotFound",
+            message: format!(
+                "the server could not find the requested resource ({} {}/{sub})",
+                t.res.plural,
+                t.name.as_deref().unwrap_or("")
+            ),
+            details: None,
+        });
+    }
+    let table = table::wants_table(&headers);
+    match (method, t.name.is_some()) {
+        (Method::GET, true) => {
+            let o = get(&s, &t).await?;
+            Ok(respond(StatusCode::OK, if table { table::table(t.res, &[o], "") } else { o }))
+        }
+        (Method::GET, false) if q.get("watch").is_some_and(|w| w == "1" || w == "true") => watch(s, t, q, table).await,
+        (Method::GET, false) => list(&s, &t, &q, table).await,
+        (Method::POST, false) => create(&s, &t, &q, &headers, body).await,
+        (Method::PUT, true) => update(&s, &t, &q, &headers, body).await,
+        (Method::PATCH, true) => patch(&s, &t, &q, &headers, body).await,
+        (Method::DELETE, true) => delete(&s, &t, &q, body).await,
+        (Method::DELETE, false) => delete_collection(&s, &t, &q).await,
+        (m, _) => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({m})"
+        ))),
+    }
+}
+
+fn respond(code: StatusCode, v: Value) -> Response {
+    (code, [("content-type", "application/json")], v.to_string()).into_response()
+}
+
+/// The object stored in `kv`, with its resourceVersion and type.
+pub fn from_kv(res: &Resource, kv: &KeyValue) -> ApiResult<Value> {
+    let mut o: Value = serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(format!("stored object {}: {e}", kv.key)))?;
+    o["apiVersion"] = json!(res.api_version());
+    o["kind"] = json!(res.kind);
+    o["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
+    Ok(o)
+}
+
+fn name_of(t: &Target) -> &str {
+    t.name.as_deref().unwrap_or("")
+}
+
+async fn get(s: &ApiServer, t: &Target) -> ApiResult<Value> {
+    let kv = s.store.get(&t.res.key(t.namespace.as_deref(), name_of(t)), None).await?;
+    let kv = kv.ok_or_else(|| ApiError::not_found(t.res.group, t.res.plural, name_of(t)))?;
+    from_kv(t.res, &kv)
+}
+
+/// `limit`/`continue` state: the revision read at and the last key sent.
+fn continue_token(revision: i64, key: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!({"rv": revision, "start": key}).to_string())
+}
+
+fn parse_continue(tok: &str) -> ApiResult<(i64, String)> {
+    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(tok).map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    Ok((v["rv"].as_i64().ok_or_else(bad)?, v["start"].as_str().ok_or_else(bad)?.to_string()))
+}
+
+fn selectors(res: &Resource, q: &Query) -> ApiResult<(LabelSelector, FieldSelector)> {
+    Ok((
+        LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?,
+        FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str), res.field_selectors)?,
+    ))
+}
+
+async fn list(s: &ApiServer, t: &Target, q: &Query, table: bool) -> ApiResult<Response> {
+    let (labels, fields) = selectors(t.res, q)?;
+    let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
+    let (mut revision, mut start) = (None, None);
+    if let Some(tok) = q.get("continue").filter(|c| !c.is_empty()) {
+        let (rv, key) = parse_continue(tok)?;
+        revision = Some(rv);
+        start = Some(key);
+    } else if let Some(rv) = q.get("resourceVersion").filter(|r| !r.is_empty() && *r != "0") {
+        let rv: i64 = rv
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?;
+        if q.get("resourceVersionMatch").map(String::as_str) == Some("Exact") {
+            revision = Some(rv);
+        } else if rv > s.store.revision().await? {
+            return Err(ApiError::from(StoreError::FutureRevision {
+                requested: rv,
+                current: s.store.revision().await?,
+            }));
+        }
+    }
+    let prefix = t.res.prefix(t.namespace.as_deref());
+    let mut items: Vec<Value> = Vec::new();
+    let mut next = None;
+    let mut read_at: i64;
+    'pages: loop {
+        let page = s
+            .store
+            .list(&prefix, ListOptions { revision, start_after: start.clone(), limit: if limit == 0 { 0 } else { limit.max(100) } })
+            .await
+            .map_err(|e| match e {
+                StoreError::Compacted { .. } => ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."),
+                other => other.into(),
+            })?;
+        revision = Some(page.revision);
+        read_at = page.revision;
+        for (i, kv) in page.items.iter().enumerate() {
+            let o = from_kv(t.res, kv)?;
+            if labels.matches(&o) && fields.matches(&o) {
+                items.push(o);
+                if limit > 0 && items.len() == limit {
+                    // More may follow: the rest of this page, or the store's next one.
+                    if i + 1 < page.items.len() || page.more {
+                        next = Some(kv.key.clone());
+                    }
+                    break 'pages;
+                }
+            }
+        }
+        if !page.more {
+            break;
+        }
+        start = page.items.last().map(|kv| kv.key.clone());
+    }
+    let mut meta = json!({"resourceVersion": read_at.to_string()});
+    if let Some(k) = &next {
+        meta["continue"] = json!(continue_token(read_at, k));
+    }
+    if table {
+        let mut tbl = table::table(t.res, &items, &read_at.to_string());
+        if let Some(c) = meta.get("continue") {
+            tbl["metadata"]["continue"] = c.clone();
+        }
+        return Ok(respond(StatusCode::OK, tbl));
+    }
+    for o in &mut items {
+        if let Some(m) = o.as_object_mut() {
+            m.remove("apiVersion");
+            m.remove("kind");
+        }
+    }
+    Ok(respond(
+        StatusCode::OK,
+        json!({"kind": format!("{}List", t.res.kind), "apiVersion": t.res.api_version(), "metadata": meta, "items": items}),
+    ))
+}
+
+/// Read a request body as JSON (JSON or YAML on the wire).
+pub async fn read_body(headers: &HeaderMap, body: Body) -> ApiResult<Value> {
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let bytes = axum::body::to_bytes(body, 3 << 20).await.map_err(|e| ApiError {
+        code: 413,
+        reason: "RequestEntityTooLarge",
+        message: format!("the request body is too large or unreadable: {e}"),
+        details: None,
+    })?;
+    let mime = ct.split(';').next().unwrap_or("").trim();
+    let v = match mime {
+        ""
+        | "application/json"
+        | "application/merge-patch+json"
+        | "application/strategic-merge-patch+json"
+        | "application/json-patch+json"
+        | "*/*" => serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("error decoding the body: {e}")))?,
+        "application/vnd.kubernetes.protobuf" => super::proto::decode(&bytes)?,
+        "application/yaml" | "application/apply-patch+yaml" => {
+            let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("the YAML body is not UTF-8"))?;
+            serde_saphyr::from_str::<Value>(text).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+        }
+        other => return Err(ApiError::unsupported_media_type(other)),
+    };
+    Ok(v)
+}
+
+/// Strict decoding as `fieldValidation` asks (Strict, Warn — the default — or Ignore): unknown
+/// fields are an error, a warning, or dropped; a wrong type is always an error.
+fn decode(res: &Resource, mut v: Value, q: &Query) -> ApiResult<(Value, Vec<String>)> {
+    let mode = q.get("fieldValidation").map_or("Warn", String::as_str);
+    if !matches!(mode, "Strict" | "Warn" | "Ignore") {
+        return Err(ApiError::bad_request(format!(
+            "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", not {mode:?}"
+        )));
+    }
+    if !v.is_object() {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    }
+    let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
+    check_schema(&v, res.schema, "", &mut unknown, &mut wrong);
+    let handled = |m: String| {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {m}",
+            res.kind, res.version, res.kind
+        ))
+    };
+    if let Some(w) = wrong.first() {
+        return Err(handled(w.replace("Go struct field .", &format!("Go struct field {}.", res.kind))));
+    }
+    let mut warnings = Vec::new();
+    if !unknown.is_empty() {
+        let list: Vec<String> = unknown.iter().map(|u| format!("unknown field \"{u}\"")).collect();
+        match mode {
+            "Strict" => return Err(handled(format!("strict decoding error: {}", list.join(", ")))),
+            "Warn" => warnings = list,
+            _ => {}
+        }
+        for u in &unknown {
+            remove_path(&mut v, u);
+        }
+    }
+    Ok((v, warnings))
+}
+
+fn remove_path(v: &mut Value, path: &str) {
+    let parts: Vec<&str> = path.split('.').collect();
+    let mut cur = v;
+    for p in &parts[..parts.len() - 1] {
+        match cur.get_mut(*p) {
+            Some(n) => cur = n,
+            None => return,
+        }
+    }
+    if let Some(m) = cur.as_object_mut() {
+        m.remove(parts[parts.len() - 1]);
+    }
+}
+
+fn with_warnings(mut r: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        if let Ok(h) = axum::http::HeaderValue::from_str(&format!("299 - \"{}\"", w.replace('"', "\\\""))) {
+            r.headers_mut().append("warning", h);
+        }
+    }
+    r
+}
+
+fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn uuid() -> String {
+    let mut b = [0u8; 16];
+    let _ = getrandom::fill(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut b = [0u8; 5];
+    let _ = getrandom::fill(&mut b);
+    b.iter().map(|x| ALPHABET[*x as usize % ALPHABET.len()] as char).collect()
+}
+
+fn dry_run(q: &Query) -> ApiResult<bool> {
+    match q.get("dryRun").map(String::as_str) {
+        None | Some("") => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!("unsupported dry run mode {other:?} (only \"All\")"))),
+    }
+}
+
+/// Check the type fields and the namespace of a body against the request.
+fn check_identity(t: &Target, o: &mut Value) -> ApiResult<()> {
+    let av = t.res.api_version();
+    if let Some(v) = o.get("apiVersion").and_then(Value::as_str).filter(|v| !v.is_empty()) {
+        if v != av {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({av})"
+            )));
+        }
+    }
+    if let Some(k) = o.get("kind").and_then(Value::as_str).filter(|k| !k.is_empty()) {
+        if k != t.res.kind {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                t.res.kind
+            )));
+        }
+    }
+    if !o.get("metadata").is_some_and(Value::is_object) {
+        o["metadata"] = json!({});
+    }
+    if t.res.namespaced {
+        let ns = t.namespace.clone().unwrap_or_default();
+        match o.pointer("/metadata/namespace").and_then(Value::as_str) {
+            Some(n) if !n.is_empty() && n != ns => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ))
+            }
+            _ => o["metadata"]["namespace"] = json!(ns),
+        }
+    } else if let Some(m) = o["metadata"].as_object_mut() {
+        m.remove("namespace");
+    }
+    Ok(())
+}
+
+/// The namespace of a namespaced request must exist.
+async fn namespace_exists(s: &ApiServer, t: &Target) -> ApiResult<()> {
+    if let (true, Some(ns)) = (t.res.namespaced, &t.namespace) {
+        let nsres = &RESOURCES[0];
+        if s.store.get(&nsres.key(None, ns), None).await?.is_none() {
+            return Err(ApiError::not_found("", "namespaces", ns));
+        }
+    }
+    Ok(())
+}
+
+fn stored_bytes(o: &Value) -> Vec<u8> {
+    let mut o = o.clone();
+    if let Some(m) = o["metadata"].as_object_mut() {
+        m.remove("resourceVersion");
+        m.remove("selfLink");
+    }
+    serde_json::to_vec(&o).unwrap_or_default()
+}
+
+async fn create(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+    let (mut o, warnings) = decode(t.res, read_body(headers, body).await?, q)?;
+    check_identity(t, &mut o)?;
+    namespace_exists(s, t).await?;
+    let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    if name.is_empty() {
+        if let Some(g) = o
+            .pointer("/metadata/generateName")
+            .and_then(Value::as_str)
+            .filter(|g| !g.is_empty())
+        {
+            o["metadata"]["name"] = json!(format!("{g}{}", random_suffix()));
+        }
+    }
+    let causes = (t.res.admit)(&mut o, None);
+    let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(t.res.group, t.res.kind, &name, causes));
+    }
+    let m = o["metadata"].as_object_mut().expect("metadata is an object");
+    m.insert("uid".into(), json!(uuid()));
+    m.insert("creationTimestamp".into(), json!(now()));
+    for k in ["resourceVersion", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+        m.remove(k);
+    }
+    let key = t.res.key(t.namespace.as_deref(), &name);
+    if dry_run(q)? {
+        if s.store.get(&key, None).await?.is_some() {
+            return Err(ApiError::already_exists(t.res.group, t.res.plural, &name));
+        }
+        return Ok(with_warnings(respond(StatusCode::CREATED, o), &warnings));
+    }
+    let kv = s.store.create(&key, stored_bytes(&o)).await.map_err(|e| match e {
+        StoreError::AlreadyExists(_) => ApiError::already_exists(t.res.group, t.res.plural, &name),
+        other => other.into(),
+    })?;
+    Ok(with_warnings(respond(StatusCode::CREATED, from_kv(t.res, &kv)?), &warnings))
+}
+
+/// Write `new` over the stored `old` (PUT and PATCH): identity kept, resourceVersion compared.
+async fn replace(s: &ApiServer, t: &Target, q: &Query, mut new: Value, old: &KeyValue, warnings: Vec<String>) -> ApiResult<Response> {
+    let name = name_of(t);
+    check_identity(t, &mut new)?;
+    let body_name = new.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    if !body_name.is_empty() && body_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    new["metadata"]["name"] = json!(name);
+    let expected = match new
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty())
+    {
+        Some(rv) => {
+            let rv: i64 = rv
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?;
+            if rv != old.mod_revision {
+                return Err(ApiError::conflict(t.res.group, t.res.plural, name));
+            }
+            rv
+        }
+        None => old.mod_revision,
+    };
+    let old_obj = from_kv(t.res, old)?;
+    for k in ["uid", "creationTimestamp"] {
+        new["metadata"][k] = old_obj["metadata"][k].clone();
+    }
+    let causes = (t.res.admit)(&mut new, Some(&old_obj));
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(t.res.group, t.res.kind, name, causes));
+    }
+    if dry_run(q)? {
+        return Ok(with_warnings(respond(StatusCode::OK, new), &warnings));
+    }
+    let key = t.res.key(t.namespace.as_deref(), name);
+    // Nothing changed: no new revision, as the real server does.
+    let mut cmp = old_obj.clone();
+    cmp["metadata"]["resourceVersion"] = json!(null);
+    let mut newcmp = new.clone();
+    newcmp["metadata"]["resourceVersion"] = json!(null);
+    if stored_bytes(&cmp) == stored_bytes(&newcmp) {
+        return Ok(with_warnings(respond(StatusCode::OK, old_obj), &warnings));
+    }
+    let kv = s.store.update(&key, stored_bytes(&new), expected).await.map_err(|e| match e {
+        StoreError::Conflict { .. } => ApiError::conflict(t.res.group, t.res.plural, name),
+        StoreError::NotFound(_) => ApiError::not_found(t.res.group, t.res.plural, name),
+        other => other.into(),
+    })?;
+    Ok(with_warnings(respond(StatusCode::OK, from_kv(t.res, &kv)?), &warnings))
+}
+
+async fn stored(s: &ApiServer, t: &Target) -> ApiResult<KeyValue> {
+    s.store
+        .get(&t.res.key(t.namespace.as_deref(), name_of(t)), None)
+        .await?
+        .ok_or_else(|| ApiError::not_found(t.res.group, t.res.plural, name_of(t)))
+}
+
+async fn update(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+    let (new, warnings) = decode(t.res, read_body(headers, body).await?, q)?;
+    let old = stored(s, t).await?;
+    replace(s, t, q, new, &old, warnings).await
+}
+
+async fn patch(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let p = read_body(headers, body).await?;
+    // A conflict between our read and our write is retried, as the real server retries patches.
+    for _ in 0..5 {
+        let old = stored(s, t).await?;
+        let mut cur = from_kv(t.res, &old)?;
+        match ct.as_str() {
+            "application/merge-patch+json" => super::patch::merge(&mut cur, &p),
+            "application/strategic-merge-patch+json" => super::patch::strategic(&mut cur, &p)?,
+            "application/json-patch+json" => super::patch::json_patch(&mut cur, &p)?,
+            "application/apply-patch+yaml" => {
+                return Err(ApiError::unsupported_media_type(
+                    "application/apply-patch+yaml (server-side apply is not served yet)",
+                ))
+            }
+            other => return Err(ApiError::unsupported_media_type(other)),
+        }
+        // The patch may not move the object's resourceVersion unless it names it.
+        if p.pointer("/metadata/resourceVersion").is_none() {
+            cur["metadata"]["resourceVersion"] = json!(old.mod_revision.to_string());
+        }
+        let (new, warnings) = decode(t.res, cur, q)?;
+        match replace(s, t, q, new, &old, warnings).await {
+            Err(e) if e.reason == "Conflict" && p.pointer("/metadata/resourceVersion").is_none() => continue,
+            r => return r,
+        }
+    }
+    Err(ApiError::conflict(t.res.group, t.res.plural, name_of(t)))
+}
+
+fn success(t: &Target, uid: &Value) -> Value {
+    json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+        "details": {"name": name_of(t), "group": t.res.group, "kind": t.res.plural, "uid": uid},
+    })
+}
+
+async fn delete(s: &ApiServer, t: &Target, q: &Query, body: Body) -> ApiResult<Response> {
+    let opts: Value = {
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            json!({})
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+        }
+    };
+    let old = stored(s, t).await?;
+    let obj = from_kv(t.res, &old)?;
+    if let Some(uid) = opts.pointer("/preconditions/uid").and_then(Value::as_str) {
+        if Some(uid) != obj.pointer("/metadata/uid").and_then(Value::as_str) {
+            return Err(ApiError::conflict(t.res.group, t.res.plural, name_of(t)));
+        }
+    }
+    let expected = match opts.pointer("/preconditions/resourceVersion").and_then(Value::as_str) {
+        Some(rv) => rv
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?,
+        None => old.mod_revision,
+    };
+    let dry = dry_run(q)?
+        || opts
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|x| x == "All"));
+    if dry {
+        return Ok(respond(StatusCode::OK, success(t, &obj["metadata"]["uid"])));
+    }
+    if t.res.kind == "Namespace" {
+        // Empty it first: every namespaced object in it goes, then the namespace.
+        for r in RESOURCES.iter().filter(|r| r.namespaced) {
+            let page = s.store.list(&r.prefix(Some(name_of(t))), ListOptions::default()).await?;
+            for kv in page.items {
+                match s.store.delete(&kv.key, 0).await {
+                    Ok(_) | Err(StoreError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    let gone = s
+        .store
+        .delete(&t.res.key(t.namespace.as_deref(), name_of(t)), expected)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict { .. } => ApiError::conflict(t.res.group, t.res.plural, name_of(t)),
+            StoreError::NotFound(_) => ApiError::not_found(t.res.group, t.res.plural, name_of(t)),
+            other => other.into(),
+        })?;
+    if t.res.kind == "Namespace" {
+        let mut o = from_kv(t.res, &gone)?;
+        o["status"]["phase"] = json!("Terminating");
+        return Ok(respond(StatusCode::OK, o));
+    }
+    Ok(respond(StatusCode::OK, success(t, &obj["metadata"]["uid"])))
+}
+
+async fn delete_collection(s: &ApiServer, t: &Target, q: &Query) -> ApiResult<Response> {
+    if t.res.kind == "Namespace" {
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource (deletecollection namespaces)",
+        ));
+    }
+    let (labels, fields) = selectors(t.res, q)?;
+    let page = s.store.list(&t.res.prefix(t.namespace.as_deref()), ListOptions::default()).await?;
+    let mut items = Vec::new();
+    for kv in page.items {
+        let o = from_kv(t.res, &kv)?;
+        if labels.matches(&o) && fields.matches(&o) {
+            if !dry_run(q)? {
+                match s.store.delete(&kv.key, kv.mod_revision).await {
+                    Ok(_) | Err(StoreError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            items.push(o);
+        }
+    }
+    Ok(respond(
+        StatusCode::OK,
+        json!({"kind": format!("{}List", t.res.kind), "apiVersion": t.res.api_version(), "metadata": {"resourceVersion": page.revision.to_string()}, "items": items}),
+    ))
+}
+
+async fn watch(s: Arc<ApiServer>, t: Target, q: Query, table: bool) -> ApiResult<Response> {
+    let (labels, fields) = selectors(t.res, &q)?;
+    let timeout = q.get("timeoutSeconds").and_then(|v| v.parse::<u64>().ok()).unwrap_or(1800);
+    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true" || v == "1");
+    let prefix = t.res.prefix(t.namespace.as_deref());
+    let rv = q.get("resourceVersion").filter(|r| !r.is_empty()).cloned();
+    let res = t.res;
+    // No resourceVersion (or "0"): the current objects first, as ADDED events.
+    let (initial, from) = match rv.as_deref() {
+        None | Some("0") => {
+            let page = s.store.list(&prefix, ListOptions::default()).await?;
+            (page.items, page.revision)
+        }
+        Some(r) => (
+            Vec::new(),
+            r.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {r}")))?,
+        ),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(64);
+    let frame = move |kind: &str, o: Value| -> bytes::Bytes {
+        let object = if table && kind != "BOOKMARK" && kind != "ERROR" {
+            super::table::table(res, &[o], "")
+        } else {
+            o
+        };
+        let mut line = json!({"type": kind, "object": object}).to_string();
+        line.push('\n');
+        bytes::Bytes::from(line)
+    };
+    let store = s.store.clone();
+    let stream = match store.watch(&prefix, from).await {
+        Ok(w) => Some(w),
+        Err(StoreError::Compacted { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    tokio::spawn(async move {
+        let Some(mut w) = stream else {
+            let gone = ApiError::gone(format!("too old resource version: {} ", from));
+            let _ = tx.send(Ok(frame("ERROR", gone.status()))).await;
+            return;
+        };
+        for kv in initial {
+            if let Ok(o) = from_kv(res, &kv) {
+                if labels.matches(&o) && fields.matches(&o) && tx.send(Ok(frame("ADDED", o))).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let deadline = tokio::time::sleep(Duration::from_secs(timeout));
+        tokio::pin!(deadline);
+        let mut last = from;
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.tick().await;
+        loop {
+            let ev = tokio::select! {
+                _ = &mut deadline => return,
+                _ = tx.closed() => return,
+                _ = tick.tick(), if bookmarks => {
+                    let b = json!({"kind": res.kind, "apiVersion": res.api_version(), "metadata": {"resourceVersion": last.to_string()}});
+                    if tx.send(Ok(frame("BOOKMARK", b))).await.is_err() { return; }
+                    continue;
+                }
+                ev = w.recv() => ev,
+            };
+            let Some(ev) = ev else { return };
+            let ev = match ev {
+                Ok(ev) => ev,
+                Err(e) => {
+                    let _ = tx.send(Ok(frame("ERROR", ApiError::from(e).status()))).await;
+                    return;
+                }
+            };
+            last = ev.kv.mod_revision;
+            let Ok(o) = from_kv(res, &ev.kv) else { continue };
+            let now_match = labels.matches(&o) && fields.matches(&o);
+            let was = ev
+                .prev
+                .as_ref()
+                .and_then(|p| from_kv(res, p).ok())
+                .is_some_and(|p| labels.matches(&p) && fields.matches(&p));
+            let kind = match (ev.kind, was, now_match) {
+                (EventKind::Delete, true, _) => "DELETED",
+                (EventKind::Delete, false, _) => continue,
+                (EventKind::Put, _, false) if was => "DELETED",
+                (EventKind::Put, _, false) => continue,
+                (EventKind::Put, false, true) => "ADDED",
+                (EventKind::Put, true, true) => "MODIFIED",
+            };
+            if tx.send(Ok(frame(kind, o))).await.is_err() {
+                return;
+            }
+        }
+    });
+    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|x| (x, rx))
+    }));
+    Ok(([("content-type", "application/json"), ("transfer-encoding", "chunked")], body).into_response())
+}
+
+/// Make sure the namespaces every cluster has exist.
+pub async fn ensure_namespaces(store: &dyn Store) -> ApiResult<()> {
+    let res = &RESOURCES[0];
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        let key = res.key(None, ns);
+        if store.get(&key, None).await?.is_some() {
+            continue;
+        }
+        let mut o = json!({"metadata": {"name": ns, "uid": uuid(), "creationTimestamp": now()}});
+        (res.admit)(&mut o, None);
+        match store.create(&key, stored_bytes(&o)).await {
+            Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

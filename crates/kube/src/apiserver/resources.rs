@@ -1,0 +1,720 @@
+//! The kinds the API server serves: their names for discovery, their schema (for
+//! `fieldValidation`), defaulting, validation, and the columns `kubectl get` shows.
+
+use serde_json::{json, Map, Value};
+
+use super::status::Cause;
+
+/// The shape of a field, enough to find unknown fields and wrong types as the real server's
+/// strict decoding does.
+#[derive(Debug)]
+pub enum Schema {
+    /// Anything.
+    Any,
+    /// A string.
+    Str,
+    /// A boolean.
+    Bool,
+    /// An integer.
+    Int,
+    /// A map of strings to this schema.
+    Map(&'static Schema),
+    /// A list of this schema.
+    List(&'static Schema),
+    /// An object with these fields (Go field names in messages).
+    Object(&'static str, &'static [(&'static str, &'static Schema)]),
+}
+
+const STR: Schema = Schema::Str;
+const MAP_STR: Schema = Schema::Map(&STR);
+const LIST_STR: Schema = Schema::List(&STR);
+const OWNER_REF: Schema = Schema::Object(
+    "OwnerReference",
+    &[
+        ("apiVersion", &STR),
+        ("kind", &STR),
+        ("name", &STR),
+        ("uid", &STR),
+        ("controller", &Schema::Bool),
+        ("blockOwnerDeletion", &Schema::Bool),
+    ],
+);
+const OWNER_REFS: Schema = Schema::List(&OWNER_REF);
+const MANAGED: Schema = Schema::List(&Schema::Any);
+/// `metadata` of every object.
+pub const METADATA: Schema = Schema::Object(
+    "ObjectMeta",
+    &[
+        ("name", &STR),
+        ("generateName", &STR),
+        ("namespace", &STR),
+        ("selfLink", &STR),
+        ("uid", &STR),
+        ("resourceVersion", &STR),
+        ("generation", &Schema::Int),
+        ("creationTimestamp", &Schema::Any),
+        ("deletionTimestamp", &Schema::Any),
+        ("deletionGracePeriodSeconds", &Schema::Int),
+        ("labels", &MAP_STR),
+        ("annotations", &MAP_STR),
+        ("ownerReferences", &OWNER_REFS),
+        ("finalizers", &LIST_STR),
+        ("managedFields", &MANAGED),
+    ],
+);
+
+const NAMESPACE: Schema = Schema::Object(
+    "Namespace",
+    &[
+        ("apiVersion", &STR),
+        ("kind", &STR),
+        ("metadata", &METADATA),
+        ("spec", &Schema::Object("NamespaceSpec", &[("finalizers", &LIST_STR)])),
+        (
+            "status",
+            &Schema::Object("NamespaceStatus", &[("phase", &STR), ("conditions", &Schema::List(&Schema::Any))]),
+        ),
+    ],
+);
+const CONFIGMAP: Schema = Schema::Object(
+    "ConfigMap",
+    &[
+        ("apiVersion", &STR),
+        ("kind", &STR),
+        ("metadata", &METADATA),
+        ("data", &MAP_STR),
+        ("binaryData", &MAP_STR),
+        ("immutable", &Schema::Bool),
+    ],
+);
+const SECRET: Schema = Schema::Object(
+    "Secret",
+    &[
+        ("apiVersion", &STR),
+        ("kind", &STR),
+        ("metadata", &METADATA),
+        ("data", &MAP_STR),
+        ("stringData", &MAP_STR),
+        ("type", &STR),
+        ("immutable", &Schema::Bool),
+    ],
+);
+
+/// One column of a Table.
+#[derive(Debug)]
+pub struct Column {
+    /// Header.
+    pub name: &'static str,
+    /// `string`, `integer`, `date`.
+    pub kind: &'static str,
+    /// `name` for the NAME column.
+    pub format: &'static str,
+    /// What it shows.
+    pub description: &'static str,
+}
+
+/// A kind the API server serves.
+#[derive(Debug)]
+pub struct Resource {
+    /// API group ("" for the core group).
+    pub group: &'static str,
+    /// Version.
+    pub version: &'static str,
+    /// Kind.
+    pub kind: &'static str,
+    /// Plural resource name (the URL segment).
+    pub plural: &'static str,
+    /// Singular name.
+    pub singular: &'static str,
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+    /// `kubectl get` short names.
+    pub short_names: &'static [&'static str],
+    /// The schema for strict decoding.
+    pub schema: &'static Schema,
+    /// Columns after NAME (AGE is appended).
+    pub columns: &'static [Column],
+    /// The cells of those columns for an object.
+    pub cells: fn(&Value) -> Vec<Value>,
+    /// Defaulting and validation of a new or updated object (`old` for an update).
+    pub admit: fn(&mut Value, Option<&Value>) -> Vec<Cause>,
+    /// Fields a field selector may name, besides `metadata.name` and `metadata.namespace`.
+    pub field_selectors: &'static [&'static str],
+}
+
+impl Resource {
+    /// `v1` or `group/version`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// The store prefix of this kind (in `namespace`, when namespaced and given).
+    pub fn prefix(&self, namespace: Option<&str>) -> String {
+        let g = if self.group.is_empty() { "core" } else { self.group };
+        match namespace {
+            Some(ns) if self.namespaced => format!("/registry/{g}/{}/{ns}/", self.plural),
+            _ => format!("/registry/{g}/{}/", self.plural),
+        }
+    }
+
+    /// The store key of one object.
+    pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
+        format!("{}{name}", self.prefix(namespace))
+    }
+}
+
+const NAME_COLUMN: Column = Column {
+    name: "Name",
+    kind: "string",
+    format: "name",
+    description: "Name must be unique within a namespace.",
+};
+
+/// The `Name` column (first) and the `Age` column (last) every kind has.
+pub fn name_column() -> &'static Column {
+    &NAME_COLUMN
+}
+
+/// Every kind served.
+pub static RESOURCES: &[Resource] = &[
+    Resource {
+        group: "",
+        version: "v1",
+        kind: "Namespace",
+        plural: "namespaces",
+        singular: "namespace",
+        namespaced: false,
+        short_names: &["ns"],
+        schema: &NAMESPACE,
+        columns: &[Column {
+            name: "Status",
+            kind: "string",
+            format: "",
+            description: "The status of the namespace",
+        }],
+        cells: |o| vec![json!(o.pointer("/status/phase").and_then(Value::as_str).unwrap_or(""))],
+        admit: admit_namespace,
+        field_selectors: &["status.phase"],
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        kind: "ConfigMap",
+        plural: "configmaps",
+        singular: "configmap",
+        namespaced: true,
+        short_names: &["cm"],
+        schema: &CONFIGMAP,
+        columns: &[Column {
+            name: "Data",
+            kind: "integer",
+            format: "",
+            description: "Number of data entries",
+        }],
+        cells: |o| vec![json!(count(o, "data") + count(o, "binaryData"))],
+        admit: admit_configmap,
+        field_selectors: &[],
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        kind: "Secret",
+        plural: "secrets",
+        singular: "secret",
+        namespaced: true,
+        short_names: &[],
+        schema: &SECRET,
+        columns: &[
+            Column {
+                name: "Type",
+                kind: "string",
+                format: "",
+                description: "The type of the secret",
+            },
+            Column {
+                name: "Data",
+                kind: "integer",
+                format: "",
+                description: "Number of data entries",
+            },
+        ],
+        cells: |o| vec![json!(o["type"].as_str().unwrap_or("Opaque")), json!(count(o, "data"))],
+        admit: admit_secret,
+        field_selectors: &["type"],
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        kind: "Event",
+        plural: "events",
+        singular: "event",
+        namespaced: true,
+        short_names: &["ev"],
+        schema: &EVENT,
+        columns: &[
+            Column {
+                name: "Last Seen",
+                kind: "string",
+                format: "",
+                description: "Time the event was last seen",
+            },
+            Column {
+                name: "Type",
+                kind: "string",
+                format: "",
+                description: "Type of the event",
+            },
+            Column {
+                name: "Reason",
+                kind: "string",
+                format: "",
+                description: "Why the event happened",
+            },
+            Column {
+                name: "Object",
+                kind: "string",
+                format: "",
+                description: "The object the event is about",
+            },
+            Column {
+                name: "Message",
+                kind: "string",
+                format: "",
+                description: "What happened",
+            },
+        ],
+        cells: |o| {
+            let obj = format!(
+                "{}/{}",
+                o.pointer("/involvedObject/kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_lowercase(),
+                o.pointer("/involvedObject/name").and_then(Value::as_str).unwrap_or("")
+            );
+            let last = o
+                .get("lastTimestamp")
+                .and_then(Value::as_str)
+                .or_else(|| o.get("eventTime").and_then(Value::as_str))
+                .unwrap_or("");
+            let seen = chrono::DateTime::parse_from_rfc3339(last)
+                .map(|t| human_duration((chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds()))
+                .unwrap_or_else(|_| "<unknown>".into());
+            vec![
+                json!(seen),
+                json!(o["type"].as_str().unwrap_or("")),
+                json!(o["reason"].as_str().unwrap_or("")),
+                json!(obj),
+                json!(o["message"].as_str().unwrap_or("")),
+            ]
+        },
+        admit: |o, _| {
+            let mut causes = Vec::new();
+            check_metadata(o, false, &mut causes);
+            if o.pointer("/involvedObject/kind").is_none() {
+                causes.push(cause("FieldValueRequired", "involvedObject", "Required value"));
+            }
+            causes
+        },
+        field_selectors: &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ],
+    },
+];
+
+const OBJECT_REF: Schema = Schema::Object(
+    "ObjectReference",
+    &[
+        ("kind", &STR),
+        ("namespace", &STR),
+        ("name", &STR),
+        ("uid", &STR),
+        ("apiVersion", &STR),
+        ("resourceVersion", &STR),
+        ("fieldPath", &STR),
+    ],
+);
+const EVENT_SOURCE: Schema = Schema::Object("EventSource", &[("component", &STR), ("host", &STR)]);
+const EVENT: Schema = Schema::Object(
+    "Event",
+    &[
+        ("apiVersion", &STR),
+        ("kind", &STR),
+        ("metadata", &METADATA),
+        ("involvedObject", &OBJECT_REF),
+        ("reason", &STR),
+        ("message", &STR),
+        ("source", &EVENT_SOURCE),
+        ("firstTimestamp", &Schema::Any),
+        ("lastTimestamp", &Schema::Any),
+        ("count", &Schema::Int),
+        ("type", &STR),
+        ("eventTime", &Schema::Any),
+        ("series", &Schema::Any),
+        ("action", &STR),
+        ("related", &OBJECT_REF),
+        ("reportingComponent", &STR),
+        ("reportingInstance", &STR),
+    ],
+);
+
+fn count(o: &Value, field: &str) -> usize {
+    o.get(field).and_then(Value::as_object).map_or(0, |m| m.len())
+}
+
+/// The resource named `plural` (or a short name, or the singular) in `group/version`.
+pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// Unknown fields and wrong types of `v` against `schema`, as (path, problem).
+pub fn check_schema(v: &Value, schema: &Schema, path: &str, unknown: &mut Vec<String>, wrong: &mut Vec<String>) {
+    let here = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
+    match (schema, v) {
+        (_, Value::Null) | (Schema::Any, _) => {}
+        (Schema::Str, Value::String(_)) | (Schema::Bool, Value::Bool(_)) => {}
+        (Schema::Int, Value::Number(n)) if n.is_i64() || n.is_u64() => {}
+        (Schema::Map(inner), Value::Object(m)) => {
+            for (k, x) in m {
+                check_schema(x, inner, &format!("{path}[{k}]"), unknown, wrong);
+            }
+        }
+        (Schema::List(inner), Value::Array(a)) => {
+            for (i, x) in a.iter().enumerate() {
+                check_schema(x, inner, &format!("{path}[{i}]"), unknown, wrong);
+            }
+        }
+        (Schema::Object(_, fields), Value::Object(m)) => {
+            for (k, x) in m {
+                match fields.iter().find(|(f, _)| f == k) {
+                    Some((_, s)) => check_schema(x, s, &here(k), unknown, wrong),
+                    None => unknown.push(here(k)),
+                }
+            }
+        }
+        (s, v) => {
+            let want = match s {
+                Schema::Str => "string",
+                Schema::Bool => "bool",
+                Schema::Int => "int64",
+                Schema::Map(_) => "map[string]string",
+                Schema::List(_) => "[]string",
+                Schema::Object(n, _) => n,
+                Schema::Any => "any",
+            };
+            let got = match v {
+                Value::String(_) => "string",
+                Value::Bool(_) => "bool",
+                Value::Number(_) => "number",
+                Value::Array(_) => "array",
+                Value::Object(_) => "object",
+                Value::Null => "null",
+            };
+            wrong.push(format!("json: cannot unmarshal {got} into Go struct field .{path} of type {want}"));
+        }
+    }
+}
+
+fn cause(reason: &'static str, field: impl Into<String>, message: impl Into<String>) -> Cause {
+    Cause {
+        reason,
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+const DNS1123_LABEL: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const DNS1123_SUBDOMAIN: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Dot-separated DNS labels, at most 253 characters.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+/// Validation of `metadata` common to every kind: the name's format, labels and annotations.
+pub fn check_metadata(o: &Value, label_name: bool, causes: &mut Vec<Cause>) {
+    let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let ok = if label_name { is_dns_label(name) } else { is_dns_subdomain(name) };
+    if name.is_empty() {
+        causes.push(cause(
+            "FieldValueRequired",
+            "metadata.name",
+            "Required value: name or generateName is required",
+        ));
+    } else if !ok {
+        let rule = if label_name { DNS1123_LABEL } else { DNS1123_SUBDOMAIN };
+        causes.push(cause(
+            "FieldValueInvalid",
+            "metadata.name",
+            format!("Invalid value: \"{name}\": {rule}"),
+        ));
+    }
+    for (k, v) in o.pointer("/metadata/labels").and_then(Value::as_object).into_iter().flatten() {
+        if !is_qualified_name(k) {
+            causes.push(cause(
+                "FieldValueInvalid",
+                "metadata.labels",
+                format!("Invalid value: \"{k}\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"),
+            ));
+        }
+        let v = v.as_str().unwrap_or("");
+        let value_ok = v.is_empty()
+            || (v.len() <= 63
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                && v.as_bytes()[0].is_ascii_alphanumeric()
+                && v.as_bytes()[v.len() - 1].is_ascii_alphanumeric());
+        if !value_ok {
+            causes.push(cause(
+                "FieldValueInvalid",
+                "metadata.labels",
+                format!("Invalid value: \"{v}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"),
+            ));
+        }
+    }
+    for k in o
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+    {
+        if !is_qualified_name(k) {
+            causes.push(cause(
+                "FieldValueInvalid",
+                "metadata.annotations",
+                format!("Invalid value: \"{k}\": name part must consist of alphanumeric characters, '-', '_' or '.'"),
+            ));
+        }
+    }
+}
+
+/// `[prefix/]name` as label and annotation keys are.
+fn is_qualified_name(k: &str) -> bool {
+    let (prefix, name) = match k.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, k),
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric();
+    name_ok && prefix.is_none_or(is_dns_subdomain)
+}
+
+fn admit_namespace(o: &mut Value, _old: Option<&Value>) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    check_metadata(o, true, &mut causes);
+    if o.pointer("/spec/finalizers").is_none() {
+        o["spec"] = json!({"finalizers": ["kubernetes"]});
+    }
+    let phase = o.pointer("/status/phase").and_then(Value::as_str).unwrap_or("").to_string();
+    if phase.is_empty() {
+        o["status"] = json!({"phase": "Active"});
+    }
+    // The name label Kubernetes puts on every namespace.
+    let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let labels = o["metadata"]
+        .as_object_mut()
+        .map(|m| m.entry("labels").or_insert_with(|| json!({})));
+    if let Some(Value::Object(l)) = labels {
+        l.insert("kubernetes.io/metadata.name".into(), json!(name));
+    }
+    causes
+}
+
+fn check_keys(o: &Value, field: &str, causes: &mut Vec<Cause>) {
+    for k in o.get(field).and_then(Value::as_object).into_iter().flatten().map(|(k, _)| k) {
+        let ok =
+            !k.is_empty() && k.len() <= 253 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)) && k != "." && k != "..";
+        if !ok {
+            causes.push(cause(
+                "FieldValueInvalid",
+                format!("{field}[{k}]"),
+                format!("Invalid value: \"{k}\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"),
+            ));
+        }
+    }
+}
+
+fn immutable(o: &Value, old: Option<&Value>, fields: &[&str], causes: &mut Vec<Cause>) {
+    let Some(old) = old else { return };
+    if old["immutable"] != json!(true) {
+        return;
+    }
+    for f in fields {
+        if o.get(*f) != old.get(*f) {
+            causes.push(cause(
+                "FieldValueForbidden",
+                *f,
+                "Forbidden: field is immutable when `immutable` is set",
+            ));
+        }
+    }
+    if o["immutable"] != json!(true) {
+        causes.push(cause(
+            "FieldValueForbidden",
+            "immutable",
+            "Forbidden: field is immutable when `immutable` is set",
+        ));
+    }
+}
+
+fn admit_configmap(o: &mut Value, old: Option<&Value>) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    check_metadata(o, false, &mut causes);
+    check_keys(o, "data", &mut causes);
+    check_keys(o, "binaryData", &mut causes);
+    let size: usize = ["data", "binaryData"]
+        .iter()
+        .flat_map(|f| o.get(*f).and_then(Value::as_object).into_iter().flatten())
+        .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+        .sum();
+    if size > 1 << 20 {
+        causes.push(cause("FieldValueTooLong", "", "Too long: must have at most 1048576 bytes"));
+    }
+    immutable(o, old, &["data", "binaryData"], &mut causes);
+    causes
+}
+
+fn admit_secret(o: &mut Value, old: Option<&Value>) -> Vec<Cause> {
+    use base64::Engine;
+    let mut causes = Vec::new();
+    check_metadata(o, false, &mut causes);
+    // stringData is write-only: merged into data (base64), as the real server does.
+    if let Some(Value::Object(sd)) = o.as_object_mut().and_then(|m| m.remove("stringData")) {
+        let data = o.as_object_mut().map(|m| m.entry("data").or_insert_with(|| json!({})));
+        if let Some(Value::Object(d)) = data {
+            for (k, v) in sd {
+                let s = v.as_str().unwrap_or("").to_string();
+                d.insert(k, json!(base64::engine::general_purpose::STANDARD.encode(s)));
+            }
+        }
+    }
+    if o.get("type").and_then(Value::as_str).is_none_or(str::is_empty) {
+        o["type"] = json!("Opaque");
+    }
+    check_keys(o, "data", &mut causes);
+    for (k, v) in o.get("data").and_then(Value::as_object).into_iter().flatten() {
+        if base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or("")).is_err() {
+            causes.push(cause(
+                "FieldValueInvalid",
+                format!("data[{k}]"),
+                "Invalid value: illegal base64 data",
+            ));
+        }
+    }
+    if let Some(old) = old {
+        if old.get("type") != o.get("type") {
+            causes.push(cause("FieldValueInvalid", "type", "Invalid value: field is immutable"));
+        }
+    }
+    immutable(o, old, &["data"], &mut causes);
+    causes
+}
+
+/// Kubernetes' `HumanDuration` (the AGE column).
+pub fn human_duration(secs: i64) -> String {
+    if secs < 0 {
+        return "<invalid>".into();
+    }
+    let (m, h) = (secs / 60, secs / 3600);
+    let d = h / 24;
+    if secs < 120 {
+        format!("{secs}s")
+    } else if m < 10 {
+        match secs % 60 {
+            0 => format!("{m}m"),
+            s => format!("{m}m{s}s"),
+        }
+    } else if m < 180 {
+        format!("{m}m")
+    } else if h < 8 {
+        match m % 60 {
+            0 => format!("{h}h"),
+            x => format!("{h}h{x}m"),
+        }
+    } else if h < 48 {
+        format!("{h}h")
+    } else if h < 24 * 8 {
+        match h % 24 {
+            0 => format!("{d}d"),
+            x => format!("{d}d{x}h"),
+        }
+    } else if h < 24 * 365 * 2 {
+        format!("{d}d")
+    } else if h < 24 * 365 * 8 {
+        match d % 365 {
+            0 => format!("{}y", d / 365),
+            x => format!("{}y{x}d", d / 365),
+        }
+    } else {
+        format!("{}y", d / 365)
+    }
+}
+
+/// An empty object map (helper for JSON building).
+pub fn obj() -> Map<String, Value> {
+    Map::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_durations() {
+        assert!(is_dns_label("web-1") && !is_dns_label("Web") && !is_dns_label("-a") && !is_dns_label(&"a".repeat(64)));
+        assert!(is_dns_subdomain("a.b-c.d") && !is_dns_subdomain("a..b"));
+        assert_eq!(human_duration(5), "5s");
+        assert_eq!(human_duration(150), "2m30s");
+        assert_eq!(human_duration(3 * 3600 + 60), "3h1m");
+        assert_eq!(human_duration(3 * 86400), "3d");
+    }
+
+    #[test]
+    fn strict_decoding_finds_unknown_fields_and_wrong_types() {
+        let v = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "labelz": {}}, "data": {"a": 1}, "spec": {}});
+        let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
+        check_schema(&v, &CONFIGMAP, "", &mut unknown, &mut wrong);
+        assert_eq!(unknown, ["metadata.labelz", "spec"]);
+        assert_eq!(wrong.len(), 1, "{wrong:?}");
+    }
+
+    #[test]
+    fn secrets_take_string_data_and_default_their_type() {
+        let mut s = json!({"metadata": {"name": "s"}, "stringData": {"password": "hunter2"}});
+        assert!(admit_secret(&mut s, None).is_empty());
+        assert_eq!(s["data"]["password"], "aHVudGVyMg==");
+        assert_eq!(s["type"], "Opaque");
+        assert!(s.get("stringData").is_none());
+        let mut bad = json!({"metadata": {"name": "Bad_Name"}, "data": {"k": "***"}});
+        let causes = admit_secret(&mut bad, None);
+        assert_eq!(causes.len(), 2, "{causes:?}");
+    }
+}

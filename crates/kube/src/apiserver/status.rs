@@ -1,0 +1,191 @@
+//! Errors as the Kubernetes API server writes them: a `Status` object with its reason, details
+//! and code.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+/// One cause of an `Invalid` error (a field and what is wrong with it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// `FieldValueInvalid`, `FieldValueRequired`, ...
+    pub reason: &'static str,
+    /// The field path (`metadata.name`).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// An API error.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub code: u16,
+    /// The `Status` reason (`NotFound`, `AlreadyExists`, `Conflict`, `Invalid`, ...).
+    pub reason: &'static str,
+    /// The message.
+    pub message: String,
+    /// `details.name`, `details.group`, `details.kind`, `details.causes`.
+    pub details: Option<Box<Details>>,
+}
+
+/// A `Status`'s details: name, group, kind (the resource), causes.
+pub type Details = (String, String, String, Vec<Cause>);
+
+impl ApiError {
+    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    fn with(mut self, name: &str, group: &str, kind: &str, causes: Vec<Cause>) -> Self {
+        self.details = Some(Box::new((name.into(), group.into(), kind.into(), causes)));
+        self
+    }
+
+    /// `<plural> "<name>" not found`.
+    pub fn not_found(group: &str, plural: &str, name: &str) -> Self {
+        let what = if group.is_empty() {
+            plural.to_string()
+        } else {
+            format!("{plural}.{group}")
+        };
+        Self::new(404, "NotFound", format!("{what} \"{name}\" not found")).with(name, group, plural, vec![])
+    }
+
+    /// `<plural> "<name>" already exists`.
+    pub fn already_exists(group: &str, plural: &str, name: &str) -> Self {
+        let what = if group.is_empty() {
+            plural.to_string()
+        } else {
+            format!("{plural}.{group}")
+        };
+        Self::new(409, "AlreadyExists", format!("{what} \"{name}\" already exists")).with(name, group, plural, vec![])
+    }
+
+    /// A stale resourceVersion.
+    pub fn conflict(group: &str, plural: &str, name: &str) -> Self {
+        let what = if group.is_empty() {
+            plural.to_string()
+        } else {
+            format!("{plural}.{group}")
+        };
+        Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {what} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+            ),
+        )
+        .with(name, group, plural, vec![])
+    }
+
+    /// Validation failed: `<Kind> "<name>" is invalid: <field>: <message>, ...`.
+    pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
+        let list: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        let msg = match list.len() {
+            1 => format!("{kind} \"{name}\" is invalid: {}", list[0]),
+            _ => format!("{kind} \"{name}\" is invalid: [{}]", list.join(", ")),
+        };
+        Self::new(422, "Invalid", msg).with(name, group, kind, causes)
+    }
+
+    /// 400 BadRequest.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BadRequest", message)
+    }
+
+    /// 405 MethodNotAllowed.
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self::new(405, "MethodNotAllowed", message)
+    }
+
+    /// 415 UnsupportedMediaType.
+    pub fn unsupported_media_type(content_type: &str) -> Self {
+        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type})"))
+    }
+
+    /// 401 Unauthorized.
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized")
+    }
+
+    /// 410 Gone (a watch or list from a compacted revision).
+    pub fn gone(message: impl Into<String>) -> Self {
+        Self::new(410, "Expired", message)
+    }
+
+    /// 403 Forbidden.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(403, "Forbidden", message)
+    }
+
+    /// 500.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "InternalError", format!("Internal error occurred: {}", message.into()))
+    }
+
+    /// The `Status` object.
+    pub fn status(&self) -> Value {
+        let mut v = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        });
+        if let Some(d) = &self.details {
+            let (name, group, kind, causes) = &**d;
+            let mut d = json!({});
+            if !name.is_empty() {
+                d["name"] = json!(name);
+            }
+            if !group.is_empty() {
+                d["group"] = json!(group);
+            }
+            if !kind.is_empty() {
+                d["kind"] = json!(kind);
+            }
+            if !causes.is_empty() {
+                d["causes"] = causes
+                    .iter()
+                    .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                    .collect();
+            }
+            v["details"] = d;
+        }
+        v
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (code, [("content-type", "application/json")], self.status().to_string()).into_response()
+    }
+}
+
+impl From<crate::store::Error> for ApiError {
+    fn from(e: crate::store::Error) -> Self {
+        match e {
+            crate::store::Error::Compacted { requested, .. } => {
+                ApiError::gone(format!("The resourceVersion for the provided watch is too old. ({requested})"))
+            }
+            crate::store::Error::FutureRevision { requested, current } => ApiError::new(
+                504,
+                "Timeout",
+                format!("Too large resource version: {requested}, current: {current}"),
+            ),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,55 @@
+//! `Table` responses (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`): the columns the
+//! real server prints for `kubectl get`, rows with the objects' metadata.
+
+use axum::http::HeaderMap;
+use serde_json::{json, Value};
+
+use super::resources::{human_duration, name_column, Resource};
+
+/// Does the client ask for a Table?
+pub fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("accept")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|a| a.contains("as=Table") && a.contains("g=meta.k8s.io") && a.contains("v=v1") && !a.contains("v=v1beta1"))
+}
+
+fn age(o: &Value) -> String {
+    let created = o.pointer("/metadata/creationTimestamp").and_then(Value::as_str).unwrap_or("");
+    match chrono::DateTime::parse_from_rfc3339(created) {
+        Ok(t) => human_duration((chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds()),
+        Err(_) => "<unknown>".into(),
+    }
+}
+
+/// A Table of `objects` of one kind.
+pub fn table(res: &Resource, objects: &[Value], resource_version: &str) -> Value {
+    let mut cols = vec![name_column()];
+    cols.extend(res.columns.iter());
+    let mut defs: Vec<Value> = cols
+        .iter()
+        .map(|c| json!({"name": c.name, "type": c.kind, "format": c.format, "description": c.description, "priority": 0}))
+        .collect();
+    defs.push(json!({"name": "Age", "type": "string", "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created.", "priority": 0}));
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|o| {
+            let mut cells = vec![json!(o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(""))];
+            cells.extend((res.cells)(o));
+            cells.push(json!(age(o)));
+            json!({
+                "cells": cells,
+                "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]},
+            })
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": resource_version},
+        "columnDefinitions": defs,
+        "rows": rows,
+    })
+}
