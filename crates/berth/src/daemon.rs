@@ -116,6 +116,10 @@ pub struct DaemonArgs {
     /// Do not serve the Kubernetes API
     #[arg(long)]
     pub no_kube: bool,
+    /// Keep the Kubernetes objects in etcd (`etcd://HOST:PORT`, plain HTTP to etcd's v3 API)
+    /// instead of the embedded store (ROOT/kube/store.redb)
+    #[arg(long, value_name = "etcd://HOST:PORT", conflicts_with = "no_kube")]
+    pub datastore: Option<String>,
 }
 
 /// The gid of the API socket's group: `--group` (which must exist), else `docker` if it exists,
@@ -227,6 +231,7 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
             listen: a.kube_listen,
             dir: kube_root.join("kube"),
             kubeconfig: kube_root.join("kubeconfig"),
+            datastore: a.datastore.clone(),
         };
         Some(kube::apiserver::start(kcfg).await.map_err(|e| anyhow::anyhow!("{e}"))?)
     };

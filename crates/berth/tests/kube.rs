@@ -172,3 +172,23 @@ fn kubectl_get_watch_sees_changes_and_the_store_survives_a_restart() {
     );
     d.kubectl_ok(&["delete", "cm", "watched", "second"]);
 }
+
+#[test]
+fn objects_can_live_in_a_real_etcd() {
+    let etcd = common::Etcd::start();
+    let store = etcd.url.replace("http://", "etcd://");
+    let mut d = Daemon::start_with(&["--datastore", &store]);
+    d.kubectl_ok(&["create", "cm", "in-etcd", "--from-literal=k=v"]);
+    let o = d.kubectl(&["create", "cm", "in-etcd", "--from-literal=k=v"]);
+    assert!(err(&o).contains("configmaps \"in-etcd\" already exists"), "{}", err(&o));
+    // The object is etcd's: its key is there, its resourceVersion is etcd's revision.
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD.encode("/registry/core/configmaps/default/in-etcd");
+    let got = common::curl_post(&format!("{}/v3/kv/range", etcd.url), &format!("{{\"key\":\"{key}\"}}")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&got).unwrap();
+    let rv = d.kubectl_ok(&["get", "cm", "in-etcd", "-o", "jsonpath={.metadata.resourceVersion}"]);
+    assert_eq!(v["kvs"][0]["mod_revision"].as_str(), Some(rv.trim()), "{got}");
+    d.crash_and_restart();
+    assert_eq!(d.kubectl_ok(&["get", "cm", "in-etcd", "-o", "jsonpath={.data.k}"]), "v");
+    d.kubectl_ok(&["delete", "cm", "in-etcd"]);
+}

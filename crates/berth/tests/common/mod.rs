@@ -100,6 +100,58 @@ pub fn python_rootfs_tar() -> PathBuf {
     out
 }
 
+/// A real etcd (Debian's etcd-server) on loopback ports of its own, in a temporary directory;
+/// killed when dropped.
+pub struct Etcd {
+    child: Child,
+    _dir: tempfile::TempDir,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Etcd {
+    pub fn start() -> Etcd {
+        let dir = tempfile::tempdir().unwrap();
+        let (client, peer) = (free_port(), free_port());
+        let url = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let child = Command::new("etcd")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
+            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("default={peer_url}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd (apt-get install etcd-server)");
+        let e = Etcd { child, _dir: dir, url };
+        for _ in 0..100 {
+            if curl_post(&format!("{}/v3/kv/range", e.url), "{\"key\":\"AA==\"}").is_some() {
+                return e;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("etcd did not answer within 10 s");
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `curl -sf -X POST -d BODY URL`; the body when it answered 2xx.
+pub fn curl_post(url: &str, body: &str) -> Option<String> {
+    let o = Command::new("curl")
+        .args(["-sf", "--max-time", "5", "-X", "POST", "-d", body, url])
+        .output()
+        .ok()?;
+    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
 /// Stop a server process: SIGTERM, then SIGKILL if it has not exited within 5 s.
 pub fn stop(mut c: Child) {
     unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };

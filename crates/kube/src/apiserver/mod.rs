@@ -56,6 +56,8 @@ pub struct Config {
     pub dir: PathBuf,
     /// Where to write the admin kubeconfig.
     pub kubeconfig: PathBuf,
+    /// `etcd://HOST:PORT` to keep objects in etcd; none: the embedded store in `dir`.
+    pub datastore: Option<String>,
 }
 
 /// A running API server.
@@ -90,8 +92,10 @@ pub enum StartError {
 /// Open the store, make the certificates and kubeconfig, bind, and serve in the background.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
     std::fs::create_dir_all(&cfg.dir).map_err(|e| StartError::Io(format!("{}: {e}", cfg.dir.display())))?;
-    let store = crate::store::redb::RedbStore::open(&cfg.dir.join("store.redb"))?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store: Arc<dyn Store> = match &cfg.datastore {
+        Some(url) => Arc::new(crate::store::etcd::EtcdStore::connect(url).await?),
+        None => Arc::new(crate::store::redb::RedbStore::open(&cfg.dir.join("store.redb"))?),
+    };
     objects::ensure_namespaces(store.as_ref())
         .await
         .map_err(|e| StartError::Io(e.message))?;

@@ -5,9 +5,13 @@
 //! the API server's 410 Gone).
 //!
 //! One trait, [`Store`], with an embedded implementation on redb ([`redb::RedbStore`], the
-//! default) and, next, one on etcd; one conformance suite (`crates/kube/tests/store.rs`) runs
-//! against each.
+//! default) and one on etcd ([`etcd::EtcdStore`]); one conformance suite
+//! (`crates/kube/tests/store.rs`) runs against both.
+//!
+//! Compaction at revision R keeps R: reads at R and watches from R - 1 (events from R on) still
+//! work, earlier ones are [`Error::Compacted`] — etcd's rule.
 
+pub mod etcd;
 pub mod redb;
 
 use std::future::Future;

@@ -355,7 +355,8 @@ impl Inner {
     /// read up to.
     fn history(&self, prefix: &str, after: u64) -> Result<(Vec<Event>, u64)> {
         let (current, compacted) = self.meta()?;
-        if after < compacted {
+        // Events from `after + 1` on: the compacted revision itself is kept (etcd's rule).
+        if after + 1 < compacted {
             return Err(Error::Compacted {
                 requested: after as i64,
                 compacted: compacted as i64,
@@ -394,14 +395,14 @@ impl Inner {
             let mut log = txn.open_table(LOG).map_err(backend)?;
             let mut history = txn.open_table(HISTORY).map_err(backend)?;
             let mut meta = txn.open_table(META).map_err(backend)?;
-            // Per key, every revision at or before `at` but the last, and that one too when it
-            // is a delete.
+            // Per key, every revision before `at` but the last, and that one too when it is a
+            // delete; revision `at` and later are kept whole.
             let mut drop: Vec<(String, u64)> = Vec::new();
             let mut last: Option<(String, u64)> = None;
             for row in history.iter().map_err(backend)? {
                 let (k, _) = row.map_err(backend)?;
                 let (key, rev) = k.value();
-                if rev > at {
+                if rev >= at {
                     continue;
                 }
                 if let Some((lk, lr)) = last.take() {
