@@ -340,7 +340,7 @@ impl Store for EtcdStore {
             // etcd creates a watch from a compacted revision and cancels it a moment later; ask
             // first with a read at that revision, which fails at once.
             let current = self.current().await?;
-            if after + 1 <= current {
+            if after < current {
                 let probe = json!({"key": b64(b"\0"), "count_only": true, "revision": (after + 1).to_string()});
                 if let Err(e) = self.call("/v3/kv/range", probe).await {
                     return Err(self.revision_error(e, after).await);
