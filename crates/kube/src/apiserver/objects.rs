@@ -142,7 +142,7 @@ pub async fn handle(s: Arc<ApiServer>, method: Method, t: Target, q: Query, head
         (Method::POST, false) => create(&s, &t, &q, &headers, body).await,
         (Method::PUT, true) => update(&s, &t, &q, &headers, body).await,
         (Method::PATCH, true) => patch(&s, &t, &q, &headers, body).await,
-        (Method::DELETE, true) => delete(&s, &t, &q, body).await,
+        (Method::DELETE, true) => delete(&s, &t, &q, &headers, body).await,
         (Method::DELETE, false) => delete_collection(&s, &t, &q).await,
         (m, _) => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({m})"
@@ -598,14 +598,15 @@ fn success(t: &Target, uid: &Value) -> Value {
     })
 }
 
-async fn delete(s: &ApiServer, t: &Target, q: &Query, body: Body) -> ApiResult<Response> {
-    let opts: Value = {
-        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            json!({})
-        } else {
-            serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
-        }
+async fn delete(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+    // DeleteOptions: none, JSON, or protobuf (client-go's typed clients send that).
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading DeleteOptions: {e}")))?;
+    let opts: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        read_body(headers, Body::from(bytes)).await?
     };
     let old = stored(s, t).await?;
     let obj = from_kv(t.res, &old)?;

@@ -79,6 +79,18 @@ const NAMESPACE: &[Field] = &[
     (2, "spec", Kind::Msg(&[(1, "finalizers", Kind::Strs)])),
     (3, "status", Kind::Msg(&[(1, "phase", Kind::Str)])),
 ];
+const DELETE_OPTIONS: &[Field] = &[
+    (1, "gracePeriodSeconds", Kind::Int),
+    (
+        2,
+        "preconditions",
+        Kind::Msg(&[(1, "uid", Kind::Str), (2, "resourceVersion", Kind::Str)]),
+    ),
+    (3, "orphanDependents", Kind::Bool),
+    (4, "propagationPolicy", Kind::Str),
+    (5, "dryRun", Kind::Strs),
+    (6, "ignoreStoreReadErrorWithClusterBreakingPotential", Kind::Bool),
+];
 const TYPE_META: &[Field] = &[(1, "apiVersion", Kind::Str), (2, "kind", Kind::Str)];
 
 /// The message of a kind, if its protobuf form is known here.
@@ -87,6 +99,7 @@ fn message_of(kind: &str) -> Option<&'static [Field]> {
         "ConfigMap" => Some(CONFIGMAP),
         "Secret" => Some(SECRET),
         "Namespace" => Some(NAMESPACE),
+        "DeleteOptions" => Some(DELETE_OPTIONS),
         _ => None,
     }
 }
