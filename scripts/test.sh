@@ -18,6 +18,8 @@ fi
 python3 -c 'import docker' 2>/dev/null || pip install -q 'docker==7.1.0'
 # docker-py's own integration suite (run from its 6.1.3 sdist by the network tests) needs these.
 python3 -c 'import pytest, paramiko' 2>/dev/null || pip install -q pytest paramiko
+# The Kubernetes API tests drive the Python kubernetes client too.
+python3 -c 'import kubernetes' 2>/dev/null || pip install -q kubernetes
 command -v docker >/dev/null || { echo "the docker CLI (client) is required for the integration tests" >&2; exit 1; }
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

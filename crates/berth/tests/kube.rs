@@ -254,3 +254,38 @@ fn helm_installs_upgrades_rolls_back_and_uninstalls_a_chart() {
     run(&["uninstall", "demo"]);
     assert_eq!(d.kubectl_ok(&["get", "cm,secrets", "-o", "name"]).trim(), "");
 }
+
+#[test]
+fn the_python_kubernetes_client_works_unchanged() {
+    let d = Daemon::start();
+    let script = format!(
+        r#"
+from kubernetes import client, config, watch
+config.load_kube_config({kc:?})
+v1 = client.CoreV1Api()
+print(",".join(n.metadata.name for n in v1.list_namespace().items))
+cm = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="py", labels={{"from": "python"}}), data={{"k": "v"}})
+v1.create_namespaced_config_map("default", cm)
+print(v1.read_namespaced_config_map("py", "default").data["k"])
+v1.patch_namespaced_config_map("py", "default", {{"data": {{"k": "v2"}}}})
+events = [(e["type"], e["object"].data["k"]) for e in watch.Watch().stream(v1.list_namespaced_config_map, "default", label_selector="from=python", timeout_seconds=2)]
+print(events)
+try:
+    v1.read_namespaced_config_map("nope", "default")
+except client.exceptions.ApiException as e:
+    print(e.status, e.reason)
+v1.delete_namespaced_config_map("py", "default")
+s = v1.create_namespaced_secret("default", client.V1Secret(metadata=client.V1ObjectMeta(name="pys"), string_data={{"p": "w"}}))
+print(s.type, s.data["p"])
+v1.delete_namespaced_secret("pys", "default")
+print(len(v1.list_namespaced_config_map("default").items), len(v1.list_namespaced_secret("default").items))
+"#,
+        kc = d.kubeconfig().display().to_string()
+    );
+    let o = common::python(&script, 60);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        common::text(&o),
+        "default,kube-node-lease,kube-public,kube-system\nv\n[('ADDED', 'v2')]\n404 Not Found\nOpaque dw==\n0 0"
+    );
+}
