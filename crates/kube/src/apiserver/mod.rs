@@ -16,6 +16,7 @@ pub mod resources;
 pub mod select;
 pub mod status;
 pub mod table;
+pub mod typed;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::resources::{check_schema, find, Resource, RESOURCES};
+use super::resources::{find, Resource, RESOURCES};
 use super::select::{FieldSelector, LabelSelector};
 use super::status::{ApiError, ApiResult};
 use super::table;
@@ -311,17 +311,15 @@ fn decode(res: &Resource, mut v: Value, q: &Query) -> ApiResult<(Value, Vec<Stri
     if !v.is_object() {
         return Err(ApiError::bad_request("the body must be a JSON object"));
     }
-    let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
-    check_schema(&v, res.schema, "", &mut unknown, &mut wrong);
     let handled = |m: String| {
         ApiError::bad_request(format!(
             "{} in version \"{}\" cannot be handled as a {}: {m}",
             res.kind, res.version, res.kind
         ))
     };
-    if let Some(w) = wrong.first() {
-        return Err(handled(w.replace("Go struct field .", &format!("Go struct field {}.", res.kind))));
-    }
+    // Through the kind's own type, as the real server decodes it: a wrong type is an error,
+    // unknown fields are what fieldValidation says, and the object is the type's (without them).
+    let (canonical, unknown) = (res.decode)(&v).map_err(handled)?;
     let mut warnings = Vec::new();
     if !unknown.is_empty() {
         let list: Vec<String> = unknown.iter().map(|u| format!("unknown field \"{u}\"")).collect();
@@ -330,25 +328,9 @@ fn decode(res: &Resource, mut v: Value, q: &Query) -> ApiResult<(Value, Vec<Stri
             "Warn" => warnings = list,
             _ => {}
         }
-        for u in &unknown {
-            remove_path(&mut v, u);
-        }
     }
+    v = canonical;
     Ok((v, warnings))
-}
-
-fn remove_path(v: &mut Value, path: &str) {
-    let parts: Vec<&str> = path.split('.').collect();
-    let mut cur = v;
-    for p in &parts[..parts.len() - 1] {
-        match cur.get_mut(*p) {
-            Some(n) => cur = n,
-            None => return,
-        }
-    }
-    if let Some(m) = cur.as_object_mut() {
-        m.remove(parts[parts.len() - 1]);
-    }
 }
 
 fn with_warnings(mut r: Response, warnings: &[String]) -> Response {

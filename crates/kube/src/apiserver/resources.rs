@@ -1,12 +1,12 @@
-//! The kinds the API server serves: their names for discovery, their schema (for
-//! `fieldValidation`), defaulting, validation, and the columns `kubectl get` shows.
+//! The kinds the API server serves: their names for discovery, their Kubernetes type (strict
+//! decoding, see [`super::typed`]), an outline of their schema (for the OpenAPI documents),
+//! defaulting, validation, and the columns `kubectl get` shows.
 
 use serde_json::{json, Map, Value};
 
 use super::status::Cause;
 
-/// The shape of a field, enough to find unknown fields and wrong types as the real server's
-/// strict decoding does.
+/// The shape of a field, as the OpenAPI documents describe it.
 #[derive(Debug)]
 pub enum Schema {
     /// Anything.
@@ -130,7 +130,7 @@ pub struct Resource {
     pub namespaced: bool,
     /// `kubectl get` short names.
     pub short_names: &'static [&'static str],
-    /// The schema for strict decoding.
+    /// The schema the OpenAPI documents show.
     pub schema: &'static Schema,
     /// Columns after NAME (AGE is appended).
     pub columns: &'static [Column],
@@ -140,6 +140,8 @@ pub struct Resource {
     pub admit: fn(&mut Value, Option<&Value>) -> Vec<Cause>,
     /// Fields a field selector may name, besides `metadata.name` and `metadata.namespace`.
     pub field_selectors: &'static [&'static str],
+    /// Strict decoding through the kind's Kubernetes type.
+    pub decode: fn(&Value) -> super::typed::Decoded,
 }
 
 impl Resource {
@@ -199,6 +201,7 @@ pub static RESOURCES: &[Resource] = &[
         cells: |o| vec![json!(o.pointer("/status/phase").and_then(Value::as_str).unwrap_or(""))],
         admit: admit_namespace,
         field_selectors: &["status.phase"],
+        decode: super::typed::decode::<k8s_openapi::api::core::v1::Namespace>,
     },
     Resource {
         group: "",
@@ -218,6 +221,7 @@ pub static RESOURCES: &[Resource] = &[
         cells: |o| vec![json!(count(o, "data") + count(o, "binaryData"))],
         admit: admit_configmap,
         field_selectors: &[],
+        decode: super::typed::decode::<k8s_openapi::api::core::v1::ConfigMap>,
     },
     Resource {
         group: "",
@@ -245,6 +249,7 @@ pub static RESOURCES: &[Resource] = &[
         cells: |o| vec![json!(o["type"].as_str().unwrap_or("Opaque")), json!(count(o, "data"))],
         admit: admit_secret,
         field_selectors: &["type"],
+        decode: super::typed::decode::<k8s_openapi::api::core::v1::Secret>,
     },
     Resource {
         group: "",
@@ -333,6 +338,7 @@ pub static RESOURCES: &[Resource] = &[
             "source",
             "type",
         ],
+        decode: super::typed::decode::<k8s_openapi::api::core::v1::Event>,
     },
 ];
 
@@ -381,54 +387,6 @@ pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Resourc
     RESOURCES
         .iter()
         .find(|r| r.group == group && r.version == version && r.plural == plural)
-}
-
-/// Unknown fields and wrong types of `v` against `schema`, as (path, problem).
-pub fn check_schema(v: &Value, schema: &Schema, path: &str, unknown: &mut Vec<String>, wrong: &mut Vec<String>) {
-    let here = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
-    match (schema, v) {
-        (_, Value::Null) | (Schema::Any, _) => {}
-        (Schema::Str, Value::String(_)) | (Schema::Bool, Value::Bool(_)) => {}
-        (Schema::Int, Value::Number(n)) if n.is_i64() || n.is_u64() => {}
-        (Schema::Map(inner), Value::Object(m)) => {
-            for (k, x) in m {
-                check_schema(x, inner, &format!("{path}[{k}]"), unknown, wrong);
-            }
-        }
-        (Schema::List(inner), Value::Array(a)) => {
-            for (i, x) in a.iter().enumerate() {
-                check_schema(x, inner, &format!("{path}[{i}]"), unknown, wrong);
-            }
-        }
-        (Schema::Object(_, fields), Value::Object(m)) => {
-            for (k, x) in m {
-                match fields.iter().find(|(f, _)| f == k) {
-                    Some((_, s)) => check_schema(x, s, &here(k), unknown, wrong),
-                    None => unknown.push(here(k)),
-                }
-            }
-        }
-        (s, v) => {
-            let want = match s {
-                Schema::Str => "string",
-                Schema::Bool => "bool",
-                Schema::Int => "int64",
-                Schema::Map(_) => "map[string]string",
-                Schema::List(_) => "[]string",
-                Schema::Object(n, _) => n,
-                Schema::Any => "any",
-            };
-            let got = match v {
-                Value::String(_) => "string",
-                Value::Bool(_) => "bool",
-                Value::Number(_) => "number",
-                Value::Array(_) => "array",
-                Value::Object(_) => "object",
-                Value::Null => "null",
-            };
-            wrong.push(format!("json: cannot unmarshal {got} into Go struct field .{path} of type {want}"));
-        }
-    }
 }
 
 fn cause(reason: &'static str, field: impl Into<String>, message: impl Into<String>) -> Cause {
@@ -695,15 +653,6 @@ mod tests {
         assert_eq!(human_duration(150), "2m30s");
         assert_eq!(human_duration(3 * 3600 + 60), "3h1m");
         assert_eq!(human_duration(3 * 86400), "3d");
-    }
-
-    #[test]
-    fn strict_decoding_finds_unknown_fields_and_wrong_types() {
-        let v = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "labelz": {}}, "data": {"a": 1}, "spec": {}});
-        let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
-        check_schema(&v, &CONFIGMAP, "", &mut unknown, &mut wrong);
-        assert_eq!(unknown, ["metadata.labelz", "spec"]);
-        assert_eq!(wrong.len(), 1, "{wrong:?}");
     }
 
     #[test]
