@@ -84,12 +84,29 @@ fn kubectl_drives_namespaces_configmaps_and_secrets() {
     let o = d.kubectl(&["-n", "nowhere", "create", "cm", "x", "--from-literal=a=b"]);
     assert!(err(&o).contains("namespaces \"nowhere\" not found"), "{}", err(&o));
 
+    // Every namespace has its default ServiceAccount; more come from the generator.
+    assert_eq!(
+        d.kubectl_ok(&["-n", "ml", "get", "sa", "-o", "name"]).trim(),
+        "serviceaccount/default"
+    );
+    d.kubectl_ok(&["-n", "ml", "create", "serviceaccount", "builder"]);
+    // A kind of another group: leases (coordination.k8s.io/v1), discovered and applied.
+    let lease = "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: leader\n  namespace: ml\nspec:\n  holderIdentity: node-1\n  leaseDurationSeconds: 15\n";
+    let o = d.kubectl_in(&["apply", "-f", "-"], lease);
+    assert!(o.status.success(), "{}", err(&o));
+    let leases = d.kubectl_ok(&["-n", "ml", "get", "leases"]);
+    assert!(leases.starts_with("NAME     HOLDER   AGE\nleader   node-1   "), "{leases}");
+
     // Deleting a namespace empties it.
     d.kubectl_ok(&["-n", "ml", "create", "cm", "inml", "--from-literal=x=y"]);
     d.kubectl_ok(&["delete", "ns", "ml"]);
     assert!(!d.kubectl_ok(&["get", "ns", "-o", "name"]).contains("namespace/ml"));
     d.kubectl_ok(&["create", "namespace", "ml"]);
-    assert_eq!(d.kubectl_ok(&["-n", "ml", "get", "cm", "-o", "name"]).trim(), "");
+    assert_eq!(d.kubectl_ok(&["-n", "ml", "get", "cm,leases", "-o", "name"]).trim(), "");
+    assert_eq!(
+        d.kubectl_ok(&["-n", "ml", "get", "sa", "-o", "name"]).trim(),
+        "serviceaccount/default"
+    );
 
     // Anonymous requests are refused.
     let port = std::fs::read_to_string(d.kubeconfig()).unwrap();

@@ -200,6 +200,8 @@ fn router(server: Arc<ApiServer>) -> Router {
         .route("/api", get(api_versions))
         .route("/apis", get(api_groups))
         .route("/api/v1", get(core_resources))
+        .route("/apis/{group}", get(api_group))
+        .route("/apis/{group}/{version}", get(group_resources))
         .route("/openapi/v3", get(|| async { Json(openapi::index()) }))
         .route("/openapi/v3/api/v1", get(|| async { Json(openapi::document("", "v1")) }))
         .route("/openapi/v3/apis/{group}/{version}", get(openapi_group))
@@ -255,14 +257,51 @@ async fn api_versions(State(s): State<Arc<ApiServer>>) -> Json<Value> {
     }))
 }
 
-async fn api_groups() -> Json<Value> {
-    Json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}))
+/// The API groups served (besides the core group), each with its one version.
+fn groups() -> Vec<(&'static str, &'static str)> {
+    let mut g: Vec<(&str, &str)> = RESOURCES
+        .iter()
+        .filter(|r| !r.group.is_empty())
+        .map(|r| (r.group, r.version))
+        .collect();
+    g.sort();
+    g.dedup();
+    g
 }
 
-async fn core_resources() -> Json<Value> {
+fn group_json(name: &str, version: &str) -> Value {
+    let gv = json!({"groupVersion": format!("{name}/{version}"), "version": version});
+    json!({"name": name, "versions": [gv.clone()], "preferredVersion": gv})
+}
+
+async fn api_groups() -> Json<Value> {
+    let groups: Vec<Value> = groups().into_iter().map(|(g, v)| group_json(g, v)).collect();
+    Json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
+}
+
+async fn api_group(axum::extract::Path(g): axum::extract::Path<String>) -> Response {
+    match groups().into_iter().find(|(name, _)| *name == g) {
+        Some((name, v)) => {
+            let mut j = group_json(name, v);
+            j["kind"] = json!("APIGroup");
+            j["apiVersion"] = json!("v1");
+            Json(j).into_response()
+        }
+        None => ApiError {
+            code: 404,
+            reason: "NotFound",
+            message: "the server could not find the requested resource".into(),
+            details: None,
+        }
+        .into_response(),
+    }
+}
+
+/// The APIResourceList of one group/version ("" group: core).
+fn resource_list(group: &str, version: &str) -> Option<Value> {
     let resources: Vec<Value> = RESOURCES
         .iter()
-        .filter(|r| r.group.is_empty())
+        .filter(|r| r.group == group && r.version == version)
         .map(|r| {
             let mut verbs = vec!["create", "delete", "get", "list", "patch", "update", "watch"];
             if r.namespaced {
@@ -274,7 +313,32 @@ async fn core_resources() -> Json<Value> {
             })
         })
         .collect();
-    Json(json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": resources}))
+    if resources.is_empty() {
+        return None;
+    }
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+}
+
+async fn core_resources() -> Json<Value> {
+    Json(resource_list("", "v1").unwrap_or_default())
+}
+
+async fn group_resources(axum::extract::Path((g, v)): axum::extract::Path<(String, String)>) -> Response {
+    match resource_list(&g, &v) {
+        Some(l) => Json(l).into_response(),
+        None => ApiError {
+            code: 404,
+            reason: "NotFound",
+            message: "the server could not find the requested resource".into(),
+            details: None,
+        }
+        .into_response(),
+    }
 }
 
 async fn resource(

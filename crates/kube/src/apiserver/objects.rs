@@ -463,6 +463,9 @@ async fn create(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body:
         StoreError::AlreadyExists(_) => ApiError::already_exists(t.res.group, t.res.plural, &name),
         other => other.into(),
     })?;
+    if t.res.kind == "Namespace" {
+        default_service_account(s.store.as_ref(), &name).await?;
+    }
     Ok(with_warnings(respond(StatusCode::CREATED, from_kv(t.res, &kv)?), &warnings))
 }
 
@@ -767,6 +770,19 @@ async fn watch(s: Arc<ApiServer>, t: Target, q: Query, table: bool) -> ApiResult
     Ok(([("content-type", "application/json"), ("transfer-encoding", "chunked")], body).into_response())
 }
 
+/// The `default` ServiceAccount every namespace has (the real server's controller makes it).
+async fn default_service_account(store: &dyn Store, namespace: &str) -> ApiResult<()> {
+    let Some(sa) = RESOURCES.iter().find(|r| r.kind == "ServiceAccount") else {
+        return Ok(());
+    };
+    let key = sa.key(Some(namespace), "default");
+    let o = json!({"metadata": {"name": "default", "namespace": namespace, "uid": uuid(), "creationTimestamp": now()}});
+    match store.create(&key, stored_bytes(&o)).await {
+        Ok(_) | Err(StoreError::AlreadyExists(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Make sure the namespaces every cluster has exist.
 pub async fn ensure_namespaces(store: &dyn Store) -> ApiResult<()> {
     let res = &RESOURCES[0];
@@ -781,6 +797,9 @@ pub async fn ensure_namespaces(store: &dyn Store) -> ApiResult<()> {
             Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
             Err(e) => return Err(e.into()),
         }
+    }
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        default_service_account(store, ns).await?;
     }
     Ok(())
 }

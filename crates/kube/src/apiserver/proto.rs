@@ -79,6 +79,21 @@ const NAMESPACE: &[Field] = &[
     (2, "spec", Kind::Msg(&[(1, "finalizers", Kind::Strs)])),
     (3, "status", Kind::Msg(&[(1, "phase", Kind::Str)])),
 ];
+const OBJECT_REFERENCE: &[Field] = &[
+    (1, "kind", Kind::Str),
+    (2, "namespace", Kind::Str),
+    (3, "name", Kind::Str),
+    (4, "uid", Kind::Str),
+    (5, "apiVersion", Kind::Str),
+    (6, "resourceVersion", Kind::Str),
+    (7, "fieldPath", Kind::Str),
+];
+const SERVICE_ACCOUNT: &[Field] = &[
+    (1, "metadata", Kind::Msg(OBJECT_META)),
+    (2, "secrets", Kind::Msgs(OBJECT_REFERENCE)),
+    (3, "imagePullSecrets", Kind::Msgs(&[(1, "name", Kind::Str)])),
+    (4, "automountServiceAccountToken", Kind::Bool),
+];
 const DELETE_OPTIONS: &[Field] = &[
     (1, "gracePeriodSeconds", Kind::Int),
     (
@@ -99,6 +114,7 @@ fn message_of(kind: &str) -> Option<&'static [Field]> {
         "ConfigMap" => Some(CONFIGMAP),
         "Secret" => Some(SECRET),
         "Namespace" => Some(NAMESPACE),
+        "ServiceAccount" => Some(SERVICE_ACCOUNT),
         "DeleteOptions" => Some(DELETE_OPTIONS),
         _ => None,
     }

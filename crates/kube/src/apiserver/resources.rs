@@ -181,7 +181,45 @@ pub fn name_column() -> &'static Column {
     &NAME_COLUMN
 }
 
-/// Every kind served.
+const SERVICE_ACCOUNT: Schema = Schema::Object(
+    "ServiceAccount",
+    &[
+        ("apiVersion", &STR),
+        ("kind", &STR),
+        ("metadata", &METADATA),
+        ("secrets", &Schema::List(&Schema::Any)),
+        (
+            "imagePullSecrets",
+            &Schema::List(&Schema::Object("LocalObjectReference", &[("name", &STR)])),
+        ),
+        ("automountServiceAccountToken", &Schema::Bool),
+    ],
+);
+const LEASE: Schema = Schema::Object(
+    "Lease",
+    &[
+        ("apiVersion", &STR),
+        ("kind", &STR),
+        ("metadata", &METADATA),
+        (
+            "spec",
+            &Schema::Object(
+                "LeaseSpec",
+                &[
+                    ("holderIdentity", &STR),
+                    ("leaseDurationSeconds", &Schema::Int),
+                    ("acquireTime", &Schema::Any),
+                    ("renewTime", &Schema::Any),
+                    ("leaseTransitions", &Schema::Int),
+                    ("strategy", &STR),
+                    ("preferredHolder", &STR),
+                ],
+            ),
+        ),
+    ],
+);
+
+/// Every kind served. The first is Namespace (the server looks namespaces up through it).
 pub static RESOURCES: &[Resource] = &[
     Resource {
         group: "",
@@ -339,6 +377,64 @@ pub static RESOURCES: &[Resource] = &[
             "type",
         ],
         decode: super::typed::decode::<k8s_openapi::api::core::v1::Event>,
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        kind: "ServiceAccount",
+        plural: "serviceaccounts",
+        singular: "serviceaccount",
+        namespaced: true,
+        short_names: &["sa"],
+        schema: &SERVICE_ACCOUNT,
+        columns: &[Column {
+            name: "Secrets",
+            kind: "string",
+            format: "",
+            description:
+                "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use.",
+        }],
+        cells: |o| vec![json!(o.get("secrets").and_then(Value::as_array).map_or(0, Vec::len))],
+        admit: |o, _| {
+            let mut causes = Vec::new();
+            check_metadata(o, false, &mut causes);
+            causes
+        },
+        field_selectors: &[],
+        decode: super::typed::decode::<k8s_openapi::api::core::v1::ServiceAccount>,
+    },
+    Resource {
+        group: "coordination.k8s.io",
+        version: "v1",
+        kind: "Lease",
+        plural: "leases",
+        singular: "lease",
+        namespaced: true,
+        short_names: &[],
+        schema: &LEASE,
+        columns: &[Column {
+            name: "Holder",
+            kind: "string",
+            format: "",
+            description: "holderIdentity contains the identity of the holder of a current lease.",
+        }],
+        cells: |o| vec![json!(o.pointer("/spec/holderIdentity").and_then(Value::as_str).unwrap_or(""))],
+        admit: |o, _| {
+            let mut causes = Vec::new();
+            check_metadata(o, false, &mut causes);
+            if let Some(d) = o.pointer("/spec/leaseDurationSeconds").and_then(Value::as_i64) {
+                if d <= 0 {
+                    causes.push(cause(
+                        "FieldValueInvalid",
+                        "spec.leaseDurationSeconds",
+                        format!("Invalid value: {d}: must be greater than 0"),
+                    ));
+                }
+            }
+            causes
+        },
+        field_selectors: &[],
+        decode: super::typed::decode::<k8s_openapi::api::coordination::v1::Lease>,
     },
 ];
 
