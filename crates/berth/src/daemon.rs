@@ -120,6 +120,9 @@ pub struct DaemonArgs {
     /// instead of the embedded store (ROOT/kube/store.redb)
     #[arg(long, value_name = "etcd://HOST:PORT", conflicts_with = "no_kube")]
     pub datastore: Option<String>,
+    /// The name of this machine's Node in the Kubernetes API (default: the host name)
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
 }
 
 /// The gid of the API socket's group: `--group` (which must exist), else `docker` if it exists,
@@ -232,6 +235,12 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
             dir: kube_root.join("kube"),
             kubeconfig: kube_root.join("kubeconfig"),
             datastore: a.datastore.clone(),
+            node: Some(kube::agent::NodeConfig {
+                name: a.node_name.clone().unwrap_or_else(kube::agent::hostname),
+                kubelet_version: format!("v1.{}.0+berth-{}", kube::apiserver::KUBE_MINOR, env!("CARGO_PKG_VERSION")),
+                runtime_version: format!("berth://{}", env!("CARGO_PKG_VERSION")),
+                root: kube_root.clone(),
+            }),
         };
         Some(kube::apiserver::start(kcfg).await.map_err(|e| anyhow::anyhow!("{e}"))?)
     };
@@ -262,6 +271,9 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&socket);
     if let Some(k) = kube {
         k.task.abort();
+        if let Some(a) = k.agent {
+            a.abort();
+        }
     }
     if let Some((stop, task)) = registry {
         let _ = stop.send(true);

@@ -306,3 +306,49 @@ print(len(v1.list_namespaced_config_map("default").items), len(v1.list_namespace
         "default,kube-node-lease,kube-public,kube-system\nv\n[('ADDED', 'v2')]\n404 Not Found\nOpaque dw==\n0 0"
     );
 }
+
+#[test]
+fn the_node_registers_itself_and_keeps_its_lease() {
+    let d = Daemon::start_with(&["--node-name", "berth-node-1"]);
+    let mut nodes = String::new();
+    for _ in 0..50 {
+        nodes = d.kubectl_ok(&["get", "nodes", "--no-headers"]);
+        if !nodes.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let cols: Vec<&str> = nodes.split_whitespace().collect();
+    assert_eq!((cols[0], cols[1], cols[2]), ("berth-node-1", "Ready", "control-plane"), "{nodes}");
+    assert!(cols[4].starts_with("v1.33.0+berth"), "{nodes}");
+    let wide = d.kubectl_ok(&["get", "node", "berth-node-1", "-o", "wide", "--no-headers"]);
+    assert!(
+        wide.contains("berth://") && wide.contains(&std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap().trim().to_string()),
+        "{wide}"
+    );
+    let info = d.kubectl_ok(&[
+        "get",
+        "node",
+        "berth-node-1",
+        "-o",
+        "jsonpath={.status.capacity.pods} {.status.nodeInfo.operatingSystem} {.metadata.labels.kubernetes\\.io/hostname}",
+    ]);
+    assert_eq!(info, "110 linux berth-node-1");
+    let cpus = d.kubectl_ok(&["get", "node", "berth-node-1", "-o", "jsonpath={.status.allocatable.cpu}"]);
+    assert_eq!(cpus.parse::<usize>().unwrap(), std::thread::available_parallelism().unwrap().get());
+    let lease = d.kubectl_ok(&[
+        "-n",
+        "kube-node-lease",
+        "get",
+        "lease",
+        "berth-node-1",
+        "-o",
+        "jsonpath={.spec.holderIdentity} {.spec.leaseDurationSeconds}",
+    ]);
+    assert_eq!(lease, "berth-node-1 40");
+    d.kubectl_ok(&["label", "node", "berth-node-1", "gpu=true"]);
+    assert_eq!(
+        d.kubectl_ok(&["get", "nodes", "-l", "gpu=true", "-o", "name"]).trim(),
+        "node/berth-node-1"
+    );
+}

@@ -2,6 +2,7 @@
 //! (embedded on redb; etcd next), [`apiserver`], the Kubernetes API server that kubectl drives,
 //! and [`pki`], its certificates and admin kubeconfig.
 
+pub mod agent;
 pub mod apiserver;
 pub mod pki;
 pub mod store;

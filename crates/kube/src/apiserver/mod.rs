@@ -59,6 +59,8 @@ pub struct Config {
     pub kubeconfig: PathBuf,
     /// `etcd://HOST:PORT` to keep objects in etcd; none: the embedded store in `dir`.
     pub datastore: Option<String>,
+    /// The node this daemon registers (its agent); none: no node agent.
+    pub node: Option<crate::agent::NodeConfig>,
 }
 
 /// A running API server.
@@ -67,6 +69,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The accept loop.
     pub task: tokio::task::JoinHandle<()>,
+    /// The node agent.
+    pub agent: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Who is asking (from the TLS handshake).
@@ -112,11 +116,12 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     };
     write_private(&cfg.kubeconfig, &pki.kubeconfig(&format!("https://{host}:{}", addr.port())))?;
     let tls = tls_config(&pki)?;
+    let agent = cfg.node.clone().map(|n| tokio::spawn(crate::agent::run_node(store.clone(), n)));
     let server = Arc::new(ApiServer { store, advertise: addr });
     let router = router(server);
     let task = tokio::spawn(accept_loop(listener, tls, router));
     tracing::info!(%addr, kubeconfig = %cfg.kubeconfig.display(), "kube API server listening");
-    Ok(Running { addr, task })
+    Ok(Running { addr, task, agent })
 }
 
 fn write_private(path: &std::path::Path, data: &str) -> Result<(), StartError> {

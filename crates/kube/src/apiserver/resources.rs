@@ -111,6 +111,8 @@ pub struct Column {
     pub format: &'static str,
     /// What it shows.
     pub description: &'static str,
+    /// 0: always shown; 1: with `-o wide` only.
+    pub priority: u8,
 }
 
 /// A kind the API server serves.
@@ -174,6 +176,7 @@ const NAME_COLUMN: Column = Column {
     kind: "string",
     format: "name",
     description: "Name must be unique within a namespace.",
+    priority: 0,
 };
 
 /// The `Name` column (first) and the `Age` column (last) every kind has.
@@ -219,6 +222,92 @@ const LEASE: Schema = Schema::Object(
     ],
 );
 
+const NODE: Schema = Schema::Object(
+    "Node",
+    &[
+        ("apiVersion", &STR),
+        ("kind", &STR),
+        ("metadata", &METADATA),
+        (
+            "spec",
+            &Schema::Object(
+                "NodeSpec",
+                &[
+                    ("podCIDR", &STR),
+                    ("podCIDRs", &LIST_STR),
+                    ("providerID", &STR),
+                    ("unschedulable", &Schema::Bool),
+                    ("taints", &Schema::List(&Schema::Any)),
+                ],
+            ),
+        ),
+        ("status", &Schema::Any),
+    ],
+);
+
+const fn col(name: &'static str, kind: &'static str, description: &'static str, priority: u8) -> Column {
+    Column {
+        name,
+        kind,
+        format: "",
+        description,
+        priority,
+    }
+}
+
+fn node_cells(o: &Value) -> Vec<Value> {
+    let conds = o
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let ready = conds
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .map(|c| c["status"] == "True")
+        .unwrap_or(false);
+    let mut status = if ready { "Ready".to_string() } else { "NotReady".to_string() };
+    if o.pointer("/spec/unschedulable") == Some(&json!(true)) {
+        status.push_str(",SchedulingDisabled");
+    }
+    let mut roles: Vec<String> = o
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, _)| k.strip_prefix("node-role.kubernetes.io/").map(String::from))
+        .collect();
+    roles.sort();
+    let roles = if roles.is_empty() { "<none>".to_string() } else { roles.join(",") };
+    let addr = |t: &str| {
+        o.pointer("/status/addresses")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|a| a["type"] == t)
+            .and_then(|a| a["address"].as_str())
+            .unwrap_or("<none>")
+            .to_string()
+    };
+    let info = |k: &str| {
+        o.pointer(&format!("/status/nodeInfo/{k}"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    vec![
+        json!(status),
+        json!(roles),
+        json!(super::table::age(o)),
+        json!(info("kubeletVersion")),
+        json!(addr("InternalIP")),
+        json!(addr("ExternalIP")),
+        json!(info("osImage")),
+        json!(info("kernelVersion")),
+        json!(info("containerRuntimeVersion")),
+    ]
+}
+
 /// Every kind served. The first is Namespace (the server looks namespaces up through it).
 pub static RESOURCES: &[Resource] = &[
     Resource {
@@ -235,6 +324,7 @@ pub static RESOURCES: &[Resource] = &[
             kind: "string",
             format: "",
             description: "The status of the namespace",
+            priority: 0,
         }],
         cells: |o| vec![json!(o.pointer("/status/phase").and_then(Value::as_str).unwrap_or(""))],
         admit: admit_namespace,
@@ -255,6 +345,7 @@ pub static RESOURCES: &[Resource] = &[
             kind: "integer",
             format: "",
             description: "Number of data entries",
+            priority: 0,
         }],
         cells: |o| vec![json!(count(o, "data") + count(o, "binaryData"))],
         admit: admit_configmap,
@@ -276,12 +367,14 @@ pub static RESOURCES: &[Resource] = &[
                 kind: "string",
                 format: "",
                 description: "The type of the secret",
+                priority: 0,
             },
             Column {
                 name: "Data",
                 kind: "integer",
                 format: "",
                 description: "Number of data entries",
+                priority: 0,
             },
         ],
         cells: |o| vec![json!(o["type"].as_str().unwrap_or("Opaque")), json!(count(o, "data"))],
@@ -304,30 +397,35 @@ pub static RESOURCES: &[Resource] = &[
                 kind: "string",
                 format: "",
                 description: "Time the event was last seen",
+                priority: 0,
             },
             Column {
                 name: "Type",
                 kind: "string",
                 format: "",
                 description: "Type of the event",
+                priority: 0,
             },
             Column {
                 name: "Reason",
                 kind: "string",
                 format: "",
                 description: "Why the event happened",
+                priority: 0,
             },
             Column {
                 name: "Object",
                 kind: "string",
                 format: "",
                 description: "The object the event is about",
+                priority: 0,
             },
             Column {
                 name: "Message",
                 kind: "string",
                 format: "",
                 description: "What happened",
+                priority: 0,
             },
         ],
         cells: |o| {
@@ -393,6 +491,7 @@ pub static RESOURCES: &[Resource] = &[
             format: "",
             description:
                 "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use.",
+            priority: 0,
         }],
         cells: |o| vec![json!(o.get("secrets").and_then(Value::as_array).map_or(0, Vec::len))],
         admit: |o, _| {
@@ -417,6 +516,7 @@ pub static RESOURCES: &[Resource] = &[
             kind: "string",
             format: "",
             description: "holderIdentity contains the identity of the holder of a current lease.",
+            priority: 0,
         }],
         cells: |o| vec![json!(o.pointer("/spec/holderIdentity").and_then(Value::as_str).unwrap_or(""))],
         admit: |o, _| {
@@ -435,6 +535,40 @@ pub static RESOURCES: &[Resource] = &[
         },
         field_selectors: &[],
         decode: super::typed::decode::<k8s_openapi::api::coordination::v1::Lease>,
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        kind: "Node",
+        plural: "nodes",
+        singular: "node",
+        namespaced: false,
+        short_names: &["no"],
+        schema: &NODE,
+        columns: &[
+            col("Status", "string", "The status of the node", 0),
+            col("Roles", "string", "The roles of the node", 0),
+            col(
+                "Age",
+                "string",
+                "CreationTimestamp is a timestamp representing the server time when this object was created.",
+                0,
+            ),
+            col("Version", "string", "Kubelet Version reported by the node.", 0),
+            col("Internal-IP", "string", "List of internal IPs.", 1),
+            col("External-IP", "string", "List of external IPs.", 1),
+            col("OS-Image", "string", "OS Image reported by the node from /etc/os-release.", 1),
+            col("Kernel-Version", "string", "Kernel Version reported by the node.", 1),
+            col("Container-Runtime", "string", "Container Runtime Version reported by the node.", 1),
+        ],
+        cells: node_cells,
+        admit: |o, _| {
+            let mut causes = Vec::new();
+            check_metadata(o, false, &mut causes);
+            causes
+        },
+        field_selectors: &["spec.unschedulable"],
+        decode: super::typed::decode::<k8s_openapi::api::core::v1::Node>,
     },
 ];
 

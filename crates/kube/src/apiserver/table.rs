@@ -16,7 +16,8 @@ pub fn wants_table(headers: &HeaderMap) -> bool {
         .any(|a| a.contains("as=Table") && a.contains("g=meta.k8s.io") && a.contains("v=v1") && !a.contains("v=v1beta1"))
 }
 
-fn age(o: &Value) -> String {
+/// The AGE cell of an object.
+pub fn age(o: &Value) -> String {
     let created = o.pointer("/metadata/creationTimestamp").and_then(Value::as_str).unwrap_or("");
     match chrono::DateTime::parse_from_rfc3339(created) {
         Ok(t) => human_duration((chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds()),
@@ -30,15 +31,21 @@ pub fn table(res: &Resource, objects: &[Value], resource_version: &str) -> Value
     cols.extend(res.columns.iter());
     let mut defs: Vec<Value> = cols
         .iter()
-        .map(|c| json!({"name": c.name, "type": c.kind, "format": c.format, "description": c.description, "priority": 0}))
+        .map(|c| json!({"name": c.name, "type": c.kind, "format": c.format, "description": c.description, "priority": c.priority}))
         .collect();
-    defs.push(json!({"name": "Age", "type": "string", "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created.", "priority": 0}));
+    // Age goes last unless the kind places it (its cells then give it, see [`age`]).
+    let placed = res.columns.iter().any(|c| c.name == "Age");
+    if !placed {
+        defs.push(json!({"name": "Age", "type": "string", "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created.", "priority": 0}));
+    }
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
             let mut cells = vec![json!(o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(""))];
             cells.extend((res.cells)(o));
-            cells.push(json!(age(o)));
+            if !placed {
+                cells.push(json!(age(o)));
+            }
             json!({
                 "cells": cells,
                 "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]},
