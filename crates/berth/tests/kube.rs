@@ -108,6 +108,10 @@ fn kubectl_drives_namespaces_configmaps_and_secrets() {
         "serviceaccount/default"
     );
 
+    // The admin may do anything (RBAC for service accounts comes later).
+    assert_eq!(d.kubectl_ok(&["auth", "can-i", "create", "configmaps"]).trim(), "yes");
+    assert_eq!(d.kubectl_ok(&["auth", "can-i", "delete", "nodes"]).trim(), "yes");
+
     // Anonymous requests are refused.
     let port = std::fs::read_to_string(d.kubeconfig()).unwrap();
     let server = port.lines().find_map(|l| l.trim().strip_prefix("server: ")).unwrap().to_string();

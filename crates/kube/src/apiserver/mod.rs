@@ -205,6 +205,10 @@ fn router(server: Arc<ApiServer>) -> Router {
         .route("/api", get(api_versions))
         .route("/apis", get(api_groups))
         .route("/api/v1", get(core_resources))
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            axum::routing::post(access_review),
+        )
         .route("/apis/{group}", get(api_group))
         .route("/apis/{group}/{version}", get(group_resources))
         .route("/openapi/v3", get(|| async { Json(openapi::index()) }))
@@ -236,6 +240,24 @@ async fn openapi_group(axum::extract::Path((g, v)): axum::extract::Path<(String,
     }
 }
 
+/// `kubectl auth can-i`: every client Berth authenticates holds its CA's admin certificate
+/// (`system:masters`) until RBAC for service accounts lands, so every request is allowed, and
+/// the review says why.
+async fn access_review(headers: HeaderMap, body: Body) -> Response {
+    let mut review = match objects::read_body(&headers, body).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    if review.pointer("/spec/resourceAttributes").is_none() && review.pointer("/spec/nonResourceAttributes").is_none() {
+        return ApiError::bad_request("SelfSubjectAccessReview: spec.resourceAttributes or spec.nonResourceAttributes is required")
+            .into_response();
+    }
+    review["apiVersion"] = json!("authorization.k8s.io/v1");
+    review["kind"] = json!("SelfSubjectAccessReview");
+    review["status"] = json!({"allowed": true, "reason": "the client certificate is in group system:masters"});
+    (axum::http::StatusCode::CREATED, Json(review)).into_response()
+}
+
 async fn ok() -> &'static str {
     "ok"
 }
@@ -262,6 +284,9 @@ async fn api_versions(State(s): State<Arc<ApiServer>>) -> Json<Value> {
     }))
 }
 
+/// The access-review group: answered, never stored.
+const AUTHORIZATION: (&str, &str) = ("authorization.k8s.io", "v1");
+
 /// The API groups served (besides the core group), each with its one version.
 fn groups() -> Vec<(&'static str, &'static str)> {
     let mut g: Vec<(&str, &str)> = RESOURCES
@@ -269,6 +294,7 @@ fn groups() -> Vec<(&'static str, &'static str)> {
         .filter(|r| !r.group.is_empty())
         .map(|r| (r.group, r.version))
         .collect();
+    g.push(AUTHORIZATION);
     g.sort();
     g.dedup();
     g
@@ -304,6 +330,13 @@ async fn api_group(axum::extract::Path(g): axum::extract::Path<String>) -> Respo
 
 /// The APIResourceList of one group/version ("" group: core).
 fn resource_list(group: &str, version: &str) -> Option<Value> {
+    if (group, version) == AUTHORIZATION {
+        return Some(
+            json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "authorization.k8s.io/v1", "resources": [
+                {"name": "selfsubjectaccessreviews", "singularName": "selfsubjectaccessreview", "namespaced": false, "kind": "SelfSubjectAccessReview", "verbs": ["create"]},
+            ]}),
+        );
+    }
     let resources: Vec<Value> = RESOURCES
         .iter()
         .filter(|r| r.group == group && r.version == version)

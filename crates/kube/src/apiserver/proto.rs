@@ -94,6 +94,40 @@ const SERVICE_ACCOUNT: &[Field] = &[
     (3, "imagePullSecrets", Kind::Msgs(&[(1, "name", Kind::Str)])),
     (4, "automountServiceAccountToken", Kind::Bool),
 ];
+const RESOURCE_ATTRIBUTES: &[Field] = &[
+    (1, "namespace", Kind::Str),
+    (2, "verb", Kind::Str),
+    (3, "group", Kind::Str),
+    (4, "version", Kind::Str),
+    (5, "resource", Kind::Str),
+    (6, "subresource", Kind::Str),
+    (7, "name", Kind::Str),
+];
+const SELF_SUBJECT_ACCESS_REVIEW: &[Field] = &[
+    (1, "metadata", Kind::Msg(OBJECT_META)),
+    (
+        2,
+        "spec",
+        Kind::Msg(&[
+            (1, "resourceAttributes", Kind::Msg(RESOURCE_ATTRIBUTES)),
+            (
+                2,
+                "nonResourceAttributes",
+                Kind::Msg(&[(1, "path", Kind::Str), (2, "verb", Kind::Str)]),
+            ),
+        ]),
+    ),
+    (
+        3,
+        "status",
+        Kind::Msg(&[
+            (1, "allowed", Kind::Bool),
+            (2, "reason", Kind::Str),
+            (3, "evaluationError", Kind::Str),
+            (4, "denied", Kind::Bool),
+        ]),
+    ),
+];
 const DELETE_OPTIONS: &[Field] = &[
     (1, "gracePeriodSeconds", Kind::Int),
     (
@@ -116,6 +150,7 @@ fn message_of(kind: &str) -> Option<&'static [Field]> {
         "Namespace" => Some(NAMESPACE),
         "ServiceAccount" => Some(SERVICE_ACCOUNT),
         "DeleteOptions" => Some(DELETE_OPTIONS),
+        "SelfSubjectAccessReview" => Some(SELF_SUBJECT_ACCESS_REVIEW),
         _ => None,
     }
 }
