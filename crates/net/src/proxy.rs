@@ -14,23 +14,30 @@ use crate::{Error, Result};
 
 /// Bind a published port: `host` with port 0 takes a free one. A port in use is Docker's error.
 pub fn bind_tcp(host: SocketAddr) -> Result<std::net::TcpListener> {
-    let l = std::net::TcpListener::bind(host).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            Error::Other(format!("Bind for {host} failed: port is already allocated"))
-        } else {
-            Error::Io {
-                op: "bind",
-                target: host.to_string(),
-                source: e,
-            }
+    let l = std::net::TcpListener::bind(host).map_err(|e| bind_error(host, e))?;
+    l.set_nonblocking(true).map_err(|e| nonblocking_error(host, e))?;
+    Ok(l)
+}
+
+/// A failed bind, in Docker's words when the port is taken.
+fn bind_error(host: SocketAddr, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        Error::Other(format!("Bind for {host} failed: port is already allocated"))
+    } else {
+        Error::Io {
+            op: "bind",
+            target: host.to_string(),
+            source: e,
         }
-    })?;
-    l.set_nonblocking(true).map_err(|e| Error::Io {
+    }
+}
+
+fn nonblocking_error(host: SocketAddr, e: std::io::Error) -> Error {
+    Error::Io {
         op: "set non-blocking",
         target: host.to_string(),
         source: e,
-    })?;
-    Ok(l)
+    }
 }
 
 /// Relay every connection `listener` accepts to `target`, both ways, until dropped (abort the
@@ -56,22 +63,8 @@ pub async fn serve_tcp(listener: std::net::TcpListener, target: SocketAddr) {
 
 /// Bind a published UDP port (port 0: a free one). A port in use is Docker's error.
 pub fn bind_udp(host: SocketAddr) -> Result<std::net::UdpSocket> {
-    let s = std::net::UdpSocket::bind(host).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            Error::Other(format!("Bind for {host} failed: port is already allocated"))
-        } else {
-            Error::Io {
-                op: "bind",
-                target: host.to_string(),
-                source: e,
-            }
-        }
-    })?;
-    s.set_nonblocking(true).map_err(|e| Error::Io {
-        op: "set non-blocking",
-        target: host.to_string(),
-        source: e,
-    })?;
+    let s = std::net::UdpSocket::bind(host).map_err(|e| bind_error(host, e))?;
+    s.set_nonblocking(true).map_err(|e| nonblocking_error(host, e))?;
     Ok(s)
 }
 

@@ -76,27 +76,9 @@ pub fn bytes_size(size: f64) -> String {
 }
 
 /// go-units `RAMInBytes`: "64m", "1.5g", "512k", "100" (bytes), binary multiples. "-1" gives -1.
+/// (The same parser compose files use.)
 pub fn parse_size(s: &str) -> Result<i64> {
-    let t = s.trim();
-    if t == "-1" {
-        return Ok(-1);
-    }
-    let num_end = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (num, unit) = t.split_at(num_end);
-    let n: f64 = num.parse().map_err(|_| anyhow!("invalid size: '{s}'"))?;
-    let unit = unit.trim_start().to_ascii_lowercase();
-    let unit = unit.strip_suffix('b').unwrap_or(&unit);
-    let unit = unit.strip_suffix('i').unwrap_or(unit);
-    let mult: f64 = match unit {
-        "" => 1.0,
-        "k" => 1024.0,
-        "m" => 1024f64.powi(2),
-        "g" => 1024f64.powi(3),
-        "t" => 1024f64.powi(4),
-        "p" => 1024f64.powi(5),
-        _ => bail!("invalid size: '{s}'"),
-    };
-    Ok((n * mult) as i64)
+    compose::units::parse_size(s).map_err(|e| anyhow!(e))
 }
 
 /// `--cpus 1.5` → NanoCpus.
@@ -113,37 +95,7 @@ pub fn parse_cpus(s: &str) -> Result<i64> {
 
 /// Go `time.ParseDuration` ("1h30m", "10s", "1.5h", "300ms"), in seconds.
 pub fn parse_go_duration(s: &str) -> Result<f64> {
-    let mut rest = s.trim();
-    let neg = rest.starts_with('-');
-    rest = rest.trim_start_matches(['-', '+']);
-    if rest.is_empty() {
-        bail!("invalid duration {s:?}");
-    }
-    if rest == "0" {
-        return Ok(0.0);
-    }
-    let mut total = 0.0;
-    while !rest.is_empty() {
-        let n_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        if n_end == 0 {
-            bail!("invalid duration {s:?}");
-        }
-        let n: f64 = rest[..n_end].parse().map_err(|_| anyhow!("invalid duration {s:?}"))?;
-        rest = &rest[n_end..];
-        let u_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let mult = match &rest[..u_end] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => bail!("invalid duration {s:?}"),
-        };
-        rest = &rest[u_end..];
-        total += n * mult;
-    }
-    Ok(if neg { -total } else { total })
+    compose::units::parse_duration(s).map_err(|e| anyhow!(e))
 }
 
 /// docker's `GetTimestamp` for `--since`/`--until`: a Go duration relative to now, an RFC 3339 time

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::apiserver::objects::{now, uuid};
 use crate::store::{Error as StoreError, Store};
 
 /// How the agent describes its node.
@@ -21,10 +22,6 @@ pub struct NodeConfig {
     pub runtime_version: String,
     /// Where ephemeral storage lives (the data root).
     pub root: std::path::PathBuf,
-}
-
-fn now() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 fn micro_now() -> String {
@@ -156,15 +153,6 @@ pub fn node_object(cfg: &NodeConfig, created: Option<&Value>) -> Value {
         }
     }
     node
-}
-
-fn uuid() -> String {
-    let mut b = [0u8; 16];
-    let _ = getrandom::fill(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
 /// Write `make(current)` at `key`, created when missing, retried on a conflict.

@@ -318,13 +318,7 @@ async fn api_group(axum::extract::Path(g): axum::extract::Path<String>) -> Respo
             j["apiVersion"] = json!("v1");
             Json(j).into_response()
         }
-        None => ApiError {
-            code: 404,
-            reason: "NotFound",
-            message: "the server could not find the requested resource".into(),
-            details: None,
-        }
-        .into_response(),
+        None => ApiError::no_such_path().into_response(),
     }
 }
 
@@ -369,13 +363,7 @@ async fn core_resources() -> Json<Value> {
 async fn group_resources(axum::extract::Path((g, v)): axum::extract::Path<(String, String)>) -> Response {
     match resource_list(&g, &v) {
         Some(l) => Json(l).into_response(),
-        None => ApiError {
-            code: 404,
-            reason: "NotFound",
-            message: "the server could not find the requested resource".into(),
-            details: None,
-        }
-        .into_response(),
+        None => ApiError::no_such_path().into_response(),
     }
 }
 
@@ -391,12 +379,7 @@ async fn resource(
     let parsed = match segs.as_slice() {
         ["api", "v1", rest @ ..] if !rest.is_empty() => objects::target("", "v1", rest),
         ["apis", g, v, rest @ ..] if !rest.is_empty() => objects::target(g, v, rest),
-        _ => Err(ApiError {
-            code: 404,
-            reason: "NotFound",
-            message: "the server could not find the requested resource".into(),
-            details: None,
-        }),
+        _ => Err(ApiError::no_such_path()),
     };
     let result = match parsed {
         Ok(t) => objects::handle(s, method, t, objects::query_map(uri.query()), headers, body).await,

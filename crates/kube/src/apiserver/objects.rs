@@ -33,12 +33,7 @@ pub struct Target {
 
 /// Parse the segments after `/api/v1` or `/apis/<group>/<version>`.
 pub fn target(group: &str, version: &str, segs: &[&str]) -> ApiResult<Target> {
-    let not_found = || ApiError {
-        code: 404,
-        reason: "NotFound",
-        message: "the server could not find the requested resource".into(),
-        details: None,
-    };
+    let not_found = || ApiError::no_such_path();
     let lookup = |p: &str| find(group, version, p).ok_or_else(not_found);
     let namespaced = |p: &str| find(group, version, p).is_some_and(|r| r.namespaced);
     let t = match segs {
@@ -342,11 +337,13 @@ fn with_warnings(mut r: Response, warnings: &[String]) -> Response {
     r
 }
 
-fn now() -> String {
+/// Now, as metadata timestamps are written.
+pub(crate) fn now() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-fn uuid() -> String {
+/// A random (v4) UID.
+pub(crate) fn uuid() -> String {
     let mut b = [0u8; 16];
     let _ = getrandom::fill(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;

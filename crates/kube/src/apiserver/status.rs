@@ -94,6 +94,11 @@ impl ApiError {
         Self::new(422, "Invalid", msg).with(name, group, kind, causes)
     }
 
+    /// The path names nothing served: `the server could not find the requested resource`.
+    pub fn no_such_path() -> Self {
+        Self::new(404, "NotFound", "the server could not find the requested resource")
+    }
+
     /// 400 BadRequest.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)

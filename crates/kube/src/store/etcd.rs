@@ -210,6 +210,15 @@ impl LineStream {
     }
 }
 
+/// The compare of an update or delete: the key is at `expected` (0: it exists at all).
+fn expected_compare(k: &str, expected: i64) -> Value {
+    if expected == 0 {
+        json!({"key": k, "target": "CREATE", "result": "GREATER", "create_revision": "0"})
+    } else {
+        json!({"key": k, "target": "MOD", "result": "EQUAL", "mod_revision": expected.to_string()})
+    }
+}
+
 impl Store for EtcdStore {
     fn revision(&self) -> BoxFuture<'_, Result<i64>> {
         Box::pin(self.current())
@@ -286,11 +295,7 @@ impl Store for EtcdStore {
     fn update<'a>(&'a self, key: &'a str, value: Vec<u8>, expected: i64) -> BoxFuture<'a, Result<KeyValue>> {
         Box::pin(async move {
             let k = b64(key.as_bytes());
-            let compare = if expected == 0 {
-                json!({"key": k, "target": "CREATE", "result": "GREATER", "create_revision": "0"})
-            } else {
-                json!({"key": k, "target": "MOD", "result": "EQUAL", "mod_revision": expected.to_string()})
-            };
+            let compare = expected_compare(&k, expected);
             let (ok, v) = self
                 .txn(
                     key,
@@ -314,11 +319,7 @@ impl Store for EtcdStore {
     fn delete<'a>(&'a self, key: &'a str, expected: i64) -> BoxFuture<'a, Result<KeyValue>> {
         Box::pin(async move {
             let k = b64(key.as_bytes());
-            let compare = if expected == 0 {
-                json!({"key": k, "target": "CREATE", "result": "GREATER", "create_revision": "0"})
-            } else {
-                json!({"key": k, "target": "MOD", "result": "EQUAL", "mod_revision": expected.to_string()})
-            };
+            let compare = expected_compare(&k, expected);
             let (ok, v) = self
                 .txn(key, compare, json!({"request_delete_range": {"key": k, "prev_kv": true}}))
                 .await?;

@@ -173,12 +173,7 @@ impl Inner {
             let prev_rev = current.get(key).map_err(backend)?.map(|v| v.value());
             let prev = match prev_rev {
                 Some(r) => {
-                    let e = Entry::decode(
-                        log.get(r)
-                            .map_err(backend)?
-                            .ok_or_else(|| backend("a log entry is missing"))?
-                            .value(),
-                    )?;
+                    let e = entry_at(&log, r)?;
                     Some(e.kv(r))
                 }
                 None => None,
@@ -262,12 +257,7 @@ impl Inner {
             }
         };
         let Some(rev) = rev else { return Ok(None) };
-        let e = Entry::decode(
-            log.get(rev)
-                .map_err(backend)?
-                .ok_or_else(|| backend("a log entry is missing"))?
-                .value(),
-        )?;
+        let e = entry_at(&log, rev)?;
         Ok((e.kind == EventKind::Put).then(|| e.kv(rev)))
     }
 
@@ -292,12 +282,7 @@ impl Inner {
                 more = true;
                 return Ok(false);
             }
-            let e = Entry::decode(
-                log.get(rev)
-                    .map_err(backend)?
-                    .ok_or_else(|| backend("a log entry is missing"))?
-                    .value(),
-            )?;
+            let e = entry_at(&log, rev)?;
             if e.kind == EventKind::Put {
                 items.push(e.kv(rev));
             }
@@ -427,6 +412,16 @@ impl Inner {
         txn.commit().map_err(backend)?;
         Ok(())
     }
+}
+
+/// The log entry of revision `rev`, which must exist.
+fn entry_at(log: &impl ReadableTable<u64, &'static [u8]>, rev: u64) -> Result<Entry> {
+    Entry::decode(
+        log.get(rev)
+            .map_err(backend)?
+            .ok_or_else(|| backend("a log entry is missing"))?
+            .value(),
+    )
 }
 
 fn is_delete(log: &redb::Table<u64, &[u8]>, rev: u64) -> Result<bool> {
