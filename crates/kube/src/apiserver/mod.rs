@@ -117,11 +117,29 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     write_private(&cfg.kubeconfig, &pki.kubeconfig(&format!("https://{host}:{}", addr.port())))?;
     let tls = tls_config(&pki)?;
     let agent = cfg.node.clone().map(|n| tokio::spawn(crate::agent::run_node(store.clone(), n)));
+    tokio::spawn(compact_periodically(store.clone()));
     let server = Arc::new(ApiServer { store, advertise: addr });
     let router = router(server);
     let task = tokio::spawn(accept_loop(listener, tls, router));
     tracing::info!(%addr, kubeconfig = %cfg.kubeconfig.display(), "kube API server listening");
     Ok(Running { addr, task, agent })
+}
+
+/// Compact the store every 5 minutes to the revision it had 5 minutes before, as the real API
+/// server compacts etcd: watches and lists may reach back that far, no further, and the
+/// history of heartbeats and status writes does not grow without end.
+async fn compact_periodically(store: Arc<dyn Store>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+    let mut previous: Option<i64> = None;
+    loop {
+        tick.tick().await;
+        if let Some(rev) = previous {
+            if let Err(e) = store.compact(rev).await {
+                tracing::warn!(revision = rev, error = %e, "compacting the kube store");
+            }
+        }
+        previous = store.revision().await.ok();
+    }
 }
 
 fn write_private(path: &std::path::Path, data: &str) -> Result<(), StartError> {
