@@ -17,6 +17,40 @@ fn err(o: &std::process::Output) -> String {
     common::errtext(o)
 }
 
+/// GET `path` with the kubeconfig's admin certificate and this Accept header; (headers, body).
+fn with_admin_cert(d: &Daemon, path: &str, accept: &str) -> (String, String) {
+    use base64::Engine;
+    let kc = std::fs::read_to_string(d.kubeconfig()).unwrap();
+    let field = |k: &str| kc.lines().find_map(|l| l.trim().strip_prefix(k)).unwrap().trim().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    for (k, f) in [
+        ("client-certificate-data:", "c.pem"),
+        ("client-key-data:", "k.pem"),
+        ("certificate-authority-data:", "ca.pem"),
+    ] {
+        std::fs::write(
+            dir.path().join(f),
+            base64::engine::general_purpose::STANDARD.decode(field(k)).unwrap(),
+        )
+        .unwrap();
+    }
+    let server = field("server:");
+    let o = std::process::Command::new("curl")
+        .args(["-s", "-D", "-", "-H", &format!("Accept: {accept}")])
+        .arg("--cacert")
+        .arg(dir.path().join("ca.pem"))
+        .arg("--cert")
+        .arg(dir.path().join("c.pem"))
+        .arg("--key")
+        .arg(dir.path().join("k.pem"))
+        .arg(format!("{server}{path}"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (head.to_string(), body.to_string())
+}
+
 #[test]
 fn kubectl_drives_namespaces_configmaps_and_secrets() {
     let d = Daemon::start();
@@ -111,6 +145,28 @@ fn kubectl_drives_namespaces_configmaps_and_secrets() {
     // The admin may do anything (RBAC for service accounts comes later).
     assert_eq!(d.kubectl_ok(&["auth", "can-i", "create", "configmaps"]).trim(), "yes");
     assert_eq!(d.kubectl_ok(&["auth", "can-i", "delete", "nodes"]).trim(), "yes");
+
+    // Aggregated discovery, with its exact media type, for clients that ask for it.
+    let (head, body) = with_admin_cert(
+        &d,
+        "/apis",
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+    );
+    assert!(
+        head.to_lowercase()
+            .contains("content-type: application/json;g=apidiscovery.k8s.io;v=v2;as=apigroupdiscoverylist"),
+        "{head}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let leases = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["metadata"]["name"] == "coordination.k8s.io")
+        .unwrap();
+    assert_eq!(leases["versions"][0]["resources"][0]["responseKind"]["kind"], "Lease");
+    let (head, _) = with_admin_cert(&d, "/apis", "application/json");
+    assert!(head.to_lowercase().contains("content-type: application/json\r"), "{head}");
 
     // Anonymous requests are refused.
     let port = std::fs::read_to_string(d.kubeconfig()).unwrap();

@@ -294,12 +294,62 @@ async fn version() -> Json<Value> {
     }))
 }
 
-async fn api_versions(State(s): State<Arc<ApiServer>>) -> Json<Value> {
+/// The media type of aggregated discovery (kubectl and client-go ask for it first).
+const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Does the client accept aggregated discovery (v2)?
+fn wants_aggregated(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("accept")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|a| {
+            let p: Vec<&str> = a.split(';').map(str::trim).collect();
+            p.contains(&"g=apidiscovery.k8s.io") && p.contains(&"v=v2") && p.contains(&"as=APIGroupDiscoveryList")
+        })
+}
+
+/// One group's entry in aggregated discovery: its version and every resource with its kind,
+/// scope and verbs.
+fn discovery_group(group: &str, version: &str) -> Value {
+    let list = resource_list(group, version).unwrap_or_default();
+    let resources: Vec<Value> = list["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            json!({
+                "resource": r["name"],
+                "responseKind": {"group": group, "version": version, "kind": r["kind"]},
+                "scope": if r["namespaced"] == json!(true) { "Namespaced" } else { "Cluster" },
+                "singularResource": r["singularName"],
+                "verbs": r["verbs"],
+                "shortNames": r.get("shortNames").cloned().unwrap_or_else(|| json!([])),
+            })
+        })
+        .collect();
+    json!({
+        "metadata": {"name": group, "creationTimestamp": null},
+        "versions": [{"version": version, "resources": resources, "freshness": "Current"}],
+    })
+}
+
+fn aggregated(items: Vec<Value>) -> Response {
+    let body = json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items});
+    ([("content-type", AGGREGATED)], body.to_string()).into_response()
+}
+
+async fn api_versions(State(s): State<Arc<ApiServer>>, headers: HeaderMap) -> Response {
+    if wants_aggregated(&headers) {
+        return aggregated(vec![discovery_group("", "v1")]);
+    }
     Json(json!({
         "kind": "APIVersions",
         "versions": ["v1"],
         "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": s.advertise.to_string()}],
     }))
+    .into_response()
 }
 
 /// The access-review group: answered, never stored.
@@ -323,9 +373,12 @@ fn group_json(name: &str, version: &str) -> Value {
     json!({"name": name, "versions": [gv.clone()], "preferredVersion": gv})
 }
 
-async fn api_groups() -> Json<Value> {
+async fn api_groups(headers: HeaderMap) -> Response {
+    if wants_aggregated(&headers) {
+        return aggregated(groups().into_iter().map(|(g, v)| discovery_group(g, v)).collect());
+    }
     let groups: Vec<Value> = groups().into_iter().map(|(g, v)| group_json(g, v)).collect();
-    Json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
+    Json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})).into_response()
 }
 
 async fn api_group(axum::extract::Path(g): axum::extract::Path<String>) -> Response {
