@@ -412,3 +412,78 @@ fn the_node_registers_itself_and_keeps_its_lease() {
         "node/berth-node-1"
     );
 }
+
+#[test]
+fn finalizers_hold_a_deletion_and_owners_take_their_dependents() {
+    let d = Daemon::start();
+    // A finalizer holds the object, marked, until it is removed.
+    let held = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  finalizers: [example.com/hold]\ndata: {a: b}\n";
+    let o = d.kubectl_in(&["create", "-f", "-"], held);
+    assert!(o.status.success(), "{}", err(&o));
+    d.kubectl_ok(&["delete", "cm", "held", "--wait=false"]);
+    let marked = d.kubectl_ok(&["get", "cm", "held", "-o", "jsonpath={.metadata.deletionTimestamp}"]);
+    assert!(!marked.is_empty(), "marked for deletion");
+    let o = d.kubectl(&[
+        "patch",
+        "cm",
+        "held",
+        "--type",
+        "json",
+        "-p",
+        "[{\"op\":\"add\",\"path\":\"/metadata/finalizers/-\",\"value\":\"example.com/more\"}]",
+    ]);
+    assert!(
+        err(&o).contains("no new finalizers can be added if the object is being deleted"),
+        "{}",
+        err(&o)
+    );
+    d.kubectl_ok(&[
+        "patch",
+        "cm",
+        "held",
+        "--type",
+        "merge",
+        "-p",
+        "{\"metadata\":{\"finalizers\":null}}",
+    ]);
+    assert!(err(&d.kubectl(&["get", "cm", "held"])).contains("not found"));
+
+    // Owners and dependents, for each propagation policy.
+    let make = |name: &str, owner: Option<(&str, &str)>| {
+        let refs = match owner {
+            Some((n, uid)) => format!("  ownerReferences:\n  - apiVersion: v1\n    kind: ConfigMap\n    name: {n}\n    uid: {uid}\n"),
+            None => String::new(),
+        };
+        let o = d.kubectl_in(
+            &["create", "-f", "-"],
+            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n{refs}data: {{a: b}}\n"),
+        );
+        assert!(o.status.success(), "{}", err(&o));
+        d.kubectl_ok(&["get", "cm", name, "-o", "jsonpath={.metadata.uid}"])
+    };
+    let exists = |name: &str| d.kubectl(&["get", "cm", name]).status.success();
+    for (cascade, child_stays) in [("background", false), ("foreground", false), ("orphan", true)] {
+        let owner = format!("owner-{cascade}");
+        let uid = make(&owner, None);
+        let child = format!("child-{cascade}");
+        let child_uid = make(&child, Some((&owner, &uid)));
+        make(&format!("grandchild-{cascade}"), Some((&child, &child_uid)));
+        d.kubectl_ok(&["delete", "cm", &owner, &format!("--cascade={cascade}")]);
+        let mut gone = false;
+        for _ in 0..50 {
+            gone = !exists(&child) && !exists(&format!("grandchild-{cascade}"));
+            if gone || child_stays {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if child_stays {
+            assert!(exists(&child), "{cascade}: the dependent stays");
+            let refs = d.kubectl_ok(&["get", "cm", &child, "-o", "jsonpath={.metadata.ownerReferences}"]);
+            assert_eq!(refs.trim(), "", "{cascade}: its reference to the owner is gone");
+            assert!(exists(&format!("grandchild-{cascade}")));
+        } else {
+            assert!(gone, "{cascade}: the dependents went with their owner");
+        }
+    }
+}

@@ -8,6 +8,7 @@
 //! update, patch (merge, JSON, strategic for these kinds), delete (preconditions),
 //! deletecollection, and Table responses for `kubectl get`.
 
+pub mod gc;
 pub mod objects;
 pub mod openapi;
 pub mod patch;

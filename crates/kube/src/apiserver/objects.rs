@@ -494,8 +494,39 @@ async fn replace(s: &ApiServer, t: &Target, q: &Query, mut new: Value, old: &Key
         None => old.mod_revision,
     };
     let old_obj = from_kv(t.res, old)?;
-    for k in ["uid", "creationTimestamp"] {
-        new["metadata"][k] = old_obj["metadata"][k].clone();
+    for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+        match old_obj["metadata"].get(k) {
+            Some(v) => new["metadata"][k] = v.clone(),
+            None => {
+                if let Some(m) = new["metadata"].as_object_mut() {
+                    m.remove(k);
+                }
+            }
+        }
+    }
+    let deleting = old_obj.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null());
+    if deleting {
+        let was: Vec<&Value> = old_obj
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().collect())
+            .unwrap_or_default();
+        let added = new
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|f| !was.contains(&f)));
+        if added {
+            return Err(ApiError::invalid(
+                t.res.group,
+                t.res.kind,
+                name,
+                vec![super::status::Cause {
+                    reason: "FieldValueForbidden",
+                    field: "metadata.finalizers".into(),
+                    message: "Forbidden: no new finalizers can be added if the object is being deleted".into(),
+                }],
+            ));
+        }
     }
     let causes = (t.res.admit)(&mut new, Some(&old_obj));
     if !causes.is_empty() {
@@ -518,7 +549,17 @@ async fn replace(s: &ApiServer, t: &Target, q: &Query, mut new: Value, old: &Key
         StoreError::NotFound(_) => ApiError::not_found(t.res.group, t.res.plural, name),
         other => other.into(),
     })?;
-    Ok(with_warnings(respond(StatusCode::OK, from_kv(t.res, &kv)?), &warnings))
+    let updated = from_kv(t.res, &kv)?;
+    // Being deleted and its last finalizer gone: it goes now (its dependents after it).
+    let no_finalizers = updated
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty);
+    if deleting && no_finalizers {
+        let rev = kv.mod_revision;
+        super::gc::remove(&s.store, t.res, kv, rev, super::gc::Propagation::Background).await?;
+    }
+    Ok(with_warnings(respond(StatusCode::OK, updated), &warnings))
 }
 
 async fn stored(s: &ApiServer, t: &Target) -> ApiResult<KeyValue> {
@@ -623,21 +664,22 @@ async fn delete(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body:
             }
         }
     }
-    let gone = s
-        .store
-        .delete(&t.res.key(t.namespace.as_deref(), name_of(t)), expected)
-        .await
-        .map_err(|e| match e {
+    if t.res.kind == "Namespace" {
+        let gone = s.store.delete(&t.res.key(None, name_of(t)), expected).await.map_err(|e| match e {
             StoreError::Conflict { .. } => ApiError::conflict(t.res.group, t.res.plural, name_of(t)),
             StoreError::NotFound(_) => ApiError::not_found(t.res.group, t.res.plural, name_of(t)),
             other => other.into(),
         })?;
-    if t.res.kind == "Namespace" {
         let mut o = from_kv(t.res, &gone)?;
         o["status"]["phase"] = json!("Terminating");
         return Ok(respond(StatusCode::OK, o));
     }
-    Ok(respond(StatusCode::OK, success(t, &obj["metadata"]["uid"])))
+    let policy = super::gc::propagation(&opts)?;
+    match super::gc::remove(&s.store, t.res, old, expected, policy).await? {
+        // Finalizers remain: the object is returned, marked for deletion.
+        super::gc::Outcome::Marked(o) => Ok(respond(StatusCode::OK, o)),
+        super::gc::Outcome::Deleted(_) => Ok(respond(StatusCode::OK, success(t, &obj["metadata"]["uid"]))),
+    }
 }
 
 async fn delete_collection(s: &ApiServer, t: &Target, q: &Query) -> ApiResult<Response> {
