@@ -13,6 +13,16 @@ use common::Daemon;
 const CM: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  labels: {app: model}\ndata:\n  lr: \"0.01\"\n  epochs: \"10\"\n";
 
+/// A child process killed (and reaped) when dropped, also when the test fails first.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn err(o: &std::process::Output) -> String {
     common::errtext(o)
 }
@@ -188,8 +198,8 @@ fn kubectl_drives_namespaces_configmaps_and_secrets() {
 fn kubectl_get_watch_sees_changes_and_the_store_survives_a_restart() {
     let mut d = Daemon::start();
     d.kubectl_ok(&["create", "cm", "watched", "--from-literal=v=1"]);
-    let mut w = d
-        .kubectl_cmd(&[
+    let mut w = Killed(
+        d.kubectl_cmd(&[
             "get",
             "cm",
             "-w",
@@ -200,7 +210,8 @@ fn kubectl_get_watch_sees_changes_and_the_store_survives_a_restart() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap(),
+    );
     std::thread::sleep(Duration::from_millis(800));
     d.kubectl_ok(&["patch", "cm", "watched", "-p", "{\"data\":{\"v\":\"2\"}}"]);
     d.kubectl_ok(&[
@@ -214,10 +225,10 @@ fn kubectl_get_watch_sees_changes_and_the_store_survives_a_restart() {
     ]);
     d.kubectl_ok(&["create", "cm", "second", "--from-literal=v=9"]);
     std::thread::sleep(Duration::from_millis(800));
-    let _ = w.kill();
+    let _ = w.0.kill();
     let mut out = String::new();
-    w.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    let _ = w.wait();
+    w.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let _ = w.0.wait();
     let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(
         lines,

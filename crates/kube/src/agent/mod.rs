@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::apiserver::objects::{now, uuid};
+use crate::apiserver::objects::{now, stored_bytes, uuid};
 use crate::store::{Error as StoreError, Store};
 
 /// How the agent describes its node.
@@ -163,17 +163,15 @@ async fn upsert(store: &dyn Store, key: &str, make: impl Fn(Option<&Value>) -> V
                 let mut o = make(None);
                 o["metadata"]["uid"] = json!(uuid());
                 o["metadata"]["creationTimestamp"] = json!(now());
-                strip_type(&mut o);
-                match store.create(key, serde_json::to_vec(&o).unwrap_or_default()).await {
+                match store.create(key, stored_bytes(&o)).await {
                     Err(StoreError::AlreadyExists(_)) => continue,
                     r => return r.map(|_| ()),
                 }
             }
             Some(kv) => {
                 let old: Value = serde_json::from_slice(&kv.value).unwrap_or_default();
-                let mut o = make(Some(&old));
-                strip_type(&mut o);
-                match store.update(key, serde_json::to_vec(&o).unwrap_or_default(), kv.mod_revision).await {
+                let o = make(Some(&old));
+                match store.update(key, stored_bytes(&o), kv.mod_revision).await {
                     Err(StoreError::Conflict { .. }) => continue,
                     r => return r.map(|_| ()),
                 }
@@ -181,14 +179,6 @@ async fn upsert(store: &dyn Store, key: &str, make: impl Fn(Option<&Value>) -> V
         }
     }
     Err(StoreError::Backend(format!("{key}: too many conflicting writes")))
-}
-
-/// Objects are stored without their type fields (the server adds them on read).
-fn strip_type(o: &mut Value) {
-    if let Some(m) = o.as_object_mut() {
-        m.remove("apiVersion");
-        m.remove("kind");
-    }
 }
 
 /// Register the node and keep its heartbeat until the task is aborted.

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::objects::{from_kv, now};
+use super::objects::{from_kv, now, stored_bytes, write_error};
 use super::resources::{Resource, RESOURCES};
 use super::status::{ApiError, ApiResult};
-use crate::store::{Error as StoreError, KeyValue, ListOptions, Store};
+use crate::store::{KeyValue, ListOptions, Store};
 
 /// What happens to an object's dependents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,27 +52,6 @@ pub enum Outcome {
 
 fn finalizers(o: &Value) -> usize {
     o.pointer("/metadata/finalizers").and_then(Value::as_array).map_or(0, Vec::len)
-}
-
-fn bytes(o: &Value) -> Vec<u8> {
-    let mut o = o.clone();
-    if let Some(m) = o.as_object_mut() {
-        m.remove("apiVersion");
-        m.remove("kind");
-    }
-    if let Some(m) = o["metadata"].as_object_mut() {
-        m.remove("resourceVersion");
-    }
-    serde_json::to_vec(&o).unwrap_or_default()
-}
-
-fn map_err(res: &'static Resource, name: &str) -> impl Fn(StoreError) -> ApiError {
-    let name = name.to_string();
-    move |e| match e {
-        StoreError::Conflict { .. } => ApiError::conflict(res.group, res.plural, &name),
-        StoreError::NotFound(_) => ApiError::not_found(res.group, res.plural, &name),
-        other => other.into(),
-    }
 }
 
 /// Every object whose ownerReferences name `uid`.
@@ -116,9 +95,9 @@ pub fn remove<'a>(
             marked["metadata"]["deletionTimestamp"] = json!(now());
             marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
             let kv = store
-                .update(&old.key, bytes(&marked), expected)
+                .update(&old.key, stored_bytes(&marked), expected)
                 .await
-                .map_err(map_err(res, &name))?;
+                .map_err(write_error(res, &name))?;
             return Ok(Outcome::Marked(from_kv(res, &kv)?));
         }
         let uid = obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("").to_string();
@@ -145,12 +124,15 @@ pub fn remove<'a>(
                         }
                     }
                     let n = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-                    store.update(&kv.key, bytes(&o), kv.mod_revision).await.map_err(map_err(r, &n))?;
+                    store
+                        .update(&kv.key, stored_bytes(&o), kv.mod_revision)
+                        .await
+                        .map_err(write_error(r, &n))?;
                 }
             }
             Propagation::Background => {}
         }
-        let gone = store.delete(&old.key, expected).await.map_err(map_err(res, &name))?;
+        let gone = store.delete(&old.key, expected).await.map_err(write_error(res, &name))?;
         if policy == Propagation::Background {
             collect(store.clone(), uid);
         }

@@ -86,28 +86,14 @@ pub fn query_map(q: Option<&str>) -> std::collections::BTreeMap<String, String> 
     let mut m = std::collections::BTreeMap::new();
     for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let dec = |s: &str| percent_decode(&s.replace('+', " "));
+        let dec = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
         m.insert(dec(k), dec(v));
     }
     m
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(x) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(x);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 type Query = std::collections::BTreeMap<String, String>;
@@ -415,13 +401,30 @@ async fn namespace_exists(s: &ApiServer, t: &Target) -> ApiResult<()> {
     Ok(())
 }
 
-fn stored_bytes(o: &Value) -> Vec<u8> {
+/// An object as the store keeps it: without its type fields and resourceVersion (the server
+/// adds them back on read, the revision being the store's).
+pub(crate) fn stored_bytes(o: &Value) -> Vec<u8> {
     let mut o = o.clone();
+    if let Some(m) = o.as_object_mut() {
+        m.remove("apiVersion");
+        m.remove("kind");
+    }
     if let Some(m) = o["metadata"].as_object_mut() {
         m.remove("resourceVersion");
         m.remove("selfLink");
     }
     serde_json::to_vec(&o).unwrap_or_default()
+}
+
+/// A failed write of object `name` as the API says it: a stale revision is a conflict, a
+/// missing key not found.
+pub(crate) fn write_error(res: &'static Resource, name: &str) -> impl Fn(StoreError) -> ApiError {
+    let name = name.to_string();
+    move |e| match e {
+        StoreError::Conflict { .. } => ApiError::conflict(res.group, res.plural, &name),
+        StoreError::NotFound(_) => ApiError::not_found(res.group, res.plural, &name),
+        other => other.into(),
+    }
 }
 
 async fn create(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
@@ -544,11 +547,11 @@ async fn replace(s: &ApiServer, t: &Target, q: &Query, mut new: Value, old: &Key
     if stored_bytes(&cmp) == stored_bytes(&newcmp) {
         return Ok(with_warnings(respond(StatusCode::OK, old_obj), &warnings));
     }
-    let kv = s.store.update(&key, stored_bytes(&new), expected).await.map_err(|e| match e {
-        StoreError::Conflict { .. } => ApiError::conflict(t.res.group, t.res.plural, name),
-        StoreError::NotFound(_) => ApiError::not_found(t.res.group, t.res.plural, name),
-        other => other.into(),
-    })?;
+    let kv = s
+        .store
+        .update(&key, stored_bytes(&new), expected)
+        .await
+        .map_err(write_error(t.res, name))?;
     let updated = from_kv(t.res, &kv)?;
     // Being deleted and its last finalizer gone: it goes now (its dependents after it).
     let no_finalizers = updated
@@ -665,11 +668,11 @@ async fn delete(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body:
         }
     }
     if t.res.kind == "Namespace" {
-        let gone = s.store.delete(&t.res.key(None, name_of(t)), expected).await.map_err(|e| match e {
-            StoreError::Conflict { .. } => ApiError::conflict(t.res.group, t.res.plural, name_of(t)),
-            StoreError::NotFound(_) => ApiError::not_found(t.res.group, t.res.plural, name_of(t)),
-            other => other.into(),
-        })?;
+        let gone = s
+            .store
+            .delete(&t.res.key(None, name_of(t)), expected)
+            .await
+            .map_err(write_error(t.res, name_of(t)))?;
         let mut o = from_kv(t.res, &gone)?;
         o["status"]["phase"] = json!("Terminating");
         return Ok(respond(StatusCode::OK, o));

@@ -82,12 +82,11 @@ pub fn document(group: &str, version: &str) -> Option<Value> {
     let mut schemas = Map::new();
     let mut paths = Map::new();
     for r in kinds {
-        let top = describe(r.schema, r, &mut schemas);
+        describe(r.schema, r, &mut schemas);
         let name = schema_name(r, r.kind);
         if let Some(s) = schemas.get_mut(&name) {
             s["x-kubernetes-group-version-kind"] = json!([{"group": r.group, "version": r.version, "kind": r.kind}]);
         }
-        let _ = top;
         let base = if r.group.is_empty() {
             "/api/v1".to_string()
         } else {

@@ -2,7 +2,7 @@
 //! decoding, see [`super::typed`]), an outline of their schema (for the OpenAPI documents),
 //! defaulting, validation, and the columns `kubectl get` shows.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::status::Cause;
 
@@ -864,11 +864,6 @@ pub fn human_duration(secs: i64) -> String {
     } else {
         format!("{}y", d / 365)
     }
-}
-
-/// An empty object map (helper for JSON building).
-pub fn obj() -> Map<String, Value> {
-    Map::new()
 }
 
 #[cfg(test)]

@@ -124,11 +124,6 @@ impl ApiError {
         Self::new(410, "Expired", message)
     }
 
-    /// 403 Forbidden.
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(403, "Forbidden", message)
-    }
-
     /// 500.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", format!("Internal error occurred: {}", message.into()))
