@@ -158,8 +158,9 @@ pub(super) async fn ensure_images(
                 ImagePolicy::NoBuild => false,
                 ImagePolicy::Default => local.is_none() || svc_pull == "build",
             };
-        if build {
+        let fresh = if build {
             super::build::build_service(client, g, l, name).await?;
+            true
         } else if svc_pull == "always" || (local.is_none() && svc.build.is_none()) {
             if svc_pull == "never" {
                 bail!("service {name:?}: image {image} is not present and pull_policy is never");
@@ -167,12 +168,19 @@ pub(super) async fn ensure_images(
             super::build::pull_image(client, g, &image)
                 .await
                 .with_context(|| format!("service {name:?}"))?;
+            true
         } else if local.is_none() {
             bail!("service {name:?}: image {image} is not present and --no-build was given");
-        }
-        let id = image_id(client, &image)
-            .await?
-            .ok_or_else(|| anyhow!("service {name:?}: image {image} not found"))?;
+        } else {
+            false
+        };
+        // Ask again only when it was just built or pulled.
+        let id = match (fresh, local) {
+            (false, Some(id)) => id,
+            _ => image_id(client, &image)
+                .await?
+                .ok_or_else(|| anyhow!("service {name:?}: image {image} not found"))?,
+        };
         ids.insert(name.clone(), id);
     }
     Ok(ids)
