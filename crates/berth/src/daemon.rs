@@ -241,6 +241,7 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
                 runtime_version: format!("berth://{}", env!("CARGO_PKG_VERSION")),
                 root: kube_root.clone(),
             }),
+            engine: Some(std::sync::Arc::new(engine.clone()) as std::sync::Arc<dyn engine::service::ContainerService>),
         };
         Some(kube::apiserver::start(kcfg).await.map_err(|e| anyhow::anyhow!("{e}"))?)
     };

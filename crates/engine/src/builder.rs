@@ -77,6 +77,7 @@ impl build::Backend for EngineBackend {
                         tail: None,
                         since: None,
                         until: None,
+                        raw: false,
                     };
                     e2.logs(&id2, opts, ltx).await
                 });

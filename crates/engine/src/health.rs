@@ -325,7 +325,7 @@ impl Engine {
 
     /// Run one probe in the container: its exit code and (the first [`MAX_OUTPUT`] bytes of) its
     /// output, or -1 and why when it could not run or outlived `timeout` (it is then killed).
-    async fn probe(&self, id: &str, argv: &[String], timeout: Duration) -> (i64, String) {
+    pub(crate) async fn probe(&self, id: &str, argv: &[String], timeout: Duration) -> (i64, String) {
         let cfg = ExecConfig {
             cmd: argv.to_vec(),
             attach_stdout: true,

@@ -36,6 +36,7 @@ pub mod networks;
 pub mod ports;
 pub mod private;
 pub mod prune;
+pub mod service;
 pub mod streams;
 pub mod types;
 pub mod units;

@@ -547,6 +547,8 @@ pub struct LogOptions {
     pub tail: Option<usize>,
     pub since: Option<f64>,
     pub until: Option<f64>,
+    /// The bytes only, never Docker's stream frames (the node agent's logs).
+    pub raw: bool,
 }
 
 fn parse_time(s: &str) -> Option<f64> {
@@ -610,7 +612,7 @@ fn render(l: &LogLine, opts: &LogOptions, tty: bool) -> Option<Vec<u8>> {
         payload.push(b' ');
     }
     payload.extend_from_slice(&l.data);
-    if tty {
+    if tty || opts.raw {
         return Some(payload);
     }
     Some(frame(l.stream, &payload))

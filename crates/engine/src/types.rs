@@ -376,6 +376,11 @@ pub struct Container {
     /// The ports published while it runs, with the host ports they got.
     #[serde(default)]
     pub published: BTreeMap<String, Vec<crate::ports::PortBinding>>,
+    /// A pod's sandbox (made by the node agent, never through the Engine API): its process only
+    /// holds the namespaces the pod's containers join (`container:<id>`), as Kubernetes' pause
+    /// container does.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sandbox: bool,
 }
 
 pub fn now() -> String {

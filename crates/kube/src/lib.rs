@@ -5,4 +5,6 @@
 pub mod agent;
 pub mod apiserver;
 pub mod pki;
+pub mod quantity;
+pub mod scheduler;
 pub mod store;

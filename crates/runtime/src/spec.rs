@@ -248,6 +248,10 @@ pub struct RunSpec {
     /// `--domainname`.
     #[serde(default)]
     pub domainname: String,
+    /// A sandbox (a pod's "pause" container): the process holds the namespaces and waits for a
+    /// signal instead of running the program (the built-in runtime only).
+    #[serde(default)]
+    pub pause: bool,
 }
 
 /// An OCI device cgroup rule from Docker's `--device-cgroup-rule` text: `TYPE MAJOR:MINOR ACCESS`
@@ -396,6 +400,9 @@ pub fn process_json(ps: &ProcessSpec<'_>) -> Value {
 }
 
 /// Build the OCI runtime `config.json` for a container.
+/// The annotation that marks a sandbox's spec: its process pauses instead of running `args`.
+pub const PAUSE_ANNOTATION: &str = "io.berth.pause";
+
 pub fn build_spec(spec: &RunSpec) -> Result<Value> {
     if spec.args.is_empty() {
         return Err(Error::InvalidSpec("no command specified".into()));
@@ -430,6 +437,10 @@ pub fn build_spec(spec: &RunSpec) -> Result<Value> {
         "mounts": spec_mounts(spec),
         "linux": linux,
     });
+    let mut v = v;
+    if spec.pause {
+        v["annotations"] = json!({ PAUSE_ANNOTATION: "true" });
+    }
     // Validate the document against the OCI runtime spec types before anyone runs it.
     let _: oci_spec::runtime::Spec =
         serde_json::from_value(v.clone()).map_err(|e| Error::InvalidSpec(format!("generated runtime spec is invalid: {e}")))?;
@@ -661,6 +672,7 @@ mod tests {
             memory_reservation: None,
             memory_swappiness: None,
             domainname: String::new(),
+            pause: false,
             id: "x".into(),
             rootfs: "/tmp/r".into(),
             args: vec!["sh".into()],

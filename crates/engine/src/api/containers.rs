@@ -585,6 +585,7 @@ pub async fn logs(State(e): State<Arc<Engine>>, Path(id): Path<String>, RawQuery
         tail,
         since,
         until,
+        raw: false,
     };
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {

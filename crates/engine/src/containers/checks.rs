@@ -241,6 +241,45 @@ pub(crate) fn requested_mac(req: &CreateRequest) -> Result<Option<[u8; 6]>> {
 /// Endpoint settings Berth does not apply yet are refused rather than dropped; a MAC address
 /// needs a network to be on.
 pub(crate) fn check_networking(req: &CreateRequest) -> Result<()> {
+    if let NetworkMode::Container(_) = &req.host_config.network_mode {
+        // What Docker refuses for a container that shares another's network stack.
+        let hc = &req.host_config;
+        let conflict = |what: &str| Err(Error::BadRequest(format!("conflicting options: {what} and the network mode")));
+        if !req.config.hostname.is_empty() {
+            return conflict("hostname");
+        }
+        if hc.dns.as_ref().is_some_and(|d| !d.is_empty())
+            || hc.dns_search.as_ref().is_some_and(|d| !d.is_empty())
+            || hc.dns_options.as_ref().is_some_and(|d| !d.is_empty())
+        {
+            return conflict("dns");
+        }
+        if hc.extra_hosts.as_ref().is_some_and(|h| !h.is_empty()) {
+            return conflict("custom host-to-IP mapping");
+        }
+        if hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty())
+            || hc.extra.get("PublishAllPorts") == Some(&serde_json::Value::Bool(true))
+        {
+            return Err(Error::BadRequest(
+                "conflicting options: port publishing and the container type network mode".into(),
+            ));
+        }
+        if req.config.exposed_ports.as_ref().is_some_and(|p| !p.is_empty()) {
+            return Err(Error::BadRequest(
+                "conflicting options: port exposing and the container type network mode".into(),
+            ));
+        }
+        let eps = req
+            .networking_config
+            .as_ref()
+            .and_then(|n| n.get("EndpointsConfig"))
+            .and_then(|e| e.as_object());
+        if eps.is_some_and(|e| !e.is_empty()) {
+            return Err(Error::BadRequest(
+                "conflicting options: networking endpoints and the container type network mode".into(),
+            ));
+        }
+    }
     if requested_mac(req)?.is_some() && !req.host_config.network_mode.is_default_bridge() {
         return Err(Error::BadRequest("conflicting options: mac-address and the network mode".into()));
     }
@@ -445,11 +484,8 @@ pub(crate) fn check_supported(hc: &HostConfig) -> Result<()> {
     }
     match &hc.network_mode {
         NetworkMode::Default | NetworkMode::Bridge | NetworkMode::None | NetworkMode::Host => {}
-        m @ NetworkMode::Container(_) => {
-            return Err(Error::BadRequest(format!(
-                "network mode \"{m}\" (sharing another container's network) is not supported by Berth"
-            )))
-        }
+        // Whether the donor exists is the engine's to say, at create; that it runs, at start.
+        NetworkMode::Container(_) => {}
         // Whether the network exists is the engine's to say, at create.
         NetworkMode::Named(_) => {}
     }

@@ -108,9 +108,21 @@ impl Engine {
         if req.host_config.log_config.kind.is_empty() {
             req.host_config.log_config.kind = "json-file".into();
         }
+        if let NetworkMode::Container(key) = &req.host_config.network_mode {
+            // Kept by ID, so a rename of the donor changes nothing.
+            let donor = self.get(key)?.snapshot();
+            req.host_config.network_mode = NetworkMode::Container(donor.id);
+        }
         let cfg = &mut req.config;
         let mut args: Vec<String> = cfg.entrypoint.clone().unwrap_or_default();
         args.extend(cfg.cmd.clone().unwrap_or_default());
+        if req.sandbox {
+            // What the pause process shows as; it runs nothing from the image.
+            args = vec!["/pause".into()];
+            if req.host_config.extra.get("Runtime").and_then(|v| v.as_str()) != Some(crate::engine::BUILTIN_RUNTIME) {
+                return Err(Error::BadRequest("a pod sandbox runs on the built-in runtime only".into()));
+            }
+        }
         if args.is_empty() {
             return Err(Error::BadRequest("no command specified".into()));
         }
@@ -159,6 +171,7 @@ impl Engine {
             endpoints: Default::default(),
             published: Default::default(),
             networks,
+            sandbox: req.sandbox,
         };
         warnings.extend(crate::ports::check(&c, self.cfg.bridge.is_some())?);
         let dir = self.container_dir(&id);

@@ -21,6 +21,9 @@ pub struct CreateRequest {
     pub host_config: HostConfig,
     #[serde(default)]
     pub networking_config: Option<serde_json::Value>,
+    /// A pod sandbox (see [`crate::types::Container::sandbox`]); never from the Engine API.
+    #[serde(skip)]
+    pub sandbox: bool,
 }
 
 /// A signal, by number, as the API names them (`9`, `KILL`, `SIGKILL`).

@@ -213,10 +213,24 @@ impl Engine {
     pub(crate) fn build_run_spec(&self, c: &mut Container) -> Result<RunSpec> {
         let rootfs = self.rootfs(&c.id);
         let hc = c.host_config.clone();
+        // Sharing another's network stack: its host name too (and its /etc files, below).
+        let donor_net = match &hc.network_mode {
+            crate::types::NetworkMode::Container(key) => {
+                let ns = self.namespace_mode(&format!("container:{key}"), "net", "network")?;
+                let donor = self.get(key)?.snapshot();
+                c.config.hostname = donor.config.hostname.clone();
+                c.config.domainname = donor.config.domainname.clone();
+                Some((ns, donor.id))
+            }
+            _ => None,
+        };
         let (uid, gid, gids, env) = process_identity(&rootfs, c)?;
         let mut args = vec![c.path.clone()];
         args.extend(c.args.iter().cloned());
-        let mut mounts = self.etc_files(c)?;
+        let mut mounts = match &donor_net {
+            Some((_, donor)) => self.donor_etc_files(donor),
+            None => self.etc_files(c)?,
+        };
         let mut targets: Vec<String> = Vec::new();
         mounts.extend(self.bind_mounts(&rootfs, &hc, &mut targets)?);
         mounts.extend(self.mount_entries(&rootfs, c, &mut targets)?);
@@ -234,6 +248,7 @@ impl Engine {
             .flatten()
             .any(|o| o == "no-new-privileges" || o.ends_with(":true") || o.ends_with("=true"));
         let net = match hc.network_mode {
+            _ if donor_net.is_some() => donor_net.map(|(ns, _)| ns).expect("checked"),
             crate::types::NetworkMode::Host => NetMode::Host,
             _ if !c.endpoints.is_empty() => NetMode::Path(self.netns_path(&c.id)),
             _ => NetMode::Private,
@@ -266,6 +281,7 @@ impl Engine {
                 .filter(|s| *s >= 0 && !runtime::cgroup::is_v2())
                 .map(|s| s as u64),
             domainname: c.config.domainname.clone(),
+            pause: c.sandbox,
             pid_ns,
             ipc_ns,
             uts_ns,
@@ -316,6 +332,20 @@ impl Engine {
             cpuset_mems: Some(hc.cpuset_mems.clone()).filter(|m| !m.is_empty()),
             console_size: console_size(&hc),
         })
+    }
+
+    /// The /etc files of the container whose network stack this one shares, as Docker shares them.
+    fn donor_etc_files(&self, donor: &str) -> Vec<MountSpec> {
+        let dir = self.container_dir(donor);
+        ["hostname", "hosts", "resolv.conf"]
+            .iter()
+            .map(|f| MountSpec {
+                source: dir.join(f).display().to_string(),
+                destination: format!("/etc/{f}"),
+                kind: "bind".into(),
+                options: vec!["rbind".into(), "rprivate".into()],
+            })
+            .collect()
     }
 
     /// /etc/hostname, /etc/hosts and /etc/resolv.conf, as Docker provides them: written in the

@@ -1,7 +1,13 @@
 //! The node agent (the kubelet's part, in the daemon). So far: it registers this machine as a
 //! Node — capacity and allocatable, nodeInfo, addresses, conditions — and keeps its Lease in
 //! `kube-node-lease` renewed every 10 s, as the kubelet's heartbeat does; the Node's status is
-//! written again every minute. Pods come next.
+//! written again every minute. Its pods are in [`pods`].
+
+pub mod build;
+pub mod events;
+pub mod logs;
+pub mod pods;
+pub mod probe;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +56,7 @@ fn os_image() -> String {
         .unwrap_or_else(|| "Linux".into())
 }
 
-fn memory_kib() -> u64 {
+pub(crate) fn memory_kib() -> u64 {
     read("/proc/meminfo")
         .lines()
         .find_map(|l| l.strip_prefix("MemTotal:"))
@@ -66,7 +72,7 @@ fn storage_kib(root: &std::path::Path) -> u64 {
 
 /// The address other machines would reach this one at: the source address of the default
 /// route (found by connecting a UDP socket, which sends nothing).
-fn internal_ip() -> Option<String> {
+pub(crate) fn internal_ip() -> Option<String> {
     let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
     s.connect("192.0.2.1:9").ok()?;
     let ip = s.local_addr().ok()?.ip();

@@ -12,6 +12,7 @@ pub mod gc;
 pub mod objects;
 pub mod openapi;
 pub mod patch;
+pub mod pods;
 pub mod proto;
 pub mod resources;
 pub mod select;
@@ -47,10 +48,12 @@ pub struct ApiServer {
     pub store: Arc<dyn Store>,
     /// The address clients are told to use.
     pub advertise: SocketAddr,
+    /// The node agent's pods (logs), when this server runs one.
+    pub pods: Option<Arc<crate::agent::pods::Pods>>,
 }
 
 /// How to run the API server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// Where to listen (`127.0.0.1:6443`; port 0 takes a free one).
     pub listen: SocketAddr,
@@ -62,6 +65,8 @@ pub struct Config {
     pub datastore: Option<String>,
     /// The node this daemon registers (its agent); none: no node agent.
     pub node: Option<crate::agent::NodeConfig>,
+    /// The engine the node agent runs pods on (none: pods are scheduled but not run here).
+    pub engine: Option<Arc<dyn engine::service::ContainerService>>,
 }
 
 /// A running API server.
@@ -118,8 +123,27 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     write_private(&cfg.kubeconfig, &pki.kubeconfig(&format!("https://{host}:{}", addr.port())))?;
     let tls = tls_config(&pki)?;
     let agent = cfg.node.clone().map(|n| tokio::spawn(crate::agent::run_node(store.clone(), n)));
+    let pods = match (&cfg.node, &cfg.engine) {
+        (Some(n), Some(e)) => {
+            let p = crate::agent::pods::Pods::new(
+                store.clone(),
+                e.clone(),
+                n.name.clone(),
+                cfg.dir.join("pods"),
+                crate::agent::pods::PodNetwork::default(),
+            );
+            tokio::spawn(p.clone().run());
+            Some(p)
+        }
+        _ => None,
+    };
+    tokio::spawn(crate::scheduler::run(store.clone()));
     tokio::spawn(compact_periodically(store.clone()));
-    let server = Arc::new(ApiServer { store, advertise: addr });
+    let server = Arc::new(ApiServer {
+        store,
+        advertise: addr,
+        pods,
+    });
     let router = router(server);
     let task = tokio::spawn(accept_loop(listener, tls, router));
     tracing::info!(%addr, kubeconfig = %cfg.kubeconfig.display(), "kube API server listening");

@@ -100,6 +100,29 @@ type Query = std::collections::BTreeMap<String, String>;
 
 /// Route one resource request.
 pub async fn handle(s: Arc<ApiServer>, method: Method, t: Target, q: Query, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+    match (t.sub.as_deref(), &method) {
+        (Some("status"), &Method::GET) if t.res.has_status() => {
+            let o = get(&s, &t).await?;
+            return Ok(respond(StatusCode::OK, o));
+        }
+        (Some("status"), &Method::PUT) if t.res.has_status() => {
+            let (new, warnings) = decode(t.res, read_body(&headers, body).await?, &q)?;
+            let old = stored(&s, &t).await?;
+            return replace(&s, &t, &q, new, &old, warnings).await;
+        }
+        (Some("status"), &Method::PATCH) if t.res.has_status() => return patch(&s, &t, &q, &headers, body).await,
+        (Some("binding"), &Method::POST) if t.res.kind == "Pod" => return bind(&s, &t, &headers, body).await,
+        (Some("log"), &Method::GET) if t.res.kind == "Pod" => {
+            let pod = get(&s, &t).await?;
+            return match &s.pods {
+                Some(p) => crate::agent::logs::serve(p.clone(), pod, &q).await,
+                None => Err(ApiError::bad_request(
+                    "this API server runs no node agent: pod logs are not available".to_string(),
+                )),
+            };
+        }
+        _ => {}
+    }
     if let Some(sub) = &t.sub {
         return Err(ApiError {
             code: 404,
@@ -497,6 +520,19 @@ async fn replace(s: &ApiServer, t: &Target, q: &Query, mut new: Value, old: &Key
         None => old.mod_revision,
     };
     let old_obj = from_kv(t.res, old)?;
+    if t.res.has_status() {
+        if t.sub.as_deref() == Some("status") {
+            // A status write changes the status only.
+            let status = new.get("status").cloned().unwrap_or(Value::Null);
+            let rv = new["metadata"]["resourceVersion"].clone();
+            new = old_obj.clone();
+            new["metadata"]["resourceVersion"] = rv;
+            new["status"] = status;
+        } else {
+            // A write of the object keeps its status.
+            new["status"] = old_obj.get("status").cloned().unwrap_or(Value::Null);
+        }
+    }
     for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
         match old_obj["metadata"].get(k) {
             Some(v) => new["metadata"][k] = v.clone(),
@@ -677,11 +713,121 @@ async fn delete(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body:
         o["status"]["phase"] = json!("Terminating");
         return Ok(respond(StatusCode::OK, o));
     }
+    if t.res.kind == "Pod" {
+        if let Some(marked) = graceful_pod_delete(s, &old, &obj, &opts).await? {
+            return Ok(respond(StatusCode::OK, marked));
+        }
+    }
     let policy = super::gc::propagation(&opts)?;
     match super::gc::remove(&s.store, t.res, old, expected, policy).await? {
         // Finalizers remain: the object is returned, marked for deletion.
         super::gc::Outcome::Marked(o) => Ok(respond(StatusCode::OK, o)),
         super::gc::Outcome::Deleted(_) => Ok(respond(StatusCode::OK, success(t, &obj["metadata"]["uid"]))),
+    }
+}
+
+/// A pod running on a node is deleted gracefully, as the real server does it: it is marked
+/// (`deletionTimestamp` = now + the grace period, `deletionGracePeriodSeconds`) and its node's
+/// agent stops its containers, then removes it. A grace period of 0, an unscheduled pod and a
+/// finished one go at once. The marked object, or none when it is to go now.
+async fn graceful_pod_delete(s: &ApiServer, old: &KeyValue, obj: &Value, opts: &Value) -> ApiResult<Option<Value>> {
+    let bound = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+    let finished = matches!(obj.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"));
+    let grace = opts
+        .get("gracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .or_else(|| obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+        .unwrap_or(30)
+        .max(0);
+    if !bound || finished || grace == 0 {
+        return Ok(None);
+    }
+    let mut o = obj.clone();
+    let marked_grace = o.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+    if marked_grace.is_some_and(|g| g <= grace) {
+        // Already being deleted, no sooner than asked.
+        return Ok(Some(o));
+    }
+    let at = chrono::Utc::now() + chrono::Duration::seconds(grace);
+    o["metadata"]["deletionTimestamp"] = json!(at.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    o["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+    o["metadata"]["resourceVersion"] = Value::Null;
+    let res = super::resources::find("", "v1", "pods").expect("pods are served");
+    let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let kv = s
+        .store
+        .update(&old.key, stored_bytes(&o), old.mod_revision)
+        .await
+        .map_err(write_error(res, &name))?;
+    Ok(Some(from_kv(res, &kv)?))
+}
+
+/// `POST pods/<name>/binding`: assign an unscheduled pod to a node, as a scheduler does.
+async fn bind(s: &ApiServer, t: &Target, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+    let b = read_body(headers, body).await?;
+    let node = b.pointer("/target/name").and_then(Value::as_str).unwrap_or("");
+    if node.is_empty() {
+        return Err(ApiError::invalid(
+            "",
+            "Binding",
+            name_of(t),
+            vec![super::status::Cause {
+                reason: "FieldValueRequired",
+                field: "target.name".into(),
+                message: "Required value".into(),
+            }],
+        ));
+    }
+    let old = stored(s, t).await?;
+    let mut o = from_kv(t.res, &old)?;
+    if let Some(n) = o.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+        return Err(ApiError {
+            code: 409,
+            reason: "Conflict",
+            message: format!(
+                "Operation cannot be fulfilled on pods/binding \"{}\": pod {} is already assigned to node \"{n}\"",
+                name_of(t),
+                name_of(t)
+            ),
+            details: None,
+        });
+    }
+    o["spec"]["nodeName"] = json!(node);
+    set_condition(&mut o, "PodScheduled", "True", "", "");
+    s.store
+        .update(&old.key, stored_bytes(&o), old.mod_revision)
+        .await
+        .map_err(write_error(t.res, name_of(t)))?;
+    Ok(respond(
+        StatusCode::CREATED,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
+}
+
+/// Set a pod condition (its transition time moves only when its status changes).
+pub fn set_condition(o: &mut Value, ty: &str, status: &str, reason: &str, message: &str) {
+    if !o["status"].is_object() {
+        o["status"] = json!({});
+    }
+    if !o["status"]["conditions"].is_array() {
+        o["status"]["conditions"] = json!([]);
+    }
+    let conds = o["status"]["conditions"].as_array_mut().expect("an array");
+    let mut c = json!({"type": ty, "status": status, "lastProbeTime": null, "lastTransitionTime": now()});
+    if !reason.is_empty() {
+        c["reason"] = json!(reason);
+    }
+    if !message.is_empty() {
+        c["message"] = json!(message);
+    }
+    match conds.iter_mut().find(|x| x["type"] == ty) {
+        Some(x) => {
+            if x["status"] == status {
+                c["lastTransitionTime"] = x["lastTransitionTime"].clone();
+            }
+            *x = c;
+        }
+        None => conds.push(c),
     }
 }
 

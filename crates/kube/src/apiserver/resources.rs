@@ -144,6 +144,8 @@ pub struct Resource {
     pub field_selectors: &'static [&'static str],
     /// Strict decoding through the kind's Kubernetes type.
     pub decode: fn(&Value) -> super::typed::Decoded,
+    /// Subresources served (`status`: the spec/status split, see [`Resource::has_status`]).
+    pub subresources: &'static [&'static str],
 }
 
 impl Resource {
@@ -163,6 +165,12 @@ impl Resource {
             Some(ns) if self.namespaced => format!("/registry/{g}/{}/{ns}/", self.plural),
             _ => format!("/registry/{g}/{}/", self.plural),
         }
+    }
+
+    /// Whether the kind has a `status` subresource: writes to the object keep its status, writes
+    /// to `/status` change only that.
+    pub fn has_status(&self) -> bool {
+        self.subresources.contains(&"status")
     }
 
     /// The store key of one object.
@@ -330,6 +338,62 @@ pub static RESOURCES: &[Resource] = &[
         admit: admit_namespace,
         field_selectors: &["status.phase"],
         decode: super::typed::decode::<k8s_openapi::api::core::v1::Namespace>,
+        subresources: &[],
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        kind: "Pod",
+        plural: "pods",
+        singular: "pod",
+        namespaced: true,
+        short_names: &["po"],
+        schema: &super::pods::POD,
+        columns: &[
+            col(
+                "Ready",
+                "string",
+                "The aggregate readiness state of this pod for accepting traffic.",
+                0,
+            ),
+            col("Status", "string", "The aggregate status of the containers in this pod.", 0),
+            col(
+                "Restarts",
+                "string",
+                "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+                0,
+            ),
+            col(
+                "Age",
+                "string",
+                "CreationTimestamp is a timestamp representing the server time when this object was created.",
+                0,
+            ),
+            col("IP", "string", "The IP address of the pod", 1),
+            col("Node", "string", "The name of the node to which the pod is assigned", 1),
+            col(
+                "Nominated Node",
+                "string",
+                "The name of the node where the pod is nominated to run",
+                1,
+            ),
+            col("Readiness Gates", "string", "The readiness gates of the pod", 1),
+        ],
+        cells: super::pods::cells,
+        admit: super::pods::admit,
+        field_selectors: &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.podIPs",
+            "status.nominatedNodeName",
+        ],
+        decode: super::typed::decode::<k8s_openapi::api::core::v1::Pod>,
+        subresources: &["status", "log", "binding"],
     },
     Resource {
         group: "",
@@ -351,6 +415,7 @@ pub static RESOURCES: &[Resource] = &[
         admit: admit_configmap,
         field_selectors: &[],
         decode: super::typed::decode::<k8s_openapi::api::core::v1::ConfigMap>,
+        subresources: &[],
     },
     Resource {
         group: "",
@@ -381,6 +446,7 @@ pub static RESOURCES: &[Resource] = &[
         admit: admit_secret,
         field_selectors: &["type"],
         decode: super::typed::decode::<k8s_openapi::api::core::v1::Secret>,
+        subresources: &[],
     },
     Resource {
         group: "",
@@ -475,6 +541,7 @@ pub static RESOURCES: &[Resource] = &[
             "type",
         ],
         decode: super::typed::decode::<k8s_openapi::api::core::v1::Event>,
+        subresources: &[],
     },
     Resource {
         group: "",
@@ -501,6 +568,7 @@ pub static RESOURCES: &[Resource] = &[
         },
         field_selectors: &[],
         decode: super::typed::decode::<k8s_openapi::api::core::v1::ServiceAccount>,
+        subresources: &[],
     },
     Resource {
         group: "coordination.k8s.io",
@@ -535,6 +603,7 @@ pub static RESOURCES: &[Resource] = &[
         },
         field_selectors: &[],
         decode: super::typed::decode::<k8s_openapi::api::coordination::v1::Lease>,
+        subresources: &[],
     },
     Resource {
         group: "",
@@ -569,6 +638,7 @@ pub static RESOURCES: &[Resource] = &[
         },
         field_selectors: &["spec.unschedulable"],
         decode: super::typed::decode::<k8s_openapi::api::core::v1::Node>,
+        subresources: &[],
     },
 ];
 

@@ -24,8 +24,35 @@ use crate::proto::{EXIT_FILE, PID_FILE, SHIM_SOCKET};
 #[derive(Clone)]
 pub(super) struct SizedTtyExecutor;
 
+/// Whether the spec is a sandbox's: its process pauses (see [`pause_forever`]).
+fn is_pause(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.annotations()
+        .as_ref()
+        .is_some_and(|a| a.get(crate::spec::PAUSE_ANNOTATION).is_some_and(|v| v == "true"))
+}
+
+/// A sandbox's process, as Kubernetes' pause container: it holds the pod's namespaces, reaps the
+/// orphans of a shared PID namespace (SIGCHLD ignored), and exits at SIGTERM or SIGINT (as PID 1
+/// of its namespace it would ignore them otherwise).
+fn pause_forever() -> ! {
+    extern "C" fn quit(_: libc::c_int) {
+        unsafe { libc::_exit(0) }
+    }
+    unsafe {
+        libc::signal(libc::SIGTERM, quit as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, quit as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+        loop {
+            libc::pause();
+        }
+    }
+}
+
 impl libcontainer::workload::Executor for SizedTtyExecutor {
     fn exec(&self, spec: &oci_spec::runtime::Spec) -> Result<(), libcontainer::workload::ExecutorError> {
+        if is_pause(spec) {
+            pause_forever();
+        }
         if let Some(p) = spec.process() {
             if let (Some(true), Some(b)) = (p.terminal(), p.console_size()) {
                 let ws = libc::winsize {
@@ -41,6 +68,9 @@ impl libcontainer::workload::Executor for SizedTtyExecutor {
     }
 
     fn validate(&self, spec: &oci_spec::runtime::Spec) -> Result<(), libcontainer::workload::ExecutorValidationError> {
+        if is_pause(spec) {
+            return Ok(());
+        }
         libcontainer::workload::default::DefaultExecutor {}.validate(spec)
     }
 }

@@ -1,0 +1,336 @@
+//! The scheduler: binds each pending pod (no `spec.nodeName`, `schedulerName:
+//! default-scheduler`) to a node that can take it — schedulable (or the pod tolerates that),
+//! every `NoSchedule`/`NoExecute` taint tolerated, `nodeSelector` matched, its CPU and memory
+//! requests within what the node has left — the least requested first. A pod no node takes
+//! gets `PodScheduled=False` (reason `Unschedulable`, the count of nodes and why, as
+//! kube-scheduler words it) and a `FailedScheduling` event, and is tried again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::apiserver::objects::{set_condition, stored_bytes};
+use crate::quantity;
+use crate::store::{ListOptions, Store};
+
+const PODS: &str = "/registry/core/pods/";
+const NODES: &str = "/registry/core/nodes/";
+
+fn parse(v: &[u8]) -> Value {
+    serde_json::from_slice(v).unwrap_or_default()
+}
+
+fn tolerates(pod: &Value, taint: &Value) -> bool {
+    pod.pointer("/spec/tolerations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|t| {
+            let key_ok = match t["key"].as_str().unwrap_or("") {
+                "" => t["operator"] == "Exists",
+                k => k == taint["key"].as_str().unwrap_or(""),
+            };
+            let value_ok = t["operator"] == "Exists" || t["value"].as_str().unwrap_or("") == taint["value"].as_str().unwrap_or("");
+            let effect_ok = match t["effect"].as_str().unwrap_or("") {
+                "" => true,
+                e => e == taint["effect"].as_str().unwrap_or(""),
+            };
+            key_ok && value_ok && effect_ok
+        })
+}
+
+/// A pod's CPU (millicores) and memory (bytes) requests: the sum over its containers, or the
+/// largest init container's when larger (init containers run one at a time).
+pub fn requests(pod: &Value) -> (i64, i64) {
+    let sum = |list: &str| -> Vec<(i64, i64)> {
+        pod.pointer(&format!("/spec/{list}"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let cpu = c
+                    .pointer("/resources/requests/cpu")
+                    .and_then(Value::as_str)
+                    .and_then(quantity::milli_cpu);
+                let mem = c
+                    .pointer("/resources/requests/memory")
+                    .and_then(Value::as_str)
+                    .and_then(quantity::bytes);
+                (cpu.unwrap_or(0), mem.unwrap_or(0))
+            })
+            .collect()
+    };
+    let main = sum("containers").into_iter().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let init = sum("initContainers").into_iter().fold((0, 0), |a, b| (a.0.max(b.0), a.1.max(b.1)));
+    (main.0.max(init.0), main.1.max(init.1))
+}
+
+/// Why `node` cannot take `pod` (none: it can), given the requests of the pods already on it.
+fn unfit(pod: &Value, node: &Value, used: (i64, i64)) -> Option<String> {
+    if node.pointer("/spec/unschedulable") == Some(&json!(true)) {
+        let t = json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"});
+        if !tolerates(pod, &t) {
+            return Some("node(s) were unschedulable".into());
+        }
+    }
+    for t in node.pointer("/spec/taints").and_then(Value::as_array).into_iter().flatten() {
+        let hard = matches!(t["effect"].as_str(), Some("NoSchedule" | "NoExecute"));
+        if hard && !tolerates(pod, t) {
+            return Some(format!(
+                "node(s) had untolerated taint {{{}: {}}}",
+                t["key"].as_str().unwrap_or(""),
+                t["value"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    let labels = node.pointer("/metadata/labels").cloned().unwrap_or_default();
+    for (k, v) in pod.pointer("/spec/nodeSelector").and_then(Value::as_object).into_iter().flatten() {
+        if labels.get(k) != Some(v) {
+            return Some("node(s) didn't match Pod's node affinity/selector".into());
+        }
+    }
+    if pod.pointer("/spec/affinity/nodeAffinity").is_some_and(|a| !a.is_null()) && !node_affinity(pod, &labels) {
+        return Some("node(s) didn't match Pod's node affinity/selector".into());
+    }
+    let (cpu, mem) = requests(pod);
+    let alloc = |k: &str, f: fn(&str) -> Option<i64>| {
+        node.pointer(&format!("/status/allocatable/{k}"))
+            .and_then(Value::as_str)
+            .and_then(f)
+            .unwrap_or(0)
+    };
+    if cpu > 0 && used.0 + cpu > alloc("cpu", quantity::milli_cpu) {
+        return Some("Insufficient cpu".into());
+    }
+    if mem > 0 && used.1 + mem > alloc("memory", quantity::bytes) {
+        return Some("Insufficient memory".into());
+    }
+    None
+}
+
+/// `requiredDuringSchedulingIgnoredDuringExecution` node selector terms (any term; every
+/// expression of a term) over the node's labels.
+fn node_affinity(pod: &Value, labels: &Value) -> bool {
+    let Some(terms) = pod
+        .pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
+        .and_then(Value::as_array)
+    else {
+        return true;
+    };
+    terms.iter().any(|term| {
+        term["matchExpressions"].as_array().into_iter().flatten().all(|e| {
+            let got = labels.get(e["key"].as_str().unwrap_or("")).and_then(Value::as_str);
+            let vals: Vec<&str> = e["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            match e["operator"].as_str().unwrap_or("") {
+                "In" => got.is_some_and(|g| vals.contains(&g)),
+                "NotIn" => got.is_none_or(|g| !vals.contains(&g)),
+                "Exists" => got.is_some(),
+                "DoesNotExist" => got.is_none(),
+                "Gt" | "Lt" => {
+                    let (Some(g), Some(v)) = (
+                        got.and_then(|g| g.parse::<i64>().ok()),
+                        vals.first().and_then(|v| v.parse::<i64>().ok()),
+                    ) else {
+                        return false;
+                    };
+                    if e["operator"] == "Gt" {
+                        g > v
+                    } else {
+                        g < v
+                    }
+                }
+                _ => false,
+            }
+        })
+    })
+}
+
+fn pending(pod: &Value) -> bool {
+    pod.pointer("/spec/nodeName").and_then(Value::as_str).is_none_or(str::is_empty)
+        && pod
+            .pointer("/spec/schedulerName")
+            .and_then(Value::as_str)
+            .unwrap_or("default-scheduler")
+            == "default-scheduler"
+        && pod.pointer("/metadata/deletionTimestamp").is_none_or(Value::is_null)
+}
+
+/// One pass: every pending pod bound or marked unschedulable. Whether any pod is left pending.
+pub async fn schedule_once(store: &dyn Store) -> Result<bool, crate::store::Error> {
+    let nodes: Vec<Value> = store
+        .list(NODES, ListOptions::default())
+        .await?
+        .items
+        .iter()
+        .map(|kv| parse(&kv.value))
+        .collect();
+    let pods = store.list(PODS, ListOptions::default()).await?.items;
+    let mut used: std::collections::HashMap<String, (i64, i64)> = Default::default();
+    for kv in &pods {
+        let p = parse(&kv.value);
+        let phase = p.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+        if let Some(n) = p.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            if !matches!(phase, "Succeeded" | "Failed") {
+                let (c, m) = requests(&p);
+                let e = used.entry(n.to_string()).or_default();
+                e.0 += c;
+                e.1 += m;
+            }
+        }
+    }
+    let mut left = false;
+    for kv in pods {
+        let mut pod = parse(&kv.value);
+        if !pending(&pod) {
+            continue;
+        }
+        let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
+        let mut best: Option<(&Value, i64)> = None;
+        for n in &nodes {
+            let name = n.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+            let u = used.get(name).copied().unwrap_or_default();
+            match unfit(&pod, n, u) {
+                Some(r) => *reasons.entry(r).or_default() += 1,
+                None => {
+                    // Least requested: the node with the most CPU left (then memory).
+                    let cpu_left = n
+                        .pointer("/status/allocatable/cpu")
+                        .and_then(Value::as_str)
+                        .and_then(quantity::milli_cpu)
+                        .unwrap_or(0)
+                        - u.0;
+                    if best.is_none_or(|(_, b)| cpu_left > b) {
+                        best = Some((n, cpu_left));
+                    }
+                }
+            }
+        }
+        let ns = pod.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string();
+        let name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+        match best {
+            Some((n, _)) => {
+                let node = n.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+                pod["spec"]["nodeName"] = json!(node);
+                set_condition(&mut pod, "PodScheduled", "True", "", "");
+                if store.update(&kv.key, stored_bytes(&pod), kv.mod_revision).await.is_ok() {
+                    let (c, m) = requests(&pod);
+                    let e = used.entry(node.clone()).or_default();
+                    e.0 += c;
+                    e.1 += m;
+                    crate::agent::events::record(
+                        store,
+                        &pod,
+                        "Normal",
+                        "Scheduled",
+                        &format!("Successfully assigned {ns}/{name} to {node}"),
+                        "default-scheduler",
+                    )
+                    .await;
+                }
+            }
+            None => {
+                left = true;
+                let mut why: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+                why.sort();
+                let msg = format!(
+                    "0/{} nodes are available: {}.{}",
+                    nodes.len(),
+                    if why.is_empty() {
+                        "no nodes registered".to_string()
+                    } else {
+                        why.join(", ")
+                    },
+                    if nodes.is_empty() {
+                        ""
+                    } else {
+                        " preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
+                    }
+                );
+                let before = pod.pointer("/status/conditions").cloned();
+                set_condition(&mut pod, "PodScheduled", "False", "Unschedulable", &msg);
+                let changed = before
+                    .as_ref()
+                    .and_then(|c| c.as_array())
+                    .is_none_or(|c| !c.iter().any(|x| x["type"] == "PodScheduled" && x["message"] == json!(msg)));
+                if changed && store.update(&kv.key, stored_bytes(&pod), kv.mod_revision).await.is_ok() {
+                    crate::agent::events::record(store, &pod, "Warning", "FailedScheduling", &msg, "default-scheduler").await;
+                }
+            }
+        }
+    }
+    Ok(left)
+}
+
+/// Schedule as pods and nodes change (and every 5 s while some pod waits), until aborted.
+pub async fn run(store: Arc<dyn Store>) {
+    loop {
+        let rev = store.revision().await.unwrap_or(0);
+        let left = match schedule_once(store.as_ref()).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduling");
+                true
+            }
+        };
+        // Wake at the next write to pods or nodes, or after a while when some pod waits.
+        let mut rx = match store.watch("/registry/core/", rev).await {
+            Ok(rx) => rx,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let wait = if left { Duration::from_secs(5) } else { Duration::from_secs(60) };
+        let _ = tokio::time::timeout(wait, async {
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    Ok(e) if e.kv.key.starts_with(PODS) || e.kv.key.starts_with(NODES) => {
+                        // A heartbeat-only node write does not change what fits.
+                        if e.kv.key.starts_with(NODES) && e.prev.is_some() {
+                            continue;
+                        }
+                        return;
+                    }
+                    Ok(_) => continue,
+                    Err(_) => return,
+                }
+            }
+        })
+        .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> Value {
+        json!({"metadata": {"name": "n", "labels": {"disk": "ssd"}}, "spec": {}, "status": {"allocatable": {"cpu": "2", "memory": "1Gi"}}})
+    }
+
+    #[test]
+    fn fits_by_requests_selectors_and_taints() {
+        let pod = json!({"spec": {"containers": [{"resources": {"requests": {"cpu": "500m", "memory": "256Mi"}}}]}});
+        assert_eq!(unfit(&pod, &node(), (0, 0)), None);
+        assert_eq!(unfit(&pod, &node(), (1600, 0)).as_deref(), Some("Insufficient cpu"));
+        assert_eq!(unfit(&pod, &node(), (0, 900 << 20)).as_deref(), Some("Insufficient memory"));
+        let mut sel = pod.clone();
+        sel["spec"]["nodeSelector"] = json!({"disk": "hdd"});
+        assert!(unfit(&sel, &node(), (0, 0)).unwrap().contains("selector"));
+        let mut tainted = node();
+        tainted["spec"]["taints"] = json!([{"key": "gpu", "value": "yes", "effect": "NoSchedule"}]);
+        assert_eq!(
+            unfit(&pod, &tainted, (0, 0)).as_deref(),
+            Some("node(s) had untolerated taint {gpu: yes}")
+        );
+        let mut tol = pod.clone();
+        tol["spec"]["tolerations"] = json!([{"key": "gpu", "operator": "Equal", "value": "yes", "effect": "NoSchedule"}]);
+        assert_eq!(unfit(&tol, &tainted, (0, 0)), None);
+        let mut cordoned = node();
+        cordoned["spec"]["unschedulable"] = json!(true);
+        assert!(unfit(&pod, &cordoned, (0, 0)).is_some());
+        let init = json!({"spec": {"containers": [{"resources": {"requests": {"cpu": "100m"}}}], "initContainers": [{"resources": {"requests": {"cpu": "1"}}}]}});
+        assert_eq!(requests(&init), (1000, 0));
+    }
+}
