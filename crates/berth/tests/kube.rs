@@ -498,3 +498,83 @@ fn finalizers_hold_a_deletion_and_owners_take_their_dependents() {
         }
     }
 }
+
+/// Poll `kubectl get pod NAME -o jsonpath=…` until it prints `want` (10 s).
+fn wait_for(d: &Daemon, pod: &str, path: &str, want: &str) -> String {
+    let mut got = String::new();
+    for _ in 0..100 {
+        got = d.kubectl_ok(&["get", "pod", pod, "-o", &format!("jsonpath={path}")]);
+        if got == want {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("pod {pod} {path}: {got:?}, expected {want:?}");
+}
+
+#[test]
+fn a_pod_runs_in_its_sandbox_restarts_logs_and_goes() {
+    let d = Daemon::start();
+    d.busybox("bb:1");
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("pod.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web, labels: {app: web}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: bb:1\n    command: [sh, -c, 'echo hello from $(POD) at $MYIP; exec sleep 1000']\n    env:\n    - {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}\n    - {name: MYIP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}\n",
+    )
+    .unwrap();
+    d.kubectl_ok(&["apply", "-f", manifest.to_str().unwrap()]);
+    wait_for(&d, "web", "{.status.phase}", "Running");
+    let ip = d.kubectl_ok(&["get", "pod", "web", "-o", "jsonpath={.status.podIP}"]);
+    assert!(ip.starts_with("10.42."), "{ip}");
+    let row = d.kubectl_ok(&["get", "pod", "web", "--no-headers"]);
+    assert!(row.split_whitespace().take(3).eq(["web", "1/1", "Running"]), "{row}");
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = d.kubectl_ok(&["logs", "web"]);
+        if !logs.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(logs.trim(), format!("hello from web at {ip}"));
+    // The pod's containers are engine containers, the sandbox among them.
+    let names = d.docker_ok(&["ps", "--format", "{{.Names}}"]);
+    assert!(names.lines().any(|n| n.starts_with("k8s_POD_web_default_")), "{names}");
+    assert!(names.lines().any(|n| n.starts_with("k8s_c_web_default_")), "{names}");
+    // A container that fails is restarted, and its pod says so.
+    d.kubectl_ok(&[
+        "run",
+        "crash",
+        "--image=bb:1",
+        "--restart=OnFailure",
+        "--command",
+        "--",
+        "sh",
+        "-c",
+        "echo boom; exit 3",
+    ]);
+    let mut restarts = String::new();
+    for _ in 0..150 {
+        restarts = d.kubectl_ok(&["get", "pod", "crash", "-o", "jsonpath={.status.containerStatuses[0].restartCount}"]);
+        if restarts.parse::<i64>().unwrap_or(0) >= 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(restarts.parse::<i64>().unwrap_or(0) >= 1, "{restarts}");
+    let last = d.kubectl_ok(&[
+        "get",
+        "pod",
+        "crash",
+        "-o",
+        "jsonpath={.status.containerStatuses[0].lastState.terminated.exitCode}",
+    ]);
+    assert_eq!(last, "3");
+    assert_eq!(d.kubectl_ok(&["logs", "crash", "--previous"]).trim(), "boom");
+    // Deleted: its containers stop and go, then the pod.
+    d.kubectl_ok(&["delete", "pod", "web", "crash", "--grace-period=1"]);
+    let left = d.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(!left.contains("k8s_"), "{left}");
+    assert_eq!(d.kubectl_ok(&["get", "pods", "--no-headers"]), "");
+}
