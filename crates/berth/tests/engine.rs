@@ -1427,7 +1427,7 @@ fn restarts_workdirs_filters_updates_and_exit_codes() {
     assert_eq!(d.docker(&["run", "--rm", "bb", "/etc/passwd"]).status.code(), Some(126));
     assert_eq!(d.berth(&["run", "--rm", "bb", "/etc/passwd"]).status.code(), Some(126));
 
-    // A network that does not exist is a 404, as in Docker; sharing another container's is refused.
+    // A network that does not exist is a 404, as in Docker; so is sharing a container's that does not.
     let (st, _, body) = d.http(
         "POST",
         "/containers/create",
@@ -1439,7 +1439,7 @@ fn restarts_workdirs_filters_updates_and_exit_codes() {
         "/containers/create",
         Some(r#"{"Image":"bb","HostConfig":{"NetworkMode":"container:x"}}"#),
     );
-    assert_eq!(st, 400);
+    assert_eq!(st, 404);
     // --cpus after --cpu-quota is refused, as Docker refuses it.
     d.docker_ok(&["run", "-d", "--name", "cq", "--cpu-quota", "20000", "bb", "sleep", "60"]);
     let o = d.docker(&["update", "--cpus", "1", "cq"]);
