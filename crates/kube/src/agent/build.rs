@@ -248,7 +248,7 @@ pub struct Volumes {
 }
 
 fn mount_tmpfs(path: &Path, size: Option<i64>) -> Result<(), String> {
-    if image_is_mountpoint(path) {
+    if image::snapshot::is_mountpoint(path) {
         return Ok(());
     }
     let opts = match size {
@@ -263,14 +263,6 @@ fn mount_tmpfs(path: &Path, size: Option<i64>) -> Result<(), String> {
         Some(opts.as_str()),
     )
     .map_err(|e| format!("mounting a tmpfs on {}: {e}", path.display()))
-}
-
-fn image_is_mountpoint(path: &Path) -> bool {
-    let Ok(m) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let p = path.display().to_string();
-    m.lines().any(|l| l.split(' ').nth(4) == Some(p.as_str()))
 }
 
 /// Unmount what [`prepare_volumes`] mounted under a pod's directory.

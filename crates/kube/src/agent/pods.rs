@@ -96,8 +96,8 @@ struct PodState {
     next_delay: HashMap<String, Duration>,
     /// Instances whose probes run.
     probed: HashSet<String>,
-    /// Instances whose exit was seen.
-    seen_exit: HashSet<String>,
+    /// Containers whose "image already present" event was recorded.
+    announced: HashSet<String>,
 }
 
 fn s<'a>(v: &'a Value, p: &str) -> &'a str {
@@ -324,7 +324,6 @@ impl Pods {
             }
         }
         self.workers.lock().expect("workers").remove(&uid);
-        // A pod that came back meanwhile (same uid: never) would get a new worker from the watch.
     }
 
     /// Stop a pod's containers (their preStop hooks first, then the stop signal and `grace`
@@ -562,9 +561,7 @@ impl Pods {
             _ => false,
         };
         if !pull {
-            let key = format!("pulled:{name}");
-            if !st.seen_exit.contains(&key) {
-                st.seen_exit.insert(key);
+            if st.announced.insert(name.to_string()) {
                 record_at(
                     self.store.as_ref(),
                     pod,
@@ -627,6 +624,23 @@ impl Pods {
         }
     }
 
+    /// A container could not be made or started: a `Failed` event, and the reason its status
+    /// shows while it waits.
+    async fn failed(&self, pod: &Value, st: &mut PodState, name: String, reason: &str, msg: String) {
+        let field = format!("spec.containers{{{name}}}");
+        record_at(
+            self.store.as_ref(),
+            pod,
+            Some(&field),
+            "Warning",
+            "Failed",
+            &format!("Error: {msg}"),
+            "kubelet",
+        )
+        .await;
+        st.waiting.insert(name, (reason.to_string(), msg));
+    }
+
     /// Make and start one instance of container `c`.
     async fn start_container(self: &Arc<Self>, pod: &Value, c: &Value, sandbox: &Container, attempt: i64, st: &mut PodState) -> bool {
         let name = c["name"].as_str().unwrap_or("").to_string();
@@ -656,17 +670,7 @@ impl Pods {
         let mut req = match made {
             Ok(r) => r,
             Err((reason, msg)) => {
-                record_at(
-                    self.store.as_ref(),
-                    pod,
-                    Some(&field),
-                    "Warning",
-                    "Failed",
-                    &format!("Error: {msg}"),
-                    "kubelet",
-                )
-                .await;
-                st.waiting.insert(name, (reason.into(), msg));
+                self.failed(pod, st, name, reason, msg).await;
                 return false;
             }
         };
@@ -685,18 +689,7 @@ impl Pods {
         let id = match self.engine.create(&ename, req).await {
             Ok(id) => id,
             Err(e) => {
-                let msg = e.to_string();
-                record_at(
-                    self.store.as_ref(),
-                    pod,
-                    Some(&field),
-                    "Warning",
-                    "Failed",
-                    &format!("Error: {msg}"),
-                    "kubelet",
-                )
-                .await;
-                st.waiting.insert(name, ("CreateContainerError".into(), msg));
+                self.failed(pod, st, name, "CreateContainerError", e.to_string()).await;
                 return false;
             }
         };
@@ -711,18 +704,7 @@ impl Pods {
         )
         .await;
         if let Err(e) = self.engine.start(&id).await {
-            let msg = e.to_string();
-            record_at(
-                self.store.as_ref(),
-                pod,
-                Some(&field),
-                "Warning",
-                "Failed",
-                &format!("Error: {msg}"),
-                "kubelet",
-            )
-            .await;
-            st.waiting.insert(name, ("RunContainerError".into(), msg));
+            self.failed(pod, st, name, "RunContainerError", e.to_string()).await;
             return false;
         }
         st.waiting.remove(&name);
