@@ -123,6 +123,12 @@ pub struct DaemonArgs {
     /// The name of this machine's Node in the Kubernetes API (default: the host name)
     #[arg(long, value_name = "NAME")]
     pub node_name: Option<String>,
+    /// The subnet pods get their addresses from (an engine network `berth-pods`, bridged)
+    #[arg(long, value_name = "CIDR", default_value = "10.42.0.0/16")]
+    pub pod_cidr: ipnet::Ipv4Net,
+    /// The host interface bridging the pods' network
+    #[arg(long, value_name = "NAME", default_value = "berth-cni0")]
+    pub pod_bridge: String,
 }
 
 /// The gid of the API socket's group: `--group` (which must exist), else `docker` if it exists,
@@ -242,6 +248,11 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
                 root: kube_root.clone(),
             }),
             engine: Some(std::sync::Arc::new(engine.clone()) as std::sync::Arc<dyn engine::service::ContainerService>),
+            pod_network: kube::agent::pods::PodNetwork {
+                subnet: a.pod_cidr.trunc().to_string(),
+                bridge: a.pod_bridge.clone(),
+                ..Default::default()
+            },
         };
         Some(kube::apiserver::start(kcfg).await.map_err(|e| anyhow::anyhow!("{e}"))?)
     };

@@ -83,7 +83,11 @@ fn kubectl_drives_namespaces_configmaps_and_secrets() {
     assert_eq!(d.kubectl_ok(&["get", "cm", "settings", "-o", "jsonpath={.data.epochs}"]), "20");
     let table = d.kubectl_ok(&["get", "cm", "-l", "app=model"]);
     assert!(table.starts_with("NAME       DATA   AGE\nsettings   2      "), "{table}");
-    assert_eq!(d.kubectl_ok(&["get", "cm", "-l", "app!=model", "-o", "name"]).trim(), "");
+    // Every namespace holds the cluster's CA (`kube-root-ca.crt`), unlabelled.
+    assert_eq!(
+        d.kubectl_ok(&["get", "cm", "-l", "app!=model", "-o", "name"]).trim(),
+        "configmap/kube-root-ca.crt"
+    );
 
     // kubectl's generators send protobuf.
     d.kubectl_ok(&["create", "configmap", "gen", "--from-literal=a=b", "--from-literal=c=d"]);
@@ -146,7 +150,11 @@ fn kubectl_drives_namespaces_configmaps_and_secrets() {
     d.kubectl_ok(&["delete", "ns", "ml"]);
     assert!(!d.kubectl_ok(&["get", "ns", "-o", "name"]).contains("namespace/ml"));
     d.kubectl_ok(&["create", "namespace", "ml"]);
-    assert_eq!(d.kubectl_ok(&["-n", "ml", "get", "cm,leases", "-o", "name"]).trim(), "");
+    // Made again: only what every new namespace gets.
+    assert_eq!(
+        d.kubectl_ok(&["-n", "ml", "get", "cm,leases", "-o", "name"]).trim(),
+        "configmap/kube-root-ca.crt"
+    );
     assert_eq!(
         d.kubectl_ok(&["-n", "ml", "get", "sa", "-o", "name"]).trim(),
         "serviceaccount/default"
@@ -229,7 +237,11 @@ fn kubectl_get_watch_sees_changes_and_the_store_survives_a_restart() {
     let mut out = String::new();
     w.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
     let _ = w.0.wait();
-    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .filter(|l| !l.starts_with("kube-root-ca.crt"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert_eq!(
         lines,
         [
@@ -340,7 +352,10 @@ fn helm_installs_upgrades_rolls_back_and_uninstalls_a_chart() {
     ]);
     assert_eq!(releases.trim(), "helm.sh/release.v1 helm.sh/release.v1 helm.sh/release.v1");
     run(&["uninstall", "demo"]);
-    assert_eq!(d.kubectl_ok(&["get", "cm,secrets", "-o", "name"]).trim(), "");
+    assert_eq!(
+        d.kubectl_ok(&["get", "cm,secrets", "-o", "name"]).trim(),
+        "configmap/kube-root-ca.crt"
+    );
 }
 
 #[test]
@@ -374,7 +389,7 @@ print(len(v1.list_namespaced_config_map("default").items), len(v1.list_namespace
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(
         common::text(&o),
-        "default,kube-node-lease,kube-public,kube-system\nv\n[('ADDED', 'v2')]\n404 Not Found\nOpaque dw==\n0 0"
+        "default,kube-node-lease,kube-public,kube-system\nv\n[('ADDED', 'v2')]\n404 Not Found\nOpaque dw==\n1 0"
     );
 }
 
@@ -526,9 +541,10 @@ fn a_pod_runs_in_its_sandbox_restarts_logs_and_goes() {
     d.kubectl_ok(&["apply", "-f", manifest.to_str().unwrap()]);
     wait_for(&d, "web", "{.status.phase}", "Running");
     let ip = d.kubectl_ok(&["get", "pod", "web", "-o", "jsonpath={.status.podIP}"]);
-    assert!(ip.starts_with("10.42."), "{ip}");
+    let net = d.pod_cidr().unwrap();
+    assert!(ip.starts_with(net.trim_end_matches("0/24")), "{ip} in {net}");
     let row = d.kubectl_ok(&["get", "pod", "web", "--no-headers"]);
-    assert!(row.split_whitespace().take(3).eq(["web", "1/1", "Running"]), "{row}");
+    assert!(row.split_whitespace().take(4).eq(["web", "1/1", "Running", "0"]), "{row}");
     let mut logs = String::new();
     for _ in 0..50 {
         logs = d.kubectl_ok(&["logs", "web"]);
@@ -577,4 +593,348 @@ fn a_pod_runs_in_its_sandbox_restarts_logs_and_goes() {
     let left = d.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
     assert!(!left.contains("k8s_"), "{left}");
     assert_eq!(d.kubectl_ok(&["get", "pods", "--no-headers"]), "");
+}
+
+/// Start `kubectl port-forward pod/<pod> :<port>` (with `env`); the child and its local port.
+fn port_forward(d: &Daemon, pod: &str, port: u16, env: &[(&str, &str)]) -> (Killed, u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut cmd = d.kubectl_cmd(&["port-forward", &format!("pod/{pod}"), &format!(":{port}")]);
+    cmd.envs(env.iter().copied()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = Killed(cmd.spawn().unwrap());
+    let out = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let errs = child.0.stderr.take().unwrap();
+    let etx = tx.clone();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(errs).lines().map_while(Result::ok) {
+            let _ = etx.send(l);
+        }
+    });
+    std::thread::spawn(move || {
+        for l in out.lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_secs(20) {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            // "Forwarding from 127.0.0.1:40123 -> 8080"
+            if let Some(p) = l.strip_prefix("Forwarding from 127.0.0.1:") {
+                let local = p.split_whitespace().next().unwrap().parse().unwrap();
+                return (child, local, rx);
+            }
+        }
+    }
+    panic!("kubectl port-forward did not start");
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn exec_attach_and_port_forward_reach_into_pods() {
+    let d = Daemon::start();
+    d.busybox("bb:1");
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("pods.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: bb:1\n    command: [sh, -c, 'echo hi > /tmp/index.html; exec httpd -f -p 127.0.0.1:8080 -h /tmp']\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: att}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: bb:1\n    stdin: true\n    command: [sh, -c, 'while read l; do echo got $l; done']\n",
+    )
+    .unwrap();
+    d.kubectl_ok(&["apply", "-f", manifest.to_str().unwrap()]);
+    wait_for(&d, "web", "{.status.phase}", "Running");
+    wait_for(&d, "att", "{.status.phase}", "Running");
+    // kubectl's WebSocket (v5.channel.k8s.io) and its SPDY fallback, the same behaviour.
+    for env in [
+        [("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "true")],
+        [("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")],
+    ] {
+        let mut c = d.kubectl_cmd(&["exec", "web", "--", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+        c.envs(env);
+        let o = common::run_timeout(c, None, 30);
+        assert_eq!(o.status.code(), Some(3), "{env:?}: {}", err(&o));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n", "{env:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).starts_with("err\ncommand terminated with exit code 3"),
+            "{env:?}: {}",
+            err(&o)
+        );
+        let mut c = d.kubectl_cmd(&["exec", "-i", "web", "--", "wc", "-c"]);
+        c.envs(env);
+        let o = common::run_timeout(c, Some(&vec![b'x'; 200_000]), 30);
+        assert!(o.status.success(), "{env:?}: {}", err(&o));
+        assert_eq!(common::text(&o), "200000", "{env:?}");
+        // With a terminal: the process starts at the client's size.
+        let o = std::process::Command::new("script")
+            .args(["-qec", &format!(
+                "stty cols 123 rows 45; KUBECTL_REMOTE_COMMAND_WEBSOCKETS={} kubectl --kubeconfig {} exec -it web -- sh -c 'tty; stty size; exit 4'",
+                env[0].1,
+                d.kubeconfig().display()
+            ), "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains("/dev/pts/") && out.contains("45 123"), "{env:?}: {out}");
+        assert_eq!(o.status.code(), Some(4), "{env:?}: {out}");
+    }
+    let o = d.kubectl(&["exec", "web", "-c", "nope", "--", "true"]);
+    assert!(err(&o).contains("container nope is not valid for pod web"), "{}", err(&o));
+    let o = d.kubectl(&["exec", "web", "--", "no-such-binary"]);
+    assert!(!o.status.success() && err(&o).contains("no-such-binary"), "{}", err(&o));
+    // Port-forward reaches a listener on the pod's own loopback: tunnelled in a WebSocket
+    // (kubectl's default) and over SPDY.
+    for env in [
+        ("KUBECTL_PORT_FORWARD_WEBSOCKETS", "true"),
+        ("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false"),
+    ] {
+        let (_pf, local, _) = port_forward(&d, "web", 8080, &[env]);
+        for _ in 0..2 {
+            let r = http_get(local, "/index.html");
+            assert!(r.starts_with("HTTP/1.") && r.ends_with("\nhi\n"), "{env:?}: {r}");
+        }
+    }
+    let (_pf, local, lines) = port_forward(&d, "web", 9999, &[]);
+    let _ = std::net::TcpStream::connect(("127.0.0.1", local)).map(|mut s| s.read(&mut [0u8; 16]));
+    let t0 = std::time::Instant::now();
+    let mut seen = Vec::new();
+    while t0.elapsed() < Duration::from_secs(15) && !seen.iter().any(|l: &String| l.contains("error forwarding port 9999")) {
+        if let Ok(l) = lines.recv_timeout(Duration::from_millis(200)) {
+            seen.push(l);
+        }
+    }
+    assert!(seen.iter().any(|l| l.contains("error forwarding port 9999")), "{seen:?}");
+    // Attach: input to the container's own process, its output back.
+    let mut c = d.kubectl_cmd(&["attach", "-i", "att"]);
+    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = Killed(c.spawn().unwrap());
+    {
+        use std::io::Write;
+        let mut stdin = child.0.stdin.take().unwrap();
+        stdin.write_all(b"one\n").unwrap();
+        stdin.flush().unwrap();
+        let mut out = child.0.stdout.take().unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        let t0 = std::time::Instant::now();
+        while !String::from_utf8_lossy(&got).contains("got one") && t0.elapsed() < Duration::from_secs(15) {
+            match out.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        assert!(
+            String::from_utf8_lossy(&got).contains("got one"),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+    drop(child);
+    // The Python client: exec (v4.channel.k8s.io) with its exit code, and port-forward over
+    // its WebSocket channels.
+    let script = format!(
+        r#"
+from kubernetes import client, config
+from kubernetes.stream import stream, portforward
+config.load_kube_config({kc:?})
+v1 = client.CoreV1Api()
+print(repr(stream(v1.connect_get_namespaced_pod_exec, "web", "default", command=["sh", "-c", "echo py; echo e >&2"], stderr=True, stdin=False, stdout=True, tty=False)))
+r = stream(v1.connect_get_namespaced_pod_exec, "web", "default", command=["sh", "-c", "exit 7"], stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
+r.run_forever(timeout=10)
+print(r.returncode)
+pf = portforward(v1.connect_get_namespaced_pod_portforward, "web", "default", ports="8080")
+s = pf.socket(8080)
+s.setblocking(True)
+s.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+data = b""
+while True:
+    d = s.recv(1024)
+    if not d:
+        break
+    data += d
+print(data.split(b"\r\n\r\n")[-1])
+"#,
+        kc = d.kubeconfig().display().to_string()
+    );
+    let o = common::python(&script, 60);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(common::text(&o), "'py\\ne\\n'\n7\nb'hi\\n'");
+    // Drained: kubectl evicts the pods (policy/v1 Eviction), then the node is unschedulable.
+    let node = d.kubectl_ok(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"]);
+    let o = d.kubectl(&["drain", &node, "--force", "--grace-period=1", "--timeout=60s"]);
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("pod/web evicted"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(d.kubectl_ok(&["get", "pods", "-o", "name"]), "");
+    assert_eq!(
+        d.kubectl_ok(&["get", "node", &node, "-o", "jsonpath={.spec.unschedulable}"]),
+        "true"
+    );
+    d.kubectl_ok(&["uncordon", &node]);
+}
+
+#[test]
+fn service_accounts_get_tokens_and_rbac_decides_what_they_may_do() {
+    let d = Daemon::start();
+    d.busybox("bb:1");
+    let server = d.kubectl_ok(&["config", "view", "-o", "jsonpath={.clusters[0].cluster.server}"]);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.crt");
+    std::fs::write(
+        &ca,
+        d.kubectl_ok(&["get", "configmap", "kube-root-ca.crt", "-o", "jsonpath={.data.ca\\.crt}"]),
+    )
+    .unwrap();
+    // kubectl as a bearer of `token`, with no client certificate.
+    let as_token = |token: &str, args: &[&str]| {
+        let mut c = std::process::Command::new("kubectl");
+        c.args(["--kubeconfig=/dev/null", "--server", &server, "--certificate-authority"])
+            .arg(&ca)
+            .args(["--token", token])
+            .args(args);
+        common::run_timeout(c, None, 30)
+    };
+    let roles = d.kubectl_ok(&["get", "clusterroles", "-o", "name"]);
+    for r in ["cluster-admin", "admin", "edit", "view", "system:discovery"] {
+        assert!(
+            roles.lines().any(|l| l == format!("clusterrole.rbac.authorization.k8s.io/{r}")),
+            "{roles}"
+        );
+    }
+    let token = d.kubectl_ok(&["create", "token", "default"]);
+    let o = as_token(&token, &["get", "pods"]);
+    assert!(
+        err(&o).contains("pods is forbidden: User \"system:serviceaccount:default:default\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""),
+        "{}",
+        err(&o)
+    );
+    let o = as_token("not-a-token", &["get", "pods"]);
+    assert!(err(&o).contains("Unauthorized"), "{}", err(&o));
+    let can = |args: &[&str]| common::text(&d.kubectl(&[&["auth", "can-i"], args].concat()));
+    let sa = "--as=system:serviceaccount:default:default";
+    assert_eq!(can(&["list", "pods", sa]), "no");
+    // Bound to `view` in its namespace: it reads pods there, and nothing more.
+    d.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "sa-view",
+        "--clusterrole=view",
+        "--serviceaccount=default:default",
+    ]);
+    assert_eq!(can(&["list", "pods", sa]), "yes");
+    assert_eq!(can(&["delete", "pods", sa]), "no");
+    assert_eq!(can(&["list", "secrets", sa]), "no");
+    assert_eq!(can(&["list", "pods", sa, "-n", "kube-system"]), "no");
+    let o = as_token(&token, &["get", "pods"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = as_token(&token, &["get", "secrets"]);
+    assert!(err(&o).contains("secrets is forbidden"), "{}", err(&o));
+    // Roles by name and paths outside the API, for a user by impersonation.
+    d.kubectl_ok(&[
+        "create",
+        "role",
+        "one-secret",
+        "--verb=get",
+        "--resource=secrets",
+        "--resource-name=s1",
+    ]);
+    d.kubectl_ok(&["create", "rolebinding", "alice-s1", "--role=one-secret", "--user=alice"]);
+    d.kubectl_ok(&["create", "clusterrole", "metrics", "--verb=get", "--non-resource-url=/metrics"]);
+    d.kubectl_ok(&[
+        "create",
+        "clusterrolebinding",
+        "alice-metrics",
+        "--clusterrole=metrics",
+        "--user=alice",
+    ]);
+    assert_eq!(can(&["get", "secret/s1", "--as=alice"]), "yes");
+    assert_eq!(can(&["get", "secret/s2", "--as=alice"]), "no");
+    assert_eq!(can(&["get", "/metrics", "--as=alice"]), "yes");
+    assert_eq!(can(&["get", "/logs", "--as=alice"]), "no");
+    // No escalation: a namespace admin grants what it holds, and no more.
+    d.kubectl_ok(&["create", "sa", "boss"]);
+    d.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "boss-admin",
+        "--clusterrole=admin",
+        "--serviceaccount=default:boss",
+    ]);
+    let boss = "--as=system:serviceaccount:default:boss";
+    d.kubectl_ok(&["create", "rolebinding", "bob-view", "--clusterrole=view", "--user=bob", boss]);
+    d.kubectl_ok(&["create", "role", "pod-reader", "--verb=get", "--resource=pods", boss]);
+    let o = d.kubectl(&["create", "rolebinding", "esc", "--clusterrole=cluster-admin", "--user=bob", boss]);
+    assert!(
+        err(&o).contains("is attempting to grant RBAC permissions not currently held"),
+        "{}",
+        err(&o)
+    );
+    let o = d.kubectl(&["create", "role", "all", "--verb=*", "--resource=*", boss]);
+    assert!(
+        err(&o).contains("is attempting to grant RBAC permissions not currently held"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(can(&["list", "pods", "--as=bob"]), "yes");
+    let o = d.kubectl_in(
+        &["create", "-f", "-"],
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: bad}\nrules:\n- apiGroups: [\"\"]\n  resources: [pods]\n",
+    );
+    assert!(err(&o).contains("rules[0].verbs: Required value"), "{}", err(&o));
+    // A pod gets its service account's token, the CA and its namespace; the token lives as
+    // long as the pod.
+    d.kubectl_ok(&["run", "tok", "--image=bb:1", "--command", "--", "sleep", "1000"]);
+    wait_for(&d, "tok", "{.status.phase}", "Running");
+    let dir_ls = d.kubectl_ok(&["exec", "tok", "--", "ls", "/var/run/secrets/kubernetes.io/serviceaccount"]);
+    assert_eq!(dir_ls.split_whitespace().collect::<Vec<_>>(), ["ca.crt", "namespace", "token"]);
+    assert_eq!(
+        d.kubectl_ok(&[
+            "exec",
+            "tok",
+            "--",
+            "cat",
+            "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+        ]),
+        "default"
+    );
+    let pod_token = d.kubectl_ok(&["exec", "tok", "--", "cat", "/var/run/secrets/kubernetes.io/serviceaccount/token"]);
+    let o = as_token(&pod_token, &["get", "pod", "tok", "-o", "name"]);
+    assert_eq!(common::text(&o), "pod/tok", "{}", err(&o));
+    d.kubectl_ok(&["delete", "pod", "tok", "--grace-period=1"]);
+    let o = as_token(&pod_token, &["get", "pods"]);
+    assert!(err(&o).contains("Unauthorized"), "{}", err(&o));
+    // Automounting off: no token; an account that does not exist: no pod.
+    d.kubectl_ok(&[
+        "run",
+        "notok",
+        "--image=bb:1",
+        "--overrides={\"spec\":{\"automountServiceAccountToken\":false}}",
+        "--command",
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(d.kubectl_ok(&["get", "pod", "notok", "-o", "jsonpath={.spec.volumes}"]), "");
+    let o = d.kubectl(&[
+        "run",
+        "ghost",
+        "--image=bb:1",
+        "--overrides={\"spec\":{\"serviceAccountName\":\"ghost\"}}",
+    ]);
+    assert!(
+        err(&o).contains("error looking up service account default/ghost: serviceaccount \"ghost\" not found"),
+        "{}",
+        err(&o)
+    );
+    d.kubectl_ok(&["delete", "pod", "notok", "--grace-period=1"]);
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::containers::{CreateRequest, WaitCondition};
+use crate::engine::{BoxStream, ExecConfig, PendingAttach};
 use crate::events::Event;
 use crate::streams::LogOptions;
 use crate::types::Container;
@@ -41,6 +42,29 @@ pub trait ContainerService: Send + Sync + 'static {
     /// Run `argv` in a running container (as a probe): exit code and output, -1 and why when it
     /// could not run or outlived `timeout`.
     fn exec<'a>(&'a self, id: &'a str, argv: &'a [String], timeout: Duration) -> BoxFuture<'a, (i64, String)>;
+    /// Start `argv` in a running container with its streams on the returned stream: the
+    /// process's input is what is written to it (its end closes stdin), its output what is read
+    /// from it — raw with `tty`, else multiplexed as Docker frames it (see
+    /// [`crate::streams::frame`]). The stream ends once the process has exited and its code is
+    /// known to [`ContainerService::exec_exit_code`] under the returned exec ID.
+    /// `size` is the TTY's first size (rows, columns).
+    fn exec_stream<'a>(
+        &'a self,
+        id: &'a str,
+        argv: Vec<String>,
+        tty: bool,
+        stdin: bool,
+        size: Option<(u16, u16)>,
+    ) -> BoxFuture<'a, Result<(String, BoxStream)>>;
+    /// Resize an exec's TTY (rows, columns).
+    fn exec_resize<'a>(&'a self, exec_id: &'a str, rows: u16, cols: u16) -> BoxFuture<'a, Result<()>>;
+    /// An exec's exit code, once it exited.
+    fn exec_exit_code(&self, exec_id: &str) -> Option<i64>;
+    /// Attach to a running container's main process: as [`ContainerService::exec_stream`], the
+    /// container's own TTY setting deciding the framing; no detach sequence.
+    fn attach_stream<'a>(&'a self, id: &'a str, stdin: bool, stdout: bool, stderr: bool) -> BoxFuture<'a, Result<BoxStream>>;
+    /// Resize a container's TTY (rows, columns).
+    fn resize<'a>(&'a self, id: &'a str, rows: u16, cols: u16) -> BoxFuture<'a, Result<()>>;
     /// A container's logs into `tx` (raw bytes when `opts.raw`).
     fn logs<'a>(&'a self, id: &'a str, opts: LogOptions, tx: mpsc::Sender<Vec<u8>>) -> BoxFuture<'a, Result<()>>;
     /// The engine's events from now on.
@@ -101,6 +125,71 @@ impl ContainerService for Arc<Engine> {
 
     fn exec<'a>(&'a self, id: &'a str, argv: &'a [String], timeout: Duration) -> BoxFuture<'a, (i64, String)> {
         Box::pin(self.probe(id, argv, timeout))
+    }
+
+    fn exec_stream<'a>(
+        &'a self,
+        id: &'a str,
+        argv: Vec<String>,
+        tty: bool,
+        stdin: bool,
+        size: Option<(u16, u16)>,
+    ) -> BoxFuture<'a, Result<(String, BoxStream)>> {
+        Box::pin(async move {
+            let cfg = ExecConfig {
+                cmd: argv,
+                tty,
+                attach_stdin: stdin,
+                attach_stdout: true,
+                attach_stderr: !tty,
+                console_size: size.filter(|_| tty),
+                // The kubelet's exec has no detach sequence: every byte goes to the process.
+                detach_keys: Some(Vec::new()),
+                ..Default::default()
+            };
+            let exec_id = self.exec_create(id, cfg)?;
+            let (mine, theirs) = tokio::io::duplex(64 * 1024);
+            let run = self.exec_start(&exec_id, Some(Box::new(theirs)), Default::default()).await?;
+            tokio::spawn(run);
+            Ok((exec_id, Box::new(mine) as BoxStream))
+        })
+    }
+
+    fn exec_resize<'a>(&'a self, exec_id: &'a str, rows: u16, cols: u16) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Engine::exec_resize(self, exec_id, rows, cols))
+    }
+
+    fn exec_exit_code(&self, exec_id: &str) -> Option<i64> {
+        let ex = self.exec_get(exec_id).ok()?;
+        let st = ex.state.lock().unwrap();
+        if st.running {
+            None
+        } else {
+            st.exit_code
+        }
+    }
+
+    fn attach_stream<'a>(&'a self, id: &'a str, stdin: bool, stdout: bool, stderr: bool) -> BoxFuture<'a, Result<BoxStream>> {
+        Box::pin(async move {
+            let c = Engine::container(self, id)?;
+            if !c.state.running {
+                return Err(crate::Error::Conflict(format!("Container {} is not running", c.id)));
+            }
+            let (mine, theirs) = tokio::io::duplex(64 * 1024);
+            let p = PendingAttach {
+                stream: Box::new(theirs),
+                stdin,
+                stdout,
+                stderr,
+                detach_keys: Some(Vec::new()),
+            };
+            self.attach(id, p).await?;
+            Ok(Box::new(mine) as BoxStream)
+        })
+    }
+
+    fn resize<'a>(&'a self, id: &'a str, rows: u16, cols: u16) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Engine::resize(self, id, rows, cols))
     }
 
     fn logs<'a>(&'a self, id: &'a str, opts: LogOptions, tx: mpsc::Sender<Vec<u8>>) -> BoxFuture<'a, Result<()>> {

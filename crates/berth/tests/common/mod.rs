@@ -203,6 +203,21 @@ pub fn stop(mut c: Child) {
 }
 
 /// Run a command with a deadline; a hung client fails the test instead of hanging it.
+/// A unique interface name (`prefix` and hex) and the first three octets of a /24 in
+/// 10.`base`.0.0/13 that no host route uses.
+pub fn free_subnet(prefix: &str, base: u8) -> (String, String) {
+    let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    loop {
+        let r = random_u32();
+        let (b, c) = (base + (r % 8) as u8, ((r >> 8) % 256) as u8);
+        // /proc/net/route holds destinations as little-endian hex.
+        let dest = format!("{:02X}{:02X}{:02X}{:02X}", 0, c, b, 10);
+        if !routes.contains(&dest) {
+            return (format!("{prefix}{:x}", r & 0xffffff), format!("10.{b}.{c}"));
+        }
+    }
+}
+
 pub fn run_timeout(mut cmd: Command, input: Option<&[u8]>, secs: u64) -> Output {
     cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
@@ -417,19 +432,17 @@ impl Daemon {
         Self::start_with(&[])
     }
 
+    /// The pods' subnet of this daemon (`10.x.y.0/24`).
+    pub fn pod_cidr(&self) -> Option<String> {
+        let i = self.extra.iter().position(|a| a == "--pod-cidr")?;
+        self.extra.get(i + 1).cloned()
+    }
+
     /// A daemon with a default bridge of its own: a unique interface name and a /24 no host
     /// route uses (in 10.200.0.0/13), removed when the daemon is dropped.
     pub fn start_bridged(extra: &[&str]) -> Daemon {
-        let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
-        let (name, bip) = loop {
-            let r = random_u32();
-            let (b, c) = (200 + (r % 8) as u8, ((r >> 8) % 256) as u8);
-            // /proc/net/route holds destinations as little-endian hex.
-            let dest = format!("{:02X}{:02X}{:02X}{:02X}", 0, c, b, 10);
-            if !routes.contains(&dest) {
-                break (format!("bt{:x}", r & 0xffffff), format!("10.{b}.{c}.1/24"));
-            }
-        };
+        let (name, net) = free_subnet("bt", 200);
+        let bip = format!("{net}.1/24");
         let mut args: Vec<&str> = vec!["--bridge", &name, "--bip", &bip];
         args.extend_from_slice(extra);
         let mut d = Self::start_with(&args);
@@ -479,6 +492,13 @@ impl Daemon {
         };
         if !extra.iter().any(|a| *a == "--bridge" || *a == "-b") {
             d.extra.extend(["--bridge".to_string(), "none".to_string()]);
+        }
+        // The pods' network too: a bridge and a /24 of its own (in 10.208.0.0/13), so that
+        // daemons side by side never share one.
+        if !extra.iter().any(|a| *a == "--pod-bridge" || *a == "--no-kube") {
+            let (name, cidr) = free_subnet("bp", 208);
+            d.extra
+                .extend(["--pod-bridge".to_string(), name, "--pod-cidr".to_string(), format!("{cidr}.0/24")]);
         }
         d.spawn();
         d

@@ -357,7 +357,13 @@ fn project_downward(pod: &Value, items: &Value, dir: &Path, default_mode: u32, f
 }
 
 /// Make (or refresh) a pod's volumes under `dir` (`ROOT/kube/pods/<uid>/volumes`).
-pub async fn prepare_volumes(store: &dyn Store, pod: &Value, dir: &Path, facts: &NodeFacts) -> Result<Volumes, ConfigError> {
+pub async fn prepare_volumes(
+    store: &dyn Store,
+    pod: &Value,
+    dir: &Path,
+    facts: &NodeFacts,
+    issuer: &crate::apiserver::auth::Issuer,
+) -> Result<Volumes, ConfigError> {
     use std::os::unix::fs::PermissionsExt;
     let ns = pod.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default");
     let fs_group = pod.pointer("/spec/securityContext/fsGroup").and_then(Value::as_u64);
@@ -455,6 +461,8 @@ pub async fn prepare_volumes(store: &dyn Store, pod: &Value, dir: &Path, facts: 
                     project_data(store, ns, "secret", c, &at, m).await.map_err(vol_err)?;
                 } else if let Some(d) = s.get("downwardAPI").filter(|x| x.is_object()) {
                     project_downward(pod, &d["items"], &at, m, facts).map_err(vol_err)?;
+                } else if let Some(t) = s.get("serviceAccountToken").filter(|x| x.is_object()) {
+                    project_token(store, issuer, pod, t, &at, m).await.map_err(vol_err)?;
                 } else {
                     let kind = s.as_object().and_then(|o| o.keys().next().cloned()).unwrap_or_default();
                     return Err(vol_err(format!("projected {kind} sources are not supported by Berth yet")));
@@ -470,6 +478,38 @@ pub async fn prepare_volumes(store: &dyn Store, pod: &Value, dir: &Path, facts: 
         }
     }
     Ok(Volumes { paths })
+}
+
+/// A projected service-account token: the pod's service account, bound to the pod, for the
+/// source's audience, valid its `expirationSeconds` (the admission-made `kube-api-access`
+/// volume's 3607 s are extended to a year, as the real server's
+/// `--service-account-extend-token-expiration` does, so the file needs no refresh here).
+async fn project_token(
+    store: &dyn Store,
+    issuer: &crate::apiserver::auth::Issuer,
+    pod: &Value,
+    src: &Value,
+    at: &Path,
+    mode: u32,
+) -> Result<(), String> {
+    let ns = pod.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default");
+    let sa_name = pod.pointer("/spec/serviceAccountName").and_then(Value::as_str).unwrap_or("default");
+    let sa = crate::apiserver::auth::stored(store, "ServiceAccount", Some(ns), sa_name)
+        .await
+        .ok_or_else(|| format!("serviceaccount \"{sa_name}\" not found"))?;
+    let path = src["path"].as_str().unwrap_or("");
+    let mut seconds = src["expirationSeconds"].as_i64().unwrap_or(3600);
+    if seconds == 3607 {
+        seconds = 365 * 24 * 3600;
+    }
+    let audiences: Vec<String> = src["audience"]
+        .as_str()
+        .filter(|a| !a.is_empty())
+        .map(String::from)
+        .into_iter()
+        .collect();
+    let (token, _) = issuer.service_account_token(&sa, &audiences, seconds, Some(pod));
+    write_file(at, path, token.as_bytes(), mode)
 }
 
 /// The binds (`src:dst[:ro]`) of a container's volumeMounts.

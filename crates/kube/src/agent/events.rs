@@ -1,5 +1,7 @@
 //! Events about objects (`kubectl describe` and `kubectl get events` show them), written as
-//! the kubelet and the scheduler write theirs: core/v1 Events named `<object>.<random hex>`.
+//! the kubelet and the scheduler write theirs: core/v1 Events named `<object>.<nanoseconds in
+//! hex>` (so names sort as the events happened), gone an hour after they were last seen, as
+//! the real server's `--event-ttl` keeps them.
 
 use serde_json::{json, Value};
 
@@ -16,8 +18,10 @@ pub async fn record(store: &dyn Store, obj: &Value, kind: &str, reason: &str, me
 pub async fn record_at(store: &dyn Store, obj: &Value, field_path: Option<&str>, kind: &str, reason: &str, message: &str, component: &str) {
     let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default");
     let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-    let suffix: String = uuid().replace('-', "").chars().take(16).collect();
-    let ev_name = format!("{name}.{suffix}");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let ev_name = format!("{name}.{nanos:x}");
     let t = now();
     let mut involved = json!({
         "kind": obj["kind"].as_str().unwrap_or("Pod"),
@@ -48,5 +52,50 @@ pub async fn record_at(store: &dyn Store, obj: &Value, field_path: Option<&str>,
     let key = format!("/registry/core/events/{ns}/{ev_name}");
     if let Err(e) = store.create(&key, stored_bytes(&ev)).await {
         tracing::warn!(%reason, error = %e, "recording an event");
+    }
+}
+
+/// How long an event is kept after it was last seen.
+pub const EVENT_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Delete the events last seen more than [`EVENT_TTL`] ago; how many went.
+pub async fn expire(store: &dyn Store) -> usize {
+    let Ok(page) = store.list("/registry/core/events/", Default::default()).await else {
+        return 0;
+    };
+    let cutoff = chrono::Utc::now() - chrono::Duration::from_std(EVENT_TTL).unwrap_or_default();
+    let mut gone = 0;
+    for kv in page.items {
+        let Ok(ev) = serde_json::from_slice::<Value>(&kv.value) else {
+            continue;
+        };
+        let last = ["lastTimestamp", "eventTime", "firstTimestamp"]
+            .iter()
+            .find_map(|k| ev[*k].as_str())
+            .or_else(|| ev.pointer("/metadata/creationTimestamp").and_then(Value::as_str))
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        if last.is_some_and(|t| t < cutoff) && store.delete(&kv.key, kv.mod_revision).await.is_ok() {
+            gone += 1;
+        }
+    }
+    gone
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn events_go_an_hour_after_they_were_last_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::redb::RedbStore::open(&dir.path().join("s.redb")).unwrap();
+        let pod = json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "default", "uid": "u"}});
+        record(&store, &pod, "Normal", "Fresh", "now", "kubelet").await;
+        let old = json!({"metadata": {"name": "p.1", "namespace": "default"}, "lastTimestamp": "2020-01-01T00:00:00Z"});
+        store.create("/registry/core/events/default/p.1", stored_bytes(&old)).await.unwrap();
+        assert_eq!(expire(&store).await, 1);
+        let left = store.list("/registry/core/events/", Default::default()).await.unwrap().items;
+        assert_eq!(left.len(), 1);
+        assert!(String::from_utf8_lossy(&left[0].value).contains("Fresh"));
     }
 }

@@ -15,37 +15,35 @@ fn bad(msg: String) -> ApiError {
     ApiError::bad_request(msg)
 }
 
+/// The container of `pod` a request names (`container=`), or its only one; the API server's
+/// errors otherwise. Logs, exec and attach choose the same way.
+pub fn container_named(pod: &Value, wanted: Option<&str>) -> ApiResult<String> {
+    let pod_name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let list = |l: &str| -> Vec<String> {
+        pod.pointer(&format!("/spec/{l}"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str().map(String::from))
+            .collect()
+    };
+    let mains = list("containers");
+    let names = [list("initContainers"), mains.clone()].concat();
+    match wanted.filter(|c| !c.is_empty()) {
+        Some(c) if names.iter().any(|n| n == c) => Ok(c.to_string()),
+        Some(c) => Err(bad(format!("container {c} is not valid for pod {pod_name}"))),
+        None if mains.len() == 1 => Ok(mains[0].clone()),
+        None => Err(bad(format!(
+            "a container name must be specified for pod {pod_name}, choose one of: [{}]",
+            names.join(" ")
+        ))),
+    }
+}
+
 /// Serve the log of one of `pod`'s containers.
 pub async fn serve(pods: Arc<Pods>, pod: Value, q: &std::collections::BTreeMap<String, String>) -> ApiResult<Response> {
     let pod_name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-    let names: Vec<String> = ["initContainers", "containers"]
-        .iter()
-        .filter_map(|l| pod.pointer(&format!("/spec/{l}")).and_then(Value::as_array))
-        .flatten()
-        .filter_map(|c| c["name"].as_str().map(String::from))
-        .collect();
-    let mains: Vec<String> = pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["name"].as_str().map(String::from))
-        .collect();
-    let container = match q.get("container").filter(|c| !c.is_empty()) {
-        Some(c) => {
-            if !names.contains(c) {
-                return Err(bad(format!("container {c} is not valid for pod {pod_name}")));
-            }
-            c.clone()
-        }
-        None if mains.len() == 1 => mains[0].clone(),
-        None => {
-            return Err(bad(format!(
-                "a container name must be specified for pod {pod_name}, choose one of: [{}]",
-                names.join(" ")
-            )))
-        }
-    };
+    let container = container_named(&pod, q.get("container").map(String::as_str))?;
     let flag = |k: &str| q.get(k).is_some_and(|v| v == "true" || v == "1");
     let num = |k: &str| -> ApiResult<Option<i64>> {
         q.get(k)

@@ -8,6 +8,7 @@ pub mod events;
 pub mod logs;
 pub mod pods;
 pub mod probe;
+pub mod remote;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -28,6 +28,8 @@ pub const POD_NAME: &str = "io.kubernetes.pod.name";
 pub const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
 pub const CONTAINER: &str = "io.kubernetes.container.name";
 pub const ATTEMPT: &str = "io.kubernetes.container.restartCount";
+/// The image the container's spec names (the engine's config holds the image ID it resolved to).
+pub const IMAGE: &str = "io.kubernetes.container.image";
 /// The sandbox's container name label.
 pub const SANDBOX: &str = "POD";
 
@@ -74,6 +76,8 @@ pub struct Pods {
     node: String,
     dir: PathBuf,
     network: PodNetwork,
+    /// Signs the service-account tokens of projected volumes.
+    issuer: Arc<crate::apiserver::auth::Issuer>,
     workers: Mutex<HashMap<String, Worker>>,
     probes: Mutex<HashMap<String, ProbeState>>,
 }
@@ -142,13 +146,21 @@ fn terminated(c: &Container) -> Value {
 
 impl Pods {
     /// The agent's pods on `node`, their files under `dir`.
-    pub fn new(store: Arc<dyn Store>, engine: Arc<dyn ContainerService>, node: String, dir: PathBuf, network: PodNetwork) -> Arc<Pods> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        engine: Arc<dyn ContainerService>,
+        node: String,
+        dir: PathBuf,
+        network: PodNetwork,
+        issuer: Arc<crate::apiserver::auth::Issuer>,
+    ) -> Arc<Pods> {
         Arc::new(Pods {
             store,
             engine,
             node,
             dir,
             network,
+            issuer,
             workers: Mutex::new(HashMap::new()),
             probes: Mutex::new(HashMap::new()),
         })
@@ -660,6 +672,7 @@ impl Pods {
                 pod,
                 &self.dir.join(s(pod, "/metadata/uid")).join("volumes"),
                 &facts,
+                &self.issuer,
             )
             .await?;
             let env = build::environment(self.store.as_ref(), pod, c, &facts).await?;
@@ -674,6 +687,7 @@ impl Pods {
                 return false;
             }
         };
+        req.config.labels.insert(IMAGE.into(), c["image"].as_str().unwrap_or("").into());
         // Logs stay bounded, as the kubelet rotates them (10 MiB, 5 files).
         req.host_config.log_config.kind = "json-file".into();
         req.host_config.log_config.config = [
@@ -1028,7 +1042,7 @@ impl Pods {
                     Some(i) if i.state.running => {
                         self.spawn_probes(pod, c, &i.id, &pod_ip, st);
                         // A changed image (the one mutable field) restarts the container.
-                        if i.config.image != c["image"].as_str().unwrap_or("") {
+                        if i.config.labels.get(IMAGE).map(String::as_str) != c["image"].as_str() {
                             let grace = pod
                                 .pointer("/spec/terminationGracePeriodSeconds")
                                 .and_then(Value::as_i64)

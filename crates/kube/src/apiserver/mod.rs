@@ -8,14 +8,18 @@
 //! update, patch (merge, JSON, strategic for these kinds), delete (preconditions),
 //! deletecollection, and Table responses for `kubectl get`.
 
+pub mod auth;
 pub mod gc;
 pub mod objects;
 pub mod openapi;
 pub mod patch;
 pub mod pods;
 pub mod proto;
+pub mod rbac;
+pub mod remote;
 pub mod resources;
 pub mod select;
+pub mod spdy;
 pub mod status;
 pub mod table;
 pub mod typed;
@@ -50,6 +54,10 @@ pub struct ApiServer {
     pub advertise: SocketAddr,
     /// The node agent's pods (logs), when this server runs one.
     pub pods: Option<Arc<crate::agent::pods::Pods>>,
+    /// Signs and checks service-account tokens.
+    pub issuer: Arc<auth::Issuer>,
+    /// The CA certificate (PEM), published in every namespace as `kube-root-ca.crt`.
+    pub ca_cert: String,
 }
 
 /// How to run the API server.
@@ -67,6 +75,8 @@ pub struct Config {
     pub node: Option<crate::agent::NodeConfig>,
     /// The engine the node agent runs pods on (none: pods are scheduled but not run here).
     pub engine: Option<Arc<dyn engine::service::ContainerService>>,
+    /// The network pods are on.
+    pub pod_network: crate::agent::pods::PodNetwork,
 }
 
 /// A running API server.
@@ -111,6 +121,11 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         .await
         .map_err(|e| StartError::Io(e.message))?;
     let pki = Pki::load_or_create(&cfg.dir.join("pki"), &[cfg.listen.ip()])?;
+    let issuer = Arc::new(auth::Issuer::load_or_create(&cfg.dir.join("pki")).map_err(StartError::Io)?);
+    auth::ensure_policy(store.as_ref()).await.map_err(|e| StartError::Io(e.message))?;
+    objects::ensure_root_ca_everywhere(store.as_ref(), &pki.ca_cert)
+        .await
+        .map_err(|e| StartError::Io(e.message))?;
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| StartError::Io(format!("binding {}: {e}", cfg.listen)))?;
@@ -130,7 +145,8 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
                 e.clone(),
                 n.name.clone(),
                 cfg.dir.join("pods"),
-                crate::agent::pods::PodNetwork::default(),
+                cfg.pod_network.clone(),
+                issuer.clone(),
             );
             tokio::spawn(p.clone().run());
             Some(p)
@@ -143,6 +159,8 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         store,
         advertise: addr,
         pods,
+        issuer,
+        ca_cert: pki.ca_cert.clone(),
     });
     let router = router(server);
     let task = tokio::spawn(accept_loop(listener, tls, router));
@@ -152,12 +170,17 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
 
 /// Compact the store every 5 minutes to the revision it had 5 minutes before, as the real API
 /// server compacts etcd: watches and lists may reach back that far, no further, and the
-/// history of heartbeats and status writes does not grow without end.
+/// history of heartbeats and status writes does not grow without end. Events past their TTL
+/// go at the same beat.
 async fn compact_periodically(store: Arc<dyn Store>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
     let mut previous: Option<i64> = None;
     loop {
         tick.tick().await;
+        let gone = crate::agent::events::expire(store.as_ref()).await;
+        if gone > 0 {
+            tracing::debug!(events = gone, "expired events");
+        }
         if let Some(rev) = previous {
             if let Err(e) = store.compact(rev).await {
                 tracing::warn!(revision = rev, error = %e, "compacting the kube store");
@@ -168,19 +191,22 @@ async fn compact_periodically(store: Arc<dyn Store>) {
 }
 
 fn write_private(path: &std::path::Path, data: &str) -> Result<(), StartError> {
+    write_private_bytes(path, data.as_bytes()).map_err(|e| StartError::Io(format!("{}: {e}", path.display())))
+}
+
+/// Write a file only root may read (0600), atomically.
+pub(crate) fn write_private_bytes(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let err = |e: std::io::Error| StartError::Io(format!("{}: {e}", path.display()));
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
         .mode(0o600)
-        .open(&tmp)
-        .map_err(err)?;
-    f.write_all(data.as_bytes()).and_then(|_| f.sync_all()).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+        .open(&tmp)?;
+    f.write_all(data).and_then(|_| f.sync_all())?;
+    std::fs::rename(&tmp, path)
 }
 
 fn tls_config(pki: &Pki) -> Result<Arc<rustls::ServerConfig>, StartError> {
@@ -258,15 +284,39 @@ fn router(server: Arc<ApiServer>) -> Router {
         .route("/openapi/v3/api/v1", get(|| async { Json(openapi::document("", "v1")) }))
         .route("/openapi/v3/apis/{group}/{version}", get(openapi_group))
         .fallback(resource)
-        .layer(axum::middleware::from_fn(authenticate))
+        .layer(axum::middleware::from_fn_with_state(server.clone(), authenticate))
         .with_state(server)
 }
 
-async fn authenticate(req: Request<Body>, next: axum::middleware::Next) -> Response {
-    let ok = req.extensions().get::<Peer>().is_some_and(|p| p.certificate);
-    if !ok {
+/// Authenticate (a client certificate from Berth's CA, or a service-account token), apply
+/// impersonation, and authorize the request by RBAC; the user goes on in the request.
+async fn authenticate(State(s): State<Arc<ApiServer>>, mut req: Request<Body>, next: axum::middleware::Next) -> Response {
+    let certificate = req.extensions().get::<Peer>().is_some_and(|p| p.certificate);
+    let bearer = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string());
+    let user = if certificate {
+        auth::User::admin()
+    } else if let Some(t) = bearer {
+        match auth::token_user(s.store.as_ref(), &s.issuer, &t).await {
+            Some(u) => u,
+            None => return ApiError::unauthorized().into_response(),
+        }
+    } else {
         return ApiError::unauthorized().into_response();
+    };
+    let user = match auth::impersonate(s.store.as_ref(), user, req.headers()).await {
+        Ok(u) => u,
+        Err(e) => return e.into_response(),
+    };
+    let attrs = auth::Attributes::of(req.method(), req.uri().path(), req.uri().query());
+    if !auth::authorize(s.store.as_ref(), &user, &attrs).await.0 {
+        return attrs.forbidden(&user).into_response();
     }
+    req.extensions_mut().insert(user);
     next.run(req).await
 }
 
@@ -283,21 +333,47 @@ async fn openapi_group(axum::extract::Path((g, v)): axum::extract::Path<(String,
     }
 }
 
-/// `kubectl auth can-i`: every client Berth authenticates holds its CA's admin certificate
-/// (`system:masters`) until RBAC for service accounts lands, so every request is allowed, and
-/// the review says why.
-async fn access_review(headers: HeaderMap, body: Body) -> Response {
+/// `kubectl auth can-i`: the requester's own access, as RBAC decides it.
+async fn access_review(
+    State(s): State<Arc<ApiServer>>,
+    axum::Extension(user): axum::Extension<auth::User>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let mut review = match objects::read_body(&headers, body).await {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
-    if review.pointer("/spec/resourceAttributes").is_none() && review.pointer("/spec/nonResourceAttributes").is_none() {
+    let attrs = if let Some(r) = review.pointer("/spec/resourceAttributes") {
+        let f = |k: &str| r[k].as_str().unwrap_or("").to_string();
+        auth::Attributes {
+            verb: f("verb"),
+            resource_request: true,
+            group: f("group"),
+            resource: f("resource"),
+            subresource: f("subresource"),
+            namespace: f("namespace"),
+            name: f("name"),
+            path: String::new(),
+        }
+    } else if let Some(r) = review.pointer("/spec/nonResourceAttributes") {
+        auth::Attributes {
+            verb: r["verb"].as_str().unwrap_or("").to_string(),
+            path: r["path"].as_str().unwrap_or("").to_string(),
+            ..Default::default()
+        }
+    } else {
         return ApiError::bad_request("SelfSubjectAccessReview: spec.resourceAttributes or spec.nonResourceAttributes is required")
             .into_response();
-    }
+    };
+    let (allowed, reason) = auth::authorize(s.store.as_ref(), &user, &attrs).await;
     review["apiVersion"] = json!("authorization.k8s.io/v1");
     review["kind"] = json!("SelfSubjectAccessReview");
-    review["status"] = json!({"allowed": true, "reason": "the client certificate is in group system:masters"});
+    review["status"] = if allowed {
+        json!({"allowed": true, "reason": reason})
+    } else {
+        json!({"allowed": false})
+    };
     (axum::http::StatusCode::CREATED, Json(review)).into_response()
 }
 
@@ -335,16 +411,45 @@ fn wants_aggregated(headers: &HeaderMap) -> bool {
         })
 }
 
+/// A subresource's group, version, kind and verbs, as discovery lists them.
+fn subresource_info(r: &resources::Resource, sub: &str) -> (&'static str, &'static str, &'static str, &'static [&'static str]) {
+    match sub {
+        "status" => (r.group, r.version, r.kind, &["get", "patch", "update"]),
+        "scale" => ("autoscaling", "v1", "Scale", &["get", "patch", "update"]),
+        "log" => (r.group, r.version, r.kind, &["get"]),
+        "binding" => (r.group, r.version, "Binding", &["create"]),
+        "exec" => (r.group, r.version, "PodExecOptions", &["create", "get"]),
+        "attach" => (r.group, r.version, "PodAttachOptions", &["create", "get"]),
+        "portforward" => (r.group, r.version, "PodPortForwardOptions", &["create", "get"]),
+        "eviction" => ("policy", "v1", "Eviction", &["create"]),
+        "token" => ("authentication.k8s.io", "v1", "TokenRequest", &["create"]),
+        _ => (r.group, r.version, r.kind, &["get"]),
+    }
+}
+
 /// One group's entry in aggregated discovery: its version and every resource with its kind,
 /// scope and verbs.
 fn discovery_group(group: &str, version: &str) -> Value {
     let list = resource_list(group, version).unwrap_or_default();
-    let resources: Vec<Value> = list["resources"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let all = list["resources"].as_array().cloned().unwrap_or_default();
+    let resources: Vec<Value> = all
+        .iter()
+        .filter(|r| !r["name"].as_str().unwrap_or("").contains('/'))
         .map(|r| {
+            let prefix = format!("{}/", r["name"].as_str().unwrap_or(""));
+            let subs: Vec<Value> = all
+                .iter()
+                .filter_map(|x| {
+                    let sub = x["name"].as_str()?.strip_prefix(&prefix)?;
+                    Some(json!({
+                        "subresource": sub,
+                        "responseKind": {"group": x.get("group").cloned().unwrap_or_else(|| json!(group)), "version": x.get("version").cloned().unwrap_or_else(|| json!(version)), "kind": x["kind"]},
+                        "verbs": x["verbs"],
+                    }))
+                })
+                .collect();
             json!({
+                "subresources": subs,
                 "resource": r["name"],
                 "responseKind": {"group": group, "version": version, "kind": r["kind"]},
                 "scope": if r["namespaced"] == json!(true) { "Namespaced" } else { "Cluster" },
@@ -430,15 +535,25 @@ fn resource_list(group: &str, version: &str) -> Option<Value> {
     let resources: Vec<Value> = RESOURCES
         .iter()
         .filter(|r| r.group == group && r.version == version)
-        .map(|r| {
+        .flat_map(|r| {
             let mut verbs = vec!["create", "delete", "get", "list", "patch", "update", "watch"];
             if r.namespaced {
                 verbs.insert(1, "deletecollection");
             }
-            json!({
+            let mut out = vec![json!({
                 "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind,
                 "verbs": verbs, "shortNames": r.short_names,
-            })
+            })];
+            for sub in r.subresources {
+                let (g, v, kind, verbs) = subresource_info(r, sub);
+                let mut e = json!({"name": format!("{}/{sub}", r.plural), "singularName": "", "namespaced": r.namespaced, "kind": kind, "verbs": verbs});
+                if !g.is_empty() || v != r.version {
+                    e["group"] = json!(g);
+                    e["version"] = json!(v);
+                }
+                out.push(e);
+            }
+            out
         })
         .collect();
     if resources.is_empty() {
@@ -463,13 +578,12 @@ async fn group_resources(axum::extract::Path((g, v)): axum::extract::Path<(Strin
     }
 }
 
-async fn resource(
-    State(s): State<Arc<ApiServer>>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn resource(State(s): State<Arc<ApiServer>>, req: Request<Body>) -> Response {
+    let uri = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map(|o| o.0.clone())
+        .unwrap_or_else(|| req.uri().clone());
     let path = uri.path().trim_end_matches('/');
     let segs: Vec<&str> = path.split('/').filter(|x| !x.is_empty()).collect();
     let parsed = match segs.as_slice() {
@@ -477,9 +591,29 @@ async fn resource(
         ["apis", g, v, rest @ ..] if !rest.is_empty() => objects::target(g, v, rest),
         _ => Err(ApiError::no_such_path()),
     };
-    let result = match parsed {
-        Ok(t) => objects::handle(s, method, t, objects::query_map(uri.query()), headers, body).await,
-        Err(e) => Err(e),
+    let t = match parsed {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
     };
-    result.unwrap_or_else(IntoResponse::into_response)
+    let streaming = match t.sub.as_deref() {
+        Some("exec") => Some(remote::Kind::Exec),
+        Some("attach") => Some(remote::Kind::Attach),
+        Some("portforward") => Some(remote::Kind::PortForward),
+        _ => None,
+    };
+    if let (Some(kind), "Pod", &Method::GET | &Method::POST) = (streaming, t.res.kind, req.method()) {
+        let r = async {
+            let pod = objects::get(&s, &t).await?;
+            remote::serve(&s, kind, pod, req).await
+        };
+        return r.await.unwrap_or_else(IntoResponse::into_response);
+    }
+    let (parts, body) = req.into_parts();
+    let user = parts.extensions.get::<auth::User>().cloned().unwrap_or_else(|| auth::User {
+        name: "system:anonymous".into(),
+        uid: String::new(),
+        groups: vec!["system:unauthenticated".into()],
+    });
+    let work = objects::handle(s, parts.method, t, objects::query_map(uri.query()), parts.headers, body);
+    auth::REQUESTER.scope(user, work).await.unwrap_or_else(IntoResponse::into_response)
 }

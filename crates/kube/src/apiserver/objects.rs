@@ -112,6 +112,10 @@ pub async fn handle(s: Arc<ApiServer>, method: Method, t: Target, q: Query, head
         }
         (Some("status"), &Method::PATCH) if t.res.has_status() => return patch(&s, &t, &q, &headers, body).await,
         (Some("binding"), &Method::POST) if t.res.kind == "Pod" => return bind(&s, &t, &headers, body).await,
+        (Some("eviction"), &Method::POST) if t.res.kind == "Pod" => return evict(&s, &t, &q, read_body(&headers, body).await?).await,
+        (Some("token"), &Method::POST) if t.res.kind == "ServiceAccount" => {
+            return token_request(&s, &t, &q, read_body(&headers, body).await?).await
+        }
         (Some("log"), &Method::GET) if t.res.kind == "Pod" => {
             let pod = get(&s, &t).await?;
             return match &s.pods {
@@ -171,7 +175,7 @@ fn name_of(t: &Target) -> &str {
     t.name.as_deref().unwrap_or("")
 }
 
-async fn get(s: &ApiServer, t: &Target) -> ApiResult<Value> {
+pub async fn get(s: &ApiServer, t: &Target) -> ApiResult<Value> {
     let kv = s.store.get(&t.res.key(t.namespace.as_deref(), name_of(t)), None).await?;
     let kv = kv.ok_or_else(|| ApiError::not_found(t.res.group, t.res.plural, name_of(t)))?;
     from_kv(t.res, &kv)
@@ -361,7 +365,7 @@ pub(crate) fn uuid() -> String {
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
-fn random_suffix() -> String {
+pub(crate) fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut b = [0u8; 5];
     let _ = getrandom::fill(&mut b);
@@ -464,10 +468,17 @@ async fn create(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body:
             o["metadata"]["name"] = json!(format!("{g}{}", random_suffix()));
         }
     }
+    if t.res.kind == "Pod" {
+        let ns = t.namespace.clone().unwrap_or_default();
+        super::pods::admit_service_account(s.store.as_ref(), &mut o, &ns).await?;
+    }
     let causes = (t.res.admit)(&mut o, None);
     let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
     if !causes.is_empty() {
         return Err(ApiError::invalid(t.res.group, t.res.kind, &name, causes));
+    }
+    if t.res.group == "rbac.authorization.k8s.io" {
+        super::auth::check_escalation(s.store.as_ref(), t.res.kind, t.namespace.as_deref().unwrap_or(""), &o).await?;
     }
     let m = o["metadata"].as_object_mut().expect("metadata is an object");
     m.insert("uid".into(), json!(uuid()));
@@ -488,6 +499,7 @@ async fn create(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body:
     })?;
     if t.res.kind == "Namespace" {
         default_service_account(s.store.as_ref(), &name).await?;
+        ensure_root_ca(s.store.as_ref(), &name, &s.ca_cert).await?;
     }
     Ok(with_warnings(respond(StatusCode::CREATED, from_kv(t.res, &kv)?), &warnings))
 }
@@ -570,6 +582,9 @@ async fn replace(s: &ApiServer, t: &Target, q: &Query, mut new: Value, old: &Key
     let causes = (t.res.admit)(&mut new, Some(&old_obj));
     if !causes.is_empty() {
         return Err(ApiError::invalid(t.res.group, t.res.kind, name, causes));
+    }
+    if t.res.group == "rbac.authorization.k8s.io" {
+        super::auth::check_escalation(s.store.as_ref(), t.res.kind, t.namespace.as_deref().unwrap_or(""), &new).await?;
     }
     if dry_run(q)? {
         return Ok(with_warnings(respond(StatusCode::OK, new), &warnings));
@@ -760,6 +775,134 @@ async fn graceful_pod_delete(s: &ApiServer, old: &KeyValue, obj: &Value, opts: &
         .await
         .map_err(write_error(res, &name))?;
     Ok(Some(from_kv(res, &kv)?))
+}
+
+/// `POST pods/<name>/eviction` (policy/v1 Eviction, what `kubectl drain` sends): the pod is
+/// deleted with the eviction's DeleteOptions. No PodDisruptionBudget is served yet, so none
+/// can refuse it.
+async fn evict(s: &ApiServer, t: &Target, q: &Query, ev: Value) -> ApiResult<Response> {
+    if ev["kind"] != "Eviction" {
+        return Err(ApiError::bad_request("the body must be a policy/v1 Eviction"));
+    }
+    let name = name_of(t);
+    if ev.pointer("/metadata/name").and_then(Value::as_str) != Some(name) {
+        return Err(ApiError::bad_request(format!(
+            "name in URL does not match name in Eviction object ({name})"
+        )));
+    }
+    let pod = Target {
+        res: t.res,
+        namespace: t.namespace.clone(),
+        name: t.name.clone(),
+        sub: None,
+    };
+    get(s, &pod).await?;
+    let opts = ev
+        .get("deleteOptions")
+        .filter(|o| o.is_object())
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", axum::http::HeaderValue::from_static("application/json"));
+    delete(s, &pod, q, &headers, Body::from(opts.to_string())).await?;
+    Ok(respond(
+        StatusCode::CREATED,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
+}
+
+/// `POST serviceaccounts/<name>/token`: a token for the service account (`kubectl create
+/// token`), for the audiences asked (the API server's by default), valid `expirationSeconds`
+/// (an hour by default, ten minutes at least), bound to a pod when `boundObjectRef` names one.
+async fn token_request(s: &ApiServer, t: &Target, q: &Query, mut req: Value) -> ApiResult<Response> {
+    let sa = get(s, t).await?;
+    let name = name_of(t);
+    let ns = t.namespace.clone().unwrap_or_default();
+    if !req.is_object() || req.get("kind").is_some_and(|k| k != "TokenRequest") {
+        return Err(ApiError::bad_request("the body must be an authentication.k8s.io/v1 TokenRequest"));
+    }
+    let invalid = |field: &str, msg: String| {
+        ApiError::invalid(
+            "authentication.k8s.io",
+            "TokenRequest",
+            name,
+            vec![super::resources::cause("FieldValueInvalid", field, msg)],
+        )
+    };
+    let seconds = req.pointer("/spec/expirationSeconds").and_then(Value::as_i64).unwrap_or(3600);
+    if seconds < 600 {
+        return Err(invalid(
+            "spec.expirationSeconds",
+            format!("Invalid value: {seconds}: may not specify a duration less than 10 minutes"),
+        ));
+    }
+    if seconds > 1 << 32 {
+        return Err(invalid(
+            "spec.expirationSeconds",
+            format!("Invalid value: {seconds}: may not specify a duration larger than 2^32 seconds"),
+        ));
+    }
+    let audiences: Vec<String> = req
+        .pointer("/spec/audiences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str().map(String::from))
+        .collect();
+    let pod = match req.pointer("/spec/boundObjectRef") {
+        Some(r) if !r.is_null() => {
+            if r["kind"] != "Pod" {
+                return Err(invalid(
+                    "spec.boundObjectRef.kind",
+                    format!(
+                        "Unsupported value: {:?}: Berth binds tokens to pods only",
+                        r["kind"].as_str().unwrap_or("")
+                    ),
+                ));
+            }
+            let pods = RESOURCES
+                .iter()
+                .find(|r| r.kind == "Pod")
+                .ok_or_else(|| ApiError::internal("no pods"))?;
+            let pt = Target {
+                res: pods,
+                namespace: Some(ns.clone()),
+                name: r["name"].as_str().map(String::from),
+                sub: None,
+            };
+            let p = get(s, &pt).await?;
+            if r["uid"]
+                .as_str()
+                .is_some_and(|u| !u.is_empty() && Some(u) != p.pointer("/metadata/uid").and_then(Value::as_str))
+            {
+                return Err(ApiError {
+                    code: 409,
+                    reason: "Conflict",
+                    message: format!("the UID in the bound object reference ({}) does not match the UID in record. The object might have been deleted and then recreated", r["uid"].as_str().unwrap_or("")),
+                    details: None,
+                });
+            }
+            Some(p)
+        }
+        _ => None,
+    };
+    let (token, exp) = if dry_run(q)? {
+        (String::new(), String::new())
+    } else {
+        s.issuer.service_account_token(&sa, &audiences, seconds, pod.as_ref())
+    };
+    let auds = if audiences.is_empty() {
+        vec![super::auth::ISSUER.to_string()]
+    } else {
+        audiences
+    };
+    req["apiVersion"] = json!("authentication.k8s.io/v1");
+    req["kind"] = json!("TokenRequest");
+    req["metadata"] = json!({"name": name, "namespace": ns, "creationTimestamp": now()});
+    req["spec"]["audiences"] = json!(auds);
+    req["spec"]["expirationSeconds"] = json!(seconds);
+    req["status"] = json!({"token": token, "expirationTimestamp": exp});
+    Ok(respond(StatusCode::CREATED, req))
 }
 
 /// `POST pods/<name>/binding`: assign an unscheduled pod to a node, as a scheduler does.
@@ -969,6 +1112,51 @@ async fn default_service_account(store: &dyn Store, namespace: &str) -> ApiResul
         Ok(_) | Err(StoreError::AlreadyExists(_)) => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The `kube-root-ca.crt` ConfigMap of a namespace (the CA clients in pods trust), as the
+/// root-CA publisher keeps it: made when missing, its data put right when changed.
+async fn ensure_root_ca(store: &dyn Store, namespace: &str, ca: &str) -> ApiResult<()> {
+    let Some(cm) = RESOURCES.iter().find(|r| r.kind == "ConfigMap") else {
+        return Ok(());
+    };
+    let key = cm.key(Some(namespace), "kube-root-ca.crt");
+    let data = json!({"ca.crt": ca});
+    match store.get(&key, None).await? {
+        Some(kv) => {
+            let mut o: Value = serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
+            if o["data"] != data {
+                o["data"] = data;
+                let _ = store.update(&key, stored_bytes(&o), kv.mod_revision).await;
+            }
+            Ok(())
+        }
+        None => {
+            let o = json!({
+                "metadata": {"name": "kube-root-ca.crt", "namespace": namespace, "uid": uuid(), "creationTimestamp": now(),
+                    "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
+                "data": data,
+            });
+            match store.create(&key, stored_bytes(&o)).await {
+                Ok(_) | Err(StoreError::AlreadyExists(_)) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+/// `kube-root-ca.crt` in every namespace.
+pub async fn ensure_root_ca_everywhere(store: &dyn Store, ca: &str) -> ApiResult<()> {
+    let page = store.list(&RESOURCES[0].prefix(None), Default::default()).await?;
+    for kv in page.items {
+        let o: Value = serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
+        if let Some(ns) = o.pointer("/metadata/name").and_then(Value::as_str) {
+            if o.pointer("/metadata/deletionTimestamp").is_none_or(Value::is_null) {
+                ensure_root_ca(store, ns, ca).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Make sure the namespaces every cluster has exist.

@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use super::resources::{check_metadata, is_dns_label, Schema};
-use super::status::Cause;
+use super::status::{ApiError, ApiResult, Cause};
 
 const STR: Schema = Schema::Str;
 /// The outline the OpenAPI documents show (the spec and status are described as objects).
@@ -491,6 +491,92 @@ pub fn cells(o: &Value) -> Vec<Value> {
         json!(or_none(&status["nominatedNodeName"])),
         json!(gates),
     ]
+}
+
+/// Where the service-account volume is mounted.
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// The ServiceAccount admission plugin: the pod's service account must exist, and unless
+/// automounting is off (on the pod, else on the account) every container gets the projected
+/// `kube-api-access-<random>` volume — a bound token, the cluster's CA, the namespace — at
+/// [`SERVICE_ACCOUNT_DIR`].
+pub async fn admit_service_account(store: &dyn crate::store::Store, pod: &mut Value, namespace: &str) -> ApiResult<()> {
+    let name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let sa_name = match pod
+        .pointer("/spec/serviceAccountName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
+        Some(s) => s.to_string(),
+        None => pod
+            .pointer("/spec/serviceAccount")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or("default")
+            .to_string(),
+    };
+    let sa = match super::auth::stored(store, "ServiceAccount", Some(namespace), &sa_name).await {
+        Some(sa) => sa,
+        None => {
+            return Err(ApiError {
+                code: 403,
+                reason: "Forbidden",
+                message: format!(
+                    "pods \"{name}\" is forbidden: error looking up service account {namespace}/{sa_name}: serviceaccount \"{sa_name}\" not found"
+                ),
+                details: Some(Box::new((name.clone(), String::new(), "pods".into(), Vec::new()))),
+            })
+        }
+    };
+    let automount = pod
+        .pointer("/spec/automountServiceAccountToken")
+        .and_then(Value::as_bool)
+        .or_else(|| sa["automountServiceAccountToken"].as_bool())
+        .unwrap_or(true);
+    if !automount {
+        return Ok(());
+    }
+    let lists = ["initContainers", "containers", "ephemeralContainers"];
+    let mounted = lists.iter().any(|l| {
+        pod.pointer(&format!("/spec/{l}"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c["volumeMounts"].as_array().cloned().unwrap_or_default())
+            .any(|m| m["mountPath"] == SERVICE_ACCOUNT_DIR)
+    });
+    if mounted {
+        return Ok(());
+    }
+    let volume = format!("kube-api-access-{}", super::objects::random_suffix());
+    let spec = &mut pod["spec"];
+    if !spec["volumes"].is_array() {
+        spec["volumes"] = json!([]);
+    }
+    if let Some(v) = spec["volumes"].as_array_mut() {
+        v.push(json!({
+            "name": volume,
+            "projected": {
+                "defaultMode": 420,
+                "sources": [
+                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                    {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+                ],
+            },
+        }));
+    }
+    for l in lists {
+        for c in spec[l].as_array_mut().into_iter().flatten() {
+            if !c["volumeMounts"].is_array() {
+                c["volumeMounts"] = json!([]);
+            }
+            if let Some(m) = c["volumeMounts"].as_array_mut() {
+                m.push(json!({"name": volume, "mountPath": SERVICE_ACCOUNT_DIR, "readOnly": true}));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

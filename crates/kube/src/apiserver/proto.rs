@@ -143,6 +143,53 @@ const DELETE_OPTIONS: &[Field] = &[
 const TYPE_META: &[Field] = &[(1, "apiVersion", Kind::Str), (2, "kind", Kind::Str)];
 
 /// The message of a kind, if its protobuf form is known here.
+const BOUND_OBJECT_REF: &[Field] = &[
+    (1, "kind", Kind::Str),
+    (2, "apiVersion", Kind::Str),
+    (3, "name", Kind::Str),
+    (4, "uid", Kind::Str),
+];
+const TOKEN_REQUEST_SPEC: &[Field] = &[
+    (1, "audiences", Kind::Strs),
+    (3, "boundObjectRef", Kind::Msg(BOUND_OBJECT_REF)),
+    (4, "expirationSeconds", Kind::Int),
+];
+const TOKEN_REQUEST: &[Field] = &[
+    (1, "metadata", Kind::Msg(OBJECT_META)),
+    (2, "spec", Kind::Msg(TOKEN_REQUEST_SPEC)),
+    (
+        3,
+        "status",
+        Kind::Msg(&[(1, "token", Kind::Str), (2, "expirationTimestamp", Kind::Time)]),
+    ),
+];
+
+const POLICY_RULE: &[Field] = &[
+    (1, "verbs", Kind::Strs),
+    (2, "apiGroups", Kind::Strs),
+    (3, "resources", Kind::Strs),
+    (4, "resourceNames", Kind::Strs),
+    (5, "nonResourceURLs", Kind::Strs),
+];
+const ROLE: &[Field] = &[(1, "metadata", Kind::Msg(OBJECT_META)), (2, "rules", Kind::Msgs(POLICY_RULE))];
+const SUBJECT: &[Field] = &[
+    (1, "kind", Kind::Str),
+    (2, "apiGroup", Kind::Str),
+    (3, "name", Kind::Str),
+    (4, "namespace", Kind::Str),
+];
+const ROLE_REF: &[Field] = &[(1, "apiGroup", Kind::Str), (2, "kind", Kind::Str), (3, "name", Kind::Str)];
+const ROLE_BINDING: &[Field] = &[
+    (1, "metadata", Kind::Msg(OBJECT_META)),
+    (2, "subjects", Kind::Msgs(SUBJECT)),
+    (3, "roleRef", Kind::Msg(ROLE_REF)),
+];
+
+const EVICTION: &[Field] = &[
+    (1, "metadata", Kind::Msg(OBJECT_META)),
+    (2, "deleteOptions", Kind::Msg(DELETE_OPTIONS)),
+];
+
 fn message_of(kind: &str) -> Option<&'static [Field]> {
     match kind {
         "ConfigMap" => Some(CONFIGMAP),
@@ -151,6 +198,10 @@ fn message_of(kind: &str) -> Option<&'static [Field]> {
         "ServiceAccount" => Some(SERVICE_ACCOUNT),
         "DeleteOptions" => Some(DELETE_OPTIONS),
         "SelfSubjectAccessReview" => Some(SELF_SUBJECT_ACCESS_REVIEW),
+        "TokenRequest" => Some(TOKEN_REQUEST),
+        "Eviction" => Some(EVICTION),
+        "Role" | "ClusterRole" => Some(ROLE),
+        "RoleBinding" | "ClusterRoleBinding" => Some(ROLE_BINDING),
         _ => None,
     }
 }
@@ -256,6 +307,9 @@ fn message(b: &[u8], fields: &'static [Field], what: &str) -> ApiResult<Value> {
             (_, 2) => {
                 let data = r.bytes()?;
                 match kind {
+                    // Go writes every string field, empty or not; in JSON an empty one is
+                    // left out (omitempty), and the rest of the server expects that.
+                    Kind::Str if data.is_empty() => {}
                     Kind::Str => {
                         out.insert(name, json!(utf8(data)?));
                     }
@@ -300,6 +354,10 @@ fn message(b: &[u8], fields: &'static [Field], what: &str) -> ApiResult<Value> {
                 )))
             }
         }
+    }
+    // ObjectMeta's generation is the server's to set; a client's zero means "unset".
+    if std::ptr::eq(fields, OBJECT_META) && out.get("generation").is_some_and(|g| g == 0) {
+        out.remove("generation");
     }
     Ok(Value::Object(out))
 }

@@ -393,7 +393,7 @@ pub static RESOURCES: &[Resource] = &[
             "status.nominatedNodeName",
         ],
         decode: super::typed::decode::<k8s_openapi::api::core::v1::Pod>,
-        subresources: &["status", "log", "binding"],
+        subresources: &["status", "binding", "log", "exec", "attach", "portforward", "eviction"],
     },
     Resource {
         group: "",
@@ -568,7 +568,7 @@ pub static RESOURCES: &[Resource] = &[
         },
         field_selectors: &[],
         decode: super::typed::decode::<k8s_openapi::api::core::v1::ServiceAccount>,
-        subresources: &[],
+        subresources: &["token"],
     },
     Resource {
         group: "coordination.k8s.io",
@@ -640,6 +640,10 @@ pub static RESOURCES: &[Resource] = &[
         decode: super::typed::decode::<k8s_openapi::api::core::v1::Node>,
         subresources: &[],
     },
+    super::rbac::ROLE_RESOURCE,
+    super::rbac::CLUSTER_ROLE_RESOURCE,
+    super::rbac::ROLE_BINDING_RESOURCE,
+    super::rbac::CLUSTER_ROLE_BINDING_RESOURCE,
 ];
 
 const OBJECT_REF: Schema = Schema::Object(
@@ -689,7 +693,7 @@ pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Resourc
         .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
-fn cause(reason: &'static str, field: impl Into<String>, message: impl Into<String>) -> Cause {
+pub(crate) fn cause(reason: &'static str, field: impl Into<String>, message: impl Into<String>) -> Cause {
     Cause {
         reason,
         field: field.into(),
