@@ -938,3 +938,128 @@ fn service_accounts_get_tokens_and_rbac_decides_what_they_may_do() {
     );
     d.kubectl_ok(&["delete", "pod", "notok", "--grace-period=1"]);
 }
+
+/// The managedFields of an object: (manager, operation, fieldsV1) each.
+fn managed_fields(d: &Daemon, what: &str) -> Vec<(String, String, serde_json::Value)> {
+    let out = d.kubectl_ok(&["get", what, "-o", "json", "--show-managed-fields"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["metadata"]["managedFields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            (
+                e["manager"].as_str().unwrap_or("").to_string(),
+                e["operation"].as_str().unwrap_or("").to_string(),
+                e["fieldsV1"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn server_side_apply_tracks_owners_and_kubectl_apply_merges_lists() {
+    use serde_json::json;
+    let d = Daemon::start();
+    // Created by kubectl create: managedFields name it, owning what it wrote.
+    d.kubectl_ok(&["create", "configmap", "ssa", "--from-literal=a=1"]);
+    assert_eq!(
+        managed_fields(&d, "cm/ssa"),
+        vec![(
+            "kubectl-create".to_string(),
+            "Update".to_string(),
+            json!({"f:data": {".": {}, "f:a": {}}})
+        )]
+    );
+    // An apply that would change a field kubectl-create owns is a conflict, as the real
+    // server words it, and changes nothing.
+    let cfg = |a: &str, rest: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  a: \"{a}\"\n{rest}");
+    let o = d.kubectl_in(&["apply", "--server-side", "-f", "-"], &cfg("2", "  b: \"x\"\n"));
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("Apply failed with 1 conflict: conflict with \"kubectl-create\" using v1") && err(&o).contains(": .data.a"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(d.kubectl_ok(&["get", "cm", "ssa", "-o", "jsonpath={.data}"]), r#"{"a":"1"}"#);
+    // Forced, the applier takes the field over.
+    let o = d.kubectl_in(
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        &cfg("2", "  b: \"x\"\n"),
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("configmap/ssa serverside-applied"));
+    let owners = managed_fields(&d, "cm/ssa");
+    assert_eq!(
+        owners[0],
+        (
+            "kubectl".to_string(),
+            "Apply".to_string(),
+            json!({"f:data": {"f:a": {}, "f:b": {}}})
+        )
+    );
+    assert_eq!(owners[1].0, "kubectl-create");
+    assert!(owners[1].2.pointer("/f:data/f:a").is_none(), "{owners:?}");
+    // A second manager applies c; the first applies without b: b goes, c (not its) stays.
+    let o = d.kubectl_in(
+        &["apply", "--server-side", "--field-manager=tuner", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  c: \"3\"\n",
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let o = d.kubectl_in(&["apply", "--server-side", "-f", "-"], &cfg("2", ""));
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        d.kubectl_ok(&["get", "cm", "ssa", "-o", "jsonpath={.data}"]),
+        r#"{"a":"2","c":"3"}"#
+    );
+    // Sharing a field at the same value is no conflict; an apply to a missing object creates it.
+    let o = d.kubectl_in(
+        &["apply", "--server-side", "--field-manager=tuner", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  a: \"2\"\n  c: \"3\"\n",
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let o = d.kubectl_in(
+        &["apply", "--server-side", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fresh\n  labels: {app: m}\ndata:\n  k: v\n",
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        managed_fields(&d, "cm/fresh"),
+        vec![(
+            "kubectl".to_string(),
+            "Apply".to_string(),
+            json!({"f:data": {"f:k": {}}, "f:metadata": {"f:labels": {"f:app": {}}}})
+        )]
+    );
+
+    // kubectl's client-side apply of a pod sends a strategic merge patch holding
+    // $setElementOrder for its containers: the list merges by name, in the order given.
+    let pod = |image: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: two\nspec:\n  nodeSelector: {{berth.test/none: \"x\"}}\n  containers:\n  - name: first\n    image: busybox\n    command: [sleep, \"1000\"]\n  - name: second\n    image: {image}\n    command: [sleep, \"1000\"]\n"
+        )
+    };
+    let o = d.kubectl_in(&["apply", "-f", "-"], &pod("busybox"));
+    assert!(o.status.success(), "{}", err(&o));
+    let o = d.kubectl_in(&["apply", "-f", "-"], &pod("busybox:2"));
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        d.kubectl_ok(&[
+            "get",
+            "pod",
+            "two",
+            "-o",
+            "jsonpath={.spec.containers[*].name} {.spec.containers[*].image}"
+        ]),
+        "first second busybox busybox:2"
+    );
+    let owners = managed_fields(&d, "pod/two");
+    assert!(
+        owners.iter().any(|(m, op, f)| m == "kubectl-client-side-apply"
+            && op == "Update"
+            && f.pointer("/f:spec/f:containers/k:{\"name\":\"second\"}/f:image").is_some()),
+        "{owners:?}"
+    );
+    d.kubectl_ok(&["delete", "pod", "two", "--wait=false"]);
+}

@@ -9,7 +9,9 @@
 //! deletecollection, and Table responses for `kubectl get`.
 
 pub mod auth;
+pub mod fields;
 pub mod gc;
+pub mod managed;
 pub mod objects;
 pub mod openapi;
 pub mod patch;

@@ -15,7 +15,7 @@ use super::resources::{find, Resource, RESOURCES};
 use super::select::{FieldSelector, LabelSelector};
 use super::status::{ApiError, ApiResult};
 use super::table;
-use super::ApiServer;
+use super::{managed, ApiServer};
 use crate::store::{Error as StoreError, EventKind, KeyValue, ListOptions, Store};
 
 /// What a request path names.
@@ -106,9 +106,10 @@ pub async fn handle(s: Arc<ApiServer>, method: Method, t: Target, q: Query, head
             return Ok(respond(StatusCode::OK, o));
         }
         (Some("status"), &Method::PUT) if t.res.has_status() => {
+            let w = writer(&t, &q, &headers)?;
             let (new, warnings) = decode(t.res, read_body(&headers, body).await?, &q)?;
             let old = stored(&s, &t).await?;
-            return replace(&s, &t, &q, new, &old, warnings).await;
+            return replace(&s, &t, &q, new, &old, warnings, Some(&w)).await;
         }
         (Some("status"), &Method::PATCH) if t.res.has_status() => return patch(&s, &t, &q, &headers, body).await,
         (Some("binding"), &Method::POST) if t.res.kind == "Pod" => return bind(&s, &t, &headers, body).await,
@@ -454,8 +455,33 @@ pub(crate) fn write_error(res: &'static Resource, name: &str) -> impl Fn(StoreEr
     }
 }
 
+/// Who a write is by: its field manager, the endpoint, the kind (see [`managed::Writer`]).
+fn writer(t: &Target, q: &Query, headers: &HeaderMap) -> ApiResult<managed::Writer> {
+    let ua = headers.get("user-agent").and_then(|v| v.to_str().ok());
+    Ok(managed::Writer {
+        manager: managed::manager_of(q.get("fieldManager").map(String::as_str), ua)?,
+        subresource: t.sub.clone().unwrap_or_default(),
+        api_version: t.res.api_version(),
+        has_status: t.res.has_status(),
+    })
+}
+
 async fn create(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
-    let (mut o, warnings) = decode(t.res, read_body(headers, body).await?, q)?;
+    let w = writer(t, q, headers)?;
+    let (o, warnings) = decode(t.res, read_body(headers, body).await?, q)?;
+    insert(s, t, q, o, warnings, Some(&w)).await
+}
+
+/// Create `o` (decoded): identity checked, named, admitted, stored. `track` is who writes it
+/// (`None`: its managedFields are already set, by an apply).
+async fn insert(
+    s: &ApiServer,
+    t: &Target,
+    q: &Query,
+    mut o: Value,
+    warnings: Vec<String>,
+    track: Option<&managed::Writer>,
+) -> ApiResult<Response> {
     check_identity(t, &mut o)?;
     namespace_exists(s, t).await?;
     let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
@@ -479,6 +505,9 @@ async fn create(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body:
     }
     if t.res.group == "rbac.authorization.k8s.io" {
         super::auth::check_escalation(s.store.as_ref(), t.res.kind, t.namespace.as_deref().unwrap_or(""), &o).await?;
+    }
+    if let Some(w) = track {
+        managed::update(&Value::Null, &mut o, w);
     }
     let m = o["metadata"].as_object_mut().expect("metadata is an object");
     m.insert("uid".into(), json!(uuid()));
@@ -505,7 +534,16 @@ async fn create(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body:
 }
 
 /// Write `new` over the stored `old` (PUT and PATCH): identity kept, resourceVersion compared.
-async fn replace(s: &ApiServer, t: &Target, q: &Query, mut new: Value, old: &KeyValue, warnings: Vec<String>) -> ApiResult<Response> {
+/// `track` is who writes (`None`: managedFields already set, by an apply).
+async fn replace(
+    s: &ApiServer,
+    t: &Target,
+    q: &Query,
+    mut new: Value,
+    old: &KeyValue,
+    warnings: Vec<String>,
+    track: Option<&managed::Writer>,
+) -> ApiResult<Response> {
     let name = name_of(t);
     check_identity(t, &mut new)?;
     let body_name = new.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
@@ -586,6 +624,9 @@ async fn replace(s: &ApiServer, t: &Target, q: &Query, mut new: Value, old: &Key
     if t.res.group == "rbac.authorization.k8s.io" {
         super::auth::check_escalation(s.store.as_ref(), t.res.kind, t.namespace.as_deref().unwrap_or(""), &new).await?;
     }
+    if let Some(w) = track {
+        managed::update(&old_obj, &mut new, w);
+    }
     if dry_run(q)? {
         return Ok(with_warnings(respond(StatusCode::OK, new), &warnings));
     }
@@ -624,9 +665,84 @@ async fn stored(s: &ApiServer, t: &Target) -> ApiResult<KeyValue> {
 }
 
 async fn update(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+    let w = writer(t, q, headers)?;
     let (new, warnings) = decode(t.res, read_body(headers, body).await?, q)?;
     let old = stored(s, t).await?;
-    replace(s, t, q, new, &old, warnings).await
+    replace(s, t, q, new, &old, warnings, Some(&w)).await
+}
+
+/// PatchOptions' errors, as the real server words them.
+fn patch_options_invalid(field: &str, reason: &'static str, message: &str) -> ApiError {
+    ApiError::invalid(
+        "meta.k8s.io",
+        "PatchOptions",
+        "",
+        vec![super::status::Cause {
+            reason,
+            field: field.into(),
+            message: message.into(),
+        }],
+    )
+}
+
+/// Server-side apply (`application/apply-patch+yaml`): the configuration merged into the live
+/// object, or the object created from it; see [`managed::apply`].
+async fn apply(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, config: Value, force: bool) -> ApiResult<Response> {
+    if q.get("fieldManager").is_none_or(|m| m.is_empty()) {
+        return Err(patch_options_invalid(
+            "fieldManager",
+            "FieldValueRequired",
+            "Required value: is required for apply patch",
+        ));
+    }
+    let w = writer(t, q, headers)?;
+    if !config.is_object() {
+        return Err(ApiError::bad_request("the apply configuration must be an object"));
+    }
+    if config.pointer("/metadata/managedFields").is_some() {
+        return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+    }
+    for f in ["apiVersion", "kind"] {
+        if config.get(f).and_then(Value::as_str).is_none_or(str::is_empty) {
+            return Err(ApiError::bad_request(format!(
+                "the apply configuration must set {f} ({} for {})",
+                if f == "kind" { t.res.kind.to_string() } else { t.res.api_version() },
+                t.res.plural
+            )));
+        }
+    }
+    let name = name_of(t);
+    let key = t.res.key(t.namespace.as_deref(), name);
+    for _ in 0..5 {
+        let Some(old) = s.store.get(&key, None).await? else {
+            if t.sub.is_some() {
+                return Err(ApiError::not_found(t.res.group, t.res.plural, name));
+            }
+            let mut o = super::fields::without_nulls(&config);
+            check_identity(t, &mut o)?;
+            let given = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(name);
+            if given != name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({given}) does not match the name on the URL ({name})"
+                )));
+            }
+            o["metadata"]["name"] = json!(name);
+            let (mut o, warnings) = decode(t.res, o, q)?;
+            managed::apply(&Value::Null, &mut o, &config, &w, force)?;
+            match insert(s, t, q, o, warnings, None).await {
+                Err(e) if e.reason == "AlreadyExists" => continue,
+                r => return r,
+            }
+        };
+        let live = from_kv(t.res, &old)?;
+        let (mut merged, warnings) = decode(t.res, managed::merged(&live, &config), q)?;
+        managed::apply(&live, &mut merged, &config, &w, force)?;
+        match replace(s, t, q, merged, &old, warnings, None).await {
+            Err(e) if e.reason == "Conflict" && config.pointer("/metadata/resourceVersion").is_none() => continue,
+            r => return r,
+        }
+    }
+    Err(ApiError::conflict(t.res.group, t.res.plural, name))
 }
 
 async fn patch(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
@@ -640,6 +756,23 @@ async fn patch(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: 
         .trim()
         .to_string();
     let p = read_body(headers, body).await?;
+    let force = match q.get("force").map(String::as_str) {
+        None => false,
+        Some("true") => true,
+        Some("false") => false,
+        Some(other) => return Err(ApiError::bad_request(format!("force must be true or false, not {other:?}"))),
+    };
+    if ct == "application/apply-patch+yaml" {
+        return apply(s, t, q, headers, p, force).await;
+    }
+    if q.contains_key("force") {
+        return Err(patch_options_invalid(
+            "force",
+            "FieldValueForbidden",
+            "Forbidden: may not be specified for non-apply patch",
+        ));
+    }
+    let w = writer(t, q, headers)?;
     // A conflict between our read and our write is retried, as the real server retries patches.
     for _ in 0..5 {
         let old = stored(s, t).await?;
@@ -648,11 +781,6 @@ async fn patch(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: 
             "application/merge-patch+json" => super::patch::merge(&mut cur, &p),
             "application/strategic-merge-patch+json" => super::patch::strategic(&mut cur, &p)?,
             "application/json-patch+json" => super::patch::json_patch(&mut cur, &p)?,
-            "application/apply-patch+yaml" => {
-                return Err(ApiError::unsupported_media_type(
-                    "application/apply-patch+yaml (server-side apply is not served yet)",
-                ))
-            }
             other => return Err(ApiError::unsupported_media_type(other)),
         }
         // The patch may not move the object's resourceVersion unless it names it.
@@ -660,7 +788,7 @@ async fn patch(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: 
             cur["metadata"]["resourceVersion"] = json!(old.mod_revision.to_string());
         }
         let (new, warnings) = decode(t.res, cur, q)?;
-        match replace(s, t, q, new, &old, warnings).await {
+        match replace(s, t, q, new, &old, warnings, Some(&w)).await {
             Err(e) if e.reason == "Conflict" && p.pointer("/metadata/resourceVersion").is_none() => continue,
             r => return r,
         }

@@ -307,7 +307,8 @@ fn check_containers(spec: &Value, causes: &mut Vec<Cause>) {
 /// What a pod update may change in the spec (the rest is immutable): images, the active
 /// deadline, added tolerations, the grace period.
 fn mutable_masked(spec: &Value) -> Value {
-    let mut s = spec.clone();
+    // A null field is no field (an object stored before decoding dropped them may hold some).
+    let mut s = super::fields::without_nulls(spec);
     for list in ["containers", "initContainers"] {
         if let Some(cs) = s.get_mut(list).and_then(Value::as_array_mut) {
             for c in cs {
@@ -567,7 +568,7 @@ pub async fn admit_service_account(store: &dyn crate::store::Store, pod: &mut Va
         }));
     }
     for l in lists {
-        for c in spec[l].as_array_mut().into_iter().flatten() {
+        for c in spec.get_mut(l).and_then(Value::as_array_mut).into_iter().flatten() {
             if !c["volumeMounts"].is_array() {
                 c["volumeMounts"] = json!([]);
             }

@@ -87,11 +87,23 @@ impl ApiError {
     /// Validation failed: `<Kind> "<name>" is invalid: <field>: <message>, ...`.
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
         let list: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        // The kind qualified by its group, as the real server names it (`Deployment.apps`).
+        let what = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
         let msg = match list.len() {
-            1 => format!("{kind} \"{name}\" is invalid: {}", list[0]),
-            _ => format!("{kind} \"{name}\" is invalid: [{}]", list.join(", ")),
+            1 => format!("{what} \"{name}\" is invalid: {}", list[0]),
+            _ => format!("{what} \"{name}\" is invalid: [{}]", list.join(", ")),
         };
         Self::new(422, "Invalid", msg).with(name, group, kind, causes)
+    }
+
+    /// A server-side apply that would change fields other managers own (409, the causes
+    /// naming each field).
+    pub fn apply_conflict(message: String, causes: Vec<Cause>) -> Self {
+        Self::new(409, "Conflict", message).with("", "", "", causes)
     }
 
     /// The path names nothing served: `the server could not find the requested resource`.
