@@ -1063,3 +1063,156 @@ fn server_side_apply_tracks_owners_and_kubectl_apply_merges_lists() {
     );
     d.kubectl_ok(&["delete", "pod", "two", "--wait=false"]);
 }
+
+#[test]
+fn the_workload_network_and_storage_kinds_are_served_as_kubernetes_serves_them() {
+    let d = Daemon::start();
+    // kubectl's generators send protobuf for all of these.
+    d.kubectl_ok(&["create", "deployment", "web", "--image=busybox", "--replicas=2", "--port=80"]);
+    let wide = d.kubectl_ok(&["get", "deploy", "web", "-o", "wide", "--no-headers"]);
+    let cells: Vec<&str> = wide.split_whitespace().collect();
+    assert_eq!(
+        [cells[0], cells[1], cells[2], cells[3], cells[5], cells[6], cells[7]],
+        ["web", "0/2", "0", "0", "busybox", "busybox", "app=web"],
+        "{wide}"
+    );
+    let get = |what: &str, path: &str| d.kubectl_ok(&["get", what, "-o", &format!("jsonpath={path}")]);
+    assert_eq!(
+        get("deploy/web", "{.spec.strategy.rollingUpdate.maxSurge} {.spec.revisionHistoryLimit} {.spec.template.spec.restartPolicy} {.metadata.generation}"),
+        "25% 10 Always 1"
+    );
+    d.kubectl_ok(&["scale", "deploy", "web", "--replicas=4"]);
+    assert_eq!(get("deploy/web", "{.spec.replicas} {.metadata.generation}"), "4 2");
+    let scale = d.kubectl_ok(&["get", "--raw", "/apis/apps/v1/namespaces/default/deployments/web/scale"]);
+    let scale: serde_json::Value = serde_json::from_str(&scale).unwrap();
+    assert_eq!(
+        (
+            scale["kind"].as_str(),
+            scale["spec"]["replicas"].as_i64(),
+            scale["status"]["selector"].as_str()
+        ),
+        (Some("Scale"), Some(4), Some("app=web"))
+    );
+    let explained = d.kubectl_ok(&["explain", "deployment.spec.strategy.rollingUpdate.maxSurge"]);
+    assert!(
+        explained.contains("The maximum number of pods that can be scheduled above the desired number"),
+        "{explained}"
+    );
+
+    d.kubectl_ok(&["create", "job", "train", "--image=busybox", "--", "echo", "hi"]);
+    let uid = get("job/train", "{.metadata.uid}");
+    assert_eq!(
+        get("job/train", "{.spec.selector.matchLabels.batch\\.kubernetes\\.io/controller-uid} {.spec.template.metadata.labels.job-name} {.spec.backoffLimit} {.spec.template.spec.restartPolicy}"),
+        format!("{uid} train 6 Never")
+    );
+    let o = d.kubectl(&[
+        "create",
+        "cronjob",
+        "nightly",
+        "--image=busybox",
+        "--schedule=0 25 * * *",
+        "--",
+        "true",
+    ]);
+    assert!(
+        err(&o).contains(
+            "CronJob.batch \"nightly\" is invalid: spec.schedule: Invalid value: \"0 25 * * *\": end of range (25) above maximum (23)"
+        ),
+        "{}",
+        err(&o)
+    );
+    d.kubectl_ok(&[
+        "create",
+        "cronjob",
+        "nightly",
+        "--image=busybox",
+        "--schedule=0 3 * * *",
+        "--",
+        "true",
+    ]);
+    let o = d.kubectl(&["create", "deployment", "neg", "--image=busybox", "--replicas=-1"]);
+    assert!(
+        err(&o).contains("spec.replicas: Invalid value: -1: must be greater than or equal to 0"),
+        "{}",
+        err(&o)
+    );
+    let bad = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: mismatch}\nspec:\n  selector: {matchLabels: {app: a}}\n  template:\n    metadata: {labels: {app: b}}\n    spec: {containers: [{name: c, image: busybox}]}\n";
+    let o = d.kubectl_in(&["apply", "-f", "-"], bad);
+    assert!(err(&o).contains("`selector` does not match template `labels`"), "{}", err(&o));
+
+    // Services get a cluster IP from 10.43.0.0/16, node ports from 30000-32767.
+    d.kubectl_ok(&["expose", "deploy", "web", "--port=80", "--target-port=8080"]);
+    d.kubectl_ok(&["create", "service", "nodeport", "np", "--tcp=80:8080"]);
+    let ip = get("svc/web", "{.spec.clusterIP}");
+    assert!(ip.starts_with("10.43.") && ip != "10.43.0.1", "{ip}");
+    assert_eq!(
+        get("svc/web", "{.spec.ports[0].targetPort} {.spec.type} {.spec.selector.app}"),
+        "8080 ClusterIP web"
+    );
+    let np: i64 = get("svc/np", "{.spec.ports[0].nodePort}").parse().unwrap();
+    assert!((30000..=32767).contains(&np), "{np}");
+    let svcs = d.kubectl_ok(&["get", "svc", "np", "--no-headers"]);
+    assert!(svcs.contains(&format!("80:{np}/TCP")), "{svcs}");
+
+    d.kubectl_ok(&["autoscale", "deploy", "web", "--min=2", "--max=5", "--cpu-percent=60"]);
+    let hpa = d.kubectl_ok(&["get", "hpa", "web", "--no-headers"]);
+    let hpa: Vec<&str> = hpa.split_whitespace().collect();
+    assert_eq!(hpa[..6], ["web", "Deployment/web", "cpu:", "<unknown>/60%", "2", "5"], "{hpa:?}");
+    d.kubectl_ok(&["create", "pdb", "webpdb", "--selector=app=web", "--min-available=1"]);
+    d.kubectl_ok(&["create", "ingress", "web", "--rule=web.localhost/*=web:80"]);
+    assert_eq!(get("ingress/web", "{.spec.rules[0].http.paths[0].pathType}"), "Prefix");
+    d.kubectl_ok(&["create", "priorityclass", "high", "--value=1000"]);
+    d.kubectl_ok(&["create", "quota", "q", "--hard=pods=10"]);
+    assert!(d.kubectl_ok(&["get", "quota", "q", "--no-headers"]).contains("pods: 0/10"));
+
+    // Storage from a manifest, applied client-side then server-side (kubectl migrates its
+    // managers on the way).
+    let storage = "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: local-path\n  annotations: {storageclass.kubernetes.io/is-default-class: \"true\"}\nprovisioner: berth.dev/local-path\n---\napiVersion: v1\nkind: PersistentVolume\nmetadata: {name: pv1}\nspec:\n  capacity: {storage: 2Gi}\n  accessModes: [ReadWriteOnce]\n  hostPath: {path: /tmp/berth-test-pv1}\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources: {requests: {storage: 1Gi}}\n";
+    let o = d.kubectl_in(&["apply", "-f", "-"], storage);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = d.kubectl_in(&["apply", "--server-side", "-f", "-"], storage);
+    assert!(o.status.success() && !err(&o).contains("Warning"), "{}", err(&o));
+    assert_eq!(
+        get(
+            "pv/pv1",
+            "{.spec.capacity.storage} {.spec.persistentVolumeReclaimPolicy} {.status.phase}"
+        ),
+        "2Gi Retain Pending"
+    );
+    assert!(d.kubectl_ok(&["get", "sc"]).contains("local-path (default)"));
+    assert_eq!(get("pvc/data", "{.status.phase} {.spec.volumeMode}"), "Pending Filesystem");
+
+    // A StatefulSet applied, then changed: its env list merges by name.
+    let sts = |env: &str| {
+        format!("apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {{name: db}}\nspec:\n  serviceName: db\n  selector: {{matchLabels: {{app: db}}}}\n  template:\n    metadata: {{labels: {{app: db}}}}\n    spec:\n      containers:\n      - name: db\n        image: busybox\n        env: [{env}]\n")
+    };
+    let o = d.kubectl_in(&["apply", "-f", "-"], &sts("{name: A, value: \"1\"}"));
+    assert!(o.status.success(), "{}", err(&o));
+    let o = d.kubectl_in(&["apply", "-f", "-"], &sts("{name: A, value: \"2\"}, {name: B, value: \"3\"}"));
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(get("sts/db", "{.spec.template.spec.containers[0].env[*].value}"), "2 3");
+    assert_eq!(
+        get("sts/db", "{.spec.podManagementPolicy} {.spec.updateStrategy.type}"),
+        "OrderedReady RollingUpdate"
+    );
+
+    // Every group is discovered.
+    let res = d.kubectl_ok(&["api-resources", "-o", "name"]);
+    for r in [
+        "deployments.apps",
+        "statefulsets.apps",
+        "jobs.batch",
+        "cronjobs.batch",
+        "horizontalpodautoscalers.autoscaling",
+        "ingresses.networking.k8s.io",
+        "poddisruptionbudgets.policy",
+        "storageclasses.storage.k8s.io",
+        "endpointslices.discovery.k8s.io",
+        "priorityclasses.scheduling.k8s.io",
+        "services",
+        "endpoints",
+        "persistentvolumeclaims",
+    ] {
+        assert!(res.lines().any(|l| l == r), "{r} missing from {res}");
+    }
+}

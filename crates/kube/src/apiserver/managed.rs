@@ -229,7 +229,8 @@ pub fn apply(live: &Value, merged: &mut Value, config: &Value, w: &Writer, force
             others.union(&e.fields);
         }
         for p in stale.paths() {
-            if !others.holds_under(&p) {
+            // A map or item the configuration still has fields under stays.
+            if !others.holds_under(&p) && !set.holds_under(&p) {
                 fields::remove(merged, &p);
             }
         }
@@ -373,6 +374,17 @@ mod tests {
         let mut m3 = merged(&m2, &config);
         apply(&m2, &mut m3, &config, &writer("me"), false).unwrap();
         assert_eq!(m3["data"], json!({"y": "2"}));
+        // Owning a map itself (an update that made it) and applying only its keys later keeps
+        // the map.
+        let mut pv = json!({"metadata": {"name": "p", "labels": {"a": "1"}}});
+        update(&Value::Null, &mut pv, &writer("me"));
+        let mut list = pv["metadata"]["managedFields"].clone();
+        list[0]["operation"] = json!("Apply");
+        pv["metadata"]["managedFields"] = list;
+        let config = json!({"metadata": {"name": "p", "labels": {"a": "1"}}});
+        let mut m5 = merged(&pv, &config);
+        apply(&pv, &mut m5, &config, &writer("me"), false).unwrap();
+        assert_eq!(m5["metadata"]["labels"], json!({"a": "1"}));
         // A later update by someone else takes the field it changes from the applier.
         let mut m4 = m3.clone();
         m4["data"]["y"] = json!("7");

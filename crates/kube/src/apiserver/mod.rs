@@ -12,19 +12,23 @@ pub mod auth;
 pub mod fields;
 pub mod gc;
 pub mod managed;
+pub mod network;
 pub mod objects;
 pub mod openapi;
 pub mod patch;
 pub mod pods;
 pub mod proto;
+pub mod proto_tables;
 pub mod rbac;
 pub mod remote;
 pub mod resources;
 pub mod select;
 pub mod spdy;
 pub mod status;
+pub mod storage;
 pub mod table;
 pub mod typed;
+pub mod workloads;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -284,6 +288,7 @@ fn router(server: Arc<ApiServer>) -> Router {
         .route("/apis/{group}/{version}", get(group_resources))
         .route("/openapi/v3", get(|| async { Json(openapi::index()) }))
         .route("/openapi/v3/api/v1", get(|| async { Json(openapi::document("", "v1")) }))
+        .route("/openapi/v2", get(openapi_v2))
         .route("/openapi/v3/apis/{group}/{version}", get(openapi_group))
         .fallback(resource)
         .layer(axum::middleware::from_fn_with_state(server.clone(), authenticate))
@@ -320,6 +325,27 @@ async fn authenticate(State(s): State<Arc<ApiServer>>, mut req: Request<Body>, n
     }
     req.extensions_mut().insert(user);
     next.run(req).await
+}
+
+/// `/openapi/v2` in JSON; a client that takes only the protobuf form (gnostic's) is told so
+/// with 406, on which client-go falls back as it does with older servers.
+async fn openapi_v2(headers: axum::http::HeaderMap) -> Response {
+    let accept = headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or("*/*");
+    let json_ok = accept.is_empty()
+        || accept
+            .split(',')
+            .map(|m| m.split(';').next().unwrap_or("").trim())
+            .any(|m| matches!(m, "application/json" | "*/*" | "application/*"));
+    if !json_ok {
+        return ApiError {
+            code: 406,
+            reason: "NotAcceptable",
+            message: format!("only application/json is served for /openapi/v2 (asked for {accept})"),
+            details: None,
+        }
+        .into_response();
+    }
+    Json(openapi::v2()).into_response()
 }
 
 async fn openapi_group(axum::extract::Path((g, v)): axum::extract::Path<(String, String)>) -> Response {

@@ -113,6 +113,9 @@ pub async fn handle(s: Arc<ApiServer>, method: Method, t: Target, q: Query, head
         }
         (Some("status"), &Method::PATCH) if t.res.has_status() => return patch(&s, &t, &q, &headers, body).await,
         (Some("binding"), &Method::POST) if t.res.kind == "Pod" => return bind(&s, &t, &headers, body).await,
+        (Some("scale"), m) if t.res.subresources.contains(&"scale") && [Method::GET, Method::PUT, Method::PATCH].contains(m) => {
+            return scale(&s, &t, &q, &headers, body, m).await
+        }
         (Some("eviction"), &Method::POST) if t.res.kind == "Pod" => return evict(&s, &t, &q, read_body(&headers, body).await?).await,
         (Some("token"), &Method::POST) if t.res.kind == "ServiceAccount" => {
             return token_request(&s, &t, &q, read_body(&headers, body).await?).await
@@ -498,10 +501,21 @@ async fn insert(
         let ns = t.namespace.clone().unwrap_or_default();
         super::pods::admit_service_account(s.store.as_ref(), &mut o, &ns).await?;
     }
+    let service = t.res.kind == "Service" && t.res.group.is_empty();
+    // The system's fields first (a Job's generated selector names its uid).
+    let m = o["metadata"].as_object_mut().expect("metadata is an object");
+    m.insert("uid".into(), json!(uuid()));
+    m.insert("creationTimestamp".into(), json!(now()));
+    for k in ["resourceVersion", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+        m.remove(k);
+    }
     let causes = (t.res.admit)(&mut o, None);
     let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
     if !causes.is_empty() {
         return Err(ApiError::invalid(t.res.group, t.res.kind, &name, causes));
+    }
+    if service {
+        super::network::allocate(s.store.as_ref(), &mut o, None).await?;
     }
     if t.res.group == "rbac.authorization.k8s.io" {
         super::auth::check_escalation(s.store.as_ref(), t.res.kind, t.namespace.as_deref().unwrap_or(""), &o).await?;
@@ -509,11 +523,8 @@ async fn insert(
     if let Some(w) = track {
         managed::update(&Value::Null, &mut o, w);
     }
-    let m = o["metadata"].as_object_mut().expect("metadata is an object");
-    m.insert("uid".into(), json!(uuid()));
-    m.insert("creationTimestamp".into(), json!(now()));
-    for k in ["resourceVersion", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"] {
-        m.remove(k);
+    if super::workloads::GENERATION_KINDS.contains(&t.res.kind) {
+        o["metadata"]["generation"] = json!(1);
     }
     let key = t.res.key(t.namespace.as_deref(), &name);
     if dry_run(q)? {
@@ -621,8 +632,18 @@ async fn replace(
     if !causes.is_empty() {
         return Err(ApiError::invalid(t.res.group, t.res.kind, name, causes));
     }
+    if t.res.kind == "Service" && t.res.group.is_empty() && t.sub.is_none() {
+        super::network::allocate(s.store.as_ref(), &mut new, Some(&old_obj)).await?;
+    }
     if t.res.group == "rbac.authorization.k8s.io" {
         super::auth::check_escalation(s.store.as_ref(), t.res.kind, t.namespace.as_deref().unwrap_or(""), &new).await?;
+    }
+    if super::workloads::GENERATION_KINDS.contains(&t.res.kind) {
+        // One more whenever the spec changes, as the real server counts.
+        let was = old_obj.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+        let spec = |o: &Value| super::fields::without_nulls(o.get("spec").unwrap_or(&Value::Null));
+        let now = if spec(&new) != spec(&old_obj) { was + 1 } else { was };
+        new["metadata"]["generation"] = json!(now);
     }
     if let Some(w) = track {
         managed::update(&old_obj, &mut new, w);
@@ -791,6 +812,102 @@ async fn patch(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: 
         match replace(s, t, q, new, &old, warnings, Some(&w)).await {
             Err(e) if e.reason == "Conflict" && p.pointer("/metadata/resourceVersion").is_none() => continue,
             r => return r,
+        }
+    }
+    Err(ApiError::conflict(t.res.group, t.res.plural, name_of(t)))
+}
+
+/// The autoscaling/v1 Scale of a scalable object (its replicas and its pods' selector).
+fn to_scale(o: &Value) -> Value {
+    let m = &o["metadata"];
+    let mut meta = json!({});
+    for k in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+        if let Some(v) = m.get(k).filter(|v| !v.is_null()) {
+            meta[k] = v.clone();
+        }
+    }
+    let selector = o.pointer("/spec/selector").map(super::select::selector_string).unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": meta,
+        "spec": {"replicas": o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
+        "status": {
+            "replicas": o.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
+            "selector": selector,
+        },
+    })
+}
+
+/// `GET|PUT|PATCH <kind>/<name>/scale` (what `kubectl scale` and autoscalers use): the object's
+/// replicas as an autoscaling/v1 Scale; a write changes `spec.replicas` only.
+async fn scale(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: Body, m: &Method) -> ApiResult<Response> {
+    if *m == Method::GET {
+        return Ok(respond(StatusCode::OK, to_scale(&get(s, t).await?)));
+    }
+    let w = writer(t, q, headers)?;
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    if ct == "application/apply-patch+yaml" {
+        return Err(ApiError::unsupported_media_type(
+            "application/apply-patch+yaml (server-side apply of /scale is not served; apply the object itself)",
+        ));
+    }
+    let p = read_body(headers, body).await?;
+    for _ in 0..5 {
+        let old = stored(s, t).await?;
+        let obj = from_kv(t.res, &old)?;
+        let mut sc = to_scale(&obj);
+        match (m.clone(), ct.as_str()) {
+            (Method::PUT, _) => sc = p.clone(),
+            (_, "application/merge-patch+json") => super::patch::merge(&mut sc, &p),
+            (_, "application/strategic-merge-patch+json") => super::patch::strategic(&mut sc, &p)?,
+            (_, "application/json-patch+json") => super::patch::json_patch(&mut sc, &p)?,
+            (_, other) => return Err(ApiError::unsupported_media_type(other)),
+        }
+        let replicas = match sc.pointer("/spec/replicas") {
+            None | Some(Value::Null) => 0,
+            Some(v) => v.as_i64().ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Scale in version \"v1\" cannot be handled as a Scale: spec.replicas: {v} is not an integer"
+                ))
+            })?,
+        };
+        if replicas < 0 {
+            return Err(ApiError::invalid(
+                "autoscaling",
+                "Scale",
+                name_of(t),
+                vec![super::status::Cause {
+                    reason: "FieldValueInvalid",
+                    field: "spec.replicas".into(),
+                    message: format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+                }],
+            ));
+        }
+        let mut new = obj.clone();
+        new["spec"]["replicas"] = json!(replicas);
+        // A Scale naming a resourceVersion is a precondition on the object's.
+        if let Some(rv) = sc
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty())
+        {
+            new["metadata"]["resourceVersion"] = json!(rv);
+        }
+        let (new, warnings) = decode(t.res, new, q)?;
+        let stale_ok = sc.pointer("/metadata/resourceVersion").is_none() || *m == Method::PATCH;
+        match replace(s, t, q, new, &old, warnings, Some(&w)).await {
+            Err(e) if e.reason == "Conflict" && stale_ok => continue,
+            Err(e) => return Err(e),
+            Ok(_) => return Ok(respond(StatusCode::OK, to_scale(&get(s, t).await?))),
         }
     }
     Err(ApiError::conflict(t.res.group, t.res.plural, name_of(t)))

@@ -5,21 +5,8 @@
 
 use serde_json::{json, Value};
 
-use super::resources::{check_metadata, is_dns_label, Schema};
+use super::resources::{check_metadata, is_dns_label};
 use super::status::{ApiError, ApiResult, Cause};
-
-const STR: Schema = Schema::Str;
-/// The outline the OpenAPI documents show (the spec and status are described as objects).
-pub const POD: Schema = Schema::Object(
-    "Pod",
-    &[
-        ("apiVersion", &STR),
-        ("kind", &STR),
-        ("metadata", &super::resources::METADATA),
-        ("spec", &Schema::Any),
-        ("status", &Schema::Any),
-    ],
-);
 
 fn cause(reason: &'static str, field: impl Into<String>, message: impl Into<String>) -> Cause {
     Cause {
@@ -107,19 +94,13 @@ fn default_container(c: &mut Value) {
     }
 }
 
-/// Defaults of a new pod, as a real API server fills them.
+/// Defaults of a new pod, as a real API server fills them: the pod spec's, the service
+/// account's name, the not-ready/unreachable tolerations.
 fn default_pod(o: &mut Value) {
     let spec = &mut o["spec"];
-    for (k, v) in [
-        ("restartPolicy", json!("Always")),
-        ("terminationGracePeriodSeconds", json!(30)),
-        ("dnsPolicy", json!("ClusterFirst")),
-        ("securityContext", json!({})),
-        ("schedulerName", json!("default-scheduler")),
-        ("enableServiceLinks", json!(true)),
-        ("priority", json!(0)),
-        ("preemptionPolicy", json!("PreemptLowerPriority")),
-    ] {
+    default_pod_spec(spec);
+    // The Priority admission plugin (no PriorityClass named: the default of 0).
+    for (k, v) in [("priority", json!(0)), ("preemptionPolicy", json!("PreemptLowerPriority"))] {
         if spec.get(k).is_none_or(Value::is_null) {
             spec[k] = v;
         }
@@ -134,14 +115,8 @@ fn default_pod(o: &mut Value) {
         .to_string();
     spec["serviceAccountName"] = json!(sa);
     spec["serviceAccount"] = json!(sa);
-    for list in ["containers", "initContainers"] {
-        if let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) {
-            cs.iter_mut().for_each(default_container);
-        }
-    }
     // DefaultTolerationSeconds: five minutes on a node that is not ready or unreachable.
-    let tolerations = spec.get("tolerations").and_then(Value::as_array).cloned().unwrap_or_default();
-    let mut tolerations = tolerations;
+    let mut tolerations = spec.get("tolerations").and_then(Value::as_array).cloned().unwrap_or_default();
     for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
         let has = tolerations
             .iter()
@@ -151,6 +126,31 @@ fn default_pod(o: &mut Value) {
         }
     }
     spec["tolerations"] = json!(tolerations);
+}
+
+/// `SetDefaults_PodSpec` and its containers' and volumes' defaults (what a pod template in a
+/// workload gets too).
+pub fn default_pod_spec(spec: &mut Value) {
+    if !spec.is_object() {
+        return;
+    }
+    for (k, v) in [
+        ("restartPolicy", json!("Always")),
+        ("terminationGracePeriodSeconds", json!(30)),
+        ("dnsPolicy", json!("ClusterFirst")),
+        ("securityContext", json!({})),
+        ("schedulerName", json!("default-scheduler")),
+        ("enableServiceLinks", json!(true)),
+    ] {
+        if spec.get(k).is_none_or(Value::is_null) {
+            spec[k] = v;
+        }
+    }
+    for list in ["containers", "initContainers"] {
+        if let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) {
+            cs.iter_mut().for_each(default_container);
+        }
+    }
     if let Some(vols) = spec.get_mut("volumes").and_then(Value::as_array_mut) {
         for v in vols {
             for (src, mode) in [
@@ -205,7 +205,8 @@ pub fn qos_class(spec: &Value) -> &'static str {
     }
 }
 
-fn check_containers(spec: &Value, causes: &mut Vec<Cause>) {
+/// Validation of a pod spec at `at` (`spec`, or `spec.template.spec` in a workload).
+pub fn check_pod_spec(spec: &Value, at: &str, causes: &mut Vec<Cause>) {
     let volumes: Vec<&str> = spec
         .get("volumes")
         .and_then(Value::as_array)
@@ -216,11 +217,11 @@ fn check_containers(spec: &Value, causes: &mut Vec<Cause>) {
     let mut names: Vec<&str> = Vec::new();
     let containers = spec.get("containers").and_then(Value::as_array);
     if containers.is_none_or(Vec::is_empty) {
-        causes.push(cause("FieldValueRequired", "spec.containers", "Required value"));
+        causes.push(cause("FieldValueRequired", format!("{at}.containers"), "Required value"));
     }
     for list in ["initContainers", "containers"] {
         for (i, c) in spec.get(list).and_then(Value::as_array).into_iter().flatten().enumerate() {
-            let at = format!("spec.{list}[{i}]");
+            let at = format!("{at}.{list}[{i}]");
             let name = c["name"].as_str().unwrap_or("");
             if name.is_empty() {
                 causes.push(cause("FieldValueRequired", format!("{at}.name"), "Required value"));
@@ -283,11 +284,11 @@ fn check_containers(spec: &Value, causes: &mut Vec<Cause>) {
     for (i, v) in spec.get("volumes").and_then(Value::as_array).into_iter().flatten().enumerate() {
         let n = v["name"].as_str().unwrap_or("");
         if !is_dns_label(n) {
-            causes.push(cause("FieldValueInvalid", format!("spec.volumes[{i}].name"), format!("Invalid value: \"{n}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character")));
+            causes.push(cause("FieldValueInvalid", format!("{at}.volumes[{i}].name"), format!("Invalid value: \"{n}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character")));
         } else if seen.contains(&n) {
             causes.push(cause(
                 "FieldValueDuplicate",
-                format!("spec.volumes[{i}].name"),
+                format!("{at}.volumes[{i}].name"),
                 format!("Duplicate value: \"{n}\""),
             ));
         }
@@ -297,7 +298,7 @@ fn check_containers(spec: &Value, causes: &mut Vec<Cause>) {
         if !["Always", "OnFailure", "Never"].contains(&p) {
             causes.push(cause(
                 "FieldValueNotSupported",
-                "spec.restartPolicy",
+                format!("{at}.restartPolicy"),
                 format!("Unsupported value: \"{p}\": supported values: \"Always\", \"OnFailure\", \"Never\""),
             ));
         }
@@ -333,7 +334,7 @@ pub fn admit(o: &mut Value, old: Option<&Value>) -> Vec<Cause> {
         return causes;
     }
     default_pod(o);
-    check_containers(&o["spec"], &mut causes);
+    check_pod_spec(&o["spec"], "spec", &mut causes);
     match old {
         None => {
             let qos = qos_class(&o["spec"]);

@@ -1,209 +1,95 @@
 //! Protobuf request bodies (`application/vnd.kubernetes.protobuf`, which kubectl's generators —
 //! `kubectl create configmap|secret|namespace` — send): the `k8s\0` envelope, a
 //! `runtime.Unknown` with the type and the raw message, decoded into the JSON object the rest
-//! of the server works on. Field numbers are Kubernetes' own (`generated.proto`); a field this
-//! table does not know is an error, never dropped.
+//! of the server works on. The field tables are generated from Kubernetes' own `generated.proto`
+//! ([`super::proto_tables`]); a field they do not know is an error, never dropped.
 
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
+use super::proto_tables as t;
 use super::status::{ApiError, ApiResult};
 
-/// How a field is encoded.
+/// How a field is encoded (Kubernetes' gogo-protobuf conventions).
 #[derive(Debug)]
 pub enum Kind {
-    /// `string`.
+    /// `string` from a Go pointer (`""` is a value).
     Str,
+    /// `string` from a Go value (`""` is unset, left out of JSON).
+    Str0,
     /// `bytes` (base64 in JSON).
     Bytes,
-    /// `bool`.
+    /// `repeated bytes`.
+    Byteses,
+    /// `bool` from a pointer or without omitempty.
     Bool,
-    /// `int64`/`int32`.
+    /// `bool` from an omitempty value (`false` is unset).
+    Bool0,
+    /// `int32`/`int64` from a pointer or without omitempty.
     Int,
+    /// `int32`/`int64` from an omitempty value (0 is unset).
+    Int0,
+    /// `double`.
+    Float,
+    /// `repeated int32/int64`.
+    Ints,
     /// A nested message.
     Msg(&'static [Field]),
-    /// `metav1.Time` (RFC 3339 in JSON).
+    /// A nested message whose fields JSON writes in the parent (`json:",inline"`).
+    Inline(&'static [Field]),
+    /// `repeated` message.
+    Msgs(&'static [Field]),
+    /// `metav1.Time` (RFC 3339 in JSON; the zero time is null).
     Time,
+    /// `metav1.MicroTime` (RFC 3339 with microseconds).
+    MicroTime,
+    /// `metav1.Duration` (Go's duration string).
+    Duration,
+    /// `resource.Quantity` (its string).
+    Quantity,
+    /// `intstr.IntOrString` (a number or a string).
+    IntOrString,
+    /// `runtime.RawExtension`, `metav1.FieldsV1` (the JSON they hold).
+    Raw,
+    /// `repeated RawExtension`.
+    Raws,
+    /// A message of one `repeated string` that JSON writes as the list (`ExtraValue`).
+    StrList,
+    /// `repeated string`.
+    Strs,
     /// `map<string, string>`.
     MapStr,
     /// `map<string, bytes>` (base64 values in JSON).
     MapBytes,
-    /// `repeated string`.
-    Strs,
-    /// `repeated` message.
-    Msgs(&'static [Field]),
+    /// `map<string, Quantity>`.
+    MapQuantity,
+    /// `map<string, ExtraValue>`.
+    MapStrList,
+    /// `map<string, Time>`.
+    MapTime,
+    /// `map<string, message>`.
+    MapMsg(&'static [Field]),
 }
 
 /// One field: number, JSON name, encoding.
 pub type Field = (u32, &'static str, Kind);
 
-const OWNER_REF: &[Field] = &[
-    (1, "kind", Kind::Str),
-    (3, "name", Kind::Str),
-    (4, "uid", Kind::Str),
-    (5, "apiVersion", Kind::Str),
-    (6, "controller", Kind::Bool),
-    (7, "blockOwnerDeletion", Kind::Bool),
-];
-const OBJECT_META: &[Field] = &[
-    (1, "name", Kind::Str),
-    (2, "generateName", Kind::Str),
-    (3, "namespace", Kind::Str),
-    (4, "selfLink", Kind::Str),
-    (5, "uid", Kind::Str),
-    (6, "resourceVersion", Kind::Str),
-    (7, "generation", Kind::Int),
-    (8, "creationTimestamp", Kind::Time),
-    (9, "deletionTimestamp", Kind::Time),
-    (10, "deletionGracePeriodSeconds", Kind::Int),
-    (11, "labels", Kind::MapStr),
-    (12, "annotations", Kind::MapStr),
-    (13, "ownerReferences", Kind::Msgs(OWNER_REF)),
-    (14, "finalizers", Kind::Strs),
-];
-const CONFIGMAP: &[Field] = &[
-    (1, "metadata", Kind::Msg(OBJECT_META)),
-    (2, "data", Kind::MapStr),
-    (3, "binaryData", Kind::MapBytes),
-    (4, "immutable", Kind::Bool),
-];
-const SECRET: &[Field] = &[
-    (1, "metadata", Kind::Msg(OBJECT_META)),
-    (2, "data", Kind::MapBytes),
-    (3, "type", Kind::Str),
-    (4, "stringData", Kind::MapStr),
-    (5, "immutable", Kind::Bool),
-];
-const NAMESPACE: &[Field] = &[
-    (1, "metadata", Kind::Msg(OBJECT_META)),
-    (2, "spec", Kind::Msg(&[(1, "finalizers", Kind::Strs)])),
-    (3, "status", Kind::Msg(&[(1, "phase", Kind::Str)])),
-];
-const OBJECT_REFERENCE: &[Field] = &[
-    (1, "kind", Kind::Str),
-    (2, "namespace", Kind::Str),
-    (3, "name", Kind::Str),
-    (4, "uid", Kind::Str),
-    (5, "apiVersion", Kind::Str),
-    (6, "resourceVersion", Kind::Str),
-    (7, "fieldPath", Kind::Str),
-];
-const SERVICE_ACCOUNT: &[Field] = &[
-    (1, "metadata", Kind::Msg(OBJECT_META)),
-    (2, "secrets", Kind::Msgs(OBJECT_REFERENCE)),
-    (3, "imagePullSecrets", Kind::Msgs(&[(1, "name", Kind::Str)])),
-    (4, "automountServiceAccountToken", Kind::Bool),
-];
-const RESOURCE_ATTRIBUTES: &[Field] = &[
-    (1, "namespace", Kind::Str),
-    (2, "verb", Kind::Str),
-    (3, "group", Kind::Str),
-    (4, "version", Kind::Str),
-    (5, "resource", Kind::Str),
-    (6, "subresource", Kind::Str),
-    (7, "name", Kind::Str),
-];
-const SELF_SUBJECT_ACCESS_REVIEW: &[Field] = &[
-    (1, "metadata", Kind::Msg(OBJECT_META)),
-    (
-        2,
-        "spec",
-        Kind::Msg(&[
-            (1, "resourceAttributes", Kind::Msg(RESOURCE_ATTRIBUTES)),
-            (
-                2,
-                "nonResourceAttributes",
-                Kind::Msg(&[(1, "path", Kind::Str), (2, "verb", Kind::Str)]),
-            ),
-        ]),
-    ),
-    (
-        3,
-        "status",
-        Kind::Msg(&[
-            (1, "allowed", Kind::Bool),
-            (2, "reason", Kind::Str),
-            (3, "evaluationError", Kind::Str),
-            (4, "denied", Kind::Bool),
-        ]),
-    ),
-];
-const DELETE_OPTIONS: &[Field] = &[
-    (1, "gracePeriodSeconds", Kind::Int),
-    (
-        2,
-        "preconditions",
-        Kind::Msg(&[(1, "uid", Kind::Str), (2, "resourceVersion", Kind::Str)]),
-    ),
-    (3, "orphanDependents", Kind::Bool),
-    (4, "propagationPolicy", Kind::Str),
-    (5, "dryRun", Kind::Strs),
-    (6, "ignoreStoreReadErrorWithClusterBreakingPotential", Kind::Bool),
-];
-const TYPE_META: &[Field] = &[(1, "apiVersion", Kind::Str), (2, "kind", Kind::Str)];
+const TYPE_META: &[Field] = &[(1, "apiVersion", Kind::Str0), (2, "kind", Kind::Str0)];
 
-/// The message of a kind, if its protobuf form is known here.
-const BOUND_OBJECT_REF: &[Field] = &[
-    (1, "kind", Kind::Str),
-    (2, "apiVersion", Kind::Str),
-    (3, "name", Kind::Str),
-    (4, "uid", Kind::Str),
-];
-const TOKEN_REQUEST_SPEC: &[Field] = &[
-    (1, "audiences", Kind::Strs),
-    (3, "boundObjectRef", Kind::Msg(BOUND_OBJECT_REF)),
-    (4, "expirationSeconds", Kind::Int),
-];
-const TOKEN_REQUEST: &[Field] = &[
-    (1, "metadata", Kind::Msg(OBJECT_META)),
-    (2, "spec", Kind::Msg(TOKEN_REQUEST_SPEC)),
-    (
-        3,
-        "status",
-        Kind::Msg(&[(1, "token", Kind::Str), (2, "expirationTimestamp", Kind::Time)]),
-    ),
-];
-
-const POLICY_RULE: &[Field] = &[
-    (1, "verbs", Kind::Strs),
-    (2, "apiGroups", Kind::Strs),
-    (3, "resources", Kind::Strs),
-    (4, "resourceNames", Kind::Strs),
-    (5, "nonResourceURLs", Kind::Strs),
-];
-const ROLE: &[Field] = &[(1, "metadata", Kind::Msg(OBJECT_META)), (2, "rules", Kind::Msgs(POLICY_RULE))];
-const SUBJECT: &[Field] = &[
-    (1, "kind", Kind::Str),
-    (2, "apiGroup", Kind::Str),
-    (3, "name", Kind::Str),
-    (4, "namespace", Kind::Str),
-];
-const ROLE_REF: &[Field] = &[(1, "apiGroup", Kind::Str), (2, "kind", Kind::Str), (3, "name", Kind::Str)];
-const ROLE_BINDING: &[Field] = &[
-    (1, "metadata", Kind::Msg(OBJECT_META)),
-    (2, "subjects", Kind::Msgs(SUBJECT)),
-    (3, "roleRef", Kind::Msg(ROLE_REF)),
-];
-
-const EVICTION: &[Field] = &[
-    (1, "metadata", Kind::Msg(OBJECT_META)),
-    (2, "deleteOptions", Kind::Msg(DELETE_OPTIONS)),
-];
-
-fn message_of(kind: &str) -> Option<&'static [Field]> {
-    match kind {
-        "ConfigMap" => Some(CONFIGMAP),
-        "Secret" => Some(SECRET),
-        "Namespace" => Some(NAMESPACE),
-        "ServiceAccount" => Some(SERVICE_ACCOUNT),
-        "DeleteOptions" => Some(DELETE_OPTIONS),
-        "SelfSubjectAccessReview" => Some(SELF_SUBJECT_ACCESS_REVIEW),
-        "TokenRequest" => Some(TOKEN_REQUEST),
-        "Eviction" => Some(EVICTION),
-        "Role" | "ClusterRole" => Some(ROLE),
-        "RoleBinding" | "ClusterRoleBinding" => Some(ROLE_BINDING),
-        _ => None,
-    }
+/// The message of a kind (`apiVersion` and `kind` from the envelope), if it is served.
+fn message_of(api_version: &str, kind: &str) -> Option<&'static [Field]> {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let package = match group {
+        "" => "core",
+        "meta.k8s.io" => "",
+        g => g.split('.').next().unwrap_or(g),
+    };
+    let full = if package.is_empty() {
+        format!("k8s.io.apimachinery.pkg.apis.meta.{version}.{kind}")
+    } else {
+        format!("k8s.io.api.{package}.{version}.{kind}")
+    };
+    t::by_name(&full).or_else(|| t::by_name(&format!("k8s.io.apimachinery.pkg.apis.meta.v1.{kind}")))
 }
 
 struct Reader<'a> {
@@ -249,39 +135,173 @@ fn b64(b: &[u8]) -> Value {
     json!(base64::engine::general_purpose::STANDARD.encode(b))
 }
 
-/// A map entry `{1: key, 2: value}`.
-fn entry(b: &[u8], bytes_value: bool) -> ApiResult<(String, Value)> {
-    let mut r = Reader { b, i: 0 };
-    let (mut k, mut v) = (String::new(), if bytes_value { b64(&[]) } else { json!("") });
-    while !r.done() {
-        let key = r.varint()?;
-        if key & 7 != 2 {
-            return Err(ApiError::bad_request(
-                "protobuf: a map entry has a field that is not length-delimited",
-            ));
-        }
-        let data = r.bytes()?;
-        match key >> 3 {
-            1 => k = utf8(data)?,
-            2 => v = if bytes_value { b64(data) } else { json!(utf8(data)?) },
-            n => return Err(ApiError::bad_request(format!("protobuf: unknown field {n} in a map entry"))),
-        }
-    }
-    Ok((k, v))
+fn wrong_wire(num: u32, what: &str) -> ApiError {
+    ApiError::bad_request(format!("protobuf: field {num} of {what} has the wrong wire type"))
 }
 
-fn time(b: &[u8]) -> ApiResult<Value> {
+/// The scalar fields of a small message, by number (varints as integers, length-delimited as
+/// bytes).
+fn small(b: &[u8]) -> ApiResult<Vec<(u32, u64, &[u8])>> {
     let mut r = Reader { b, i: 0 };
-    let mut secs = 0i64;
+    let mut out = Vec::new();
     while !r.done() {
         let key = r.varint()?;
-        let v = r.varint()?;
-        if key >> 3 == 1 {
-            secs = v as i64;
+        match key & 7 {
+            0 => out.push(((key >> 3) as u32, r.varint()?, &[][..])),
+            2 => out.push(((key >> 3) as u32, 0, r.bytes()?)),
+            _ => return Err(ApiError::bad_request("protobuf: an unexpected wire type")),
         }
     }
-    let t = chrono::DateTime::from_timestamp(secs, 0).ok_or_else(|| ApiError::bad_request("protobuf: a time is out of range"))?;
-    Ok(json!(t.format("%Y-%m-%dT%H:%M:%SZ").to_string()))
+    Ok(out)
+}
+
+fn time(b: &[u8], micro: bool) -> ApiResult<Value> {
+    let (mut secs, mut nanos) = (0i64, 0u32);
+    for (n, v, _) in small(b)? {
+        match n {
+            1 => secs = v as i64,
+            2 => nanos = v as u32,
+            _ => {}
+        }
+    }
+    if secs == 0 && nanos == 0 {
+        return Ok(Value::Null);
+    }
+    let t = chrono::DateTime::from_timestamp(secs, nanos).ok_or_else(|| ApiError::bad_request("protobuf: a time is out of range"))?;
+    let f = if micro { "%Y-%m-%dT%H:%M:%S%.6fZ" } else { "%Y-%m-%dT%H:%M:%SZ" };
+    Ok(json!(t.format(f).to_string()))
+}
+
+/// Go's `time.Duration.String()` of `ns` nanoseconds (`1h0m0s`, `1.5s`, `300ms`).
+pub fn go_duration(ns: i64) -> String {
+    if ns == 0 {
+        return "0s".into();
+    }
+    let neg = ns < 0;
+    let u = ns.unsigned_abs();
+    let frac = |v: u64, unit: u64| -> String {
+        let whole = v / unit;
+        let rest = v % unit;
+        if rest == 0 {
+            return whole.to_string();
+        }
+        let digits = unit.to_string().len() - 1;
+        let f = format!("{rest:0digits$}");
+        format!("{whole}.{}", f.trim_end_matches('0'))
+    };
+    let s = if u < 1_000 {
+        format!("{u}ns")
+    } else if u < 1_000_000 {
+        format!("{}µs", frac(u, 1_000))
+    } else if u < 1_000_000_000 {
+        format!("{}ms", frac(u, 1_000_000))
+    } else {
+        let secs = u / 1_000_000_000;
+        let (h, m) = (secs / 3600, (secs % 3600) / 60);
+        let s = frac(u % 60_000_000_000, 1_000_000_000);
+        if h > 0 {
+            format!("{h}h{m}m{s}s")
+        } else if m > 0 {
+            format!("{m}m{s}s")
+        } else {
+            format!("{s}s")
+        }
+    };
+    if neg {
+        format!("-{s}")
+    } else {
+        s
+    }
+}
+
+/// The JSON value of one length-delimited field of `kind` (a message, string, map entry...),
+/// or `None` when it is the unset value.
+fn delimited(data: &[u8], kind: &Kind, num: u32, what: &str) -> ApiResult<Option<Value>> {
+    Ok(Some(match kind {
+        Kind::Str0 if data.is_empty() => return Ok(None),
+        Kind::Str | Kind::Str0 | Kind::Strs => json!(utf8(data)?),
+        Kind::Bytes | Kind::Byteses => b64(data),
+        Kind::Msg(f) | Kind::Msgs(f) | Kind::Inline(f) => message(data, f, what)?,
+        Kind::Time => return time(data, false).map(|v| (!v.is_null()).then_some(v)),
+        Kind::MicroTime => return time(data, true).map(|v| (!v.is_null()).then_some(v)),
+        Kind::Duration => {
+            let ns = small(data)?.iter().find(|(n, _, _)| *n == 1).map_or(0, |(_, v, _)| *v as i64);
+            json!(go_duration(ns))
+        }
+        Kind::Quantity => {
+            let s = small(data)?.iter().find(|(n, _, _)| *n == 1).map(|(_, _, b)| utf8(b)).transpose()?;
+            json!(s.unwrap_or_default())
+        }
+        Kind::IntOrString => {
+            let f = small(data)?;
+            let get = |n: u32| f.iter().find(|(x, _, _)| *x == n);
+            if get(1).is_some_and(|(_, v, _)| *v == 1) {
+                json!(get(3).map(|(_, _, b)| utf8(b)).transpose()?.unwrap_or_default())
+            } else {
+                json!(get(2).map_or(0, |(_, v, _)| *v as i64))
+            }
+        }
+        Kind::Raw | Kind::Raws => {
+            let raw = small(data)?
+                .iter()
+                .find(|(n, _, _)| *n == 1)
+                .map(|(_, _, b)| b.to_vec())
+                .unwrap_or_default();
+            if raw.is_empty() {
+                return Ok(None);
+            }
+            serde_json::from_slice(&raw)
+                .map_err(|e| ApiError::bad_request(format!("protobuf: field {num} of {what} does not hold JSON: {e}")))?
+        }
+        Kind::StrList => {
+            let items: ApiResult<Vec<Value>> = small(data)?.iter().map(|(_, _, b)| utf8(b).map(Value::from)).collect();
+            Value::Array(items?)
+        }
+        Kind::MapStr | Kind::MapBytes | Kind::MapQuantity | Kind::MapStrList | Kind::MapTime | Kind::MapMsg(_) => {
+            let value_kind = match kind {
+                Kind::MapStr => &Kind::Str,
+                Kind::MapBytes => &Kind::Bytes,
+                Kind::MapQuantity => &Kind::Quantity,
+                Kind::MapStrList => &Kind::StrList,
+                Kind::MapTime => &Kind::Time,
+                Kind::MapMsg(f) => &Kind::Msg(f),
+                _ => unreachable!("a map kind"),
+            };
+            let mut r = Reader { b: data, i: 0 };
+            let (mut k, mut v) = (String::new(), None);
+            while !r.done() {
+                let key = r.varint()?;
+                if key & 7 != 2 {
+                    return Err(ApiError::bad_request(format!(
+                        "protobuf: an entry of field {num} of {what} is not length-delimited"
+                    )));
+                }
+                let b = r.bytes()?;
+                match key >> 3 {
+                    1 => k = utf8(b)?,
+                    2 => v = delimited(b, value_kind, num, what)?,
+                    n => return Err(ApiError::bad_request(format!("protobuf: unknown field {n} in an entry of {what}"))),
+                }
+            }
+            let empty = match value_kind {
+                Kind::Bytes => b64(&[]),
+                Kind::StrList => json!([]),
+                Kind::Msg(_) => json!({}),
+                _ => json!(""),
+            };
+            json!({k: v.unwrap_or(empty)})
+        }
+        Kind::Ints => {
+            // Packed.
+            let mut r = Reader { b: data, i: 0 };
+            let mut a = Vec::new();
+            while !r.done() {
+                a.push(json!(r.varint()? as i64));
+            }
+            Value::Array(a)
+        }
+        Kind::Bool | Kind::Bool0 | Kind::Int | Kind::Int0 | Kind::Float => return Err(wrong_wire(num, what)),
+    }))
 }
 
 /// Decode one message with `fields` into a JSON object.
@@ -297,67 +317,57 @@ fn message(b: &[u8], fields: &'static [Field], what: &str) -> ApiResult<Value> {
             )));
         };
         let name = name.to_string();
-        match (kind, wire) {
-            (Kind::Bool, 0) => {
-                out.insert(name, json!(r.varint()? != 0));
+        let value = match (kind, wire) {
+            (Kind::Bool, 0) => Some(json!(r.varint()? != 0)),
+            (Kind::Bool0, 0) => Some(r.varint()? != 0).filter(|b| *b).map(Value::from),
+            (Kind::Int, 0) => Some(json!(r.varint()? as i64)),
+            (Kind::Int0, 0) => Some(r.varint()? as i64).filter(|n| *n != 0).map(Value::from),
+            (Kind::Ints, 0) => {
+                let v = json!(r.varint()? as i64);
+                if let Some(a) = out.entry(name).or_insert_with(|| json!([])).as_array_mut() {
+                    a.push(v);
+                }
+                continue;
             }
-            (Kind::Int, 0) => {
-                out.insert(name, json!(r.varint()? as i64));
+            (Kind::Float, 1) => {
+                let b = r.b.get(r.i..r.i + 8).ok_or_else(truncated)?;
+                r.i += 8;
+                Some(json!(f64::from_le_bytes(b.try_into().expect("8 bytes"))))
             }
             (_, 2) => {
                 let data = r.bytes()?;
+                let v = delimited(data, kind, num, &name)?;
                 match kind {
-                    // Go writes every string field, empty or not; in JSON an empty one is
-                    // left out (omitempty), and the rest of the server expects that.
-                    Kind::Str if data.is_empty() => {}
-                    Kind::Str => {
-                        out.insert(name, json!(utf8(data)?));
+                    Kind::Inline(_) => {
+                        if let Some(Value::Object(m)) = v {
+                            out.extend(m);
+                        }
+                        continue;
                     }
-                    Kind::Bytes => {
-                        out.insert(name, b64(data));
+                    Kind::Strs | Kind::Msgs(_) | Kind::Byteses | Kind::Raws | Kind::Ints => {
+                        let a = out.entry(name).or_insert_with(|| json!([]));
+                        match (a.as_array_mut(), v) {
+                            (Some(a), Some(Value::Array(items))) if matches!(kind, Kind::Ints) => a.extend(items),
+                            (Some(a), Some(v)) => a.push(v),
+                            _ => {}
+                        }
+                        continue;
                     }
-                    Kind::Msg(f) => {
-                        out.insert(name.clone(), message(data, f, &name)?);
-                    }
-                    Kind::Time => {
-                        out.insert(name, time(data)?);
-                    }
-                    Kind::MapStr | Kind::MapBytes => {
-                        let (k, v) = entry(data, matches!(kind, Kind::MapBytes))?;
+                    Kind::MapStr | Kind::MapBytes | Kind::MapQuantity | Kind::MapStrList | Kind::MapTime | Kind::MapMsg(_) => {
                         let m = out.entry(name).or_insert_with(|| json!({}));
-                        m[k] = v;
-                    }
-                    Kind::Strs => {
-                        let s = utf8(data)?;
-                        let a = out.entry(name).or_insert_with(|| json!([]));
-                        if let Some(a) = a.as_array_mut() {
-                            a.push(json!(s));
+                        if let (Some(m), Some(Value::Object(e))) = (m.as_object_mut(), v) {
+                            m.extend(e);
                         }
+                        continue;
                     }
-                    Kind::Msgs(f) => {
-                        let m = message(data, f, &name)?;
-                        let a = out.entry(name).or_insert_with(|| json!([]));
-                        if let Some(a) = a.as_array_mut() {
-                            a.push(m);
-                        }
-                    }
-                    Kind::Bool | Kind::Int => {
-                        return Err(ApiError::bad_request(format!(
-                            "protobuf: field {num} of {what} has the wrong wire type"
-                        )))
-                    }
+                    _ => v,
                 }
             }
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "protobuf: field {num} of {what} has the wrong wire type"
-                )))
-            }
+            _ => return Err(wrong_wire(num, what)),
+        };
+        if let Some(v) = value {
+            out.insert(name, v);
         }
-    }
-    // ObjectMeta's generation is the server's to set; a client's zero means "unset".
-    if std::ptr::eq(fields, OBJECT_META) && out.get("generation").is_some_and(|g| g == 0) {
-        out.remove("generation");
     }
     Ok(Value::Object(out))
 }
@@ -383,7 +393,8 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
         }
     }
     let kind = type_meta["kind"].as_str().unwrap_or("").to_string();
-    let fields = message_of(&kind)
+    let api_version = type_meta["apiVersion"].as_str().unwrap_or("").to_string();
+    let fields = message_of(&api_version, &kind)
         .ok_or_else(|| ApiError::unsupported_media_type(&format!("application/vnd.kubernetes.protobuf (for {kind:?}; send JSON)")))?;
     let mut obj = message(raw.unwrap_or_default(), fields, &kind)?;
     obj["apiVersion"] = type_meta["apiVersion"].clone();

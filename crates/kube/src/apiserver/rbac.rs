@@ -1,66 +1,11 @@
 //! rbac.authorization.k8s.io/v1: Role, ClusterRole, RoleBinding, ClusterRoleBinding — their
-//! schema outline, validation as the real server's, and `kubectl get` columns. Enforcement is
+//! validation as the real server's, and `kubectl get` columns. Enforcement is
 //! in [`super::auth`].
 
 use serde_json::{json, Value};
 
-use super::resources::{cause, Column, Resource, Schema, METADATA};
+use super::resources::{cause, Column, Resource};
 use super::status::Cause;
-
-const STR: Schema = Schema::Str;
-const LIST_STR: Schema = Schema::List(&STR);
-const RULE: Schema = Schema::Object(
-    "PolicyRule",
-    &[
-        ("verbs", &LIST_STR),
-        ("apiGroups", &LIST_STR),
-        ("resources", &LIST_STR),
-        ("resourceNames", &LIST_STR),
-        ("nonResourceURLs", &LIST_STR),
-    ],
-);
-const RULES: Schema = Schema::List(&RULE);
-const ROLE_REF: Schema = Schema::Object("RoleRef", &[("apiGroup", &STR), ("kind", &STR), ("name", &STR)]);
-const SUBJECT: Schema = Schema::Object(
-    "Subject",
-    &[("kind", &STR), ("apiGroup", &STR), ("name", &STR), ("namespace", &STR)],
-);
-const SUBJECTS: Schema = Schema::List(&SUBJECT);
-
-const ROLE: Schema = Schema::Object(
-    "Role",
-    &[("apiVersion", &STR), ("kind", &STR), ("metadata", &METADATA), ("rules", &RULES)],
-);
-const CLUSTER_ROLE: Schema = Schema::Object(
-    "ClusterRole",
-    &[
-        ("apiVersion", &STR),
-        ("kind", &STR),
-        ("metadata", &METADATA),
-        ("rules", &RULES),
-        ("aggregationRule", &Schema::Any),
-    ],
-);
-const ROLE_BINDING: Schema = Schema::Object(
-    "RoleBinding",
-    &[
-        ("apiVersion", &STR),
-        ("kind", &STR),
-        ("metadata", &METADATA),
-        ("roleRef", &ROLE_REF),
-        ("subjects", &SUBJECTS),
-    ],
-);
-const CLUSTER_ROLE_BINDING: Schema = Schema::Object(
-    "ClusterRoleBinding",
-    &[
-        ("apiVersion", &STR),
-        ("kind", &STR),
-        ("metadata", &METADATA),
-        ("roleRef", &ROLE_REF),
-        ("subjects", &SUBJECTS),
-    ],
-);
 
 /// RBAC names are path segments (`system:discovery` is one), not DNS names.
 fn check_name(o: &Value, causes: &mut Vec<Cause>) {
@@ -280,7 +225,7 @@ pub const ROLE_RESOURCE: Resource = Resource {
     singular: "role",
     namespaced: true,
     short_names: &[],
-    schema: &ROLE,
+    schema: super::typed::schema::<k8s_openapi::api::rbac::v1::Role>,
     columns: CREATED_AT,
     cells: created_at,
     admit: |o, old| admit_role(o, old, false),
@@ -296,7 +241,7 @@ pub const CLUSTER_ROLE_RESOURCE: Resource = Resource {
     singular: "clusterrole",
     namespaced: false,
     short_names: &[],
-    schema: &CLUSTER_ROLE,
+    schema: super::typed::schema::<k8s_openapi::api::rbac::v1::ClusterRole>,
     columns: CREATED_AT,
     cells: created_at,
     admit: |o, old| admit_role(o, old, true),
@@ -312,7 +257,7 @@ pub const ROLE_BINDING_RESOURCE: Resource = Resource {
     singular: "rolebinding",
     namespaced: true,
     short_names: &[],
-    schema: &ROLE_BINDING,
+    schema: super::typed::schema::<k8s_openapi::api::rbac::v1::RoleBinding>,
     columns: BINDING_COLUMNS,
     cells: binding_cells,
     admit: |o, old| admit_binding(o, old, false),
@@ -328,7 +273,7 @@ pub const CLUSTER_ROLE_BINDING_RESOURCE: Resource = Resource {
     singular: "clusterrolebinding",
     namespaced: false,
     short_names: &[],
-    schema: &CLUSTER_ROLE_BINDING,
+    schema: super::typed::schema::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>,
     columns: BINDING_COLUMNS,
     cells: binding_cells,
     admit: |o, old| admit_binding(o, old, true),

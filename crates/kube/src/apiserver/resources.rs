@@ -1,104 +1,10 @@
 //! The kinds the API server serves: their names for discovery, their Kubernetes type (strict
-//! decoding, see [`super::typed`]), an outline of their schema (for the OpenAPI documents),
+//! decoding, see [`super::typed`]) and its schema (for the OpenAPI documents),
 //! defaulting, validation, and the columns `kubectl get` shows.
 
 use serde_json::{json, Value};
 
 use super::status::Cause;
-
-/// The shape of a field, as the OpenAPI documents describe it.
-#[derive(Debug)]
-pub enum Schema {
-    /// Anything.
-    Any,
-    /// A string.
-    Str,
-    /// A boolean.
-    Bool,
-    /// An integer.
-    Int,
-    /// A map of strings to this schema.
-    Map(&'static Schema),
-    /// A list of this schema.
-    List(&'static Schema),
-    /// An object with these fields (Go field names in messages).
-    Object(&'static str, &'static [(&'static str, &'static Schema)]),
-}
-
-const STR: Schema = Schema::Str;
-const MAP_STR: Schema = Schema::Map(&STR);
-const LIST_STR: Schema = Schema::List(&STR);
-const OWNER_REF: Schema = Schema::Object(
-    "OwnerReference",
-    &[
-        ("apiVersion", &STR),
-        ("kind", &STR),
-        ("name", &STR),
-        ("uid", &STR),
-        ("controller", &Schema::Bool),
-        ("blockOwnerDeletion", &Schema::Bool),
-    ],
-);
-const OWNER_REFS: Schema = Schema::List(&OWNER_REF);
-const MANAGED: Schema = Schema::List(&Schema::Any);
-/// `metadata` of every object.
-pub const METADATA: Schema = Schema::Object(
-    "ObjectMeta",
-    &[
-        ("name", &STR),
-        ("generateName", &STR),
-        ("namespace", &STR),
-        ("selfLink", &STR),
-        ("uid", &STR),
-        ("resourceVersion", &STR),
-        ("generation", &Schema::Int),
-        ("creationTimestamp", &Schema::Any),
-        ("deletionTimestamp", &Schema::Any),
-        ("deletionGracePeriodSeconds", &Schema::Int),
-        ("labels", &MAP_STR),
-        ("annotations", &MAP_STR),
-        ("ownerReferences", &OWNER_REFS),
-        ("finalizers", &LIST_STR),
-        ("managedFields", &MANAGED),
-    ],
-);
-
-const NAMESPACE: Schema = Schema::Object(
-    "Namespace",
-    &[
-        ("apiVersion", &STR),
-        ("kind", &STR),
-        ("metadata", &METADATA),
-        ("spec", &Schema::Object("NamespaceSpec", &[("finalizers", &LIST_STR)])),
-        (
-            "status",
-            &Schema::Object("NamespaceStatus", &[("phase", &STR), ("conditions", &Schema::List(&Schema::Any))]),
-        ),
-    ],
-);
-const CONFIGMAP: Schema = Schema::Object(
-    "ConfigMap",
-    &[
-        ("apiVersion", &STR),
-        ("kind", &STR),
-        ("metadata", &METADATA),
-        ("data", &MAP_STR),
-        ("binaryData", &MAP_STR),
-        ("immutable", &Schema::Bool),
-    ],
-);
-const SECRET: Schema = Schema::Object(
-    "Secret",
-    &[
-        ("apiVersion", &STR),
-        ("kind", &STR),
-        ("metadata", &METADATA),
-        ("data", &MAP_STR),
-        ("stringData", &MAP_STR),
-        ("type", &STR),
-        ("immutable", &Schema::Bool),
-    ],
-);
 
 /// One column of a Table.
 #[derive(Debug)]
@@ -132,8 +38,8 @@ pub struct Resource {
     pub namespaced: bool,
     /// `kubectl get` short names.
     pub short_names: &'static [&'static str],
-    /// The schema the OpenAPI documents show.
-    pub schema: &'static Schema,
+    /// The kind's schema (its Kubernetes type's), for the OpenAPI documents.
+    pub schema: fn(&mut k8s_openapi::schemars::SchemaGenerator) -> k8s_openapi::schemars::Schema,
     /// Columns after NAME (AGE is appended).
     pub columns: &'static [Column],
     /// The cells of those columns for an object.
@@ -149,6 +55,38 @@ pub struct Resource {
 }
 
 impl Resource {
+    /// A kind with no columns besides NAME and AGE, no short names, field selectors or
+    /// subresources (struct-update syntax adds them).
+    #[allow(clippy::too_many_arguments)]
+    pub const fn new(
+        group: &'static str,
+        version: &'static str,
+        kind: &'static str,
+        plural: &'static str,
+        singular: &'static str,
+        namespaced: bool,
+        schema: fn(&mut k8s_openapi::schemars::SchemaGenerator) -> k8s_openapi::schemars::Schema,
+        decode: fn(&Value) -> super::typed::Decoded,
+        admit: fn(&mut Value, Option<&Value>) -> Vec<Cause>,
+    ) -> Resource {
+        Resource {
+            group,
+            version,
+            kind,
+            plural,
+            singular,
+            namespaced,
+            short_names: &[],
+            schema,
+            columns: &[],
+            cells: |_| Vec::new(),
+            admit,
+            field_selectors: &[],
+            decode,
+            subresources: &[],
+        }
+    }
+
     /// `v1` or `group/version`.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
@@ -192,68 +130,7 @@ pub fn name_column() -> &'static Column {
     &NAME_COLUMN
 }
 
-const SERVICE_ACCOUNT: Schema = Schema::Object(
-    "ServiceAccount",
-    &[
-        ("apiVersion", &STR),
-        ("kind", &STR),
-        ("metadata", &METADATA),
-        ("secrets", &Schema::List(&Schema::Any)),
-        (
-            "imagePullSecrets",
-            &Schema::List(&Schema::Object("LocalObjectReference", &[("name", &STR)])),
-        ),
-        ("automountServiceAccountToken", &Schema::Bool),
-    ],
-);
-const LEASE: Schema = Schema::Object(
-    "Lease",
-    &[
-        ("apiVersion", &STR),
-        ("kind", &STR),
-        ("metadata", &METADATA),
-        (
-            "spec",
-            &Schema::Object(
-                "LeaseSpec",
-                &[
-                    ("holderIdentity", &STR),
-                    ("leaseDurationSeconds", &Schema::Int),
-                    ("acquireTime", &Schema::Any),
-                    ("renewTime", &Schema::Any),
-                    ("leaseTransitions", &Schema::Int),
-                    ("strategy", &STR),
-                    ("preferredHolder", &STR),
-                ],
-            ),
-        ),
-    ],
-);
-
-const NODE: Schema = Schema::Object(
-    "Node",
-    &[
-        ("apiVersion", &STR),
-        ("kind", &STR),
-        ("metadata", &METADATA),
-        (
-            "spec",
-            &Schema::Object(
-                "NodeSpec",
-                &[
-                    ("podCIDR", &STR),
-                    ("podCIDRs", &LIST_STR),
-                    ("providerID", &STR),
-                    ("unschedulable", &Schema::Bool),
-                    ("taints", &Schema::List(&Schema::Any)),
-                ],
-            ),
-        ),
-        ("status", &Schema::Any),
-    ],
-);
-
-const fn col(name: &'static str, kind: &'static str, description: &'static str, priority: u8) -> Column {
+pub const fn col(name: &'static str, kind: &'static str, description: &'static str, priority: u8) -> Column {
     Column {
         name,
         kind,
@@ -326,7 +203,7 @@ pub static RESOURCES: &[Resource] = &[
         singular: "namespace",
         namespaced: false,
         short_names: &["ns"],
-        schema: &NAMESPACE,
+        schema: super::typed::schema::<k8s_openapi::api::core::v1::Namespace>,
         columns: &[Column {
             name: "Status",
             kind: "string",
@@ -348,7 +225,7 @@ pub static RESOURCES: &[Resource] = &[
         singular: "pod",
         namespaced: true,
         short_names: &["po"],
-        schema: &super::pods::POD,
+        schema: super::typed::schema::<k8s_openapi::api::core::v1::Pod>,
         columns: &[
             col(
                 "Ready",
@@ -403,7 +280,7 @@ pub static RESOURCES: &[Resource] = &[
         singular: "configmap",
         namespaced: true,
         short_names: &["cm"],
-        schema: &CONFIGMAP,
+        schema: super::typed::schema::<k8s_openapi::api::core::v1::ConfigMap>,
         columns: &[Column {
             name: "Data",
             kind: "integer",
@@ -425,7 +302,7 @@ pub static RESOURCES: &[Resource] = &[
         singular: "secret",
         namespaced: true,
         short_names: &[],
-        schema: &SECRET,
+        schema: super::typed::schema::<k8s_openapi::api::core::v1::Secret>,
         columns: &[
             Column {
                 name: "Type",
@@ -456,7 +333,7 @@ pub static RESOURCES: &[Resource] = &[
         singular: "event",
         namespaced: true,
         short_names: &["ev"],
-        schema: &EVENT,
+        schema: super::typed::schema::<k8s_openapi::api::core::v1::Event>,
         columns: &[
             Column {
                 name: "Last Seen",
@@ -551,7 +428,7 @@ pub static RESOURCES: &[Resource] = &[
         singular: "serviceaccount",
         namespaced: true,
         short_names: &["sa"],
-        schema: &SERVICE_ACCOUNT,
+        schema: super::typed::schema::<k8s_openapi::api::core::v1::ServiceAccount>,
         columns: &[Column {
             name: "Secrets",
             kind: "string",
@@ -578,7 +455,7 @@ pub static RESOURCES: &[Resource] = &[
         singular: "lease",
         namespaced: true,
         short_names: &[],
-        schema: &LEASE,
+        schema: super::typed::schema::<k8s_openapi::api::coordination::v1::Lease>,
         columns: &[Column {
             name: "Holder",
             kind: "string",
@@ -613,7 +490,7 @@ pub static RESOURCES: &[Resource] = &[
         singular: "node",
         namespaced: false,
         short_names: &["no"],
-        schema: &NODE,
+        schema: super::typed::schema::<k8s_openapi::api::core::v1::Node>,
         columns: &[
             col("Status", "string", "The status of the node", 0),
             col("Roles", "string", "The roles of the node", 0),
@@ -644,43 +521,28 @@ pub static RESOURCES: &[Resource] = &[
     super::rbac::CLUSTER_ROLE_RESOURCE,
     super::rbac::ROLE_BINDING_RESOURCE,
     super::rbac::CLUSTER_ROLE_BINDING_RESOURCE,
+    super::workloads::DEPLOYMENT,
+    super::workloads::REPLICA_SET,
+    super::workloads::STATEFUL_SET,
+    super::workloads::DAEMON_SET,
+    super::workloads::CONTROLLER_REVISION,
+    super::workloads::JOB,
+    super::workloads::CRON_JOB,
+    super::network::SERVICE,
+    super::network::ENDPOINTS,
+    super::network::ENDPOINT_SLICE,
+    super::network::INGRESS,
+    super::network::INGRESS_CLASS,
+    super::network::NETWORK_POLICY,
+    super::storage::PERSISTENT_VOLUME,
+    super::storage::PERSISTENT_VOLUME_CLAIM,
+    super::storage::STORAGE_CLASS,
+    super::storage::POD_DISRUPTION_BUDGET,
+    super::storage::HORIZONTAL_POD_AUTOSCALER,
+    super::storage::LIMIT_RANGE,
+    super::storage::RESOURCE_QUOTA,
+    super::storage::PRIORITY_CLASS,
 ];
-
-const OBJECT_REF: Schema = Schema::Object(
-    "ObjectReference",
-    &[
-        ("kind", &STR),
-        ("namespace", &STR),
-        ("name", &STR),
-        ("uid", &STR),
-        ("apiVersion", &STR),
-        ("resourceVersion", &STR),
-        ("fieldPath", &STR),
-    ],
-);
-const EVENT_SOURCE: Schema = Schema::Object("EventSource", &[("component", &STR), ("host", &STR)]);
-const EVENT: Schema = Schema::Object(
-    "Event",
-    &[
-        ("apiVersion", &STR),
-        ("kind", &STR),
-        ("metadata", &METADATA),
-        ("involvedObject", &OBJECT_REF),
-        ("reason", &STR),
-        ("message", &STR),
-        ("source", &EVENT_SOURCE),
-        ("firstTimestamp", &Schema::Any),
-        ("lastTimestamp", &Schema::Any),
-        ("count", &Schema::Int),
-        ("type", &STR),
-        ("eventTime", &Schema::Any),
-        ("series", &Schema::Any),
-        ("action", &STR),
-        ("related", &OBJECT_REF),
-        ("reportingComponent", &STR),
-        ("reportingInstance", &STR),
-    ],
-);
 
 fn count(o: &Value, field: &str) -> usize {
     o.get(field).and_then(Value::as_object).map_or(0, |m| m.len())

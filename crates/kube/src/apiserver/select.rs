@@ -116,6 +116,59 @@ impl FieldSelector {
     }
 }
 
+/// Whether a `metav1.LabelSelector` (matchLabels and matchExpressions) selects `labels`. An
+/// empty selector selects everything, as Kubernetes has it.
+pub fn selects(selector: &Value, labels: Option<&Value>) -> bool {
+    let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+    let by_labels = selector
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| get(k) == v.as_str());
+    by_labels
+        && selector
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .all(|e| {
+                let key = e["key"].as_str().unwrap_or("");
+                let values: Vec<&str> = e["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                match e["operator"].as_str().unwrap_or("") {
+                    "In" => get(key).is_some_and(|v| values.contains(&v)),
+                    "NotIn" => get(key).is_none_or(|v| !values.contains(&v)),
+                    "Exists" => get(key).is_some(),
+                    "DoesNotExist" => get(key).is_none(),
+                    _ => false,
+                }
+            })
+}
+
+/// A `metav1.LabelSelector` in the string form (`app=web,tier in (a,b)`), as a Scale's
+/// status.selector and kubectl's SELECTOR column write it.
+pub fn selector_string(selector: &Value) -> String {
+    let mut parts: Vec<String> = selector
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+        .collect();
+    for e in selector.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+        let key = e["key"].as_str().unwrap_or("");
+        let values: Vec<&str> = e["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        parts.push(match e["operator"].as_str().unwrap_or("") {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.to_string(),
+            "DoesNotExist" => format!("!{key}"),
+            other => format!("{key} {other}"),
+        });
+    }
+    parts.join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,7 +41,15 @@ pub fn table(res: &Resource, objects: &[Value], resource_version: &str) -> Value
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
-            let mut cells = vec![json!(o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(""))];
+            let mut name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+            let default_class = o
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(super::storage::DEFAULT_CLASS))
+                .is_some_and(|v| v == "true");
+            if res.kind == "StorageClass" && default_class {
+                name.push_str(" (default)");
+            }
+            let mut cells = vec![json!(name)];
             cells.extend((res.cells)(o));
             if !placed {
                 cells.push(json!(age(o)));

@@ -10,6 +10,12 @@ use serde_json::Value;
 /// What decoding found: the canonical object and its unknown fields; or a type error.
 pub type Decoded = Result<(Value, Vec<String>), String>;
 
+/// The schema of `T` (a reference to it in the generator's definitions), as Kubernetes
+/// publishes it: k8s-openapi carries the real server's OpenAPI schemas with their descriptions.
+pub fn schema<T: k8s_openapi::schemars::JsonSchema>(g: &mut k8s_openapi::schemars::SchemaGenerator) -> k8s_openapi::schemars::Schema {
+    g.subschema_for::<T>()
+}
+
 /// Decode `v` as `T`.
 pub fn decode<T: DeserializeOwned + Serialize>(v: &Value) -> Decoded {
     let typed: T = serde_path_to_error::deserialize(v.clone()).map_err(|e| {
