@@ -20,6 +20,8 @@ python3 -c 'import docker' 2>/dev/null || pip install -q 'docker==7.1.0'
 python3 -c 'import pytest, paramiko' 2>/dev/null || pip install -q pytest paramiko
 # The Kubernetes API tests drive the Python kubernetes client too.
 python3 -c 'import kubernetes' 2>/dev/null || pip install -q kubernetes
+# gRPC probes are tested against grpcio's own health server.
+python3 -c 'import grpc, grpc_health' 2>/dev/null || pip install -q grpcio grpcio-health-checking
 command -v docker >/dev/null || { echo "the docker CLI (client) is required for the integration tests" >&2; exit 1; }
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

@@ -1093,6 +1093,21 @@ fn the_workload_network_and_storage_kinds_are_served_as_kubernetes_serves_them()
         ),
         (Some("Scale"), Some(4), Some("app=web"))
     );
+    // A client that prefers protobuf gets protobuf (objects, lists, errors); others JSON.
+    for (path, kind) in [
+        ("/apis/apps/v1/namespaces/default/deployments/web", "Deployment"),
+        ("/apis/apps/v1/namespaces/default/deployments", "DeploymentList"),
+        ("/apis/apps/v1/namespaces/default/deployments/nope", "Status"),
+    ] {
+        let (head, body) = with_admin_cert(&d, path, "application/vnd.kubernetes.protobuf, application/json");
+        assert!(
+            head.to_lowercase().contains("content-type: application/vnd.kubernetes.protobuf"),
+            "{head}"
+        );
+        assert!(body.starts_with("k8s\0") && body.contains(kind), "{path}: {body:?}");
+    }
+    let (_, body) = with_admin_cert(&d, "/apis/apps/v1/namespaces/default/deployments/web", "application/json");
+    assert!(body.starts_with('{'), "{body}");
     let explained = d.kubectl_ok(&["explain", "deployment.spec.strategy.rollingUpdate.maxSurge"]);
     assert!(
         explained.contains("The maximum number of pods that can be scheduled above the desired number"),
@@ -1215,4 +1230,98 @@ fn the_workload_network_and_storage_kinds_are_served_as_kubernetes_serves_them()
     ] {
         assert!(res.lines().any(|l| l == r), "{r} missing from {res}");
     }
+}
+
+/// A gRPC health server (grpcio's own, with its health servicer) on port 50051 in the network
+/// namespace of process `pid`: SERVING at first, NOT_SERVING after a line on its stdin, gone
+/// when its stdin closes.
+const GRPC_HEALTH_SERVER: &str = r#"
+import sys
+from concurrent import futures
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+h = health.HealthServicer()
+health_pb2_grpc.add_HealthServicer_to_server(h, server)
+server.add_insecure_port("0.0.0.0:50051")
+h.set("", health_pb2.HealthCheckResponse.SERVING)
+h.set("model", health_pb2.HealthCheckResponse.SERVING)
+server.start()
+print("serving", flush=True)
+sys.stdin.readline()
+h.set("model", health_pb2.HealthCheckResponse.NOT_SERVING)
+print("not serving", flush=True)
+sys.stdin.readline()
+server.stop(0)
+"#;
+
+#[test]
+fn grpc_probes_ask_the_pods_health_service() {
+    use std::io::{BufRead, Write};
+    let d = Daemon::start();
+    d.busybox("bb:1");
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: g}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n    image: bb:1\n    command: [sleep, \"1000\"]\n    readinessProbe:\n      grpc: {port: 50051, service: model}\n      periodSeconds: 1\n      failureThreshold: 1\n";
+    let o = d.kubectl_in(&["apply", "-f", "-"], pod);
+    assert!(o.status.success(), "{}", err(&o));
+    wait_for(&d, "g", "{.status.containerStatuses[0].started}", "true");
+    // Nothing listens yet: not ready, and the kubelet's words in the event.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        d.kubectl_ok(&["get", "pod", "g", "-o", "jsonpath={.status.containerStatuses[0].ready}"]),
+        "false"
+    );
+    let events = d.kubectl_ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=g",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(
+        events.contains("Readiness probe failed: timeout: failed to connect service \"10."),
+        "{events}"
+    );
+    // The health server in the pod's network namespace: ready while it says SERVING.
+    let id = d.docker_ok(&[
+        "ps",
+        "-q",
+        "--filter",
+        "label=io.kubernetes.pod.name=g",
+        "--filter",
+        "label=io.kubernetes.container.name=c",
+    ]);
+    let pid = d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", id.trim()]);
+    let mut server = std::process::Command::new("nsenter")
+        .args(["-t", pid.trim(), "-n", "python3", "-c", GRPC_HEALTH_SERVER])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = server.stdin.take().unwrap();
+    let mut out = std::io::BufReader::new(server.stdout.take().unwrap());
+    let _server = Killed(server);
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "serving");
+    wait_for(&d, "g", "{.status.containerStatuses[0].ready}", "true");
+    writeln!(stdin).unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "not serving");
+    wait_for(&d, "g", "{.status.containerStatuses[0].ready}", "false");
+    let events = d.kubectl_ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=g",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(
+        events.contains("Readiness probe failed: service unhealthy (responded with \"NOT_SERVING\")"),
+        "{events}"
+    );
+    drop(stdin);
+    d.kubectl_ok(&["delete", "pod", "g", "--wait=false"]);
 }

@@ -679,11 +679,6 @@ pub fn create_request(
     {
         return Err(config_error("sysctls are not supported by Berth yet"));
     }
-    for p in ["livenessProbe", "readinessProbe", "startupProbe"] {
-        if c.pointer(&format!("/{p}/grpc")).is_some_and(Value::is_object) {
-            return Err(config_error(format!("{p}: gRPC probes are not supported by Berth yet")));
-        }
-    }
     Ok(req)
 }
 

@@ -642,6 +642,51 @@ async fn resource(State(s): State<Arc<ApiServer>>, req: Request<Body>) -> Respon
         uid: String::new(),
         groups: vec!["system:unauthenticated".into()],
     });
-    let work = objects::handle(s, parts.method, t, objects::query_map(uri.query()), parts.headers, body);
-    auth::REQUESTER.scope(user, work).await.unwrap_or_else(IntoResponse::into_response)
+    let accept = parts.headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let q = objects::query_map(uri.query());
+    let whole = !q.get("watch").is_some_and(|w| w == "1" || w == "true") && t.sub.as_deref() != Some("log");
+    let work = objects::handle(s, parts.method, t, q, parts.headers, body);
+    let resp = auth::REQUESTER.scope(user, work).await.unwrap_or_else(IntoResponse::into_response);
+    if whole {
+        negotiate(&accept, resp).await
+    } else {
+        resp
+    }
+}
+
+/// A JSON answer in protobuf when the client prefers `application/vnd.kubernetes.protobuf`
+/// (the first type it accepts), as the real server answers client-go's protobuf clients.
+/// Watches stay JSON (their clients accept it too).
+async fn negotiate(accept: &str, resp: Response) -> Response {
+    let first = accept.split(',').map(str::trim).find(|m| !m.is_empty()).unwrap_or("");
+    let wants = first.split(';').next().unwrap_or("").trim() == "application/vnd.kubernetes.protobuf";
+    let is_json = resp
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !wants || !is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match axum::body::to_bytes(body, 256 << 20).await {
+        Ok(b) => b,
+        Err(e) => return ApiError::internal(format!("reading the answer: {e}")).into_response(),
+    };
+    let encoded = serde_json::from_slice::<Value>(&bytes)
+        .map_err(|e| ApiError::internal(e.to_string()))
+        .and_then(|v| proto::encode(&v));
+    match encoded {
+        Ok(pb) => {
+            parts.headers.insert(
+                "content-type",
+                axum::http::HeaderValue::from_static("application/vnd.kubernetes.protobuf"),
+            );
+            parts.headers.remove("content-length");
+            Response::from_parts(parts, Body::from(pb))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e.message, "an answer has no protobuf form; sent as JSON");
+            Response::from_parts(parts, Body::from(bytes))
+        }
+    }
 }
