@@ -1173,6 +1173,24 @@ fn the_workload_network_and_storage_kinds_are_served_as_kubernetes_serves_them()
     let hpa = d.kubectl_ok(&["get", "hpa", "web", "--no-headers"]);
     let hpa: Vec<&str> = hpa.split_whitespace().collect();
     assert_eq!(hpa[..6], ["web", "Deployment/web", "cpu:", "<unknown>/60%", "2", "5"], "{hpa:?}");
+    // The same object in autoscaling/v1, and a v1 one seen in v2.
+    assert_eq!(
+        get(
+            "horizontalpodautoscalers.v1.autoscaling/web",
+            "{.apiVersion} {.spec.targetCPUUtilizationPercentage}"
+        ),
+        "autoscaling/v1 60"
+    );
+    let v1 = "apiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\nmetadata: {name: old}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  maxReplicas: 3\n  targetCPUUtilizationPercentage: 50\n";
+    let o = d.kubectl_in(&["apply", "-f", "-"], v1);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        get(
+            "horizontalpodautoscalers.v2.autoscaling/old",
+            "{.spec.minReplicas} {.spec.metrics[0].resource.target.averageUtilization}"
+        ),
+        "1 50"
+    );
     d.kubectl_ok(&["create", "pdb", "webpdb", "--selector=app=web", "--min-available=1"]);
     d.kubectl_ok(&["create", "ingress", "web", "--rule=web.localhost/*=web:80"]);
     assert_eq!(get("ingress/web", "{.spec.rules[0].http.paths[0].pathType}"), "Prefix");

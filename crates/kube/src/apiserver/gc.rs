@@ -57,7 +57,7 @@ fn finalizers(o: &Value) -> usize {
 /// Every object whose ownerReferences name `uid`.
 async fn dependents(store: &dyn Store, uid: &str) -> ApiResult<Vec<(&'static Resource, KeyValue, Value)>> {
     let mut out = Vec::new();
-    for res in RESOURCES {
+    for res in RESOURCES.iter().filter(|r| !super::resources::is_view(r)) {
         let page = store.list(&res.prefix(None), ListOptions::default()).await?;
         for kv in page.items {
             let o = from_kv(res, &kv)?;

@@ -455,9 +455,20 @@ fn subresource_info(r: &resources::Resource, sub: &str) -> (&'static str, &'stat
     }
 }
 
-/// One group's entry in aggregated discovery: its version and every resource with its kind,
-/// scope and verbs.
-fn discovery_group(group: &str, version: &str) -> Value {
+/// One group's entry in aggregated discovery: its versions (the preferred first), each with
+/// every resource, its kind, scope and verbs.
+fn discovery_group(group: &str, versions: &[&str]) -> Value {
+    let versions: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"version": v, "resources": discovery_resources(group, v), "freshness": "Current"}))
+        .collect();
+    json!({
+        "metadata": {"name": group, "creationTimestamp": null},
+        "versions": versions,
+    })
+}
+
+fn discovery_resources(group: &str, version: &str) -> Vec<Value> {
     let list = resource_list(group, version).unwrap_or_default();
     let all = list["resources"].as_array().cloned().unwrap_or_default();
     let resources: Vec<Value> = all
@@ -487,10 +498,7 @@ fn discovery_group(group: &str, version: &str) -> Value {
             })
         })
         .collect();
-    json!({
-        "metadata": {"name": group, "creationTimestamp": null},
-        "versions": [{"version": version, "resources": resources, "freshness": "Current"}],
-    })
+    resources
 }
 
 fn aggregated(items: Vec<Value>) -> Response {
@@ -500,7 +508,7 @@ fn aggregated(items: Vec<Value>) -> Response {
 
 async fn api_versions(State(s): State<Arc<ApiServer>>, headers: HeaderMap) -> Response {
     if wants_aggregated(&headers) {
-        return aggregated(vec![discovery_group("", "v1")]);
+        return aggregated(vec![discovery_group("", &["v1"])]);
     }
     Json(json!({
         "kind": "APIVersions",
@@ -513,36 +521,47 @@ async fn api_versions(State(s): State<Arc<ApiServer>>, headers: HeaderMap) -> Re
 /// The access-review group: answered, never stored.
 const AUTHORIZATION: (&str, &str) = ("authorization.k8s.io", "v1");
 
-/// The API groups served (besides the core group), each with its one version.
-fn groups() -> Vec<(&'static str, &'static str)> {
+/// The API groups served (besides the core group), each with its versions, the preferred
+/// (newest) first.
+fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
     let mut g: Vec<(&str, &str)> = RESOURCES
         .iter()
         .filter(|r| !r.group.is_empty())
         .map(|r| (r.group, r.version))
         .collect();
     g.push(AUTHORIZATION);
-    g.sort();
+    g.sort_by(|a, b| a.0.cmp(b.0).then(b.1.cmp(a.1)));
     g.dedup();
-    g
+    let mut out: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (group, version) in g {
+        match out.last_mut() {
+            Some((last, vs)) if *last == group => vs.push(version),
+            _ => out.push((group, vec![version])),
+        }
+    }
+    out
 }
 
-fn group_json(name: &str, version: &str) -> Value {
-    let gv = json!({"groupVersion": format!("{name}/{version}"), "version": version});
-    json!({"name": name, "versions": [gv.clone()], "preferredVersion": gv})
+fn group_json(name: &str, versions: &[&str]) -> Value {
+    let gvs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+        .collect();
+    json!({"name": name, "versions": gvs, "preferredVersion": gvs[0]})
 }
 
 async fn api_groups(headers: HeaderMap) -> Response {
     if wants_aggregated(&headers) {
-        return aggregated(groups().into_iter().map(|(g, v)| discovery_group(g, v)).collect());
+        return aggregated(groups().into_iter().map(|(g, v)| discovery_group(g, &v)).collect());
     }
-    let groups: Vec<Value> = groups().into_iter().map(|(g, v)| group_json(g, v)).collect();
+    let groups: Vec<Value> = groups().into_iter().map(|(g, v)| group_json(g, &v)).collect();
     Json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})).into_response()
 }
 
 async fn api_group(axum::extract::Path(g): axum::extract::Path<String>) -> Response {
     match groups().into_iter().find(|(name, _)| *name == g) {
         Some((name, v)) => {
-            let mut j = group_json(name, v);
+            let mut j = group_json(name, &v);
             j["kind"] = json!("APIGroup");
             j["apiVersion"] = json!("v1");
             Json(j).into_response()

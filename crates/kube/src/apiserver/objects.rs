@@ -169,6 +169,9 @@ fn respond(code: StatusCode, v: Value) -> Response {
 /// The object stored in `kv`, with its resourceVersion and type.
 pub fn from_kv(res: &Resource, kv: &KeyValue) -> ApiResult<Value> {
     let mut o: Value = serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(format!("stored object {}: {e}", kv.key)))?;
+    if super::resources::is_view(res) {
+        o = super::storage::hpa_v1_from_v2(o);
+    }
     o["apiVersion"] = json!(res.api_version());
     o["kind"] = json!(res.kind);
     o["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
@@ -405,6 +408,9 @@ fn check_identity(t: &Target, o: &mut Value) -> ApiResult<()> {
     if !o.get("metadata").is_some_and(Value::is_object) {
         o["metadata"] = json!({});
     }
+    // The type fields are the request's (the store keeps neither; a converted kind needs them).
+    o["apiVersion"] = json!(av);
+    o["kind"] = json!(t.res.kind);
     if t.res.namespaced {
         let ns = t.namespace.clone().unwrap_or_default();
         match o.pointer("/metadata/namespace").and_then(Value::as_str) {
@@ -435,7 +441,7 @@ async fn namespace_exists(s: &ApiServer, t: &Target) -> ApiResult<()> {
 /// An object as the store keeps it: without its type fields and resourceVersion (the server
 /// adds them back on read, the revision being the store's).
 pub(crate) fn stored_bytes(o: &Value) -> Vec<u8> {
-    let mut o = o.clone();
+    let mut o = super::resources::stored_form(o).unwrap_or_else(|| o.clone());
     if let Some(m) = o.as_object_mut() {
         m.remove("apiVersion");
         m.remove("kind");

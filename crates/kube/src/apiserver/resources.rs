@@ -539,6 +539,7 @@ pub static RESOURCES: &[Resource] = &[
     super::storage::STORAGE_CLASS,
     super::storage::POD_DISRUPTION_BUDGET,
     super::storage::HORIZONTAL_POD_AUTOSCALER,
+    super::storage::HORIZONTAL_POD_AUTOSCALER_V1,
     super::storage::LIMIT_RANGE,
     super::storage::RESOURCE_QUOTA,
     super::storage::PRIORITY_CLASS,
@@ -546,6 +547,17 @@ pub static RESOURCES: &[Resource] = &[
 
 fn count(o: &Value, field: &str) -> usize {
     o.get(field).and_then(Value::as_object).map_or(0, |m| m.len())
+}
+
+/// Whether `res` is a second version of objects stored in another's form (autoscaling/v1
+/// HorizontalPodAutoscalers are stored as v2): reads and writes convert.
+pub fn is_view(res: &Resource) -> bool {
+    res.group == "autoscaling" && res.version == "v1" && res.kind == "HorizontalPodAutoscaler"
+}
+
+/// An object as its kind's stored version has it (see [`is_view`]).
+pub fn stored_form(o: &Value) -> Option<Value> {
+    (o["apiVersion"] == "autoscaling/v1" && o["kind"] == "HorizontalPodAutoscaler").then(|| super::storage::hpa_v2_from_v1(o.clone()))
 }
 
 /// The resource named `plural` (or a short name, or the singular) in `group/version`.

@@ -793,6 +793,194 @@ pub const PRIORITY_CLASS: Resource = Resource {
     )
 };
 
+/// Annotations that carry what autoscaling/v1 has no field for, as the real server keeps them
+/// (so a v1 client's read-modify-write keeps a v2 object whole).
+const V1_METRICS: &str = "autoscaling.alpha.kubernetes.io/metrics";
+const V1_BEHAVIOR: &str = "autoscaling.alpha.kubernetes.io/behavior";
+const V1_CONDITIONS: &str = "autoscaling.alpha.kubernetes.io/conditions";
+const V1_CURRENT: &str = "autoscaling.alpha.kubernetes.io/current-metrics";
+
+fn is_cpu_utilization(m: &Value) -> bool {
+    m["type"] == "Resource"
+        && m.pointer("/resource/name") == Some(&json!("cpu"))
+        && m.pointer("/resource/target/type") == Some(&json!("Utilization"))
+}
+
+/// A stored (autoscaling/v2) HorizontalPodAutoscaler as autoscaling/v1 shows it: the CPU
+/// utilization target as `targetCPUUtilizationPercentage`, the rest in annotations.
+pub fn hpa_v1_from_v2(mut o: Value) -> Value {
+    let spec = o["spec"].take();
+    let status = o["status"].take();
+    let metrics: Vec<Value> = spec["metrics"].as_array().cloned().unwrap_or_default();
+    let (cpu, other): (Vec<Value>, Vec<Value>) = metrics.into_iter().partition(is_cpu_utilization);
+    let mut annotations: Vec<(&str, Value)> = Vec::new();
+    if !other.is_empty() {
+        annotations.push((V1_METRICS, json!(other)));
+    }
+    if spec.get("behavior").is_some_and(|b| !b.is_null()) {
+        annotations.push((V1_BEHAVIOR, spec["behavior"].clone()));
+    }
+    if status.get("conditions").is_some_and(|c| !c.is_null()) {
+        annotations.push((V1_CONDITIONS, status["conditions"].clone()));
+    }
+    let current: Vec<Value> = status["currentMetrics"].as_array().cloned().unwrap_or_default();
+    let cpu_now = current
+        .iter()
+        .find(|m| m["type"] == "Resource" && m.pointer("/resource/name") == Some(&json!("cpu")))
+        .and_then(|m| m.pointer("/resource/current/averageUtilization").cloned());
+    if !current.is_empty() {
+        annotations.push((V1_CURRENT, json!(current)));
+    }
+    for (k, v) in annotations {
+        if !o["metadata"]["annotations"].is_object() {
+            o["metadata"]["annotations"] = json!({});
+        }
+        o["metadata"]["annotations"][k] = json!(v.to_string());
+    }
+    let mut s1 = json!({"scaleTargetRef": spec["scaleTargetRef"], "maxReplicas": spec["maxReplicas"]});
+    if !spec["minReplicas"].is_null() {
+        s1["minReplicas"] = spec["minReplicas"].clone();
+    }
+    if let Some(u) = cpu.first().and_then(|m| m.pointer("/resource/target/averageUtilization")) {
+        s1["targetCPUUtilizationPercentage"] = u.clone();
+    }
+    o["spec"] = s1;
+    let mut st = json!({});
+    for k in ["observedGeneration", "lastScaleTime", "currentReplicas", "desiredReplicas"] {
+        if let Some(v) = status.get(k).filter(|v| !v.is_null()) {
+            st[k] = v.clone();
+        }
+    }
+    if let Some(u) = cpu_now {
+        st["currentCPUUtilizationPercentage"] = u;
+    }
+    if st.get("desiredReplicas").is_none() && status.is_object() {
+        st["desiredReplicas"] = json!(0);
+    }
+    if st.get("currentReplicas").is_none() && status.is_object() {
+        st["currentReplicas"] = json!(0);
+    }
+    o["status"] = st;
+    o
+}
+
+/// An autoscaling/v1 HorizontalPodAutoscaler as it is stored (autoscaling/v2): the inverse of
+/// [`hpa_v1_from_v2`], the annotations taken back into fields.
+pub fn hpa_v2_from_v1(mut o: Value) -> Value {
+    let mut take = |k: &str| -> Option<Value> {
+        let a = o.pointer_mut("/metadata/annotations")?.as_object_mut()?;
+        let v = a.remove(k)?;
+        if a.is_empty() {
+            o["metadata"].as_object_mut()?.remove("annotations");
+        }
+        serde_json::from_str(v.as_str()?).ok()
+    };
+    let other = take(V1_METRICS);
+    let behavior = take(V1_BEHAVIOR);
+    let conditions = take(V1_CONDITIONS);
+    let current = take(V1_CURRENT);
+    let spec = o["spec"].take();
+    let status = o["status"].take();
+    let mut metrics = Vec::new();
+    if let Some(u) = spec.get("targetCPUUtilizationPercentage").filter(|u| !u.is_null()) {
+        metrics.push(json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": u}}}));
+    }
+    metrics.extend(other.and_then(|m| m.as_array().cloned()).unwrap_or_default());
+    if metrics.is_empty() {
+        metrics.push(json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}));
+    }
+    let mut s2 = json!({"scaleTargetRef": spec["scaleTargetRef"], "maxReplicas": spec["maxReplicas"], "metrics": metrics});
+    if !spec["minReplicas"].is_null() {
+        s2["minReplicas"] = spec["minReplicas"].clone();
+    }
+    if let Some(b) = behavior {
+        s2["behavior"] = b;
+    }
+    o["spec"] = s2;
+    let mut st = json!({});
+    for k in ["observedGeneration", "lastScaleTime", "currentReplicas", "desiredReplicas"] {
+        if let Some(v) = status.get(k).filter(|v| !v.is_null()) {
+            st[k] = v.clone();
+        }
+    }
+    if let Some(c) = conditions {
+        st["conditions"] = c;
+    }
+    if let Some(c) = current {
+        st["currentMetrics"] = c;
+    } else if let Some(u) = status.get("currentCPUUtilizationPercentage").filter(|u| !u.is_null()) {
+        st["currentMetrics"] = json!([{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": u}}}]);
+    }
+    o["status"] = st;
+    o
+}
+
+fn admit_hpa_v1(o: &mut Value, _old: Option<&Value>) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    check_metadata(o, false, &mut causes);
+    set_default(o, "/spec/minReplicas", json!(1));
+    let min = o.pointer("/spec/minReplicas").and_then(Value::as_i64).unwrap_or(1);
+    let max = o.pointer("/spec/maxReplicas").and_then(Value::as_i64).unwrap_or(0);
+    if min < 1 {
+        causes.push(cause(
+            "FieldValueInvalid",
+            "spec.minReplicas",
+            format!("Invalid value: {min}: must be greater than or equal to 1"),
+        ));
+    }
+    if max < 1 {
+        causes.push(cause(
+            "FieldValueInvalid",
+            "spec.maxReplicas",
+            format!("Invalid value: {max}: must be greater than 0"),
+        ));
+    } else if max < min {
+        causes.push(cause(
+            "FieldValueInvalid",
+            "spec.maxReplicas",
+            format!("Invalid value: {max}: must be greater than or equal to `minReplicas`"),
+        ));
+    }
+    if let Some(u) = o.pointer("/spec/targetCPUUtilizationPercentage").and_then(Value::as_i64) {
+        if u < 1 {
+            causes.push(cause(
+                "FieldValueInvalid",
+                "spec.targetCPUUtilizationPercentage",
+                format!("Invalid value: {u}: must be greater than 0"),
+            ));
+        }
+    }
+    for f in ["kind", "name"] {
+        if o.pointer(&format!("/spec/scaleTargetRef/{f}"))
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            causes.push(cause("FieldValueRequired", format!("spec.scaleTargetRef.{f}"), "Required value"));
+        }
+    }
+    causes
+}
+
+/// autoscaling/v1 HorizontalPodAutoscaler: the same objects as v2, converted on the way in
+/// and out ([`hpa_v1_from_v2`]).
+pub const HORIZONTAL_POD_AUTOSCALER_V1: Resource = Resource {
+    short_names: &["hpa"],
+    columns: HORIZONTAL_POD_AUTOSCALER.columns,
+    cells: |o| hpa_cells(&hpa_v2_from_v1(o.clone())),
+    subresources: &["status"],
+    ..Resource::new(
+        "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        true,
+        super::typed::schema::<k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler>,
+        super::typed::decode::<k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler>,
+        admit_hpa_v1,
+    )
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -817,5 +1005,16 @@ mod tests {
         assert_eq!(hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"], 60);
         assert_eq!(hpa["spec"]["behavior"]["scaleUp"]["policies"][0]["value"], 4);
         assert_eq!(hpa_cells(&hpa)[1], "cpu: <unknown>/80%");
+
+        // Served as autoscaling/v1 and written back, a v2 object loses nothing.
+        hpa["spec"]["metrics"] = json!([
+            {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}},
+            {"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "1Gi"}}}]);
+        hpa["status"] = json!({"currentReplicas": 2, "desiredReplicas": 3, "conditions": [{"type": "AbleToScale", "status": "True"}]});
+        let v1 = hpa_v1_from_v2(hpa.clone());
+        assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 70);
+        assert_eq!(v1["status"]["desiredReplicas"], 3);
+        assert!(v1["metadata"]["annotations"][V1_METRICS].as_str().unwrap().contains("memory"));
+        assert_eq!(hpa_v2_from_v1(v1), hpa);
     }
 }
