@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 
 use serde_json::{json, Value};
 
-use super::resources::{cause, check_metadata, col, is_dns_label, Column, Resource};
+use super::resources::{cause, check_metadata, col, is_dns_label, set_default, Column, Resource};
 use super::status::{ApiError, ApiResult, Cause};
 use crate::store::{ListOptions, Store};
 
@@ -25,12 +25,6 @@ const AGE: Column = col(
     0,
 );
 
-fn set_default(v: &mut Value, key: &str, d: Value) {
-    if v.get(key).is_none_or(Value::is_null) {
-        v[key] = d;
-    }
-}
-
 fn in_service_net(ip: Ipv4Addr) -> bool {
     let (net, bits) = SERVICE_NET;
     let mask = u32::MAX << (32 - bits);
@@ -44,7 +38,7 @@ fn admit_service(o: &mut Value, old: Option<&Value>) -> Vec<Cause> {
         o["spec"] = json!({});
     }
     let spec = &mut o["spec"];
-    set_default(spec, "type", json!("ClusterIP"));
+    set_default(spec, "/type", json!("ClusterIP"));
     let ty = spec["type"].as_str().unwrap_or("").to_string();
     if !["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"].contains(&ty.as_str()) {
         causes.push(cause(
@@ -53,7 +47,7 @@ fn admit_service(o: &mut Value, old: Option<&Value>) -> Vec<Cause> {
             format!("Unsupported value: \"{ty}\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""),
         ));
     }
-    set_default(spec, "sessionAffinity", json!("None"));
+    set_default(spec, "/sessionAffinity", json!("None"));
     let affinity = spec["sessionAffinity"].as_str().unwrap_or("").to_string();
     match affinity.as_str() {
         "None" => {}
@@ -74,14 +68,14 @@ fn admit_service(o: &mut Value, old: Option<&Value>) -> Vec<Cause> {
             causes.push(cause("FieldValueRequired", "spec.externalName", "Required value"));
         }
     } else {
-        set_default(spec, "internalTrafficPolicy", json!("Cluster"));
-        set_default(spec, "ipFamilies", json!(["IPv4"]));
-        set_default(spec, "ipFamilyPolicy", json!("SingleStack"));
+        set_default(spec, "/internalTrafficPolicy", json!("Cluster"));
+        set_default(spec, "/ipFamilies", json!(["IPv4"]));
+        set_default(spec, "/ipFamilyPolicy", json!("SingleStack"));
         if ty == "NodePort" || ty == "LoadBalancer" {
-            set_default(spec, "externalTrafficPolicy", json!("Cluster"));
+            set_default(spec, "/externalTrafficPolicy", json!("Cluster"));
         }
         if ty == "LoadBalancer" {
-            set_default(spec, "allocateLoadBalancerNodePorts", json!(true));
+            set_default(spec, "/allocateLoadBalancerNodePorts", json!(true));
         }
     }
     let headless = spec["clusterIP"] == "None";
@@ -92,7 +86,7 @@ fn admit_service(o: &mut Value, old: Option<&Value>) -> Vec<Cause> {
         causes.push(cause("FieldValueRequired", "spec.ports", "Required value"));
     }
     for (i, p) in ports.into_iter().flatten().enumerate() {
-        set_default(p, "protocol", json!("TCP"));
+        set_default(p, "/protocol", json!("TCP"));
         let port = p["port"].as_i64().unwrap_or(0);
         if p.get("targetPort").is_none_or(|t| t.is_null() || *t == json!(0) || *t == json!("")) {
             p["targetPort"] = json!(port);
@@ -331,17 +325,7 @@ fn service_cells(o: &Value) -> Vec<Value> {
         _ if external.is_empty() => "<none>".into(),
         _ => external.join(","),
     };
-    let selector = o
-        .pointer("/spec/selector")
-        .and_then(Value::as_object)
-        .filter(|m| !m.is_empty())
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_else(|| "<none>".into());
+    let selector = super::select::map_string(o.pointer("/spec/selector"));
     vec![
         json!(ty),
         json!(cluster_ip),

@@ -214,6 +214,18 @@ pub fn go_duration(ns: i64) -> String {
     }
 }
 
+/// The encoding of a map kind's values.
+fn map_value(kind: &Kind) -> Kind {
+    match kind {
+        Kind::MapBytes => Kind::Bytes,
+        Kind::MapQuantity => Kind::Quantity,
+        Kind::MapStrList => Kind::StrList,
+        Kind::MapTime => Kind::Time,
+        Kind::MapMsg(f) => Kind::Msg(f),
+        _ => Kind::Str,
+    }
+}
+
 /// The JSON value of one length-delimited field of `kind` (a message, string, map entry...),
 /// or `None` when it is the unset value.
 fn delimited(data: &[u8], kind: &Kind, num: u32, what: &str) -> ApiResult<Option<Value>> {
@@ -258,15 +270,7 @@ fn delimited(data: &[u8], kind: &Kind, num: u32, what: &str) -> ApiResult<Option
             Value::Array(items?)
         }
         Kind::MapStr | Kind::MapBytes | Kind::MapQuantity | Kind::MapStrList | Kind::MapTime | Kind::MapMsg(_) => {
-            let value_kind = match kind {
-                Kind::MapStr => &Kind::Str,
-                Kind::MapBytes => &Kind::Bytes,
-                Kind::MapQuantity => &Kind::Quantity,
-                Kind::MapStrList => &Kind::StrList,
-                Kind::MapTime => &Kind::Time,
-                Kind::MapMsg(f) => &Kind::Msg(f),
-                _ => unreachable!("a map kind"),
-            };
+            let value_kind = &map_value(kind);
             let mut r = Reader { b: data, i: 0 };
             let (mut k, mut v) = (String::new(), None);
             while !r.done() {
@@ -587,15 +591,7 @@ fn encode_message(v: &Value, fields: &'static [Field], what: &str) -> ApiResult<
                 }
             }
             Kind::MapStr | Kind::MapBytes | Kind::MapQuantity | Kind::MapStrList | Kind::MapTime | Kind::MapMsg(_) => {
-                let value_kind = match kind {
-                    Kind::MapStr => &Kind::Str,
-                    Kind::MapBytes => &Kind::Bytes,
-                    Kind::MapQuantity => &Kind::Quantity,
-                    Kind::MapStrList => &Kind::StrList,
-                    Kind::MapTime => &Kind::Time,
-                    Kind::MapMsg(f) => &Kind::Msg(f),
-                    _ => unreachable!("a map kind"),
-                };
+                let value_kind = &map_value(kind);
                 for (k, x) in v.as_object().ok_or_else(bad)? {
                     let mut entry = Vec::new();
                     delimited_field(&mut entry, 1, k.as_bytes());

@@ -549,6 +549,22 @@ fn count(o: &Value, field: &str) -> usize {
     o.get(field).and_then(Value::as_object).map_or(0, |m| m.len())
 }
 
+/// Set the field at JSON `pointer` to `d` when it is missing or null, making the objects on
+/// the way (Kubernetes' `SetDefaults_*` pattern).
+pub(crate) fn set_default(o: &mut Value, pointer: &str, d: Value) {
+    if o.pointer(pointer).is_none_or(Value::is_null) {
+        let (parent, key) = pointer.rsplit_once('/').expect("a pointer");
+        let mut cur = &mut *o;
+        for part in parent.split('/').filter(|p| !p.is_empty()) {
+            if !cur[part].is_object() {
+                cur[part] = json!({});
+            }
+            cur = &mut cur[part];
+        }
+        cur[key] = d;
+    }
+}
+
 /// Whether `res` is a second version of objects stored in another's form (autoscaling/v1
 /// HorizontalPodAutoscalers are stored as v2): reads and writes convert.
 pub fn is_view(res: &Resource) -> bool {

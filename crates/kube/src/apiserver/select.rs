@@ -145,6 +145,19 @@ pub fn selects(selector: &Value, labels: Option<&Value>) -> bool {
             })
 }
 
+/// A map of strings as kubectl shows selectors (`app=web,tier=db`), `<none>` when empty.
+pub fn map_string(m: Option<&Value>) -> String {
+    m.and_then(Value::as_object)
+        .filter(|m| !m.is_empty())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_else(|| "<none>".into())
+}
+
 /// A `metav1.LabelSelector` in the string form (`app=web,tier in (a,b)`), as a Scale's
 /// status.selector and kubectl's SELECTOR column write it.
 pub fn selector_string(selector: &Value) -> String {

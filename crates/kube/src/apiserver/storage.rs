@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use super::resources::{cause, check_metadata, col, Column, Resource};
+use super::resources::{cause, check_metadata, col, set_default, Column, Resource};
 use super::status::Cause;
 
 const AGE: Column = col(
@@ -16,20 +16,6 @@ const AGE: Column = col(
     0,
 );
 const ACCESS_MODES: &[&str] = &["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"];
-
-fn set_default(v: &mut Value, pointer: &str, d: Value) {
-    if v.pointer(pointer).is_none_or(Value::is_null) {
-        let (parent, key) = pointer.rsplit_once('/').expect("a pointer");
-        let mut cur = &mut *v;
-        for part in parent.split('/').filter(|p| !p.is_empty()) {
-            if !cur[part].is_object() {
-                cur[part] = json!({});
-            }
-            cur = &mut cur[part];
-        }
-        cur[key] = d;
-    }
-}
 
 fn access_modes(o: &Value, at: &str, causes: &mut Vec<Cause>) {
     let modes = o.pointer(&format!("/{}", at.replace('.', "/"))).and_then(Value::as_array);
@@ -330,30 +316,8 @@ fn scaling_rules(up: bool) -> Value {
     }
 }
 
-fn admit_hpa(o: &mut Value, _old: Option<&Value>) -> Vec<Cause> {
-    let mut causes = Vec::new();
-    check_metadata(o, false, &mut causes);
-    set_default(o, "/spec/minReplicas", json!(1));
-    if o.pointer("/spec/metrics").and_then(Value::as_array).is_none_or(Vec::is_empty) {
-        o["spec"]["metrics"] =
-            json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]);
-    }
-    // A behavior given is completed with the defaults (SetDefaults_HorizontalPodAutoscalerBehavior).
-    if o.pointer("/spec/behavior").is_some_and(Value::is_object) {
-        for (dir, up) in [("scaleUp", true), ("scaleDown", false)] {
-            let d = scaling_rules(up);
-            let b = &mut o["spec"]["behavior"][dir];
-            if !b.is_object() {
-                *b = d;
-            } else {
-                for k in ["stabilizationWindowSeconds", "selectPolicy", "policies"] {
-                    if b.get(k).is_none_or(Value::is_null) {
-                        b[k] = d[k].clone();
-                    }
-                }
-            }
-        }
-    }
+/// An autoscaler's replica bounds and target (both versions).
+fn check_scale_bounds(o: &Value, causes: &mut Vec<Cause>) {
     let min = o.pointer("/spec/minReplicas").and_then(Value::as_i64).unwrap_or(1);
     let max = o.pointer("/spec/maxReplicas").and_then(Value::as_i64).unwrap_or(0);
     if min < 1 {
@@ -384,6 +348,33 @@ fn admit_hpa(o: &mut Value, _old: Option<&Value>) -> Vec<Cause> {
             causes.push(cause("FieldValueRequired", format!("spec.scaleTargetRef.{f}"), "Required value"));
         }
     }
+}
+
+fn admit_hpa(o: &mut Value, _old: Option<&Value>) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    check_metadata(o, false, &mut causes);
+    set_default(o, "/spec/minReplicas", json!(1));
+    if o.pointer("/spec/metrics").and_then(Value::as_array).is_none_or(Vec::is_empty) {
+        o["spec"]["metrics"] =
+            json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]);
+    }
+    // A behavior given is completed with the defaults (SetDefaults_HorizontalPodAutoscalerBehavior).
+    if o.pointer("/spec/behavior").is_some_and(Value::is_object) {
+        for (dir, up) in [("scaleUp", true), ("scaleDown", false)] {
+            let d = scaling_rules(up);
+            let b = &mut o["spec"]["behavior"][dir];
+            if !b.is_object() {
+                *b = d;
+            } else {
+                for k in ["stabilizationWindowSeconds", "selectPolicy", "policies"] {
+                    if b.get(k).is_none_or(Value::is_null) {
+                        b[k] = d[k].clone();
+                    }
+                }
+            }
+        }
+    }
+    check_scale_bounds(o, &mut causes);
     for (i, m) in o
         .pointer("/spec/metrics")
         .and_then(Value::as_array)
@@ -919,28 +910,7 @@ fn admit_hpa_v1(o: &mut Value, _old: Option<&Value>) -> Vec<Cause> {
     let mut causes = Vec::new();
     check_metadata(o, false, &mut causes);
     set_default(o, "/spec/minReplicas", json!(1));
-    let min = o.pointer("/spec/minReplicas").and_then(Value::as_i64).unwrap_or(1);
-    let max = o.pointer("/spec/maxReplicas").and_then(Value::as_i64).unwrap_or(0);
-    if min < 1 {
-        causes.push(cause(
-            "FieldValueInvalid",
-            "spec.minReplicas",
-            format!("Invalid value: {min}: must be greater than or equal to 1"),
-        ));
-    }
-    if max < 1 {
-        causes.push(cause(
-            "FieldValueInvalid",
-            "spec.maxReplicas",
-            format!("Invalid value: {max}: must be greater than 0"),
-        ));
-    } else if max < min {
-        causes.push(cause(
-            "FieldValueInvalid",
-            "spec.maxReplicas",
-            format!("Invalid value: {max}: must be greater than or equal to `minReplicas`"),
-        ));
-    }
+    check_scale_bounds(o, &mut causes);
     if let Some(u) = o.pointer("/spec/targetCPUUtilizationPercentage").and_then(Value::as_i64) {
         if u < 1 {
             causes.push(cause(
@@ -948,14 +918,6 @@ fn admit_hpa_v1(o: &mut Value, _old: Option<&Value>) -> Vec<Cause> {
                 "spec.targetCPUUtilizationPercentage",
                 format!("Invalid value: {u}: must be greater than 0"),
             ));
-        }
-    }
-    for f in ["kind", "name"] {
-        if o.pointer(&format!("/spec/scaleTargetRef/{f}"))
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            causes.push(cause("FieldValueRequired", format!("spec.scaleTargetRef.{f}"), "Required value"));
         }
     }
     causes

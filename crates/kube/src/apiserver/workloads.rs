@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use super::pods::{check_pod_spec, default_pod_spec};
-use super::resources::{cause, check_metadata, col, Column, Resource};
+use super::resources::{cause, check_metadata, col, set_default, Column, Resource};
 use super::select::{selector_string, selects};
 use super::status::Cause;
 
@@ -26,20 +26,6 @@ pub const GENERATION_KINDS: &[&str] = &[
     "NetworkPolicy",
     "Ingress",
 ];
-
-fn set_default(o: &mut Value, pointer: &str, v: Value) {
-    if o.pointer(pointer).is_none_or(Value::is_null) {
-        let (parent, key) = pointer.rsplit_once('/').expect("a pointer");
-        let mut cur = &mut *o;
-        for part in parent.split('/').filter(|p| !p.is_empty()) {
-            if !cur[part].is_object() {
-                cur[part] = json!({});
-            }
-            cur = &mut cur[part];
-        }
-        cur[key] = v;
-    }
-}
 
 /// The pod template at `spec.template` (or `spec.jobTemplate.spec.template`): defaulted, and
 /// validated with its labels selected by `selector` (when the kind has one).
@@ -694,17 +680,7 @@ fn stateful_set_cells(o: &Value) -> Vec<Value> {
 
 fn daemon_set_cells(o: &Value) -> Vec<Value> {
     let (c, i) = containers_and_images(o, "/spec/template/spec");
-    let ns = o
-        .pointer("/spec/template/spec/nodeSelector")
-        .and_then(Value::as_object)
-        .filter(|m| !m.is_empty())
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_else(|| "<none>".into());
+    let ns = super::select::map_string(o.pointer("/spec/template/spec/nodeSelector"));
     vec![
         json!(int(o, "/status/desiredNumberScheduled")),
         json!(int(o, "/status/currentNumberScheduled")),
