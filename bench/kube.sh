@@ -61,9 +61,13 @@ p = lambda s: datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
 d = sorted((p(i["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]) - p(i["metadata"]["creationTimestamp"])).total_seconds() for i in json.load(sys.stdin)["items"])
 print(f"  pod creation -> container started (1 s resolution): p50 {d[len(d)//2]:.0f} s, p99 {d[min(len(d)-1, int(len(d)*0.99))]:.0f} s, max {d[-1]:.0f} s")'
 sleep 5
-shims=0
-for p in $(pgrep -f "berth.*shim" || true); do shims=$(echo "$shims + $(rss "$p" 2>/dev/null || echo 0)" | bc); done
-echo "daemon RSS with 100 pods running: $(rss $BPID) MiB (shims, all together: $shims MiB)"
+shims=0; pss=0; n=0
+for p in $(pgrep -f "berth.*shim" || true); do
+    shims=$(echo "$shims + $(rss "$p" 2>/dev/null || echo 0)" | bc)
+    pss=$(echo "$pss + $(awk '/^Pss:/ {printf "%.1f", $2/1024}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)" | bc)
+    n=$((n + 1))
+done
+echo "daemon RSS with 100 pods running: $(rss $BPID) MiB; $n shims: RSS summed $shims MiB, PSS summed $pss MiB (shared pages counted once)"
 
 python3 bench/kube_load.py "$KUBECONFIG" api 50 20
 python3 bench/kube_load.py "$KUBECONFIG" watch 100 100
