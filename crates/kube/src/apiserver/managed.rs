@@ -159,10 +159,6 @@ pub fn update(old: &Value, new: &mut Value, w: &Writer) {
     let mut list = entries(new).or_else(|| entries(old)).unwrap_or_default();
     let (changed, removed) = fields::diff(&bare(old), &bare(new));
     let (changed, removed) = (w.scope(changed), w.scope(removed));
-    if changed.is_empty() && removed.is_empty() && list.is_empty() {
-        store(new, list);
-        return;
-    }
     for e in list.iter_mut() {
         if !e.is(&w.manager, "Update", &w.subresource) {
             e.fields.minus(&changed);

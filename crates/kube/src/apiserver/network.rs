@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 
 use serde_json::{json, Value};
 
-use super::resources::{cause, check_metadata, col, is_dns_label, set_default, Column, Resource};
+use super::resources::{cause, check_metadata, col, is_dns_label, set_default, Resource, AGE};
 use super::status::{ApiError, ApiResult, Cause};
 use crate::store::{ListOptions, Store};
 
@@ -17,13 +17,6 @@ use crate::store::{ListOptions, Store};
 pub const SERVICE_NET: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 43, 0, 0), 16);
 /// The node port range.
 pub const NODE_PORTS: std::ops::RangeInclusive<i64> = 30000..=32767;
-
-const AGE: Column = col(
-    "Age",
-    "string",
-    "CreationTimestamp is a timestamp representing the server time when this object was created.",
-    0,
-);
 
 fn in_service_net(ip: Ipv4Addr) -> bool {
     let (net, bits) = SERVICE_NET;

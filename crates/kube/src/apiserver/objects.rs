@@ -284,20 +284,21 @@ async fn list(s: &ApiServer, t: &Target, q: &Query, table: bool) -> ApiResult<Re
     ))
 }
 
+/// The media type of a request's body (`default` when it names none), without parameters.
+fn mime(headers: &HeaderMap, default: &str) -> String {
+    let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or(default);
+    ct.split(';').next().unwrap_or("").trim().to_string()
+}
+
 /// Read a request body as JSON (JSON or YAML on the wire).
 pub async fn read_body(headers: &HeaderMap, body: Body) -> ApiResult<Value> {
-    let ct = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
     let bytes = axum::body::to_bytes(body, 3 << 20).await.map_err(|e| ApiError {
         code: 413,
         reason: "RequestEntityTooLarge",
         message: format!("the request body is too large or unreadable: {e}"),
         details: None,
     })?;
-    let mime = ct.split(';').next().unwrap_or("").trim();
-    let v = match mime {
+    let v = match mime(headers, "application/json").as_str() {
         ""
         | "application/json"
         | "application/merge-patch+json"
@@ -773,15 +774,7 @@ async fn apply(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, config
 }
 
 async fn patch(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
-    let ct = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string();
+    let ct = mime(headers, "");
     let p = read_body(headers, body).await?;
     let force = match q.get("force").map(String::as_str) {
         None => false,
@@ -852,15 +845,7 @@ async fn scale(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: 
         return Ok(respond(StatusCode::OK, to_scale(&get(s, t).await?)));
     }
     let w = writer(t, q, headers)?;
-    let ct = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string();
+    let ct = mime(headers, "application/json");
     if ct == "application/apply-patch+yaml" {
         return Err(ApiError::unsupported_media_type(
             "application/apply-patch+yaml (server-side apply of /scale is not served; apply the object itself)",

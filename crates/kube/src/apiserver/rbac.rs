@@ -184,13 +184,7 @@ const BINDING_COLUMNS: &[Column] = &[
         description: "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace.",
         priority: 0,
     },
-    Column {
-        name: "Age",
-        kind: "string",
-        format: "",
-        description: "CreationTimestamp is a timestamp representing the server time when this object was created.",
-        priority: 0,
-    },
+    super::resources::AGE,
     Column {
         name: "Users",
         kind: "string",

@@ -140,6 +140,14 @@ pub const fn col(name: &'static str, kind: &'static str, description: &'static s
     }
 }
 
+/// The AGE column, where a kind places it among its own.
+pub const AGE: Column = col(
+    "Age",
+    "string",
+    "CreationTimestamp is a timestamp representing the server time when this object was created.",
+    0,
+);
+
 fn node_cells(o: &Value) -> Vec<Value> {
     let conds = o
         .pointer("/status/conditions")
@@ -240,12 +248,7 @@ pub static RESOURCES: &[Resource] = &[
                 "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
                 0,
             ),
-            col(
-                "Age",
-                "string",
-                "CreationTimestamp is a timestamp representing the server time when this object was created.",
-                0,
-            ),
+            AGE,
             col("IP", "string", "The IP address of the pod", 1),
             col("Node", "string", "The name of the node to which the pod is assigned", 1),
             col(
@@ -494,12 +497,7 @@ pub static RESOURCES: &[Resource] = &[
         columns: &[
             col("Status", "string", "The status of the node", 0),
             col("Roles", "string", "The roles of the node", 0),
-            col(
-                "Age",
-                "string",
-                "CreationTimestamp is a timestamp representing the server time when this object was created.",
-                0,
-            ),
+            AGE,
             col("Version", "string", "Kubelet Version reported by the node.", 0),
             col("Internal-IP", "string", "List of internal IPs.", 1),
             col("External-IP", "string", "List of external IPs.", 1),

@@ -6,15 +6,9 @@
 
 use serde_json::{json, Value};
 
-use super::resources::{cause, check_metadata, col, set_default, Column, Resource};
+use super::resources::{cause, check_metadata, col, set_default, Resource, AGE};
 use super::status::Cause;
 
-const AGE: Column = col(
-    "Age",
-    "string",
-    "CreationTimestamp is a timestamp representing the server time when this object was created.",
-    0,
-);
 const ACCESS_MODES: &[&str] = &["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"];
 
 fn access_modes(o: &Value, at: &str, causes: &mut Vec<Cause>) {

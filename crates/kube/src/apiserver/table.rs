@@ -36,7 +36,8 @@ pub fn table(res: &Resource, objects: &[Value], resource_version: &str) -> Value
     // Age goes last unless the kind places it (its cells then give it, see [`age`]).
     let placed = res.columns.iter().any(|c| c.name == "Age" || c.name == "Created At");
     if !placed {
-        defs.push(json!({"name": "Age", "type": "string", "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created.", "priority": 0}));
+        let c = &super::resources::AGE;
+        defs.push(json!({"name": c.name, "type": c.kind, "format": c.format, "description": c.description, "priority": c.priority}));
     }
     let rows: Vec<Value> = objects
         .iter()

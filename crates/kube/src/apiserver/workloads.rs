@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use super::pods::{check_pod_spec, default_pod_spec};
-use super::resources::{cause, check_metadata, col, set_default, Column, Resource};
+use super::resources::{cause, check_metadata, col, set_default, Column, Resource, AGE};
 use super::select::{selector_string, selects};
 use super::status::Cause;
 
@@ -632,12 +632,6 @@ fn selector_cell(o: &Value) -> String {
         .unwrap_or_else(|| "<none>".into())
 }
 
-const AGE: Column = col(
-    "Age",
-    "string",
-    "CreationTimestamp is a timestamp representing the server time when this object was created.",
-    0,
-);
 const CONTAINERS: Column = col("Containers", "string", "Names of each container in the template.", 1);
 const IMAGES: Column = col("Images", "string", "Images referenced by each container in the template.", 1);
 const SELECTOR: Column = col("Selector", "string", "Label selector for pods.", 1);
