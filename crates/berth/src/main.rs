@@ -35,11 +35,19 @@ enum Cmd {
     /// Run the Berth daemon (Docker Engine API on a unix socket).
     Daemon(Box<daemon::DaemonArgs>),
     /// Print the admin kubeconfig of the daemon's Kubernetes API server (for kubectl and helm:
-    /// `berth kubeconfig > ~/.kube/config`, or `KUBECONFIG=ROOT/kubeconfig`)
+    /// `berth kubeconfig > ~/.kube/config`, or `KUBECONFIG=ROOT/kubeconfig`), or with --user
+    /// one for another user, whose client certificate is signed now by the cluster's CA (what
+    /// that user may do is what RBAC grants the user and its group)
     Kubeconfig {
         /// The daemon's data root
         #[arg(long, default_value = "/var/lib/berth")]
         root: std::path::PathBuf,
+        /// The user the certificate names (its common name)
+        #[arg(long)]
+        user: Option<String>,
+        /// A group the user is in (the certificate's organization)
+        #[arg(long, requires = "user")]
+        group: Option<String>,
     },
     /// Run a standalone OCI registry.
     Registry {
@@ -112,9 +120,22 @@ fn main() {
                 std::process::exit(1);
             }
         }
-        Cmd::Kubeconfig { root } => {
+        Cmd::Kubeconfig { root, user, group } => {
             let path = root.join("kubeconfig");
-            match std::fs::read_to_string(&path) {
+            let admin = std::fs::read_to_string(&path);
+            match admin {
+                Ok(k) if user.is_some() => {
+                    let server = k.lines().find_map(|l| l.trim().strip_prefix("server:")).unwrap_or("").trim();
+                    let groups: Vec<&str> = group.iter().map(String::as_str).collect();
+                    let user = user.as_deref().unwrap_or_default();
+                    match kube::pki::Pki::user_kubeconfig(&root.join("kube/pki"), server, user, &groups) {
+                        Ok(k) => print!("{k}"),
+                        Err(e) => {
+                            eprintln!("berth kubeconfig: {e}");
+                            std::process::exit(1);
+                        }
+                    }
+                }
                 Ok(k) => print!("{k}"),
                 Err(e) => {
                     eprintln!(

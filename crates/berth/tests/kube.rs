@@ -588,6 +588,26 @@ fn a_pod_runs_in_its_sandbox_restarts_logs_and_goes() {
     ]);
     assert_eq!(last, "3");
     assert_eq!(d.kubectl_ok(&["logs", "crash", "--previous"]).trim(), "boom");
+    // `kubectl run -i --rm` waits for its pod through a typed (protobuf) watch, then attaches.
+    let o = d.kubectl(&[
+        "run",
+        "once",
+        "-i",
+        "--rm",
+        "--restart=Never",
+        "--image=bb:1",
+        "-v=8",
+        "--",
+        "echo",
+        "once",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        err(&o).contains("Content-Type: application/vnd.kubernetes.protobuf;stream=watch"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(common::text(&o).lines().next(), Some("once"), "{}", err(&o));
     // Deleted: its containers stop and go, then the pod.
     d.kubectl_ok(&["delete", "pod", "web", "crash", "--grace-period=1"]);
     let left = d.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
@@ -820,6 +840,59 @@ fn service_accounts_get_tokens_and_rbac_decides_what_they_may_do() {
     );
     let o = as_token("not-a-token", &["get", "pods"]);
     assert!(err(&o).contains("Unauthorized"), "{}", err(&o));
+    // A user of a client certificate the cluster's CA signs (`berth kubeconfig --user`): its
+    // subject's CN is the user, its O the group, as kube-apiserver reads it.
+    let admin = d.kubectl_ok(&[
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username} {.status.userInfo.groups}",
+    ]);
+    assert_eq!(admin, r#"kubernetes-admin ["system:masters","system:authenticated"]"#);
+    let o = common::run_timeout(
+        {
+            let mut c = std::process::Command::new(common::BERTH);
+            c.arg("kubeconfig")
+                .arg("--root")
+                .arg(&d.root)
+                .args(["--user", "alice", "--group", "dev"]);
+            c
+        },
+        None,
+        30,
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let alice_kc = dir.path().join("alice");
+    std::fs::write(&alice_kc, &o.stdout).unwrap();
+    let as_alice = |args: &[&str]| {
+        let mut c = std::process::Command::new("kubectl");
+        c.arg("--kubeconfig").arg(&alice_kc).args(args);
+        common::run_timeout(c, None, 30)
+    };
+    let o = as_alice(&[
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username} {.status.userInfo.groups}",
+    ]);
+    assert_eq!(common::text(&o), r#"alice ["dev","system:authenticated"]"#, "{}", err(&o));
+    let o = as_alice(&["get", "configmaps"]);
+    assert!(
+        err(&o).contains("configmaps is forbidden: User \"alice\" cannot list resource \"configmaps\""),
+        "{}",
+        err(&o)
+    );
+    d.kubectl_ok(&["create", "rolebinding", "dev-view", "--clusterrole=view", "--group=dev"]);
+    let o = as_alice(&["get", "configmaps", "-o", "name"]);
+    assert!(common::text(&o).contains("configmap/kube-root-ca.crt"), "{}", err(&o));
+    let o = as_alice(&["create", "configmap", "x"]);
+    assert!(
+        err(&o).contains("User \"alice\" cannot create resource \"configmaps\""),
+        "{}",
+        err(&o)
+    );
+    d.kubectl_ok(&["delete", "rolebinding", "dev-view"]);
+
     let can = |args: &[&str]| common::text(&d.kubectl(&[&["auth", "can-i"], args].concat()));
     let sa = "--as=system:serviceaccount:default:default";
     assert_eq!(can(&["list", "pods", sa]), "no");

@@ -1,13 +1,15 @@
 //! The API server's certificates: a CA made once per data root, the serving certificate it
 //! signs (for 127.0.0.1, localhost and the `kubernetes` service names), and the admin client
 //! certificate (`kubernetes-admin`, group `system:masters`) the kubeconfig carries. Kept under
-//! `<root>/kube/pki`, keys 0600; made again, all together, when any file is missing.
+//! `<root>/kube/pki`, keys 0600; made again, all together, when any file is missing. More
+//! client certificates, for other users and groups, are signed on demand (`berth kubeconfig
+//! --user`), and a client certificate's subject names its user as kube-apiserver reads it.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
 };
 
@@ -40,6 +42,9 @@ pub enum Error {
     /// Certificate generation failed.
     #[error("generating certificates: {0}")]
     Generate(#[from] rcgen::Error),
+    /// A user name or group that cannot be a certificate's subject.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 const FILES: [&str; 6] = ["ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "admin.crt", "admin.key"];
@@ -51,6 +56,73 @@ fn name(cn: &str, org: Option<&str>) -> DistinguishedName {
         d.push(DnType::OrganizationName, o);
     }
     d
+}
+
+/// The CA's identity (what its certificate and everything it signs name as the issuer).
+fn ca_params() -> CertificateParams {
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name = name("berth-ca", None);
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca
+}
+
+/// A client certificate and its key, PEM: CN `user`, O the group (if any).
+fn client<S: rcgen::SigningKey>(issuer: &Issuer<'_, S>, user: &str, groups: &[&str]) -> Result<(String, String), Error> {
+    let key = KeyPair::generate()?;
+    let mut p = CertificateParams::default();
+    p.distinguished_name = name(user, groups.first().copied());
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    validity(&mut p, 825);
+    let cert = p.signed_by(&key, issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// The user a client certificate (DER) names, as kube-apiserver reads it: the subject's common
+/// name, and its organizations as groups. `None` when the certificate cannot be read.
+pub fn subject(der: &[u8]) -> Option<(String, Vec<String>)> {
+    const CN: [u64; 4] = [2, 5, 4, 3];
+    const O: [u64; 4] = [2, 5, 4, 10];
+    let mut cn = None;
+    let mut orgs = Vec::new();
+    yasna::parse_der(der, |r| {
+        r.read_sequence(|cert| {
+            cert.next().read_sequence(|tbs| {
+                tbs.read_optional(|r| r.read_tagged(yasna::Tag::context(0), |r| r.read_der()))?;
+                // serialNumber, signature, issuer, validity
+                for _ in 0..4 {
+                    tbs.next().read_der()?;
+                }
+                tbs.next().read_sequence_of(|rdn| {
+                    rdn.read_set_of(|atv| {
+                        atv.read_sequence(|a| {
+                            let oid = a.next().read_oid()?;
+                            let value = a.next().read_tagged_der()?;
+                            let text = String::from_utf8_lossy(value.value()).into_owned();
+                            if oid.components().as_slice() == CN {
+                                cn = Some(text);
+                            } else if oid.components().as_slice() == O {
+                                orgs.push(text);
+                            }
+                            Ok(())
+                        })
+                    })
+                })?;
+                while tbs.read_optional(|r| r.read_der())?.is_some() {}
+                Ok(())
+            })?;
+            cert.next().read_der()?;
+            cert.next().read_der()?;
+            Ok(())
+        })
+    })
+    .ok()?;
+    Some((cn?, orgs))
 }
 
 fn validity(p: &mut CertificateParams, days: i64) {
@@ -109,14 +181,7 @@ impl Pki {
     /// A fresh CA, serving and admin certificate; also returns the CA key.
     fn generate(extra_ips: &[IpAddr]) -> Result<(Pki, String), Error> {
         let ca_key = KeyPair::generate()?;
-        let mut ca = CertificateParams::default();
-        ca.distinguished_name = name("berth-ca", None);
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        let mut ca = ca_params();
         validity(&mut ca, 3650);
         let ca_pem_key = ca_key.serialize_pem();
         let issuer = CertifiedIssuer::self_signed(ca, ca_key)?;
@@ -142,36 +207,93 @@ impl Pki {
         validity(&mut server, 825);
         let server_cert = server.signed_by(&server_key, &issuer)?;
 
-        let admin_key = KeyPair::generate()?;
-        let mut admin = CertificateParams::default();
-        admin.distinguished_name = name("kubernetes-admin", Some("system:masters"));
-        admin.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        admin.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-        validity(&mut admin, 825);
-        let admin_cert = admin.signed_by(&admin_key, &issuer)?;
-
+        let (admin_cert, admin_key) = client(&issuer, "kubernetes-admin", &["system:masters"])?;
         Ok((
             Pki {
                 ca_cert: issuer.pem(),
                 server_cert: server_cert.pem(),
                 server_key: server_key.serialize_pem(),
-                admin_cert: admin_cert.pem(),
-                admin_key: admin_key.serialize_pem(),
+                admin_cert,
+                admin_key,
             },
             ca_pem_key,
         ))
     }
 
+    /// A client certificate and key (PEM) for `user` in `groups`, signed by the CA kept under
+    /// `dir` (its key is needed: root only). Its subject is what the API server authenticates:
+    /// CN the user, one O per group, as kube-apiserver reads client certificates.
+    pub fn sign_client(dir: &Path, user: &str, groups: &[&str]) -> Result<(String, String), Error> {
+        if user.is_empty() || user.chars().any(char::is_control) {
+            return Err(Error::Invalid(format!("invalid user name {user:?}")));
+        }
+        if let Some(g) = groups.iter().find(|g| g.is_empty() || g.chars().any(char::is_control)) {
+            return Err(Error::Invalid(format!("invalid group name {g:?}")));
+        }
+        if groups.len() > 1 {
+            // rcgen keeps one value per attribute type in a subject.
+            return Err(Error::Invalid(
+                "a certificate made here names at most one group; bind the user itself for the others".into(),
+            ));
+        }
+        let path = dir.join("ca.key");
+        let pem = std::fs::read_to_string(&path).map_err(|source| Error::Io { path, source })?;
+        let issuer = Issuer::new(ca_params(), KeyPair::from_pem(&pem)?);
+        client(&issuer, user, groups)
+    }
+
     /// An admin kubeconfig for a server at `server` (`https://127.0.0.1:6443`), with the
     /// certificates embedded.
     pub fn kubeconfig(&self, server: &str) -> String {
-        use base64::Engine;
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: berth\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\nusers:\n- name: berth-admin\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: berth\n  context:\n    cluster: berth\n    user: berth-admin\n    namespace: default\ncurrent-context: berth\npreferences: {{}}\n",
-            b64(&self.ca_cert),
-            b64(&self.admin_cert),
-            b64(&self.admin_key)
-        )
+        kubeconfig("berth-admin", "berth", server, &self.ca_cert, &self.admin_cert, &self.admin_key)
+    }
+
+    /// A kubeconfig for `user` in `groups` (a client certificate signed now by the CA under
+    /// `dir`), for a server at `server` — what `berth kubeconfig --user` prints.
+    pub fn user_kubeconfig(dir: &Path, server: &str, user: &str, groups: &[&str]) -> Result<String, Error> {
+        let path = dir.join("ca.crt");
+        let ca = std::fs::read_to_string(&path).map_err(|source| Error::Io { path, source })?;
+        let (cert, key) = Self::sign_client(dir, user, groups)?;
+        Ok(kubeconfig(user, &format!("{user}@berth"), server, &ca, &cert, &key))
+    }
+}
+
+/// A kubeconfig of one cluster (`berth`), one user and one context.
+fn kubeconfig(user: &str, context: &str, server: &str, ca: &str, cert: &str, key: &str) -> String {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    // JSON strings are YAML strings: names are quoted whatever they hold.
+    let q = |s: &str| serde_json::Value::from(s).to_string();
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: berth\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\nusers:\n- name: {}\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: {}\n  context:\n    cluster: berth\n    user: {}\n    namespace: default\ncurrent-context: {}\npreferences: {{}}\n",
+        b64(ca),
+        q(user),
+        b64(cert),
+        b64(key),
+        q(context),
+        q(user),
+        q(context)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signed_client_certificate_names_its_user_and_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::load_or_create(dir.path(), &[]).unwrap();
+        let der = |pem: &str| rustls_pemfile::certs(&mut pem.as_bytes()).next().unwrap().unwrap().to_vec();
+        assert_eq!(
+            subject(&der(&pki.admin_cert)),
+            Some(("kubernetes-admin".to_string(), vec!["system:masters".to_string()]))
+        );
+        let (cert, key) = Pki::sign_client(dir.path(), "alice", &["dev"]).unwrap();
+        assert!(key.contains("PRIVATE KEY"));
+        assert_eq!(subject(&der(&cert)), Some(("alice".to_string(), vec!["dev".to_string()])));
+        assert!(Pki::sign_client(dir.path(), "", &[]).is_err());
+        assert!(Pki::sign_client(dir.path(), "bob", &["a", "b"]).is_err());
+        assert_eq!(subject(b"not a certificate"), None);
     }
 }

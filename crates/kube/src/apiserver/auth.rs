@@ -23,7 +23,7 @@ use crate::store::Store;
 /// The issuer and audience of the tokens (the real server's default).
 pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
-/// The group every certificate Berth's CA signed for a client is in: the admin kubeconfig's.
+/// The group of the admin kubeconfig's certificate, bound to `cluster-admin`.
 pub const MASTERS: &str = "system:masters";
 
 /// An authenticated user.
@@ -38,12 +38,13 @@ pub struct User {
 }
 
 impl User {
-    /// The admin client certificate's user.
-    pub fn admin() -> User {
+    /// A client certificate's user: its subject's common name, its organizations as groups.
+    pub fn certified(name: String, mut groups: Vec<String>) -> User {
+        groups.push("system:authenticated".into());
         User {
-            name: "kubernetes-admin".into(),
+            name,
             uid: String::new(),
-            groups: vec![MASTERS.into(), "system:authenticated".into()],
+            groups,
         }
     }
 

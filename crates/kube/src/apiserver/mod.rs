@@ -98,8 +98,9 @@ pub struct Running {
 /// Who is asking (from the TLS handshake).
 #[derive(Debug, Clone)]
 pub struct Peer {
-    /// A client certificate signed by Berth's CA was shown.
-    pub certificate: bool,
+    /// The user and groups a client certificate signed by Berth's CA names (its subject's CN
+    /// and Os), when one was shown.
+    pub certificate: Option<(String, Vec<String>)>,
 }
 
 /// Errors starting the API server.
@@ -253,7 +254,12 @@ async fn accept_loop(listener: TcpListener, tls: Arc<rustls::ServerConfig>, rout
         tokio::spawn(async move {
             let Ok(stream) = acceptor.accept(tcp).await else { return };
             let peer = Peer {
-                certificate: stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty()),
+                certificate: stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(|c| crate::pki::subject(c)),
             };
             let svc = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(peer.clone());
@@ -284,6 +290,10 @@ fn router(server: Arc<ApiServer>) -> Router {
             "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
             axum::routing::post(access_review),
         )
+        .route(
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            axum::routing::post(subject_review),
+        )
         .route("/apis/{group}", get(api_group))
         .route("/apis/{group}/{version}", get(group_resources))
         .route("/openapi/v3", get(|| async { Json(openapi::index()) }))
@@ -298,15 +308,15 @@ fn router(server: Arc<ApiServer>) -> Router {
 /// Authenticate (a client certificate from Berth's CA, or a service-account token), apply
 /// impersonation, and authorize the request by RBAC; the user goes on in the request.
 async fn authenticate(State(s): State<Arc<ApiServer>>, mut req: Request<Body>, next: axum::middleware::Next) -> Response {
-    let certificate = req.extensions().get::<Peer>().is_some_and(|p| p.certificate);
+    let certificate = req.extensions().get::<Peer>().and_then(|p| p.certificate.clone());
     let bearer = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| t.trim().to_string());
-    let user = if certificate {
-        auth::User::admin()
+    let user = if let Some((name, groups)) = certificate {
+        auth::User::certified(name, groups)
     } else if let Some(t) = bearer {
         match auth::token_user(s.store.as_ref(), &s.issuer, &t).await {
             Some(u) => u,
@@ -402,6 +412,23 @@ async fn access_review(
     } else {
         json!({"allowed": false})
     };
+    (axum::http::StatusCode::CREATED, Json(review)).into_response()
+}
+
+/// `kubectl auth whoami`: the requester as the server authenticated it.
+async fn subject_review(axum::Extension(user): axum::Extension<auth::User>, headers: HeaderMap, body: Body) -> Response {
+    if let Err(e) = objects::read_body(&headers, body).await {
+        return e.into_response();
+    }
+    let mut info = json!({"username": user.name, "groups": user.groups});
+    if !user.uid.is_empty() {
+        info["uid"] = json!(user.uid);
+    }
+    let review = json!({
+        "kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"creationTimestamp": objects::now()},
+        "status": {"userInfo": info},
+    });
     (axum::http::StatusCode::CREATED, Json(review)).into_response()
 }
 
@@ -518,8 +545,11 @@ async fn api_versions(State(s): State<Arc<ApiServer>>, headers: HeaderMap) -> Re
     .into_response()
 }
 
-/// The access-review group: answered, never stored.
-const AUTHORIZATION: (&str, &str) = ("authorization.k8s.io", "v1");
+/// The review groups: answered, never stored (each with its one resource: name and kind).
+const REVIEWS: [(&str, &str, &str, &str); 2] = [
+    ("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview"),
+    ("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview"),
+];
 
 /// The API groups served (besides the core group), each with its versions, the preferred
 /// (newest) first.
@@ -529,7 +559,7 @@ fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
         .filter(|r| !r.group.is_empty())
         .map(|r| (r.group, r.version))
         .collect();
-    g.push(AUTHORIZATION);
+    g.extend(REVIEWS.iter().map(|r| (r.0, r.1)));
     g.sort_by(|a, b| a.0.cmp(b.0).then(b.1.cmp(a.1)));
     g.dedup();
     let mut out: Vec<(&str, Vec<&str>)> = Vec::new();
@@ -572,10 +602,10 @@ async fn api_group(axum::extract::Path(g): axum::extract::Path<String>) -> Respo
 
 /// The APIResourceList of one group/version ("" group: core).
 fn resource_list(group: &str, version: &str) -> Option<Value> {
-    if (group, version) == AUTHORIZATION {
+    if let Some((g, v, name, kind)) = REVIEWS.iter().find(|r| (r.0, r.1) == (group, version)) {
         return Some(
-            json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "authorization.k8s.io/v1", "resources": [
-                {"name": "selfsubjectaccessreviews", "singularName": "selfsubjectaccessreview", "namespaced": false, "kind": "SelfSubjectAccessReview", "verbs": ["create"]},
+            json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": format!("{g}/{v}"), "resources": [
+                {"name": name, "singularName": name.trim_end_matches('s'), "namespaced": false, "kind": kind, "verbs": ["create"]},
             ]}),
         );
     }
@@ -675,10 +705,9 @@ async fn resource(State(s): State<Arc<ApiServer>>, req: Request<Body>) -> Respon
 
 /// A JSON answer in protobuf when the client prefers `application/vnd.kubernetes.protobuf`
 /// (the first type it accepts), as the real server answers client-go's protobuf clients.
-/// Watches stay JSON (their clients accept it too).
+/// Watches choose their own framing (`objects::watch`).
 async fn negotiate(accept: &str, resp: Response) -> Response {
-    let first = accept.split(',').map(str::trim).find(|m| !m.is_empty()).unwrap_or("");
-    let wants = first.split(';').next().unwrap_or("").trim() == "application/vnd.kubernetes.protobuf";
+    let wants = proto::preferred(accept);
     let is_json = resp
         .headers()
         .get("content-type")

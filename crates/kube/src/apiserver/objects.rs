@@ -149,7 +149,11 @@ pub async fn handle(s: Arc<ApiServer>, method: Method, t: Target, q: Query, head
             let o = get(&s, &t).await?;
             Ok(respond(StatusCode::OK, if table { table::table(t.res, &[o], "") } else { o }))
         }
-        (Method::GET, false) if q.get("watch").is_some_and(|w| w == "1" || w == "true") => watch(s, t, q, table).await,
+        (Method::GET, false) if q.get("watch").is_some_and(|w| w == "1" || w == "true") => {
+            let accept = headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let pb = !table && super::proto::preferred(accept) && super::proto::has_message(&t.res.api_version(), t.res.kind);
+            watch(s, t, q, table, pb).await
+        }
         (Method::GET, false) => list(&s, &t, &q, table).await,
         (Method::POST, false) => create(&s, &t, &q, &headers, body).await,
         (Method::PUT, true) => update(&s, &t, &q, &headers, body).await,
@@ -1237,7 +1241,9 @@ async fn delete_collection(s: &ApiServer, t: &Target, q: &Query) -> ApiResult<Re
     ))
 }
 
-async fn watch(s: Arc<ApiServer>, t: Target, q: Query, table: bool) -> ApiResult<Response> {
+/// A watch: JSON lines, Table rows (`table`), or length-framed protobuf `WatchEvent`s (`pb`, for
+/// clients whose first accepted type is protobuf), as the real server streams them.
+async fn watch(s: Arc<ApiServer>, t: Target, q: Query, table: bool, pb: bool) -> ApiResult<Response> {
     let (labels, fields) = selectors(t.res, &q)?;
     let timeout = q.get("timeoutSeconds").and_then(|v| v.parse::<u64>().ok()).unwrap_or(1800);
     let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true" || v == "1");
@@ -1263,6 +1269,13 @@ async fn watch(s: Arc<ApiServer>, t: Target, q: Query, table: bool) -> ApiResult
         } else {
             o
         };
+        if pb {
+            let framed = super::proto::watch_frame(kind, &object).or_else(|e| {
+                tracing::warn!(error = %e.message, "a watch event has no protobuf form");
+                super::proto::watch_frame("ERROR", &e.status())
+            });
+            return bytes::Bytes::from(framed.unwrap_or_default());
+        }
         let mut line = json!({"type": kind, "object": object}).to_string();
         line.push('\n');
         bytes::Bytes::from(line)
@@ -1334,7 +1347,12 @@ async fn watch(s: Arc<ApiServer>, t: Target, q: Query, table: bool) -> ApiResult
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|x| (x, rx))
     }));
-    Ok(([("content-type", "application/json"), ("transfer-encoding", "chunked")], body).into_response())
+    let content_type = if pb {
+        "application/vnd.kubernetes.protobuf;stream=watch"
+    } else {
+        "application/json"
+    };
+    Ok(([("content-type", content_type), ("transfer-encoding", "chunked")], body).into_response())
 }
 
 /// The `default` ServiceAccount every namespace has (the real server's controller makes it).

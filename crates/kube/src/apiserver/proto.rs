@@ -623,6 +623,34 @@ pub fn encode(obj: &Value) -> ApiResult<Vec<u8>> {
     Ok(out)
 }
 
+/// Whether a request's first accepted media type is Kubernetes' protobuf (client-go's protobuf
+/// clients send `application/vnd.kubernetes.protobuf, application/json`).
+pub fn preferred(accept: &str) -> bool {
+    let first = accept.split(',').map(str::trim).find(|m| !m.is_empty()).unwrap_or("");
+    first.split(';').next().unwrap_or("").trim() == "application/vnd.kubernetes.protobuf"
+}
+
+/// Whether objects of this apiVersion and kind have a protobuf form.
+pub fn has_message(api_version: &str, kind: &str) -> bool {
+    message_of(api_version, kind).is_some()
+}
+
+/// One event of a protobuf watch stream (`application/vnd.kubernetes.protobuf;stream=watch`):
+/// a `meta.v1.WatchEvent` without the envelope (the stream's serializer is the raw one), its
+/// object an enveloped protobuf object, the whole frame prefixed by its length as a 32-bit
+/// big-endian integer (apimachinery's length-delimited framer).
+pub fn watch_frame(kind: &str, obj: &Value) -> ApiResult<Vec<u8>> {
+    let mut raw = Vec::new();
+    delimited_field(&mut raw, 1, &encode(obj)?);
+    let mut event = Vec::new();
+    delimited_field(&mut event, 1, kind.as_bytes());
+    delimited_field(&mut event, 2, &raw);
+    let len = u32::try_from(event.len()).map_err(|_| ApiError::internal("protobuf: a watch event over 4 GiB"))?;
+    let mut out = len.to_be_bytes().to_vec();
+    out.extend_from_slice(&event);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -667,5 +695,18 @@ mod tests {
         assert_eq!(go_duration(1_500_000_000), "1.5s");
         assert_eq!(parse_go_duration("1h30m0s"), Some(90 * 60 * 1_000_000_000));
         assert!(encode(&json!({"apiVersion": "v1", "kind": "ConfigMap", "bogus": 1})).is_err());
+    }
+
+    #[test]
+    fn a_watch_event_is_framed_as_client_go_reads_it() {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}});
+        let frame = watch_frame("ADDED", &cm).unwrap();
+        let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
+        assert_eq!(len, frame.len() - 4);
+        let inner = encode(&cm).unwrap();
+        let raw = field(1, &inner);
+        assert_eq!(&frame[4..], [field(1, b"ADDED"), field(2, &raw)].concat().as_slice());
+        assert!(preferred("application/vnd.kubernetes.protobuf, application/json"));
+        assert!(!preferred("application/json, application/vnd.kubernetes.protobuf"));
     }
 }
