@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod apiserver;
+pub mod controllers;
 pub mod pki;
 pub mod quantity;
 pub mod scheduler;

@@ -169,6 +169,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         issuer,
         ca_cert: pki.ca_cert.clone(),
     });
+    tokio::spawn(crate::controllers::run(server.clone()));
     let router = router(server);
     let task = tokio::spawn(accept_loop(listener, tls, router));
     tracing::info!(%addr, kubeconfig = %cfg.kubeconfig.display(), "kube API server listening");

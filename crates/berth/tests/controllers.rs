@@ -1,0 +1,341 @@
+//! The controllers (issue 13) through the real kubectl: Deployments and their ReplicaSets —
+//! rollouts, history, undo, pause/resume, restart, scale, Recreate, the progress deadline,
+//! self-healing, and a daemon killed mid-rollout.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Daemon;
+
+fn err(o: &std::process::Output) -> String {
+    common::errtext(o)
+}
+
+/// Poll `kubectl get ARGS -o jsonpath=PATH` until it prints `want` (60 s at most).
+fn wait_for(d: &Daemon, what: &[&str], path: &str, want: &str) -> String {
+    let t0 = Instant::now();
+    let mut got = String::new();
+    while t0.elapsed() < Duration::from_secs(60) {
+        let mut args = vec!["get"];
+        args.extend_from_slice(what);
+        let jp = format!("jsonpath={path}");
+        args.extend(["-o", &jp]);
+        got = common::text(&d.kubectl(&args));
+        if got == want {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what:?} {path}: wanted {want:?}, last saw {got:?}");
+}
+
+/// The ReplicaSets of app `app`: (name, spec replicas, revision), oldest first.
+fn replica_sets(d: &Daemon, app: &str) -> Vec<(String, i64, String)> {
+    let out = d.kubectl_ok(&[
+        "get",
+        "rs",
+        "-l",
+        &format!("app={app}"),
+        "--sort-by=.metadata.creationTimestamp",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name} {.spec.replicas} {.metadata.annotations.deployment\\.kubernetes\\.io/revision}{\"\\n\"}{end}",
+    ]);
+    out.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f[0].to_string(), f[1].parse().unwrap(), f[2].to_string())
+        })
+        .collect()
+}
+
+fn apply(d: &Daemon, manifest: &str) {
+    let o = d.kubectl_in(&["apply", "-f", "-"], manifest);
+    assert!(o.status.success(), "{}", err(&o));
+}
+
+fn rollout_ok(d: &Daemon, what: &str) -> String {
+    d.kubectl_ok(&["rollout", "status", what, "--timeout=60s"])
+}
+
+const WEB: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  annotations: {kubernetes.io/change-cause: first}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: c
+        image: bb:1
+        command: [sh, -c, 'trap \"exit 0\" TERM; sleep 3600 & wait']
+";
+
+#[test]
+fn deployments_roll_out_keep_history_undo_pause_scale_and_heal() {
+    let d = Daemon::start();
+    d.busybox("bb:1");
+    d.busybox("bb:2");
+    apply(&d, WEB);
+    assert!(rollout_ok(&d, "deploy/web").contains("successfully rolled out"));
+    let rs = replica_sets(&d, "web");
+    assert_eq!(rs.len(), 1, "{rs:?}");
+    let (first, n, rev) = &rs[0];
+    assert_eq!((*n, rev.as_str()), (3, "1"));
+    // Its name and its pods' label carry the template's hash, its pods it as their owner.
+    let hash = d.kubectl_ok(&["get", "rs", first, "-o", "jsonpath={.metadata.labels.pod-template-hash}"]);
+    assert_eq!(first, &format!("web-{hash}"));
+    let owners = d.kubectl_ok(&[
+        "get",
+        "pods",
+        "-l",
+        &format!("pod-template-hash={hash}"),
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name} {end}",
+    ]);
+    assert_eq!(owners.trim(), vec![format!("ReplicaSet/{first}"); 3].join(" "));
+    assert_eq!(
+        d.kubectl_ok(&["get", "deploy", "web", "-o", "jsonpath={.status.readyReplicas} {.status.availableReplicas} {.status.conditions[?(@.type==\"Available\")].status} {.status.conditions[?(@.type==\"Progressing\")].reason}"]),
+        "3 3 True NewReplicaSetAvailable"
+    );
+
+    // A new image rolls out as a second ReplicaSet; the first is kept at zero.
+    d.kubectl_ok(&["set", "image", "deploy/web", "c=bb:2"]);
+    d.kubectl_ok(&["annotate", "deploy/web", "--overwrite", "kubernetes.io/change-cause=to bb:2"]);
+    rollout_ok(&d, "deploy/web");
+    let rs = replica_sets(&d, "web");
+    assert_eq!(
+        rs.iter().map(|r| (r.1, r.2.as_str())).collect::<Vec<_>>(),
+        [(0, "1"), (3, "2")],
+        "{rs:?}"
+    );
+    wait_for(
+        &d,
+        &["pods", "-l", "app=web"],
+        "{.items[*].spec.containers[0].image}",
+        "bb:2 bb:2 bb:2",
+    );
+    let history = d.kubectl_ok(&["rollout", "history", "deploy/web"]);
+    assert!(
+        history.contains("1         first") && history.contains("2         to bb:2"),
+        "{history}"
+    );
+    let events = d.kubectl_ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=ScalingReplicaSet",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(events.contains(&format!("Scaled down replica set {first} from 3 to")), "{events}");
+
+    // Undo: the first template comes back as revision 3, with its own ReplicaSet.
+    d.kubectl_ok(&["rollout", "undo", "deploy/web"]);
+    rollout_ok(&d, "deploy/web");
+    let rs = replica_sets(&d, "web");
+    assert_eq!(
+        rs.iter().map(|r| (r.0.as_str(), r.1, r.2.as_str())).collect::<Vec<_>>()[0],
+        (first.as_str(), 3, "3")
+    );
+    assert_eq!(
+        d.kubectl_ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image} {.metadata.annotations.deployment\\.kubernetes\\.io/revision}"
+        ]),
+        "bb:1 3"
+    );
+    d.kubectl_ok(&["rollout", "undo", "deploy/web", "--to-revision=2"]);
+    rollout_ok(&d, "deploy/web");
+    assert_eq!(
+        d.kubectl_ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]),
+        "bb:2"
+    );
+
+    // Scale, paused: the replicas change, the template waits for resume.
+    d.kubectl_ok(&["scale", "deploy/web", "--replicas=5"]);
+    rollout_ok(&d, "deploy/web");
+    d.kubectl_ok(&["rollout", "pause", "deploy/web"]);
+    d.kubectl_ok(&["set", "image", "deploy/web", "c=bb:1"]);
+    wait_for(
+        &d,
+        &["deploy", "web"],
+        "{.status.conditions[?(@.type==\"Progressing\")].reason}",
+        "DeploymentPaused",
+    );
+    assert_eq!(replica_sets(&d, "web").len(), 2);
+    d.kubectl_ok(&["rollout", "resume", "deploy/web"]);
+    rollout_ok(&d, "deploy/web");
+    wait_for(
+        &d,
+        &["pods", "-l", "app=web", "--field-selector=status.phase=Running"],
+        "{.items[*].spec.containers[0].image}",
+        "bb:1 bb:1 bb:1 bb:1 bb:1",
+    );
+    d.kubectl_ok(&["rollout", "restart", "deploy/web"]);
+    rollout_ok(&d, "deploy/web");
+    assert_eq!(replica_sets(&d, "web").len(), 3);
+
+    // A deleted pod is replaced; a container that exits is restarted in its pod.
+    let pods = d.kubectl_ok(&["get", "pods", "-l", "app=web", "-o", "name"]);
+    let victim = pods.lines().next().unwrap().to_string();
+    d.kubectl_ok(&["delete", &victim, "--wait=false"]);
+    wait_for(&d, &["deploy", "web"], "{.status.availableReplicas}", "5");
+    let now = d.kubectl_ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "--field-selector=status.phase=Running",
+        "-o",
+        "name",
+    ]);
+    assert!(!now.lines().any(|p| p == victim), "{now}");
+
+    // Deleting the Deployment takes its ReplicaSets and pods.
+    d.kubectl_ok(&["delete", "deploy", "web"]);
+    wait_for(&d, &["rs,pods", "-l", "app=web"], "{.items[*].metadata.name}", "");
+}
+
+const REC: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: rec}
+spec:
+  replicas: 2
+  progressDeadlineSeconds: 5
+  strategy: {type: Recreate}
+  selector: {matchLabels: {app: rec}}
+  template:
+    metadata: {labels: {app: rec}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - {name: c, image: bb:1, command: [sleep, '3600']}
+";
+
+#[test]
+fn recreate_waits_for_the_old_pods_and_a_stuck_rollout_stops_at_its_deadline() {
+    let d = Daemon::start();
+    d.busybox("bb:1");
+    d.busybox("bb:2");
+    apply(&d, REC);
+    rollout_ok(&d, "deploy/rec");
+    let old: Vec<String> = d
+        .kubectl_ok(&["get", "pods", "-l", "app=rec", "-o", "name"])
+        .lines()
+        .map(String::from)
+        .collect();
+    let old_hash = d.kubectl_ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=rec",
+        "-o",
+        "jsonpath={.items[0].metadata.labels.pod-template-hash}",
+    ]);
+    d.kubectl_ok(&["set", "image", "deploy/rec", "c=bb:2"]);
+    // Recreate: never an old pod (running or terminating) beside a new one.
+    let t0 = Instant::now();
+    loop {
+        let hashes = d.kubectl_ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=rec",
+            "-o",
+            "jsonpath={.items[*].metadata.labels.pod-template-hash}",
+        ]);
+        let hashes: std::collections::BTreeSet<&str> = hashes.split_whitespace().collect();
+        assert!(hashes.len() <= 1, "old and new pods side by side: {hashes:?}");
+        if hashes.len() == 1 && !hashes.contains(old_hash.as_str()) {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "no new pods: {hashes:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    rollout_ok(&d, "deploy/rec");
+    let new: Vec<String> = d
+        .kubectl_ok(&["get", "pods", "-l", "app=rec", "-o", "name"])
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(new.len(), 2);
+    assert!(new.iter().all(|p| !old.contains(p)), "{old:?} {new:?}");
+
+    // A template whose pods never get ready: the rollout stops at the progress deadline,
+    // `rollout status` says so, and undo brings the working revision back.
+    d.kubectl_ok(&[
+        "patch",
+        "deploy",
+        "rec",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/spec/template/spec/containers/0/readinessProbe","value":{"exec":{"command":["false"]},"periodSeconds":1}}]"#,
+    ]);
+    let o = d.kubectl(&["rollout", "status", "deploy/rec", "--timeout=60s"]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("deployment \"rec\" exceeded its progress deadline"), "{}", err(&o));
+    assert_eq!(
+        d.kubectl_ok(&[
+            "get",
+            "deploy",
+            "rec",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Progressing\")].status} {.status.conditions[?(@.type==\"Progressing\")].reason}"
+        ]),
+        "False ProgressDeadlineExceeded"
+    );
+    d.kubectl_ok(&["rollout", "undo", "deploy/rec"]);
+    rollout_ok(&d, "deploy/rec");
+    assert_eq!(
+        d.kubectl_ok(&["get", "deploy", "rec", "-o", "jsonpath={.status.availableReplicas}"]),
+        "2"
+    );
+
+    // Refused at the API as the real server refuses them.
+    let o = d.kubectl_in(
+        &["apply", "-f", "-"],
+        &REC.replace("strategy: {type: Recreate}", "strategy: {type: Sideways}"),
+    );
+    assert!(
+        err(&o).contains("spec.strategy.type: Unsupported value: \"Sideways\""),
+        "{}",
+        err(&o)
+    );
+    let o = d.kubectl_in(&["apply", "-f", "-"], &REC.replace("replicas: 2", "replicas: -1"));
+    assert!(err(&o).contains("spec.replicas: Invalid value: -1"), "{}", err(&o));
+}
+
+#[test]
+fn a_rollout_resumes_after_the_daemon_is_killed_without_losing_or_doubling_replicas() {
+    let mut d = Daemon::start();
+    d.busybox("bb:1");
+    d.busybox("bb:2");
+    // minReadySeconds slows the rollout down to a pod every 2 s or so.
+    let slow = WEB.replace(
+        "replicas: 3",
+        "replicas: 4\n  minReadySeconds: 2\n  strategy: {rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}",
+    );
+    apply(&d, &slow);
+    rollout_ok(&d, "deploy/web");
+    d.kubectl_ok(&["set", "image", "deploy/web", "c=bb:2"]);
+    wait_for(&d, &["deploy", "web"], "{.status.updatedReplicas}", "2");
+    d.crash_and_restart();
+    rollout_ok(&d, "deploy/web");
+    let rs = replica_sets(&d, "web");
+    assert_eq!(rs.iter().map(|r| r.1).collect::<Vec<_>>(), [0, 4], "{rs:?}");
+    wait_for(
+        &d,
+        &["pods", "-l", "app=web"],
+        "{.items[*].spec.containers[0].image}",
+        "bb:2 bb:2 bb:2 bb:2",
+    );
+}
