@@ -129,6 +129,33 @@ pub struct DaemonArgs {
     /// The host interface bridging the pods' network
     #[arg(long, value_name = "NAME", default_value = "berth-cni0")]
     pub pod_bridge: String,
+    /// The virtual IPs of Services (kube-apiserver's --service-cluster-ip-range); the first is
+    /// the `kubernetes` Service's, the tenth the cluster DNS's
+    #[arg(long, value_name = "CIDR", default_value = "10.43.0.0/16", value_parser = parse_service_cidr)]
+    pub service_cidr: ipnet::Ipv4Net,
+    /// The ports NodePort Services are given (kube-apiserver's --service-node-port-range)
+    #[arg(long, value_name = "FIRST-LAST", default_value = "30000-32767", value_parser = parse_port_range)]
+    pub service_node_port_range: std::ops::RangeInclusive<i64>,
+}
+
+fn parse_service_cidr(s: &str) -> Result<ipnet::Ipv4Net, String> {
+    let n: ipnet::Ipv4Net = s.parse().map_err(|e| format!("{s}: {e}"))?;
+    if n.prefix_len() > 28 {
+        return Err(format!("{s}: a service range needs at least 16 addresses (a /28 or larger)"));
+    }
+    Ok(n.trunc())
+}
+
+fn parse_port_range(s: &str) -> Result<std::ops::RangeInclusive<i64>, String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s}: expected FIRST-LAST, e.g. 30000-32767"))?;
+    let parse = |x: &str| x.trim().parse::<u16>().map_err(|e| format!("{s}: {x}: {e}"));
+    let (a, b) = (parse(a)?, parse(b)?);
+    if a == 0 || a > b {
+        return Err(format!("{s}: the first port must be at least 1 and not above the last"));
+    }
+    Ok(i64::from(a)..=i64::from(b))
 }
 
 /// The gid of the API socket's group: `--group` (which must exist), else `docker` if it exists,
@@ -252,6 +279,11 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
                 subnet: a.pod_cidr.trunc().to_string(),
                 bridge: a.pod_bridge.clone(),
                 ..Default::default()
+            },
+            dns: a.dns.clone(),
+            services: kube::apiserver::network::ServiceRanges {
+                net: (a.service_cidr.network(), a.service_cidr.prefix_len()),
+                node_ports: a.service_node_port_range.clone(),
             },
         };
         Some(kube::apiserver::start(kcfg).await.map_err(|e| anyhow::anyhow!("{e}"))?)

@@ -339,3 +339,207 @@ fn a_rollout_resumes_after_the_daemon_is_killed_without_losing_or_doubling_repli
         "bb:2 bb:2 bb:2 bb:2",
     );
 }
+
+/// An HTTP app answering its pod's name on 8080 (named `http`), ready when it answers, leaving
+/// the Service's endpoints before it stops (preStop), as a rollout without failed requests
+/// needs.
+const APP: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec:
+      containers:
+      - name: web
+        image: bb:1
+        command: [sh, -c, 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www']
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
+        lifecycle: {preStop: {exec: {command: [sleep, '2']}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: app}
+spec:
+  type: NodePort
+  selector: {app: app}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: app-headless}
+spec:
+  clusterIP: None
+  selector: {app: app}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: unready, labels: {app: app}}
+spec:
+  containers:
+  - name: web
+    image: bb:1
+    command: [sh, -c, 'mkdir -p /www && echo UNREADY > /www/index.html && exec httpd -f -p 8080 -h /www']
+    ports: [{name: http, containerPort: 8080}]
+    readinessProbe: {exec: {command: ['false']}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - {name: c, image: bb:1, command: [sleep, '3600']}
+";
+
+#[test]
+fn services_balance_over_ready_pods_resolve_by_name_and_survive_a_rollout() {
+    // Names outside the cluster go to a resolver of the test's own, never the machine's.
+    let up = common::Upstream::start();
+    let d = Daemon::start_with(&["--dns", &format!("127.0.0.1:{}", up.port)]);
+    d.busybox("bb:1");
+    d.busybox("bb:2");
+    apply(&d, APP);
+    rollout_ok(&d, "deploy/app");
+    wait_for(&d, &["pod", "client"], "{.status.phase}", "Running");
+    let exec = |cmd: &str| d.kubectl(&["exec", "client", "--", "sh", "-c", cmd]);
+    let ip = d.kubectl_ok(&["get", "svc", "app", "-o", "jsonpath={.spec.clusterIP}"]);
+    // Endpoints and slices follow readiness: three ready, the unready pod apart.
+    wait_for(
+        &d,
+        &["endpoints", "app"],
+        "{.subsets[0].addresses[*].targetRef.kind}",
+        "Pod Pod Pod",
+    );
+    assert_eq!(
+        d.kubectl_ok(&[
+            "get",
+            "endpoints",
+            "app",
+            "-o",
+            "jsonpath={.subsets[0].notReadyAddresses[*].targetRef.name} {.subsets[0].ports[0].port}"
+        ]),
+        "unready 8080"
+    );
+    let slices = d.kubectl_ok(&[
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=app",
+        "-o",
+        "jsonpath={.items[0].endpoints[*].conditions.ready}",
+    ]);
+    assert_eq!(slices.matches("true").count(), 3, "{slices}");
+    assert_eq!(slices.matches("false").count(), 1, "{slices}");
+
+    // The cluster IP, from a pod: balanced over the ready pods, never the unready one.
+    let seen = common::text(&exec(&format!("for i in $(seq 30); do wget -qO- http://{ip}/; done")));
+    let names: std::collections::BTreeSet<&str> = seen.lines().collect();
+    assert!(names.len() >= 2 && names.iter().all(|n| n.starts_with("app-")), "{seen}");
+    // By name: short (the pod's search path), fully qualified; headless: one A per ready pod.
+    assert!(common::text(&exec("wget -qO- http://app/")).starts_with("app-"));
+    assert!(common::text(&exec("wget -qO- http://app.default.svc.cluster.local/")).starts_with("app-"));
+    let o = exec("nslookup app-headless.default.svc.cluster.local");
+    assert_eq!(common::text(&o).matches("Address: 10.").count(), 3, "{}", common::text(&o));
+    let o = exec("nslookup -type=SRV _http._tcp.app.default.svc.cluster.local");
+    assert!(
+        common::text(&o).contains("80 app.default.svc.cluster.local"),
+        "{}",
+        common::text(&o)
+    );
+    let o = exec("nslookup nope.default.svc.cluster.local");
+    assert!(common::text(&o).contains("NXDOMAIN"), "{}", common::text(&o));
+    // Other names are forwarded (to the test's resolver).
+    let o = exec("nslookup model.example.org.");
+    assert!(common::text(&o).contains("192.0.2.55"), "{}", common::text(&o));
+    // The node port on the host's loopback.
+    let np = d.kubectl_ok(&["get", "svc", "app", "-o", "jsonpath={.spec.ports[0].nodePort}"]);
+    let o = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{np}/"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("app-"), "{o:?}");
+
+    // A steady client through a rollout: every request answered, none by the unready pod.
+    let client = d.kubectl_cmd(&[
+        "exec",
+        "client",
+        "--",
+        "sh",
+        "-c",
+        "ok=0; bad=0; i=0; while [ $i -lt 200 ]; do r=$(wget -qO- http://app/) && case $r in app-*) ok=$((ok+1));; *) bad=$((bad+1));; esac || bad=$((bad+1)); i=$((i+1)); sleep 0.05; done; echo $ok $bad",
+    ]);
+    let steady = std::thread::spawn(move || common::run_timeout(client, None, 120));
+    std::thread::sleep(Duration::from_secs(1));
+    d.kubectl_ok(&["set", "image", "deploy/app", "web=bb:2"]);
+    rollout_ok(&d, "deploy/app");
+    let o = steady.join().unwrap();
+    assert_eq!(common::text(&o), "200 0", "{}", err(&o));
+
+    // ClientIP affinity: one client, one pod.
+    d.kubectl_ok(&["patch", "svc", "app", "-p", r#"{"spec":{"sessionAffinity":"ClientIP"}}"#]);
+    std::thread::sleep(Duration::from_millis(500));
+    let seen = common::text(&exec("for i in $(seq 10); do wget -qO- http://app/; done"));
+    let names: std::collections::BTreeSet<&str> = seen.lines().collect();
+    assert_eq!(names.len(), 1, "{seen}");
+
+    // No ready endpoint: refused at once, not routed anywhere.
+    d.kubectl_ok(&["scale", "deploy/app", "--replicas=0"]);
+    wait_for(&d, &["endpoints", "app"], "{.subsets[*].addresses}", "");
+    let t0 = Instant::now();
+    let o = exec(&format!("wget -qO- http://{ip}/"));
+    assert!(!o.status.success() && t0.elapsed() < Duration::from_secs(10), "{o:?}");
+    // A Service removed leaves no rule.
+    d.kubectl_ok(&["delete", "svc", "app"]);
+    let table = format!("berth-svc-{}", d.flag("--pod-bridge").unwrap());
+    let t0 = Instant::now();
+    loop {
+        let rules = std::process::Command::new("nft")
+            .args(["list", "table", "ip", &table])
+            .output()
+            .unwrap();
+        let rules = String::from_utf8_lossy(&rules.stdout).to_string();
+        if !rules.contains("default/app:") {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{rules}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn port_forward_to_a_service_reaches_one_of_its_pods() {
+    let d = Daemon::start();
+    d.busybox("bb:1");
+    apply(
+        &d,
+        APP.split("---\napiVersion: v1\nkind: Service\nmetadata: {name: app-headless}")
+            .next()
+            .unwrap(),
+    );
+    rollout_ok(&d, "deploy/app");
+    let mut pf = d.kubectl_cmd(&["port-forward", "svc/app", ":80"]);
+    pf.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+    let mut child = pf.spawn().unwrap();
+    let mut line = String::new();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    // Keep reading (kubectl reports each connection there; a closed pipe would stop it).
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    // "Forwarding from 127.0.0.1:PORT -> 8080"
+    let port = line.split(':').nth(1).and_then(|r| r.split(' ').next()).unwrap_or("").to_string();
+    assert!(line.contains("-> 8080"), "{line}");
+    let o = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("app-"), "{o:?}");
+}

@@ -1140,13 +1140,17 @@ fn server_side_apply_tracks_owners_and_kubectl_apply_merges_lists() {
 #[test]
 fn the_workload_network_and_storage_kinds_are_served_as_kubernetes_serves_them() {
     let d = Daemon::start();
+    // The kinds as the API keeps them: the node is cordoned, so that the controllers' pods stay
+    // pending (and no image is pulled).
+    let node = d.kubectl_ok(&["get", "nodes", "-o", "name"]);
+    d.kubectl_ok(&["cordon", node.trim()]);
     // kubectl's generators send protobuf for all of these.
     d.kubectl_ok(&["create", "deployment", "web", "--image=busybox", "--replicas=2", "--port=80"]);
     let wide = d.kubectl_ok(&["get", "deploy", "web", "-o", "wide", "--no-headers"]);
     let cells: Vec<&str> = wide.split_whitespace().collect();
     assert_eq!(
-        [cells[0], cells[1], cells[2], cells[3], cells[5], cells[6], cells[7]],
-        ["web", "0/2", "0", "0", "busybox", "busybox", "app=web"],
+        [cells[0], cells[1], cells[5], cells[6], cells[7]],
+        ["web", "0/2", "busybox", "busybox", "app=web"],
         "{wide}"
     );
     let get = |what: &str, path: &str| d.kubectl_ok(&["get", what, "-o", &format!("jsonpath={path}")]);
@@ -1228,17 +1232,31 @@ fn the_workload_network_and_storage_kinds_are_served_as_kubernetes_serves_them()
     let o = d.kubectl_in(&["apply", "-f", "-"], bad);
     assert!(err(&o).contains("`selector` does not match template `labels`"), "{}", err(&o));
 
-    // Services get a cluster IP from 10.43.0.0/16, node ports from 30000-32767.
+    // Services get a cluster IP from the daemon's --service-cidr (10.43.0.0/16 by default),
+    // node ports from its --service-node-port-range (30000-32767).
     d.kubectl_ok(&["expose", "deploy", "web", "--port=80", "--target-port=8080"]);
     d.kubectl_ok(&["create", "service", "nodeport", "np", "--tcp=80:8080"]);
     let ip = get("svc/web", "{.spec.clusterIP}");
-    assert!(ip.starts_with("10.43.") && ip != "10.43.0.1", "{ip}");
+    let net = d.flag("--service-cidr").unwrap();
+    let prefix = net.trim_end_matches("0/24");
+    assert!(
+        ip.starts_with(prefix) && ip != format!("{prefix}1") && ip != format!("{prefix}10"),
+        "{ip} in {net}"
+    );
+    let o = d.kubectl(&["create", "service", "clusterip", "out", "--tcp=80", "--clusterip=10.0.0.1"]);
+    assert!(
+        err(&o).contains(&format!("provided IP is not in the valid range. The range of valid IPs is {net}")),
+        "{}",
+        err(&o)
+    );
     assert_eq!(
         get("svc/web", "{.spec.ports[0].targetPort} {.spec.type} {.spec.selector.app}"),
         "8080 ClusterIP web"
     );
     let np: i64 = get("svc/np", "{.spec.ports[0].nodePort}").parse().unwrap();
-    assert!((30000..=32767).contains(&np), "{np}");
+    let range = d.flag("--service-node-port-range").unwrap();
+    let (lo, hi) = range.split_once('-').unwrap();
+    assert!((lo.parse().unwrap()..=hi.parse().unwrap()).contains(&np), "{np} in {range}");
     let svcs = d.kubectl_ok(&["get", "svc", "np", "--no-headers"]);
     assert!(svcs.contains(&format!("80:{np}/TCP")), "{svcs}");
 

@@ -470,50 +470,9 @@ fn user_defined_networks_as_docker_has_them() {
     assert!(!rules.contains(&b1) && !rules.contains(&b2), "{rules}");
 }
 
-/// A DNS server on the host's loopback that answers every A query with 192.0.2.55 (a stand-in
-/// for the host's resolvers, so no test asks a real one). Stops when dropped.
-struct Upstream {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Upstream {
-    fn start() -> Upstream {
-        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = sock.local_addr().unwrap().port();
-        drop(sock);
-        let script = format!(
-            r#"
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", {port}))
-while True:
-    q, addr = s.recvfrom(512)
-    end = 12
-    while q[end] != 0:
-        end += q[end] + 1
-    question = q[12:end + 5]
-    header = q[:2] + b"\x81\x80" + b"\x00\x01\x00\x01\x00\x00\x00\x00"
-    answer = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + bytes([192, 0, 2, 55])
-    s.sendto(header + question + answer, addr)
-"#
-        );
-        let child = Command::new("python3").args(["-c", &script]).spawn().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        Upstream { child, port }
-    }
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn container_dns_answers_names_and_aliases_and_forwards_the_rest() {
-    let up = Upstream::start();
+    let up = common::Upstream::start();
     let dns = format!("127.0.0.1:{}", up.port);
     let d = Daemon::start_bridged(&["--dns", &dns]);
     let d = d;

@@ -56,6 +56,14 @@ pub struct Network {
     pub ipam_options: bool,
 }
 
+impl Network {
+    /// The orchestrator's pod network (label `io.berth.cluster=pods`): Berth's own, as
+    /// predefined as `bridge` (never pruned or removed by hand).
+    pub fn is_cluster(&self) -> bool {
+        self.labels.get("io.berth.cluster").map(String::as_str) == Some("pods")
+    }
+}
+
 /// What a container asks of a network it joins (`--network`, `--ip`, `--network-alias`,
 /// `network connect`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -774,7 +782,7 @@ impl crate::Engine {
             .networks
             .find(key)
             .ok_or_else(|| Error::NotFound(format!("network {key} not found")))?;
-        if n.name == DEFAULT_NETWORK {
+        if n.name == DEFAULT_NETWORK || n.is_cluster() {
             return Err(Error::Conflict(format!(
                 "{} is a pre-defined network and cannot be removed",
                 n.name
@@ -802,7 +810,7 @@ impl crate::Engine {
             let used = containers
                 .iter()
                 .any(|c| c.endpoints.contains_key(&n.name) || c.networks.contains_key(&n.name));
-            if n.name == DEFAULT_NETWORK || used || !f.matches(&n.labels, created) {
+            if n.name == DEFAULT_NETWORK || n.is_cluster() || used || !f.matches(&n.labels, created) {
                 continue;
             }
             if self.remove_network(&n.id).is_ok() {
@@ -858,7 +866,7 @@ impl crate::Engine {
                 self.disconnect(&mut c, &n.name);
                 return Err(e);
             }
-            if n.name != DEFAULT_NETWORK {
+            if self.embedded_dns(&n.name) {
                 // Its first user-defined network: names now come from the embedded resolver, as
                 // Docker rewrites the file (in place: the container has it bind-mounted).
                 let resolv = crate::containers::resolv_conf(&c.host_config, true);
@@ -923,10 +931,18 @@ impl crate::Engine {
         names
     }
 
+    /// Whether containers on network `name` get the embedded resolver: user-defined networks
+    /// do, as in Docker, except the orchestrator's pod network (label `io.berth.cluster=pods`),
+    /// whose pods get the resolv.conf the node agent asks for (the cluster DNS), as a
+    /// kubelet writes it.
+    pub(crate) fn embedded_dns(&self, name: &str) -> bool {
+        name != DEFAULT_NETWORK && self.networks.find(name).is_none_or(|n| !n.is_cluster())
+    }
+
     /// Make `c`'s names known on its user-defined networks and serve its resolver at
     /// 127.0.0.11 in its namespace (once; again after a daemon restart).
     pub(crate) fn register_dns(&self, c: &Container) -> Result<()> {
-        let user: Vec<(&String, &Endpoint)> = c.endpoints.iter().filter(|(n, _)| *n != DEFAULT_NETWORK).collect();
+        let user: Vec<(&String, &Endpoint)> = c.endpoints.iter().filter(|(n, _)| self.embedded_dns(n)).collect();
         if user.is_empty() {
             return Ok(());
         }

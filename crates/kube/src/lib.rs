@@ -5,7 +5,9 @@
 pub mod agent;
 pub mod apiserver;
 pub mod controllers;
+pub mod dns;
 pub mod pki;
+pub mod proxy;
 pub mod quantity;
 pub mod scheduler;
 pub mod store;

@@ -187,7 +187,7 @@ pub async fn answer(query: &[u8], asker: &str, names: &Names, upstream: &[Socket
 }
 
 /// Ask one upstream resolver (UDP, 2 s).
-async fn forward(query: &[u8], up: SocketAddr) -> Option<Vec<u8>> {
+pub async fn forward(query: &[u8], up: SocketAddr) -> Option<Vec<u8>> {
     let local: SocketAddr = if up.is_ipv4() {
         "0.0.0.0:0".parse().ok()?
     } else {

@@ -110,7 +110,8 @@ pub fn render(r: &BridgeRules) -> String {
     s
 }
 
-fn nft(batch: &str) -> Result<()> {
+/// Run one `nft -f -` batch (a transaction: all of it or nothing).
+pub fn nft(batch: &str) -> Result<()> {
     let mut child = Command::new("nft")
         .args(["-f", "-"])
         .stdin(Stdio::piped())

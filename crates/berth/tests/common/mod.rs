@@ -434,16 +434,26 @@ impl Daemon {
 
     /// The pods' subnet of this daemon (`10.x.y.0/24`).
     pub fn pod_cidr(&self) -> Option<String> {
-        let i = self.extra.iter().position(|a| a == "--pod-cidr")?;
+        self.flag("--pod-cidr")
+    }
+
+    /// The value of one of the daemon's flags.
+    pub fn flag(&self, name: &str) -> Option<String> {
+        let i = self.extra.iter().position(|a| a == name)?;
         self.extra.get(i + 1).cloned()
     }
 
     /// A daemon with a default bridge of its own: a unique interface name and a /24 no host
-    /// route uses (in 10.200.0.0/13), removed when the daemon is dropped.
+    /// route uses (in 10.200.0.0/13), removed when the daemon is dropped; without the
+    /// Kubernetes API unless a `--kube…`/`--pod…` flag asks for it.
     pub fn start_bridged(extra: &[&str]) -> Daemon {
         let (name, net) = free_subnet("bt", 200);
         let bip = format!("{net}.1/24");
         let mut args: Vec<&str> = vec!["--bridge", &name, "--bip", &bip];
+        // Docker's side only (no Kubernetes API, so no pod network beside the test's own).
+        if !extra.iter().any(|a| a.starts_with("--kube") || a.starts_with("--pod")) {
+            args.push("--no-kube");
+        }
         args.extend_from_slice(extra);
         let mut d = Self::start_with(&args);
         d.bridge = Some(name.clone());
@@ -460,7 +470,7 @@ impl Daemon {
             sock: dir.join("run").join("berth.sock"),
             dir,
             child: None,
-            extra: ["--bridge", "btn0", "--bip", "10.123.0.1/24"]
+            extra: ["--bridge", "btn0", "--bip", "10.123.0.1/24", "--no-kube"]
                 .iter()
                 .chain(extra)
                 .map(|s| s.to_string())
@@ -499,6 +509,18 @@ impl Daemon {
             let (name, cidr) = free_subnet("bp", 208);
             d.extra
                 .extend(["--pod-bridge".to_string(), name, "--pod-cidr".to_string(), format!("{cidr}.0/24")]);
+        }
+        // Services' virtual IPs and node ports of its own too (a /24 in 10.216.0.0/13, a
+        // block of 100 ports), so that daemons side by side never answer for each other's.
+        if !extra.iter().any(|a| *a == "--service-cidr" || *a == "--no-kube") {
+            let (_, net) = free_subnet("bs", 216);
+            let base = 30000 + (random_u32() % 27) * 100;
+            d.extra.extend([
+                "--service-cidr".to_string(),
+                format!("{net}.0/24"),
+                "--service-node-port-range".to_string(),
+                format!("{base}-{}", base + 99),
+            ]);
         }
         d.spawn();
         d
@@ -755,6 +777,12 @@ impl Drop for Daemon {
             let _ = Command::new("ip").args(["link", "del", b]).output();
             let _ = Command::new("nft").args(["delete", "table", "ip", &format!("berth-{b}")]).output();
         }
+        // The Services' rules of its node (one table per pod bridge).
+        if let Some(b) = self.flag("--pod-bridge") {
+            let _ = Command::new("nft")
+                .args(["delete", "table", "ip", &format!("berth-svc-{b}")])
+                .output();
+        }
         // 7. Files.
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -778,4 +806,45 @@ pub fn cgroup_value(id: &str, controller: &str, v1_file: &str, v2_file: &str, v2
 /// The identity for [`cgroup_value`].
 pub fn same(s: &str) -> String {
     s.to_string()
+}
+
+/// A DNS server on the host's loopback that answers every A query with 192.0.2.55 (a stand-in
+/// for the host's resolvers, so no test asks a real one). Stops when dropped.
+pub struct Upstream {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Upstream {
+    pub fn start() -> Upstream {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = sock.local_addr().unwrap().port();
+        drop(sock);
+        let script = format!(
+            r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", {port}))
+while True:
+    q, addr = s.recvfrom(512)
+    end = 12
+    while q[end] != 0:
+        end += q[end] + 1
+    question = q[12:end + 5]
+    header = q[:2] + b"\x81\x80" + b"\x00\x01\x00\x01\x00\x00\x00\x00"
+    answer = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + bytes([192, 0, 2, 55])
+    s.sendto(header + question + answer, addr)
+"#
+        );
+        let child = Command::new("python3").args(["-c", &script]).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Upstream { child, port }
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

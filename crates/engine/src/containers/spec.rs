@@ -384,7 +384,7 @@ impl Engine {
             hosts.push_str(&format!("{ip}\t{name}\n"));
         }
         std::fs::write(dir.join("hosts"), hosts).map_err(internal)?;
-        let resolv = resolv_conf(hc, c.endpoints.keys().any(|n| n != crate::networks::DEFAULT_NETWORK));
+        let resolv = resolv_conf(hc, c.endpoints.keys().any(|n| self.embedded_dns(n)));
         std::fs::write(dir.join("resolv.conf"), resolv).map_err(internal)?;
         for f in ["hostname", "hosts", "resolv.conf"] {
             mounts.push(MountSpec {

@@ -511,11 +511,43 @@ impl Pods {
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
         };
-        match s(pod, "/spec/dnsPolicy") {
-            "None" => {
+        let host_net = pod.pointer("/spec/hostNetwork") == Some(&Value::Bool(true));
+        let mut opts: Option<Vec<String>> = dns.and_then(|d| d.get("options")).and_then(Value::as_array).map(|a| {
+            a.iter()
+                .map(|o| match o["value"].as_str() {
+                    Some(v) => format!("{}:{v}", o["name"].as_str().unwrap_or("")),
+                    None => o["name"].as_str().unwrap_or("").to_string(),
+                })
+                .collect()
+        });
+        match (s(pod, "/spec/dnsPolicy"), host_net) {
+            ("None", _) => {
                 req.host_config.dns = list("nameservers");
                 req.host_config.dns_search = list("searches");
             }
+            // The cluster DNS first, as the kubelet writes resolv.conf: its Service's address,
+            // the pod's namespace and the cluster's domains searched, ndots:5.
+            ("ClusterFirst" | "", false) | ("ClusterFirstWithHostNet", _) => {
+                let ns = s(pod, "/metadata/namespace");
+                let mut servers = vec![crate::apiserver::network::ranges().nth(10).to_string()];
+                servers.extend(list("nameservers").unwrap_or_default());
+                let mut search = vec![
+                    format!("{ns}.svc.cluster.local"),
+                    "svc.cluster.local".into(),
+                    "cluster.local".into(),
+                ];
+                search.extend(list("searches").unwrap_or_default());
+                req.host_config.dns = Some(servers);
+                req.host_config.dns_search = Some(search);
+                let mut o = vec!["ndots:5".to_string()];
+                for x in opts.take().unwrap_or_default() {
+                    let key = x.split(':').next().unwrap_or("").to_string();
+                    o.retain(|y| y.split(':').next() != Some(key.as_str()));
+                    o.push(x);
+                }
+                opts = Some(o);
+            }
+            // Default (or ClusterFirst on the host's network): the node's resolv.conf.
             _ => {
                 if let Some(n) = list("nameservers") {
                     req.host_config.dns = Some(n);
@@ -525,14 +557,6 @@ impl Pods {
                 }
             }
         }
-        let opts: Option<Vec<String>> = dns.and_then(|d| d.get("options")).and_then(Value::as_array).map(|a| {
-            a.iter()
-                .map(|o| match o["value"].as_str() {
-                    Some(v) => format!("{}:{v}", o["name"].as_str().unwrap_or("")),
-                    None => o["name"].as_str().unwrap_or("").to_string(),
-                })
-                .collect()
-        });
         if opts.is_some() {
             req.host_config.dns_options = opts;
         }

@@ -83,6 +83,10 @@ pub struct Config {
     pub engine: Option<Arc<dyn engine::service::ContainerService>>,
     /// The network pods are on.
     pub pod_network: crate::agent::pods::PodNetwork,
+    /// The Services' virtual IPs and node ports.
+    pub services: network::ServiceRanges,
+    /// The resolvers the cluster DNS forwards other names to (none: the host's).
+    pub dns: Vec<SocketAddr>,
 }
 
 /// A running API server.
@@ -120,6 +124,7 @@ pub enum StartError {
 /// Open the store, make the certificates and kubeconfig, bind, and serve in the background.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
     std::fs::create_dir_all(&cfg.dir).map_err(|e| StartError::Io(format!("{}: {e}", cfg.dir.display())))?;
+    network::set_ranges(cfg.services.clone());
     let store: Arc<dyn Store> = match &cfg.datastore {
         Some(url) => Arc::new(crate::store::etcd::EtcdStore::connect(url).await?),
         None => Arc::new(crate::store::redb::RedbStore::open(&cfg.dir.join("store.redb"))?),
@@ -127,7 +132,14 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     objects::ensure_namespaces(store.as_ref())
         .await
         .map_err(|e| StartError::Io(e.message))?;
-    let pki = Pki::load_or_create(&cfg.dir.join("pki"), &[cfg.listen.ip()])?;
+    network::ensure_default_services(store.as_ref())
+        .await
+        .map_err(|e| StartError::Io(e.message))?;
+    // The serving certificate names every address pods and clients reach the server at: the
+    // listening one, the `kubernetes` Service's cluster IP and the pod network's gateway.
+    let mut sans = vec![cfg.listen.ip(), std::net::IpAddr::V4(cfg.services.nth(1))];
+    sans.extend(crate::dns::listen_addr(&cfg.pod_network.subnet).map(|a| a.ip()));
+    let pki = Pki::load_or_create(&cfg.dir.join("pki"), &sans)?;
     let issuer = Arc::new(auth::Issuer::load_or_create(&cfg.dir.join("pki")).map_err(StartError::Io)?);
     auth::ensure_policy(store.as_ref()).await.map_err(|e| StartError::Io(e.message))?;
     objects::ensure_root_ca_everywhere(store.as_ref(), &pki.ca_cert)
@@ -169,8 +181,61 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         issuer,
         ca_cert: pki.ca_cert.clone(),
     });
-    tokio::spawn(crate::controllers::run(server.clone()));
-    let router = router(server);
+    let router = router(server.clone());
+    // The node's network services: its pods' network, the API also on its gateway (for pods;
+    // TLS and authentication as on loopback), the Services' data path and the cluster DNS.
+    let node_net = match (&cfg.node, &cfg.engine) {
+        (Some(_), Some(e)) => match e.ensure_network(&cfg.pod_network.name, &cfg.pod_network.subnet, &cfg.pod_network.bridge) {
+            Ok(()) => crate::dns::listen_addr(&cfg.pod_network.subnet),
+            Err(e) => {
+                tracing::warn!(error = %e, "the pod network: Services and cluster DNS not served");
+                None
+            }
+        },
+        _ => None,
+    };
+    let mut api_port = addr.port();
+    if let Some(gw) = node_net {
+        match TcpListener::bind((gw.ip(), addr.port())).await {
+            Ok(l) => {
+                tokio::spawn(accept_loop(l, tls.clone(), router.clone()));
+            }
+            Err(e) if !addr.ip().is_unspecified() => {
+                tracing::warn!(error = %e, "the API on the pod network's gateway: pods cannot reach it");
+                api_port = 0;
+            }
+            Err(_) => {}
+        }
+    }
+    {
+        let server = server.clone();
+        let pod_bridge = cfg.pod_network.bridge.clone();
+        let upstream = if cfg.dns.is_empty() {
+            net::dns::upstreams_of(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+        } else {
+            cfg.dns.clone()
+        };
+        let service_cidr = {
+            let (n, b) = cfg.services.net;
+            format!("{n}/{b}")
+        };
+        tokio::spawn(async move {
+            let informers = crate::controllers::run(server.clone()).await;
+            let Some(gw) = node_net else { return };
+            let std::net::IpAddr::V4(gw_ip) = gw.ip() else { return };
+            tokio::spawn(crate::proxy::run(
+                informers.clone(),
+                crate::proxy::Config {
+                    table: format!("berth-svc-{pod_bridge}"),
+                    service_cidr,
+                },
+            ));
+            tokio::spawn(crate::dns::run(informers, gw, upstream));
+            if api_port != 0 {
+                crate::controllers::publish_node_endpoints(server, gw_ip, api_port).await;
+            }
+        });
+    }
     let task = tokio::spawn(accept_loop(listener, tls, router));
     tracing::info!(%addr, kubeconfig = %cfg.kubeconfig.display(), "kube API server listening");
     Ok(Running { addr, task, agent })

@@ -12,16 +12,57 @@ use super::resources::{cause, check_metadata, col, is_dns_label, set_default, Re
 use super::status::{ApiError, ApiResult, Cause};
 use crate::store::{ListOptions, Store};
 
-/// The service IP range (`--service-cluster-ip-range`): 10.43.0.0/16, as k3s has it; its first
-/// address is the `kubernetes` Service's.
-pub const SERVICE_NET: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 43, 0, 0), 16);
-/// The node port range.
-pub const NODE_PORTS: std::ops::RangeInclusive<i64> = 30000..=32767;
+/// The service IP range and node port range this server allocates from (kube-apiserver's
+/// `--service-cluster-ip-range` and `--service-node-port-range`; one API server per process).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRanges {
+    /// The network (10.43.0.0/16 by default, as k3s has it); its first address is the
+    /// `kubernetes` Service's, its tenth the cluster DNS's.
+    pub net: (Ipv4Addr, u8),
+    /// The node ports (30000-32767).
+    pub node_ports: std::ops::RangeInclusive<i64>,
+}
 
-fn in_service_net(ip: Ipv4Addr) -> bool {
-    let (net, bits) = SERVICE_NET;
-    let mask = u32::MAX << (32 - bits);
-    u32::from(ip) & mask == u32::from(net) & mask
+impl Default for ServiceRanges {
+    fn default() -> Self {
+        ServiceRanges {
+            net: (Ipv4Addr::new(10, 43, 0, 0), 16),
+            node_ports: 30000..=32767,
+        }
+    }
+}
+
+impl ServiceRanges {
+    /// The `n`th address of the range.
+    pub fn nth(&self, n: u32) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.net.0) + n)
+    }
+
+    fn contains(&self, ip: Ipv4Addr) -> bool {
+        let (net, bits) = self.net;
+        let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+        u32::from(ip) & mask == u32::from(net) & mask
+    }
+
+    fn cidr(&self) -> String {
+        format!("{}/{}", self.net.0, self.net.1)
+    }
+
+    fn ports(&self) -> String {
+        format!("{}-{}", self.node_ports.start(), self.node_ports.end())
+    }
+}
+
+static RANGES: std::sync::OnceLock<ServiceRanges> = std::sync::OnceLock::new();
+
+/// Set the ranges (once, before the server starts; later calls change nothing).
+pub fn set_ranges(r: ServiceRanges) {
+    let _ = RANGES.set(r);
+}
+
+/// The ranges in force.
+pub fn ranges() -> &'static ServiceRanges {
+    RANGES.get_or_init(ServiceRanges::default)
 }
 
 fn admit_service(o: &mut Value, old: Option<&Value>) -> Vec<Cause> {
@@ -123,11 +164,14 @@ fn admit_service(o: &mut Value, old: Option<&Value>) -> Vec<Cause> {
                     format!("spec.ports[{i}].nodePort"),
                     "Forbidden: may not be used when `type` is 'ClusterIP'",
                 ));
-            } else if !NODE_PORTS.contains(&np) {
+            } else if !ranges().node_ports.contains(&np) {
                 causes.push(cause(
                     "FieldValueInvalid",
                     format!("spec.ports[{i}].nodePort"),
-                    format!("Invalid value: {np}: provided port is not in the valid range. The range of valid ports is 30000-32767"),
+                    format!(
+                        "Invalid value: {np}: provided port is not in the valid range. The range of valid ports is {}",
+                        ranges().ports()
+                    ),
                 ));
             }
         }
@@ -147,11 +191,14 @@ fn admit_service(o: &mut Value, old: Option<&Value>) -> Vec<Cause> {
     }
     if let Some(ip) = spec["clusterIP"].as_str().filter(|ip| !ip.is_empty() && *ip != "None") {
         match ip.parse::<Ipv4Addr>() {
-            Ok(a) if in_service_net(a) => {}
+            Ok(a) if ranges().contains(a) => {}
             _ => causes.push(cause(
                 "FieldValueInvalid",
                 "spec.clusterIPs",
-                format!("Invalid value: []string{{\"{ip}\"}}: failed to allocate IP {ip}: provided IP is not in the valid range. The range of valid IPs is 10.43.0.0/16"),
+                format!(
+                    "Invalid value: []string{{\"{ip}\"}}: failed to allocate IP {ip}: provided IP is not in the valid range. The range of valid IPs is {}",
+                    ranges().cidr()
+                ),
             )),
         }
     }
@@ -184,6 +231,53 @@ fn admit_service(o: &mut Value, old: Option<&Value>) -> Vec<Cause> {
     causes
 }
 
+/// The Services every cluster has: `kubernetes` (default; the API server, at the range's first
+/// address) and `kube-dns` (kube-system; the cluster DNS, at its tenth), as the real server
+/// and CoreDNS's manifest make them. Their Endpoints are the node's (`controllers::node`).
+pub async fn ensure_default_services(store: &dyn Store) -> ApiResult<()> {
+    let Some(res) = super::resources::find("", "v1", "services") else {
+        return Ok(());
+    };
+    let r = ranges();
+    let services = [
+        (
+            "default",
+            "kubernetes",
+            r.nth(1),
+            json!({"component": "apiserver", "provider": "kubernetes"}),
+            json!([{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]),
+        ),
+        (
+            "kube-system",
+            "kube-dns",
+            r.nth(10),
+            json!({"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "CoreDNS"}),
+            json!([
+                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+            ]),
+        ),
+    ];
+    for (ns, name, ip, labels, ports) in services {
+        let key = res.key(Some(ns), name);
+        if store.get(&key, None).await?.is_some() {
+            continue;
+        }
+        let mut o = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": ns, "labels": labels, "uid": super::objects::uuid(), "creationTimestamp": super::objects::now()},
+            "spec": {"clusterIP": ip.to_string(), "ports": ports},
+        });
+        (res.admit)(&mut o, None);
+        allocate(store, &mut o, None).await?;
+        match store.create(&key, super::objects::stored_bytes(&o)).await {
+            Ok(_) | Err(crate::store::Error::AlreadyExists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 /// The cluster IP and node ports of a new Service (or of an updated one that now needs node
 /// ports), allocated from what the other Services hold, as the real server's allocators do.
 pub async fn allocate(store: &dyn Store, o: &mut Value, old: Option<&Value>) -> ApiResult<()> {
@@ -212,7 +306,7 @@ pub async fn allocate(store: &dyn Store, o: &mut Value, old: Option<&Value>) -> 
     }
     let spec = &mut o["spec"];
     if ty != "ExternalName" && spec["clusterIP"].as_str().is_none_or(str::is_empty) {
-        let (net, bits) = SERVICE_NET;
+        let (net, bits) = ranges().net;
         let size = 1u32 << (32 - bits);
         // .1 is the kubernetes Service's; a pseudo-random start spreads allocations as the
         // real allocator does.
@@ -259,10 +353,11 @@ pub async fn allocate(store: &dyn Store, o: &mut Value, old: Option<&Value>) -> 
                     ports.insert(n);
                 }
                 None => {
-                    let span = NODE_PORTS.end() - NODE_PORTS.start() + 1;
+                    let node_ports = &ranges().node_ports;
+                    let span = node_ports.end() - node_ports.start() + 1;
                     let start = getrandom::u32().unwrap_or(11) as i64 % span;
                     let n = (0..span)
-                        .map(|i| NODE_PORTS.start() + (start + i) % span)
+                        .map(|i| node_ports.start() + (start + i) % span)
                         .find(|n| !ports.contains(n))
                         .ok_or_else(|| ApiError::internal("failed to allocate a nodePort: range is full"))?;
                     ports.insert(n);

@@ -1,9 +1,10 @@
 //! The controllers (kube-controller-manager's part, in the daemon): each an idempotent
 //! `reconcile(key) -> Action` fed by informers' changes through a work queue (see
-//! [`runtime`]), never a loop over everything. So far: ReplicaSets ([`replicaset`]) and
-//! Deployments ([`deployment`]).
+//! [`runtime`]), never a loop over everything. So far: ReplicaSets ([`replicaset`]),
+//! Deployments ([`deployment`]), Endpoints and EndpointSlices ([`endpoints`]).
 
 pub mod deployment;
+pub mod endpoints;
 pub mod replicaset;
 pub mod runtime;
 
@@ -13,7 +14,7 @@ use serde_json::Value;
 
 use crate::apiserver::resources::{find, Resource};
 use crate::apiserver::ApiServer;
-use runtime::{Client, Informer, Queue};
+use runtime::{Change, Client, Informer, Queue};
 
 fn resource(group: &str, version: &str, plural: &str) -> &'static Resource {
     find(group, version, plural).expect("a served kind")
@@ -31,7 +32,19 @@ pub(crate) fn deployments() -> &'static Resource {
     resource("apps", "v1", "deployments")
 }
 
-/// The caches the controllers share.
+pub(crate) fn services() -> &'static Resource {
+    resource("", "v1", "services")
+}
+
+pub(crate) fn endpoints() -> &'static Resource {
+    resource("", "v1", "endpoints")
+}
+
+pub(crate) fn endpoint_slices() -> &'static Resource {
+    resource("discovery.k8s.io", "v1", "endpointslices")
+}
+
+/// The caches the controllers (and the node's proxy and DNS) share.
 pub struct Informers {
     /// Pods.
     pub pods: Arc<Informer>,
@@ -39,6 +52,84 @@ pub struct Informers {
     pub replica_sets: Arc<Informer>,
     /// Deployments.
     pub deployments: Arc<Informer>,
+    /// Services.
+    pub services: Arc<Informer>,
+    /// Endpoints.
+    pub endpoints: Arc<Informer>,
+    /// EndpointSlices.
+    pub endpoint_slices: Arc<Informer>,
+}
+
+impl Default for Informers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Informers {
+    /// Empty caches (filled once [`run`] runs them).
+    pub fn new() -> Informers {
+        Informers {
+            pods: Informer::new(pods()),
+            replica_sets: Informer::new(replica_sets()),
+            deployments: Informer::new(deployments()),
+            services: Informer::new(services()),
+            endpoints: Informer::new(endpoints()),
+            endpoint_slices: Informer::new(endpoint_slices()),
+        }
+    }
+
+    fn all(&self) -> [&Arc<Informer>; 6] {
+        [
+            &self.pods,
+            &self.replica_sets,
+            &self.deployments,
+            &self.services,
+            &self.endpoints,
+            &self.endpoint_slices,
+        ]
+    }
+}
+
+/// Publish the Endpoints of the Services the node itself serves: `kubernetes` (the API server,
+/// also listening on the pod network's gateway) and `kube-dns` (the cluster DNS there).
+pub async fn publish_node_endpoints(server: Arc<ApiServer>, gateway: std::net::Ipv4Addr, api_port: u16) {
+    let client = Client::new(server, replicaset::AGENT);
+    let wanted = [
+        crate::dns::node_endpoints("kubernetes", "default", gateway, &[("https", api_port, "TCP")]),
+        crate::dns::node_endpoints("kube-dns", "kube-system", gateway, &[("dns", 53, "UDP"), ("dns-tcp", 53, "TCP")]),
+    ];
+    for want in wanted {
+        let ns = runtime::str_at(&want, "/metadata/namespace").to_string();
+        let name = runtime::str_at(&want, "/metadata/name").to_string();
+        for _ in 0..5 {
+            let r = match client.create(endpoints(), &ns, want.clone()).await {
+                Err(e) if e.code == 409 => {
+                    let path = format!("/registry/core/endpoints/{ns}/{name}");
+                    match client.store().get(&path, None).await {
+                        Ok(Some(kv)) => {
+                            let mut cur = crate::apiserver::objects::from_kv(endpoints(), &kv).unwrap_or_default();
+                            if cur["subsets"] == want["subsets"] {
+                                Ok(Value::Null)
+                            } else {
+                                cur["subsets"] = want["subsets"].clone();
+                                client.update(endpoints(), &cur).await
+                            }
+                        }
+                        _ => Err(e),
+                    }
+                }
+                r => r,
+            };
+            match r {
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(endpoints = %name, error = %e.message, "publishing the node's endpoints");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
 }
 
 /// Record an event about `obj` from the controller manager.
@@ -53,43 +144,58 @@ pub(crate) async fn event(client: &Client, obj: &Value, kind: &str, reason: &str
 
 /// A status as compared and written: without null fields and zero counts (Kubernetes omits
 /// them), except the `keep` ones.
-pub(crate) fn compact_status(mut status: Value, keep: &[&str]) -> Value {
-    if let Some(m) = status.as_object_mut() {
-        m.retain(|k, v| keep.contains(&k.as_str()) || !(v.is_null() || v.as_i64() == Some(0)));
-        for k in keep {
-            m.entry(k.to_string()).or_insert(Value::from(0));
+pub(crate) fn compact_status(status: Value, keep: &[&str]) -> Value {
+    let mut m = match status {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    m.retain(|k, v| keep.contains(&k.as_str()) || !(v.is_null() || v.as_i64() == Some(0)));
+    for k in keep {
+        m.entry(k.to_string()).or_insert(Value::from(0));
+    }
+    Value::Object(m)
+}
+
+/// Call `f` on each change `informer` sees (from its first list on: subscribe before it
+/// runs), and `lagged` when changes were missed (the receiver fell behind).
+pub(crate) fn on_change(informer: &Informer, f: impl Fn(&Change) + Send + 'static, lagged: impl Fn() + Send + 'static) {
+    let mut rx = informer.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(c) => f(&c),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => lagged(),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
         }
-        Value::Object(m.clone())
-    } else {
-        let mut m = serde_json::Map::new();
-        for k in keep {
-            m.insert(k.to_string(), Value::from(0));
-        }
-        Value::Object(m)
+    });
+}
+
+/// Serve `queue` with `reconcile`, one key at a time.
+fn serve<F, Fut>(name: &'static str, queue: Queue, rx: tokio::sync::mpsc::UnboundedReceiver<String>, reconcile: F)
+where
+    F: Fn(String) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = crate::apiserver::status::ApiResult<runtime::Action>> + Send + 'static,
+{
+    tokio::spawn(runtime::work(name, queue, rx, reconcile));
+}
+
+/// Queue every key of `informer`.
+fn requeue_all(queue: &Queue, informer: &Informer) {
+    for k in informer.keys() {
+        queue.add(k);
     }
 }
 
-/// Start the informers and controllers; they run until the daemon stops.
-pub async fn run(server: Arc<ApiServer>) {
+/// Start the informers and controllers; they run until the daemon stops. The informers are
+/// returned for the node's components (proxy, DNS) to share.
+pub async fn run(server: Arc<ApiServer>) -> Arc<Informers> {
     let store = server.store.clone();
-    let informers = Arc::new(Informers {
-        pods: Informer::new(pods()),
-        replica_sets: Informer::new(replica_sets()),
-        deployments: Informer::new(deployments()),
-    });
-    // Subscribe before the informers fill, so that their first lists reach the controllers.
-    let mut pod_changes = informers.pods.subscribe();
-    let mut rs_changes = informers.replica_sets.subscribe();
-    let mut d_changes = informers.deployments.subscribe();
-    for i in [&informers.pods, &informers.replica_sets, &informers.deployments] {
-        tokio::spawn(i.clone().run(store.clone()));
-    }
-    for i in [&informers.pods, &informers.replica_sets, &informers.deployments] {
-        i.synced().await;
-    }
+    let informers = Arc::new(Informers::new());
     let client = Client::new(server, replicaset::AGENT);
     let (rs_queue, rs_rx) = Queue::new();
     let (d_queue, d_rx) = Queue::new();
+    let (ep_queue, ep_rx) = Queue::new();
     let rsc = Arc::new(replicaset::Controller {
         client: client.clone(),
         informers: informers.clone(),
@@ -97,70 +203,104 @@ pub async fn run(server: Arc<ApiServer>) {
         expectations: Default::default(),
     });
     let dc = Arc::new(deployment::Controller {
-        client,
+        client: client.clone(),
         informers: informers.clone(),
         queue: d_queue.clone(),
     });
-    // Everything once at start (what changed while the daemon was down).
-    for k in informers.replica_sets.keys() {
-        rs_queue.add(k);
-    }
-    for k in informers.deployments.keys() {
-        d_queue.add(k);
+    let epc = Arc::new(endpoints::Controller {
+        client,
+        informers: informers.clone(),
+        queue: ep_queue.clone(),
+    });
+    // Subscribe before the informers fill, so that their first lists reach the controllers.
+    {
+        let (rsc, dc, epc) = (rsc.clone(), dc.clone(), epc.clone());
+        let (q1, q2, i2) = (rs_queue.clone(), ep_queue.clone(), informers.clone());
+        on_change(
+            &informers.pods,
+            move |c| {
+                rsc.pod_changed(c.old.as_deref(), c.new.as_deref());
+                epc.pod_changed(c.old.as_deref(), c.new.as_deref());
+                if c.new.is_none() {
+                    dc.pod_gone(c.object());
+                }
+            },
+            move || {
+                requeue_all(&q1, &i2.replica_sets);
+                requeue_all(&q2, &i2.services);
+            },
+        );
     }
     {
-        let (rsc, dc) = (rsc.clone(), dc.clone());
-        let informers = informers.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    c = pod_changes.recv() => match c {
-                        Ok(c) => {
-                            rsc.pod_changed(c.old.as_deref(), c.new.as_deref());
-                            if c.new.is_none() {
-                                dc.pod_gone(c.object());
-                            }
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                            for k in informers.replica_sets.keys() { rsc.queue.add(k); }
-                        }
-                        Err(_) => return,
-                    },
-                    c = rs_changes.recv() => match c {
-                        Ok(c) => {
-                            rsc.queue.add(runtime::key_of(c.object()));
-                            dc.replica_set_changed(c.object());
-                            if let (Some(old), Some(new)) = (&c.old, &c.new) {
-                                if old["metadata"]["labels"] != new["metadata"]["labels"] {
-                                    dc.replica_set_changed(old);
-                                }
-                            }
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                            for k in informers.replica_sets.keys() { rsc.queue.add(k); }
-                            for k in informers.deployments.keys() { dc.queue.add(k); }
-                        }
-                        Err(_) => return,
-                    },
-                    c = d_changes.recv() => match c {
-                        Ok(c) => dc.queue.add(runtime::key_of(c.object())),
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                            for k in informers.deployments.keys() { dc.queue.add(k); }
-                        }
-                        Err(_) => return,
-                    },
+        let (rq, dc) = (rs_queue.clone(), dc.clone());
+        let (rq2, dq2, i2) = (rs_queue.clone(), d_queue.clone(), informers.clone());
+        on_change(
+            &informers.replica_sets,
+            move |c| {
+                rq.add(runtime::key_of(c.object()));
+                dc.replica_set_changed(c.object());
+                if let (Some(old), Some(new)) = (&c.old, &c.new) {
+                    if old["metadata"]["labels"] != new["metadata"]["labels"] {
+                        dc.replica_set_changed(old);
+                    }
                 }
-            }
-        });
+            },
+            move || {
+                requeue_all(&rq2, &i2.replica_sets);
+                requeue_all(&dq2, &i2.deployments);
+            },
+        );
+    }
+    {
+        let (dq, dq2, i2) = (d_queue.clone(), d_queue.clone(), informers.clone());
+        on_change(
+            &informers.deployments,
+            move |c| dq.add(runtime::key_of(c.object())),
+            move || requeue_all(&dq2, &i2.deployments),
+        );
+    }
+    // A Service's, its Endpoints' or its slices' change: look at the Service again.
+    for inf in [&informers.services, &informers.endpoints, &informers.endpoint_slices] {
+        let (q, q2, i2) = (ep_queue.clone(), ep_queue.clone(), informers.clone());
+        let slices = std::ptr::eq(inf.as_ref(), informers.endpoint_slices.as_ref());
+        on_change(
+            inf,
+            move |c| {
+                let o = c.object();
+                let key = if slices {
+                    let ns = runtime::str_at(o, "/metadata/namespace");
+                    match o.pointer("/metadata/labels/kubernetes.io~1service-name").and_then(Value::as_str) {
+                        Some(svc) => format!("{ns}/{svc}"),
+                        None => return,
+                    }
+                } else {
+                    runtime::key_of(o)
+                };
+                q.add(key);
+            },
+            move || requeue_all(&q2, &i2.services),
+        );
+    }
+    for i in informers.all() {
+        tokio::spawn(i.clone().run(store.clone()));
+    }
+    for i in informers.all() {
+        i.synced().await;
     }
     let r = rsc.clone();
-    tokio::spawn(runtime::work("replicaset", rs_queue, rs_rx, move |k| {
+    serve("replicaset", rs_queue, rs_rx, move |k| {
         let r = r.clone();
         async move { r.reconcile(k).await }
-    }));
+    });
     let d = dc.clone();
-    tokio::spawn(runtime::work("deployment", d_queue, d_rx, move |k| {
+    serve("deployment", d_queue, d_rx, move |k| {
         let d = d.clone();
         async move { d.reconcile(k).await }
-    }));
+    });
+    let e = epc.clone();
+    serve("endpoints", ep_queue, ep_rx, move |k| {
+        let e = e.clone();
+        async move { e.reconcile(k).await }
+    });
+    informers
 }
