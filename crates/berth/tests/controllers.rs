@@ -543,3 +543,199 @@ fn port_forward_to_a_service_reaches_one_of_its_pods() {
     let _ = child.wait();
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("app-"), "{o:?}");
 }
+
+const JOBS: &str = "apiVersion: batch/v1
+kind: CronJob
+metadata: {name: tick}
+spec:
+  schedule: '* * * * *'
+  timeZone: Europe/Paris
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{name: c, image: bb:1, command: [echo, tick]}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: idx}
+spec:
+  completions: 3
+  parallelism: 2
+  completionMode: Indexed
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: bb:1, command: [sh, -c, 'echo index $JOB_COMPLETION_INDEX of $(hostname)']}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: fails}
+spec:
+  backoffLimit: 1
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: bb:1, command: [sh, -c, 'exit 1']}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: policy}
+spec:
+  podFailurePolicy:
+    rules:
+    - {action: FailJob, onExitCodes: {containerName: c, operator: In, values: [42]}}
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: bb:1, command: [sh, -c, 'exit 42']}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: slow}
+spec:
+  activeDeadlineSeconds: 2
+  ttlSecondsAfterFinished: 3
+  template:
+    spec:
+      restartPolicy: Never
+      terminationGracePeriodSeconds: 1
+      containers: [{name: c, image: bb:1, command: [sleep, '100']}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: later}
+spec:
+  suspend: true
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: bb:1, command: [echo, resumed]}]
+";
+
+#[test]
+fn jobs_run_to_completion_fail_by_their_rules_and_cronjobs_fire() {
+    let d = Daemon::start();
+    d.busybox("bb:1");
+    apply(&d, JOBS);
+    let wait = |what: &str, cond: &str| d.kubectl_ok(&["wait", &format!("--for=condition={cond}"), what, "--timeout=60s"]);
+    // Indexed: one success per index, each pod told its index (and named by it).
+    wait("job/idx", "complete");
+    assert_eq!(
+        d.kubectl_ok(&[
+            "get",
+            "job",
+            "idx",
+            "-o",
+            "jsonpath={.status.succeeded} {.status.completedIndexes} {.status.failed}"
+        ]),
+        "3 0-2 0"
+    );
+    let mut logs: Vec<String> = d
+        .kubectl_ok(&["get", "pods", "-l", "job-name=idx", "-o", "name"])
+        .lines()
+        .map(|p| d.kubectl_ok(&["logs", p]).trim().to_string())
+        .collect();
+    logs.sort();
+    assert_eq!(logs, ["index 0 of idx-0", "index 1 of idx-1", "index 2 of idx-2"]);
+    // Counted pods keep no finalizer.
+    assert_eq!(
+        d.kubectl_ok(&[
+            "get",
+            "pods",
+            "-l",
+            "job-name=idx",
+            "-o",
+            "jsonpath={.items[*].metadata.finalizers}"
+        ]),
+        ""
+    );
+    // A generator's Job, and its logs through kubectl.
+    d.kubectl_ok(&["create", "job", "hello", "--image=bb:1", "--", "echo", "hello"]);
+    wait("job/hello", "complete");
+    assert_eq!(d.kubectl_ok(&["logs", "job/hello"]).trim(), "hello");
+    // Failures: the back-off limit, a FailJob rule, the deadline (and the TTL after it).
+    wait("job/fails", "failed");
+    assert_eq!(
+        d.kubectl_ok(&[
+            "get",
+            "job",
+            "fails",
+            "-o",
+            "jsonpath={.status.failed} {.status.conditions[?(@.type==\"Failed\")].reason}"
+        ]),
+        "2 BackoffLimitExceeded"
+    );
+    wait("job/policy", "failed");
+    let msg = d.kubectl_ok(&[
+        "get",
+        "job",
+        "policy",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Failed\")].message}",
+    ]);
+    assert!(
+        msg.starts_with("Container c for pod default/policy-")
+            && msg.ends_with("failed with exit code 42 matching FailJob rule at index 0"),
+        "{msg}"
+    );
+    wait_for(&d, &["jobs"], "{.items[?(@.metadata.name==\"slow\")].metadata.name}", "");
+    let events = d.kubectl_ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=DeadlineExceeded",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(events.contains("Job was active longer than specified deadline"), "{events}");
+    // Suspended: no pod until resumed.
+    assert_eq!(d.kubectl_ok(&["get", "pods", "-l", "job-name=later", "-o", "name"]), "");
+    assert_eq!(
+        d.kubectl_ok(&[
+            "get",
+            "job",
+            "later",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Suspended\")].status}"
+        ]),
+        "True"
+    );
+    d.kubectl_ok(&["patch", "job", "later", "-p", r#"{"spec":{"suspend":false}}"#]);
+    wait("job/later", "complete");
+    // The CronJob fires at the next minute: a Job named by its scheduled minute, stamped with
+    // the time in its zone.
+    let t0 = Instant::now();
+    let job = loop {
+        let j = d.kubectl_ok(&[
+            "get",
+            "jobs",
+            "-o",
+            "jsonpath={.items[?(@.metadata.ownerReferences[0].kind==\"CronJob\")].metadata.name}",
+        ]);
+        if !j.is_empty() {
+            break j;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(75), "the CronJob never fired");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let minutes: i64 = job.strip_prefix("tick-").unwrap().parse().unwrap();
+    let stamp = d.kubectl_ok(&[
+        "get",
+        "job",
+        &job,
+        "-o",
+        "jsonpath={.metadata.annotations.batch\\.kubernetes\\.io/cronjob-scheduled-timestamp}",
+    ]);
+    assert!(stamp.ends_with(":00+01:00") || stamp.ends_with(":00+02:00"), "{stamp}");
+    wait(&format!("job/{job}"), "complete");
+    assert_eq!(d.kubectl_ok(&["logs", &format!("job/{job}")]).trim(), "tick");
+    let last = d.kubectl_ok(&["get", "cronjob", "tick", "-o", "jsonpath={.status.lastScheduleTime}"]);
+    let last: i64 = std::process::Command::new("date")
+        .args(["-d", &last, "+%s"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().parse().unwrap())
+        .unwrap();
+    assert_eq!(last / 60, minutes);
+}

@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod apiserver;
 pub mod controllers;
+pub mod cron;
 pub mod dns;
 pub mod pki;
 pub mod proxy;

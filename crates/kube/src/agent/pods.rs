@@ -403,6 +403,48 @@ impl Pods {
         self.remove_pod_dir(uid);
     }
 
+    /// A deleted pod whose finalizers keep it (a Job's, say) ends in a terminal phase, as the
+    /// kubelet leaves it: Succeeded when every container exited 0 and none is restarted,
+    /// Failed otherwise.
+    async fn terminal_phase(&self, pod: &Value) {
+        let key = format!("{PODS}{}/{}", s(pod, "/metadata/namespace"), s(pod, "/metadata/name"));
+        for _ in 0..5 {
+            let Ok(Some(kv)) = self.store.get(&key, None).await else { return };
+            let mut cur: Value = serde_json::from_slice(&kv.value).unwrap_or_default();
+            let holds = cur
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty());
+            if s(&cur, "/metadata/uid") != s(pod, "/metadata/uid") || !holds || matches!(s(&cur, "/status/phase"), "Succeeded" | "Failed") {
+                return;
+            }
+            let all_zero = cur
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array)
+                .is_some_and(|cs| {
+                    !cs.is_empty()
+                        && cs
+                            .iter()
+                            .all(|c| c.pointer("/state/terminated/exitCode").and_then(Value::as_i64) == Some(0))
+                });
+            let phase = if all_zero && s(&cur, "/spec/restartPolicy") != "Always" {
+                "Succeeded"
+            } else {
+                "Failed"
+            };
+            cur["status"]["phase"] = json!(phase);
+            match self
+                .store
+                .update(&key, crate::apiserver::objects::stored_bytes(&cur), kv.mod_revision)
+                .await
+            {
+                Ok(_) => return,
+                Err(crate::store::Error::Conflict { .. }) => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
     /// The kubelet's final delete of a pod it stopped: gone from the store (if still the same pod).
     async fn finish_delete(&self, pod: &Value) {
         let key = format!("{PODS}{}/{}", s(pod, "/metadata/namespace"), s(pod, "/metadata/name"));
@@ -951,6 +993,7 @@ impl Pods {
                 .and_then(Value::as_i64)
                 .unwrap_or(30);
             self.teardown(&uid, grace, Some(pod)).await;
+            self.terminal_phase(pod).await;
             self.finish_delete(pod).await;
             return None;
         }

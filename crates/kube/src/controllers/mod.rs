@@ -1,10 +1,13 @@
 //! The controllers (kube-controller-manager's part, in the daemon): each an idempotent
 //! `reconcile(key) -> Action` fed by informers' changes through a work queue (see
 //! [`runtime`]), never a loop over everything. So far: ReplicaSets ([`replicaset`]),
-//! Deployments ([`deployment`]), Endpoints and EndpointSlices ([`endpoints`]).
+//! Deployments ([`deployment`]), Endpoints and EndpointSlices ([`endpoints`]), Jobs
+//! ([`job`]) and CronJobs ([`cronjob`]).
 
+pub mod cronjob;
 pub mod deployment;
 pub mod endpoints;
+pub mod job;
 pub mod replicaset;
 pub mod runtime;
 
@@ -30,6 +33,14 @@ pub(crate) fn replica_sets() -> &'static Resource {
 
 pub(crate) fn deployments() -> &'static Resource {
     resource("apps", "v1", "deployments")
+}
+
+pub(crate) fn jobs() -> &'static Resource {
+    resource("batch", "v1", "jobs")
+}
+
+pub(crate) fn cron_jobs() -> &'static Resource {
+    resource("batch", "v1", "cronjobs")
 }
 
 pub(crate) fn services() -> &'static Resource {
@@ -58,6 +69,10 @@ pub struct Informers {
     pub endpoints: Arc<Informer>,
     /// EndpointSlices.
     pub endpoint_slices: Arc<Informer>,
+    /// Jobs.
+    pub jobs: Arc<Informer>,
+    /// CronJobs.
+    pub cron_jobs: Arc<Informer>,
 }
 
 impl Default for Informers {
@@ -76,10 +91,12 @@ impl Informers {
             services: Informer::new(services()),
             endpoints: Informer::new(endpoints()),
             endpoint_slices: Informer::new(endpoint_slices()),
+            jobs: Informer::new(jobs()),
+            cron_jobs: Informer::new(cron_jobs()),
         }
     }
 
-    fn all(&self) -> [&Arc<Informer>; 6] {
+    fn all(&self) -> [&Arc<Informer>; 8] {
         [
             &self.pods,
             &self.replica_sets,
@@ -87,6 +104,8 @@ impl Informers {
             &self.services,
             &self.endpoints,
             &self.endpoint_slices,
+            &self.jobs,
+            &self.cron_jobs,
         ]
     }
 }
@@ -137,6 +156,8 @@ pub(crate) async fn event(client: &Client, obj: &Value, kind: &str, reason: &str
     let source = match obj["kind"].as_str() {
         Some("Deployment") => "deployment-controller",
         Some("ReplicaSet") => "replicaset-controller",
+        Some("Job") => "job-controller",
+        Some("CronJob") => "cronjob-controller",
         _ => "kube-controller-manager",
     };
     crate::agent::events::record(client.store(), obj, kind, reason, message, source).await;
@@ -208,19 +229,34 @@ pub async fn run(server: Arc<ApiServer>) -> Arc<Informers> {
         queue: d_queue.clone(),
     });
     let epc = Arc::new(endpoints::Controller {
-        client,
+        client: client.clone(),
         informers: informers.clone(),
         queue: ep_queue.clone(),
     });
+    let (job_queue, job_rx) = Queue::new();
+    let (cj_queue, cj_rx) = Queue::new();
+    let jc = Arc::new(job::Controller {
+        client: client.clone(),
+        informers: informers.clone(),
+        queue: job_queue.clone(),
+        expectations: Default::default(),
+        backoff: Default::default(),
+    });
+    let cjc = Arc::new(cronjob::Controller {
+        client,
+        informers: informers.clone(),
+        queue: cj_queue.clone(),
+    });
     // Subscribe before the informers fill, so that their first lists reach the controllers.
     {
-        let (rsc, dc, epc) = (rsc.clone(), dc.clone(), epc.clone());
-        let (q1, q2, i2) = (rs_queue.clone(), ep_queue.clone(), informers.clone());
+        let (rsc, dc, epc, jc) = (rsc.clone(), dc.clone(), epc.clone(), jc.clone());
+        let (q1, q2, q3, i2) = (rs_queue.clone(), ep_queue.clone(), job_queue.clone(), informers.clone());
         on_change(
             &informers.pods,
             move |c| {
                 rsc.pod_changed(c.old.as_deref(), c.new.as_deref());
                 epc.pod_changed(c.old.as_deref(), c.new.as_deref());
+                jc.pod_changed(c.old.as_deref(), c.new.as_deref());
                 if c.new.is_none() {
                     dc.pod_gone(c.object());
                 }
@@ -228,6 +264,7 @@ pub async fn run(server: Arc<ApiServer>) -> Arc<Informers> {
             move || {
                 requeue_all(&q1, &i2.replica_sets);
                 requeue_all(&q2, &i2.services);
+                requeue_all(&q3, &i2.jobs);
             },
         );
     }
@@ -257,6 +294,32 @@ pub async fn run(server: Arc<ApiServer>) -> Arc<Informers> {
             &informers.deployments,
             move |c| dq.add(runtime::key_of(c.object())),
             move || requeue_all(&dq2, &i2.deployments),
+        );
+    }
+    {
+        let (jq, cjc2, jq2, cq2, i2) = (
+            job_queue.clone(),
+            cjc.clone(),
+            job_queue.clone(),
+            cj_queue.clone(),
+            informers.clone(),
+        );
+        on_change(
+            &informers.jobs,
+            move |c| {
+                jq.add(runtime::key_of(c.object()));
+                cjc2.job_changed(c.object());
+            },
+            move || {
+                requeue_all(&jq2, &i2.jobs);
+                requeue_all(&cq2, &i2.cron_jobs);
+            },
+        );
+        let (cq, cq3, i3) = (cj_queue.clone(), cj_queue.clone(), informers.clone());
+        on_change(
+            &informers.cron_jobs,
+            move |c| cq.add(runtime::key_of(c.object())),
+            move || requeue_all(&cq3, &i3.cron_jobs),
         );
     }
     // A Service's, its Endpoints' or its slices' change: look at the Service again.
@@ -301,6 +364,16 @@ pub async fn run(server: Arc<ApiServer>) -> Arc<Informers> {
     serve("endpoints", ep_queue, ep_rx, move |k| {
         let e = e.clone();
         async move { e.reconcile(k).await }
+    });
+    let j = jc.clone();
+    serve("job", job_queue, job_rx, move |k| {
+        let j = j.clone();
+        async move { j.reconcile(k).await }
+    });
+    let cj = cjc.clone();
+    serve("cronjob", cj_queue, cj_rx, move |k| {
+        let cj = cj.clone();
+        async move { cj.reconcile(k).await }
     });
     informers
 }

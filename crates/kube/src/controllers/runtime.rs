@@ -170,7 +170,22 @@ impl Client {
 
     /// Delete an object (gracefully, as its kind deletes), preconditioned on its UID.
     pub async fn delete(&self, res: &'static Resource, ns: &str, name: &str, uid: &str) -> ApiResult<()> {
-        let opts = json!({"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid}});
+        self.delete_opts(
+            res,
+            ns,
+            name,
+            json!({"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid}}),
+        )
+        .await
+    }
+
+    /// Delete an object and its dependents as `propagation` says (Background, Foreground).
+    pub async fn delete_with(&self, res: &'static Resource, ns: &str, name: &str, uid: &str, propagation: &str) -> ApiResult<()> {
+        let opts = json!({"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid}, "propagationPolicy": propagation});
+        self.delete_opts(res, ns, name, opts).await
+    }
+
+    async fn delete_opts(&self, res: &'static Resource, ns: &str, name: &str, opts: Value) -> ApiResult<()> {
         match self
             .call(
                 Method::DELETE,
