@@ -739,3 +739,100 @@ fn jobs_run_to_completion_fail_by_their_rules_and_cronjobs_fire() {
         .unwrap();
     assert_eq!(last / 60, minutes);
 }
+
+const CLAIM: &str = "apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: writer}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: c, image: bb:1, command: [sh, -c, 'echo model-v1 > /data/weights'], volumeMounts: [{name: d, mountPath: /data}]}
+  volumes: [{name: d, persistentVolumeClaim: {claimName: data}}]
+";
+
+#[test]
+fn a_claims_data_survives_its_pods_and_goes_with_it() {
+    let d = Daemon::start();
+    d.busybox("bb:1");
+    assert!(d.kubectl_ok(&["get", "storageclass"]).contains("local-path (default)"));
+    apply(&d, CLAIM);
+    wait_for(&d, &["pvc", "data"], "{.status.phase} {.spec.storageClassName}", "Bound local-path");
+    let pv = d.kubectl_ok(&["get", "pvc", "data", "-o", "jsonpath={.spec.volumeName}"]);
+    let dir = d.kubectl_ok(&["get", "pv", &pv, "-o", "jsonpath={.spec.hostPath.path}"]);
+    assert!(dir.starts_with(&d.root.join("kube/volumes").display().to_string()), "{dir}");
+    wait_for(&d, &["pod", "writer"], "{.status.phase}", "Succeeded");
+    d.kubectl_ok(&["delete", "pod", "writer"]);
+    // Another pod, later, reads what the first wrote.
+    let reader = CLAIM
+        .split("---\n")
+        .nth(1)
+        .unwrap()
+        .replace("writer", "reader")
+        .replace("command: [sh, -c, 'echo model-v1 > /data/weights']", "command: [sleep, '3600']");
+    apply(&d, &reader);
+    wait_for(&d, &["pod", "reader"], "{.status.phase}", "Running");
+    assert_eq!(d.kubectl_ok(&["exec", "reader", "--", "cat", "/data/weights"]).trim(), "model-v1");
+    // In use: the claim waits for its pod (pvc-protection), then goes with its volume and data.
+    d.kubectl_ok(&["delete", "pvc", "data", "--wait=false"]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(d.kubectl_ok(&["get", "pvc", "data", "-o", "jsonpath={.status.phase}"]), "Bound");
+    d.kubectl_ok(&["delete", "pod", "reader", "--grace-period=1"]);
+    wait_for(&d, &["pvc,pv"], "{.items[*].metadata.name}", "");
+    assert!(!std::path::Path::new(&dir).exists(), "{dir} was left behind");
+
+    // Retain keeps the volume (Released) and its data; a volume made by hand binds its class.
+    let manual = format!(
+        "apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {{name: keep}}
+provisioner: berth.dev/local-path
+reclaimPolicy: Retain
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {{name: byhand}}
+spec:
+  storageClassName: manual
+  capacity: {{storage: 5Gi}}
+  accessModes: [ReadWriteOnce]
+  hostPath: {{path: {}}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: mine}}
+spec:
+  storageClassName: manual
+  accessModes: [ReadWriteOnce]
+  resources: {{requests: {{storage: 2Gi}}}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: kept}}
+spec:
+  storageClassName: keep
+  accessModes: [ReadWriteOnce]
+  resources: {{requests: {{storage: 1Gi}}}}
+",
+        d.root.join("byhand").display()
+    );
+    apply(&d, &manual);
+    wait_for(
+        &d,
+        &["pvc", "mine"],
+        "{.status.phase} {.spec.volumeName} {.status.capacity.storage}",
+        "Bound byhand 5Gi",
+    );
+    wait_for(&d, &["pvc", "kept"], "{.status.phase}", "Bound");
+    let kept = d.kubectl_ok(&["get", "pvc", "kept", "-o", "jsonpath={.spec.volumeName}"]);
+    d.kubectl_ok(&["delete", "pvc", "kept"]);
+    wait_for(&d, &["pv", &kept], "{.status.phase}", "Released");
+    let kept_dir = d.kubectl_ok(&["get", "pv", &kept, "-o", "jsonpath={.spec.hostPath.path}"]);
+    assert!(std::path::Path::new(&kept_dir).is_dir());
+}

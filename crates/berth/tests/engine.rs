@@ -642,7 +642,7 @@ fn tty_attach_and_events() {
     assert!(out.contains("/dev/pts/0"), "{out}");
     assert!(out.contains("30 100"), "the TTY has the client's size: {out}");
     // attach to a running container sees its new output.
-    d.docker_ok(&["run", "-d", "--name", "att", "bb", "sh", "-c", "sleep 3; echo late; sleep 0.2"]);
+    d.docker_ok(&["run", "-d", "--name", "att", "bb", "sh", "-c", "sleep 6; echo late; sleep 0.2"]);
     // exec -it: a pty of the client's size.
     let cmd = "stty rows 22 cols 90; docker exec -it att sh -c 'tty; stty size'".to_string();
     let mut c = std::process::Command::new("script");

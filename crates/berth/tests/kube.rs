@@ -516,15 +516,20 @@ fn finalizers_hold_a_deletion_and_owners_take_their_dependents() {
 
 /// Poll `kubectl get pod NAME -o jsonpath=…` until it prints `want` (10 s).
 fn wait_for(d: &Daemon, pod: &str, path: &str, want: &str) -> String {
+    wait_for_object(d, &format!("pod/{pod}"), path, want)
+}
+
+/// Poll `kubectl get WHAT -o jsonpath=PATH` until it prints `want` (10 s at most).
+fn wait_for_object(d: &Daemon, what: &str, path: &str, want: &str) -> String {
     let mut got = String::new();
     for _ in 0..100 {
-        got = d.kubectl_ok(&["get", "pod", pod, "-o", &format!("jsonpath={path}")]);
+        got = d.kubectl_ok(&["get", what, "-o", &format!("jsonpath={path}")]);
         if got == want {
             return got;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("pod {pod} {path}: {got:?}, expected {want:?}");
+    panic!("{what} {path}: {got:?}, expected {want:?}");
 }
 
 #[test]
@@ -1296,15 +1301,21 @@ fn the_workload_network_and_storage_kinds_are_served_as_kubernetes_serves_them()
     assert!(o.status.success(), "{}", err(&o));
     let o = d.kubectl_in(&["apply", "--server-side", "-f", "-"], storage);
     assert!(o.status.success() && !err(&o).contains("Warning"), "{}", err(&o));
-    assert_eq!(
-        get(
-            "pv/pv1",
-            "{.spec.capacity.storage} {.spec.persistentVolumeReclaimPolicy} {.status.phase}"
-        ),
-        "2Gi Retain Pending"
+    // The binder: a volume nobody claims is Available; the claim, given the default class,
+    // gets a volume of its own from the local-path provisioner.
+    wait_for_object(
+        &d,
+        "pv/pv1",
+        "{.spec.capacity.storage} {.spec.persistentVolumeReclaimPolicy} {.status.phase}",
+        "2Gi Retain Available",
     );
     assert!(d.kubectl_ok(&["get", "sc"]).contains("local-path (default)"));
-    assert_eq!(get("pvc/data", "{.status.phase} {.spec.volumeMode}"), "Pending Filesystem");
+    wait_for_object(
+        &d,
+        "pvc/data",
+        "{.status.phase} {.spec.volumeMode} {.spec.storageClassName}",
+        "Bound Filesystem local-path",
+    );
 
     // A StatefulSet applied, then changed: its env list merges by name.
     let sts = |env: &str| {

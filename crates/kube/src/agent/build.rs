@@ -469,6 +469,41 @@ pub async fn prepare_volumes(
                 }
             }
             paths.insert(name.to_string(), (at, true));
+        } else if let Some(c) = v.get("persistentVolumeClaim").filter(|x| x.is_object()) {
+            // The bound volume's directory (hostPath or local), mounted as the pod asks.
+            let claim = c["claimName"].as_str().unwrap_or("");
+            let pvc = object(store, "persistentvolumeclaims", ns, claim)
+                .await
+                .ok_or_else(|| config_error(format!("persistentvolumeclaim \"{claim}\" not found")))?;
+            if pvc.pointer("/status/phase").and_then(Value::as_str) != Some("Bound") {
+                return Err(config_error(format!("persistentvolumeclaim \"{claim}\" is not bound")));
+            }
+            let vol = pvc.pointer("/spec/volumeName").and_then(Value::as_str).unwrap_or("");
+            let kv = store
+                .get(&format!("/registry/core/persistentvolumes/{vol}"), None)
+                .await
+                .ok()
+                .flatten()
+                .ok_or_else(|| config_error(format!("persistentvolume \"{vol}\" not found")))?;
+            let pv: Value = serde_json::from_slice(&kv.value).unwrap_or_default();
+            let path = pv
+                .pointer("/spec/hostPath/path")
+                .or(pv.pointer("/spec/local/path"))
+                .and_then(Value::as_str)
+                .map(PathBuf::from)
+                .ok_or_else(|| {
+                    vol_err(format!(
+                        "persistentvolume {vol:?} is neither hostPath nor local: not supported by Berth"
+                    ))
+                })?;
+            if !path.is_dir() {
+                if pv.pointer("/spec/hostPath/type").and_then(Value::as_str) == Some("DirectoryOrCreate") {
+                    std::fs::create_dir_all(&path).map_err(|e| vol_err(e.to_string()))?;
+                } else {
+                    return Err(vol_err(format!("persistentvolume {vol:?}: {} is not a directory", path.display())));
+                }
+            }
+            paths.insert(name.to_string(), (path, c["readOnly"].as_bool() == Some(true)));
         } else {
             let kind = v
                 .as_object()

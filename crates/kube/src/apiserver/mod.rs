@@ -135,6 +135,9 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     network::ensure_default_services(store.as_ref())
         .await
         .map_err(|e| StartError::Io(e.message))?;
+    storage::ensure_default_class(store.as_ref())
+        .await
+        .map_err(|e| StartError::Io(e.message))?;
     // The serving certificate names every address pods and clients reach the server at: the
     // listening one, the `kubernetes` Service's cluster IP and the pod network's gateway.
     let mut sans = vec![cfg.listen.ip(), std::net::IpAddr::V4(cfg.services.nth(1))];
@@ -219,8 +222,12 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             let (n, b) = cfg.services.net;
             format!("{n}/{b}")
         };
+        let controllers_cfg = crate::controllers::Config {
+            volumes: cfg.dir.join("volumes"),
+            node: cfg.node.as_ref().map(|n| n.name.clone()),
+        };
         tokio::spawn(async move {
-            let informers = crate::controllers::run(server.clone()).await;
+            let informers = crate::controllers::run(server.clone(), controllers_cfg).await;
             let Some(gw) = node_net else { return };
             let std::net::IpAddr::V4(gw_ip) = gw.ip() else { return };
             tokio::spawn(crate::proxy::run(

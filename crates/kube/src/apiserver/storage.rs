@@ -177,6 +177,10 @@ fn admit_pvc(o: &mut Value, old: Option<&Value>) -> Vec<Cause> {
                     if old.pointer("/spec/volumeName").is_none_or(|n| n == "") {
                         m.remove("volumeName");
                     }
+                    // A claim made without a class may be given one once (the default).
+                    if old.pointer("/spec/storageClassName").is_none_or(Value::is_null) {
+                        m.remove("storageClassName");
+                    }
                 }
                 s
             };
@@ -248,6 +252,28 @@ fn admit_storage_class(o: &mut Value, old: Option<&Value>) -> Vec<Cause> {
 
 /// The default StorageClass's annotation (`kubectl get sc` shows the class as `(default)`).
 pub const DEFAULT_CLASS: &str = "storageclass.kubernetes.io/is-default-class";
+
+/// The `local-path` StorageClass every cluster here has, marked default: volumes made on the
+/// node by its provisioner (`controllers::volumes`), deleted with their claims.
+pub async fn ensure_default_class(store: &dyn crate::store::Store) -> super::status::ApiResult<()> {
+    let Some(res) = super::resources::find("storage.k8s.io", "v1", "storageclasses") else {
+        return Ok(());
+    };
+    let key = res.key(None, "local-path");
+    if store.get(&key, None).await?.is_some() {
+        return Ok(());
+    }
+    let mut o = json!({
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": "local-path", "annotations": {DEFAULT_CLASS: "true"}, "uid": super::objects::uuid(), "creationTimestamp": super::objects::now()},
+        "provisioner": crate::controllers::volumes::PROVISIONER, "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate",
+    });
+    (res.admit)(&mut o, None);
+    match store.create(&key, super::objects::stored_bytes(&o)).await {
+        Ok(_) | Err(crate::store::Error::AlreadyExists(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
 
 fn admit_pdb(o: &mut Value, _old: Option<&Value>) -> Vec<Cause> {
     let mut causes = Vec::new();

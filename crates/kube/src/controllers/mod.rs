@@ -10,6 +10,7 @@ pub mod endpoints;
 pub mod job;
 pub mod replicaset;
 pub mod runtime;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -43,6 +44,18 @@ pub(crate) fn cron_jobs() -> &'static Resource {
     resource("batch", "v1", "cronjobs")
 }
 
+pub(crate) fn pvs() -> &'static Resource {
+    resource("", "v1", "persistentvolumes")
+}
+
+pub(crate) fn pvcs() -> &'static Resource {
+    resource("", "v1", "persistentvolumeclaims")
+}
+
+pub(crate) fn storage_classes() -> &'static Resource {
+    resource("storage.k8s.io", "v1", "storageclasses")
+}
+
 pub(crate) fn services() -> &'static Resource {
     resource("", "v1", "services")
 }
@@ -73,6 +86,21 @@ pub struct Informers {
     pub jobs: Arc<Informer>,
     /// CronJobs.
     pub cron_jobs: Arc<Informer>,
+    /// PersistentVolumes.
+    pub pvs: Arc<Informer>,
+    /// PersistentVolumeClaims.
+    pub pvcs: Arc<Informer>,
+    /// StorageClasses.
+    pub storage_classes: Arc<Informer>,
+}
+
+/// What the controllers need of the daemon.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where provisioned volumes live (`ROOT/kube/volumes`).
+    pub volumes: std::path::PathBuf,
+    /// This node's name (none: no node here, nothing provisioned).
+    pub node: Option<String>,
 }
 
 impl Default for Informers {
@@ -93,10 +121,13 @@ impl Informers {
             endpoint_slices: Informer::new(endpoint_slices()),
             jobs: Informer::new(jobs()),
             cron_jobs: Informer::new(cron_jobs()),
+            pvs: Informer::new(pvs()),
+            pvcs: Informer::new(pvcs()),
+            storage_classes: Informer::new(storage_classes()),
         }
     }
 
-    fn all(&self) -> [&Arc<Informer>; 8] {
+    fn all(&self) -> [&Arc<Informer>; 11] {
         [
             &self.pods,
             &self.replica_sets,
@@ -106,6 +137,9 @@ impl Informers {
             &self.endpoint_slices,
             &self.jobs,
             &self.cron_jobs,
+            &self.pvs,
+            &self.pvcs,
+            &self.storage_classes,
         ]
     }
 }
@@ -210,7 +244,7 @@ fn requeue_all(queue: &Queue, informer: &Informer) {
 
 /// Start the informers and controllers; they run until the daemon stops. The informers are
 /// returned for the node's components (proxy, DNS) to share.
-pub async fn run(server: Arc<ApiServer>) -> Arc<Informers> {
+pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
     let store = server.store.clone();
     let informers = Arc::new(Informers::new());
     let client = Client::new(server, replicaset::AGENT);
@@ -243,13 +277,22 @@ pub async fn run(server: Arc<ApiServer>) -> Arc<Informers> {
         backoff: Default::default(),
     });
     let cjc = Arc::new(cronjob::Controller {
-        client,
+        client: client.clone(),
         informers: informers.clone(),
         queue: cj_queue.clone(),
     });
+    let (claim_queue, claim_rx) = Queue::new();
+    let (pv_queue, pv_rx) = Queue::new();
+    let vc = Arc::new(volumes::Controller {
+        client,
+        informers: informers.clone(),
+        claims: claim_queue.clone(),
+        dir: cfg.volumes.clone(),
+        node: cfg.node.clone().unwrap_or_default(),
+    });
     // Subscribe before the informers fill, so that their first lists reach the controllers.
     {
-        let (rsc, dc, epc, jc) = (rsc.clone(), dc.clone(), epc.clone(), jc.clone());
+        let (rsc, dc, epc, jc, vc) = (rsc.clone(), dc.clone(), epc.clone(), jc.clone(), vc.clone());
         let (q1, q2, q3, i2) = (rs_queue.clone(), ep_queue.clone(), job_queue.clone(), informers.clone());
         on_change(
             &informers.pods,
@@ -257,6 +300,7 @@ pub async fn run(server: Arc<ApiServer>) -> Arc<Informers> {
                 rsc.pod_changed(c.old.as_deref(), c.new.as_deref());
                 epc.pod_changed(c.old.as_deref(), c.new.as_deref());
                 jc.pod_changed(c.old.as_deref(), c.new.as_deref());
+                vc.pod_changed(c.object());
                 if c.new.is_none() {
                     dc.pod_gone(c.object());
                 }
@@ -322,6 +366,35 @@ pub async fn run(server: Arc<ApiServer>) -> Arc<Informers> {
             move || requeue_all(&cq3, &i3.cron_jobs),
         );
     }
+    {
+        let (cq, cq2, i2, pq0) = (claim_queue.clone(), claim_queue.clone(), informers.clone(), pv_queue.clone());
+        on_change(
+            &informers.pvcs,
+            move |c| {
+                cq.add(runtime::key_of(c.object()));
+                // A claim gone: its volume is released.
+                if c.new.is_none() {
+                    let v = runtime::str_at(c.object(), "/spec/volumeName");
+                    if !v.is_empty() {
+                        pq0.add(v.to_string());
+                    }
+                }
+            },
+            move || requeue_all(&cq2, &i2.pvcs),
+        );
+        let (pq, pq2, i3) = (pv_queue.clone(), pv_queue.clone(), informers.clone());
+        on_change(
+            &informers.pvs,
+            move |c| pq.add(runtime::key_of(c.object())),
+            move || requeue_all(&pq2, &i3.pvs),
+        );
+        let (cq3, cq4, i4, i5) = (claim_queue.clone(), claim_queue.clone(), informers.clone(), informers.clone());
+        on_change(
+            &informers.storage_classes,
+            move |_| requeue_all(&cq3, &i4.pvcs),
+            move || requeue_all(&cq4, &i5.pvcs),
+        );
+    }
     // A Service's, its Endpoints' or its slices' change: look at the Service again.
     for inf in [&informers.services, &informers.endpoints, &informers.endpoint_slices] {
         let (q, q2, i2) = (ep_queue.clone(), ep_queue.clone(), informers.clone());
@@ -370,6 +443,18 @@ pub async fn run(server: Arc<ApiServer>) -> Arc<Informers> {
         let j = j.clone();
         async move { j.reconcile(k).await }
     });
+    if cfg.node.is_some() {
+        let v = vc.clone();
+        serve("persistentvolumeclaim", claim_queue, claim_rx, move |k| {
+            let v = v.clone();
+            async move { v.reconcile_claim(k).await }
+        });
+        let v = vc.clone();
+        serve("persistentvolume", pv_queue, pv_rx, move |k| {
+            let v = v.clone();
+            async move { v.reconcile_volume(k).await }
+        });
+    }
     let cj = cjc.clone();
     serve("cronjob", cj_queue, cj_rx, move |k| {
         let cj = cj.clone();
