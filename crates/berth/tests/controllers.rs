@@ -836,3 +836,88 @@ spec:
     let kept_dir = d.kubectl_ok(&["get", "pv", &kept, "-o", "jsonpath={.spec.hostPath.path}"]);
     assert!(std::path::Path::new(&kept_dir).is_dir());
 }
+
+const BURN: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: burn}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: burn}}
+  template:
+    metadata: {labels: {app: burn}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: c
+        image: bb:1
+        command: [sh, -c, 'end=$(($(date +%s)+25)); while [ $(date +%s) -lt $end ]; do :; done; sleep 3600']
+        resources: {requests: {cpu: 100m}, limits: {cpu: 200m}}
+";
+
+#[test]
+fn autoscaling_follows_cpu_load_out_and_back_and_top_prints_usage() {
+    let d = Daemon::start();
+    d.busybox("bb:1");
+    apply(&d, BURN);
+    rollout_ok(&d, "deploy/burn");
+    d.kubectl_ok(&["autoscale", "deploy", "burn", "--min=1", "--max=3", "--cpu-percent=50"]);
+    // Down as soon as the load is gone (the default waits five minutes).
+    d.kubectl_ok(&[
+        "patch",
+        "hpa",
+        "burn",
+        "-p",
+        r#"{"spec":{"behavior":{"scaleDown":{"stabilizationWindowSeconds":0}}}}"#,
+    ]);
+    // kubectl top: the busy pod near its 200m limit, the node's figures.
+    let t0 = Instant::now();
+    let top = loop {
+        let o = d.kubectl(&["top", "pod", "-l", "app=burn", "--no-headers"]);
+        let line = common::text(&o);
+        let cpu = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.strip_suffix('m'))
+            .and_then(|c| c.parse::<u32>().ok());
+        if cpu.is_some_and(|c| c >= 100) {
+            break line;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "no usage: {line} {}", err(&o));
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    let cpu: u32 = top.split_whitespace().nth(1).unwrap().trim_end_matches('m').parse().unwrap();
+    assert!(cpu <= 260, "{top}");
+    let node = d.kubectl_ok(&["top", "node", "--no-headers"]);
+    let cells: Vec<&str> = node.split_whitespace().collect();
+    assert!(cells.len() >= 5 && cells[1].ends_with('m') && cells[3].ends_with("Mi"), "{node}");
+    // Out under load, back once it ends.
+    let t0 = Instant::now();
+    wait_for(&d, &["deploy", "burn"], "{.spec.replicas}", "3");
+    let out = t0.elapsed();
+    wait_for(&d, &["deploy", "burn"], "{.spec.replicas}", "1");
+    let status = d.kubectl_ok(&[
+        "get",
+        "hpa",
+        "burn",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"ScalingActive\")].reason}",
+    ]);
+    assert_eq!(status, "ValidMetricFound");
+    let events = d.kubectl_ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=SuccessfulRescale",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(
+        events.contains("New size: 3; reason: cpu resource utilization (percentage of request) above target"),
+        "{events}"
+    );
+    assert!(
+        events.contains("New size: 1; reason: cpu resource utilization (percentage of request) below target"),
+        "{events}"
+    );
+    eprintln!("scaled out after {out:?}");
+}

@@ -74,6 +74,17 @@ pub trait ContainerService: Send + Sync + 'static {
     /// The image pod sandboxes are made from ([`PAUSE_IMAGE`], empty: a sandbox runs nothing
     /// from it), imported when missing; its ID.
     fn pause_image(&self) -> Result<String>;
+    /// A running container's resource use from its cgroup (none: not running).
+    fn usage(&self, id: &str) -> Option<Usage>;
+}
+
+/// What a container uses, as the kubelet's summary reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// CPU time used since it started (ns).
+    pub cpu_ns: u64,
+    /// Memory working set: what it uses less the page cache it could give back (bytes).
+    pub memory_working_set: u64,
 }
 
 /// The sandbox image's name.
@@ -223,6 +234,18 @@ impl ContainerService for Arc<Engine> {
             Err(_) if self.network_id(name).is_some() => Ok(()),
             r => r.map(|_| ()),
         }
+    }
+
+    fn usage(&self, id: &str) -> Option<Usage> {
+        let c = self.container(id).ok()?;
+        if !c.state.running {
+            return None;
+        }
+        let s = runtime::cgroup::stats(&crate::containers::cgroup_path(&c.id));
+        Some(Usage {
+            cpu_ns: s.cpu_total_ns,
+            memory_working_set: s.memory_usage.saturating_sub(s.memory_cache),
+        })
     }
 
     fn pause_image(&self) -> Result<String> {

@@ -6,6 +6,7 @@
 pub mod build;
 pub mod events;
 pub mod logs;
+pub mod metrics;
 pub mod pods;
 pub mod probe;
 pub mod remote;

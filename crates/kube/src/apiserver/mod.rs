@@ -64,6 +64,8 @@ pub struct ApiServer {
     pub issuer: Arc<auth::Issuer>,
     /// The CA certificate (PEM), published in every namespace as `kube-root-ca.crt`.
     pub ca_cert: String,
+    /// The node's resource metrics (`metrics.k8s.io`), when it runs pods.
+    pub metrics: Option<Arc<crate::agent::metrics::Metrics>>,
 }
 
 /// How to run the API server.
@@ -175,6 +177,11 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         }
         _ => None,
     };
+    let metrics = cfg.engine.as_ref().filter(|_| cfg.node.is_some()).map(|e| {
+        let m = Arc::new(crate::agent::metrics::Metrics::default());
+        tokio::spawn(m.clone().run(e.clone()));
+        m
+    });
     tokio::spawn(crate::scheduler::run(store.clone()));
     tokio::spawn(compact_periodically(store.clone()));
     let server = Arc::new(ApiServer {
@@ -183,6 +190,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         pods,
         issuer,
         ca_cert: pki.ca_cert.clone(),
+        metrics: metrics.clone(),
     });
     let router = router(server.clone());
     // The node's network services: its pods' network, the API also on its gateway (for pods;
@@ -225,6 +233,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         let controllers_cfg = crate::controllers::Config {
             volumes: cfg.dir.join("volumes"),
             node: cfg.node.as_ref().map(|n| n.name.clone()),
+            metrics: metrics.clone(),
         };
         tokio::spawn(async move {
             let informers = crate::controllers::run(server.clone(), controllers_cfg).await;
@@ -633,6 +642,7 @@ fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
         .map(|r| (r.group, r.version))
         .collect();
     g.extend(REVIEWS.iter().map(|r| (r.0, r.1)));
+    g.push((METRICS_GROUP, METRICS_VERSION));
     g.sort_by(|a, b| a.0.cmp(b.0).then(b.1.cmp(a.1)));
     g.dedup();
     let mut out: Vec<(&str, Vec<&str>)> = Vec::new();
@@ -675,6 +685,14 @@ async fn api_group(axum::extract::Path(g): axum::extract::Path<String>) -> Respo
 
 /// The APIResourceList of one group/version ("" group: core).
 fn resource_list(group: &str, version: &str) -> Option<Value> {
+    if (group, version) == (METRICS_GROUP, METRICS_VERSION) {
+        return Some(
+            json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "metrics.k8s.io/v1beta1", "resources": [
+                {"name": "nodes", "singularName": "", "namespaced": false, "kind": "NodeMetrics", "verbs": ["get", "list"]},
+                {"name": "pods", "singularName": "", "namespaced": true, "kind": "PodMetrics", "verbs": ["get", "list"]},
+            ]}),
+        );
+    }
     if let Some((g, v, name, kind)) = REVIEWS.iter().find(|r| (r.0, r.1) == (group, version)) {
         return Some(
             json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": format!("{g}/{v}"), "resources": [
@@ -736,6 +754,12 @@ async fn resource(State(s): State<Arc<ApiServer>>, req: Request<Body>) -> Respon
         .unwrap_or_else(|| req.uri().clone());
     let path = uri.path().trim_end_matches('/');
     let segs: Vec<&str> = path.split('/').filter(|x| !x.is_empty()).collect();
+    if let ["apis", METRICS_GROUP, METRICS_VERSION, rest @ ..] = segs.as_slice() {
+        let rest: Vec<String> = rest.iter().map(|x| x.to_string()).collect();
+        return resource_metrics(&s, &rest, uri.query())
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+    }
     let parsed = match segs.as_slice() {
         ["api", "v1", rest @ ..] if !rest.is_empty() => objects::target("", "v1", rest),
         ["apis", g, v, rest @ ..] if !rest.is_empty() => objects::target(g, v, rest),
@@ -773,6 +797,63 @@ async fn resource(State(s): State<Arc<ApiServer>>, req: Request<Body>) -> Respon
         negotiate(&accept, resp).await
     } else {
         resp
+    }
+}
+
+const METRICS_GROUP: &str = "metrics.k8s.io";
+const METRICS_VERSION: &str = "v1beta1";
+
+/// `metrics.k8s.io/v1beta1` (what metrics-server serves): PodMetrics and NodeMetrics from the
+/// node's samples, filtered by label selector.
+async fn resource_metrics(s: &ApiServer, rest: &[String], query: Option<&str>) -> Result<Response, ApiError> {
+    let Some(m) = &s.metrics else {
+        return Err(ApiError::new(
+            503,
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request (no node runs pods here)".to_string(),
+        ));
+    };
+    let q = objects::query_map(query);
+    let labels = select::LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let list = |kind: &str, items: Vec<Value>| {
+        let items: Vec<Value> = items.into_iter().filter(|i| labels.matches(i)).collect();
+        Json(json!({"kind": kind, "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {}, "items": items})).into_response()
+    };
+    let not_found = |what: &str, name: &str| ApiError::new(404, "NotFound", format!("{what}.metrics.k8s.io \"{name}\" not found"));
+    match rest.as_slice() {
+        ["nodes"] | ["nodes", _] => {
+            let page = s.store.list("/registry/core/nodes/", Default::default()).await?;
+            let nodes: Vec<Value> = page.items.iter().filter_map(|kv| serde_json::from_slice(&kv.value).ok()).collect();
+            let all: Vec<Value> = nodes.iter().filter_map(|n| m.node_metrics(n)).collect();
+            match rest.get(1) {
+                None => Ok(list("NodeMetricsList", all)),
+                Some(name) => all
+                    .into_iter()
+                    .find(|n| n["metadata"]["name"] == *name)
+                    .map(|n| Json(n).into_response())
+                    .ok_or_else(|| not_found("nodes", name)),
+            }
+        }
+        ["pods"] | ["namespaces", _, "pods"] | ["namespaces", _, "pods", _] => {
+            let ns = (rest.len() > 1).then(|| rest[1]);
+            let prefix = match ns {
+                Some(ns) => format!("/registry/core/pods/{ns}/"),
+                None => "/registry/core/pods/".to_string(),
+            };
+            let page = s.store.list(&prefix, Default::default()).await?;
+            let pods: Vec<Value> = page.items.iter().filter_map(|kv| serde_json::from_slice(&kv.value).ok()).collect();
+            let all = m.pod_metrics(ns, &pods);
+            match rest.get(3) {
+                None => Ok(list("PodMetricsList", all)),
+                Some(name) => all
+                    .into_iter()
+                    .find(|p| p["metadata"]["name"] == *name)
+                    .map(|p| Json(p).into_response())
+                    .ok_or_else(|| not_found("pods", name)),
+            }
+        }
+        _ => Err(ApiError::no_such_path()),
     }
 }
 

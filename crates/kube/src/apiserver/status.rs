@@ -33,7 +33,7 @@ pub struct ApiError {
 pub type Details = (String, String, String, Vec<Cause>);
 
 impl ApiError {
-    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             code,
             reason,

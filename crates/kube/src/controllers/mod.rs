@@ -7,6 +7,7 @@
 pub mod cronjob;
 pub mod deployment;
 pub mod endpoints;
+pub mod hpa;
 pub mod job;
 pub mod replicaset;
 pub mod runtime;
@@ -42,6 +43,10 @@ pub(crate) fn jobs() -> &'static Resource {
 
 pub(crate) fn cron_jobs() -> &'static Resource {
     resource("batch", "v1", "cronjobs")
+}
+
+pub(crate) fn hpas() -> &'static Resource {
+    resource("autoscaling", "v2", "horizontalpodautoscalers")
 }
 
 pub(crate) fn pvs() -> &'static Resource {
@@ -92,15 +97,19 @@ pub struct Informers {
     pub pvcs: Arc<Informer>,
     /// StorageClasses.
     pub storage_classes: Arc<Informer>,
+    /// HorizontalPodAutoscalers (autoscaling/v2).
+    pub hpas: Arc<Informer>,
 }
 
 /// What the controllers need of the daemon.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// Where provisioned volumes live (`ROOT/kube/volumes`).
     pub volumes: std::path::PathBuf,
     /// This node's name (none: no node here, nothing provisioned).
     pub node: Option<String>,
+    /// The node's resource metrics (for the autoscalers).
+    pub metrics: Option<Arc<crate::agent::metrics::Metrics>>,
 }
 
 impl Default for Informers {
@@ -124,10 +133,11 @@ impl Informers {
             pvs: Informer::new(pvs()),
             pvcs: Informer::new(pvcs()),
             storage_classes: Informer::new(storage_classes()),
+            hpas: Informer::new(hpas()),
         }
     }
 
-    fn all(&self) -> [&Arc<Informer>; 11] {
+    fn all(&self) -> [&Arc<Informer>; 12] {
         [
             &self.pods,
             &self.replica_sets,
@@ -140,6 +150,7 @@ impl Informers {
             &self.pvs,
             &self.pvcs,
             &self.storage_classes,
+            &self.hpas,
         ]
     }
 }
@@ -192,6 +203,7 @@ pub(crate) async fn event(client: &Client, obj: &Value, kind: &str, reason: &str
         Some("ReplicaSet") => "replicaset-controller",
         Some("Job") => "job-controller",
         Some("CronJob") => "cronjob-controller",
+        Some("HorizontalPodAutoscaler") => "horizontal-pod-autoscaler",
         _ => "kube-controller-manager",
     };
     crate::agent::events::record(client.store(), obj, kind, reason, message, source).await;
@@ -283,6 +295,13 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
     });
     let (claim_queue, claim_rx) = Queue::new();
     let (pv_queue, pv_rx) = Queue::new();
+    let (hpa_queue, hpa_rx) = Queue::new();
+    let hc = Arc::new(hpa::Controller {
+        client: client.clone(),
+        informers: informers.clone(),
+        metrics: cfg.metrics.clone(),
+        history: Default::default(),
+    });
     let vc = Arc::new(volumes::Controller {
         client,
         informers: informers.clone(),
@@ -395,6 +414,14 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
             move || requeue_all(&cq4, &i5.pvcs),
         );
     }
+    {
+        let (hq, hq2, i2) = (hpa_queue.clone(), hpa_queue.clone(), informers.clone());
+        on_change(
+            &informers.hpas,
+            move |c| hq.add(runtime::key_of(c.object())),
+            move || requeue_all(&hq2, &i2.hpas),
+        );
+    }
     // A Service's, its Endpoints' or its slices' change: look at the Service again.
     for inf in [&informers.services, &informers.endpoints, &informers.endpoint_slices] {
         let (q, q2, i2) = (ep_queue.clone(), ep_queue.clone(), informers.clone());
@@ -455,6 +482,11 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
             async move { v.reconcile_volume(k).await }
         });
     }
+    let h = hc.clone();
+    serve("horizontalpodautoscaler", hpa_queue, hpa_rx, move |k| {
+        let h = h.clone();
+        async move { h.reconcile(k).await }
+    });
     let cj = cjc.clone();
     serve("cronjob", cj_queue, cj_rx, move |k| {
         let cj = cj.clone();
