@@ -133,9 +133,28 @@ pub struct DaemonArgs {
     /// the `kubernetes` Service's, the tenth the cluster DNS's
     #[arg(long, value_name = "CIDR", default_value = "10.43.0.0/16", value_parser = parse_service_cidr)]
     pub service_cidr: ipnet::Ipv4Net,
+    /// Where the ingress proxy serves HTTP for Ingresses of class `berth` (`none`: not at all)
+    #[arg(long, value_name = "ADDR:PORT|none", default_value = "0.0.0.0:80", value_parser = parse_listen)]
+    pub ingress_http: Listen,
+    /// Where the ingress proxy serves HTTPS (certificates from the Ingresses' TLS Secrets)
+    #[arg(long, value_name = "ADDR:PORT|none", default_value = "0.0.0.0:443", value_parser = parse_listen)]
+    pub ingress_https: Listen,
     /// The ports NodePort Services are given (kube-apiserver's --service-node-port-range)
     #[arg(long, value_name = "FIRST-LAST", default_value = "30000-32767", value_parser = parse_port_range)]
     pub service_node_port_range: std::ops::RangeInclusive<i64>,
+}
+
+/// A listening address, or none (`none`).
+#[derive(Debug, Clone, Copy)]
+pub struct Listen(pub Option<std::net::SocketAddr>);
+
+fn parse_listen(s: &str) -> Result<Listen, String> {
+    if s == "none" {
+        return Ok(Listen(None));
+    }
+    s.parse()
+        .map(|a| Listen(Some(a)))
+        .map_err(|e| format!("{s}: {e} (an ADDR:PORT such as 0.0.0.0:80, or none)"))
 }
 
 fn parse_service_cidr(s: &str) -> Result<ipnet::Ipv4Net, String> {
@@ -281,6 +300,10 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
                 ..Default::default()
             },
             dns: a.dns.clone(),
+            ingress: kube::ingress::Config {
+                http: a.ingress_http.0,
+                https: a.ingress_https.0,
+            },
             services: kube::apiserver::network::ServiceRanges {
                 net: (a.service_cidr.network(), a.service_cidr.prefix_len()),
                 node_ports: a.service_node_port_range.clone(),

@@ -921,3 +921,194 @@ fn autoscaling_follows_cpu_load_out_and_back_and_top_prints_usage() {
     );
     eprintln!("scaled out after {out:?}");
 }
+
+/// The daemon's ingress proxy address (`--ingress-http` or `--ingress-https`).
+fn ingress(d: &Daemon, flag: &str) -> String {
+    d.flag(flag).unwrap()
+}
+
+fn curl(args: &[&str]) -> String {
+    let o = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "5"])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn ingress_routes_by_host_and_path_and_serves_tls_from_a_secret() {
+    let d = Daemon::start();
+    d.busybox("bb:1");
+    apply(
+        &d,
+        APP.split("---\napiVersion: v1\nkind: Service\nmetadata: {name: app-headless}")
+            .next()
+            .unwrap(),
+    );
+    rollout_ok(&d, "deploy/app");
+    assert!(d.kubectl_ok(&["get", "ingressclass"]).contains("berth.dev/ingress"));
+    d.kubectl_ok(&[
+        "create",
+        "ingress",
+        "app",
+        "--rule=app.localhost/*=app:80",
+        "--rule=api.localhost/v1=app:http",
+    ]);
+    d.kubectl_ok(&["create", "ingress", "dead", "--rule=dead.localhost/*=nothing:80"]);
+    let http = ingress(&d, "--ingress-http");
+    let (ip, port) = http.rsplit_once(':').unwrap();
+    wait_for(&d, &["ingress", "app"], "{.status.loadBalancer.ingress[0].ip}", ip);
+    let url = format!("http://{http}/");
+    assert!(curl(&["-H", "Host: app.localhost", &url]).starts_with("app-"));
+    // Prefix by path elements: /v1 goes to the app (which has no such file), /v2 nowhere.
+    assert!(curl(&["-H", "Host: api.localhost", &format!("http://{http}/v1")]).contains("404 Not Found"));
+    assert_eq!(
+        curl(&["-H", "Host: api.localhost", &format!("http://{http}/v2")]).trim(),
+        "default backend - 404"
+    );
+    assert_eq!(curl(&["-H", "Host: other.localhost", &url]).trim(), "default backend - 404");
+    assert!(curl(&["-H", "Host: dead.localhost", &url]).contains("no ready endpoints for service default/nothing"));
+    // TLS: the certificate of the Ingress's Secret, by SNI.
+    let dir = tempfile::tempdir().unwrap();
+    let (crt, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let o = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=secure.localhost",
+            "-addext",
+            "subjectAltName=DNS:secure.localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    d.kubectl_ok(&[
+        "create",
+        "secret",
+        "tls",
+        "secure",
+        "--cert",
+        crt.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    d.kubectl_ok(&["create", "ingress", "secure", "--rule=secure.localhost/*=app:80,tls=secure"]);
+    let https = ingress(&d, "--ingress-https");
+    let hport = https.rsplit_once(':').unwrap().1;
+    let t0 = Instant::now();
+    loop {
+        let body = curl(&[
+            "--cacert",
+            crt.to_str().unwrap(),
+            "--resolve",
+            &format!("secure.localhost:{hport}:{ip}"),
+            &format!("https://secure.localhost:{hport}/"),
+        ]);
+        if body.starts_with("app-") {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = port;
+}
+
+#[test]
+fn helm_create_chart_installs_tests_upgrades_rolls_back_and_uninstalls() {
+    let helm = common::helm_binary();
+    let d = Daemon::start();
+    d.busybox("bb:1");
+    // The chart's images, made here (no registry can be reached): nginx:1.16.0 (its appVersion)
+    // as busybox's httpd on port 80, and busybox for its test pod.
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb:1\nRUN mkdir /www && echo 'hello from demo' > /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n",
+    )
+    .unwrap();
+    d.berth_ok(&["build", "-q", "-t", "nginx:1.16.0", ctx.path().to_str().unwrap()]);
+    d.berth_ok(&["tag", "bb:1", "busybox:1.36"]);
+    let work = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| -> String {
+        let mut cmd = std::process::Command::new(&helm);
+        cmd.current_dir(work.path())
+            .env("KUBECONFIG", d.kubeconfig())
+            .env("HELM_CACHE_HOME", work.path().join(".cache"))
+            .env("HELM_CONFIG_HOME", work.path().join(".config"))
+            .args(args);
+        let o = common::run_timeout(cmd, None, 180);
+        assert!(o.status.success(), "helm {args:?}: {}\n{}", common::text(&o), err(&o));
+        common::text(&o)
+    };
+    run(&["create", "demo"]);
+    // Its test pod's image pinned to the local tag (`busybox` alone would be pulled).
+    let test = work.path().join("demo/templates/tests/test-connection.yaml");
+    let t = std::fs::read_to_string(&test).unwrap();
+    std::fs::write(&test, t.replace("image: busybox", "image: busybox:1.36")).unwrap();
+    run(&[
+        "install",
+        "demo",
+        "./demo",
+        "--set",
+        "ingress.enabled=true",
+        "--set",
+        "autoscaling.enabled=true",
+        "--wait",
+        "--timeout",
+        "90s",
+    ]);
+    for what in ["deployment/demo", "service/demo", "serviceaccount/demo", "ingress/demo", "hpa/demo"] {
+        d.kubectl_ok(&["get", what]);
+    }
+    // Through the Ingress's host rule, and the chart's own test (its pod reaches the Service).
+    let http = ingress(&d, "--ingress-http");
+    assert_eq!(
+        curl(&["-H", "Host: chart-example.local", &format!("http://{http}/")]).trim(),
+        "hello from demo"
+    );
+    let tested = run(&["test", "demo", "--timeout", "90s"]);
+    assert!(tested.contains("Phase:          Succeeded"), "{tested}");
+    // Upgrade (two replicas, no autoscaler), roll back to the first release.
+    run(&["upgrade", "demo", "./demo", "--set", "replicaCount=2", "--wait", "--timeout", "90s"]);
+    assert_eq!(
+        d.kubectl_ok(&["get", "deploy", "demo", "-o", "jsonpath={.status.readyReplicas}"]),
+        "2"
+    );
+    assert!(!d.kubectl(&["get", "hpa", "demo"]).status.success());
+    run(&["rollback", "demo", "1", "--wait", "--timeout", "90s"]);
+    d.kubectl_ok(&["get", "hpa", "demo"]);
+    assert!(run(&["history", "demo"]).lines().count() >= 4);
+    // Uninstalled: nothing of the release is left. (Its test pod is a hook without a delete
+    // policy, which Helm leaves on any cluster: the user removes it.)
+    run(&["uninstall", "demo", "--wait", "--timeout", "90s"]);
+    d.kubectl_ok(&["delete", "pod", "demo-test-connection"]);
+    let t0 = Instant::now();
+    loop {
+        let left = d.kubectl_ok(&[
+            "get",
+            "all,ingress,serviceaccount,endpoints,endpointslices,secrets",
+            "-l",
+            "app.kubernetes.io/instance=demo",
+            "-o",
+            "name",
+        ]);
+        let pods = d.kubectl_ok(&["get", "pods", "-o", "name"]);
+        if left.is_empty() && !pods.contains("demo") {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "left behind: {left} {pods}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(d.kubectl_ok(&["get", "secrets", "-l", "owner=helm", "-o", "name"]), "");
+}

@@ -7,6 +7,7 @@ pub mod apiserver;
 pub mod controllers;
 pub mod cron;
 pub mod dns;
+pub mod ingress;
 pub mod pki;
 pub mod proxy;
 pub mod quantity;

@@ -510,6 +510,15 @@ impl Daemon {
             d.extra
                 .extend(["--pod-bridge".to_string(), name, "--pod-cidr".to_string(), format!("{cidr}.0/24")]);
         }
+        // Its ingress proxy on loopback ports of its own (never the host's 80 and 443).
+        if !extra.iter().any(|a| *a == "--ingress-http" || *a == "--no-kube") {
+            let free = || {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap().to_string()
+            };
+            d.extra
+                .extend(["--ingress-http".to_string(), free(), "--ingress-https".to_string(), free()]);
+        }
         // Services' virtual IPs and node ports of its own too (a /24 in 10.216.0.0/13, a
         // block of 100 ports), so that daemons side by side never answer for each other's.
         if !extra.iter().any(|a| *a == "--service-cidr" || *a == "--no-kube") {

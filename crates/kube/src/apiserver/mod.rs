@@ -89,6 +89,8 @@ pub struct Config {
     pub services: network::ServiceRanges,
     /// The resolvers the cluster DNS forwards other names to (none: the host's).
     pub dns: Vec<SocketAddr>,
+    /// Where the node's ingress proxy listens.
+    pub ingress: crate::ingress::Config,
 }
 
 /// A running API server.
@@ -138,6 +140,9 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         .await
         .map_err(|e| StartError::Io(e.message))?;
     storage::ensure_default_class(store.as_ref())
+        .await
+        .map_err(|e| StartError::Io(e.message))?;
+    network::ensure_ingress_class(store.as_ref())
         .await
         .map_err(|e| StartError::Io(e.message))?;
     // The serving certificate names every address pods and clients reach the server at: the
@@ -230,6 +235,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             let (n, b) = cfg.services.net;
             format!("{n}/{b}")
         };
+        let ingress = cfg.ingress.clone();
         let controllers_cfg = crate::controllers::Config {
             volumes: cfg.dir.join("volumes"),
             node: cfg.node.as_ref().map(|n| n.name.clone()),
@@ -246,7 +252,12 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
                     service_cidr,
                 },
             ));
-            tokio::spawn(crate::dns::run(informers, gw, upstream));
+            tokio::spawn(crate::dns::run(informers.clone(), gw, upstream));
+            tokio::spawn(crate::ingress::run(
+                informers,
+                crate::controllers::runtime::Client::new(server.clone(), "berth-ingress"),
+                ingress,
+            ));
             if api_port != 0 {
                 crate::controllers::publish_node_endpoints(server, gw_ip, api_port).await;
             }
@@ -604,6 +615,7 @@ fn discovery_resources(group: &str, version: &str) -> Vec<Value> {
                 "singularResource": r["singularName"],
                 "verbs": r["verbs"],
                 "shortNames": r.get("shortNames").cloned().unwrap_or_else(|| json!([])),
+                "categories": r.get("categories").cloned().unwrap_or_else(|| json!([])),
             })
         })
         .collect();
@@ -683,6 +695,20 @@ async fn api_group(axum::extract::Path(g): axum::extract::Path<String>) -> Respo
     }
 }
 
+/// The kinds in the `all` category.
+const ALL_CATEGORY: &[&str] = &[
+    "pods",
+    "replicationcontrollers",
+    "services",
+    "daemonsets",
+    "deployments",
+    "replicasets",
+    "statefulsets",
+    "horizontalpodautoscalers",
+    "cronjobs",
+    "jobs",
+];
+
 /// The APIResourceList of one group/version ("" group: core).
 fn resource_list(group: &str, version: &str) -> Option<Value> {
     if (group, version) == (METRICS_GROUP, METRICS_VERSION) {
@@ -712,6 +738,10 @@ fn resource_list(group: &str, version: &str) -> Option<Value> {
                 "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind,
                 "verbs": verbs, "shortNames": r.short_names,
             })];
+            // The `all` category (`kubectl get all`), as the real server lists it.
+            if ALL_CATEGORY.contains(&r.plural) {
+                out[0]["categories"] = json!(["all"]);
+            }
             for sub in r.subresources {
                 let (g, v, kind, verbs) = subresource_info(r, sub);
                 let mut e = json!({"name": format!("{}/{sub}", r.plural), "singularName": "", "namespaced": r.namespaced, "kind": kind, "verbs": verbs});

@@ -278,6 +278,28 @@ pub async fn ensure_default_services(store: &dyn Store) -> ApiResult<()> {
     Ok(())
 }
 
+/// The IngressClass `berth` (marked default), served by the node's ingress proxy.
+pub async fn ensure_ingress_class(store: &dyn Store) -> ApiResult<()> {
+    let Some(res) = super::resources::find("networking.k8s.io", "v1", "ingressclasses") else {
+        return Ok(());
+    };
+    let key = res.key(None, crate::ingress::CLASS);
+    if store.get(&key, None).await?.is_some() {
+        return Ok(());
+    }
+    let mut o = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+        "metadata": {"name": crate::ingress::CLASS, "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"},
+            "uid": super::objects::uuid(), "creationTimestamp": super::objects::now()},
+        "spec": {"controller": crate::ingress::CONTROLLER},
+    });
+    (res.admit)(&mut o, None);
+    match store.create(&key, super::objects::stored_bytes(&o)).await {
+        Ok(_) | Err(crate::store::Error::AlreadyExists(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The cluster IP and node ports of a new Service (or of an updated one that now needs node
 /// ports), allocated from what the other Services hold, as the real server's allocators do.
 pub async fn allocate(store: &dyn Store, o: &mut Value, old: Option<&Value>) -> ApiResult<()> {

@@ -49,6 +49,18 @@ pub(crate) fn hpas() -> &'static Resource {
     resource("autoscaling", "v2", "horizontalpodautoscalers")
 }
 
+pub(crate) fn ingresses() -> &'static Resource {
+    resource("networking.k8s.io", "v1", "ingresses")
+}
+
+pub(crate) fn ingress_classes() -> &'static Resource {
+    resource("networking.k8s.io", "v1", "ingressclasses")
+}
+
+pub(crate) fn secrets() -> &'static Resource {
+    resource("", "v1", "secrets")
+}
+
 pub(crate) fn pvs() -> &'static Resource {
     resource("", "v1", "persistentvolumes")
 }
@@ -99,6 +111,12 @@ pub struct Informers {
     pub storage_classes: Arc<Informer>,
     /// HorizontalPodAutoscalers (autoscaling/v2).
     pub hpas: Arc<Informer>,
+    /// Ingresses.
+    pub ingresses: Arc<Informer>,
+    /// IngressClasses.
+    pub ingress_classes: Arc<Informer>,
+    /// Secrets (TLS certificates of Ingresses).
+    pub secrets: Arc<Informer>,
 }
 
 /// What the controllers need of the daemon.
@@ -134,10 +152,13 @@ impl Informers {
             pvcs: Informer::new(pvcs()),
             storage_classes: Informer::new(storage_classes()),
             hpas: Informer::new(hpas()),
+            ingresses: Informer::new(ingresses()),
+            ingress_classes: Informer::new(ingress_classes()),
+            secrets: Informer::new(secrets()),
         }
     }
 
-    fn all(&self) -> [&Arc<Informer>; 12] {
+    fn all(&self) -> [&Arc<Informer>; 15] {
         [
             &self.pods,
             &self.replica_sets,
@@ -151,6 +172,9 @@ impl Informers {
             &self.pvcs,
             &self.storage_classes,
             &self.hpas,
+            &self.ingresses,
+            &self.ingress_classes,
+            &self.secrets,
         ]
     }
 }
