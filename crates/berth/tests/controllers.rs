@@ -1112,3 +1112,128 @@ fn helm_create_chart_installs_tests_upgrades_rolls_back_and_uninstalls() {
     }
     assert_eq!(d.kubectl_ok(&["get", "secrets", "-l", "owner=helm", "-o", "name"]), "");
 }
+
+const STS: &str = "apiVersion: v1
+kind: Service
+metadata: {name: db}
+spec:
+  clusterIP: None
+  selector: {app: db}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  serviceName: db
+  replicas: 3
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: c
+        image: bb:1
+        command: [sh, -c, 'mkdir -p /www; [ -e /data/born ] || hostname > /data/born; cp /data/born /www/index.html; exec httpd -f -p 8080 -h /www']
+        readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+        volumeMounts: [{name: data, mountPath: /data}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{name: c, image: bb:1, command: [sleep, '3600']}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - {name: c, image: bb:1, command: [sleep, '3600']}
+";
+
+#[test]
+fn statefulsets_keep_names_and_claims_in_order_and_daemonsets_cover_the_node() {
+    let d = Daemon::start();
+    d.busybox("bb:1");
+    d.busybox("bb:2");
+    apply(&d, STS);
+    rollout_ok(&d, "sts/db");
+    // Ordered: each pod started once the one before was ready.
+    let started: Vec<String> = (0..3)
+        .map(|i| d.kubectl_ok(&["get", "pod", &format!("db-{i}"), "-o", "jsonpath={.status.startTime}"]))
+        .collect();
+    assert!(started[0] <= started[1] && started[1] <= started[2], "{started:?}");
+    assert_eq!(
+        d.kubectl_ok(&["get", "pvc", "-l", "app=db", "-o", "jsonpath={.items[*].metadata.name}"]),
+        "data-db-0 data-db-1 data-db-2"
+    );
+    // Stable DNS names under the governing Service, each pod with its own claim's data.
+    wait_for(&d, &["pod", "client"], "{.status.phase}", "Running");
+    let via = |host: &str| {
+        d.kubectl_ok(&[
+            "exec",
+            "client",
+            "--",
+            "wget",
+            "-qO-",
+            &format!("http://{host}.db.default.svc.cluster.local:8080/"),
+        ])
+    };
+    assert_eq!(via("db-1").trim(), "db-1");
+    // A rolling update, highest ordinal first; history and undo through ControllerRevisions.
+    d.kubectl_ok(&["set", "image", "sts/db", "c=bb:2"]);
+    rollout_ok(&d, "sts/db");
+    assert_eq!(
+        d.kubectl_ok(&["get", "pods", "-l", "app=db", "-o", "jsonpath={.items[*].spec.containers[0].image}"]),
+        "bb:2 bb:2 bb:2"
+    );
+    let history = d.kubectl_ok(&["rollout", "history", "sts/db"]);
+    assert!(history.contains("1 ") && history.contains("2 "), "{history}");
+    // A replaced pod keeps its name and its claim: db-1 still serves what it first wrote.
+    d.kubectl_ok(&["delete", "pod", "db-1"]);
+    rollout_ok(&d, "sts/db");
+    wait_for(&d, &["pod", "db-1"], "{.status.containerStatuses[0].ready}", "true");
+    assert_eq!(via("db-1").trim(), "db-1");
+    d.kubectl_ok(&["rollout", "undo", "sts/db"]);
+    rollout_ok(&d, "sts/db");
+    assert_eq!(
+        d.kubectl_ok(&["get", "pods", "-l", "app=db", "-o", "jsonpath={.items[*].spec.containers[0].image}"]),
+        "bb:1 bb:1 bb:1"
+    );
+    // Scaled down from the top; the claims stay (retention policy Retain).
+    d.kubectl_ok(&["scale", "sts/db", "--replicas=1"]);
+    wait_for(&d, &["pods", "-l", "app=db"], "{.items[*].metadata.name}", "db-0");
+    assert_eq!(d.kubectl_ok(&["get", "pvc", "-l", "app=db", "-o", "name"]).lines().count(), 3);
+
+    // The DaemonSet: one pod on the node, bound to it; a new template replaces it.
+    d.kubectl_ok(&["rollout", "status", "ds/agent", "--timeout=60s"]);
+    let node = d.kubectl_ok(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"]);
+    assert_eq!(
+        d.kubectl_ok(&["get", "pods", "-l", "app=agent", "-o", "jsonpath={.items[*].spec.nodeName}"]),
+        node
+    );
+    assert_eq!(
+        d.kubectl_ok(&[
+            "get",
+            "ds",
+            "agent",
+            "-o",
+            "jsonpath={.status.desiredNumberScheduled} {.status.numberReady}"
+        ]),
+        "1 1"
+    );
+    d.kubectl_ok(&["set", "image", "ds/agent", "c=bb:2"]);
+    d.kubectl_ok(&["rollout", "status", "ds/agent", "--timeout=60s"]);
+    wait_for(&d, &["pods", "-l", "app=agent"], "{.items[*].spec.containers[0].image}", "bb:2");
+}

@@ -311,7 +311,40 @@ fn admit_stateful_set(o: &mut Value, old: Option<&Value>) -> Vec<Cause> {
             ));
         }
     }
+    // The claim templates are volumes of every pod: mounts may name them.
+    let claims: Vec<String> = o
+        .pointer("/spec/volumeClaimTemplates")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.pointer("/metadata/name").and_then(Value::as_str).map(String::from))
+        .collect();
+    let added: Vec<String> = match o.pointer_mut("/spec/template/spec").and_then(Value::as_object_mut) {
+        Some(spec) => {
+            let vols = spec.entry("volumes").or_insert_with(|| json!([]));
+            let have: Vec<String> = vols
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v["name"].as_str().map(String::from))
+                .collect();
+            let added: Vec<String> = claims.iter().filter(|c| !have.contains(c)).cloned().collect();
+            if let Some(a) = vols.as_array_mut() {
+                a.extend(added.iter().map(|n| json!({"name": n, "persistentVolumeClaim": {"claimName": n}})));
+            }
+            added
+        }
+        None => Vec::new(),
+    };
     template(o, "spec.template", sel.as_ref(), &["Always"], &mut causes);
+    if let Some(vols) = o.pointer_mut("/spec/template/spec/volumes").and_then(Value::as_array_mut) {
+        vols.retain(|v| !v["name"].as_str().is_some_and(|n| added.iter().any(|a| a == n)));
+        if vols.is_empty() {
+            if let Some(spec) = o.pointer_mut("/spec/template/spec").and_then(Value::as_object_mut) {
+                spec.remove("volumes");
+            }
+        }
+    }
     causes
 }
 

@@ -11,6 +11,7 @@ pub mod hpa;
 pub mod job;
 pub mod replicaset;
 pub mod runtime;
+pub mod statefulset;
 pub mod volumes;
 
 use std::sync::Arc;
@@ -47,6 +48,18 @@ pub(crate) fn cron_jobs() -> &'static Resource {
 
 pub(crate) fn hpas() -> &'static Resource {
     resource("autoscaling", "v2", "horizontalpodautoscalers")
+}
+
+pub(crate) fn stateful_sets() -> &'static Resource {
+    resource("apps", "v1", "statefulsets")
+}
+
+pub(crate) fn daemon_sets() -> &'static Resource {
+    resource("apps", "v1", "daemonsets")
+}
+
+pub(crate) fn revisions() -> &'static Resource {
+    resource("apps", "v1", "controllerrevisions")
 }
 
 pub(crate) fn ingresses() -> &'static Resource {
@@ -117,6 +130,12 @@ pub struct Informers {
     pub ingress_classes: Arc<Informer>,
     /// Secrets (TLS certificates of Ingresses).
     pub secrets: Arc<Informer>,
+    /// StatefulSets.
+    pub stateful_sets: Arc<Informer>,
+    /// DaemonSets.
+    pub daemon_sets: Arc<Informer>,
+    /// ControllerRevisions.
+    pub revisions: Arc<Informer>,
 }
 
 /// What the controllers need of the daemon.
@@ -155,10 +174,13 @@ impl Informers {
             ingresses: Informer::new(ingresses()),
             ingress_classes: Informer::new(ingress_classes()),
             secrets: Informer::new(secrets()),
+            stateful_sets: Informer::new(stateful_sets()),
+            daemon_sets: Informer::new(daemon_sets()),
+            revisions: Informer::new(revisions()),
         }
     }
 
-    fn all(&self) -> [&Arc<Informer>; 15] {
+    fn all(&self) -> [&Arc<Informer>; 18] {
         [
             &self.pods,
             &self.replica_sets,
@@ -175,6 +197,9 @@ impl Informers {
             &self.ingresses,
             &self.ingress_classes,
             &self.secrets,
+            &self.stateful_sets,
+            &self.daemon_sets,
+            &self.revisions,
         ]
     }
 }
@@ -227,6 +252,8 @@ pub(crate) async fn event(client: &Client, obj: &Value, kind: &str, reason: &str
         Some("ReplicaSet") => "replicaset-controller",
         Some("Job") => "job-controller",
         Some("CronJob") => "cronjob-controller",
+        Some("StatefulSet") => "statefulset-controller",
+        Some("DaemonSet") => "daemonset-controller",
         Some("HorizontalPodAutoscaler") => "horizontal-pod-autoscaler",
         _ => "kube-controller-manager",
     };
@@ -317,6 +344,18 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
         informers: informers.clone(),
         queue: cj_queue.clone(),
     });
+    let (sts_queue, sts_rx) = Queue::new();
+    let (ds_queue, ds_rx) = Queue::new();
+    let ssc = Arc::new(statefulset::StatefulSets {
+        client: client.clone(),
+        informers: informers.clone(),
+        queue: sts_queue.clone(),
+    });
+    let dsc = Arc::new(statefulset::DaemonSets {
+        client: client.clone(),
+        informers: informers.clone(),
+        queue: ds_queue.clone(),
+    });
     let (claim_queue, claim_rx) = Queue::new();
     let (pv_queue, pv_rx) = Queue::new();
     let (hpa_queue, hpa_rx) = Queue::new();
@@ -336,6 +375,7 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
     // Subscribe before the informers fill, so that their first lists reach the controllers.
     {
         let (rsc, dc, epc, jc, vc) = (rsc.clone(), dc.clone(), epc.clone(), jc.clone(), vc.clone());
+        let (ssc, dsc) = (ssc.clone(), dsc.clone());
         let (q1, q2, q3, i2) = (rs_queue.clone(), ep_queue.clone(), job_queue.clone(), informers.clone());
         on_change(
             &informers.pods,
@@ -344,6 +384,8 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
                 epc.pod_changed(c.old.as_deref(), c.new.as_deref());
                 jc.pod_changed(c.old.as_deref(), c.new.as_deref());
                 vc.pod_changed(c.object());
+                ssc.pod_changed(c.object());
+                dsc.pod_changed(c.object());
                 if c.new.is_none() {
                     dc.pod_gone(c.object());
                 }
@@ -439,6 +481,20 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
         );
     }
     {
+        let (sq, sq2, i2) = (sts_queue.clone(), sts_queue.clone(), informers.clone());
+        on_change(
+            &informers.stateful_sets,
+            move |c| sq.add(runtime::key_of(c.object())),
+            move || requeue_all(&sq2, &i2.stateful_sets),
+        );
+        let (dq, dq2, i3) = (ds_queue.clone(), ds_queue.clone(), informers.clone());
+        on_change(
+            &informers.daemon_sets,
+            move |c| dq.add(runtime::key_of(c.object())),
+            move || requeue_all(&dq2, &i3.daemon_sets),
+        );
+    }
+    {
         let (hq, hq2, i2) = (hpa_queue.clone(), hpa_queue.clone(), informers.clone());
         on_change(
             &informers.hpas,
@@ -506,6 +562,16 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
             async move { v.reconcile_volume(k).await }
         });
     }
+    let ss = ssc.clone();
+    serve("statefulset", sts_queue, sts_rx, move |k| {
+        let ss = ss.clone();
+        async move { ss.reconcile(k).await }
+    });
+    let ds = dsc.clone();
+    serve("daemonset", ds_queue, ds_rx, move |k| {
+        let ds = ds.clone();
+        async move { ds.reconcile(k).await }
+    });
     let h = hc.clone();
     serve("horizontalpodautoscaler", hpa_queue, hpa_rx, move |k| {
         let h = h.clone();
