@@ -139,6 +139,10 @@ pub struct DaemonArgs {
     /// Where the ingress proxy serves HTTPS (certificates from the Ingresses' TLS Secrets)
     #[arg(long, value_name = "ADDR:PORT|none", default_value = "0.0.0.0:443", value_parser = parse_listen)]
     pub ingress_https: Listen,
+    /// Seconds a node's Lease may go unrenewed before the node is unreachable and its pods are
+    /// evicted as their tolerations say (kube-controller-manager's --node-monitor-grace-period)
+    #[arg(long, value_name = "SECONDS", default_value_t = 40, value_parser = parse_grace)]
+    pub node_monitor_grace_period: u64,
     /// The ports NodePort Services are given (kube-apiserver's --service-node-port-range)
     #[arg(long, value_name = "FIRST-LAST", default_value = "30000-32767", value_parser = parse_port_range)]
     pub service_node_port_range: std::ops::RangeInclusive<i64>,
@@ -155,6 +159,14 @@ fn parse_listen(s: &str) -> Result<Listen, String> {
     s.parse()
         .map(|a| Listen(Some(a)))
         .map_err(|e| format!("{s}: {e} (an ADDR:PORT such as 0.0.0.0:80, or none)"))
+}
+
+fn parse_grace(s: &str) -> Result<u64, String> {
+    let n: u64 = s.parse().map_err(|e| format!("{s}: {e}"))?;
+    if n <= 10 {
+        return Err(format!("{n}: must be longer than the node agents' 10 s heartbeat"));
+    }
+    Ok(n)
 }
 
 fn parse_service_cidr(s: &str) -> Result<ipnet::Ipv4Net, String> {
@@ -300,6 +312,7 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
                 ..Default::default()
             },
             dns: a.dns.clone(),
+            node_grace: std::time::Duration::from_secs(a.node_monitor_grace_period),
             ingress: kube::ingress::Config {
                 http: a.ingress_http.0,
                 https: a.ingress_https.0,

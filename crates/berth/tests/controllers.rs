@@ -1237,3 +1237,98 @@ fn statefulsets_keep_names_and_claims_in_order_and_daemonsets_cover_the_node() {
     d.kubectl_ok(&["rollout", "status", "ds/agent", "--timeout=60s"]);
     wait_for(&d, &["pods", "-l", "app=agent"], "{.items[*].spec.containers[0].image}", "bb:2");
 }
+
+fn micro_now() -> String {
+    let o = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%6NZ"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+#[test]
+fn a_node_that_stops_heartbeating_goes_unreachable_and_its_pods_are_evicted() {
+    let d = Daemon::start_with(&["--node-monitor-grace-period", "12"]);
+    // A second node whose kubelet is this test: its Node and Lease made by hand, then left to
+    // go stale (the daemon's own node keeps beating).
+    let lease = |t: &str| {
+        format!("apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {{name: far, namespace: kube-node-lease}}\nspec: {{holderIdentity: far, leaseDurationSeconds: 40, renewTime: \"{t}\"}}\n")
+    };
+    apply(
+        &d,
+        "apiVersion: v1\nkind: Node\nmetadata: {name: far, labels: {kubernetes.io/hostname: far}}\n",
+    );
+    apply(&d, &lease(&micro_now()));
+    d.kubectl_ok(&[
+        "patch", "node", "far", "--subresource=status", "--type=merge", "-p",
+        &format!(r#"{{"status":{{"allocatable":{{"cpu":"2","memory":"2Gi","pods":"110"}},"capacity":{{"cpu":"2","memory":"2Gi","pods":"110"}},"conditions":[{{"type":"Ready","status":"True","reason":"KubeletReady","message":"kubelet is posting ready status","lastHeartbeatTime":"{0}","lastTransitionTime":"{0}"}}]}}}}"#, micro_now().split('.').next().unwrap().to_string() + "Z"),
+    ]);
+    apply(
+        &d,
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: remote}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: remote}}
+  template:
+    metadata: {labels: {app: remote}}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: far}
+      tolerations: [{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 3}]
+      containers: [{name: c, image: bb:1}]
+",
+    );
+    let first = loop {
+        let p = d.kubectl_ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=remote",
+            "-o",
+            "jsonpath={.items[?(@.spec.nodeName==\"far\")].metadata.name}",
+        ]);
+        if !p.is_empty() {
+            break p;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // No heartbeat: unreachable (conditions Unknown, the taints), then the pod evicted after
+    // its 3 s toleration, and its ReplicaSet makes another (which the tainted node does not get).
+    wait_for(&d, &["node", "far"], "{.status.conditions[?(@.type==\"Ready\")].status}", "Unknown");
+    assert!(d.kubectl_ok(&["get", "nodes"]).contains("NotReady"));
+    assert_eq!(
+        d.kubectl_ok(&["get", "node", "far", "-o", "jsonpath={.spec.taints[*].key}"]),
+        "node.kubernetes.io/unreachable node.kubernetes.io/unreachable"
+    );
+    let t0 = Instant::now();
+    loop {
+        let ts = d.kubectl_ok(&["get", "pod", &first, "-o", "jsonpath={.metadata.deletionTimestamp}"]);
+        if !ts.is_empty() {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "{first} was never evicted");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let events = d.kubectl_ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=TaintManagerEviction",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(events.contains(&format!("Marking for deletion Pod default/{first}")), "{events}");
+    let t0 = Instant::now();
+    loop {
+        let pods = d.kubectl_ok(&["get", "pods", "-l", "app=remote", "-o", "name"]);
+        if pods.lines().count() == 2 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "no replacement: {pods}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Beating again: the taints go.
+    apply(&d, &lease(&micro_now()));
+    wait_for(&d, &["node", "far"], "{.spec.taints[*].key}", "");
+}

@@ -91,6 +91,8 @@ pub struct Config {
     pub dns: Vec<SocketAddr>,
     /// Where the node's ingress proxy listens.
     pub ingress: crate::ingress::Config,
+    /// How long a node's Lease may go unrenewed before it is unreachable (40 s).
+    pub node_grace: std::time::Duration,
 }
 
 /// A running API server.
@@ -240,6 +242,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             volumes: cfg.dir.join("volumes"),
             node: cfg.node.as_ref().map(|n| n.name.clone()),
             metrics: metrics.clone(),
+            node_grace: cfg.node_grace,
         };
         tokio::spawn(async move {
             let informers = crate::controllers::run(server.clone(), controllers_cfg).await;

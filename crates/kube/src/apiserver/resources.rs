@@ -513,7 +513,7 @@ pub static RESOURCES: &[Resource] = &[
         },
         field_selectors: &["spec.unschedulable"],
         decode: super::typed::decode::<k8s_openapi::api::core::v1::Node>,
-        subresources: &[],
+        subresources: &["status"],
     },
     super::rbac::ROLE_RESOURCE,
     super::rbac::CLUSTER_ROLE_RESOURCE,

@@ -9,6 +9,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod hpa;
 pub mod job;
+pub mod nodes;
 pub mod replicaset;
 pub mod runtime;
 pub mod statefulset;
@@ -48,6 +49,10 @@ pub(crate) fn cron_jobs() -> &'static Resource {
 
 pub(crate) fn hpas() -> &'static Resource {
     resource("autoscaling", "v2", "horizontalpodautoscalers")
+}
+
+pub(crate) fn nodes() -> &'static Resource {
+    resource("", "v1", "nodes")
 }
 
 pub(crate) fn stateful_sets() -> &'static Resource {
@@ -147,6 +152,8 @@ pub struct Config {
     pub node: Option<String>,
     /// The node's resource metrics (for the autoscalers).
     pub metrics: Option<Arc<crate::agent::metrics::Metrics>>,
+    /// How long a node's Lease may go unrenewed before it is unreachable.
+    pub node_grace: std::time::Duration,
 }
 
 impl Default for Informers {
@@ -356,6 +363,11 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
         informers: informers.clone(),
         queue: ds_queue.clone(),
     });
+    let lifecycle = Arc::new(nodes::Controller {
+        client: client.clone(),
+        informers: informers.clone(),
+        grace: cfg.node_grace,
+    });
     let (claim_queue, claim_rx) = Queue::new();
     let (pv_queue, pv_rx) = Queue::new();
     let (hpa_queue, hpa_rx) = Queue::new();
@@ -562,6 +574,7 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
             async move { v.reconcile_volume(k).await }
         });
     }
+    tokio::spawn(lifecycle.run());
     let ss = ssc.clone();
     serve("statefulset", sts_queue, sts_rx, move |k| {
         let ss = ss.clone();
