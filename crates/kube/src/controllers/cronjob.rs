@@ -11,7 +11,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde_json::{json, Value};
 
-use super::runtime::{controller_of, controller_ref, int_at, split_key, str_at, Action, Client, Queue};
+use super::runtime::{controller_of, controller_ref, int_at, owner_key, split_key, str_at, Action, Client, Queue};
 use super::Informers;
 use crate::apiserver::status::ApiResult;
 use crate::cron::{zone, Schedule};
@@ -47,12 +47,8 @@ pub struct Controller {
 impl Controller {
     /// Queue the CronJob a Job belongs to.
     pub fn job_changed(&self, job: &Value) {
-        if let Some(r) = controller_of(job).filter(|r| r["kind"] == "CronJob") {
-            self.queue.add(format!(
-                "{}/{}",
-                str_at(job, "/metadata/namespace"),
-                r["name"].as_str().unwrap_or("")
-            ));
+        if let Some(k) = owner_key(job, "CronJob") {
+            self.queue.add(k);
         }
     }
 

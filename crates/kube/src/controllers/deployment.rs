@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::runtime::{controller_of, controller_ref, int_at, key_of, seconds_since, split_key, str_at, Action, Client, Queue};
+use super::runtime::{controller_of, controller_ref, int_at, key_of, owner_key, seconds_since, split_key, str_at, Action, Client, Queue};
 use super::Informers;
 use crate::apiserver::select::selects;
 use crate::apiserver::status::{ApiError, ApiResult};
@@ -198,19 +198,10 @@ impl Controller {
 
     /// A pod went away: a Recreate rollout may be waiting for it.
     pub fn pod_gone(&self, pod: &Value) {
-        let ns = str_at(pod, "/metadata/namespace");
-        let Some(r) = controller_of(pod).filter(|r| r["kind"] == "ReplicaSet") else {
+        let Some(rs) = owner_key(pod, "ReplicaSet").and_then(|k| self.informers.replica_sets.get(&k)) else {
             return;
         };
-        let Some(rs) = self
-            .informers
-            .replica_sets
-            .get(&format!("{ns}/{}", r["name"].as_str().unwrap_or("")))
-        else {
-            return;
-        };
-        if let Some(d) = controller_of(&rs).filter(|r| r["kind"] == "Deployment") {
-            let key = format!("{ns}/{}", d["name"].as_str().unwrap_or(""));
+        if let Some(key) = owner_key(&rs, "Deployment") {
             if self
                 .informers
                 .deployments

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::replicaset::ready_since;
-use super::runtime::{controller_of, controller_ref, int_at, seconds_since, split_key, str_at, Action, Client, Expectations, Queue};
+use super::runtime::{
+    controller_of, controller_ref, int_at, owner_key, seconds_since, split_key, str_at, Action, Client, Expectations, Queue,
+};
 use super::Informers;
 use crate::apiserver::status::ApiResult;
 
@@ -165,8 +167,7 @@ impl Controller {
     /// Queue the Job a pod belongs to.
     pub fn pod_changed(&self, old: Option<&Value>, new: Option<&Value>) {
         for pod in [old, new].into_iter().flatten() {
-            if let Some(r) = controller_of(pod).filter(|r| r["kind"] == "Job") {
-                let owner = format!("{}/{}", str_at(pod, "/metadata/namespace"), r["name"].as_str().unwrap_or(""));
+            if let Some(owner) = owner_key(pod, "Job") {
                 let gone = new.is_none_or(|n| n.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()));
                 self.expectations.observed(&owner, str_at(pod, "/metadata/name"), gone);
                 self.queue.add(owner);

@@ -60,6 +60,12 @@ pub fn controller_of(o: &Value) -> Option<&Value> {
         .find(|r| r["controller"] == json!(true))
 }
 
+/// The cache key (`namespace/name`) of the object's controller, when it is of `kind`.
+pub fn owner_key(o: &Value, kind: &str) -> Option<String> {
+    let r = controller_of(o).filter(|r| r["kind"] == kind)?;
+    Some(format!("{}/{}", str_at(o, "/metadata/namespace"), r["name"].as_str().unwrap_or("")))
+}
+
 /// An owner reference to `owner` marking it the controller, as controllers write them.
 pub fn controller_ref(owner: &Value) -> Value {
     json!({
@@ -456,28 +462,25 @@ impl Expectations {
         }
     }
 
-    /// `owner` created (or is about to) the pod `name`.
-    pub fn expect_add(&self, owner: &str, name: &str) {
+    fn expect(&self, owner: &str, name: &str, delete: bool) {
         let mut m = self.map.lock().expect("expectations lock");
         let e = m.entry(owner.to_string()).or_insert_with(|| Expected {
             adds: HashSet::new(),
             deletes: HashSet::new(),
             at: Instant::now(),
         });
-        e.adds.insert(name.to_string());
+        if delete { &mut e.deletes } else { &mut e.adds }.insert(name.to_string());
         e.at = Instant::now();
+    }
+
+    /// `owner` created (or is about to) the pod `name`.
+    pub fn expect_add(&self, owner: &str, name: &str) {
+        self.expect(owner, name, false);
     }
 
     /// `owner` deletes the pod `name`.
     pub fn expect_delete(&self, owner: &str, name: &str) {
-        let mut m = self.map.lock().expect("expectations lock");
-        let e = m.entry(owner.to_string()).or_insert_with(|| Expected {
-            adds: HashSet::new(),
-            deletes: HashSet::new(),
-            at: Instant::now(),
-        });
-        e.deletes.insert(name.to_string());
-        e.at = Instant::now();
+        self.expect(owner, name, true);
     }
 
     /// A create that failed (it will not be seen).

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use super::deployment::template_hash;
 use super::replicaset::{available, is_active, ready_since};
-use super::runtime::{controller_of, controller_ref, int_at, split_key, str_at, Action, Client, Queue};
+use super::runtime::{controller_of, controller_ref, int_at, owner_key, split_key, str_at, Action, Client, Queue};
 use super::Informers;
 use crate::apiserver::status::ApiResult;
 
@@ -123,12 +123,8 @@ pub struct StatefulSets {
 impl StatefulSets {
     /// Queue the StatefulSet a pod belongs to.
     pub fn pod_changed(&self, pod: &Value) {
-        if let Some(r) = controller_of(pod).filter(|r| r["kind"] == "StatefulSet") {
-            self.queue.add(format!(
-                "{}/{}",
-                str_at(pod, "/metadata/namespace"),
-                r["name"].as_str().unwrap_or("")
-            ));
+        if let Some(k) = owner_key(pod, "StatefulSet") {
+            self.queue.add(k);
         }
     }
 
@@ -382,12 +378,8 @@ fn fits(ds: &Value, node: &Value) -> bool {
 impl DaemonSets {
     /// Queue the DaemonSet a pod belongs to.
     pub fn pod_changed(&self, pod: &Value) {
-        if let Some(r) = controller_of(pod).filter(|r| r["kind"] == "DaemonSet") {
-            self.queue.add(format!(
-                "{}/{}",
-                str_at(pod, "/metadata/namespace"),
-                r["name"].as_str().unwrap_or("")
-            ));
+        if let Some(k) = owner_key(pod, "DaemonSet") {
+            self.queue.add(k);
         }
     }
 
