@@ -1332,3 +1332,70 @@ spec:
     apply(&d, &lease(&micro_now()));
     wait_for(&d, &["node", "far"], "{.spec.taints[*].key}", "");
 }
+
+#[test]
+fn limit_ranges_default_and_bound_containers_and_quotas_hold_a_namespace() {
+    let d = Daemon::start();
+    d.busybox("bb:1");
+    d.kubectl_ok(&["create", "namespace", "team"]);
+    d.kubectl_ok(&["-n", "team", "create", "quota", "q", "--hard=pods=2,requests.cpu=1,limits.cpu=2"]);
+    apply(
+        &d,
+        "apiVersion: v1\nkind: LimitRange\nmetadata: {name: lr, namespace: team}\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 500m}\n    defaultRequest: {cpu: 200m}\n    max: {cpu: \"1\"}\n",
+    );
+    let run = |name: &str| d.kubectl(&["-n", "team", "run", name, "--image=bb:1", "--", "sleep", "3600"]);
+    assert!(run("a").status.success());
+    // The LimitRange's defaults, written into the pod.
+    assert_eq!(
+        d.kubectl_ok(&[
+            "-n",
+            "team",
+            "get",
+            "pod",
+            "a",
+            "-o",
+            "jsonpath={.spec.containers[0].resources.requests.cpu} {.spec.containers[0].resources.limits.cpu}"
+        ]),
+        "200m 500m"
+    );
+    assert!(run("b").status.success());
+    // The quota's status follows, and a third pod is refused with the real server's words.
+    let t0 = Instant::now();
+    loop {
+        let q = d.kubectl_ok(&["-n", "team", "get", "quota", "q", "--no-headers"]);
+        if q.contains("pods: 2/2") && q.contains("requests.cpu: 400m/1") && q.contains("limits.cpu: 1/2") {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{q}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = run("c");
+    assert!(
+        err(&o).contains("pods \"c\" is forbidden: exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2"),
+        "{}",
+        err(&o)
+    );
+    let o = d.kubectl(&[
+        "-n",
+        "team",
+        "run",
+        "big",
+        "--image=bb:1",
+        r#"--overrides={"spec":{"containers":[{"name":"big","image":"bb:1","resources":{"limits":{"cpu":"2"}}}]}}"#,
+    ]);
+    assert!(
+        err(&o).contains("maximum cpu usage per Container is 1, but limit is 2"),
+        "{}",
+        err(&o)
+    );
+    // A quota on something this server does not enforce is refused, not taken and ignored.
+    let o = d.kubectl(&["-n", "team", "create", "quota", "bad", "--hard=services=3"]);
+    assert!(err(&o).contains("spec.hard[services]: Unsupported value"), "{}", err(&o));
+    // A pod gone frees its share.
+    d.kubectl_ok(&["-n", "team", "delete", "pod", "a", "--grace-period=1"]);
+    let t0 = Instant::now();
+    while !run("c").status.success() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "the quota was not freed");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}

@@ -1291,8 +1291,18 @@ fn the_workload_network_and_storage_kinds_are_served_as_kubernetes_serves_them()
     d.kubectl_ok(&["create", "ingress", "web", "--rule=web.localhost/*=web:80"]);
     assert_eq!(get("ingress/web", "{.spec.rules[0].http.paths[0].pathType}"), "Prefix");
     d.kubectl_ok(&["create", "priorityclass", "high", "--value=1000"]);
-    d.kubectl_ok(&["create", "quota", "q", "--hard=pods=10"]);
-    assert!(d.kubectl_ok(&["get", "quota", "q", "--no-headers"]).contains("pods: 0/10"));
+    // A quota in a namespace of its own (the controllers' pending pods count in default).
+    d.kubectl_ok(&["create", "namespace", "quota-test"]);
+    d.kubectl_ok(&["-n", "quota-test", "create", "quota", "q", "--hard=pods=10"]);
+    let mut quota = String::new();
+    for _ in 0..100 {
+        quota = d.kubectl_ok(&["-n", "quota-test", "get", "quota", "q", "--no-headers"]);
+        if quota.contains("pods: 0/10") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(quota.contains("pods: 0/10"), "{quota}");
 
     // Storage from a manifest, applied client-side then server-side (kubectl migrates its
     // managers on the way).

@@ -19,6 +19,7 @@ pub mod patch;
 pub mod pods;
 pub mod proto;
 pub mod proto_tables;
+pub mod quota;
 pub mod rbac;
 pub mod remote;
 pub mod resources;

@@ -511,6 +511,7 @@ async fn insert(
     if t.res.kind == "Pod" {
         let ns = t.namespace.clone().unwrap_or_default();
         super::pods::admit_service_account(s.store.as_ref(), &mut o, &ns).await?;
+        super::quota::admit_pod(s.store.as_ref(), &mut o, &ns).await?;
     }
     let service = t.res.kind == "Service" && t.res.group.is_empty();
     // The system's fields first (a Job's generated selector names its uid).

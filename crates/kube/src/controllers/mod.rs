@@ -10,6 +10,7 @@ pub mod endpoints;
 pub mod hpa;
 pub mod job;
 pub mod nodes;
+pub mod quota;
 pub mod replicaset;
 pub mod runtime;
 pub mod statefulset;
@@ -49,6 +50,10 @@ pub(crate) fn cron_jobs() -> &'static Resource {
 
 pub(crate) fn hpas() -> &'static Resource {
     resource("autoscaling", "v2", "horizontalpodautoscalers")
+}
+
+pub(crate) fn quotas() -> &'static Resource {
+    resource("", "v1", "resourcequotas")
 }
 
 pub(crate) fn nodes() -> &'static Resource {
@@ -141,6 +146,8 @@ pub struct Informers {
     pub daemon_sets: Arc<Informer>,
     /// ControllerRevisions.
     pub revisions: Arc<Informer>,
+    /// ResourceQuotas.
+    pub quotas: Arc<Informer>,
 }
 
 /// What the controllers need of the daemon.
@@ -184,10 +191,11 @@ impl Informers {
             stateful_sets: Informer::new(stateful_sets()),
             daemon_sets: Informer::new(daemon_sets()),
             revisions: Informer::new(revisions()),
+            quotas: Informer::new(quotas()),
         }
     }
 
-    fn all(&self) -> [&Arc<Informer>; 18] {
+    fn all(&self) -> [&Arc<Informer>; 19] {
         [
             &self.pods,
             &self.replica_sets,
@@ -207,6 +215,7 @@ impl Informers {
             &self.stateful_sets,
             &self.daemon_sets,
             &self.revisions,
+            &self.quotas,
         ]
     }
 }
@@ -363,6 +372,12 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
         informers: informers.clone(),
         queue: ds_queue.clone(),
     });
+    let (quota_queue, quota_rx) = Queue::new();
+    let qc = Arc::new(quota::Controller {
+        client: client.clone(),
+        informers: informers.clone(),
+        queue: quota_queue.clone(),
+    });
     let lifecycle = Arc::new(nodes::Controller {
         client: client.clone(),
         informers: informers.clone(),
@@ -387,7 +402,7 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
     // Subscribe before the informers fill, so that their first lists reach the controllers.
     {
         let (rsc, dc, epc, jc, vc) = (rsc.clone(), dc.clone(), epc.clone(), jc.clone(), vc.clone());
-        let (ssc, dsc) = (ssc.clone(), dsc.clone());
+        let (ssc, dsc, qc) = (ssc.clone(), dsc.clone(), qc.clone());
         let (q1, q2, q3, i2) = (rs_queue.clone(), ep_queue.clone(), job_queue.clone(), informers.clone());
         on_change(
             &informers.pods,
@@ -398,6 +413,7 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
                 vc.pod_changed(c.object());
                 ssc.pod_changed(c.object());
                 dsc.pod_changed(c.object());
+                qc.pod_changed(c.object());
                 if c.new.is_none() {
                     dc.pod_gone(c.object());
                 }
@@ -507,6 +523,14 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
         );
     }
     {
+        let (qq, qq2, i2) = (quota_queue.clone(), quota_queue.clone(), informers.clone());
+        on_change(
+            &informers.quotas,
+            move |c| qq.add(runtime::key_of(c.object())),
+            move || requeue_all(&qq2, &i2.quotas),
+        );
+    }
+    {
         let (hq, hq2, i2) = (hpa_queue.clone(), hpa_queue.clone(), informers.clone());
         on_change(
             &informers.hpas,
@@ -575,6 +599,11 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
         });
     }
     tokio::spawn(lifecycle.run());
+    let qz = qc.clone();
+    serve("resourcequota", quota_queue, quota_rx, move |k| {
+        let qz = qz.clone();
+        async move { qz.reconcile(k).await }
+    });
     let ss = ssc.clone();
     serve("statefulset", sts_queue, sts_rx, move |k| {
         let ss = ss.clone();
