@@ -525,9 +525,10 @@ fn port_forward_to_a_service_reaches_one_of_its_pods() {
     rollout_ok(&d, "deploy/app");
     let mut pf = d.kubectl_cmd(&["port-forward", "svc/app", ":80"]);
     pf.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
-    let mut child = pf.spawn().unwrap();
+    // Killed when dropped, also when an assertion fails first.
+    let mut child = common::Killed(pf.spawn().unwrap());
     let mut line = String::new();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut out = std::io::BufReader::new(child.0.stdout.take().unwrap());
     std::io::BufRead::read_line(&mut out, &mut line).unwrap();
     // Keep reading (kubectl reports each connection there; a closed pipe would stop it).
     std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
@@ -539,8 +540,7 @@ fn port_forward_to_a_service_reaches_one_of_its_pods() {
         .arg(format!("http://127.0.0.1:{port}/"))
         .output()
         .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("app-"), "{o:?}");
 }
 

@@ -8,20 +8,10 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::Daemon;
+use common::{Daemon, Killed};
 
 const CM: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  labels: {app: model}\ndata:\n  lr: \"0.01\"\n  epochs: \"10\"\n";
-
-/// A child process killed (and reaped) when dropped, also when the test fails first.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn err(o: &std::process::Output) -> String {
     common::errtext(o)

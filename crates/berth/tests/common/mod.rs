@@ -857,3 +857,13 @@ impl Drop for Upstream {
         let _ = self.child.wait();
     }
 }
+
+/// A child process killed (and reaped) when dropped, also when the test fails first.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

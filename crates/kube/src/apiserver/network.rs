@@ -259,21 +259,12 @@ pub async fn ensure_default_services(store: &dyn Store) -> ApiResult<()> {
         ),
     ];
     for (ns, name, ip, labels, ports) in services {
-        let key = res.key(Some(ns), name);
-        if store.get(&key, None).await?.is_some() {
-            continue;
-        }
-        let mut o = json!({
+        let o = json!({
             "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": ns, "labels": labels, "uid": super::objects::uuid(), "creationTimestamp": super::objects::now()},
+            "metadata": {"name": name, "namespace": ns, "labels": labels},
             "spec": {"clusterIP": ip.to_string(), "ports": ports},
         });
-        (res.admit)(&mut o, None);
-        allocate(store, &mut o, None).await?;
-        match store.create(&key, super::objects::stored_bytes(&o)).await {
-            Ok(_) | Err(crate::store::Error::AlreadyExists(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
+        super::objects::ensure_object(store, res, Some(ns), o).await?;
     }
     Ok(())
 }
@@ -283,21 +274,12 @@ pub async fn ensure_ingress_class(store: &dyn Store) -> ApiResult<()> {
     let Some(res) = super::resources::find("networking.k8s.io", "v1", "ingressclasses") else {
         return Ok(());
     };
-    let key = res.key(None, crate::ingress::CLASS);
-    if store.get(&key, None).await?.is_some() {
-        return Ok(());
-    }
-    let mut o = json!({
+    let o = json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
-        "metadata": {"name": crate::ingress::CLASS, "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"},
-            "uid": super::objects::uuid(), "creationTimestamp": super::objects::now()},
+        "metadata": {"name": crate::ingress::CLASS, "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
         "spec": {"controller": crate::ingress::CONTROLLER},
     });
-    (res.admit)(&mut o, None);
-    match store.create(&key, super::objects::stored_bytes(&o)).await {
-        Ok(_) | Err(crate::store::Error::AlreadyExists(_)) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    super::objects::ensure_object(store, res, None, o).await
 }
 
 /// The cluster IP and node ports of a new Service (or of an updated one that now needs node

@@ -1415,6 +1415,26 @@ pub async fn ensure_root_ca_everywhere(store: &dyn Store, ca: &str) -> ApiResult
 }
 
 /// Make sure the namespaces every cluster has exist.
+/// Make an object the cluster always has (admitted as a create would admit it), unless it
+/// exists already.
+pub(crate) async fn ensure_object(store: &dyn Store, res: &'static Resource, namespace: Option<&str>, mut o: Value) -> ApiResult<()> {
+    let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let key = res.key(namespace, &name);
+    if store.get(&key, None).await?.is_some() {
+        return Ok(());
+    }
+    o["metadata"]["uid"] = json!(uuid());
+    o["metadata"]["creationTimestamp"] = json!(now());
+    (res.admit)(&mut o, None);
+    if res.kind == "Service" && res.group.is_empty() {
+        super::network::allocate(store, &mut o, None).await?;
+    }
+    match store.create(&key, stored_bytes(&o)).await {
+        Ok(_) | Err(StoreError::AlreadyExists(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub async fn ensure_namespaces(store: &dyn Store) -> ApiResult<()> {
     let res = &RESOURCES[0];
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {

@@ -259,20 +259,12 @@ pub async fn ensure_default_class(store: &dyn crate::store::Store) -> super::sta
     let Some(res) = super::resources::find("storage.k8s.io", "v1", "storageclasses") else {
         return Ok(());
     };
-    let key = res.key(None, "local-path");
-    if store.get(&key, None).await?.is_some() {
-        return Ok(());
-    }
-    let mut o = json!({
+    let o = json!({
         "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-        "metadata": {"name": "local-path", "annotations": {DEFAULT_CLASS: "true"}, "uid": super::objects::uuid(), "creationTimestamp": super::objects::now()},
+        "metadata": {"name": "local-path", "annotations": {DEFAULT_CLASS: "true"}},
         "provisioner": crate::controllers::volumes::PROVISIONER, "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate",
     });
-    (res.admit)(&mut o, None);
-    match store.create(&key, super::objects::stored_bytes(&o)).await {
-        Ok(_) | Err(crate::store::Error::AlreadyExists(_)) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    super::objects::ensure_object(store, res, None, o).await
 }
 
 fn admit_pdb(o: &mut Value, _old: Option<&Value>) -> Vec<Cause> {

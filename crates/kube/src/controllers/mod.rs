@@ -305,6 +305,23 @@ pub(crate) fn on_change(informer: &Informer, f: impl Fn(&Change) + Send + 'stati
     });
 }
 
+/// Serve a queue with one controller's reconcile method.
+macro_rules! serve {
+    ($name:expr, $queue:expr, $rx:expr, $ctrl:expr, $method:ident) => {{
+        let c = $ctrl.clone();
+        serve($name, $queue, $rx, move |k| {
+            let c = c.clone();
+            async move { c.$method(k).await }
+        });
+    }};
+}
+
+/// Queue every object of `informer` that changes (all of them when changes were missed).
+fn queue_changes(informer: &Arc<Informer>, queue: &Queue) {
+    let (q, q2, i) = (queue.clone(), queue.clone(), informer.clone());
+    on_change(informer, move |c| q.add(runtime::key_of(c.object())), move || requeue_all(&q2, &i));
+}
+
 /// Serve `queue` with `reconcile`, one key at a time.
 fn serve<F, Fut>(name: &'static str, queue: Queue, rx: tokio::sync::mpsc::UnboundedReceiver<String>, reconcile: F)
 where
@@ -446,12 +463,7 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
         );
     }
     {
-        let (dq, dq2, i2) = (d_queue.clone(), d_queue.clone(), informers.clone());
-        on_change(
-            &informers.deployments,
-            move |c| dq.add(runtime::key_of(c.object())),
-            move || requeue_all(&dq2, &i2.deployments),
-        );
+        queue_changes(&informers.deployments, &d_queue);
     }
     {
         let (jq, cjc2, jq2, cq2, i2) = (
@@ -472,12 +484,7 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
                 requeue_all(&cq2, &i2.cron_jobs);
             },
         );
-        let (cq, cq3, i3) = (cj_queue.clone(), cj_queue.clone(), informers.clone());
-        on_change(
-            &informers.cron_jobs,
-            move |c| cq.add(runtime::key_of(c.object())),
-            move || requeue_all(&cq3, &i3.cron_jobs),
-        );
+        queue_changes(&informers.cron_jobs, &cj_queue);
     }
     {
         let (cq, cq2, i2, pq0) = (claim_queue.clone(), claim_queue.clone(), informers.clone(), pv_queue.clone());
@@ -495,12 +502,7 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
             },
             move || requeue_all(&cq2, &i2.pvcs),
         );
-        let (pq, pq2, i3) = (pv_queue.clone(), pv_queue.clone(), informers.clone());
-        on_change(
-            &informers.pvs,
-            move |c| pq.add(runtime::key_of(c.object())),
-            move || requeue_all(&pq2, &i3.pvs),
-        );
+        queue_changes(&informers.pvs, &pv_queue);
         let (cq3, cq4, i4, i5) = (claim_queue.clone(), claim_queue.clone(), informers.clone(), informers.clone());
         on_change(
             &informers.storage_classes,
@@ -509,34 +511,14 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
         );
     }
     {
-        let (sq, sq2, i2) = (sts_queue.clone(), sts_queue.clone(), informers.clone());
-        on_change(
-            &informers.stateful_sets,
-            move |c| sq.add(runtime::key_of(c.object())),
-            move || requeue_all(&sq2, &i2.stateful_sets),
-        );
-        let (dq, dq2, i3) = (ds_queue.clone(), ds_queue.clone(), informers.clone());
-        on_change(
-            &informers.daemon_sets,
-            move |c| dq.add(runtime::key_of(c.object())),
-            move || requeue_all(&dq2, &i3.daemon_sets),
-        );
+        queue_changes(&informers.stateful_sets, &sts_queue);
+        queue_changes(&informers.daemon_sets, &ds_queue);
     }
     {
-        let (qq, qq2, i2) = (quota_queue.clone(), quota_queue.clone(), informers.clone());
-        on_change(
-            &informers.quotas,
-            move |c| qq.add(runtime::key_of(c.object())),
-            move || requeue_all(&qq2, &i2.quotas),
-        );
+        queue_changes(&informers.quotas, &quota_queue);
     }
     {
-        let (hq, hq2, i2) = (hpa_queue.clone(), hpa_queue.clone(), informers.clone());
-        on_change(
-            &informers.hpas,
-            move |c| hq.add(runtime::key_of(c.object())),
-            move || requeue_all(&hq2, &i2.hpas),
-        );
+        queue_changes(&informers.hpas, &hpa_queue);
     }
     // A Service's, its Endpoints' or its slices' change: look at the Service again.
     for inf in [&informers.services, &informers.endpoints, &informers.endpoint_slices] {
@@ -566,63 +548,19 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
     for i in informers.all() {
         i.synced().await;
     }
-    let r = rsc.clone();
-    serve("replicaset", rs_queue, rs_rx, move |k| {
-        let r = r.clone();
-        async move { r.reconcile(k).await }
-    });
-    let d = dc.clone();
-    serve("deployment", d_queue, d_rx, move |k| {
-        let d = d.clone();
-        async move { d.reconcile(k).await }
-    });
-    let e = epc.clone();
-    serve("endpoints", ep_queue, ep_rx, move |k| {
-        let e = e.clone();
-        async move { e.reconcile(k).await }
-    });
-    let j = jc.clone();
-    serve("job", job_queue, job_rx, move |k| {
-        let j = j.clone();
-        async move { j.reconcile(k).await }
-    });
+    serve!("replicaset", rs_queue, rs_rx, rsc, reconcile);
+    serve!("deployment", d_queue, d_rx, dc, reconcile);
+    serve!("endpoints", ep_queue, ep_rx, epc, reconcile);
+    serve!("job", job_queue, job_rx, jc, reconcile);
     if cfg.node.is_some() {
-        let v = vc.clone();
-        serve("persistentvolumeclaim", claim_queue, claim_rx, move |k| {
-            let v = v.clone();
-            async move { v.reconcile_claim(k).await }
-        });
-        let v = vc.clone();
-        serve("persistentvolume", pv_queue, pv_rx, move |k| {
-            let v = v.clone();
-            async move { v.reconcile_volume(k).await }
-        });
+        serve!("persistentvolumeclaim", claim_queue, claim_rx, vc, reconcile_claim);
+        serve!("persistentvolume", pv_queue, pv_rx, vc, reconcile_volume);
     }
     tokio::spawn(lifecycle.run());
-    let qz = qc.clone();
-    serve("resourcequota", quota_queue, quota_rx, move |k| {
-        let qz = qz.clone();
-        async move { qz.reconcile(k).await }
-    });
-    let ss = ssc.clone();
-    serve("statefulset", sts_queue, sts_rx, move |k| {
-        let ss = ss.clone();
-        async move { ss.reconcile(k).await }
-    });
-    let ds = dsc.clone();
-    serve("daemonset", ds_queue, ds_rx, move |k| {
-        let ds = ds.clone();
-        async move { ds.reconcile(k).await }
-    });
-    let h = hc.clone();
-    serve("horizontalpodautoscaler", hpa_queue, hpa_rx, move |k| {
-        let h = h.clone();
-        async move { h.reconcile(k).await }
-    });
-    let cj = cjc.clone();
-    serve("cronjob", cj_queue, cj_rx, move |k| {
-        let cj = cj.clone();
-        async move { cj.reconcile(k).await }
-    });
+    serve!("resourcequota", quota_queue, quota_rx, qc, reconcile);
+    serve!("statefulset", sts_queue, sts_rx, ssc, reconcile);
+    serve!("daemonset", ds_queue, ds_rx, dsc, reconcile);
+    serve!("horizontalpodautoscaler", hpa_queue, hpa_rx, hc, reconcile);
+    serve!("cronjob", cj_queue, cj_rx, cjc, reconcile);
     informers
 }
