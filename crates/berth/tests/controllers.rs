@@ -1399,3 +1399,202 @@ fn limit_ranges_default_and_bound_containers_and_quotas_hold_a_namespace() {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+/// The one node of a daemon.
+fn node_name(d: &Daemon) -> String {
+    d.kubectl_ok(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"])
+}
+
+#[test]
+fn disruption_budgets_hold_evictions_and_drain_waits_for_them() {
+    let d = Daemon::start();
+    d.busybox("bb:1");
+    apply(&d, &WEB.replace("first", "pdb"));
+    rollout_ok(&d, "deployment/web");
+    d.kubectl_ok(&["create", "pdb", "web", "--selector=app=web", "--min-available=3"]);
+    wait_for(
+        &d,
+        &["pdb", "web"],
+        "{.status.expectedPods} {.status.desiredHealthy} {.status.currentHealthy} {.status.disruptionsAllowed} {.status.conditions[0].reason}",
+        "3 3 3 0 InsufficientPods",
+    );
+    let node = node_name(&d);
+    let pods = || d.kubectl_ok(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].metadata.name}"]);
+    let before = pods();
+    // The budget has no disruption to give: drain retries the 429s until its timeout.
+    let o = d.kubectl(&["drain", &node, "--pod-selector=app=web", "--timeout=6s"]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("Cannot evict pod as it would violate the pod's disruption budget."),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(pods(), before, "no pod may go while the budget allows none");
+    // One disruption allowed: one pod is evicted (marked as an eviction's target) and its
+    // replacement waits on the cordoned node, so the budget is spent and drain waits again.
+    d.kubectl_ok(&["patch", "pdb", "web", "--type=merge", "-p", r#"{"spec":{"minAvailable":2}}"#]);
+    wait_for(&d, &["pdb", "web"], "{.status.disruptionsAllowed}", "1");
+    let o = d.kubectl(&["drain", &node, "--pod-selector=app=web", "--timeout=8s"]);
+    assert!(!o.status.success(), "{}", common::text(&o));
+    assert!(common::text(&o).contains("evicted"), "{}", common::text(&o));
+    let now = pods();
+    let kept = before.split(' ').filter(|p| now.split(' ').any(|n| n == *p)).count();
+    assert_eq!(kept, 2, "exactly one pod evicted: {before} -> {now}");
+    wait_for(&d, &["pdb", "web"], "{.status.currentHealthy} {.status.disruptionsAllowed}", "2 0");
+    let pending = d.kubectl_ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "--field-selector=status.phase=Pending",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(pending.lines().count(), 1, "{pending}");
+    // Uncordoned, the replacement runs and the budget has its disruption back.
+    d.kubectl_ok(&["uncordon", &node]);
+    wait_for(&d, &["pdb", "web"], "{.status.currentHealthy} {.status.disruptionsAllowed}", "3 1");
+    // maxUnavailable counts against the Deployment's scale, and follows it.
+    d.kubectl_ok(&["delete", "pdb", "web"]);
+    d.kubectl_ok(&["create", "pdb", "web", "--selector=app=web", "--max-unavailable=34%"]);
+    wait_for(&d, &["pdb", "web"], "{.status.expectedPods} {.status.desiredHealthy}", "3 1");
+    d.kubectl_ok(&["scale", "deployment/web", "--replicas=4"]);
+    wait_for(&d, &["pdb", "web"], "{.status.expectedPods} {.status.desiredHealthy}", "4 2");
+    // Two budgets over one pod: the eviction API does not choose between them.
+    d.kubectl_ok(&["create", "pdb", "other", "--selector=app=web", "--min-available=1"]);
+    let one = d.kubectl_ok(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[0].metadata.name}"]);
+    let o = d.kubectl(&["drain", &node, "--pod-selector=app=web", "--timeout=3s"]);
+    assert!(
+        err(&o).contains("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."),
+        "{}",
+        err(&o)
+    );
+    assert!(pods().contains(&one));
+    d.kubectl_ok(&["uncordon", &node]);
+    // A status written by a client on create is not believed.
+    let o = d.kubectl_in(
+        &["create", "-f", "-"],
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: forged}\nspec: {minAvailable: 10, selector: {matchLabels: {app: none}}}\nstatus: {disruptionsAllowed: 5, currentHealthy: 5, desiredHealthy: 0, expectedPods: 5}\n",
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    wait_for(&d, &["pdb", "forged"], "{.status.disruptionsAllowed} {.status.expectedPods}", "0 0");
+}
+
+#[test]
+fn priority_classes_order_admission_and_preempt_lower_priority_pods() {
+    let d = Daemon::start();
+    d.busybox("bb:1");
+    // The built-in classes, as every cluster has them.
+    let pcs = d.kubectl_ok(&["get", "priorityclasses"]);
+    assert!(pcs.contains("system-node-critical") && pcs.contains("2000001000"), "{pcs}");
+    apply(
+        &d,
+        "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: low}\nvalue: 10\n---\napiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: high}\nvalue: 1000\n---\napiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: polite}\nvalue: 1000\npreemptionPolicy: Never\n",
+    );
+    // Admission: an unknown class, and a priority that is not the class's, are refused.
+    let pod = |name: &str, class: &str, cpu: i64, extra: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{app: {name}}}}}\nspec:\n  priorityClassName: {class}\n  terminationGracePeriodSeconds: 1\n{extra}  containers:\n  - name: c\n    image: bb:1\n    command: [sh, -c, 'trap \"exit 0\" TERM; sleep 3600 & wait']\n    resources: {{requests: {{cpu: {cpu}m}}}}\n"
+        )
+    };
+    let o = d.kubectl_in(&["create", "-f", "-"], &pod("x", "nope", 10, ""));
+    assert!(err(&o).contains("no PriorityClass with name nope was found"), "{}", err(&o));
+    let o = d.kubectl_in(&["create", "-f", "-"], &pod("x", "low", 10, "  priority: 5\n"));
+    assert!(
+        err(&o).contains("the integer value of priority (5) must not be provided in pod spec; priority admission controller computed 10"),
+        "{}",
+        err(&o)
+    );
+    // A low-priority pod holding most of the node's CPU.
+    let cpu = d.kubectl_ok(&["get", "nodes", "-o", "jsonpath={.items[0].status.allocatable.cpu}"]);
+    let milli: i64 = match cpu.strip_suffix('m') {
+        Some(m) => m.parse().unwrap(),
+        None => cpu.parse::<i64>().unwrap() * 1000,
+    };
+    let (big, half) = (milli * 7 / 10, milli / 2);
+    apply(&d, &pod("filler", "low", big, ""));
+    wait_for(&d, &["pod", "filler"], "{.status.phase} {.spec.priority}", "Running 10");
+    // A pod that will not preempt waits, saying why.
+    apply(&d, &pod("waiter", "polite", half, ""));
+    let t0 = Instant::now();
+    loop {
+        let m = d.kubectl_ok(&[
+            "get",
+            "pod",
+            "waiter",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"PodScheduled\")].message}",
+        ]);
+        if m.contains("Insufficient cpu") {
+            assert!(m.contains("preemption: not eligible due to preemptionPolicy=Never."), "{m}");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "{m}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    d.kubectl_ok(&["delete", "pod", "waiter", "--grace-period=0"]);
+    // A high-priority pod preempts it: the victim is marked and told by whom, the preemptor is
+    // nominated and then runs there.
+    apply(&d, &pod("vip", "high", half, ""));
+    wait_for(&d, &["pod", "vip"], "{.status.phase}", "Running");
+    let uid = d.kubectl_ok(&["get", "pod", "vip", "-o", "jsonpath={.metadata.uid}"]);
+    let t0 = Instant::now();
+    loop {
+        let ev = d.kubectl_ok(&[
+            "get",
+            "events",
+            "--field-selector=reason=Preempted",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ]);
+        if !ev.is_empty() {
+            assert!(ev.contains(&format!("Preempted by pod {uid} on node")), "{ev}");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "no Preempted event");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let gone = d.kubectl(&["get", "pod", "filler"]);
+    assert!(err(&gone).contains("not found"), "the victim is gone: {}", err(&gone));
+    // A lower-priority pod finds no victim above it.
+    apply(&d, &pod("late", "low", big, ""));
+    let t0 = Instant::now();
+    loop {
+        let m = d.kubectl_ok(&[
+            "get",
+            "pod",
+            "late",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"PodScheduled\")].message}",
+        ]);
+        if m.contains("Insufficient cpu") {
+            assert!(
+                m.contains("preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."),
+                "{m}"
+            );
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "{m}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(d.kubectl_ok(&["get", "pod", "vip", "-o", "jsonpath={.status.phase}"]), "Running");
+    // A global default names itself into pods that name no class; only one may exist.
+    apply(
+        &d,
+        "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: std}\nvalue: 100\nglobalDefault: true\n",
+    );
+    let o = d.kubectl_in(
+        &["create", "-f", "-"],
+        "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: std2}\nvalue: 50\nglobalDefault: true\n",
+    );
+    assert!(
+        err(&o).contains("PriorityClass std is already marked as default. Only one default can exist"),
+        "{}",
+        err(&o)
+    );
+    d.kubectl_ok(&["run", "plain", "--image=bb:1", "--", "sleep", "1"]);
+    assert_eq!(
+        d.kubectl_ok(&["get", "pod", "plain", "-o", "jsonpath={.spec.priorityClassName} {.spec.priority}"]),
+        "std 100"
+    );
+}

@@ -4,6 +4,13 @@
 //! requests within what the node has left — the least requested first. A pod no node takes
 //! gets `PodScheduled=False` (reason `Unschedulable`, the count of nodes and why, as
 //! kube-scheduler words it) and a `FailedScheduling` event, and is tried again.
+//!
+//! Pending pods are taken the highest `spec.priority` first. One that fits nowhere may
+//! preempt (unless its `preemptionPolicy` is `Never`): on the node where the fewest and least
+//! important lower-priority pods make room, those pods get a `DisruptionTarget` condition and
+//! are deleted gracefully, a `Preempted` event says by whom, and the pod is nominated there
+//! (`status.nominatedNodeName`), the room held for it against lower-priority pods until it
+//! is bound.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -156,7 +163,97 @@ fn pending(pod: &Value) -> bool {
         && pod.pointer("/metadata/deletionTimestamp").is_none_or(Value::is_null)
 }
 
-/// One pass: every pending pod bound or marked unschedulable. Whether any pod is left pending.
+fn priority(pod: &Value) -> i64 {
+    pod.pointer("/spec/priority").and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn terminating(pod: &Value) -> bool {
+    pod.pointer("/metadata/deletionTimestamp").is_some_and(|d| !d.is_null())
+}
+
+fn add(a: (i64, i64), b: (i64, i64)) -> (i64, i64) {
+    (a.0 + b.0, a.1 + b.1)
+}
+
+/// A pending pod nominated to a node: its key, priority and requests.
+type Nomination = (String, i64, (i64, i64));
+
+/// A pod bound to a node and not finished: what it takes there.
+struct Placed {
+    kv: crate::store::KeyValue,
+    pod: Value,
+    requests: (i64, i64),
+}
+
+/// The pods preemption would remove from `node` for `pod` to fit (none: it would not fit
+/// even then). Every lower-priority pod is taken off, then as many as still leave room are
+/// given back, the highest priority first — as kube-scheduler's default preemption does.
+fn victims<'a>(pod: &Value, node: &Value, placed: &'a [Placed], reserved: (i64, i64)) -> Option<Vec<&'a Placed>> {
+    let p = priority(pod);
+    let mut used = reserved;
+    let mut lower: Vec<&Placed> = Vec::new();
+    for x in placed {
+        if priority(&x.pod) < p && !terminating(&x.pod) {
+            lower.push(x);
+        } else {
+            used = add(used, x.requests);
+        }
+    }
+    if lower.is_empty() || unfit(pod, node, used).is_some() {
+        return None;
+    }
+    lower.sort_by_key(|x| std::cmp::Reverse(priority(&x.pod)));
+    let mut out = Vec::new();
+    for x in lower {
+        if unfit(pod, node, add(used, x.requests)).is_none() {
+            used = add(used, x.requests);
+        } else {
+            out.push(x);
+        }
+    }
+    Some(out)
+}
+
+/// Why a pending pod may not preempt others (none: it may).
+fn not_eligible(pod: &Value, placed: &std::collections::HashMap<String, Vec<Placed>>) -> Option<&'static str> {
+    if pod.pointer("/spec/preemptionPolicy").and_then(Value::as_str) == Some("Never") {
+        return Some("not eligible due to preemptionPolicy=Never.");
+    }
+    let nominated = pod.pointer("/status/nominatedNodeName").and_then(Value::as_str).unwrap_or("");
+    let waiting = placed
+        .get(nominated)
+        .is_some_and(|on| on.iter().any(|x| terminating(&x.pod) && priority(&x.pod) < priority(pod)));
+    waiting.then_some("not eligible due to a terminating pod on the nominated node.")
+}
+
+/// Mark a preemption victim for graceful deletion (its node's agent stops it and removes it).
+async fn evict_victim(store: &dyn Store, victim: &Placed, preemptor: &Value, node: &str) {
+    let mut v = victim.pod.clone();
+    let grace = v
+        .pointer("/spec/terminationGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(30)
+        .max(0);
+    let at = chrono::Utc::now() + chrono::Duration::seconds(grace);
+    v["metadata"]["deletionTimestamp"] = json!(at.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    v["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+    set_condition(
+        &mut v,
+        "DisruptionTarget",
+        "True",
+        "PreemptionByScheduler",
+        "default-scheduler: preempting to accommodate a higher priority pod",
+    );
+    if store.update(&victim.kv.key, stored_bytes(&v), victim.kv.mod_revision).await.is_ok() {
+        let uid = preemptor.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
+        let msg = format!("Preempted by pod {uid} on node {node}");
+        crate::agent::events::record(store, &v, "Normal", "Preempted", &msg, "default-scheduler").await;
+    }
+}
+
+/// One pass: every pending pod bound or marked unschedulable, the highest priority first; a
+/// pod no node can take may preempt lower-priority pods (it is then nominated to their node
+/// and bound once they are gone). Whether any pod is left pending.
 pub async fn schedule_once(store: &dyn Store) -> Result<bool, crate::store::Error> {
     let nodes: Vec<Value> = store
         .list(NODES, ListOptions::default())
@@ -166,30 +263,58 @@ pub async fn schedule_once(store: &dyn Store) -> Result<bool, crate::store::Erro
         .map(|kv| parse(&kv.value))
         .collect();
     let pods = store.list(PODS, ListOptions::default()).await?.items;
-    let mut used: std::collections::HashMap<String, (i64, i64)> = Default::default();
-    for kv in &pods {
+    let mut placed: std::collections::HashMap<String, Vec<Placed>> = Default::default();
+    let mut waiting = Vec::new();
+    for kv in pods {
         let p = parse(&kv.value);
         let phase = p.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
-        if let Some(n) = p.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
-            if !matches!(phase, "Succeeded" | "Failed") {
-                let (c, m) = requests(&p);
-                let e = used.entry(n.to_string()).or_default();
-                e.0 += c;
-                e.1 += m;
+        match p.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            Some(n) if !matches!(phase, "Succeeded" | "Failed") => {
+                let requests = requests(&p);
+                placed.entry(n.to_string()).or_default().push(Placed { kv, pod: p, requests });
             }
+            Some(_) => {}
+            None if pending(&p) => waiting.push((kv, p)),
+            None => {}
+        }
+    }
+    // The highest priority first, then the oldest.
+    waiting.sort_by(|(_, a), (_, b)| {
+        priority(b)
+            .cmp(&priority(a))
+            .then_with(|| str_of(a, "/metadata/creationTimestamp").cmp(str_of(b, "/metadata/creationTimestamp")))
+    });
+    // What pods nominated to a node after preempting there hold of it (pod key, priority, requests).
+    let mut nominated: std::collections::HashMap<String, Vec<Nomination>> = Default::default();
+    for (kv, p) in &waiting {
+        if let Some(n) = p
+            .pointer("/status/nominatedNodeName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
+            nominated
+                .entry(n.to_string())
+                .or_default()
+                .push((kv.key.clone(), priority(p), requests(p)));
         }
     }
     let mut left = false;
-    for kv in pods {
-        let mut pod = parse(&kv.value);
-        if !pending(&pod) {
-            continue;
-        }
+    for (kv, mut pod) in waiting {
         let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
         let mut best: Option<(&Value, i64)> = None;
+        // What others hold of a node against this pod: nominations of no lower priority.
+        let reserved = |node: &str| -> (i64, i64) {
+            nominated
+                .get(node)
+                .into_iter()
+                .flatten()
+                .filter(|(k, p, _)| *k != kv.key && *p >= priority(&pod))
+                .fold((0, 0), |a, (_, _, r)| add(a, *r))
+        };
+        let used_on = |node: &str| -> (i64, i64) { placed.get(node).into_iter().flatten().fold((0, 0), |a, x| add(a, x.requests)) };
         for n in &nodes {
-            let name = n.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-            let u = used.get(name).copied().unwrap_or_default();
+            let name = str_of(n, "/metadata/name");
+            let u = add(used_on(name), reserved(name));
             match unfit(&pod, n, u) {
                 Some(r) => *reasons.entry(r).or_default() += 1,
                 None => {
@@ -206,60 +331,113 @@ pub async fn schedule_once(store: &dyn Store) -> Result<bool, crate::store::Erro
                 }
             }
         }
-        let ns = pod.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string();
-        let name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-        match best {
-            Some((n, _)) => {
-                let node = n.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-                pod["spec"]["nodeName"] = json!(node);
-                set_condition(&mut pod, "PodScheduled", "True", "", "");
-                if store.update(&kv.key, stored_bytes(&pod), kv.mod_revision).await.is_ok() {
-                    let (c, m) = requests(&pod);
-                    let e = used.entry(node.clone()).or_default();
-                    e.0 += c;
-                    e.1 += m;
-                    crate::agent::events::record(
-                        store,
-                        &pod,
-                        "Normal",
-                        "Scheduled",
-                        &format!("Successfully assigned {ns}/{name} to {node}"),
-                        "default-scheduler",
-                    )
-                    .await;
+        let ns = str_of(&pod, "/metadata/namespace").to_string();
+        let name = str_of(&pod, "/metadata/name").to_string();
+        if let Some((n, _)) = best {
+            let node = str_of(n, "/metadata/name").to_string();
+            pod["spec"]["nodeName"] = json!(node);
+            if let Some(st) = pod["status"].as_object_mut() {
+                st.remove("nominatedNodeName");
+            }
+            set_condition(&mut pod, "PodScheduled", "True", "", "");
+            if store.update(&kv.key, stored_bytes(&pod), kv.mod_revision).await.is_ok() {
+                let requests = requests(&pod);
+                let msg = format!("Successfully assigned {ns}/{name} to {node}");
+                crate::agent::events::record(store, &pod, "Normal", "Scheduled", &msg, "default-scheduler").await;
+                let kv = crate::store::KeyValue {
+                    value: stored_bytes(&pod),
+                    ..kv
+                };
+                placed.entry(node).or_default().push(Placed { kv, pod, requests });
+            }
+            continue;
+        }
+        left = true;
+        let mut why: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        why.sort();
+        let fit_error = format!(
+            "0/{} nodes are available: {}.",
+            nodes.len(),
+            if why.is_empty() {
+                "no nodes registered".to_string()
+            } else {
+                why.join(", ")
+            },
+        );
+        // Preemption: the node where the fewest, then the least important, pods make room.
+        let mut chosen: Option<(String, Vec<&Placed>)> = None;
+        let mut preemption = String::new();
+        if !nodes.is_empty() {
+            match not_eligible(&pod, &placed) {
+                Some(why) => preemption = format!(" preemption: {why}"),
+                None => {
+                    let mut helpless = 0;
+                    for n in &nodes {
+                        let node = str_of(n, "/metadata/name");
+                        let on = placed.get(node).map(Vec::as_slice).unwrap_or(&[]);
+                        match victims(&pod, n, on, reserved(node)) {
+                            Some(v) => {
+                                let rank = |v: &[&Placed]| (v.len(), v.iter().map(|x| priority(&x.pod)).max().unwrap_or(i64::MIN));
+                                if chosen.as_ref().is_none_or(|(_, c)| rank(&v) < rank(c)) {
+                                    chosen = Some((node.to_string(), v));
+                                }
+                            }
+                            None => helpless += 1,
+                        }
+                    }
+                    if chosen.is_none() {
+                        preemption = format!(
+                            " preemption: 0/{} nodes are available: {helpless} {}.",
+                            nodes.len(),
+                            if pod_blocked_by_resources_only(&reasons) {
+                                "No preemption victims found for incoming pod"
+                            } else {
+                                "Preemption is not helpful for scheduling"
+                            }
+                        );
+                    }
                 }
             }
-            None => {
-                left = true;
-                let mut why: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
-                why.sort();
-                let msg = format!(
-                    "0/{} nodes are available: {}.{}",
-                    nodes.len(),
-                    if why.is_empty() {
-                        "no nodes registered".to_string()
-                    } else {
-                        why.join(", ")
-                    },
-                    if nodes.is_empty() {
-                        ""
-                    } else {
-                        " preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
-                    }
-                );
-                let before = pod.pointer("/status/conditions").cloned();
-                set_condition(&mut pod, "PodScheduled", "False", "Unschedulable", &msg);
-                let changed = before
-                    .as_ref()
-                    .and_then(|c| c.as_array())
-                    .is_none_or(|c| !c.iter().any(|x| x["type"] == "PodScheduled" && x["message"] == json!(msg)));
-                if changed && store.update(&kv.key, stored_bytes(&pod), kv.mod_revision).await.is_ok() {
-                    crate::agent::events::record(store, &pod, "Warning", "FailedScheduling", &msg, "default-scheduler").await;
+        }
+        let msg = format!("{fit_error}{preemption}");
+        let before = pod.pointer("/status/conditions").cloned();
+        set_condition(&mut pod, "PodScheduled", "False", "Unschedulable", &msg);
+        let changed = before
+            .as_ref()
+            .and_then(|c| c.as_array())
+            .is_none_or(|c| !c.iter().any(|x| x["type"] == "PodScheduled" && x["message"] == json!(msg)));
+        let nominate = chosen.as_ref().map(|(n, _)| n.clone());
+        let renominated = nominate
+            .as_deref()
+            .is_some_and(|n| pod.pointer("/status/nominatedNodeName").and_then(Value::as_str) != Some(n));
+        if let Some(n) = &nominate {
+            pod["status"]["nominatedNodeName"] = json!(n);
+        }
+        if (changed || renominated) && store.update(&kv.key, stored_bytes(&pod), kv.mod_revision).await.is_ok() {
+            if changed {
+                crate::agent::events::record(store, &pod, "Warning", "FailedScheduling", &msg, "default-scheduler").await;
+            }
+            if let Some((node, victims)) = &chosen {
+                for v in victims {
+                    evict_victim(store, v, &pod, node).await;
                 }
+                nominated
+                    .entry(node.clone())
+                    .or_default()
+                    .push((kv.key.clone(), priority(&pod), requests(&pod)));
             }
         }
     }
     Ok(left)
+}
+
+/// Whether every node turned the pod down for lack of CPU or memory alone.
+fn pod_blocked_by_resources_only(reasons: &std::collections::BTreeMap<String, usize>) -> bool {
+    reasons.keys().all(|r| r.starts_with("Insufficient"))
+}
+
+fn str_of<'a>(o: &'a Value, pointer: &str) -> &'a str {
+    o.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
 /// Schedule as pods and nodes change (and every 5 s while some pod waits), until aborted.

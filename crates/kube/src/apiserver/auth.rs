@@ -17,7 +17,7 @@ use ring::signature::{EcdsaKeyPair, KeyPair, UnparsedPublicKey, ECDSA_P256_SHA25
 use serde_json::{json, Value};
 
 use super::resources::RESOURCES;
-use super::status::ApiError;
+use super::status::{ApiError, Details};
 use crate::store::Store;
 
 /// The issuer and audience of the tokens (the real server's default).
@@ -309,7 +309,7 @@ impl Attributes {
             code: 403,
             reason: "Forbidden",
             message,
-            details: Some(Box::new((self.name.clone(), self.group.clone(), self.resource.clone(), Vec::new()))),
+            details: Some(Details::of(self.name.clone(), self.group.clone(), self.resource.clone())),
         }
     }
 }
@@ -755,7 +755,7 @@ pub async fn check_escalation(store: &dyn Store, kind: &str, namespace: &str, ob
                     "{plural}.{rbac} \"{name}\" is forbidden: user \"{}\" (groups={:?}) is attempting to grant RBAC permissions not currently held:\n{rule}",
                     user.name, user.groups
                 ),
-                details: Some(Box::new((name.clone(), rbac.into(), plural.into(), Vec::new()))),
+                details: Some(Details::of(name.clone(), rbac, plural)),
             });
         }
     }

@@ -9,6 +9,7 @@
 //! deletecollection, and Table responses for `kubectl get`.
 
 pub mod auth;
+pub mod eviction;
 pub mod fields;
 pub mod gc;
 pub mod managed;
@@ -143,6 +144,9 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         .await
         .map_err(|e| StartError::Io(e.message))?;
     storage::ensure_default_class(store.as_ref())
+        .await
+        .map_err(|e| StartError::Io(e.message))?;
+    pods::ensure_priority_classes(store.as_ref())
         .await
         .map_err(|e| StartError::Io(e.message))?;
     network::ensure_ingress_class(store.as_ref())

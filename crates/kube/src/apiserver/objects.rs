@@ -96,7 +96,7 @@ pub fn query_map(q: Option<&str>) -> std::collections::BTreeMap<String, String> 
     m
 }
 
-type Query = std::collections::BTreeMap<String, String>;
+pub type Query = std::collections::BTreeMap<String, String>;
 
 /// Route one resource request.
 pub async fn handle(s: Arc<ApiServer>, method: Method, t: Target, q: Query, headers: HeaderMap, body: Body) -> ApiResult<Response> {
@@ -116,7 +116,9 @@ pub async fn handle(s: Arc<ApiServer>, method: Method, t: Target, q: Query, head
         (Some("scale"), m) if t.res.subresources.contains(&"scale") && [Method::GET, Method::PUT, Method::PATCH].contains(m) => {
             return scale(&s, &t, &q, &headers, body, m).await
         }
-        (Some("eviction"), &Method::POST) if t.res.kind == "Pod" => return evict(&s, &t, &q, read_body(&headers, body).await?).await,
+        (Some("eviction"), &Method::POST) if t.res.kind == "Pod" => {
+            return super::eviction::evict(&s, &t, &q, read_body(&headers, body).await?).await
+        }
         (Some("token"), &Method::POST) if t.res.kind == "ServiceAccount" => {
             return token_request(&s, &t, &q, read_body(&headers, body).await?).await
         }
@@ -166,7 +168,7 @@ pub async fn handle(s: Arc<ApiServer>, method: Method, t: Target, q: Query, head
     }
 }
 
-fn respond(code: StatusCode, v: Value) -> Response {
+pub(crate) fn respond(code: StatusCode, v: Value) -> Response {
     (code, [("content-type", "application/json")], v.to_string()).into_response()
 }
 
@@ -384,7 +386,7 @@ pub(crate) fn random_suffix() -> String {
     b.iter().map(|x| ALPHABET[*x as usize % ALPHABET.len()] as char).collect()
 }
 
-fn dry_run(q: &Query) -> ApiResult<bool> {
+pub(crate) fn dry_run(q: &Query) -> ApiResult<bool> {
     match q.get("dryRun").map(String::as_str) {
         None | Some("") => Ok(false),
         Some("All") => Ok(true),
@@ -511,6 +513,7 @@ async fn insert(
     if t.res.kind == "Pod" {
         let ns = t.namespace.clone().unwrap_or_default();
         super::pods::admit_service_account(s.store.as_ref(), &mut o, &ns).await?;
+        super::pods::admit_priority(s.store.as_ref(), &mut o).await?;
         super::quota::admit_pod(s.store.as_ref(), &mut o, &ns).await?;
     }
     let service = t.res.kind == "Service" && t.res.group.is_empty();
@@ -520,6 +523,10 @@ async fn insert(
     m.insert("creationTimestamp".into(), json!(now()));
     for k in ["resourceVersion", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"] {
         m.remove(k);
+    }
+    if t.res.kind == "PodDisruptionBudget" {
+        // Its status is the disruption controller's, which eviction trusts: never a writer's.
+        o.as_object_mut().map(|m| m.remove("status"));
     }
     let causes = (t.res.admit)(&mut o, None);
     let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
@@ -531,6 +538,9 @@ async fn insert(
     }
     if t.res.group == "rbac.authorization.k8s.io" {
         super::auth::check_escalation(s.store.as_ref(), t.res.kind, t.namespace.as_deref().unwrap_or(""), &o).await?;
+    }
+    if t.res.kind == "PriorityClass" {
+        super::pods::admit_default_priority_class(s.store.as_ref(), &o).await?;
     }
     if let Some(w) = track {
         managed::update(&Value::Null, &mut o, w);
@@ -649,6 +659,9 @@ async fn replace(
     }
     if t.res.group == "rbac.authorization.k8s.io" {
         super::auth::check_escalation(s.store.as_ref(), t.res.kind, t.namespace.as_deref().unwrap_or(""), &new).await?;
+    }
+    if t.res.kind == "PriorityClass" {
+        super::pods::admit_default_priority_class(s.store.as_ref(), &new).await?;
     }
     if super::workloads::GENERATION_KINDS.contains(&t.res.kind) {
         // One more whenever the spec changes, as the real server counts.
@@ -916,7 +929,7 @@ fn success(t: &Target, uid: &Value) -> Value {
     })
 }
 
-async fn delete(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+pub(crate) async fn delete(s: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
     // DeleteOptions: none, JSON, or protobuf (client-go's typed clients send that).
     let bytes = axum::body::to_bytes(body, 1 << 20)
         .await
@@ -1016,40 +1029,6 @@ async fn graceful_pod_delete(s: &ApiServer, old: &KeyValue, obj: &Value, opts: &
         .await
         .map_err(write_error(res, &name))?;
     Ok(Some(from_kv(res, &kv)?))
-}
-
-/// `POST pods/<name>/eviction` (policy/v1 Eviction, what `kubectl drain` sends): the pod is
-/// deleted with the eviction's DeleteOptions. No PodDisruptionBudget is served yet, so none
-/// can refuse it.
-async fn evict(s: &ApiServer, t: &Target, q: &Query, ev: Value) -> ApiResult<Response> {
-    if ev["kind"] != "Eviction" {
-        return Err(ApiError::bad_request("the body must be a policy/v1 Eviction"));
-    }
-    let name = name_of(t);
-    if ev.pointer("/metadata/name").and_then(Value::as_str) != Some(name) {
-        return Err(ApiError::bad_request(format!(
-            "name in URL does not match name in Eviction object ({name})"
-        )));
-    }
-    let pod = Target {
-        res: t.res,
-        namespace: t.namespace.clone(),
-        name: t.name.clone(),
-        sub: None,
-    };
-    get(s, &pod).await?;
-    let opts = ev
-        .get("deleteOptions")
-        .filter(|o| o.is_object())
-        .cloned()
-        .unwrap_or_else(|| json!({}));
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", axum::http::HeaderValue::from_static("application/json"));
-    delete(s, &pod, q, &headers, Body::from(opts.to_string())).await?;
-    Ok(respond(
-        StatusCode::CREATED,
-        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-    ))
 }
 
 /// `POST serviceaccounts/<name>/token`: a token for the service account (`kubectl create

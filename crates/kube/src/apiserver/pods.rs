@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use super::resources::{check_metadata, is_dns_label};
-use super::status::{ApiError, ApiResult, Cause};
+use super::status::{ApiError, ApiResult, Cause, Details};
 
 fn cause(reason: &'static str, field: impl Into<String>, message: impl Into<String>) -> Cause {
     Cause {
@@ -526,7 +526,7 @@ pub async fn admit_service_account(store: &dyn crate::store::Store, pod: &mut Va
                 message: format!(
                     "pods \"{name}\" is forbidden: error looking up service account {namespace}/{sa_name}: serviceaccount \"{sa_name}\" not found"
                 ),
-                details: Some(Box::new((name.clone(), String::new(), "pods".into(), Vec::new()))),
+                details: Some(Details::of(name.clone(), "", "pods")),
             })
         }
     };
@@ -576,6 +576,125 @@ pub async fn admit_service_account(store: &dyn crate::store::Store, pod: &mut Va
             if let Some(m) = c["volumeMounts"].as_array_mut() {
                 m.push(json!({"name": volume, "mountPath": SERVICE_ACCOUNT_DIR, "readOnly": true}));
             }
+        }
+    }
+    Ok(())
+}
+
+/// The built-in PriorityClasses every cluster has.
+pub const SYSTEM_PRIORITY_CLASSES: [(&str, i64, &str); 2] = [
+    (
+        "system-node-critical",
+        2_000_001_000,
+        "Used for system critical pods that must not be moved from their current node.",
+    ),
+    (
+        "system-cluster-critical",
+        2_000_000_000,
+        "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
+    ),
+];
+
+fn priority_classes() -> &'static super::resources::Resource {
+    super::resources::find("scheduling.k8s.io", "v1", "priorityclasses").expect("priority classes are served")
+}
+
+/// Make sure the built-in PriorityClasses exist.
+pub async fn ensure_priority_classes(store: &dyn crate::store::Store) -> ApiResult<()> {
+    for (name, value, description) in SYSTEM_PRIORITY_CLASSES {
+        let o = json!({
+            "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": name}, "value": value, "description": description,
+            "globalDefault": false, "preemptionPolicy": "PreemptLowerPriority",
+        });
+        super::objects::ensure_object(store, priority_classes(), None, o).await?;
+    }
+    Ok(())
+}
+
+async fn list_priority_classes(store: &dyn crate::store::Store) -> ApiResult<Vec<Value>> {
+    let page = store.list(&priority_classes().prefix(None), Default::default()).await?;
+    Ok(page.items.iter().filter_map(|kv| serde_json::from_slice(&kv.value).ok()).collect())
+}
+
+/// The Priority admission plugin on a new pod: `spec.priority` and `spec.preemptionPolicy`
+/// from its `priorityClassName` (or the class marked `globalDefault`, named into the pod; no
+/// class: priority 0). A class that does not exist, or a priority or policy the pod sets
+/// that differs from its class's, is refused.
+pub async fn admit_priority(store: &dyn crate::store::Store, pod: &mut Value) -> ApiResult<()> {
+    let name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let forbidden = |msg: String| ApiError {
+        code: 403,
+        reason: "Forbidden",
+        message: format!("pods \"{name}\" is forbidden: {msg}"),
+        details: Some(Details::of(name.clone(), "", "pods")),
+    };
+    if !pod["spec"].is_object() {
+        return Ok(());
+    }
+    let classes = list_priority_classes(store).await?;
+    let named = pod
+        .pointer("/spec/priorityClassName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
+    let class = match &named {
+        Some(n) => Some(
+            classes
+                .iter()
+                .find(|c| c.pointer("/metadata/name").and_then(Value::as_str) == Some(n))
+                .ok_or_else(|| forbidden(format!("no PriorityClass with name {n} was found")))?,
+        ),
+        None => classes.iter().find(|c| c["globalDefault"] == json!(true)),
+    };
+    let (priority, policy) = match class {
+        Some(c) => (
+            c["value"].as_i64().unwrap_or(0),
+            c["preemptionPolicy"].as_str().unwrap_or("PreemptLowerPriority").to_string(),
+        ),
+        None => (0, "PreemptLowerPriority".to_string()),
+    };
+    if let Some(p) = pod.pointer("/spec/priority").and_then(Value::as_i64) {
+        if p != priority {
+            return Err(forbidden(format!(
+                "the integer value of priority ({p}) must not be provided in pod spec; priority admission controller computed {priority} from the given PriorityClass name"
+            )));
+        }
+    }
+    if let Some(p) = pod.pointer("/spec/preemptionPolicy").and_then(Value::as_str) {
+        if class.is_some() && p != policy {
+            return Err(forbidden(format!(
+                "the string value of PreemptionPolicy ({p}) must not be provided in pod spec; priority admission controller computed {policy} from the given PriorityClass name"
+            )));
+        }
+    }
+    if let (None, Some(c)) = (&named, class) {
+        pod["spec"]["priorityClassName"] = c["metadata"]["name"].clone();
+    }
+    pod["spec"]["priority"] = json!(priority);
+    if pod.pointer("/spec/preemptionPolicy").is_none_or(Value::is_null) {
+        pod["spec"]["preemptionPolicy"] = json!(policy);
+    }
+    Ok(())
+}
+
+/// A new or changed PriorityClass marked `globalDefault` when another one is.
+pub async fn admit_default_priority_class(store: &dyn crate::store::Store, class: &Value) -> ApiResult<()> {
+    if class["globalDefault"] != json!(true) {
+        return Ok(());
+    }
+    let name = class.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    for other in list_priority_classes(store).await? {
+        let other_name = other.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+        if other["globalDefault"] == json!(true) && other_name != name {
+            return Err(ApiError {
+                code: 403,
+                reason: "Forbidden",
+                message: format!(
+                    "priorityclasses.scheduling.k8s.io \"{name}\" is forbidden: PriorityClass {other_name} is already marked as default. Only one default can exist"
+                ),
+                details: Some(Details::of(name, "scheduling.k8s.io", "priorityclasses")),
+            });
         }
     }
     Ok(())

@@ -10,7 +10,7 @@
 
 use serde_json::{json, Value};
 
-use super::status::{ApiError, ApiResult};
+use super::status::{ApiError, ApiResult, Details};
 use crate::quantity;
 use crate::store::Store;
 
@@ -93,7 +93,7 @@ pub async fn admit_pod(store: &dyn Store, pod: &mut Value, ns: &str) -> ApiResul
         code: 403,
         reason: "Forbidden",
         message: format!("pods \"{name}\" is forbidden: {msg}"),
-        details: Some(Box::new((name.clone(), String::new(), "pods".into(), Vec::new()))),
+        details: Some(Details::of(name.clone(), "", "pods")),
     };
     for lr in list(store, &format!("/registry/core/limitranges/{ns}/")).await? {
         for l in lr.pointer("/spec/limits").and_then(Value::as_array).into_iter().flatten() {

@@ -29,8 +29,32 @@ pub struct ApiError {
     pub details: Option<Box<Details>>,
 }
 
-/// A `Status`'s details: name, group, kind (the resource), causes.
-pub type Details = (String, String, String, Vec<Cause>);
+/// A `Status`'s details.
+#[derive(Debug, Clone, Default)]
+pub struct Details {
+    /// The object's name.
+    pub name: String,
+    /// Its API group.
+    pub group: String,
+    /// Its resource (the plural, as the real server fills `kind`).
+    pub kind: String,
+    /// The causes.
+    pub causes: Vec<Cause>,
+    /// `retryAfterSeconds` (0: none).
+    pub retry_after: u32,
+}
+
+impl Details {
+    /// Details naming an object.
+    pub fn of(name: impl Into<String>, group: impl Into<String>, kind: impl Into<String>) -> Box<Details> {
+        Box::new(Details {
+            name: name.into(),
+            group: group.into(),
+            kind: kind.into(),
+            ..Details::default()
+        })
+    }
+}
 
 impl ApiError {
     pub(crate) fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
@@ -43,7 +67,9 @@ impl ApiError {
     }
 
     fn with(mut self, name: &str, group: &str, kind: &str, causes: Vec<Cause>) -> Self {
-        self.details = Some(Box::new((name.into(), group.into(), kind.into(), causes)));
+        let mut d = Details::of(name, group, kind);
+        d.causes = causes;
+        self.details = Some(d);
         self
     }
 
@@ -153,7 +179,13 @@ impl ApiError {
             "code": self.code,
         });
         if let Some(d) = &self.details {
-            let (name, group, kind, causes) = &**d;
+            let Details {
+                name,
+                group,
+                kind,
+                causes,
+                retry_after,
+            } = &**d;
             let mut d = json!({});
             if !name.is_empty() {
                 d["name"] = json!(name);
@@ -167,8 +199,17 @@ impl ApiError {
             if !causes.is_empty() {
                 d["causes"] = causes
                     .iter()
-                    .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                    .map(|c| {
+                        let mut o = json!({"reason": c.reason, "message": c.message});
+                        if !c.field.is_empty() {
+                            o["field"] = json!(c.field);
+                        }
+                        o
+                    })
                     .collect();
+            }
+            if *retry_after > 0 {
+                d["retryAfterSeconds"] = json!(retry_after);
             }
             v["details"] = d;
         }

@@ -2,10 +2,13 @@
 //! `reconcile(key) -> Action` fed by informers' changes through a work queue (see
 //! [`runtime`]), never a loop over everything. So far: ReplicaSets ([`replicaset`]),
 //! Deployments ([`deployment`]), Endpoints and EndpointSlices ([`endpoints`]), Jobs
-//! ([`job`]) and CronJobs ([`cronjob`]).
+//! ([`job`]) and CronJobs ([`cronjob`]), StatefulSets and DaemonSets ([`statefulset`]),
+//! volumes ([`volumes`]), autoscalers ([`hpa`]), node lifecycle ([`nodes`]), quotas
+//! ([`quota`]) and disruption budgets ([`disruption`]).
 
 pub mod cronjob;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod hpa;
 pub mod job;
@@ -50,6 +53,10 @@ pub(crate) fn cron_jobs() -> &'static Resource {
 
 pub(crate) fn hpas() -> &'static Resource {
     resource("autoscaling", "v2", "horizontalpodautoscalers")
+}
+
+pub(crate) fn budgets() -> &'static Resource {
+    resource("policy", "v1", "poddisruptionbudgets")
 }
 
 pub(crate) fn quotas() -> &'static Resource {
@@ -148,6 +155,8 @@ pub struct Informers {
     pub revisions: Arc<Informer>,
     /// ResourceQuotas.
     pub quotas: Arc<Informer>,
+    /// PodDisruptionBudgets.
+    pub budgets: Arc<Informer>,
 }
 
 /// What the controllers need of the daemon.
@@ -192,10 +201,11 @@ impl Informers {
             daemon_sets: Informer::new(daemon_sets()),
             revisions: Informer::new(revisions()),
             quotas: Informer::new(quotas()),
+            budgets: Informer::new(budgets()),
         }
     }
 
-    fn all(&self) -> [&Arc<Informer>; 19] {
+    fn all(&self) -> [&Arc<Informer>; 20] {
         [
             &self.pods,
             &self.replica_sets,
@@ -216,6 +226,7 @@ impl Informers {
             &self.daemon_sets,
             &self.revisions,
             &self.quotas,
+            &self.budgets,
         ]
     }
 }
@@ -271,6 +282,7 @@ pub(crate) async fn event(client: &Client, obj: &Value, kind: &str, reason: &str
         Some("StatefulSet") => "statefulset-controller",
         Some("DaemonSet") => "daemonset-controller",
         Some("HorizontalPodAutoscaler") => "horizontal-pod-autoscaler",
+        Some("PodDisruptionBudget") => "controllermanager",
         _ => "kube-controller-manager",
     };
     crate::agent::events::record(client.store(), obj, kind, reason, message, source).await;
@@ -395,6 +407,12 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
         informers: informers.clone(),
         queue: quota_queue.clone(),
     });
+    let (pdb_queue, pdb_rx) = Queue::new();
+    let pdbc = Arc::new(disruption::Controller {
+        client: client.clone(),
+        informers: informers.clone(),
+        queue: pdb_queue.clone(),
+    });
     let lifecycle = Arc::new(nodes::Controller {
         client: client.clone(),
         informers: informers.clone(),
@@ -419,8 +437,14 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
     // Subscribe before the informers fill, so that their first lists reach the controllers.
     {
         let (rsc, dc, epc, jc, vc) = (rsc.clone(), dc.clone(), epc.clone(), jc.clone(), vc.clone());
-        let (ssc, dsc, qc) = (ssc.clone(), dsc.clone(), qc.clone());
-        let (q1, q2, q3, i2) = (rs_queue.clone(), ep_queue.clone(), job_queue.clone(), informers.clone());
+        let (ssc, dsc, qc, pdbc) = (ssc.clone(), dsc.clone(), qc.clone(), pdbc.clone());
+        let (q1, q2, q3, q4, i2) = (
+            rs_queue.clone(),
+            ep_queue.clone(),
+            job_queue.clone(),
+            pdb_queue.clone(),
+            informers.clone(),
+        );
         on_change(
             &informers.pods,
             move |c| {
@@ -431,6 +455,7 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
                 ssc.pod_changed(c.object());
                 dsc.pod_changed(c.object());
                 qc.pod_changed(c.object());
+                pdbc.pod_changed(c.old.as_deref(), c.new.as_deref());
                 if c.new.is_none() {
                     dc.pod_gone(c.object());
                 }
@@ -439,6 +464,7 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
                 requeue_all(&q1, &i2.replica_sets);
                 requeue_all(&q2, &i2.services);
                 requeue_all(&q3, &i2.jobs);
+                requeue_all(&q4, &i2.budgets);
             },
         );
     }
@@ -516,6 +542,12 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
     }
     {
         queue_changes(&informers.quotas, &quota_queue);
+        queue_changes(&informers.budgets, &pdb_queue);
+        // A budget scaled by its pods' controllers: their scale changes it.
+        for inf in [&informers.replica_sets, &informers.deployments, &informers.stateful_sets] {
+            let (pc, pq, i2) = (pdbc.clone(), pdb_queue.clone(), informers.clone());
+            on_change(inf, move |c| pc.owner_changed(c.object()), move || requeue_all(&pq, &i2.budgets));
+        }
     }
     {
         queue_changes(&informers.hpas, &hpa_queue);
@@ -558,6 +590,7 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
     }
     tokio::spawn(lifecycle.run());
     serve!("resourcequota", quota_queue, quota_rx, qc, reconcile);
+    serve!("disruption", pdb_queue, pdb_rx, pdbc, reconcile);
     serve!("statefulset", sts_queue, sts_rx, ssc, reconcile);
     serve!("daemonset", ds_queue, ds_rx, dsc, reconcile);
     serve!("horizontalpodautoscaler", hpa_queue, hpa_rx, hc, reconcile);
