@@ -1389,8 +1389,78 @@ fn limit_ranges_default_and_bound_containers_and_quotas_hold_a_namespace() {
         err(&o)
     );
     // A quota on something this server does not enforce is refused, not taken and ignored.
-    let o = d.kubectl(&["-n", "team", "create", "quota", "bad", "--hard=services=3"]);
-    assert!(err(&o).contains("spec.hard[services]: Unsupported value"), "{}", err(&o));
+    let o = d.kubectl(&["-n", "team", "create", "quota", "bad", "--hard=gpus=3"]);
+    assert!(err(&o).contains("spec.hard[gpus]: Unsupported value"), "{}", err(&o));
+    // Object counts and storage.
+    d.kubectl_ok(&[
+        "-n",
+        "team",
+        "create",
+        "quota",
+        "objs",
+        "--hard=services=1,count/deployments.apps=1,requests.storage=1Gi,local-path.storageclass.storage.k8s.io/persistentvolumeclaims=1",
+    ]);
+    d.kubectl_ok(&["-n", "team", "create", "service", "clusterip", "s1", "--tcp=80"]);
+    let o = d.kubectl(&["-n", "team", "create", "service", "clusterip", "s2", "--tcp=80"]);
+    assert!(
+        err(&o)
+            .contains("services \"s2\" is forbidden: exceeded quota: objs, requested: services=1, used: services=1, limited: services=1"),
+        "{}",
+        err(&o)
+    );
+    d.kubectl_ok(&["-n", "team", "create", "deployment", "d1", "--image=bb:1", "--replicas=0"]);
+    let o = d.kubectl(&["-n", "team", "create", "deployment", "d2", "--image=bb:1", "--replicas=0"]);
+    assert!(
+        err(&o).contains("deployments.apps \"d2\" is forbidden: exceeded quota: objs, requested: count/deployments.apps=1, used: count/deployments.apps=1, limited: count/deployments.apps=1"),
+        "{}",
+        err(&o)
+    );
+    let claim = |name: &str, size: &str| {
+        format!("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: {name}, namespace: team}}\nspec: {{storageClassName: local-path, accessModes: [ReadWriteOnce], resources: {{requests: {{storage: {size}}}}}}}\n")
+    };
+    let o = d.kubectl_in(&["create", "-f", "-"], &claim("big", "2Gi"));
+    assert!(
+        err(&o).contains("requested: requests.storage=2Gi, used: requests.storage=0, limited: requests.storage=1Gi"),
+        "{}",
+        err(&o)
+    );
+    apply(&d, &claim("small", "512Mi"));
+    let o = d.kubectl_in(&["create", "-f", "-"], &claim("second", "100Mi"));
+    assert!(
+        err(&o).contains("limited: local-path.storageclass.storage.k8s.io/persistentvolumeclaims=1"),
+        "{}",
+        err(&o)
+    );
+    wait_for(
+        &d,
+        &["-n", "team", "quota", "objs"],
+        "{.status.used.services} {.status.used.count/deployments\\.apps} {.status.used.requests\\.storage}",
+        "1 1 512Mi",
+    );
+    d.kubectl_ok(&["-n", "team", "delete", "service", "s1"]);
+    wait_for(&d, &["-n", "team", "quota", "objs"], "{.status.used.services}", "0");
+    d.kubectl_ok(&["-n", "team", "create", "service", "clusterip", "s2", "--tcp=80"]);
+    // Scopes narrow what a quota counts; a scope that cannot select a resource is refused.
+    d.kubectl_ok(&["create", "namespace", "scoped"]);
+    let o = d.kubectl(&["-n", "scoped", "create", "quota", "bad", "--hard=cpu=1", "--scopes=BestEffort"]);
+    assert!(err(&o).contains("unsupported scope applied to resource"), "{}", err(&o));
+    d.kubectl_ok(&["-n", "scoped", "create", "quota", "be", "--hard=pods=1", "--scopes=BestEffort"]);
+    let run_in = |name: &str, extra: &[&str]| {
+        let mut args = vec!["-n", "scoped", "run", name, "--image=bb:1"];
+        args.extend_from_slice(extra);
+        args.extend(["--", "sleep", "3600"]);
+        d.kubectl(&args)
+    };
+    assert!(run_in("be1", &[]).status.success());
+    let o = run_in("be2", &[]);
+    assert!(
+        err(&o).contains("exceeded quota: be, requested: pods=1, used: pods=1, limited: pods=1"),
+        "{}",
+        err(&o)
+    );
+    let guaranteed = r#"--overrides={"spec":{"containers":[{"name":"g","image":"bb:1","command":["sleep","3600"],"resources":{"requests":{"cpu":"10m"}}}]}}"#;
+    let o = run_in("burst", &[guaranteed]);
+    assert!(o.status.success(), "a pod that is not BestEffort is not the quota's: {}", err(&o));
     // A pod gone frees its share.
     d.kubectl_ok(&["-n", "team", "delete", "pod", "a", "--grace-period=1"]);
     let t0 = Instant::now();

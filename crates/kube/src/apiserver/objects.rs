@@ -524,6 +524,10 @@ async fn insert(
     for k in ["resourceVersion", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"] {
         m.remove(k);
     }
+    if t.res.namespaced && t.res.kind != "Pod" {
+        let ns = t.namespace.clone().unwrap_or_default();
+        super::quota::admit(s.store.as_ref(), t.res, &o, &ns).await?;
+    }
     if t.res.kind == "PodDisruptionBudget" {
         // Its status is the disruption controller's, which eviction trusts: never a writer's.
         o.as_object_mut().map(|m| m.remove("status"));

@@ -494,26 +494,7 @@ fn admit_limit_range(o: &mut Value, _old: Option<&Value>) -> Vec<Cause> {
 fn admit_resource_quota(o: &mut Value, _old: Option<&Value>) -> Vec<Cause> {
     let mut causes = Vec::new();
     check_metadata(o, false, &mut causes);
-    for (k, v) in o.pointer("/spec/hard").and_then(Value::as_object).into_iter().flatten() {
-        if !super::quota::TRACKED.contains(&k.as_str()) {
-            causes.push(cause(
-                "FieldValueNotSupported",
-                format!("spec.hard[{k}]"),
-                format!(
-                    "Unsupported value: \"{k}\": this server enforces {}",
-                    super::quota::TRACKED.join(", ")
-                ),
-            ));
-            continue;
-        }
-        if v.as_str().is_none_or(|q| crate::quantity::parse(q).is_none()) {
-            causes.push(cause(
-                "FieldValueInvalid",
-                format!("spec.hard[{k}]"),
-                format!("Invalid value: {v}: must be a quantity"),
-            ));
-        }
-    }
+    causes.extend(super::quota::validate(o));
     causes
 }
 

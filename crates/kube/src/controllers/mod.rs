@@ -205,7 +205,7 @@ impl Informers {
         }
     }
 
-    fn all(&self) -> [&Arc<Informer>; 20] {
+    pub(crate) fn all(&self) -> [&Arc<Informer>; 20] {
         [
             &self.pods,
             &self.replica_sets,
@@ -326,6 +326,15 @@ macro_rules! serve {
             async move { c.$method(k).await }
         });
     }};
+}
+
+/// Whether an update may change what the object takes of a quota (a Service's type or ports,
+/// a claim's request).
+fn changed_usage(c: &Change) -> bool {
+    match (&c.old, &c.new) {
+        (Some(a), Some(b)) => a.get("spec") != b.get("spec"),
+        _ => true,
+    }
 }
 
 /// Queue every object of `informer` that changes (all of them when changes were missed).
@@ -454,7 +463,7 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
                 vc.pod_changed(c.object());
                 ssc.pod_changed(c.object());
                 dsc.pod_changed(c.object());
-                qc.pod_changed(c.object());
+                qc.object_changed(c.object());
                 pdbc.pod_changed(c.old.as_deref(), c.new.as_deref());
                 if c.new.is_none() {
                     dc.pod_gone(c.object());
@@ -541,7 +550,28 @@ pub async fn run(server: Arc<ApiServer>, cfg: Config) -> Arc<Informers> {
         queue_changes(&informers.daemon_sets, &ds_queue);
     }
     {
-        queue_changes(&informers.quotas, &quota_queue);
+        // A quota changed is looked at again; so are its namespace's when an object of a kind
+        // quotas count comes or goes (pods are seen above).
+        for inf in informers
+            .all()
+            .into_iter()
+            .filter(|i| i.resource().namespaced && i.resource().kind != "Pod")
+        {
+            let (qc, qq, i2) = (qc.clone(), quota_queue.clone(), informers.clone());
+            let quotas = std::ptr::eq(inf.as_ref(), informers.quotas.as_ref());
+            on_change(
+                inf,
+                move |c| {
+                    if quotas {
+                        qc.queue.add(runtime::key_of(c.object()));
+                    }
+                    if changed_usage(c) {
+                        qc.object_changed(c.object());
+                    }
+                },
+                move || requeue_all(&qq, &i2.quotas),
+            );
+        }
         queue_changes(&informers.budgets, &pdb_queue);
         // A budget scaled by its pods' controllers: their scale changes it.
         for inf in [&informers.replica_sets, &informers.deployments, &informers.stateful_sets] {

@@ -1,14 +1,16 @@
 //! The resource quota controller: each ResourceQuota's `status.hard` and `status.used` (what
-//! the namespace's unfinished pods take of each tracked resource), kept as pods come and go.
+//! the namespace's unfinished pods, claims and other objects take of each resource it holds),
+//! kept as they come and go (kinds no informer caches are counted again every 10 s).
 //! Enforcement is the API server's admission (`apiserver::quota`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
 use super::runtime::{split_key, str_at, Action, Client, Queue};
 use super::Informers;
-use crate::apiserver::quota::{counts, format, pod_usage};
+use crate::apiserver::quota::{counted, counts_object, format, selects, usage};
 use crate::apiserver::status::ApiResult;
 
 /// The controller.
@@ -19,9 +21,9 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// A pod changed: its namespace's quotas are looked at again.
-    pub fn pod_changed(&self, pod: &Value) {
-        for q in self.informers.quotas.list(str_at(pod, "/metadata/namespace")) {
+    /// An object changed: its namespace's quotas are looked at again.
+    pub fn object_changed(&self, o: &Value) {
+        for q in self.informers.quotas.list(str_at(o, "/metadata/namespace")) {
             self.queue.add(super::runtime::key_of(&q));
         }
     }
@@ -32,8 +34,9 @@ impl Controller {
             return Ok(Action::Done);
         };
         let (ns, _) = split_key(&key);
-        let pods: Vec<Arc<Value>> = self.informers.pods.list(ns).into_iter().filter(|p| counts(p)).collect();
         let mut used = serde_json::Map::new();
+        let mut unwatched = false;
+        let mut objects: BTreeMap<&'static str, Vec<Arc<Value>>> = BTreeMap::new();
         for res in q
             .pointer("/spec/hard")
             .and_then(Value::as_object)
@@ -41,7 +44,38 @@ impl Controller {
             .flatten()
             .map(|(k, _)| k)
         {
-            let total: i64 = pods.iter().filter_map(|p| pod_usage(p, res)).sum();
+            let Some(kind) = counted(res) else {
+                continue;
+            };
+            let listed = match objects.get(kind.plural) {
+                Some(l) => l,
+                None => {
+                    let informer = self
+                        .informers
+                        .all()
+                        .into_iter()
+                        .find(|i| i.resource().group == kind.group && i.resource().plural == kind.plural);
+                    let list: Vec<Arc<Value>> = match informer {
+                        Some(i) => i.list(ns),
+                        None => {
+                            // A kind no informer caches: read, and read again in a while.
+                            unwatched = true;
+                            let page = self.client.store().list(&kind.prefix(Some(ns)), Default::default()).await?;
+                            page.items
+                                .iter()
+                                .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+                                .map(Arc::new)
+                                .collect()
+                        }
+                    };
+                    objects.entry(kind.plural).or_insert(list)
+                }
+            };
+            let total: i64 = listed
+                .iter()
+                .filter(|o| counts_object(kind, o) && selects(&q, kind, o))
+                .filter_map(|o| usage(o, res))
+                .sum();
             used.insert(res.clone(), json!(format(res, total)));
         }
         let status = json!({"hard": q["spec"]["hard"], "used": used});
@@ -50,6 +84,10 @@ impl Controller {
             o["status"] = status;
             self.client.update_status(super::quotas(), &o).await?;
         }
-        Ok(Action::Done)
+        Ok(if unwatched {
+            Action::After(std::time::Duration::from_secs(10))
+        } else {
+            Action::Done
+        })
     }
 }

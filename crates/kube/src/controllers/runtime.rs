@@ -243,6 +243,11 @@ impl Informer {
         })
     }
 
+    /// The kind it caches.
+    pub fn resource(&self) -> &'static Resource {
+        self.res
+    }
+
     /// The changes from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
