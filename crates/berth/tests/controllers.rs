@@ -1021,6 +1021,86 @@ fn ingress_routes_by_host_and_path_and_serves_tls_from_a_secret() {
         assert!(t0.elapsed() < Duration::from_secs(10), "{body}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // Plain HTTP for the TLS host is sent to HTTPS, unless the Ingress says not to.
+    let head = curl(&[
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-H",
+        "Host: secure.localhost",
+        &format!("http://{http}/x?y=1"),
+    ]);
+    assert!(head.starts_with("HTTP/1.1 308"), "{head}");
+    assert!(
+        head.contains(&format!("location: https://secure.localhost:{hport}/x?y=1")),
+        "{head}"
+    );
+    d.kubectl_ok(&["annotate", "ingress", "secure", "ingress.berth.dev/ssl-redirect=false"]);
+    let t0 = Instant::now();
+    while !curl(&["-H", "Host: secure.localhost", &url]).starts_with("app-") {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the redirect stayed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A protocol upgrade (what a WebSocket sends) passes through: after the backend's 101, the
+    // connection is a tunnel both ways (the backend answers 101, then echoes).
+    apply(
+        &d,
+        r##"apiVersion: v1
+kind: ConfigMap
+metadata: {name: ws}
+data:
+  ws.sh: |
+    #!/bin/sh
+    while read -r l; do l=$(printf %s "$l" | tr -d "\r"); [ -z "$l" ] && break; done
+    printf "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    exec cat
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ws, labels: {app: ws}}
+spec:
+  containers:
+  - name: ws
+    image: bb:1
+    command: [nc, -ll, -p, "8080", -e, /ws/ws.sh]
+    ports: [{containerPort: 8080}]
+    volumeMounts: [{name: ws, mountPath: /ws}]
+  volumes: [{name: ws, configMap: {name: ws, defaultMode: 0755}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ws}
+spec:
+  selector: {app: ws}
+  ports: [{port: 80, targetPort: 8080}]
+"##,
+    );
+    wait_for(&d, &["pod", "ws"], "{.status.phase}", "Running");
+    d.kubectl_ok(&["create", "ingress", "ws", "--rule=ws.localhost/*=ws:80"]);
+    let t0 = Instant::now();
+    loop {
+        use std::io::{BufRead, Read, Write};
+        let mut c = std::net::TcpStream::connect(&http).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(b"GET /chat HTTP/1.1\r\nHost: ws.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").unwrap();
+        let mut r = std::io::BufReader::new(c.try_clone().unwrap());
+        let mut status = String::new();
+        let _ = r.read_line(&mut status);
+        if status.starts_with("HTTP/1.1 101") {
+            let mut line = String::new();
+            while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            c.write_all(b"ping over the tunnel\n").unwrap();
+            let mut echo = [0u8; 21];
+            r.read_exact(&mut echo).unwrap();
+            assert_eq!(&echo, b"ping over the tunnel\n");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "no upgrade: {status:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
     let _ = port;
 }
 

@@ -10,6 +10,10 @@
 //!   503;
 //! - TLS: `spec.tls` hosts get the certificate of their `kubernetes.io/tls` Secret, chosen by
 //!   SNI;
+//! - plain HTTP for a TLS host is redirected (308) to HTTPS, unless the Ingress's
+//!   `ingress.berth.dev/ssl-redirect` annotation is `"false"`;
+//! - protocol upgrades (WebSockets) pass through: after the backend's 101, bytes are copied
+//!   both ways;
 //! - each served Ingress's status names the address it is served on.
 
 use std::net::SocketAddr;
@@ -76,14 +80,46 @@ fn path_score(kind: &str, rule: &str, path: &str) -> Option<(usize, u8)> {
     }
 }
 
-/// The backend (namespace, Service, port) for a request, if any rule or default takes it.
-pub fn route(informers: &Informers, host: &str, path: &str) -> Option<(String, String, Value)> {
+/// The annotation that turns off an Ingress's redirect of plain HTTP to HTTPS for its TLS
+/// hosts (`"false"`; on by default, as ingress-nginx does it).
+pub const SSL_REDIRECT: &str = "ingress.berth.dev/ssl-redirect";
+
+/// Where a request goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// The Service's namespace.
+    pub namespace: String,
+    /// The Service.
+    pub service: String,
+    /// Its port (`number` or `name`).
+    pub port: Value,
+    /// Whether plain HTTP for this host is redirected to HTTPS (a TLS host of the Ingress).
+    pub redirect: bool,
+}
+
+fn redirects(ing: &Value, host: &str) -> bool {
+    let off = ing
+        .pointer(&format!("/metadata/annotations/{}", SSL_REDIRECT.replace('/', "~1")))
+        .and_then(Value::as_str)
+        == Some("false");
+    !off && ing["spec"]["tls"].as_array().into_iter().flatten().any(|t| {
+        t["hosts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .any(|h| host_matches(h, host))
+    })
+}
+
+/// The backend for a request, if any rule or default takes it.
+pub fn route(informers: &Informers, host: &str, path: &str) -> Option<Route> {
     let default_is_ours = informers.ingress_classes.get(CLASS).is_some_and(|c| {
         c.pointer("/metadata/annotations/ingressclass.kubernetes.io~1is-default-class")
             .and_then(Value::as_str)
             == Some("true")
     });
-    let mut best: Option<((usize, u8), String, Value)> = None;
+    let mut best: Option<((usize, u8), String, Value, bool)> = None;
     let mut fallback: Option<(String, Value)> = None;
     let mut ingresses = informers.ingresses.list("");
     ingresses.sort_by_key(|i| str_at(i, "/metadata/creationTimestamp").to_string());
@@ -104,7 +140,7 @@ pub fn route(informers: &Informers, host: &str, path: &str) -> Option<(String, S
                     score.1,
                 );
                 if best.as_ref().is_none_or(|b| score > b.0) {
-                    best = Some((score, ns.clone(), p["backend"].clone()));
+                    best = Some((score, ns.clone(), p["backend"].clone(), redirects(ing, host)));
                 }
             }
         }
@@ -114,9 +150,14 @@ pub fn route(informers: &Informers, host: &str, path: &str) -> Option<(String, S
             }
         }
     }
-    let (ns, backend) = best.map(|(_, ns, b)| (ns, b)).or(fallback)?;
-    let svc = backend.pointer("/service/name").and_then(Value::as_str)?.to_string();
-    Some((ns, svc, backend["service"]["port"].clone()))
+    let (namespace, backend, redirect) = best.map(|(_, ns, b, r)| (ns, b, r)).or(fallback.map(|(ns, b)| (ns, b, false)))?;
+    let service = backend.pointer("/service/name").and_then(Value::as_str)?.to_string();
+    Some(Route {
+        namespace,
+        service,
+        port: backend["service"]["port"].clone(),
+        redirect,
+    })
 }
 
 /// The ready endpoints of a Service's port (by number or name).
@@ -172,6 +213,8 @@ fn plain(code: StatusCode, text: &str) -> Response<Body> {
 struct Proxy {
     informers: Arc<Informers>,
     turn: AtomicUsize,
+    /// The HTTPS port plain requests for TLS hosts are sent to (none: HTTPS not served).
+    https_port: Option<u16>,
 }
 
 impl Proxy {
@@ -188,9 +231,24 @@ impl Proxy {
             .filter(|(_, p)| p.parse::<u16>().is_ok())
             .map_or(host.as_str(), |(h, _)| h)
             .to_string();
-        let Some((ns, svc, port)) = route(&self.informers, &bare, req.uri().path()) else {
+        let Some(Route {
+            namespace: ns,
+            service: svc,
+            port,
+            redirect,
+        }) = route(&self.informers, &bare, req.uri().path())
+        else {
             return plain(StatusCode::NOT_FOUND, "default backend - 404");
         };
+        if let (false, true, Some(hp)) = (https, redirect, self.https_port) {
+            let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let authority = if hp == 443 { bare.clone() } else { format!("{bare}:{hp}") };
+            let mut r = plain(StatusCode::PERMANENT_REDIRECT, "308 Permanent Redirect");
+            if let Ok(v) = HeaderValue::from_str(&format!("https://{authority}{pq}")) {
+                r.headers_mut().insert("location", v);
+            }
+            return r;
+        }
         let backends = endpoints(&self.informers, &ns, &svc, &port);
         if backends.is_empty() {
             return plain(
@@ -205,7 +263,14 @@ impl Proxy {
         let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await else {
             return plain(StatusCode::BAD_GATEWAY, &format!("no HTTP from {target} ({ns}/{svc})"));
         };
-        tokio::spawn(conn);
+        tokio::spawn(conn.with_upgrades());
+        // A protocol upgrade (WebSockets): once the backend switches, bytes flow both ways.
+        let upgrading = req
+            .headers()
+            .get("connection")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")));
+        let client_side = upgrading.then(|| hyper::upgrade::on(&mut req));
         let h = req.headers_mut();
         let forwarded_for = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
             Some(prior) => format!("{prior}, {}", peer.ip()),
@@ -228,7 +293,17 @@ impl Proxy {
             *req.uri_mut() = u;
         }
         match sender.send_request(req).await {
-            Ok(resp) => resp.map(Body::new),
+            Ok(mut resp) => {
+                if let (Some(client_side), StatusCode::SWITCHING_PROTOCOLS) = (client_side, resp.status()) {
+                    let backend_side = hyper::upgrade::on(&mut resp);
+                    tokio::spawn(async move {
+                        if let (Ok(c), Ok(b)) = (client_side.await, backend_side.await) {
+                            let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(c), &mut TokioIo::new(b)).await;
+                        }
+                    });
+                }
+                resp.map(Body::new)
+            }
             Err(e) => plain(StatusCode::BAD_GATEWAY, &format!("{ns}/{svc}: {e}")),
         }
     }
@@ -298,11 +373,11 @@ async fn serve(listener: tokio::net::TcpListener, proxy: Arc<Proxy>, tls: Option
             match tls {
                 Some(acceptor) => {
                     if let Ok(s) = acceptor.accept(tcp).await {
-                        let _ = builder.serve_connection(TokioIo::new(s), svc).await;
+                        let _ = builder.serve_connection(TokioIo::new(s), svc).with_upgrades().await;
                     }
                 }
                 None => {
-                    let _ = builder.serve_connection(TokioIo::new(tcp), svc).await;
+                    let _ = builder.serve_connection(TokioIo::new(tcp), svc).with_upgrades().await;
                 }
             }
         });
@@ -314,6 +389,7 @@ pub async fn run(informers: Arc<Informers>, client: Client, cfg: Config) {
     let proxy = Arc::new(Proxy {
         informers: informers.clone(),
         turn: AtomicUsize::new(0),
+        https_port: cfg.https.map(|a| a.port()),
     });
     let mut address = None;
     if let Some(addr) = cfg.http {
