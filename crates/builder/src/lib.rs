@@ -7,6 +7,7 @@ pub mod dockerfile;
 pub mod error;
 pub mod fsutil;
 pub mod pattern;
+pub mod python;
 
 pub use builder::{build, decompressed, Backend, BuildOptions, BuildResult, Progress, RunEvent, RunOutcome, RunRequest, DEFAULT_EPOCH};
 pub use cache::Cache;

@@ -443,7 +443,7 @@ pub async fn run(informers: Arc<Informers>, client: Client, cfg: Config) {
         });
         for ing in informers.ingresses.list("") {
             let want = if ours(&ing, default_is_ours) {
-                json!({"loadBalancer": {"ingress": [{"ip": ip}]}})
+                json!({"loadBalancer": {"ingress": [{"ip": ip, "ports": [{"port": addr.port(), "protocol": "TCP"}]}]}})
             } else {
                 json!({"loadBalancer": {}})
             };

@@ -91,6 +91,20 @@ pub struct BuildArgs {
     /// Write the image ID to the file
     #[arg(long, value_name = "string")]
     pub iidfile: Option<PathBuf>,
+    /// Build the directory as a Python project, by the files it holds (requirements.txt,
+    /// pyproject.toml with uv.lock/poetry.lock, environment.yml; runtime.txt or
+    /// .python-version, apt.txt, Procfile, postBuild), even when it has a Dockerfile; a
+    /// directory without a Dockerfile is built this way anyway
+    #[arg(long)]
+    pub python: bool,
+    /// Base image of a Python project's build (default: python:<version>-slim, the version
+    /// from the project)
+    #[arg(long, value_name = "image")]
+    pub base: Option<String>,
+    /// Print the Dockerfile a Python project is built with (to keep and edit), and build
+    /// nothing
+    #[arg(long)]
+    pub print_dockerfile: bool,
     /// Build context: a directory, or - to read a tar archive from stdin
     #[arg(value_name = "PATH")]
     pub context: String,
@@ -127,15 +141,16 @@ fn kv_json(items: &[String], from_env: bool) -> Result<String> {
 }
 
 /// Write the context directory as a tar, leaving out what `.dockerignore` excludes (the Dockerfile
-/// and `.dockerignore` themselves are always sent). `extra` adds a Dockerfile from outside.
-fn write_context(dir: &Path, extra: Option<(&str, &Path)>, out: impl Write) -> Result<()> {
-    let ignore = std::fs::read_to_string(dir.join(".dockerignore"))
-        .map(|s| build::pattern::Ignore::parse(&s))
-        .unwrap_or_default();
+/// and `.dockerignore` themselves are always sent). `extra` adds a Dockerfile from outside (or
+/// generated) under a private name, which the sent `.dockerignore` then lists so that no COPY
+/// takes it — as the docker CLI does.
+fn write_context(dir: &Path, extra: Option<(&str, &[u8])>, out: impl Write) -> Result<()> {
+    let ignore_text = std::fs::read_to_string(dir.join(".dockerignore")).unwrap_or_default();
+    let ignore = build::pattern::Ignore::parse(&ignore_text);
     let mut tar = tar::Builder::new(out);
     tar.follow_symlinks(false);
     tar.mode(tar::HeaderMode::Complete);
-    fn walk(tar: &mut tar::Builder<impl Write>, ignore: &build::pattern::Ignore, root: &Path, rel: &str) -> Result<()> {
+    fn walk(tar: &mut tar::Builder<impl Write>, ignore: &build::pattern::Ignore, root: &Path, rel: &str, own_ignore: bool) -> Result<()> {
         let dir = if rel.is_empty() { root.to_path_buf() } else { root.join(rel) };
         let mut names: Vec<_> = std::fs::read_dir(&dir)
             .with_context(|| format!("reading {}", dir.display()))?
@@ -151,13 +166,17 @@ fn write_context(dir: &Path, extra: Option<(&str, &Path)>, out: impl Write) -> R
             };
             let p = root.join(&r);
             let md = std::fs::symlink_metadata(&p)?;
+            if own_ignore && r == ".dockerignore" {
+                // Sent rewritten, after the walk.
+                continue;
+            }
             let excluded = ignore.excluded(&r) && r != ".dockerignore";
             if md.is_dir() {
                 if !excluded {
                     tar.append_path_with_name(&p, &r)?;
                 }
                 if !excluded || ignore.may_include_below(&r) {
-                    walk(tar, ignore, root, &r)?;
+                    walk(tar, ignore, root, &r, own_ignore)?;
                 }
             } else if !excluded && (md.is_file() || md.file_type().is_symlink()) {
                 tar.append_path_with_name(&p, &r)
@@ -166,9 +185,28 @@ fn write_context(dir: &Path, extra: Option<(&str, &Path)>, out: impl Write) -> R
         }
         Ok(())
     }
-    walk(&mut tar, &ignore, dir, "")?;
-    if let Some((name, path)) = extra {
-        tar.append_path_with_name(path, name)?;
+    walk(&mut tar, &ignore, dir, "", extra.is_some())?;
+    if let Some((name, content)) = extra {
+        let mut add = |name: &str, data: &[u8]| -> Result<()> {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_mtime(0);
+            h.set_cksum();
+            tar.append_data(&mut h, name, data)?;
+            Ok(())
+        };
+        add(name, content)?;
+        let listed = format!(
+            "{}{}{name}\n.dockerignore\n",
+            ignore_text,
+            if ignore_text.ends_with('\n') || ignore_text.is_empty() {
+                ""
+            } else {
+                "\n"
+            }
+        );
+        add(".dockerignore", listed.as_bytes())?;
     }
     tar.into_inner()?.flush()?;
     Ok(())
@@ -188,20 +226,71 @@ async fn post_build(
         .await
 }
 
+/// The name a generated Dockerfile is sent under.
+const GENERATED_DOCKERFILE: &str = ".berth-python.Dockerfile";
+
+/// The Dockerfile of a Python project build (none: the context has its own Dockerfile).
+pub fn python_dockerfile(a: &BuildArgs) -> Result<Option<String>> {
+    let dir = Path::new(&a.context);
+    let python = a.python || (a.context != "-" && a.file.is_none() && dir.is_dir() && !dir.join("Dockerfile").exists());
+    if !python {
+        if a.base.is_some() || a.print_dockerfile {
+            bail!(
+                "--base and --print-dockerfile are for Python project builds, and {} has a Dockerfile (add --python to build it as a Python project)",
+                a.context
+            );
+        }
+        return Ok(None);
+    }
+    if a.context == "-" {
+        bail!("a Python project is built from a directory, not a tar on stdin");
+    }
+    if a.file.is_some() {
+        bail!("--python writes its own Dockerfile: -f/--file cannot go with it");
+    }
+    if !dir.is_dir() {
+        bail!("unable to prepare context: {:?} is not a directory", a.context);
+    }
+    Ok(Some(
+        build::python::detect(dir).map_err(|e| anyhow!(e))?.dockerfile(a.base.as_deref()),
+    ))
+}
+
 pub async fn build(client: &Client, a: BuildArgs) -> Result<i32> {
-    let q = build_query(&a)?;
+    if a.print_dockerfile {
+        if let Some(d) = python_dockerfile(&a)? {
+            print!("{d}");
+        }
+        return Ok(0);
+    }
+    let (quiet, iidfile) = (a.quiet, a.iidfile.clone());
     let started = Instant::now();
-    let resp = send_build(client, &a, q).await?;
-    let id = read_build_output(resp, a.quiet).await?;
-    if let Some(f) = &a.iidfile {
+    let id = build_image(client, a).await?;
+    if let Some(f) = &iidfile {
         std::fs::write(f, &id).with_context(|| format!("writing {}", f.display()))?;
     }
-    if a.quiet {
+    if quiet {
         println!("{id}");
     } else {
         println!("Built {id} in {:.2}s", started.elapsed().as_secs_f64());
     }
     Ok(0)
+}
+
+/// Build as the flags say (its output shown unless quiet); the image's ID.
+pub async fn build_image(client: &Client, a: BuildArgs) -> Result<String> {
+    let python = python_dockerfile(&a)?.is_some();
+    let q = build_query(&a)?;
+    let resp = send_build(client, &a, q).await?;
+    let mut errors = Vec::new();
+    match read_build_output(resp, a.quiet, &mut errors).await {
+        Ok(id) => Ok(id),
+        Err(e) if python => match build::python::explain(Path::new(&a.context), &errors) {
+            Some(why) => bail!("{e}\n{why}"),
+            None => Err(e),
+        },
+        Err(e) => Err(e),
+    }
 }
 
 /// The `POST /build` query from the flags (without the Dockerfile's name, which depends on the
@@ -307,9 +396,13 @@ async fn send_build(client: &Client, a: &BuildArgs, mut q: Vec<(&'static str, St
         if !dir.is_dir() {
             bail!("unable to prepare context: {:?} is not a directory", a.context);
         }
-        // A Dockerfile outside the context is sent along under a private name, as docker does.
-        let mut extra: Option<(String, PathBuf)> = None;
-        if let Some(f) = &a.file {
+        // A Dockerfile outside the context is sent along under a private name, as docker does;
+        // so is a Python project's generated one.
+        let mut extra: Option<(String, Vec<u8>)> = None;
+        if let Some(d) = python_dockerfile(a)? {
+            q.push(("dockerfile", GENERATED_DOCKERFILE.into()));
+            extra = Some((GENERATED_DOCKERFILE.into(), d.into_bytes()));
+        } else if let Some(f) = &a.file {
             let f = f
                 .canonicalize()
                 .map_err(|e| anyhow!("unable to read Dockerfile {}: {e}", f.display()))?;
@@ -318,7 +411,8 @@ async fn send_build(client: &Client, a: &BuildArgs, mut q: Vec<(&'static str, St
                 Err(_) => {
                     let name = format!(".berth-dockerfile-{}", std::process::id());
                     q.push(("dockerfile", name.clone()));
-                    extra = Some((name, f));
+                    let content = std::fs::read(&f).map_err(|e| anyhow!("unable to read Dockerfile {}: {e}", f.display()))?;
+                    extra = Some((name, content));
                 }
             }
         } else if !dir.join("Dockerfile").exists() {
@@ -342,7 +436,7 @@ async fn send_build(client: &Client, a: &BuildArgs, mut q: Vec<(&'static str, St
             None => {
                 let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
                 std::thread::spawn(move || {
-                    let extra = extra.as_ref().map(|(n, p)| (n.as_str(), p.as_path()));
+                    let extra = extra.as_ref().map(|(n, c)| (n.as_str(), c.as_slice()));
                     if let Err(e) = write_context(&dir, extra, &ours) {
                         eprintln!("error sending the build context: {e:#}");
                     }
@@ -363,7 +457,7 @@ async fn send_build(client: &Client, a: &BuildArgs, mut q: Vec<(&'static str, St
 
 /// Show the build's JSON stream as it comes (a quiet build's only on failure); the built image's
 /// ID, or the build's error.
-async fn read_build_output(resp: hyper::Response<hyper::body::Incoming>, quiet: bool) -> Result<String> {
+async fn read_build_output(resp: hyper::Response<hyper::body::Incoming>, quiet: bool, errors: &mut Vec<String>) -> Result<String> {
     let mut buf: Vec<u8> = Vec::new();
     let mut err: Option<String> = None;
     let mut id: Option<String> = None;
@@ -377,6 +471,13 @@ async fn read_build_output(resp: hyper::Response<hyper::body::Incoming>, quiet: 
         } else if let Some(i) = v.get("aux").and_then(|x| x.get("ID")).and_then(Value::as_str) {
             id = Some(i.to_string());
         } else if let Some(s) = v.get("stream").and_then(Value::as_str) {
+            // Error lines (a step's stderr comes coloured), for explaining a failure after.
+            for l in s.lines() {
+                let l = l.trim_start_matches("\u{1b}[91m").trim_start_matches("\u{1b}[0m");
+                if l.starts_with("ERROR:") {
+                    errors.push(l.to_string());
+                }
+            }
             if !quiet {
                 print!("{s}");
                 let _ = std::io::stdout().flush();

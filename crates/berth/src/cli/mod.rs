@@ -7,6 +7,7 @@ mod client;
 mod compose;
 mod cp;
 mod create;
+mod deploy;
 mod exec;
 mod format;
 mod images;
@@ -136,6 +137,13 @@ pub enum Command {
     Port(network::PortArgs),
     /// Define and run multi-container applications (the Compose Specification)
     Compose(compose::ComposeArgs),
+    /// Deploy an image, or a directory built first, on the daemon's Kubernetes API: a
+    /// Deployment, a Service, an Ingress host NAME.localhost (and with --autoscale a
+    /// HorizontalPodAutoscaler); waits until it is ready and prints its URL. Deploying again
+    /// is a rolling update; --dry-run -o yaml prints the manifests instead
+    Deploy(Box<deploy::DeployArgs>),
+    /// Remove what `berth deploy` made for an app
+    Undeploy(deploy::UndeployArgs),
 }
 
 /// `berth image` subcommands.
@@ -240,6 +248,8 @@ async fn dispatch(c: &Client, cmd: Command) -> Result<i32> {
         Command::Export(a) => cp::export(c, a).await,
         Command::Diff(a) => cp::diff(c, a).await,
         Command::Build(a) => build::build(c, *a).await,
+        Command::Deploy(a) => deploy::deploy(c, *a).await,
+        Command::Undeploy(a) => deploy::undeploy(a).await,
         Command::Commit(a) => images::commit(c, a).await,
         Command::Images(a) => images::images(c, a).await,
         Command::Image(sub) => match sub {

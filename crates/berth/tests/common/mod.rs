@@ -56,13 +56,23 @@ pub fn curl(url: &str) -> Option<String> {
 /// and kept in /var/tmp (debootstrap takes ~40 s and needs the Debian mirror the apt sources
 /// name); a lock file keeps two test processes from making it twice.
 pub fn python_rootfs_tar() -> PathBuf {
+    debian_rootfs_tar("python", "python3")
+}
+
+/// The same with what a Python project's build needs of its base — venv, pip — and Flask (so
+/// that a sample app's `flask` requirement is met without an index).
+pub fn python_dev_rootfs_tar() -> PathBuf {
+    debian_rootfs_tar("python-dev", "python3,python3-venv,python3-pip,python3-flask")
+}
+
+fn debian_rootfs_tar(name: &str, include: &str) -> PathBuf {
     use std::os::fd::AsRawFd;
-    let out = PathBuf::from("/var/tmp/berth-test-python-bookworm.tar");
+    let out = PathBuf::from(format!("/var/tmp/berth-test-{name}-bookworm.tar"));
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open("/var/tmp/berth-test-python-bookworm.lock")
+        .open(format!("/var/tmp/berth-test-{name}-bookworm.lock"))
         .unwrap();
     assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
     if out.exists() {
@@ -72,7 +82,7 @@ pub fn python_rootfs_tar() -> PathBuf {
     let root = dir.path().join("root");
     let mirror = std::env::var("BERTH_TEST_DEBIAN_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into());
     let mut c = Command::new("debootstrap");
-    c.args(["--variant=minbase", "--include=python3", "bookworm"])
+    c.args(["--variant=minbase", &format!("--include={include}"), "bookworm"])
         .arg(&root)
         .arg(&mirror);
     let o = run_timeout(c, None, 900);
@@ -658,6 +668,13 @@ impl Daemon {
     /// Import the Debian + python3 rootfs ([`python_rootfs_tar`]) as `name`.
     pub fn python_image(&self, name: &str) {
         let tar = python_rootfs_tar();
+        let o = run_timeout(self.docker_cmd(&["import", tar.to_str().unwrap(), name]), None, 300);
+        assert!(o.status.success(), "import failed: {}", errtext(&o));
+    }
+
+    /// Import the Debian + python3 + venv/pip/Flask rootfs ([`python_dev_rootfs_tar`]) as `name`.
+    pub fn python_dev_image(&self, name: &str) {
+        let tar = python_dev_rootfs_tar();
         let o = run_timeout(self.docker_cmd(&["import", tar.to_str().unwrap(), name]), None, 300);
         assert!(o.status.success(), "import failed: {}", errtext(&o));
     }

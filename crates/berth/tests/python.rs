@@ -1,0 +1,357 @@
+//! The data-science layer (issue 14): images from Python projects without a Dockerfile,
+//! through the built `berth` binary against a daemon on a temporary root. Packages come from
+//! a package index this test serves on loopback (a wheel it makes itself) and from the base
+//! image's own Debian packages; nothing is fetched from outside.
+
+mod common;
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Daemon;
+
+/// A PEP 503 index on 127.0.0.1 serving one wheel, `tinylib 1.0` (made here), until dropped.
+struct Index {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Index {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn index() -> Index {
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = dir.path().join("simple/tinylib");
+    std::fs::create_dir_all(&pkg).unwrap();
+    // A wheel is a zip: the module, its METADATA, WHEEL and RECORD.
+    let make = r#"
+import sys, zipfile
+path = sys.argv[1]
+files = {
+    "tinylib/__init__.py": "def score(xs, weights):\n    return sum(x * w for x, w in zip(xs, weights))\n",
+    "tinylib-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: tinylib\nVersion: 1.0\n",
+    "tinylib-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: berth-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+files["tinylib-1.0.dist-info/RECORD"] = "".join(f"{n},,\n" for n in files) + "tinylib-1.0.dist-info/RECORD,,\n"
+with zipfile.ZipFile(path, "w") as z:
+    for n, c in files.items():
+        z.writestr(n, c)
+"#;
+    let o = Command::new("python3")
+        .args(["-c", make])
+        .arg(pkg.join("tinylib-1.0-py3-none-any.whl"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::errtext(&o));
+    let mut child = Command::new("python3")
+        .args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "0", "--directory"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
+    let port = line
+        .split("port ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect(&line)
+        .to_string();
+    Index {
+        child,
+        url: format!("http://127.0.0.1:{port}/simple"),
+        _dir: dir,
+    }
+}
+
+const APP: &str = r#"import json
+from flask import Flask
+import tinylib
+
+app = Flask(__name__)
+weights = json.load(open("model.json"))["weights"]
+
+@app.route("/predict")
+def predict():
+    return {"version": VERSION, "score": tinylib.score([1, 2, 3], weights)}
+
+VERSION = 1
+if __name__ == "__main__":
+    app.run(host="0.0.0.0", port=8000)
+"#;
+
+fn project(dir: &Path, requirements: &str) {
+    std::fs::write(dir.join("requirements.txt"), requirements).unwrap();
+    std::fs::write(dir.join("app.py"), APP).unwrap();
+    std::fs::write(dir.join("model.json"), r#"{"weights": [0.5, 1.0, 2.0]}"#).unwrap();
+}
+
+fn build(d: &Daemon, index: &Index, dir: &Path, tag: &str) -> std::process::Output {
+    let arg = format!("PIP_INDEX_URL={}", index.url);
+    let mut c = d.berth_cmd(&["build", "-t", tag, "--base", "py:1", "--build-arg", &arg]);
+    c.arg(dir);
+    common::run_timeout(c, None, 600)
+}
+
+#[test]
+fn a_python_project_builds_without_a_dockerfile_and_rebuilds_on_cached_dependencies() {
+    let d = Daemon::start_bridged(&[]);
+    d.python_dev_image("py:1");
+    let index = index();
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), "flask\ntinylib==1.0\n");
+    // The Dockerfile it would be built with, to keep.
+    let printed = d.berth_ok(&["build", "--print-dockerfile", "--base", "py:1", dir.path().to_str().unwrap()]);
+    assert!(printed.contains("FROM py:1\n"), "{printed}");
+    let deps = printed.find("COPY requirements.txt /app/").expect(&printed);
+    assert!(deps < printed.find("COPY --chown=1000:1000 . /app/").unwrap(), "{printed}");
+    assert!(printed.contains("CMD [\"python\", \"app.py\"]"), "{printed}");
+
+    let o = build(&d, &index, dir.path(), "demo:1");
+    let out = common::text(&o);
+    assert!(o.status.success(), "{out}\n{}", common::errtext(&o));
+    assert!(out.contains("Successfully installed tinylib-1.0"), "{out}");
+    // The resolved versions are recorded; the app runs as a user, not root.
+    let freeze = d.berth_ok(&["run", "--rm", "demo:1", "cat", "/etc/berth/pip-freeze.txt"]);
+    assert!(
+        freeze.contains("tinylib==1.0") && freeze.to_lowercase().contains("flask=="),
+        "{freeze}"
+    );
+    assert_eq!(d.berth_ok(&["run", "--rm", "demo:1", "id", "-u"]).trim(), "1000");
+    // It serves.
+    let port = common::free_port();
+    let publish = format!("127.0.0.1:{port}:8000");
+    let id = d.berth_ok(&["run", "-d", "--name", "demo", "-p", &publish, "demo:1"]);
+    let _cleanup = scopeguard(&d, id.trim());
+    let url = format!("http://127.0.0.1:{port}/predict");
+    let t0 = Instant::now();
+    let body = loop {
+        if let Some(b) = common::curl(&url) {
+            break b;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no answer: {}",
+            d.berth_ok(&["logs", "demo"])
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(body.contains("\"score\":8.5") && body.contains("\"version\":1"), "{body}");
+
+    // A code edit rebuilds on the cached dependency layer: pip does not run again.
+    std::fs::write(dir.path().join("app.py"), APP.replace("VERSION = 1", "VERSION = 2")).unwrap();
+    let o = build(&d, &index, dir.path(), "demo:2");
+    let out = common::text(&o);
+    assert!(o.status.success(), "{out}\n{}", common::errtext(&o));
+    assert!(
+        !out.contains("Successfully installed"),
+        "the dependencies were installed again:\n{out}"
+    );
+    assert!(out.contains("Using cache"), "{out}");
+    let v2 = d.berth_ok(&["run", "--rm", "demo:2", "python", "-c", "import app; print(app.VERSION)"]);
+    assert_eq!(v2.trim(), "2");
+}
+
+#[test]
+fn projects_it_cannot_build_say_why() {
+    let d = Daemon::start();
+    // Nothing recognisable: the files looked for are named.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("app.py"), "print(1)\n").unwrap();
+    let o = d.berth(&["build", dir.path().to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        common::errtext(&o).contains("looked for requirements.txt, pyproject.toml, environment.yml"),
+        "{}",
+        common::errtext(&o)
+    );
+    // A requirement that cannot be installed: pip's own lines, with the file and line.
+    d.python_dev_image("py:1");
+    let index = index();
+    project(dir.path(), "flask\ntinylib==9.9\n");
+    let o = build(&d, &index, dir.path(), "bad:1");
+    assert!(!o.status.success());
+    let all = format!("{}{}", common::text(&o), common::errtext(&o));
+    assert!(all.contains("No matching distribution found for tinylib==9.9"), "{all}");
+    assert!(
+        all.contains("requirements.txt, line 2: tinylib==9.9 could not be installed"),
+        "{all}"
+    );
+    // --base is for Python project builds only.
+    std::fs::write(dir.path().join("Dockerfile"), "FROM py:1\n").unwrap();
+    let o = d.berth(&["build", "--base", "py:1", dir.path().to_str().unwrap()]);
+    assert!(common::errtext(&o).contains("add --python"), "{}", common::errtext(&o));
+}
+
+/// Remove the container when the test ends, however it ends.
+fn scopeguard<'a>(d: &'a Daemon, id: &str) -> impl Drop + 'a {
+    struct Rm<'a>(&'a Daemon, String);
+    impl Drop for Rm<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.berth(&["rm", "-f", &self.1]);
+        }
+    }
+    Rm(d, id.to_string())
+}
+
+#[test]
+fn berth_deploy_serves_a_project_rolls_it_autoscales_and_undeploys() {
+    let d = Daemon::start();
+    d.python_dev_image("py:1");
+    d.busybox("bb:1");
+    let index = index();
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("demo");
+    std::fs::create_dir(&app).unwrap();
+    project(&app, "flask\ntinylib==1.0\n");
+    let root = d.root.to_str().unwrap().to_string();
+    let pip = format!("PIP_INDEX_URL={}", index.url);
+    let deploy = |extra: &[&str]| {
+        let mut args = vec![
+            "deploy",
+            app.to_str().unwrap(),
+            "--port",
+            "8000",
+            "--root",
+            &root,
+            "--base",
+            "py:1",
+            "--build-arg",
+            &pip,
+        ];
+        args.extend_from_slice(extra);
+        common::run_timeout(d.berth_cmd(&args), None, 600)
+    };
+    // The manifests, for any cluster: the real API server's dry run takes them.
+    let o = d.berth(&[
+        "deploy",
+        "demo:1",
+        "--port",
+        "8000",
+        "--autoscale",
+        "1-3",
+        "--dry-run",
+        "-o",
+        "yaml",
+        "--root",
+        &root,
+    ]);
+    let yaml = common::text(&o);
+    assert!(o.status.success(), "{}", common::errtext(&o));
+    for kind in [
+        "kind: Deployment",
+        "kind: Service",
+        "kind: Ingress",
+        "kind: HorizontalPodAutoscaler",
+        "host: demo.localhost",
+    ] {
+        assert!(yaml.contains(kind), "{kind} missing:\n{yaml}");
+    }
+    let o = d.kubectl_in(&["apply", "--dry-run=server", "-f", "-"], &yaml);
+    assert!(o.status.success(), "{}", common::errtext(&o));
+
+    let o = deploy(&["--replicas", "2"]);
+    let out = common::text(&o);
+    assert!(o.status.success(), "{out}\n{}", common::errtext(&o));
+    let http = d.flag("--ingress-http").unwrap();
+    let port = http.rsplit_once(':').unwrap().1;
+    assert!(
+        out.contains("demo is serving demo:") && out.contains(&format!("at http://demo.localhost:{port}/")),
+        "{out}"
+    );
+    assert_eq!(
+        d.kubectl_ok(&["get", "deploy", "demo", "-o", "jsonpath={.status.readyReplicas}"]),
+        "2"
+    );
+    let ask = |path: &str| {
+        let o = Command::new("curl")
+            .args([
+                "-s",
+                "--max-time",
+                "5",
+                "-H",
+                "Host: demo.localhost",
+                &format!("http://{http}{path}"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let body = ask("/predict");
+    assert!(body.contains("\"version\":1") && body.contains("\"score\":8.5"), "{body}");
+    // Through the Service's cluster IP too.
+    let ip = d.kubectl_ok(&["get", "svc", "demo", "-o", "jsonpath={.spec.clusterIP}"]);
+    assert!(common::curl(&format!("http://{ip}/predict")).is_some_and(|b| b.contains("\"version\":1")));
+
+    // Deploying an edited project again rolls it out; --autoscale adds the autoscaler.
+    std::fs::write(app.join("app.py"), APP.replace("VERSION = 1", "VERSION = 2")).unwrap();
+    let o = deploy(&["--autoscale", "1-3", "--cpu", "50%"]);
+    assert!(o.status.success(), "{}\n{}", common::text(&o), common::errtext(&o));
+    assert!(ask("/predict").contains("\"version\":2"));
+    assert_eq!(
+        d.kubectl_ok(&[
+            "get",
+            "hpa",
+            "demo",
+            "-o",
+            "jsonpath={.spec.minReplicas} {.spec.maxReplicas} {.spec.metrics[0].resource.target.averageUtilization}"
+        ]),
+        "1 3 50"
+    );
+    let revisions = d.kubectl_ok(&["rollout", "history", "deploy/demo"]);
+    assert!(revisions.contains("2 "), "{revisions}");
+
+    // An image whose container exits at once: its exit code and last lines, not a wait.
+    let bad = dir.path().join("crash");
+    std::fs::create_dir(&bad).unwrap();
+    std::fs::write(
+        bad.join("Dockerfile"),
+        "FROM bb:1\nCMD [\"sh\", \"-c\", \"echo model.bin is missing >&2; exit 3\"]\n",
+    )
+    .unwrap();
+    let mut c = d.berth_cmd(&["deploy", bad.to_str().unwrap(), "--port", "80", "--root", &root, "--timeout", "120"]);
+    c.arg("--name").arg("crash");
+    let o = common::run_timeout(c, None, 180);
+    assert!(!o.status.success());
+    let e = common::errtext(&o);
+    assert!(
+        e.contains("the container exited with code 3") && e.contains("model.bin is missing"),
+        "{e}"
+    );
+
+    // Undeploy leaves nothing of them behind.
+    for n in ["demo", "crash"] {
+        d.berth_ok(&["undeploy", n, "--root", &root]);
+    }
+    let t0 = Instant::now();
+    loop {
+        let left = d.kubectl_ok(&[
+            "get",
+            "deploy,svc,ingress,hpa,pods",
+            "-l",
+            "app.kubernetes.io/managed-by=berth",
+            "-o",
+            "name",
+        ]);
+        if left.is_empty() {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "left behind: {left}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let o = d.berth(&["undeploy", "demo", "--root", &root]);
+    assert!(
+        common::errtext(&o).contains("no app \"demo\" deployed by berth"),
+        "{}",
+        common::errtext(&o)
+    );
+}
