@@ -123,6 +123,10 @@ fn locked(lock: &Value, project: &str) -> Vec<String> {
     out
 }
 
+fn conda_only(package: &str) -> String {
+    format!("environment.yml: {package:?} is a conda package; there is no conda here — list it under `- pip:` (or in requirements.txt)")
+}
+
 /// Read a project directory (`Err`: why it is not a Python project this can build).
 pub fn detect(dir: &Path) -> Result<Project, String> {
     let pyproject = toml(dir, "pyproject.toml")?;
@@ -191,9 +195,7 @@ pub fn detect(dir: &Path) -> Result<Project, String> {
         for d in &conda {
             match d {
                 Value::String(s) if s == "pip" || s.starts_with("python=") || s.starts_with("python==") || s == "python" => {}
-                Value::String(s) => return Err(format!(
-                    "environment.yml: {s:?} is a conda package; there is no conda here — list it under `- pip:` (or in requirements.txt)"
-                )),
+                Value::String(s) => return Err(conda_only(s)),
                 Value::Object(m) if m.contains_key("pip") => {
                     packages.extend(
                         m["pip"]
@@ -339,7 +341,8 @@ impl Project {
             Start::Script(f) => d.push_str(&format!("CMD [\"python\", {}]\n", word(f))),
             Start::Notebook => {
                 d.push_str("EXPOSE 8888\n");
-                d.push_str("CMD [\"jupyter\", \"notebook\", \"--ip=0.0.0.0\", \"--port=8888\", \"--no-browser\"]\n");
+                // The server (and so its kernels) on the environment's own Python.
+                d.push_str("CMD [\"python\", \"-m\", \"notebook\", \"--ip=0.0.0.0\", \"--port=8888\", \"--no-browser\"]\n");
             }
             Start::Python => d.push_str("CMD [\"python\"]\n"),
         }
