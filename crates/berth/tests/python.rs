@@ -355,3 +355,85 @@ fn berth_deploy_serves_a_project_rolls_it_autoscales_and_undeploys() {
         common::errtext(&o)
     );
 }
+
+#[test]
+fn a_notebook_server_runs_the_projects_environment_and_keeps_the_work_on_the_host() {
+    let d = Daemon::start_bridged(&[]);
+    d.python_dev_image("py:1");
+    let index = index();
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), "tinylib==1.0\n");
+    let pip = format!("PIP_INDEX_URL={}", index.url);
+    let mut c = d.berth_cmd(&["notebook", "--base", "py:1", "--build-arg", &pip, "--name", "nb"]);
+    c.arg(dir.path()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    struct Server<'a>(Child, &'a Daemon);
+    impl Drop for Server<'_> {
+        fn drop(&mut self) {
+            let _ = self.1.berth(&["rm", "-f", "nb"]);
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = Server(c.spawn().unwrap(), &d);
+    let mut out = std::io::BufReader::new(server.0.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("Jupyter for") {
+        line.clear();
+        if out.read_line(&mut line).unwrap() == 0 {
+            let mut e = String::new();
+            let _ = std::io::Read::read_to_string(server.0.stderr.as_mut().unwrap(), &mut e);
+            panic!("berth notebook ended before printing its URL: {e}");
+        }
+    }
+    let url = line.split_whitespace().last().unwrap().to_string();
+    let (base, token) = url.split_once("/?token=").unwrap();
+    let api = |path: &str, extra: &[&str]| {
+        let o = Command::new("curl")
+            .args(["-s", "--max-time", "5", "-w", "\n%{http_code}"])
+            .args(extra)
+            .arg(format!("{base}{path}"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.parse::<u16>().unwrap_or(0), body.to_string())
+    };
+    let auth = format!("Authorization: token {token}");
+    let t0 = Instant::now();
+    loop {
+        let (code, body) = api("/api/contents", &["-H", &auth]);
+        if code == 200 {
+            assert!(
+                body.contains("app.py") && body.contains("model.json"),
+                "the project is the server's directory: {body}"
+            );
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "the server did not answer: {code} {body}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(api("/api/contents", &[]).0, 403, "the token is required");
+    // A notebook saved through the server is a file in the project, on the host.
+    let nb = r#"{"type": "notebook", "content": {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}}"#;
+    let (code, body) = api(
+        "/api/contents/work.ipynb",
+        &["-X", "PUT", "-H", &auth, "-H", "Content-Type: application/json", "-d", nb],
+    );
+    assert!(code == 201 || code == 200, "{code} {body}");
+    assert!(dir.path().join("work.ipynb").is_file());
+    // The server's Python is the environment's: the project's packages import.
+    let o = d.berth(&["exec", "nb", "python", "-c", "import tinylib, notebook, sys; print(sys.prefix)"]);
+    assert_eq!(common::text(&o).trim(), "/opt/venv", "{}", common::errtext(&o));
+    // Stopped, the container goes and the work stays.
+    d.berth_ok(&["stop", "nb"]);
+    let t0 = Instant::now();
+    while server.0.try_wait().unwrap().is_none() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "berth notebook did not end with its container"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(d.berth_ok(&["ps", "-aq", "--filter", "name=nb"]).trim(), "");
+    assert!(dir.path().join("work.ipynb").is_file());
+}

@@ -15,6 +15,7 @@ mod inspect;
 mod lifecycle;
 mod logs;
 mod network;
+mod notebook;
 mod ps;
 mod registry;
 mod run;
@@ -144,6 +145,9 @@ pub enum Command {
     Deploy(Box<deploy::DeployArgs>),
     /// Remove what `berth deploy` made for an app
     Undeploy(deploy::UndeployArgs),
+    /// Run a Jupyter server in a container built from a project's Python environment, the
+    /// project directory mounted (the work stays in it on the host); prints the token URL
+    Notebook(notebook::NotebookArgs),
 }
 
 /// `berth image` subcommands.
@@ -250,6 +254,7 @@ async fn dispatch(c: &Client, cmd: Command) -> Result<i32> {
         Command::Build(a) => build::build(c, *a).await,
         Command::Deploy(a) => deploy::deploy(c, *a).await,
         Command::Undeploy(a) => deploy::undeploy(a).await,
+        Command::Notebook(a) => notebook::notebook(c, a).await,
         Command::Commit(a) => images::commit(c, a).await,
         Command::Images(a) => images::images(c, a).await,
         Command::Image(sub) => match sub {

@@ -56,16 +56,19 @@ pub fn curl(url: &str) -> Option<String> {
 /// and kept in /var/tmp (debootstrap takes ~40 s and needs the Debian mirror the apt sources
 /// name); a lock file keeps two test processes from making it twice.
 pub fn python_rootfs_tar() -> PathBuf {
-    debian_rootfs_tar("python", "python3")
+    debian_rootfs_tar("python", "python3", &[])
 }
 
-/// The same with what a Python project's build needs of its base — venv, pip — and Flask (so
-/// that a sample app's `flask` requirement is met without an index).
+/// The same with what a Python project's build needs of its base — venv, pip — and Flask and
+/// Jupyter's notebook server (so that a sample app's `flask` and a notebook's server are there
+/// without an index).
 pub fn python_dev_rootfs_tar() -> PathBuf {
-    debian_rootfs_tar("python-dev", "python3,python3-venv,python3-pip,python3-flask")
+    debian_rootfs_tar("python-ds", "python3,python3-venv,python3-pip,python3-flask", &["python3-notebook"])
 }
 
-fn debian_rootfs_tar(name: &str, include: &str) -> PathBuf {
+/// `include` goes to debootstrap; `then` is installed after by apt in the new root (debootstrap
+/// cannot order a package set as large as Jupyter's).
+fn debian_rootfs_tar(name: &str, include: &str, then: &[&str]) -> PathBuf {
     use std::os::fd::AsRawFd;
     let out = PathBuf::from(format!("/var/tmp/berth-test-{name}-bookworm.tar"));
     let lock = std::fs::OpenOptions::new()
@@ -91,6 +94,28 @@ fn debian_rootfs_tar(name: &str, include: &str) -> PathBuf {
         "debootstrap failed (is it installed, is {mirror} reachable?): {}",
         errtext(&o)
     );
+    if !then.is_empty() {
+        std::fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf")).unwrap();
+        let mut c = Command::new("chroot");
+        c.arg(&root).args(["apt-get", "update", "-qq"]);
+        let o = run_timeout(c, None, 600);
+        assert!(o.status.success(), "apt-get update in the new root: {}", errtext(&o));
+        let mut c = Command::new("chroot");
+        c.arg(&root)
+            .args([
+                "env",
+                "DEBIAN_FRONTEND=noninteractive",
+                "apt-get",
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+            ])
+            .args(then);
+        let o = run_timeout(c, None, 900);
+        assert!(o.status.success(), "apt-get install {then:?} in the new root: {}", errtext(&o));
+        std::fs::write(root.join("etc/resolv.conf"), "").unwrap();
+    }
     for junk in [
         "usr/share/doc",
         "usr/share/man",

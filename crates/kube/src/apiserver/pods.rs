@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use super::resources::{check_metadata, is_dns_label};
-use super::status::{ApiError, ApiResult, Cause, Details};
+use super::status::{ApiError, ApiResult, Cause};
 
 fn cause(reason: &'static str, field: impl Into<String>, message: impl Into<String>) -> Cause {
     Cause {
@@ -520,14 +520,13 @@ pub async fn admit_service_account(store: &dyn crate::store::Store, pod: &mut Va
     let sa = match super::auth::stored(store, "ServiceAccount", Some(namespace), &sa_name).await {
         Some(sa) => sa,
         None => {
-            return Err(ApiError {
-                code: 403,
-                reason: "Forbidden",
-                message: format!(
-                    "pods \"{name}\" is forbidden: error looking up service account {namespace}/{sa_name}: serviceaccount \"{sa_name}\" not found"
-                ),
-                details: Some(Details::of(name.clone(), "", "pods")),
-            })
+            return Err(ApiError::forbidden(
+                "pods",
+                "",
+                "pods",
+                &name,
+                format!("error looking up service account {namespace}/{sa_name}: serviceaccount \"{sa_name}\" not found"),
+            ))
         }
     };
     let automount = pod
@@ -623,12 +622,7 @@ async fn list_priority_classes(store: &dyn crate::store::Store) -> ApiResult<Vec
 /// that differs from its class's, is refused.
 pub async fn admit_priority(store: &dyn crate::store::Store, pod: &mut Value) -> ApiResult<()> {
     let name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-    let forbidden = |msg: String| ApiError {
-        code: 403,
-        reason: "Forbidden",
-        message: format!("pods \"{name}\" is forbidden: {msg}"),
-        details: Some(Details::of(name.clone(), "", "pods")),
-    };
+    let forbidden = |msg: String| ApiError::forbidden("pods", "", "pods", &name, msg);
     if !pod["spec"].is_object() {
         return Ok(());
     }
@@ -687,14 +681,13 @@ pub async fn admit_default_priority_class(store: &dyn crate::store::Store, class
     for other in list_priority_classes(store).await? {
         let other_name = other.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
         if other["globalDefault"] == json!(true) && other_name != name {
-            return Err(ApiError {
-                code: 403,
-                reason: "Forbidden",
-                message: format!(
-                    "priorityclasses.scheduling.k8s.io \"{name}\" is forbidden: PriorityClass {other_name} is already marked as default. Only one default can exist"
-                ),
-                details: Some(Details::of(name, "scheduling.k8s.io", "priorityclasses")),
-            });
+            return Err(ApiError::forbidden(
+                "priorityclasses.scheduling.k8s.io",
+                "scheduling.k8s.io",
+                "priorityclasses",
+                name,
+                format!("PriorityClass {other_name} is already marked as default. Only one default can exist"),
+            ));
         }
     }
     Ok(())

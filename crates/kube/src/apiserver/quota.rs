@@ -18,7 +18,7 @@
 use serde_json::{json, Value};
 
 use super::resources::{Resource, RESOURCES};
-use super::status::{ApiError, ApiResult, Details};
+use super::status::{ApiError, ApiResult};
 use crate::quantity;
 use crate::store::Store;
 
@@ -329,12 +329,7 @@ async fn list(store: &dyn Store, prefix: &str) -> ApiResult<Vec<Value>> {
 /// Apply the namespace's LimitRanges to a new pod, then its ResourceQuotas.
 pub async fn admit_pod(store: &dyn Store, pod: &mut Value, ns: &str) -> ApiResult<()> {
     let name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-    let forbidden = |msg: String| ApiError {
-        code: 403,
-        reason: "Forbidden",
-        message: format!("pods \"{name}\" is forbidden: {msg}"),
-        details: Some(Details::of(name.clone(), "", "pods")),
-    };
+    let forbidden = |msg: String| ApiError::forbidden("pods", "", "pods", &name, msg);
     for lr in list(store, &format!("/registry/core/limitranges/{ns}/")).await? {
         for l in lr.pointer("/spec/limits").and_then(Value::as_array).into_iter().flatten() {
             if l["type"] != "Container" {
@@ -431,12 +426,7 @@ pub async fn admit(store: &dyn Store, res: &'static Resource, obj: &Value, ns: &
     } else {
         format!("{}.{}", res.plural, res.group)
     };
-    let forbidden = |msg: String| ApiError {
-        code: 403,
-        reason: "Forbidden",
-        message: format!("{shown} \"{name}\" is forbidden: {msg}"),
-        details: Some(Details::of(name.clone(), res.group, res.plural)),
-    };
+    let forbidden = |msg: String| ApiError::forbidden(&shown, res.group, res.plural, &name, msg);
     let existing: Vec<Value> = list(store, &res.prefix(Some(ns)))
         .await?
         .into_iter()

@@ -73,6 +73,17 @@ impl ApiError {
         self
     }
 
+    /// `<resource> "<name>" is forbidden: <why>` (an admission's refusal): `shown` is the
+    /// resource as the message names it (`pods`, `deployments.apps`).
+    pub fn forbidden(shown: &str, group: &str, plural: &str, name: &str, why: impl std::fmt::Display) -> Self {
+        ApiError {
+            code: 403,
+            reason: "Forbidden",
+            message: format!("{shown} \"{name}\" is forbidden: {why}"),
+            details: Some(Details::of(name, group, plural)),
+        }
+    }
+
     /// `<plural> "<name>" not found`.
     pub fn not_found(group: &str, plural: &str, name: &str) -> Self {
         let what = if group.is_empty() {
