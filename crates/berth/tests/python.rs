@@ -104,7 +104,9 @@ fn build(d: &Daemon, index: &Index, dir: &Path, tag: &str) -> std::process::Outp
 
 #[test]
 fn a_python_project_builds_without_a_dockerfile_and_rebuilds_on_cached_dependencies() {
-    let d = Daemon::start_bridged(&[]);
+    let reg_port = common::free_port();
+    let reg = format!("127.0.0.1:{reg_port}");
+    let d = Daemon::start_bridged(&["--registry", &reg]);
     d.python_dev_image("py:1");
     let index = index();
     let dir = tempfile::tempdir().unwrap();
@@ -159,6 +161,102 @@ fn a_python_project_builds_without_a_dockerfile_and_rebuilds_on_cached_dependenc
     assert!(out.contains("Using cache"), "{out}");
     let v2 = d.berth_ok(&["run", "--rm", "demo:2", "python", "-c", "import app; print(app.VERSION)"]);
     assert_eq!(v2.trim(), "2");
+
+    // What went into it: the generated Dockerfile, the base by digest, the build args, the
+    // context, the packages pip resolved.
+    let prov: serde_json::Value = serde_json::from_str(&d.berth_ok(&["image", "provenance", "--format", "json", "demo:1"])).unwrap();
+    assert_eq!(prov["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(prov["predicateType"], "https://slsa.dev/provenance/v1");
+    let manifest = d.berth_ok(&["image", "inspect", "-f", "{{json .}}", "demo:1"]);
+    let ext = &prov["predicate"]["buildDefinition"]["externalParameters"];
+    assert_eq!(
+        ext["dockerfile"]["content"].as_str().unwrap().trim_end(),
+        printed.trim_end(),
+        "{prov:#}"
+    );
+    assert_eq!(ext["buildArgs"]["PIP_INDEX_URL"], index.url.as_str());
+    assert_eq!(ext["context"]["digest"]["sha256"].as_str().map(str::len), Some(64), "{prov:#}");
+    let deps = prov["predicate"]["buildDefinition"]["resolvedDependencies"].as_array().unwrap();
+    let base = deps.iter().find(|x| x["name"] == "py:1").expect("the base image");
+    assert_eq!(base["digest"]["sha256"].as_str().map(str::len), Some(64), "{base}");
+    let uris: Vec<&str> = deps.iter().filter_map(|x| x["uri"].as_str()).collect();
+    assert!(uris.contains(&"pkg:pypi/tinylib@1.0"), "{uris:?}");
+    assert!(uris.iter().any(|u| u.starts_with("pkg:pypi/flask@")), "{uris:?}");
+    let summary = d.berth_ok(&["image", "provenance", "demo:1"]);
+    assert!(
+        summary.contains("tinylib==1.0") && summary.contains("Base images:   py:1"),
+        "{summary}\n{manifest}"
+    );
+    // The SBOM lists the venv's packages and the base's Debian ones.
+    let sbom: serde_json::Value =
+        serde_json::from_str(&d.berth_ok(&["image", "provenance", "--sbom", "--format", "json", "demo:1"])).unwrap();
+    assert_eq!(sbom["spdxVersion"], "SPDX-2.3");
+    let purls: Vec<String> = sbom["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["externalRefs"][0]["referenceLocator"].as_str().map(String::from))
+        .collect();
+    assert!(purls.iter().any(|p| p == "pkg:pypi/tinylib@1.0"), "{purls:?}");
+    assert!(purls.iter().any(|p| p.starts_with("pkg:deb/debian/python3@")), "{purls:?}");
+
+    // Between the two builds: the source layer and app.py changed, the dependencies did not.
+    let diff: serde_json::Value = serde_json::from_str(&d.berth_ok(&["image", "diff", "--format", "json", "demo:1", "demo:2"])).unwrap();
+    let status: Vec<&str> = diff["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(status.iter().filter(|s| **s == "added").count(), 1, "{diff:#}");
+    assert_eq!(status.iter().filter(|s| **s == "removed").count(), 1, "{diff:#}");
+    let files: Vec<(&str, &str)> = diff["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap(), f["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(files, [("/app/app.py", "modified")], "{diff:#}");
+    assert_eq!(diff["packages"], serde_json::json!([]));
+    let text = d.berth_ok(&["image", "diff", "demo:1", "demo:2"]);
+    assert!(
+        text.contains("M /app/app.py  (content)") && text.contains("Packages: 0 changed"),
+        "{text}"
+    );
+
+    // They travel with the image through Berth's registry, as referrers of its manifest.
+    let remote = format!("{reg}/demo:1");
+    d.berth_ok(&["tag", "demo:1", &remote]);
+    d.berth_ok(&["push", &remote]);
+    let digest = d.berth_ok(&["image", "inspect", "-f", "{{index .RepoDigests 0}}", &remote]);
+    let digest = digest.trim().rsplit('@').next().unwrap().to_string();
+    let listed = common::curl(&format!("http://{reg}/v2/demo/referrers/{digest}")).unwrap();
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let types: Vec<&str> = listed["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["artifactType"].as_str().unwrap())
+        .collect();
+    assert!(
+        types.contains(&"application/vnd.in-toto+json") && types.contains(&"application/spdx+json"),
+        "{listed:#}"
+    );
+    let other = Daemon::start();
+    other.berth_ok(&["pull", &remote]);
+    let pulled: serde_json::Value = serde_json::from_str(&other.berth_ok(&["image", "provenance", "--format", "json", &remote])).unwrap();
+    assert_eq!(pulled, prov);
+    let pulled_sbom: serde_json::Value =
+        serde_json::from_str(&other.berth_ok(&["image", "provenance", "--sbom", "--format", "json", &remote])).unwrap();
+    assert_eq!(pulled_sbom, sbom);
+    // An image nobody built here has none, and says so.
+    other.busybox("bb:1");
+    let o = other.berth(&["image", "provenance", "bb:1"]);
+    assert!(
+        !o.status.success() && common::errtext(&o).contains("carries no provenance"),
+        "{}",
+        common::errtext(&o)
+    );
 }
 
 #[test]

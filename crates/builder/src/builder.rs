@@ -147,6 +147,26 @@ pub trait Backend {
 pub struct BuildResult {
     pub id: Digest,
     pub tags: Vec<String>,
+    /// What went into it, for its provenance.
+    pub inputs: Inputs,
+}
+
+/// The inputs of a build, as its provenance records them.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// The Dockerfile's path in the context, and its text.
+    pub dockerfile_path: String,
+    pub dockerfile: String,
+    /// The digest of the context as the build saw it (names, kinds, modes, link targets and file
+    /// contents of everything `.dockerignore` lets through; not times).
+    pub context: Option<Digest>,
+    /// The images the build started from (FROM, COPY --from), as named and as found.
+    pub bases: Vec<(String, Digest)>,
+    /// The build args given, and the stage built.
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    /// The time written into the image (its config's `created`).
+    pub created: Option<String>,
 }
 
 /// Build the Dockerfile in directory `context`.
@@ -210,8 +230,21 @@ pub fn build(
         work: backend.images().root().join("layers"),
         sources,
         in_trigger: false,
+        bases: Vec::new(),
     };
-    b.run(&df)
+    let mut res = b.run(&df)?;
+    let mut h = <sha2::Sha256 as sha2::Digest>::new();
+    b.hash_tree(&mut h, context, "")?;
+    res.inputs = Inputs {
+        dockerfile_path: df_rel,
+        dockerfile: text,
+        context: Digest::parse(&hex::encode(sha2::Digest::finalize(h))).ok(),
+        bases: std::mem::take(&mut b.bases),
+        build_args: opts.build_args.clone(),
+        target: opts.target.clone(),
+        created: backend.images().config(&res.id).ok().and_then(|c| c.created),
+    };
+    Ok(res)
 }
 
 /// The state of a stage between steps.
@@ -256,6 +289,8 @@ struct Builder<'a> {
     sources: Vec<CacheSource>,
     /// ONBUILD triggers are running: they have no step lines of their own.
     in_trigger: bool,
+    /// The base images used, as named and found.
+    bases: Vec<(String, Digest)>,
 }
 
 /// Build args that need no ARG declaration (Docker's predefined proxy args).
@@ -402,7 +437,11 @@ impl Builder<'_> {
         for t in &self.opts.tags {
             tags.push(self.backend.images().tag(&id, t)?);
         }
-        Ok(BuildResult { id, tags })
+        Ok(BuildResult {
+            id,
+            tags,
+            inputs: Inputs::default(),
+        })
     }
 
     /// Expand a raw word with `env` (the config's) and `args`; ENV wins over ARG.
@@ -532,6 +571,14 @@ impl Builder<'_> {
     /// A base image (of FROM or COPY --from) by reference: the local one, pulled first when the
     /// store lacks it or `--pull` asks for a fresh copy.
     fn base_image(&mut self, reference: &str) -> Result<Digest> {
+        let id = self.find_base_image(reference)?;
+        if !self.bases.iter().any(|(r, d)| r == reference && *d == id) {
+            self.bases.push((reference.to_string(), id.clone()));
+        }
+        Ok(id)
+    }
+
+    fn find_base_image(&mut self, reference: &str) -> Result<Digest> {
         let local = self.backend.images().resolve(reference).ok();
         if let Some(id) = local.as_ref().filter(|_| !self.opts.pull) {
             return Ok(id.clone());

@@ -7,8 +7,11 @@ pub mod dockerfile;
 pub mod error;
 pub mod fsutil;
 pub mod pattern;
+pub mod provenance;
 pub mod python;
 
-pub use builder::{build, decompressed, Backend, BuildOptions, BuildResult, Progress, RunEvent, RunOutcome, RunRequest, DEFAULT_EPOCH};
+pub use builder::{
+    build, decompressed, Backend, BuildOptions, BuildResult, Inputs, Progress, RunEvent, RunOutcome, RunRequest, DEFAULT_EPOCH,
+};
 pub use cache::Cache;
 pub use error::{Error, Result};

@@ -264,6 +264,8 @@ impl Engine {
                 });
             }
         };
+        // Every image built carries its provenance and SBOM.
+        self.attest_build(&res)?;
         if quiet {
             // All a quiet build says: the ID (the docker CLI's `build -q` prints it).
             out(json!({"stream": format!("{}\n", res.id)}));

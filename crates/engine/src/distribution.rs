@@ -206,6 +206,12 @@ impl Engine {
             self.images.tag(&id, &r.tagged())?;
         }
         self.images.set_repo_digest(&id, format!("{}@{top_digest}", r.repo))?;
+        // The artifacts about it (provenance, SBOM) come along; a pull never fails for them.
+        match self.pull_referrers(&repo, &Digest::of(&data), &id, creds).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(image = %id, referrers = n, "pulled the image's artifacts"),
+            Err(e) => tracing::warn!(image = %id, error = %e, "pulling the image's artifacts"),
+        }
         say(out, json!({"status": format!("Digest: {top_digest}")})).await;
         let name = if r.digest.is_some() {
             format!("{}@{top_digest}", r.repo)
@@ -436,6 +442,12 @@ impl Engine {
         let size = data.len();
         let digest = self.registry.put_manifest(&repo, &tag, &media_type, data.into(), creds).await?;
         self.images.set_repo_digest(&id, format!("{}@{digest}", r.repo))?;
+        // Its provenance, SBOM and other artifacts go with it, as referrers of its manifest.
+        for d in self.images.referrers(&id, None)? {
+            if let Err(e) = self.push_referrer(&repo, &d, creds, out).await {
+                say(out, json!({"status": format!("{tag}: the registry did not take artifact {} ({}): {e}", d.digest, d.extra.get("artifactType").and_then(Value::as_str).unwrap_or("?"))})).await;
+            }
+        }
         say(
             out,
             json!({"status": format!("{tag}: digest: {digest} size: {size}"), "progressDetail": {}}),
@@ -450,6 +462,62 @@ impl Engine {
         attrs.insert("name".to_string(), format!("{}:{tag}", r.repo));
         self.events.emit("image", "push", &id.to_string(), attrs);
         Ok(digest)
+    }
+
+    /// Push one referrer (an artifact manifest about an image): its blobs, then itself by digest.
+    async fn push_referrer(&self, repo: &Repository, d: &Descriptor, creds: &Credentials, out: &Sender<Value>) -> Result<()> {
+        let bytes = self.images.content().read(&d.digest)?;
+        let m = Manifest::parse(&bytes)?;
+        for b in m.layers.iter().chain([&m.config]) {
+            self.push_blob(repo, b, creds, out, false).await?;
+        }
+        self.registry
+            .put_manifest(repo, &d.digest.to_string(), oci::spec::MEDIA_OCI_MANIFEST, bytes.into(), creds)
+            .await?;
+        Ok(())
+    }
+
+    /// Fetch the referrers of `subject` (the image manifest just pulled as image `id`) that are not
+    /// here: artifacts about it, such as its provenance and SBOM. Each is small (at most 16 MiB a
+    /// blob). A registry without referrers has none to give.
+    async fn pull_referrers(&self, repo: &Repository, subject: &Digest, id: &Digest, creds: &Credentials) -> Result<usize> {
+        const MAX: u64 = 16 << 20;
+        let have: Vec<Digest> = self.images.referrers(id, None)?.into_iter().map(|d| d.digest).collect();
+        let mut n = 0;
+        for d in self.registry.referrers(repo, subject, creds).await? {
+            if have.contains(&d.digest) || d.size > MAX {
+                continue;
+            }
+            let (bytes, _, _) = self.registry.get_manifest(repo, &d.digest.to_string(), creds).await?;
+            let m = Manifest::parse(&bytes)?;
+            let content = self.images.content();
+            for b in m.layers.iter().chain([&m.config]) {
+                if content.contains(&b.digest) {
+                    continue;
+                }
+                if b.size > MAX {
+                    return Err(Error::BadRequest(format!(
+                        "artifact {}: blob {} is larger than 16 MiB",
+                        d.digest, b.digest
+                    )));
+                }
+                let (mut s, _) = self.registry.get_blob(repo, &b.digest, creds).await?;
+                let mut buf = Vec::new();
+                while let Some(chunk) = s.next().await {
+                    buf.extend_from_slice(&chunk?);
+                    if buf.len() as u64 > b.size {
+                        return Err(Error::BadRequest(format!(
+                            "artifact blob {}: the registry sent more than its size",
+                            b.digest
+                        )));
+                    }
+                }
+                content.ingest_new(buf.as_slice(), Some(&b.digest))?;
+            }
+            self.images.record_referrer(id, &bytes, subject, false)?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Repositories of `repo`'s registry known (from local images' repo digests) to hold `digest`.

@@ -23,6 +23,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod attest;
 pub mod builder;
 pub mod containers;
 pub mod distribution;

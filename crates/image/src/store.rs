@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use oci::spec::{Descriptor, ImageConfig, Manifest, MEDIA_OCI_CONFIG, MEDIA_OCI_LAYER, MEDIA_OCI_MANIFEST};
+use oci::spec::{Descriptor, ImageConfig, Manifest, MEDIA_OCI_CONFIG, MEDIA_OCI_EMPTY, MEDIA_OCI_LAYER, MEDIA_OCI_MANIFEST};
 use oci::{ContentStore, Digest};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +27,10 @@ pub struct ImageRecord {
     /// Digests this image is known by in registries (`repo@sha256:...`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repo_digests: Vec<String>,
+    /// Artifacts about this image (provenance, SBOM, signatures): OCI referrer manifests whose
+    /// subject is its manifest, as the referrers API lists them (with `artifactType`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<Descriptor>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -207,6 +211,13 @@ impl ImageStore {
         let mut chains = BTreeSet::new();
         for r in idx.images.values() {
             blobs.insert(r.manifest.clone());
+            for d in &r.referrers {
+                blobs.insert(d.digest.clone());
+                if let Ok(m) = self.content.read(&d.digest).and_then(|b| Manifest::parse(&b)) {
+                    blobs.insert(m.config.digest.clone());
+                    blobs.extend(m.layers.iter().map(|l| l.digest.clone()));
+                }
+            }
             if let Ok(m) = self.content.read(&r.manifest).and_then(|b| Manifest::parse(&b)) {
                 blobs.insert(m.config.digest.clone());
                 blobs.extend(m.layers.iter().map(|l| l.digest.clone()));
@@ -248,6 +259,7 @@ impl ImageStore {
             manifest: mdigest.clone(),
             parent: None,
             repo_digests: vec![],
+            referrers: vec![],
         });
         rec.manifest = mdigest;
         if parent.is_some() {
@@ -411,7 +423,124 @@ impl ImageStore {
         if !keep_blobs.contains(&rec.manifest) {
             let _ = self.content.remove(&rec.manifest);
         }
+        self.remove_referrer_blobs(&rec.referrers, &keep_blobs);
         Ok(())
+    }
+
+    /// Remove the manifests and blobs of referrers `gone` that nothing in `keep` holds.
+    fn remove_referrer_blobs(&self, gone: &[Descriptor], keep: &BTreeSet<Digest>) {
+        for d in gone {
+            if keep.contains(&d.digest) {
+                continue;
+            }
+            if let Ok(m) = self.content.read(&d.digest).and_then(|b| Manifest::parse(&b)) {
+                for b in m.layers.iter().map(|l| &l.digest).chain([&m.config.digest]) {
+                    if !keep.contains(b) {
+                        let _ = self.content.remove(b);
+                    }
+                }
+            }
+            let _ = self.content.remove(&d.digest);
+        }
+    }
+
+    /// Attach `data` (of media type `artifact_type`) to image `id` as an OCI referrer: an
+    /// artifact manifest whose `subject` is the image's manifest, its one layer the data, its
+    /// config the empty descriptor, as OCI 1.1 defines artifacts. A referrer of the same artifact
+    /// type attached before (by an earlier build of the same image) is replaced. Returns the
+    /// referrer's descriptor (as the referrers API lists it).
+    pub fn attach(&self, id: &Digest, artifact_type: &str, data: &[u8], annotations: BTreeMap<String, String>) -> Result<Descriptor> {
+        let rec = self.record(id)?;
+        let subject_bytes = self.content.read(&rec.manifest)?;
+        let subject_type = Manifest::parse(&subject_bytes)?
+            .media_type
+            .unwrap_or_else(|| MEDIA_OCI_MANIFEST.into());
+        let empty = self.content.put(b"{}")?;
+        let blob = self.content.put(data)?;
+        let mut extra = BTreeMap::new();
+        extra.insert("artifactType".to_string(), serde_json::Value::String(artifact_type.into()));
+        extra.insert(
+            "subject".to_string(),
+            serde_json::to_value(Descriptor::new(&subject_type, rec.manifest.clone(), subject_bytes.len() as u64)).expect("descriptor"),
+        );
+        let m = Manifest {
+            schema_version: 2,
+            media_type: Some(MEDIA_OCI_MANIFEST.into()),
+            config: Descriptor::new(MEDIA_OCI_EMPTY, empty, 2),
+            layers: vec![Descriptor::new(artifact_type, blob, data.len() as u64)],
+            annotations: Some(annotations).filter(|a| !a.is_empty()),
+            extra,
+        };
+        let bytes = serde_json::to_vec(&m).expect("manifest serializes");
+        self.record_referrer(id, &bytes, &rec.manifest, true)
+    }
+
+    /// Record the referrer manifest `bytes` (its blobs already stored) of image `id`, as a pull
+    /// brings it: its subject must be `subject`, the image's manifest (as the registry has it).
+    /// With `replace`, referrers of the same artifact type go.
+    pub fn record_referrer(&self, id: &Digest, bytes: &[u8], subject_digest: &Digest, replace: bool) -> Result<Descriptor> {
+        let m = Manifest::parse(bytes)?;
+        let artifact_type = m
+            .extra
+            .get("artifactType")
+            .and_then(|v| v.as_str())
+            .map(String::from)
+            .unwrap_or_else(|| m.config.media_type.clone());
+        let subject: Option<Descriptor> = m.extra.get("subject").and_then(|v| serde_json::from_value(v.clone()).ok());
+        if subject.as_ref().map(|s| &s.digest) != Some(subject_digest) {
+            return Err(Error::InvalidArchive(format!(
+                "referrer manifest {}: its subject is not image {id}'s manifest",
+                Digest::of(bytes)
+            )));
+        }
+        for b in m.layers.iter().map(|l| &l.digest).chain([&m.config.digest]) {
+            if !self.content.contains(b) {
+                return Err(Error::Oci(oci::Error::BlobNotFound(b.to_string())));
+            }
+        }
+        let digest = self.content.put(bytes)?;
+        let mut d = Descriptor::new(MEDIA_OCI_MANIFEST, digest.clone(), bytes.len() as u64);
+        d.annotations = m.annotations.clone();
+        d.extra
+            .insert("artifactType".into(), serde_json::Value::String(artifact_type.clone()));
+        let mut idx = self.index.lock().unwrap();
+        let Some(r) = idx.images.get_mut(id.hex()) else {
+            return Err(Error::NotFound(id.to_string()));
+        };
+        let mut gone = Vec::new();
+        r.referrers.retain(|x| {
+            let same = x.digest == digest || (replace && x.extra.get("artifactType").and_then(|v| v.as_str()) == Some(&artifact_type));
+            if same && x.digest != digest {
+                gone.push(x.clone());
+            }
+            !same
+        });
+        r.referrers.push(d.clone());
+        self.save(&idx)?;
+        let (keep, _) = self.in_use(&idx);
+        drop(idx);
+        self.remove_referrer_blobs(&gone, &keep);
+        Ok(d)
+    }
+
+    /// The referrers of image `id`, optionally only those of one artifact type.
+    pub fn referrers(&self, id: &Digest, artifact_type: Option<&str>) -> Result<Vec<Descriptor>> {
+        let rec = self.record(id)?;
+        Ok(rec
+            .referrers
+            .into_iter()
+            .filter(|d| artifact_type.is_none_or(|t| d.extra.get("artifactType").and_then(|v| v.as_str()) == Some(t)))
+            .collect())
+    }
+
+    /// The data of a referrer attached by [`Self::attach`] (its first layer).
+    pub fn referrer_data(&self, referrer: &Descriptor) -> Result<Vec<u8>> {
+        let m = Manifest::parse(&self.content.read(&referrer.digest)?)?;
+        let l = m
+            .layers
+            .first()
+            .ok_or_else(|| Error::InvalidArchive(format!("referrer {} has no layer", referrer.digest)))?;
+        Ok(self.content.read(&l.digest)?)
     }
 
     pub fn layer_dir(&self, chain: &Digest) -> PathBuf {

@@ -12,6 +12,8 @@ use crate::digest::Digest;
 pub const MEDIA_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const MEDIA_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const MEDIA_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// The empty JSON object `{}`: the config of an artifact manifest (OCI 1.1).
+pub const MEDIA_OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 pub const MEDIA_OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const MEDIA_OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const MEDIA_OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";

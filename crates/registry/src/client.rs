@@ -659,6 +659,32 @@ impl Client {
         Ok((body, media_type, digest))
     }
 
+    /// The referrers of manifest `digest` (OCI 1.1): the descriptors the referrers API lists, or,
+    /// from a registry without that API, those of the fallback tag `sha256-<hex>`. Empty when
+    /// there are none.
+    pub async fn referrers(&self, repo: &Repository, digest: &Digest, creds: &Credentials) -> Result<Vec<oci::spec::Descriptor>> {
+        let path = format!("/v2/{}/referrers/{digest}", repo.name);
+        let scope = format!("repository:{}:pull", repo.name);
+        let mut h = HeaderMap::new();
+        h.insert(ACCEPT, HeaderValue::from_static(oci::spec::MEDIA_OCI_INDEX));
+        let resp = self.send(&repo.registry, Method::GET, &path, h, Body::Empty, creds, &scope).await?;
+        let body = if resp.status() == StatusCode::NOT_FOUND {
+            match self.get_manifest(repo, &format!("sha256-{}", digest.hex()), creds).await {
+                Ok((b, _, _)) => b,
+                Err(ClientError::NotFound(_)) => return Ok(vec![]),
+                Err(e) => return Err(e),
+            }
+        } else {
+            let resp = Self::check(&repo.registry, resp, &format!("referrers of {repo}@{digest}")).await?;
+            resp.bytes().await.map_err(|e| ClientError::Transport {
+                registry: repo.registry.clone(),
+                message: format!("reading the referrers: {e}"),
+            })?
+        };
+        let index = oci::spec::Index::parse(&body).map_err(|e| ClientError::Invalid(format!("referrers of {repo}@{digest}: {e}")))?;
+        Ok(index.manifests)
+    }
+
     /// Stream a blob: the response (its body yields the bytes) and its length if known.
     pub async fn get_blob(
         &self,

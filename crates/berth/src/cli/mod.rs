@@ -2,6 +2,7 @@
 //! unix socket. One module per command or command group; `client` is the HTTP plumbing, `format`
 //! the Go-template/table output, `stream` the attach/exec streams, `units` the humanizers.
 
+mod attest;
 mod build;
 mod client;
 mod compose;
@@ -173,6 +174,16 @@ pub enum ImageCmd {
     Import(images::ImportArgs),
     /// Remove unused images
     Prune(images::PruneArgs),
+    /// Show what went into an image Berth built: its provenance or its SBOM
+    ///
+    /// Every image Berth builds carries an in-toto SLSA v1 provenance statement (the Dockerfile,
+    /// generated or not, and its text; the context's digest; the base images by digest; the build
+    /// args; the Python packages pip resolved) and an SPDX 2.3 SBOM (the dpkg, apk and Python
+    /// packages in the image). Both are stored beside the image as OCI referrers of its manifest,
+    /// and go with it on push and pull.
+    Provenance(attest::ProvenanceArgs),
+    /// Show which layers, files and packages changed between two images
+    Diff(attest::DiffArgs),
     /// Build an image from a Dockerfile
     ///
     /// Builds are reproducible by default: the image's created time, its history times and the time
@@ -275,6 +286,8 @@ async fn dispatch(c: &Client, cmd: Command) -> Result<i32> {
             ImageCmd::Load(a) => images::load(c, a).await,
             ImageCmd::Import(a) => images::import(c, a).await,
             ImageCmd::Prune(a) => images::prune(c, a).await,
+            ImageCmd::Provenance(a) => attest::provenance(c, a).await,
+            ImageCmd::Diff(a) => attest::diff(c, a).await,
             ImageCmd::Build(a) => build::build(c, *a).await,
         },
         Command::Tag(a) => images::tag(c, a).await,

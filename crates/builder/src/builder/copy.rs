@@ -385,7 +385,7 @@ impl Builder<'_> {
     }
 
     /// Hash a context path's tree: names, kinds, modes, link targets and file contents (not times).
-    fn hash_tree(&self, h: &mut Sha256, root: &Path, rel: &str) -> Result<()> {
+    pub(super) fn hash_tree(&self, h: &mut Sha256, root: &Path, rel: &str) -> Result<()> {
         let base = resolve_in(root, rel)?;
         let mut stack = vec![(base, rel.to_string())];
         while let Some((p, r)) = stack.pop() {

@@ -289,12 +289,28 @@ pub async fn get_many(State(e): State<Arc<Engine>>, RawQuery(q): RawQuery) -> Ap
 }
 
 /// `GET /images/{name}/json|history|get` (names may contain slashes).
-pub async fn get_one(State(e): State<Arc<Engine>>, Path(rest): Path<String>) -> ApiResult<Response> {
+pub async fn get_one(State(e): State<Arc<Engine>>, Path(rest): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let q = Q::parse(q);
     let (name, op) = rest
         .rsplit_once('/')
         .ok_or_else(|| ApiError(Error::NotFound(format!("page not found: /images/{rest}"))))?;
     match op {
         "json" => Ok(Json(e.image_inspect(name)?).into_response()),
+        // Berth's own: the artifacts attached to an image (provenance, SBOM), with their documents.
+        "referrers" => Ok(Json(e.image_attestations(name, q.get("artifactType"))?).into_response()),
+        // Berth's own: what changed from this image to `with`.
+        "diff" => {
+            let other = q
+                .get("with")
+                .filter(|w| !w.is_empty())
+                .ok_or_else(|| bad("with is required"))?
+                .to_string();
+            let name = name.to_string();
+            let cmp = tokio::task::spawn_blocking(move || e.image_compare(&name, &other))
+                .await
+                .map_err(|err| ApiError(crate::error::internal(err)))??;
+            Ok(Json(cmp).into_response())
+        }
         "history" => Ok(Json(e.image_history(name)?).into_response()),
         "get" => {
             let imgs = e.images_for_save(&[name.to_string()])?;
