@@ -24,7 +24,7 @@ pub struct TarOptions {
     pub prefix: Option<PathBuf>,
 }
 
-fn getxattr(path: &Path, key: &str) -> Option<Vec<u8>> {
+pub(crate) fn getxattr(path: &Path, key: &str) -> Option<Vec<u8>> {
     let p = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     let k = std::ffi::CString::new(key).ok()?;
     let mut buf = vec![0u8; 256];

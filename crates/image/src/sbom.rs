@@ -186,19 +186,12 @@ fn python(t: &Tree, out: &mut Vec<Package>) {
     }
 }
 
-/// Percent-encode what a purl segment may not hold.
+/// Percent-encode what a purl segment may not hold (Debian's `+` and epoch `:` included).
 fn purl_part(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~+".contains(&b) {
-            // '+' is legal in purl versions but commonly encoded; Debian versions hold it.
-            if b == b'+' {
-                out.push_str("%2B");
-            } else {
-                out.push(b as char);
-            }
-        } else if b == b':' {
-            out.push_str("%3A");
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
         }

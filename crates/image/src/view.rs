@@ -51,16 +51,7 @@ pub struct Tree {
 }
 
 fn is_opaque(p: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let (Ok(c), Ok(k)) = (
-        std::ffi::CString::new(p.as_os_str().as_bytes()),
-        std::ffi::CString::new(OPAQUE_XATTR),
-    ) else {
-        return false;
-    };
-    let mut buf = [0u8; 4];
-    let n = unsafe { libc::lgetxattr(c.as_ptr(), k.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    n == 1 && buf[0] == b'y'
+    crate::diff::getxattr(p, OPAQUE_XATTR).as_deref() == Some(b"y")
 }
 
 impl Tree {
