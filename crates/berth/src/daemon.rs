@@ -104,6 +104,10 @@ pub struct DaemonArgs {
     /// /etc/resolv.conf servers when none): an IP, with `:PORT` if not 53
     #[arg(long = "dns", value_name = "IP[:PORT]", value_parser = parse_dns)]
     pub dns: Vec<std::net::SocketAddr>,
+    /// Directories of CDI device specs (JSON or YAML), lowest priority first; devices are
+    /// requested as vendor.com/class=name (--device) or, for nvidia.com/gpu, with --gpus
+    #[arg(long = "cdi-spec-dir", value_name = "DIR", default_values = engine::cdi::DEFAULT_DIRS)]
+    pub cdi_spec_dirs: Vec<PathBuf>,
     /// The default bridge's MTU
     #[arg(long, value_name = "BYTES")]
     pub mtu: Option<u32>,
@@ -288,6 +292,7 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
             mtu: a.mtu,
         }),
         dns: a.dns.clone(),
+        cdi_spec_dirs: a.cdi_spec_dirs.clone(),
     };
     let kube_root = cfg.root.clone();
     let engine = engine::Engine::open(cfg).await.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -304,6 +309,7 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
                 kubelet_version: format!("v1.{}.0+berth-{}", kube::apiserver::KUBE_MINOR, env!("CARGO_PKG_VERSION")),
                 runtime_version: format!("berth://{}", env!("CARGO_PKG_VERSION")),
                 root: kube_root.clone(),
+                cdi_spec_dirs: a.cdi_spec_dirs.clone(),
             }),
             engine: Some(std::sync::Arc::new(engine.clone()) as std::sync::Arc<dyn engine::service::ContainerService>),
             pod_network: kube::agent::pods::PodNetwork {

@@ -535,3 +535,250 @@ fn a_notebook_server_runs_the_projects_environment_and_keeps_the_work_on_the_hos
     assert_eq!(d.berth_ok(&["ps", "-aq", "--filter", "name=nb"]).trim(), "");
     assert!(dir.path().join("work.ipynb").is_file());
 }
+
+/// CDI specs for the GPU tests, in a directory of their own: two "GPUs" that are ordinary
+/// device nodes (`/dev/zero` and `/dev/full`, so reading and writing them shows which one a
+/// container got), environment and a library directory for every GPU, a hook that records on
+/// the host that it ran, and a YAML spec of another kind.
+fn cdi_specs(dir: &Path, hook_mark: &Path) {
+    std::fs::create_dir_all(dir.join("lib")).unwrap();
+    std::fs::write(dir.join("lib/libcuda.so.1"), "not really cuda\n").unwrap();
+    let specs = dir.join("specs");
+    std::fs::create_dir_all(&specs).unwrap();
+    let gpu = serde_json::json!({
+        "cdiVersion": "0.6.0",
+        "kind": "nvidia.com/gpu",
+        "containerEdits": {
+            "env": ["CDI_VENDOR=berth-test"],
+            "mounts": [{"hostPath": dir.join("lib"), "containerPath": "/usr/local/cuda/lib", "options": ["ro", "nosuid", "nodev", "bind"]}],
+            "hooks": [{"hookName": "createRuntime", "path": "/bin/sh", "args": ["sh", "-c", format!("echo hooked >> {}", hook_mark.display())]}]
+        },
+        "devices": [
+            {"name": "0", "containerEdits": {"env": ["GPU_0=yes"], "deviceNodes": [{"path": "/dev/nvidia0", "hostPath": "/dev/zero"}]}},
+            {"name": "1", "containerEdits": {"env": ["GPU_1=yes"], "deviceNodes": [{"path": "/dev/nvidia1", "hostPath": "/dev/full", "permissions": "rw"}]}}
+        ]
+    });
+    std::fs::write(specs.join("gpu.json"), serde_json::to_vec_pretty(&gpu).unwrap()).unwrap();
+    std::fs::write(
+        specs.join("fpga.yaml"),
+        "cdiVersion: 0.5.0\nkind: example.com/fpga\ndevices:\n  - name: a\n    containerEdits:\n      deviceNodes:\n        - {path: /dev/fpga, hostPath: /dev/null, permissions: rw}\n",
+    )
+    .unwrap();
+}
+
+/// What `ls /dev` lists of the GPU nodes, in a container run with `args`.
+fn gpu_nodes(d: &Daemon, args: &[&str]) -> String {
+    let mut a = vec!["run", "--rm"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["bb:1", "sh", "-c", "ls /dev | grep nvidia | tr '\\n' ' '"]);
+    d.docker_ok(&a).trim().to_string()
+}
+
+#[test]
+fn gpus_and_cdi_devices_reach_containers_through_docker_and_compose() {
+    let t = tempfile::tempdir().unwrap();
+    let mark = t.path().join("hook-ran");
+    cdi_specs(t.path(), &mark);
+    let specs = t.path().join("specs");
+    let d = Daemon::start_with(&["--no-kube", "--cdi-spec-dir", specs.to_str().unwrap()]);
+    d.busybox("bb:1");
+    let info = d.docker_ok(&["info", "--format", "{{json .CDISpecDirs}}"]);
+    assert_eq!(info.trim(), format!("[\"{}\"]", specs.display()));
+
+    // --gpus all: both devices, the spec's edits and each device's.
+    let out = d.docker_ok(&[
+        "run", "--rm", "--gpus", "all", "bb:1", "sh", "-c",
+        "head -c 3 /dev/nvidia0 | od -An -tx1; echo x > /dev/nvidia1 || echo full; echo $CDI_VENDOR $GPU_0 $GPU_1; cat /usr/local/cuda/lib/libcuda.so.1; touch /usr/local/cuda/lib/x 2>/dev/null || echo read-only",
+    ]);
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(
+        lines,
+        ["00 00 00", "full", "berth-test yes yes", "not really cuda", "read-only"],
+        "{out}"
+    );
+    assert!(
+        std::fs::read_to_string(&mark).unwrap().contains("hooked"),
+        "the createRuntime hook ran"
+    );
+    assert_eq!(gpu_nodes(&d, &["--gpus", "1"]), "nvidia0");
+    assert_eq!(gpu_nodes(&d, &["--gpus", "\"device=1\""]), "nvidia1");
+    assert_eq!(gpu_nodes(&d, &["--device", "nvidia.com/gpu=1"]), "nvidia1");
+    assert_eq!(gpu_nodes(&d, &[]), "", "no devices unless asked for");
+    // Berth's own CLI takes the same flags.
+    let o = d.berth_ok(&[
+        "run",
+        "--rm",
+        "--gpus",
+        "all",
+        "bb:1",
+        "sh",
+        "-c",
+        "echo $GPU_0$GPU_1; ls /dev | grep -c nvidia",
+    ]);
+    assert_eq!(o.split_whitespace().collect::<Vec<_>>(), ["yesyes", "2"], "{o}");
+
+    // A CDI device of another kind (from the YAML spec), and a host device with read access only.
+    let fpga = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--device",
+        "example.com/fpga=a",
+        "bb:1",
+        "sh",
+        "-c",
+        "test -c /dev/fpga && echo hi > /dev/fpga && echo ok",
+    ]);
+    assert_eq!(fpga.trim(), "ok");
+    // (/dev/fuse: a node outside Docker's default device rules, harmless to open.)
+    let ro = d.docker(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/fuse:/dev/myfuse:r",
+        "bb:1",
+        "sh",
+        "-c",
+        ": < /dev/myfuse && echo opened; : > /dev/myfuse",
+    ]);
+    assert!(!ro.status.success());
+    assert_eq!(common::text(&ro).trim(), "opened");
+    assert!(common::errtext(&ro).contains("Operation not permitted"), "{}", common::errtext(&ro));
+
+    // Errors name what is missing.
+    let e = d.docker(&["run", "--rm", "--gpus", "3", "bb:1", "true"]);
+    assert!(
+        common::errtext(&e).contains("requested 3 GPUs but nvidia.com/gpu has only 2"),
+        "{}",
+        common::errtext(&e)
+    );
+    let e = d.docker(&["run", "--rm", "--device", "example.com/fpga=zz", "bb:1", "true"]);
+    assert!(
+        common::errtext(&e).contains("unresolvable CDI devices example.com/fpga=zz"),
+        "{}",
+        common::errtext(&e)
+    );
+    let e = d.docker(&["run", "--rm", "--device", "/dev/berth-no-such", "bb:1", "true"]);
+    assert!(
+        common::errtext(&e).contains("error gathering device information"),
+        "{}",
+        common::errtext(&e)
+    );
+
+    // Compose: deploy.resources.reservations.devices and a CDI name in devices.
+    let proj = t.path().join("proj");
+    std::fs::create_dir_all(&proj).unwrap();
+    std::fs::write(
+        proj.join("compose.yaml"),
+        "services:\n  train:\n    image: bb:1\n    network_mode: none\n    command: [sh, -c, 'ls /dev | grep -E \"nvidia|fpga\" | tr \"\\n\" \" \"']\n    devices: [example.com/fpga=a]\n    deploy:\n      resources:\n        reservations:\n          devices:\n            - {driver: nvidia, count: 1, capabilities: [gpu]}\n",
+    )
+    .unwrap();
+    let mut c = d.berth_cmd(&["compose", "run", "--rm", "train"]);
+    c.current_dir(&proj);
+    let o = common::run_timeout(c, None, 60);
+    assert!(o.status.success(), "{}", common::errtext(&o));
+    assert_eq!(common::text(&o).trim(), "fpga nvidia0");
+
+    // Without a GPU spec, Docker's own answer.
+    std::fs::remove_file(specs.join("gpu.json")).unwrap();
+    let e = d.docker(&["run", "--rm", "--gpus", "all", "bb:1", "true"]);
+    assert!(
+        common::errtext(&e).contains("could not select device driver \"\" with capabilities: [[gpu]]"),
+        "{}",
+        common::errtext(&e)
+    );
+}
+
+#[test]
+fn pods_get_gpus_as_an_extended_resource() {
+    let t = tempfile::tempdir().unwrap();
+    let mark = t.path().join("hook-ran");
+    cdi_specs(t.path(), &mark);
+    let specs = t.path().join("specs");
+    let d = Daemon::start_with(&["--cdi-spec-dir", specs.to_str().unwrap()]);
+    d.busybox("bb:1");
+    let mut cap = String::new();
+    for _ in 0..100 {
+        cap = d.kubectl_ok(&[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={.items[0].status.allocatable.nvidia\\.com/gpu} {.items[0].status.capacity.example\\.com/fpga}",
+        ]);
+        if cap == "2 1" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(cap, "2 1");
+    let pod = |name: &str, gpus: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n    image: bb:1\n    command: [sh, -c, 'ls /dev | grep nvidia; echo $GPU_0$GPU_1; exec sleep 1000']\n    resources: {{limits: {{nvidia.com/gpu: \"{gpus}\"}}}}\n"
+        )
+    };
+    d.kubectl_in(&["apply", "-f", "-"], &pod("a", "1"));
+    let wait_running = |name: &str| {
+        for _ in 0..200 {
+            if d.kubectl_ok(&["get", "pod", name, "-o", "jsonpath={.status.phase}"]) == "Running" {
+                let logs = d.kubectl_ok(&["logs", name]);
+                if logs.lines().count() >= 2 {
+                    return logs;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("pod {name} did not run: {}", d.kubectl_ok(&["describe", "pod", name]));
+    };
+    let a = wait_running("a");
+    d.kubectl_in(&["apply", "-f", "-"], &pod("b", "1"));
+    let b = wait_running("b");
+    let mut got = [a.lines().next().unwrap().to_string(), b.lines().next().unwrap().to_string()];
+    got.sort();
+    assert_eq!(got, ["nvidia0", "nvidia1"], "each pod its own GPU: {a:?} {b:?}");
+    assert_eq!(a.lines().nth(1).unwrap().trim(), "yes");
+
+    // No third GPU: the scheduler says why.
+    d.kubectl_in(&["apply", "-f", "-"], &pod("c", "1"));
+    let mut msg = String::new();
+    for _ in 0..100 {
+        msg = d.kubectl_ok(&[
+            "get",
+            "pod",
+            "c",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"PodScheduled\")].message}",
+        ]);
+        if !msg.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(msg.contains("Insufficient nvidia.com/gpu"), "{msg}");
+    // When one is freed, the waiting pod gets it.
+    d.kubectl_ok(&["delete", "pod", "a", "--wait=true"]);
+    let c = wait_running("c");
+    assert_eq!(
+        c.lines().next().unwrap(),
+        got.iter().find(|g| **g == a.lines().next().unwrap()).unwrap()
+    );
+
+    // Extended resources are whole and cannot be overcommitted.
+    let bad = d.kubectl_in(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  containers:\n  - name: c\n    image: bb:1\n    resources: {requests: {nvidia.com/gpu: \"1\"}, limits: {nvidia.com/gpu: \"2\"}}\n",
+    );
+    assert!(
+        !bad.status.success(),
+        "{} {}",
+        common::text(&bad),
+        d.kubectl_ok(&["get", "pod", "bad", "-o", "json"])
+    );
+    assert!(
+        common::errtext(&bad).contains("must be equal to nvidia.com/gpu limit of 2"),
+        "{}",
+        common::errtext(&bad)
+    );
+
+    // berth deploy --gpu writes the same limit.
+    let y = d.berth_ok(&["deploy", "bb:1", "--port", "80", "--gpu", "1", "--dry-run", "-o", "yaml"]);
+    assert!(y.contains("nvidia.com/gpu: '1'") || y.contains("nvidia.com/gpu: \"1\""), "{y}");
+}

@@ -127,6 +127,12 @@ pub struct Service {
     /// Capabilities to add.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_add: Vec<String>,
+    /// Host devices (`HOST[:CONTAINER[:PERMS]]`) and CDI devices (`vendor.com/class=name`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+    /// GPUs: `all`, or device requests as `deploy.resources.reservations.devices` gives them.
+    #[serde(default, deserialize_with = "gpus", skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<DeviceRequest>,
     /// Capabilities to drop.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_drop: Vec<String>,
@@ -465,6 +471,30 @@ pub struct Reservations {
     /// Memory soft limit in bytes.
     #[serde(default, deserialize_with = "opt_size", skip_serializing_if = "Option::is_none")]
     pub memory: Option<i64>,
+    /// Devices (GPUs) the container gets, through the engine's CDI specs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceRequest>,
+}
+
+/// A device request (`deploy.resources.reservations.devices[]`, `gpus`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRequest {
+    /// The device driver (`nvidia`, `cdi`); chosen by capabilities when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// How many devices: a number, or `all` (-1).
+    #[serde(default, deserialize_with = "device_count", skip_serializing_if = "Option::is_none")]
+    pub count: Option<i64>,
+    /// Which devices, by ID (exclusive with `count`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_ids: Vec<String>,
+    /// What the devices must be able to do (`gpu`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
+    /// Driver options.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
 }
 
 /// `deploy.restart_policy`.
@@ -821,6 +851,52 @@ fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error
         Value::String(s) => parse_duration(&s).map(Some).map_err(D::Error::custom),
         v => Err(D::Error::custom(format!(
             "a duration is a string such as \"30s\" or \"1m30s\", not {}",
+            kind_of(&v)
+        ))),
+    }
+}
+
+fn device_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        Value::String(s) if s == "all" => Ok(Some(-1)),
+        Value::String(s) => s
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(format!("count {s:?}: a positive number or \"all\""))),
+        Value::Number(n) => n
+            .as_i64()
+            .filter(|n| *n > 0 || *n == -1)
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(format!("count {n}: a positive number or \"all\""))),
+        v => Err(D::Error::custom(format!("count: a number or \"all\", not {}", kind_of(&v)))),
+    }
+}
+
+/// `gpus: all`, or a list of device requests (their capability `gpu`).
+fn gpus<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<DeviceRequest>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(vec![]),
+        Value::String(s) if s == "all" => Ok(vec![DeviceRequest {
+            count: Some(-1),
+            capabilities: vec!["gpu".into()],
+            ..Default::default()
+        }]),
+        Value::Array(a) => a
+            .into_iter()
+            .map(|v| {
+                let mut r: DeviceRequest = serde_json::from_value(v).map_err(D::Error::custom)?;
+                if r.capabilities.is_empty() {
+                    r.capabilities.push("gpu".into());
+                }
+                Ok(r)
+            })
+            .collect(),
+        v => Err(D::Error::custom(format!(
+            "gpus: \"all\" or a list of device requests, not {}",
             kind_of(&v)
         ))),
     }

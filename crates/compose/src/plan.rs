@@ -631,6 +631,49 @@ pub fn container_body(
     if let Some(m) = reservations.memory {
         host.insert("MemoryReservation".into(), json!(m));
     }
+    // Devices: GPU and CDI requests (the engine resolves them against its CDI specs), host
+    // device nodes.
+    let mut requests: Vec<Value> = svc
+        .gpus
+        .iter()
+        .chain(&reservations.devices)
+        .map(|r| {
+            json!({
+                "Driver": r.driver.clone().unwrap_or_default(),
+                "Count": r.count.unwrap_or(if r.device_ids.is_empty() { -1 } else { 0 }),
+                "DeviceIDs": r.device_ids,
+                "Capabilities": [r.capabilities],
+                "Options": r.options,
+            })
+        })
+        .collect();
+    let (cdi, nodes): (Vec<&String>, Vec<&String>) = svc.devices.iter().partition(|d| is_cdi_name(d));
+    if !cdi.is_empty() {
+        requests.push(json!({"Driver": "cdi", "DeviceIDs": cdi}));
+    }
+    if !requests.is_empty() {
+        host.insert("DeviceRequests".into(), Value::Array(requests));
+    }
+    if !nodes.is_empty() {
+        let mut list = Vec::new();
+        for d in nodes {
+            let parts: Vec<&str> = d.split(':').collect();
+            let perms = |p: &str| !p.is_empty() && p.chars().all(|c| "rwm".contains(c));
+            let (h, c, p) = match parts[..] {
+                [h] => (h, h, "rwm"),
+                [h, p] if perms(p) => (h, h, p),
+                [h, c] => (h, c, "rwm"),
+                [h, c, p] if perms(p) => (h, c, p),
+                _ => {
+                    return Err(Error::Reference(format!(
+                        "service {service:?}: invalid device {d:?}: HOST[:CONTAINER[:PERMS]] or vendor.com/class=name"
+                    )))
+                }
+            };
+            list.push(json!({"PathOnHost": h, "PathInContainer": c, "CgroupPermissions": p}));
+        }
+        host.insert("Devices".into(), Value::Array(list));
+    }
     if let Some(c) = svc.cpus.or(limits.cpus) {
         host.insert("NanoCpus".into(), json!((c * 1e9).round() as i64));
     }
@@ -720,6 +763,11 @@ pub fn endpoint(service: &str, n: &crate::model::ServiceNetwork) -> Value {
 /// The dependencies `up` must wait on before starting `service`, with their condition.
 pub fn waits(svc: &Service) -> BTreeMap<String, Condition> {
     svc.depends_on.iter().map(|(k, d)| (k.clone(), d.condition)).collect()
+}
+
+/// Whether a `devices:` entry is a CDI name (`vendor.com/class=name`) rather than a path.
+fn is_cdi_name(d: &str) -> bool {
+    !d.starts_with('/') && d.split_once('=').is_some_and(|(kind, n)| kind.contains('/') && !n.is_empty())
 }
 
 #[cfg(test)]

@@ -42,6 +42,8 @@ pub struct EngineConfig {
     pub bridge: Option<crate::networks::BridgeConfig>,
     /// `--dns`: the resolvers container DNS forwards to (the host's when empty).
     pub dns: Vec<std::net::SocketAddr>,
+    /// `--cdi-spec-dir`: where CDI device specs are read, lowest priority first.
+    pub cdi_spec_dirs: Vec<PathBuf>,
 }
 
 /// The name of the built-in runtime: youki's libcontainer, in the shim.
@@ -312,6 +314,15 @@ impl Engine {
     }
 
     /// The daemon's configuration.
+    /// The CDI devices the container's `DeviceRequests` ask for, as qualified names (read from the
+    /// spec directories each time, so a spec a vendor tool writes applies at once).
+    pub fn cdi_devices(&self, hc: &crate::types::HostConfig) -> Result<Vec<String>> {
+        match hc.extra.get("DeviceRequests") {
+            None | Some(serde_json::Value::Null) => Ok(vec![]),
+            Some(r) => crate::cdi::Catalog::load(&self.cfg.cdi_spec_dirs).requested(r),
+        }
+    }
+
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
     }

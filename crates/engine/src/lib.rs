@@ -25,6 +25,7 @@
 pub mod api;
 pub mod attest;
 pub mod builder;
+pub mod cdi;
 pub mod containers;
 pub mod distribution;
 pub mod engine;

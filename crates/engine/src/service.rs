@@ -76,6 +76,8 @@ pub trait ContainerService: Send + Sync + 'static {
     fn pause_image(&self) -> Result<String>;
     /// A running container's resource use from its cgroup (none: not running).
     fn usage(&self, id: &str) -> Option<Usage>;
+    /// The CDI devices this engine can give containers, by kind (`nvidia.com/gpu` → `0`, `1`).
+    fn cdi_devices(&self) -> std::collections::BTreeMap<String, Vec<String>>;
 }
 
 /// What a container uses, as the kubelet's summary reports it.
@@ -246,6 +248,10 @@ impl ContainerService for Arc<Engine> {
             cpu_ns: s.cpu_total_ns,
             memory_working_set: s.memory_usage.saturating_sub(s.memory_cache),
         })
+    }
+
+    fn cdi_devices(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        crate::cdi::Catalog::load(&self.config().cdi_spec_dirs).kinds()
     }
 
     fn pause_image(&self) -> Result<String> {

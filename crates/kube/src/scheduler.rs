@@ -47,34 +47,81 @@ fn tolerates(pod: &Value, taint: &Value) -> bool {
         })
 }
 
-/// A pod's CPU (millicores) and memory (bytes) requests: the sum over its containers, or the
-/// largest init container's when larger (init containers run one at a time).
-pub fn requests(pod: &Value) -> (i64, i64) {
-    let sum = |list: &str| -> Vec<(i64, i64)> {
-        pod.pointer(&format!("/spec/{list}"))
+/// What a pod asks of a node: CPU (millicores), memory (bytes), and extended resources
+/// (`nvidia.com/gpu`) by name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Req {
+    pub cpu: i64,
+    pub mem: i64,
+    pub ext: std::collections::BTreeMap<String, i64>,
+}
+
+/// Whether `name` is an extended resource (one a device, not the kernel, provides): any
+/// domain-qualified name outside `kubernetes.io`, as Kubernetes defines them.
+pub fn is_extended(name: &str) -> bool {
+    name.split_once('/')
+        .is_some_and(|(domain, _)| !domain.is_empty() && domain != "kubernetes.io" && !domain.ends_with(".kubernetes.io"))
+}
+
+/// A container's request for an extended resource: its request, else its limit (Kubernetes
+/// defaults the one to the other; they must be equal).
+pub fn extended(c: &Value) -> impl Iterator<Item = (String, i64)> + '_ {
+    let limits = c.pointer("/resources/limits").and_then(Value::as_object);
+    let requests = c.pointer("/resources/requests").and_then(Value::as_object);
+    let names: std::collections::BTreeSet<&String> = limits
+        .into_iter()
+        .chain(requests)
+        .flat_map(|m| m.keys())
+        .filter(|k| is_extended(k))
+        .collect();
+    names.into_iter().map(move |k| {
+        let v = requests.and_then(|r| r.get(k)).or_else(|| limits.and_then(|l| l.get(k)));
+        let n = v.and_then(Value::as_str).and_then(quantity::parse).unwrap_or(0.0).ceil() as i64;
+        (k.clone(), n)
+    })
+}
+
+/// A pod's requests: the sum over its containers, or the largest init container's when larger
+/// (init containers run one at a time).
+pub fn requests(pod: &Value) -> Req {
+    let one = |c: &Value| -> Req {
+        let cpu = c
+            .pointer("/resources/requests/cpu")
+            .and_then(Value::as_str)
+            .and_then(quantity::milli_cpu);
+        let mem = c
+            .pointer("/resources/requests/memory")
+            .and_then(Value::as_str)
+            .and_then(quantity::bytes);
+        Req {
+            cpu: cpu.unwrap_or(0),
+            mem: mem.unwrap_or(0),
+            ext: extended(c).collect(),
+        }
+    };
+    let list = |name: &str| -> Vec<Req> {
+        pod.pointer(&format!("/spec/{name}"))
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .map(|c| {
-                let cpu = c
-                    .pointer("/resources/requests/cpu")
-                    .and_then(Value::as_str)
-                    .and_then(quantity::milli_cpu);
-                let mem = c
-                    .pointer("/resources/requests/memory")
-                    .and_then(Value::as_str)
-                    .and_then(quantity::bytes);
-                (cpu.unwrap_or(0), mem.unwrap_or(0))
-            })
+            .map(one)
             .collect()
     };
-    let main = sum("containers").into_iter().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-    let init = sum("initContainers").into_iter().fold((0, 0), |a, b| (a.0.max(b.0), a.1.max(b.1)));
-    (main.0.max(init.0), main.1.max(init.1))
+    let main = list("containers").iter().fold(Req::default(), |a, b| add(&a, b));
+    let mut out = main;
+    for i in list("initContainers") {
+        out.cpu = out.cpu.max(i.cpu);
+        out.mem = out.mem.max(i.mem);
+        for (k, v) in i.ext {
+            let e = out.ext.entry(k).or_default();
+            *e = (*e).max(v);
+        }
+    }
+    out
 }
 
 /// Why `node` cannot take `pod` (none: it can), given the requests of the pods already on it.
-fn unfit(pod: &Value, node: &Value, used: (i64, i64)) -> Option<String> {
+fn unfit(pod: &Value, node: &Value, used: &Req) -> Option<String> {
     if node.pointer("/spec/unschedulable") == Some(&json!(true)) {
         let t = json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"});
         if !tolerates(pod, &t) {
@@ -100,18 +147,27 @@ fn unfit(pod: &Value, node: &Value, used: (i64, i64)) -> Option<String> {
     if pod.pointer("/spec/affinity/nodeAffinity").is_some_and(|a| !a.is_null()) && !node_affinity(pod, &labels) {
         return Some("node(s) didn't match Pod's node affinity/selector".into());
     }
-    let (cpu, mem) = requests(pod);
+    let want = requests(pod);
+    let (cpu, mem) = (want.cpu, want.mem);
     let alloc = |k: &str, f: fn(&str) -> Option<i64>| {
-        node.pointer(&format!("/status/allocatable/{k}"))
+        // By key, not pointer: an extended resource's name has a `/`.
+        node.pointer("/status/allocatable")
+            .and_then(|a| a.get(k))
             .and_then(Value::as_str)
             .and_then(f)
             .unwrap_or(0)
     };
-    if cpu > 0 && used.0 + cpu > alloc("cpu", quantity::milli_cpu) {
+    if cpu > 0 && used.cpu + cpu > alloc("cpu", quantity::milli_cpu) {
         return Some("Insufficient cpu".into());
     }
-    if mem > 0 && used.1 + mem > alloc("memory", quantity::bytes) {
+    if mem > 0 && used.mem + mem > alloc("memory", quantity::bytes) {
         return Some("Insufficient memory".into());
+    }
+    let whole = |s: &str| quantity::parse(s).map(|f| f.floor() as i64);
+    for (k, n) in want.ext.iter().filter(|(_, n)| **n > 0) {
+        if used.ext.get(k).copied().unwrap_or(0) + n > alloc(k, whole) {
+            return Some(format!("Insufficient {k}"));
+        }
     }
     None
 }
@@ -171,24 +227,30 @@ fn terminating(pod: &Value) -> bool {
     pod.pointer("/metadata/deletionTimestamp").is_some_and(|d| !d.is_null())
 }
 
-fn add(a: (i64, i64), b: (i64, i64)) -> (i64, i64) {
-    (a.0 + b.0, a.1 + b.1)
+fn add(a: &Req, b: &Req) -> Req {
+    let mut out = a.clone();
+    out.cpu += b.cpu;
+    out.mem += b.mem;
+    for (k, v) in &b.ext {
+        *out.ext.entry(k.clone()).or_default() += v;
+    }
+    out
 }
 
 /// A pending pod nominated to a node: its key, priority and requests.
-type Nomination = (String, i64, (i64, i64));
+type Nomination = (String, i64, Req);
 
 /// A pod bound to a node and not finished: what it takes there.
 struct Placed {
     kv: crate::store::KeyValue,
     pod: Value,
-    requests: (i64, i64),
+    requests: Req,
 }
 
 /// The pods preemption would remove from `node` for `pod` to fit (none: it would not fit
 /// even then). Every lower-priority pod is taken off, then as many as still leave room are
 /// given back, the highest priority first — as kube-scheduler's default preemption does.
-fn victims<'a>(pod: &Value, node: &Value, placed: &'a [Placed], reserved: (i64, i64)) -> Option<Vec<&'a Placed>> {
+fn victims<'a>(pod: &Value, node: &Value, placed: &'a [Placed], reserved: Req) -> Option<Vec<&'a Placed>> {
     let p = priority(pod);
     let mut used = reserved;
     let mut lower: Vec<&Placed> = Vec::new();
@@ -196,17 +258,18 @@ fn victims<'a>(pod: &Value, node: &Value, placed: &'a [Placed], reserved: (i64, 
         if priority(&x.pod) < p && !terminating(&x.pod) {
             lower.push(x);
         } else {
-            used = add(used, x.requests);
+            used = add(&used, &x.requests);
         }
     }
-    if lower.is_empty() || unfit(pod, node, used).is_some() {
+    if lower.is_empty() || unfit(pod, node, &used).is_some() {
         return None;
     }
     lower.sort_by_key(|x| std::cmp::Reverse(priority(&x.pod)));
     let mut out = Vec::new();
     for x in lower {
-        if unfit(pod, node, add(used, x.requests)).is_none() {
-            used = add(used, x.requests);
+        let with = add(&used, &x.requests);
+        if unfit(pod, node, &with).is_none() {
+            used = with;
         } else {
             out.push(x);
         }
@@ -303,19 +366,25 @@ pub async fn schedule_once(store: &dyn Store) -> Result<bool, crate::store::Erro
         let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
         let mut best: Option<(&Value, i64)> = None;
         // What others hold of a node against this pod: nominations of no lower priority.
-        let reserved = |node: &str| -> (i64, i64) {
+        let reserved = |node: &str| -> Req {
             nominated
                 .get(node)
                 .into_iter()
                 .flatten()
                 .filter(|(k, p, _)| *k != kv.key && *p >= priority(&pod))
-                .fold((0, 0), |a, (_, _, r)| add(a, *r))
+                .fold(Req::default(), |a, (_, _, r)| add(&a, r))
         };
-        let used_on = |node: &str| -> (i64, i64) { placed.get(node).into_iter().flatten().fold((0, 0), |a, x| add(a, x.requests)) };
+        let used_on = |node: &str| -> Req {
+            placed
+                .get(node)
+                .into_iter()
+                .flatten()
+                .fold(Req::default(), |a, x| add(&a, &x.requests))
+        };
         for n in &nodes {
             let name = str_of(n, "/metadata/name");
-            let u = add(used_on(name), reserved(name));
-            match unfit(&pod, n, u) {
+            let u = add(&used_on(name), &reserved(name));
+            match unfit(&pod, n, &u) {
                 Some(r) => *reasons.entry(r).or_default() += 1,
                 None => {
                     // Least requested: the node with the most CPU left (then memory).
@@ -324,7 +393,7 @@ pub async fn schedule_once(store: &dyn Store) -> Result<bool, crate::store::Erro
                         .and_then(Value::as_str)
                         .and_then(quantity::milli_cpu)
                         .unwrap_or(0)
-                        - u.0;
+                        - u.cpu;
                     if best.is_none_or(|(_, b)| cpu_left > b) {
                         best = Some((n, cpu_left));
                     }
@@ -483,6 +552,14 @@ pub async fn run(store: Arc<dyn Store>) {
 mod tests {
     use super::*;
 
+    fn used(cpu: i64, mem: i64) -> Req {
+        Req {
+            cpu,
+            mem,
+            ..Default::default()
+        }
+    }
+
     fn node() -> Value {
         json!({"metadata": {"name": "n", "labels": {"disk": "ssd"}}, "spec": {}, "status": {"allocatable": {"cpu": "2", "memory": "1Gi"}}})
     }
@@ -490,25 +567,39 @@ mod tests {
     #[test]
     fn fits_by_requests_selectors_and_taints() {
         let pod = json!({"spec": {"containers": [{"resources": {"requests": {"cpu": "500m", "memory": "256Mi"}}}]}});
-        assert_eq!(unfit(&pod, &node(), (0, 0)), None);
-        assert_eq!(unfit(&pod, &node(), (1600, 0)).as_deref(), Some("Insufficient cpu"));
-        assert_eq!(unfit(&pod, &node(), (0, 900 << 20)).as_deref(), Some("Insufficient memory"));
+        assert_eq!(unfit(&pod, &node(), &used(0, 0)), None);
+        assert_eq!(unfit(&pod, &node(), &used(1600, 0)).as_deref(), Some("Insufficient cpu"));
+        assert_eq!(unfit(&pod, &node(), &used(0, 900 << 20)).as_deref(), Some("Insufficient memory"));
         let mut sel = pod.clone();
         sel["spec"]["nodeSelector"] = json!({"disk": "hdd"});
-        assert!(unfit(&sel, &node(), (0, 0)).unwrap().contains("selector"));
+        assert!(unfit(&sel, &node(), &used(0, 0)).unwrap().contains("selector"));
         let mut tainted = node();
         tainted["spec"]["taints"] = json!([{"key": "gpu", "value": "yes", "effect": "NoSchedule"}]);
         assert_eq!(
-            unfit(&pod, &tainted, (0, 0)).as_deref(),
+            unfit(&pod, &tainted, &used(0, 0)).as_deref(),
             Some("node(s) had untolerated taint {gpu: yes}")
         );
         let mut tol = pod.clone();
         tol["spec"]["tolerations"] = json!([{"key": "gpu", "operator": "Equal", "value": "yes", "effect": "NoSchedule"}]);
-        assert_eq!(unfit(&tol, &tainted, (0, 0)), None);
+        assert_eq!(unfit(&tol, &tainted, &used(0, 0)), None);
         let mut cordoned = node();
         cordoned["spec"]["unschedulable"] = json!(true);
-        assert!(unfit(&pod, &cordoned, (0, 0)).is_some());
+        assert!(unfit(&pod, &cordoned, &used(0, 0)).is_some());
         let init = json!({"spec": {"containers": [{"resources": {"requests": {"cpu": "100m"}}}], "initContainers": [{"resources": {"requests": {"cpu": "1"}}}]}});
-        assert_eq!(requests(&init), (1000, 0));
+        assert_eq!((requests(&init).cpu, requests(&init).mem), (1000, 0));
+    }
+
+    #[test]
+    fn extended_resources_default_to_limits_and_must_fit() {
+        let mut n = node();
+        n["status"]["allocatable"]["nvidia.com/gpu"] = json!("2");
+        let pod = json!({"spec": {"containers": [{"resources": {"limits": {"nvidia.com/gpu": "2", "cpu": "1"}}}]}});
+        assert_eq!(requests(&pod).ext["nvidia.com/gpu"], 2);
+        assert_eq!(unfit(&pod, &n, &used(0, 0)), None);
+        let mut one_used = used(0, 0);
+        one_used.ext.insert("nvidia.com/gpu".into(), 1);
+        assert_eq!(unfit(&pod, &n, &one_used).as_deref(), Some("Insufficient nvidia.com/gpu"));
+        assert_eq!(unfit(&pod, &node(), &used(0, 0)).as_deref(), Some("Insufficient nvidia.com/gpu"));
+        assert!(!is_extended("cpu") && !is_extended("kubernetes.io/foo") && is_extended("example.com/fpga"));
     }
 }

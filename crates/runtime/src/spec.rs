@@ -252,7 +252,43 @@ pub struct RunSpec {
     /// signal instead of running the program (the built-in runtime only).
     #[serde(default)]
     pub pause: bool,
+    /// Device nodes made in the container's `/dev` (`--device`, CDI devices), each one allowed by
+    /// the device cgroup with its own permissions.
+    #[serde(default)]
+    pub devices: Vec<DeviceNode>,
+    /// OCI hooks by phase (`createRuntime`, `createContainer`, `startContainer`, `poststart`,
+    /// `poststop`), as CDI specs ask for them.
+    #[serde(default)]
+    pub hooks: std::collections::BTreeMap<String, Vec<Hook>>,
 }
+
+/// A device node in the container (OCI `linux.devices`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeviceNode {
+    /// Its path in the container.
+    pub path: String,
+    /// `c` (character), `b` (block), `u` (unbuffered character) or `p` (FIFO).
+    pub kind: char,
+    pub major: i64,
+    pub minor: i64,
+    pub file_mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// The device cgroup access: some of `r`, `w`, `m`.
+    pub permissions: String,
+}
+
+/// An OCI hook.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Hook {
+    pub path: String,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub timeout: Option<i64>,
+}
+
+/// The hook phases the OCI runtime spec defines (`prestart` is deprecated, and refused).
+pub const HOOK_PHASES: &[&str] = &["createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
 
 /// An OCI device cgroup rule from Docker's `--device-cgroup-rule` text: `TYPE MAJOR:MINOR ACCESS`
 /// (`c 1:3 rwm`, `b *:* m`, `a *:* rwm`).
@@ -427,6 +463,25 @@ pub fn build_spec(spec: &RunSpec) -> Result<Value> {
     if !spec.privileged && !spec.seccomp_unconfined {
         linux["seccomp"] = seccomp();
     }
+    if !spec.devices.is_empty() {
+        linux["devices"] = spec
+            .devices
+            .iter()
+            .map(|d| {
+                let mut v = json!({"path": d.path, "type": d.kind.to_string(), "major": d.major, "minor": d.minor});
+                if let Some(m) = d.file_mode {
+                    v["fileMode"] = json!(m);
+                }
+                if let Some(u) = d.uid {
+                    v["uid"] = json!(u);
+                }
+                if let Some(g) = d.gid {
+                    v["gid"] = json!(g);
+                }
+                v
+            })
+            .collect();
+    }
     let v = json!({
         "ociVersion": "1.0.2",
         "process": process,
@@ -440,6 +495,26 @@ pub fn build_spec(spec: &RunSpec) -> Result<Value> {
     let mut v = v;
     if spec.pause {
         v["annotations"] = json!({ PAUSE_ANNOTATION: "true" });
+    }
+    if !spec.hooks.is_empty() {
+        let mut hooks = serde_json::Map::new();
+        for (phase, list) in &spec.hooks {
+            if !HOOK_PHASES.contains(&phase.as_str()) {
+                return Err(Error::InvalidSpec(format!("unknown hook phase {phase:?}")));
+            }
+            let list: Vec<Value> = list
+                .iter()
+                .map(|h| {
+                    let mut v = json!({"path": h.path, "args": h.args, "env": h.env});
+                    if let Some(t) = h.timeout {
+                        v["timeout"] = json!(t);
+                    }
+                    v
+                })
+                .collect();
+            hooks.insert(phase.clone(), Value::Array(list));
+        }
+        v["hooks"] = Value::Object(hooks);
     }
     // Validate the document against the OCI runtime spec types before anyone runs it.
     let _: oci_spec::runtime::Spec =
@@ -515,6 +590,11 @@ fn spec_resources(spec: &RunSpec) -> Value {
     });
     if let Some(d) = resources["devices"].as_array_mut() {
         d.extend(spec.device_rules.iter().cloned());
+        // The nodes the container was given, each with its own access (FIFOs need no rule).
+        for n in spec.devices.iter().filter(|n| n.kind != 'p') {
+            let kind = if n.kind == 'b' { "b" } else { "c" };
+            d.push(json!({"allow": true, "type": kind, "major": n.major, "minor": n.minor, "access": n.permissions}));
+        }
     }
     let mut mem = serde_json::Map::new();
     if let Some(m) = spec.memory.filter(|m| *m > 0) {
@@ -673,6 +753,8 @@ mod tests {
             memory_swappiness: None,
             domainname: String::new(),
             pause: false,
+            devices: vec![],
+            hooks: Default::default(),
             id: "x".into(),
             rootfs: "/tmp/r".into(),
             args: vec!["sh".into()],
@@ -737,6 +819,42 @@ mod tests {
         assert!(c.contains(&"CAP_NET_ADMIN".to_string()) && !c.contains(&"CAP_CHOWN".to_string()));
         s.cap_add = vec!["bogus".into()];
         assert!(capabilities(&s).unwrap_err().to_string().contains("bogus"));
+    }
+
+    #[test]
+    fn devices_get_nodes_and_cgroup_rules_and_hooks_their_phase() {
+        let mut s = base();
+        s.devices.push(DeviceNode {
+            path: "/dev/gpu0".into(),
+            kind: 'c',
+            major: 1,
+            minor: 5,
+            file_mode: Some(0o666),
+            uid: None,
+            gid: Some(44),
+            permissions: "rw".into(),
+        });
+        s.hooks.insert(
+            "createContainer".into(),
+            vec![Hook {
+                path: "/bin/true".into(),
+                args: vec!["true".into()],
+                env: vec![],
+                timeout: Some(5),
+            }],
+        );
+        let v = build_spec(&s).unwrap();
+        assert_eq!(v["linux"]["devices"][0]["path"], "/dev/gpu0");
+        assert_eq!(v["linux"]["devices"][0]["type"], "c");
+        assert_eq!(v["linux"]["devices"][0]["gid"], 44);
+        let rules = v["linux"]["resources"]["devices"].as_array().unwrap();
+        assert_eq!(
+            rules.last().unwrap(),
+            &json!({"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rw"})
+        );
+        assert_eq!(v["hooks"]["createContainer"][0]["timeout"], 5);
+        s.hooks.insert("prestart".into(), vec![]);
+        assert!(build_spec(&s).unwrap_err().to_string().contains("prestart"));
     }
 
     #[test]

@@ -60,6 +60,12 @@ pub struct CreateOpts {
     /// Mount a tmpfs directory (PATH[:OPTIONS], e.g. /run:rw,size=64m)
     #[arg(long, value_name = "list")]
     pub tmpfs: Vec<String>,
+    /// Add a host device (HOST[:CONTAINER[:PERMS]]), or a CDI device by name (vendor.com/class=name)
+    #[arg(long = "device", value_name = "list")]
+    pub device: Vec<String>,
+    /// GPU devices to add, from the nvidia.com/gpu CDI specs ('all', a count, or 'device=ID[,ID...]')
+    #[arg(long, value_name = "gpu-request")]
+    pub gpus: Option<String>,
     /// Add Linux capabilities
     #[arg(long = "cap-add", value_name = "list")]
     pub cap_add: Vec<String>,
@@ -431,6 +437,23 @@ impl CreateOpts {
             }
             host.insert("Tmpfs".into(), Value::Object(m));
         }
+        let mut requests = Vec::new();
+        if let Some(g) = &self.gpus {
+            requests.push(gpu_request(g)?);
+        }
+        let (cdi, nodes): (Vec<&String>, Vec<&String>) = self.device.iter().partition(|d| engine::cdi::is_qualified_name(d));
+        if !cdi.is_empty() {
+            requests.push(json!({"Driver": "cdi", "DeviceIDs": cdi}));
+        }
+        if !requests.is_empty() {
+            host.insert("DeviceRequests".into(), Value::Array(requests));
+        }
+        if !nodes.is_empty() {
+            host.insert(
+                "Devices".into(),
+                Value::Array(nodes.iter().map(|d| device_mapping(d)).collect::<Result<_>>()?),
+            );
+        }
         if !self.cap_add.is_empty() {
             host.insert("CapAdd".into(), json!(self.cap_add));
         }
@@ -735,5 +758,101 @@ mod tests {
         assert_eq!(full_ref("busybox"), "busybox:latest");
         assert_eq!(full_ref("localhost:5000/x"), "localhost:5000/x:latest");
         assert_eq!(full_ref("x:1"), "x:1");
+    }
+}
+
+/// `--gpus`, as Docker reads it: `all`, a count, or `key=value` fields (`count=`, `device=ID,…`,
+/// `driver=`, `capabilities=`); a device request for the `gpu` capability.
+pub fn gpu_request(text: &str) -> Result<Value> {
+    let mut req = json!({"Driver": "", "Count": 0, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}});
+    let text = text.trim_matches('"');
+    if text == "all" {
+        req["Count"] = json!(-1);
+        return Ok(req);
+    }
+    if let Ok(n) = text.parse::<i64>() {
+        if n <= 0 {
+            bail!("invalid --gpus {text:?}: the count must be positive (or 'all')");
+        }
+        req["Count"] = json!(n);
+        return Ok(req);
+    }
+    // `device=0,1` keeps its commas: a field is a new key only where `key=` starts.
+    let mut fields: Vec<String> = Vec::new();
+    for part in text.split(',') {
+        match (part.split_once('='), fields.last_mut()) {
+            (None, Some(last)) => {
+                last.push(',');
+                last.push_str(part);
+            }
+            _ => fields.push(part.to_string()),
+        }
+    }
+    for f in fields {
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| anyhow!("invalid --gpus {text:?}: expected all, a count, or key=value fields"))?;
+        match k {
+            "count" => {
+                req["Count"] = json!(if v == "all" {
+                    -1
+                } else {
+                    v.parse::<i64>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| anyhow!("invalid --gpus count {v:?}"))?
+                })
+            }
+            "device" => req["DeviceIDs"] = json!(v.split(',').filter(|s| !s.is_empty()).collect::<Vec<_>>()),
+            "driver" => req["Driver"] = json!(v),
+            "capabilities" => {
+                let mut caps: Vec<&str> = v.split(',').filter(|s| !s.is_empty()).collect();
+                if !caps.contains(&"gpu") {
+                    caps.push("gpu");
+                }
+                req["Capabilities"] = json!([caps]);
+            }
+            other => bail!("invalid --gpus field {other:?}: count, device, driver or capabilities"),
+        }
+    }
+    Ok(req)
+}
+
+/// `--device HOST[:CONTAINER[:PERMS]]` as Docker's device mapping.
+fn device_mapping(d: &str) -> Result<Value> {
+    let parts: Vec<&str> = d.split(':').collect();
+    let perms_ok = |p: &str| !p.is_empty() && p.chars().all(|c| "rwm".contains(c));
+    let (host, inside, perms) = match parts[..] {
+        [h] => (h, h, "rwm"),
+        [h, p] if perms_ok(p) => (h, h, p),
+        [h, c] => (h, c, "rwm"),
+        [h, c, p] if perms_ok(p) => (h, c, p),
+        _ => bail!("invalid device specification: {d}"),
+    };
+    if !host.starts_with('/') || !inside.starts_with('/') {
+        bail!("invalid device specification {d:?}: paths must be absolute (or a CDI name vendor.com/class=name)");
+    }
+    Ok(json!({"PathOnHost": host, "PathInContainer": inside, "CgroupPermissions": perms}))
+}
+
+#[cfg(test)]
+mod device_tests {
+    use super::*;
+
+    #[test]
+    fn gpus_and_devices_parse_as_docker_does() {
+        assert_eq!(gpu_request("all").unwrap()["Count"], -1);
+        assert_eq!(gpu_request("2").unwrap()["Count"], 2);
+        let ids = gpu_request("\"device=0,1\"").unwrap();
+        assert_eq!(ids["DeviceIDs"], json!(["0", "1"]));
+        assert_eq!(ids["Count"], 0);
+        assert!(gpu_request("0").is_err());
+        assert!(gpu_request("colour=red").is_err());
+        assert_eq!(
+            device_mapping("/dev/zero:/dev/z:r").unwrap(),
+            json!({"PathOnHost": "/dev/zero", "PathInContainer": "/dev/z", "CgroupPermissions": "r"})
+        );
+        assert_eq!(device_mapping("/dev/zero:rw").unwrap()["PathInContainer"], "/dev/zero");
+        assert!(device_mapping("zero").is_err());
     }
 }

@@ -47,6 +47,9 @@ pub struct DeployArgs {
     /// Memory each replica requests and is limited to (e.g. 256Mi)
     #[arg(long, value_name = "QUANTITY")]
     pub memory: Option<String>,
+    /// GPUs each replica gets (an nvidia.com/gpu resource limit, served from the node's CDI specs)
+    #[arg(long, value_name = "N")]
+    pub gpu: Option<u32>,
     /// The app's name (default: from the image or the directory)
     #[arg(long)]
     pub name: Option<String>,
@@ -279,6 +282,13 @@ fn manifests(a: &DeployArgs, name: &str, image: &str) -> Result<Vec<Value>> {
     if let Some(m) = &a.memory {
         requests.insert("memory".into(), json!(m));
         resources["limits"] = json!({"memory": m});
+    }
+    if let Some(g) = a.gpu.filter(|g| *g > 0) {
+        // An extended resource: the limit alone (the request defaults to it).
+        if !resources["limits"].is_object() {
+            resources["limits"] = json!({});
+        }
+        resources["limits"][engine::cdi::GPU_KIND] = json!(g.to_string());
     }
     if !requests.is_empty() {
         resources["requests"] = Value::Object(requests);

@@ -210,6 +210,7 @@ pub async fn info(State(e): State<Arc<Engine>>) -> Json<Value> {
         "ServerVersion": env!("CARGO_PKG_VERSION"),
         "Runtimes": runtimes,
         "DefaultRuntime": e.config().default_runtime,
+        "CDISpecDirs": e.config().cdi_spec_dirs,
         // No swarm: clients (compose among them) read this as "swarm off".
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
         // Containers outlive the daemon (their shims keep them).

@@ -386,7 +386,6 @@ pub(crate) fn check_unimplemented(hc: &HostConfig) -> Result<()> {
         "BlkioWeightDevice",
         "BlkioDeviceReadBps",
         "BlkioDeviceWriteBps",
-        "DeviceRequests",
         "StorageOpt",
         "KernelMemory",
         "KernelMemoryTCP",
@@ -479,9 +478,7 @@ pub(crate) fn check_supported(hc: &HostConfig) -> Result<()> {
     for r in hc.extra.get("DeviceCgroupRules").and_then(|v| v.as_array()).into_iter().flatten() {
         runtime::spec::device_cgroup_rule(r.as_str().unwrap_or(""))?;
     }
-    if hc.devices.as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(Error::BadRequest("HostConfig.Devices is not supported by Berth".into()));
-    }
+    crate::cdi::host_devices(hc.devices.as_deref().unwrap_or_default())?;
     match &hc.network_mode {
         NetworkMode::Default | NetworkMode::Bridge | NetworkMode::None | NetworkMode::Host => {}
         // Whether the donor exists is the engine's to say, at create; that it runs, at start.

@@ -262,7 +262,9 @@ impl Engine {
             .map(|r| runtime::spec::device_cgroup_rule(r.as_str().unwrap_or("")))
             .collect::<runtime::Result<Vec<_>>>()?;
         let paths = |k: &str| -> Option<Vec<String>> { hc.extra.get(k).and_then(|v| serde_json::from_value(v.clone()).ok()) };
-        Ok(RunSpec {
+        let mut spec = RunSpec {
+            devices: crate::cdi::host_devices(hc.devices.as_deref().unwrap_or_default())?,
+            hooks: Default::default(),
             oom_score_adj: hc
                 .extra
                 .get("OomScoreAdj")
@@ -331,7 +333,14 @@ impl Engine {
             cpuset_cpus: Some(hc.cpuset_cpus.clone()).filter(|c| !c.is_empty()),
             cpuset_mems: Some(hc.cpuset_mems.clone()).filter(|m| !m.is_empty()),
             console_size: console_size(&hc),
-        })
+        };
+        // CDI devices, resolved again at each start: the devices are the host's as it is now.
+        let cdi = self.cdi_devices(&hc)?;
+        if !cdi.is_empty() {
+            let edits = crate::cdi::Catalog::load(&self.cfg.cdi_spec_dirs).edits(&cdi)?;
+            crate::cdi::apply(&mut spec, &edits)?;
+        }
+        Ok(spec)
     }
 
     /// The /etc files of the container whose network stack this one shares, as Docker shares them.

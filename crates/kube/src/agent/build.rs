@@ -643,7 +643,11 @@ pub fn create_request(
         hc.cpu_shares = (cpu * 1024 / 1000).max(2);
     }
     for (k, _) in c.pointer("/resources/limits").and_then(Value::as_object).into_iter().flatten() {
-        if !["cpu", "memory", "ephemeral-storage"].contains(&k.as_str()) && !k.starts_with("hugepages-") {
+        // Extended resources (`nvidia.com/gpu`) are the node's CDI devices, given by the agent.
+        if !["cpu", "memory", "ephemeral-storage"].contains(&k.as_str())
+            && !k.starts_with("hugepages-")
+            && !crate::scheduler::is_extended(k)
+        {
             return Err(config_error(format!("resource {k:?} is not supported by Berth yet")));
         }
     }

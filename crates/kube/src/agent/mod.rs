@@ -30,6 +30,9 @@ pub struct NodeConfig {
     pub runtime_version: String,
     /// Where ephemeral storage lives (the data root).
     pub root: std::path::PathBuf,
+    /// Where CDI device specs are: each kind's devices are offered as an extended resource
+    /// (`nvidia.com/gpu: 2`).
+    pub cdi_spec_dirs: Vec<std::path::PathBuf>,
 }
 
 fn micro_now() -> String {
@@ -84,7 +87,7 @@ pub(crate) fn internal_ip() -> Option<String> {
 /// The Node object this agent reports.
 pub fn node_object(cfg: &NodeConfig, created: Option<&Value>) -> Value {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let capacity = json!({
+    let mut capacity = json!({
         "cpu": cpus.to_string(),
         "memory": format!("{}Ki", memory_kib()),
         "pods": "110",
@@ -92,6 +95,9 @@ pub fn node_object(cfg: &NodeConfig, created: Option<&Value>) -> Value {
         "hugepages-2Mi": "0",
         "hugepages-1Gi": "0",
     });
+    for (kind, names) in engine::cdi::Catalog::load(&cfg.cdi_spec_dirs).kinds() {
+        capacity[kind] = json!(names.len().to_string());
+    }
     let t = now();
     let cond = |ty: &str, status: &str, reason: &str, msg: &str| {
         let since = created
@@ -234,6 +240,7 @@ mod tests {
             kubelet_version: "v1.33.0+berth".into(),
             runtime_version: "berth://0".into(),
             root: "/".into(),
+            cdi_spec_dirs: vec![],
         };
         let first = node_object(&cfg, None);
         assert_eq!(first["metadata"]["labels"]["kubernetes.io/hostname"], "n1");

@@ -7,7 +7,7 @@
 //! containers (labelled with the pod's uid, container name and attempt), so a daemon restart
 //! re-adopts running pods and a worker that dies loses nothing.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,6 +30,8 @@ pub const CONTAINER: &str = "io.kubernetes.container.name";
 pub const ATTEMPT: &str = "io.kubernetes.container.restartCount";
 /// The image the container's spec names (the engine's config holds the image ID it resolved to).
 pub const IMAGE: &str = "io.kubernetes.container.image";
+/// The CDI devices a pod's container was given for its extended resources (comma-separated).
+pub const DEVICES: &str = "io.berth.cdi-devices";
 /// The sandbox's container name label.
 pub const SANDBOX: &str = "POD";
 
@@ -80,6 +82,8 @@ pub struct Pods {
     issuer: Arc<crate::apiserver::auth::Issuer>,
     workers: Mutex<HashMap<String, Worker>>,
     probes: Mutex<HashMap<String, ProbeState>>,
+    /// Held while a container's devices are chosen and it is created.
+    devices: tokio::sync::Mutex<()>,
 }
 
 /// A restart waiting for its back-off.
@@ -163,6 +167,7 @@ impl Pods {
             issuer,
             workers: Mutex::new(HashMap::new()),
             probes: Mutex::new(HashMap::new()),
+            devices: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -766,7 +771,25 @@ impl Pods {
         if let Ok(old) = self.engine.container(&ename) {
             let _ = self.engine.remove(&old.id).await;
         }
-        let id = match self.engine.create(&ename, req).await {
+        // Extended resources: devices of the node chosen (and the container created) under one
+        // lock, so two pods never get the same one.
+        let devices_held = self.devices.lock().await;
+        match self.assign_devices(pod, c) {
+            Ok(names) if names.is_empty() => {}
+            Ok(names) => {
+                req.config.labels.insert(DEVICES.into(), names.join(","));
+                req.host_config
+                    .extra
+                    .insert("DeviceRequests".into(), json!([{"Driver": "cdi", "DeviceIDs": names}]));
+            }
+            Err(msg) => {
+                self.failed(pod, st, name, "UnexpectedAdmissionError", msg).await;
+                return false;
+            }
+        }
+        let created = self.engine.create(&ename, req).await;
+        drop(devices_held);
+        let id = match created {
             Ok(id) => id,
             Err(e) => {
                 self.failed(pod, st, name, "CreateContainerError", e.to_string()).await;
@@ -816,6 +839,45 @@ impl Pods {
         }
         self.spawn_probes(pod, c, &id, &pod_ip, st);
         true
+    }
+
+    /// The CDI devices for a container's extended resources (`nvidia.com/gpu: 1`): the ones an
+    /// earlier instance of it had, else free ones (held by no other pod's container).
+    fn assign_devices(&self, pod: &Value, c: &Value) -> Result<Vec<String>, String> {
+        let want: Vec<(String, i64)> = crate::scheduler::extended(c).filter(|(_, n)| *n > 0).collect();
+        if want.is_empty() {
+            return Ok(vec![]);
+        }
+        let uid = s(pod, "/metadata/uid");
+        let name = c["name"].as_str().unwrap_or("");
+        let all = self.engine.containers();
+        let held = |mine: bool| -> BTreeSet<String> {
+            all.iter()
+                .filter(|x| (x.config.labels.get(UID).map(String::as_str) == Some(uid)) == mine)
+                .filter(|x| !mine || x.config.labels.get(CONTAINER).map(String::as_str) == Some(name))
+                .filter_map(|x| x.config.labels.get(DEVICES))
+                .flat_map(|d| d.split(',').map(String::from).collect::<Vec<_>>())
+                .collect()
+        };
+        let (before, taken) = (held(true), held(false));
+        let kinds = self.engine.cdi_devices();
+        let mut out = Vec::new();
+        for (kind, n) in want {
+            let have = kinds.get(&kind).cloned().unwrap_or_default();
+            let qualified: Vec<String> = have.iter().map(|d| format!("{kind}={d}")).collect();
+            let mut pick: Vec<String> = qualified.iter().filter(|q| before.contains(*q)).cloned().collect();
+            pick.extend(qualified.iter().filter(|q| !before.contains(*q) && !taken.contains(*q)).cloned());
+            pick.truncate(n as usize);
+            if pick.len() < n as usize {
+                let free = qualified.iter().filter(|q| !taken.contains(*q)).count();
+                return Err(format!(
+                    "Allocate failed due to requested number of devices unavailable for {kind}. Requested: {n}, Available: {free} (of {})",
+                    qualified.len()
+                ));
+            }
+            out.extend(pick);
+        }
+        Ok(out)
     }
 
     fn spawn_probes(self: &Arc<Self>, pod: &Value, c: &Value, id: &str, pod_ip: &str, st: &mut PodState) {

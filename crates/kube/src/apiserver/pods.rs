@@ -72,7 +72,8 @@ fn default_container(c: &mut Value) {
     // Requests default to the limits when only limits are given.
     if let Some(limits) = c.pointer("/resources/limits").and_then(Value::as_object).cloned() {
         for (k, v) in limits {
-            if c.pointer(&format!("/resources/requests/{k}")).is_none() {
+            // By key, not pointer: an extended resource's name has a `/`.
+            if c.pointer("/resources/requests").and_then(|r| r.get(&k)).is_none() {
                 if !c["resources"]["requests"].is_object() {
                     c["resources"]["requests"] = json!({});
                 }
@@ -205,6 +206,46 @@ pub fn qos_class(spec: &Value) -> &'static str {
     }
 }
 
+/// Extended resources (`nvidia.com/gpu`) cannot be overcommitted: a whole number, the request
+/// equal to the limit, as Kubernetes validates them.
+fn check_extended_resources(c: &Value, at: &str, causes: &mut Vec<Cause>) {
+    let limits = c.pointer("/resources/limits").and_then(Value::as_object);
+    let requests = c.pointer("/resources/requests").and_then(Value::as_object);
+    for (kind, map) in [("limits", limits), ("requests", requests)] {
+        for (k, v) in map.into_iter().flatten().filter(|(k, _)| crate::scheduler::is_extended(k)) {
+            let text = v.as_str().map(String::from).unwrap_or_else(|| v.to_string());
+            if crate::quantity::parse(&text).is_none_or(|f| f.fract() != 0.0 || f < 0.0) {
+                causes.push(cause(
+                    "FieldValueInvalid",
+                    format!("{at}.resources.{kind}[{k}]"),
+                    format!("Invalid value: \"{text}\": must be an integer"),
+                ));
+            }
+        }
+    }
+    for (k, v) in requests.into_iter().flatten().filter(|(k, _)| crate::scheduler::is_extended(k)) {
+        match limits.and_then(|l| l.get(k)) {
+            None => causes.push(cause(
+                "FieldValueRequired",
+                format!("{at}.resources.limits"),
+                "Required value: Limit must be set for non overcommitable resources",
+            )),
+            Some(l) if crate::quantity::parse(l.as_str().unwrap_or("")) != crate::quantity::parse(v.as_str().unwrap_or("")) => {
+                causes.push(cause(
+                    "FieldValueInvalid",
+                    format!("{at}.resources.requests"),
+                    format!(
+                        "Invalid value: \"{}\": must be equal to {k} limit of {}",
+                        v.as_str().unwrap_or(""),
+                        l.as_str().unwrap_or("")
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+}
+
 /// Validation of a pod spec at `at` (`spec`, or `spec.template.spec` in a workload).
 pub fn check_pod_spec(spec: &Value, at: &str, causes: &mut Vec<Cause>) {
     let volumes: Vec<&str> = spec
@@ -242,6 +283,7 @@ pub fn check_pod_spec(spec: &Value, at: &str, causes: &mut Vec<Cause>) {
             if c["image"].as_str().is_none_or(|s| s.trim().is_empty()) {
                 causes.push(cause("FieldValueRequired", format!("{at}.image"), "Required value"));
             }
+            check_extended_resources(c, &at, causes);
             if let Some(p) = c["imagePullPolicy"].as_str() {
                 if !["Always", "IfNotPresent", "Never"].contains(&p) {
                     causes.push(cause(

@@ -46,7 +46,9 @@ pub fn counted(resource: &str) -> Option<&'static Resource> {
             .iter()
             .find(|r| r.group.is_empty() && r.plural == plural && r.namespaced && !super::resources::is_view(r))
     };
-    if POD_COMPUTE.contains(&resource) {
+    // Extended resources are quota'd by request only (`requests.nvidia.com/gpu`), as Kubernetes
+    // does: they cannot be overcommitted.
+    if POD_COMPUTE.contains(&resource) || resource.strip_prefix("requests.").is_some_and(crate::scheduler::is_extended) {
         return storage("pods");
     }
     if let Some((_, plural)) = NAMED_COUNTS.iter().find(|(n, _)| *n == resource) {
@@ -72,11 +74,15 @@ pub fn usage(object: &Value, resource: &str) -> Option<i64> {
     let sum = |kind: &str, res: &str| -> Option<i64> {
         let mut total = 0;
         for c in object.pointer("/spec/containers").and_then(Value::as_array).into_iter().flatten() {
-            let q = c.pointer(&format!("/resources/{kind}/{res}")).and_then(Value::as_str)?;
-            total += if res == "cpu" {
-                quantity::milli_cpu(q)?
-            } else {
-                quantity::bytes(q)?
+            // By key, not pointer: an extended resource's name has a `/`.
+            let q = c
+                .pointer(&format!("/resources/{kind}"))
+                .and_then(|m| m.get(res))
+                .and_then(Value::as_str)?;
+            total += match res {
+                "cpu" => quantity::milli_cpu(q)?,
+                "memory" => quantity::bytes(q)?,
+                _ => quantity::parse(q)?.ceil() as i64,
             };
         }
         Some(total)
@@ -95,6 +101,12 @@ pub fn usage(object: &Value, resource: &str) -> Option<i64> {
         "requests.memory" | "memory" => sum("requests", "memory")?,
         "limits.cpu" => sum("limits", "cpu")?,
         "limits.memory" => sum("limits", "memory")?,
+        // A pod that asks for none of an extended resource takes none of it.
+        r if r.strip_prefix("requests.").is_some_and(crate::scheduler::is_extended) => crate::scheduler::requests(object)
+            .ext
+            .get(&r["requests.".len()..])
+            .copied()
+            .unwrap_or(0),
         "requests.storage" => storage(),
         "services.nodeports" if matches!(service_type, "NodePort" | "LoadBalancer") => object
             .pointer("/spec/ports")
@@ -493,6 +505,10 @@ mod tests {
         assert_eq!(format("cpu", 2000), "2");
         assert_eq!(format("memory", 128 << 20), "128Mi");
         assert_eq!(format("pods", 3), "3");
+        let gpu = json!({"spec": {"containers": [{"resources": {"limits": {"nvidia.com/gpu": "2"}}}, {"resources": {}}]}});
+        assert!(counted("requests.nvidia.com/gpu").is_some());
+        assert_eq!(pod_usage(&gpu, "requests.nvidia.com/gpu"), Some(2));
+        assert_eq!(pod_usage(&pod, "requests.nvidia.com/gpu"), Some(0), "none asked, none taken");
     }
 
     #[test]
