@@ -40,3 +40,4 @@ $BERTH build -t hello-build "$ctx"
 $BERTH run --rm hello-build
 $BERTH ps -a
 echo "The daemon keeps running (log: /var/log/berth.log). Try: DOCKER_HOST=unix:///run/berth/berth.sock docker run --rm -it busybox sh"
+echo "Its dashboard (open in a browser on this machine): $($BERTH dashboard 2>/dev/null || echo 'off')"

@@ -8,7 +8,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for p in build-essential pkg-config libseccomp-dev busybox-static tini iproute2 nftables docker-compose docker.io docker-registry skopeo apache2-utils zstd curl runc openssl procps bzip2 xz-utils debootstrap etcd-server; do
+for p in build-essential pkg-config libseccomp-dev busybox-static tini iproute2 nftables docker-compose docker.io docker-registry skopeo apache2-utils zstd curl runc openssl procps bzip2 xz-utils debootstrap etcd-server chromium chromium-driver python3-selenium; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

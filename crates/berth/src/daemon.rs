@@ -104,6 +104,10 @@ pub struct DaemonArgs {
     /// /etc/resolv.conf servers when none): an IP, with `:PORT` if not 53
     #[arg(long = "dns", value_name = "IP[:PORT]", value_parser = parse_dns)]
     pub dns: Vec<std::net::SocketAddr>,
+    /// Where the web dashboard listens (loopback only: it is plain HTTP behind a token; `berth
+    /// dashboard` prints its URL), or `none`
+    #[arg(long, value_name = "ADDR:PORT|none", default_value = "127.0.0.1:7070", value_parser = parse_dashboard)]
+    pub dashboard: DashboardListen,
     /// Directories of CDI device specs (JSON or YAML), lowest priority first; devices are
     /// requested as vendor.com/class=name (--device) or, for nvidia.com/gpu, with --gpus
     #[arg(long = "cdi-spec-dir", value_name = "DIR", default_values = engine::cdi::DEFAULT_DIRS)]
@@ -330,6 +334,15 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
         };
         Some(kube::apiserver::start(kcfg).await.map_err(|e| anyhow::anyhow!("{e}"))?)
     };
+    let dashboard = match a.dashboard.0 {
+        Some(addr) => {
+            let kube_client = kube
+                .as_ref()
+                .map(|k| kube::controllers::runtime::Client::new(k.server.clone(), "berth-dashboard"));
+            Some(crate::dashboard::start(addr, engine.clone(), kube_client).await?)
+        }
+        None => None,
+    };
     let registry = match &a.registry {
         Some(addr) => Some(start_registry(&a, addr, &engine).await?),
         None => None,
@@ -355,6 +368,9 @@ async fn serve(a: DaemonArgs) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown)
         .await?;
     let _ = std::fs::remove_file(&socket);
+    if let Some(d) = dashboard {
+        d.abort();
+    }
     if let Some(k) = kube {
         k.task.abort();
         if let Some(a) = k.agent {
@@ -422,6 +438,19 @@ fn parse_bip(s: &str) -> Result<ipnet::Ipv4Net, String> {
         return Err(format!("{s}: the bridge needs a host address of its subnet (like 172.17.0.1/16)"));
     }
     Ok(n)
+}
+
+/// `--dashboard`: a loopback address, or none.
+#[derive(Debug, Clone)]
+pub struct DashboardListen(pub Option<std::net::SocketAddr>);
+
+fn parse_dashboard(s: &str) -> Result<DashboardListen, String> {
+    if s == "none" {
+        return Ok(DashboardListen(None));
+    }
+    let addr: std::net::SocketAddr = s.parse().map_err(|_| format!("{s:?} is not ADDR:PORT (or none)"))?;
+    crate::dashboard::check_addr(&addr)?;
+    Ok(DashboardListen(Some(addr)))
 }
 
 /// `--dns`: `IP` (port 53) or `IP:PORT`.

@@ -3,6 +3,7 @@
 
 mod cli;
 mod daemon;
+mod dashboard;
 mod registry_cmd;
 mod server;
 

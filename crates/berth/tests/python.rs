@@ -782,3 +782,80 @@ fn pods_get_gpus_as_an_extended_resource() {
     let y = d.berth_ok(&["deploy", "bb:1", "--port", "80", "--gpu", "1", "--dry-run", "-o", "yaml"]);
     assert!(y.contains("nvidia.com/gpu: '1'") || y.contains("nvidia.com/gpu: \"1\""), "{y}");
 }
+
+#[test]
+fn the_dashboard_shows_and_acts_in_headless_chromium() {
+    let d = Daemon::start();
+    d.busybox("bb:1");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "bb:1",
+        "sh",
+        "-c",
+        "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done",
+    ]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "burner",
+        "--cpus",
+        "0.5",
+        "bb:1",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    // A compose project.
+    let proj = tempfile::tempdir().unwrap();
+    std::fs::write(
+        proj.path().join("compose.yaml"),
+        "services:\n  web:\n    image: bb:1\n    network_mode: none\n    command: [sleep, '1000']\n",
+    )
+    .unwrap();
+    let mut c = d.berth_cmd(&["compose", "-p", "shop", "up", "-d"]);
+    c.current_dir(proj.path());
+    let o = common::run_timeout(c, None, 60);
+    assert!(o.status.success(), "{}", common::errtext(&o));
+    // A deployment at its second revision (env V=1, then V=2), and its service.
+    d.kubectl_in(
+        &["apply", "-f", "-"],
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      terminationGracePeriodSeconds: 0\n      containers:\n      - name: c\n        image: bb:1\n        command: [sh, -c, 'echo hello from $HOSTNAME; exec sleep 1000']\n        env: [{name: V, value: '1'}]\n",
+    );
+    d.kubectl_ok(&["rollout", "status", "deploy/web", "--timeout=60s"]);
+    d.kubectl_ok(&["set", "env", "deploy/web", "V=2"]);
+    d.kubectl_ok(&["rollout", "status", "deploy/web", "--timeout=60s"]);
+    d.kubectl_ok(&["expose", "deploy/web", "--port", "80"]);
+
+    let url = d.berth_ok(&["dashboard"]).trim().to_string();
+    assert!(url.starts_with("http://127.0.0.1:") && url.contains("/?token="), "{url}");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/dashboard_ui.py");
+    let mut py = Command::new("/usr/bin/python3");
+    py.arg(script)
+        .env("DASH_URL", &url)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
+        .env("KUBECONFIG", d.kubeconfig());
+    let o = common::run_timeout(py, None, 300);
+    assert!(
+        o.status.success(),
+        "the browser test failed:\n{}\n{}",
+        common::text(&o),
+        common::errtext(&o)
+    );
+    eprintln!("dashboard timings: {}", common::text(&o).lines().last().unwrap_or(""));
+
+    // Off with a flag.
+    let off = Daemon::start_with(&["--no-kube", "--dashboard", "none"]);
+    let e = off.berth(&["dashboard"]);
+    assert!(!e.status.success());
+    assert!(common::errtext(&e).contains("--dashboard none"), "{}", common::errtext(&e));
+    let bad = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["daemon", "--dashboard", "0.0.0.0:7070"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("only on a loopback address"));
+}

@@ -153,6 +153,8 @@ pub struct Engine {
     pub(crate) resolvers: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     /// Where container DNS sends names it does not know (`--dns`, or the host's resolvers).
     pub(crate) dns_upstream: Arc<Vec<std::net::SocketAddr>>,
+    /// The daemon's dashboard (its URL with the access token), once it listens.
+    dashboard: std::sync::OnceLock<String>,
 }
 
 /// A 64-hex-digit ID (containers, execs), from the kernel's random generator.
@@ -198,6 +200,7 @@ impl Engine {
             dns_names: Default::default(),
             resolvers: Mutex::new(HashMap::new()),
             dns_upstream: Arc::new(dns_upstream),
+            dashboard: std::sync::OnceLock::new(),
         });
         engine.restore().await?;
         engine.open_networks()?;
@@ -321,6 +324,17 @@ impl Engine {
             None | Some(serde_json::Value::Null) => Ok(vec![]),
             Some(r) => crate::cdi::Catalog::load(&self.cfg.cdi_spec_dirs).requested(r),
         }
+    }
+
+    /// Record the dashboard's URL (with its token), which `GET /berth/dashboard` gives clients of
+    /// the socket — those who may already do everything the dashboard does.
+    pub fn set_dashboard_url(&self, url: String) {
+        let _ = self.dashboard.set(url);
+    }
+
+    /// The dashboard's URL, when it is served.
+    pub fn dashboard_url(&self) -> Option<&str> {
+        self.dashboard.get().map(String::as_str)
     }
 
     pub fn config(&self) -> &EngineConfig {

@@ -149,6 +149,10 @@ pub enum Command {
     /// Run a Jupyter server in a container built from a project's Python environment, the
     /// project directory mounted (the work stays in it on the host); prints the token URL
     Notebook(notebook::NotebookArgs),
+    /// Print the URL (with its access token) of the web dashboard the daemon serves on
+    /// loopback: containers, images, compose projects, pods, deployments and services, their
+    /// logs and live CPU/memory, with stop/restart/scale/roll-back actions
+    Dashboard(system::DashboardArgs),
 }
 
 /// `berth image` subcommands.
@@ -266,6 +270,7 @@ async fn dispatch(c: &Client, cmd: Command) -> Result<i32> {
         Command::Deploy(a) => deploy::deploy(c, *a).await,
         Command::Undeploy(a) => deploy::undeploy(a).await,
         Command::Notebook(a) => notebook::notebook(c, a).await,
+        Command::Dashboard(a) => system::dashboard(c, a).await,
         Command::Commit(a) => images::commit(c, a).await,
         Command::Images(a) => images::images(c, a).await,
         Command::Image(sub) => match sub {

@@ -334,3 +334,23 @@ pub async fn system(client: &Client, cmd: SystemCmd) -> Result<i32> {
         SystemCmd::Info(a) => info(client, a).await,
     }
 }
+
+/// `berth dashboard`.
+#[derive(clap::Args, Debug)]
+pub struct DashboardArgs {
+    /// Print the address without the access token
+    #[arg(long)]
+    pub no_token: bool,
+}
+
+/// `berth dashboard`: the dashboard's URL, from the daemon (`GET /berth/dashboard`).
+pub async fn dashboard(client: &Client, a: DashboardArgs) -> Result<i32> {
+    let v = client.get("/berth/dashboard").await?;
+    let url = v["URL"].as_str().unwrap_or("");
+    if a.no_token {
+        println!("{}", url.split('?').next().unwrap_or(url));
+    } else {
+        println!("{url}");
+    }
+    Ok(0)
+}

@@ -590,12 +590,19 @@ impl Daemon {
         } else {
             &["--kube-listen", "127.0.0.1:0"]
         };
+        // And its dashboard (never the default port, which daemons side by side would share).
+        let dashboard: &[&str] = if self.extra.iter().any(|a| a == "--dashboard") {
+            &[]
+        } else {
+            &["--dashboard", "127.0.0.1:0"]
+        };
         let child = cmd
             .args(["daemon", "--root"])
             .arg(&self.root)
             .arg("--exec-root")
             .arg(&self.run)
             .args(kube)
+            .args(dashboard)
             .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

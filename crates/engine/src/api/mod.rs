@@ -128,6 +128,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/_ping", get(system::ping).head(system::ping))
         .route("/version", get(system::version))
         .route("/info", get(system::info))
+        .route("/berth/dashboard", get(system::dashboard))
         .route("/events", get(system::events))
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))

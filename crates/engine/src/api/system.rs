@@ -724,3 +724,13 @@ pub async fn network_disconnect(State(e): State<Arc<Engine>>, Path(id): Path<Str
     e.disconnect_container(&id, &req.container).await?;
     Ok(StatusCode::OK)
 }
+
+/// `GET /berth/dashboard` (Berth's own): the dashboard's URL with its access token.
+pub async fn dashboard(State(e): State<Arc<Engine>>) -> ApiResult<Json<Value>> {
+    match e.dashboard_url() {
+        Some(u) => Ok(Json(json!({"URL": u}))),
+        None => Err(ApiError(Error::NotFound(
+            "the dashboard is not served (the daemon runs with --dashboard none)".into(),
+        ))),
+    }
+}

@@ -105,6 +105,8 @@ pub struct Running {
     pub task: tokio::task::JoinHandle<()>,
     /// The node agent.
     pub agent: Option<tokio::task::JoinHandle<()>>,
+    /// The server itself, for in-process clients (the dashboard).
+    pub server: Arc<ApiServer>,
 }
 
 /// Who is asking (from the TLS handshake).
@@ -273,7 +275,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     }
     let task = tokio::spawn(accept_loop(listener, tls, router));
     tracing::info!(%addr, kubeconfig = %cfg.kubeconfig.display(), "kube API server listening");
-    Ok(Running { addr, task, agent })
+    Ok(Running { addr, task, agent, server })
 }
 
 /// Compact the store every 5 minutes to the revision it had 5 minutes before, as the real API

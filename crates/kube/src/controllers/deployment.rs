@@ -78,6 +78,31 @@ fn without_hash(template: &Value) -> Value {
     t
 }
 
+/// `kubectl rollout undo`: the Deployment's pod template set back to its previous revision's
+/// (that of the ReplicaSet with the highest revision below the newest); the revision it goes
+/// back to. The controller then rolls it out as a new revision.
+pub async fn rollback(client: &Client, ns: &str, name: &str) -> ApiResult<i64> {
+    let deployments = crate::apiserver::resources::find("apps", "v1", "deployments").expect("served");
+    let replicasets = crate::apiserver::resources::find("apps", "v1", "replicasets").expect("served");
+    let mut d = client.get(deployments, ns, name).await?;
+    let uid = str_at(&d, "/metadata/uid").to_string();
+    let mut owned: Vec<Value> = client
+        .list(replicasets, ns)
+        .await?
+        .into_iter()
+        .filter(|rs| controller_of(rs).is_some_and(|c| c["uid"] == json!(uid)))
+        .collect();
+    owned.sort_by_key(revision);
+    let newest = owned.last().map(revision).unwrap_or(0);
+    let Some(previous) = owned.iter().rev().find(|rs| revision(rs) < newest) else {
+        return Err(ApiError::bad_request(format!("no rollout history found for deployment {name:?}")));
+    };
+    let rev = revision(previous);
+    d["spec"]["template"] = without_hash(&previous["spec"]["template"]);
+    client.update(deployments, &d).await?;
+    Ok(rev)
+}
+
 fn revision(o: &Value) -> i64 {
     o.pointer("/metadata/annotations")
         .and_then(|a| a.get(REVISION))

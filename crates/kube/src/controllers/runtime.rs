@@ -133,6 +133,22 @@ impl Client {
         p
     }
 
+    /// Get an object.
+    pub async fn get(&self, res: &'static Resource, ns: &str, name: &str) -> ApiResult<Value> {
+        self.call(Method::GET, &Self::path(res, ns, Some(name), None), res, None).await
+    }
+
+    /// List the objects of a kind in `ns` (every namespace when `ns` is empty).
+    pub async fn list(&self, res: &'static Resource, ns: &str) -> ApiResult<Vec<Value>> {
+        let mut p = Vec::new();
+        if res.namespaced && !ns.is_empty() {
+            p.extend(["namespaces", ns]);
+        }
+        p.push(res.plural);
+        let v = self.call(Method::GET, &p, res, None).await?;
+        Ok(v["items"].as_array().cloned().unwrap_or_default())
+    }
+
     /// Create `obj` in `ns`.
     pub async fn create(&self, res: &'static Resource, ns: &str, obj: Value) -> ApiResult<Value> {
         self.call(Method::POST, &Self::path(res, ns, None, None), res, Some(("application/json", obj)))
