@@ -657,19 +657,7 @@ pub fn container_body(
     if !nodes.is_empty() {
         let mut list = Vec::new();
         for d in nodes {
-            let parts: Vec<&str> = d.split(':').collect();
-            let perms = |p: &str| !p.is_empty() && p.chars().all(|c| "rwm".contains(c));
-            let (h, c, p) = match parts[..] {
-                [h] => (h, h, "rwm"),
-                [h, p] if perms(p) => (h, h, p),
-                [h, c] => (h, c, "rwm"),
-                [h, c, p] if perms(p) => (h, c, p),
-                _ => {
-                    return Err(Error::Reference(format!(
-                        "service {service:?}: invalid device {d:?}: HOST[:CONTAINER[:PERMS]] or vendor.com/class=name"
-                    )))
-                }
-            };
+            let (h, c, p) = crate::units::device_mapping(d).map_err(|e| Error::Reference(format!("service {service:?}: {e}")))?;
             list.push(json!({"PathOnHost": h, "PathInContainer": c, "CgroupPermissions": p}));
         }
         host.insert("Devices".into(), Value::Array(list));

@@ -61,6 +61,26 @@ pub fn parse_duration(s: &str) -> Result<f64, String> {
     Ok(if neg { -total } else { total })
 }
 
+/// A device mapping as Docker writes it, `HOST[:CONTAINER[:PERMS]]` (PERMS some of `r`, `w`,
+/// `m`; `HOST:PERMS` keeps the host path): host path, container path, permissions.
+pub fn device_mapping(d: &str) -> Result<(String, String, String), String> {
+    let parts: Vec<&str> = d.split(':').collect();
+    let perms_ok = |p: &str| !p.is_empty() && p.chars().all(|c| "rwm".contains(c));
+    let (host, inside, perms) = match parts[..] {
+        [h] => (h, h, "rwm"),
+        [h, p] if perms_ok(p) => (h, h, p),
+        [h, c] => (h, c, "rwm"),
+        [h, c, p] if perms_ok(p) => (h, c, p),
+        _ => return Err(format!("invalid device specification: {d}")),
+    };
+    if !host.starts_with('/') || !inside.starts_with('/') {
+        return Err(format!(
+            "invalid device specification {d:?}: paths must be absolute (or a CDI name vendor.com/class=name)"
+        ));
+    }
+    Ok((host.to_string(), inside.to_string(), perms.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

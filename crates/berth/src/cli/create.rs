@@ -820,18 +820,7 @@ pub fn gpu_request(text: &str) -> Result<Value> {
 
 /// `--device HOST[:CONTAINER[:PERMS]]` as Docker's device mapping.
 fn device_mapping(d: &str) -> Result<Value> {
-    let parts: Vec<&str> = d.split(':').collect();
-    let perms_ok = |p: &str| !p.is_empty() && p.chars().all(|c| "rwm".contains(c));
-    let (host, inside, perms) = match parts[..] {
-        [h] => (h, h, "rwm"),
-        [h, p] if perms_ok(p) => (h, h, p),
-        [h, c] => (h, c, "rwm"),
-        [h, c, p] if perms_ok(p) => (h, c, p),
-        _ => bail!("invalid device specification: {d}"),
-    };
-    if !host.starts_with('/') || !inside.starts_with('/') {
-        bail!("invalid device specification {d:?}: paths must be absolute (or a CDI name vendor.com/class=name)");
-    }
+    let (host, inside, perms) = compose::units::device_mapping(d).map_err(|e| anyhow!(e))?;
     Ok(json!({"PathOnHost": host, "PathInContainer": inside, "CgroupPermissions": perms}))
 }
 
