@@ -342,6 +342,10 @@ async function refresh() {
       renderServices();
     }
     $('#status').textContent = 'updated ' + new Date().toLocaleTimeString();
+    if (!refresh.drawn) {
+      refresh.drawn = true;
+      performance.mark('berth-first-render');  // for bench/dashboard.sh
+    }
   } catch (e) {
     $('#status').textContent = 'cannot reach the daemon: ' + e.message;
   }
