@@ -427,6 +427,32 @@ fn multi_platform_index_and_zstd_layers() {
     ok(berth(&d, &cfg, &["pull", &name], None), "pull the index");
     assert_eq!(d.berth_ok(&["image", "inspect", "-f", "{{.Architecture}}", &name]), "amd64");
     assert_eq!(d.berth_ok(&["run", "--rm", &name]), "amd64");
+    // The manifest is kept as the registry sent it: pushed elsewhere, it has the same digest
+    // (skopeo wrote it, with its own key order, not Berth).
+    let mut c = Command::new("skopeo");
+    c.args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{name}")]);
+    let index: serde_json::Value = serde_json::from_str(&ok(common::run_timeout(c, None, 60), "skopeo inspect --raw")).unwrap();
+    let amd = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["platform"]["architecture"] == "amd64")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let copy = format!("{}/copy:1", reg.host());
+    ok(berth(&d, &cfg, &["tag", &name, &copy], None), "tag");
+    ok(berth(&d, &cfg, &["push", &copy], None), "push the copy");
+    let mut c = Command::new("skopeo");
+    c.args([
+        "inspect",
+        "--tls-verify=false",
+        "--format",
+        "{{.Digest}}",
+        &format!("docker://{copy}"),
+    ]);
+    assert_eq!(ok(common::run_timeout(c, None, 60), "skopeo inspect").trim(), amd);
     // --platform picks another entry.
     ok(berth(&d, &cfg, &["pull", "--platform", "linux/arm64", &name], None), "pull arm64");
     assert_eq!(d.berth_ok(&["image", "inspect", "-f", "{{.Architecture}}", &name]), "arm64");

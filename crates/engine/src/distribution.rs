@@ -192,7 +192,7 @@ impl Engine {
         // What this pull stores is removed again if it fails (unless an image uses it), so a
         // refused pull leaves nothing behind.
         let mut fresh: Vec<Digest> = Vec::new();
-        let id = match self.fetch_and_record(reference, &repo, &manifest, creds, out, &mut fresh).await {
+        let id = match self.fetch_and_record(reference, &repo, &data, creds, out, &mut fresh).await {
             Ok(id) => id,
             Err(e) => {
                 self.images.discard(&fresh, &[]);
@@ -230,18 +230,19 @@ impl Engine {
         Ok(id)
     }
 
-    /// Fetch the config and layers of `manifest` that are not here yet, unpack the layers (within
-    /// the daemon's limits) and only then record the image. The blobs it stores are pushed to
-    /// `fresh`.
+    /// Fetch the config and layers of the manifest (`raw`, as the registry sent it, which is what
+    /// is stored) that are not here yet, unpack the layers (within the daemon's limits) and only
+    /// then record the image. The blobs it stores are pushed to `fresh`.
     async fn fetch_and_record(
         self: &Arc<Self>,
         reference: &str,
         repo: &Repository,
-        manifest: &Manifest,
+        raw: &[u8],
         creds: &Credentials,
         out: &Sender<Value>,
         fresh: &mut Vec<Digest>,
     ) -> Result<Digest> {
+        let manifest = &Manifest::parse(raw)?;
         let content = self.images.content();
         // The config.
         if !content.contains(&manifest.config.digest) {
@@ -299,8 +300,9 @@ impl Engine {
         // layers do not unpack within the limits is never recorded).
         let me = self.clone();
         let m2 = manifest.clone();
+        let raw = raw.to_vec();
         let fresh2 = fresh.clone();
-        tokio::task::spawn_blocking(move || me.images.add_manifest_unpacked(&m2, &fresh2))
+        tokio::task::spawn_blocking(move || me.images.add_manifest_unpacked(&m2, &raw, &fresh2))
             .await
             .map_err(crate::error::internal)?
             .map_err(Into::into)

@@ -246,13 +246,20 @@ impl ImageStore {
 
     /// Record an image from a manifest whose config and layers are already in the content store.
     pub fn add_manifest(&self, manifest: &Manifest, parent: Option<Digest>) -> Result<Digest> {
+        let m = serde_json::to_vec(manifest).expect("manifest serializes");
+        self.record_manifest(manifest, &m, parent)
+    }
+
+    /// Record the image of `manifest`, stored as `bytes` (its serialization, or the exact bytes a
+    /// registry sent, so that the manifest keeps the digest it has there: pushed elsewhere, it is
+    /// the same manifest, and signatures made on its digest still hold).
+    fn record_manifest(&self, manifest: &Manifest, bytes: &[u8], parent: Option<Digest>) -> Result<Digest> {
         for l in &manifest.layers {
             if !self.content.contains(&l.digest) {
                 return Err(Error::Oci(oci::Error::BlobNotFound(l.digest.to_string())));
             }
         }
-        let m = serde_json::to_vec(manifest).expect("manifest serializes");
-        let mdigest = self.content.put(&m)?;
+        let mdigest = self.content.put(bytes)?;
         let id = manifest.config.digest.clone();
         let mut idx = self.index.lock().unwrap();
         let rec = idx.images.entry(id.hex().to_string()).or_insert_with(|| ImageRecord {
@@ -272,15 +279,20 @@ impl ImageStore {
     /// Unpack the layers of `manifest` (its config and layer blobs already stored) within the
     /// limits, and only then record the image, so one whose layers do not unpack is never
     /// recorded. On failure the layer directories this made, and the blobs of `fresh` (those the
-    /// caller stored for this image) that no image uses, are removed. For pulls.
-    pub fn add_manifest_unpacked(&self, manifest: &Manifest, fresh: &[Digest]) -> Result<Digest> {
+    /// caller stored for this image) that no image uses, are removed. For pulls: `raw` is the
+    /// manifest as the registry sent it, and is what is stored.
+    pub fn add_manifest_unpacked(&self, manifest: &Manifest, raw: &[u8], fresh: &[Digest]) -> Result<Digest> {
         let mut made = Vec::new();
         let res = (|| {
             let cfg = self.config(&manifest.config.digest)?;
             let blobs: Vec<Digest> = manifest.layers.iter().map(|l| l.digest.clone()).collect();
             let names: Vec<String> = blobs.iter().map(|b| b.to_string()).collect();
             self.unpack_chain(&cfg.rootfs.diff_ids, &blobs, &names, &mut made, &|_, e| e)?;
-            self.add_manifest(manifest, None)
+            debug_assert!(
+                Manifest::parse(raw).ok().as_ref() == Some(manifest),
+                "raw is the manifest's own bytes"
+            );
+            self.record_manifest(manifest, raw, None)
         })();
         if res.is_err() {
             self.discard(fresh, &made);

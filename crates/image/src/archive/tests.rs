@@ -583,7 +583,8 @@ fn import_and_pull_refuse_bombs_and_keep_nothing() {
         annotations: None,
         extra: BTreeMap::new(),
     };
-    let err = s.add_manifest_unpacked(&manifest, &[layer.clone(), cfg_digest]).unwrap_err();
+    let raw = serde_json::to_vec(&manifest).unwrap();
+    let err = s.add_manifest_unpacked(&manifest, &raw, &[layer.clone(), cfg_digest]).unwrap_err();
     assert!(
         matches!(&err, Error::LimitExceeded(e) if e.limit == Limit::LayerSize && e.subject == Subject::Layer(layer.to_string())),
         "{err:?}"
