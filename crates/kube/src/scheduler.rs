@@ -23,6 +23,7 @@ use crate::store::{ListOptions, Store};
 
 const PODS: &str = "/registry/core/pods/";
 const NODES: &str = "/registry/core/nodes/";
+const PDBS: &str = "/registry/policy/poddisruptionbudgets/";
 
 fn parse(v: &[u8]) -> Value {
     serde_json::from_slice(v).unwrap_or_default()
@@ -247,10 +248,38 @@ struct Placed {
     requests: Req,
 }
 
+/// Which of `victims` (in order) their PodDisruptionBudgets would not let go: a budget lets go
+/// as many as its `disruptionsAllowed`, counted down as pods are taken, as kube-scheduler
+/// counts them.
+fn pdb_violations(victims: &[&Placed], pdbs: &[Value]) -> Vec<bool> {
+    let mut left: Vec<i64> = pdbs
+        .iter()
+        .map(|b| b.pointer("/status/disruptionsAllowed").and_then(Value::as_i64).unwrap_or(0))
+        .collect();
+    victims
+        .iter()
+        .map(|v| {
+            let ns = str_of(&v.pod, "/metadata/namespace");
+            let mut violates = false;
+            for (i, b) in pdbs.iter().enumerate() {
+                if str_of(b, "/metadata/namespace") == ns && crate::apiserver::eviction::selects_pod(b, &v.pod) {
+                    left[i] -= 1;
+                    if left[i] < 0 {
+                        violates = true;
+                    }
+                }
+            }
+            violates
+        })
+        .collect()
+}
+
 /// The pods preemption would remove from `node` for `pod` to fit (none: it would not fit
-/// even then). Every lower-priority pod is taken off, then as many as still leave room are
-/// given back, the highest priority first — as kube-scheduler's default preemption does.
-fn victims<'a>(pod: &Value, node: &Value, placed: &'a [Placed], reserved: Req) -> Option<Vec<&'a Placed>> {
+/// even then), and how many of them their disruption budgets would rather keep. Every
+/// lower-priority pod is taken off, then as many as still leave room are given back — first
+/// those whose budgets forbid their eviction, then the others, the highest priority first — as
+/// kube-scheduler's default preemption does.
+fn victims<'a>(pod: &Value, node: &Value, placed: &'a [Placed], reserved: Req, pdbs: &[Value]) -> Option<(Vec<&'a Placed>, usize)> {
     let p = priority(pod);
     let mut used = reserved;
     let mut lower: Vec<&Placed> = Vec::new();
@@ -265,16 +294,22 @@ fn victims<'a>(pod: &Value, node: &Value, placed: &'a [Placed], reserved: Req) -
         return None;
     }
     lower.sort_by_key(|x| std::cmp::Reverse(priority(&x.pod)));
+    let violating = pdb_violations(&lower, pdbs);
+    // The protected first (a stable sort keeps each group's priority order).
+    let mut order: Vec<(&Placed, bool)> = lower.into_iter().zip(violating).collect();
+    order.sort_by_key(|(_, violates)| !*violates);
     let mut out = Vec::new();
-    for x in lower {
+    let mut violations = 0;
+    for (x, violates) in order {
         let with = add(&used, &x.requests);
         if unfit(pod, node, &with).is_none() {
             used = with;
         } else {
+            violations += usize::from(violates);
             out.push(x);
         }
     }
-    Some(out)
+    Some((out, violations))
 }
 
 /// Why a pending pod may not preempt others (none: it may).
@@ -326,6 +361,14 @@ pub async fn schedule_once(store: &dyn Store) -> Result<bool, crate::store::Erro
         .map(|kv| parse(&kv.value))
         .collect();
     let pods = store.list(PODS, ListOptions::default()).await?.items;
+    // The disruption budgets, which preemption would rather not break.
+    let pdbs: Vec<Value> = store
+        .list(PDBS, ListOptions::default())
+        .await?
+        .items
+        .iter()
+        .map(|kv| parse(&kv.value))
+        .collect();
     let mut placed: std::collections::HashMap<String, Vec<Placed>> = Default::default();
     let mut waiting = Vec::new();
     for kv in pods {
@@ -434,7 +477,7 @@ pub async fn schedule_once(store: &dyn Store) -> Result<bool, crate::store::Erro
             },
         );
         // Preemption: the node where the fewest, then the least important, pods make room.
-        let mut chosen: Option<(String, Vec<&Placed>)> = None;
+        let mut chosen: Option<(String, Vec<&Placed>, usize)> = None;
         let mut preemption = String::new();
         if !nodes.is_empty() {
             match not_eligible(&pod, &placed) {
@@ -444,11 +487,21 @@ pub async fn schedule_once(store: &dyn Store) -> Result<bool, crate::store::Erro
                     for n in &nodes {
                         let node = str_of(n, "/metadata/name");
                         let on = placed.get(node).map(Vec::as_slice).unwrap_or(&[]);
-                        match victims(&pod, n, on, reserved(node)) {
-                            Some(v) => {
-                                let rank = |v: &[&Placed]| (v.len(), v.iter().map(|x| priority(&x.pod)).max().unwrap_or(i64::MIN));
-                                if chosen.as_ref().is_none_or(|(_, c)| rank(&v) < rank(c)) {
-                                    chosen = Some((node.to_string(), v));
+                        match victims(&pod, n, on, reserved(node), &pdbs) {
+                            Some((v, violations)) => {
+                                // kube-scheduler's order: the fewest budget violations, then
+                                // the lowest highest victim priority, the lowest sum of
+                                // priorities, the fewest victims.
+                                let rank = |v: &[&Placed], violations: usize| {
+                                    (
+                                        violations,
+                                        v.iter().map(|x| priority(&x.pod)).max().unwrap_or(i64::MIN),
+                                        v.iter().map(|x| priority(&x.pod)).sum::<i64>(),
+                                        v.len(),
+                                    )
+                                };
+                                if chosen.as_ref().is_none_or(|(_, c, cv)| rank(&v, violations) < rank(c, *cv)) {
+                                    chosen = Some((node.to_string(), v, violations));
                                 }
                             }
                             None => helpless += 1,
@@ -475,7 +528,7 @@ pub async fn schedule_once(store: &dyn Store) -> Result<bool, crate::store::Erro
             .as_ref()
             .and_then(|c| c.as_array())
             .is_none_or(|c| !c.iter().any(|x| x["type"] == "PodScheduled" && x["message"] == json!(msg)));
-        let nominate = chosen.as_ref().map(|(n, _)| n.clone());
+        let nominate = chosen.as_ref().map(|(n, _, _)| n.clone());
         let renominated = nominate
             .as_deref()
             .is_some_and(|n| pod.pointer("/status/nominatedNodeName").and_then(Value::as_str) != Some(n));
@@ -486,7 +539,7 @@ pub async fn schedule_once(store: &dyn Store) -> Result<bool, crate::store::Erro
             if changed {
                 crate::agent::events::record(store, &pod, "Warning", "FailedScheduling", &msg, "default-scheduler").await;
             }
-            if let Some((node, victims)) = &chosen {
+            if let Some((node, victims, _)) = &chosen {
                 for v in victims {
                     evict_victim(store, v, &pod, node).await;
                 }
@@ -601,5 +654,37 @@ mod tests {
         assert_eq!(unfit(&pod, &n, &one_used).as_deref(), Some("Insufficient nvidia.com/gpu"));
         assert_eq!(unfit(&pod, &node(), &used(0, 0)).as_deref(), Some("Insufficient nvidia.com/gpu"));
         assert!(!is_extended("cpu") && !is_extended("kubernetes.io/foo") && is_extended("example.com/fpga"));
+    }
+
+    #[test]
+    fn preemption_spares_pods_their_budgets_protect() {
+        let placed = |name: &str, prio: i64| {
+            let pod = json!({"metadata": {"name": name, "namespace": "default", "labels": {"app": name}},
+                "spec": {"priority": prio, "containers": [{"resources": {"requests": {"cpu": "1"}}}]}});
+            Placed {
+                kv: crate::store::KeyValue {
+                    key: name.into(),
+                    value: vec![],
+                    create_revision: 1,
+                    mod_revision: 1,
+                },
+                requests: requests(&pod),
+                pod,
+            }
+        };
+        let on = vec![placed("a", 5), placed("b", 10)];
+        let high = json!({"spec": {"priority": 100, "containers": [{"resources": {"requests": {"cpu": "1"}}}]}});
+        let names = |v: &[&Placed]| v.iter().map(|x| str_of(&x.pod, "/metadata/name").to_string()).collect::<Vec<_>>();
+        // No budgets: the lowest priority goes.
+        let (v, n) = victims(&high, &node(), &on, Req::default(), &[]).unwrap();
+        assert_eq!((names(&v), n), (vec!["a".to_string()], 0));
+        // A budget that allows no disruption of `a`: `b` goes instead.
+        let pdb = json!({"metadata": {"namespace": "default"}, "spec": {"selector": {"matchLabels": {"app": "a"}}}, "status": {"disruptionsAllowed": 0}});
+        let (v, n) = victims(&high, &node(), &on, Req::default(), std::slice::from_ref(&pdb)).unwrap();
+        assert_eq!((names(&v), n), (vec!["b".to_string()], 0));
+        // When both must go, the violation is counted.
+        let big = json!({"spec": {"priority": 100, "containers": [{"resources": {"requests": {"cpu": "2"}}}]}});
+        let (v, n) = victims(&big, &node(), &on, Req::default(), &[pdb]).unwrap();
+        assert_eq!((v.len(), n), (2, 1));
     }
 }
