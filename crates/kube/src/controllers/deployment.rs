@@ -85,6 +85,11 @@ pub async fn rollback(client: &Client, ns: &str, name: &str) -> ApiResult<i64> {
     let deployments = crate::apiserver::resources::find("apps", "v1", "deployments").expect("served");
     let replicasets = crate::apiserver::resources::find("apps", "v1", "replicasets").expect("served");
     let mut d = client.get(deployments, ns, name).await?;
+    if d.pointer("/spec/paused") == Some(&json!(true)) {
+        return Err(ApiError::bad_request(format!(
+            "you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume deployment/{name}' and try again"
+        )));
+    }
     let uid = str_at(&d, "/metadata/uid").to_string();
     let mut owned: Vec<Value> = client
         .list(replicasets, ns)
@@ -98,7 +103,13 @@ pub async fn rollback(client: &Client, ns: &str, name: &str) -> ApiResult<i64> {
         return Err(ApiError::bad_request(format!("no rollout history found for deployment {name:?}")));
     };
     let rev = revision(previous);
-    d["spec"]["template"] = without_hash(&previous["spec"]["template"]);
+    let template = without_hash(&previous["spec"]["template"]);
+    if without_hash(&d["spec"]["template"]) == template {
+        return Err(ApiError::bad_request(format!(
+            "skipped rollback (current template already matches revision {rev})"
+        )));
+    }
+    d["spec"]["template"] = template;
     client.update(deployments, &d).await?;
     Ok(rev)
 }
