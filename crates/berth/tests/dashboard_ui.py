@@ -155,6 +155,7 @@ try:
     pod = pods[0]
     wait("the pod's row", lambda: "Running" in row("pods", pod).text)
     wait("the pod's memory", lambda: row("pods", pod).find_element(By.CSS_SELECTOR, "td.mem").text)
+    wait("the pending pod says why", lambda: "Insufficient cpu" in row("pods", "hungry").find_element(By.CSS_SELECTOR, ".status").text)
     click("pods", pod, "logs")
     wait("the pod's log", lambda: "hello from" in driver.find_element(By.ID, "log-lines").text)
 

@@ -829,6 +829,14 @@ fn the_dashboard_shows_and_acts_in_headless_chromium() {
     d.kubectl_ok(&["set", "env", "deploy/web", "V=2"]);
     d.kubectl_ok(&["rollout", "status", "deploy/web", "--timeout=60s"]);
     d.kubectl_ok(&["expose", "deploy/web", "--port", "80"]);
+    // A pod no node can take.
+    d.kubectl_ok(&[
+        "run",
+        "hungry",
+        "--image=bb:1",
+        "--overrides",
+        r#"{"spec": {"containers": [{"name": "hungry", "image": "bb:1", "resources": {"requests": {"cpu": "64"}}}]}}"#,
+    ]);
 
     let url = d.berth_ok(&["dashboard"]).trim().to_string();
     assert!(url.starts_with("http://127.0.0.1:") && url.contains("/?token="), "{url}");

@@ -266,7 +266,12 @@ function renderPods() {
     setText(td[0], p.Namespace, 'muted');
     setText(td[1], p.Name);
     setText(td[2], p.Ready);
-    setText(td[3], p.Status, 'status ' + p.Status);
+    const shown = p.Status + '\n' + (p.Message || '');
+    if (td[3].dataset.shown !== shown) {
+      td[3].dataset.shown = shown;
+      td[3].className = 'status ' + p.Status;
+      td[3].replaceChildren(p.Status, ...(p.Message ? [el('div', { class: 'why', textContent: p.Message })] : []));
+    }
     setText(td[4], p.Restarts);
     setText(td[5], p.IP);
     const pts = metrics.pods[key] || [];

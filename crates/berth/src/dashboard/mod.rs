@@ -400,6 +400,21 @@ fn pod_row(p: &Value, engine_containers: &[Value]) -> Value {
     let waiting = statuses
         .iter()
         .find_map(|c| c.pointer("/state/waiting/reason").and_then(Value::as_str));
+    // Why it is not running, when it says: the scheduler's word, else a waiting container's.
+    let unscheduled = p
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "PodScheduled" && c["status"] == "False")
+        .and_then(|c| c["message"].as_str());
+    let message = unscheduled
+        .or_else(|| {
+            statuses
+                .iter()
+                .find_map(|c| c.pointer("/state/waiting/message").and_then(Value::as_str))
+        })
+        .unwrap_or("");
     let phase = if p.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()) {
         "Terminating"
     } else {
@@ -409,6 +424,7 @@ fn pod_row(p: &Value, engine_containers: &[Value]) -> Value {
         "Namespace": s(p, "/metadata/namespace"),
         "Name": s(p, "/metadata/name"),
         "Status": phase,
+        "Message": message,
         "Ready": format!("{ready}/{total}"),
         "Restarts": restarts,
         "Node": s(p, "/spec/nodeName"),
