@@ -199,10 +199,15 @@ struct Spec {
 #[derive(Debug, Default)]
 pub struct Catalog {
     specs: Vec<Spec>,
-    /// `kind=name` → (spec index, device name).
+    /// `kind=name` → the index of the spec that defines it.
     devices: BTreeMap<String, usize>,
     /// `FILE: problem`, for files that were skipped and devices that conflict.
     pub errors: Vec<String>,
+}
+
+/// Whether `s` starts and ends with a letter or digit.
+fn alnum_edges(s: &str) -> bool {
+    s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) && s.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
 }
 
 /// Whether `kind` is `vendor/class` as CDI spells it: a DNS-like vendor, a class of letters,
@@ -211,21 +216,16 @@ pub fn valid_kind(kind: &str) -> bool {
     let Some((vendor, class)) = kind.split_once('/') else {
         return false;
     };
-    let edge_ok = |s: &str| {
-        s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) && s.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
-    };
-    edge_ok(vendor)
+    alnum_edges(vendor)
         && vendor.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-        && edge_ok(class)
+        && alnum_edges(class)
         && class.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 /// Whether `name` is a valid device name: letters, digits, `-`, `_`, `.` and `:`, starting and
 /// ending alphanumeric.
 pub fn valid_device_name(name: &str) -> bool {
-    name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+    alnum_edges(name) && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
 }
 
 /// Whether `s` is a qualified device name `vendor.com/class=name` (Docker's CLI sends those given
@@ -350,16 +350,23 @@ impl Catalog {
         Error::BadRequest(msg)
     }
 
-    /// The edits of the named devices (`vendor.com/class=name`), each spec's own edits once.
-    pub fn edits(&self, names: &[String]) -> Result<Edits> {
+    /// That every named device (`vendor.com/class=name`) is defined.
+    fn ensure_known(&self, names: &[String]) -> Result<()> {
         let missing: Vec<&str> = names
             .iter()
             .map(String::as_str)
             .filter(|n| !self.devices.contains_key(*n))
             .collect();
-        if !missing.is_empty() {
-            return Err(self.unresolvable(&missing));
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(self.unresolvable(&missing))
         }
+    }
+
+    /// The edits of the named devices (`vendor.com/class=name`), each spec's own edits once.
+    pub fn edits(&self, names: &[String]) -> Result<Edits> {
+        self.ensure_known(names)?;
         let mut out = Edits::default();
         let mut specs_done = BTreeSet::new();
         let mut seen = BTreeSet::new();
@@ -382,6 +389,7 @@ impl Catalog {
     /// [`GPU_KIND`] devices (its `all` device when the vendor defines one), the first `count`, or
     /// those named.
     fn gpu_devices(&self, count: i64, ids: &[String]) -> Result<Vec<String>> {
+        let gpu = |name: &str| format!("{GPU_KIND}={name}");
         let have = self.kinds().remove(GPU_KIND).unwrap_or_default();
         let no_driver = || Error::BadRequest("could not select device driver \"\" with capabilities: [[gpu]]".into());
         if have.is_empty() {
@@ -391,14 +399,14 @@ impl Catalog {
             if count != 0 {
                 return Err(Error::BadRequest("cannot set both Count and DeviceIDs on device request".into()));
             }
-            let names: Vec<String> = ids.iter().map(|i| format!("{GPU_KIND}={i}")).collect();
-            self.edits(&names)?;
+            let names: Vec<String> = ids.iter().map(|i| gpu(i)).collect();
+            self.ensure_known(&names)?;
             return Ok(names);
         }
         match count {
-            -1 if self.devices.contains_key(&format!("{GPU_KIND}=all")) => Ok(vec![format!("{GPU_KIND}=all")]),
-            -1 => Ok(have.iter().map(|n| format!("{GPU_KIND}={n}")).collect()),
-            n if n > 0 && n as usize <= have.len() => Ok(have.iter().take(n as usize).map(|n| format!("{GPU_KIND}={n}")).collect()),
+            -1 if self.devices.contains_key(&gpu("all")) => Ok(vec![gpu("all")]),
+            -1 => Ok(have.iter().map(|n| gpu(n)).collect()),
+            n if n > 0 && n as usize <= have.len() => Ok(have.iter().take(n as usize).map(|n| gpu(n)).collect()),
             n if n > 0 => Err(Error::BadRequest(format!(
                 "requested {n} GPUs but {} has only {} ({})",
                 GPU_KIND,
@@ -458,7 +466,7 @@ impl Catalog {
                             )));
                         }
                     }
-                    self.edits(&ids)?;
+                    self.ensure_known(&ids)?;
                     out.extend(ids);
                 }
                 "" | "nvidia" => {

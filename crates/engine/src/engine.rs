@@ -317,13 +317,19 @@ impl Engine {
     }
 
     /// The daemon's configuration.
-    /// The CDI devices the container's `DeviceRequests` ask for, as qualified names (read from the
-    /// spec directories each time, so a spec a vendor tool writes applies at once).
-    pub fn cdi_devices(&self, hc: &crate::types::HostConfig) -> Result<Vec<String>> {
-        match hc.extra.get("DeviceRequests") {
-            None | Some(serde_json::Value::Null) => Ok(vec![]),
-            Some(r) => crate::cdi::Catalog::load(&self.cfg.cdi_spec_dirs).requested(r),
+    /// The edits of the CDI devices the container's `DeviceRequests` ask for (none: it asks for
+    /// none), from the spec directories as they are now, so a spec a vendor tool writes applies
+    /// at once.
+    pub fn cdi_edits(&self, hc: &crate::types::HostConfig) -> Result<Option<crate::cdi::Edits>> {
+        let Some(requests) = hc.extra.get("DeviceRequests").filter(|r| !r.is_null()) else {
+            return Ok(None);
+        };
+        let catalog = crate::cdi::Catalog::load(&self.cfg.cdi_spec_dirs);
+        let names = catalog.requested(requests)?;
+        if names.is_empty() {
+            return Ok(None);
         }
+        catalog.edits(&names).map(Some)
     }
 
     /// Record the dashboard's URL (with its token), which `GET /berth/dashboard` gives clients of

@@ -108,8 +108,7 @@ pub fn requests(pod: &Value) -> Req {
             .map(one)
             .collect()
     };
-    let main = list("containers").iter().fold(Req::default(), |a, b| add(&a, b));
-    let mut out = main;
+    let mut out = list("containers").iter().fold(Req::default(), |a, b| add(&a, b));
     for i in list("initContainers") {
         out.cpu = out.cpu.max(i.cpu);
         out.mem = out.mem.max(i.mem);

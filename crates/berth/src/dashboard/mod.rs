@@ -268,9 +268,11 @@ impl Dashboard {
                 }
                 continue;
             }
-            let running: Vec<engine::types::Container> = self.engine.containers().into_iter().filter(|c| c.state.running).collect();
-            let usage: Vec<(engine::types::Container, engine::service::Usage)> = running
+            let usage: Vec<(engine::types::Container, engine::service::Usage)> = self
+                .engine
+                .containers()
                 .into_iter()
+                .filter(|c| c.state.running)
                 .filter_map(|c| ContainerService::usage(&self.engine, &c.id).map(|u| (c, u)))
                 .collect();
             let mut s = self.series.lock().unwrap();
@@ -287,11 +289,7 @@ impl Dashboard {
                     cpu: (u.cpu_ns - n0) as f64 / ((t - t0) * 1e9) * 100.0,
                     mem: u.memory_working_set,
                 };
-                let q = s.containers.entry(c.id.clone()).or_default();
-                q.push_back(p);
-                while q.len() > KEEP {
-                    q.pop_front();
-                }
+                push_capped(s.containers.entry(c.id.clone()).or_default(), p);
                 let labels = &c.config.labels;
                 if let (Some(ns), Some(name)) = (
                     labels.get(kube::agent::pods::POD_NAMESPACE),
@@ -306,19 +304,22 @@ impl Dashboard {
             s.containers.retain(|k, _| seen.contains(k));
             s.pods.retain(|k, _| pods.contains_key(k));
             for (k, p) in pods {
-                let q = s.pods.entry(k).or_default();
-                q.push_back(p);
-                while q.len() > KEEP {
-                    q.pop_front();
-                }
+                push_capped(s.pods.entry(k).or_default(), p);
             }
         }
     }
 }
 
+/// A plot's samples: the newest `KEEP`.
+fn push_capped(q: &mut VecDeque<Point>, p: Point) {
+    q.push_back(p);
+    while q.len() > KEEP {
+        q.pop_front();
+    }
+}
+
 fn res(group: &str, plural: &str) -> &'static Resource {
-    let version = "v1";
-    find(group, version, plural).expect("a served resource")
+    find(group, "v1", plural).expect("a served resource")
 }
 
 fn kube_err(e: kube::apiserver::status::ApiError) -> (StatusCode, Json<Value>) {
@@ -498,7 +499,7 @@ async fn metrics(State(d): State<Arc<Dashboard>>) -> Json<Value> {
 /// events (one `data:` per line), until the container stops and its log is read.
 async fn logs(State(d): State<Arc<Dashboard>>, Path(id): Path<String>) -> ApiResult<Response> {
     let c = d.engine.container(&id).map_err(|e| fail(StatusCode::NOT_FOUND, e.to_string()))?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
     let opts = engine::streams::LogOptions {
         stdout: true,
         stderr: true,
@@ -516,30 +517,31 @@ async fn logs(State(d): State<Arc<Dashboard>>, Path(id): Path<String>) -> ApiRes
             tracing::debug!(container = %cid, error = %e, "dashboard log stream");
         }
     });
-    // Bytes become lines; a partial line waits for its end.
-    let stream = async_stream(
-        move |out: tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>| async move {
-            let _ = out.send(Ok(bytes::Bytes::from_static(b": connected\n\n"))).await;
-            let mut pending: Vec<u8> = Vec::new();
-            while let Some(chunk) = rx.recv().await {
-                pending.extend_from_slice(&chunk);
-                let mut events = String::new();
-                while let Some(i) = pending.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = pending.drain(..=i).collect();
-                    let text = String::from_utf8_lossy(&line[..line.len() - 1]).replace('\r', "");
-                    events.push_str(&format!("data: {text}\n\n"));
+    // Bytes become `data:` lines (a partial line waits for its end); an `end` event closes.
+    let first = futures_util::stream::once(async { Ok(bytes::Bytes::from_static(b": connected\n\n")) });
+    let lines = futures_util::stream::unfold(Some((rx, Vec::new())), |state| async move {
+        let (mut rx, mut pending) = state?;
+        loop {
+            let Some(chunk) = rx.recv().await else {
+                let mut last = String::new();
+                if !pending.is_empty() {
+                    last = sse_data(&pending);
                 }
-                if !events.is_empty() && out.send(Ok(bytes::Bytes::from(events))).await.is_err() {
-                    return;
-                }
+                last.push_str("event: end\ndata: \n\n");
+                return Some((Ok::<_, std::io::Error>(bytes::Bytes::from(last)), None));
+            };
+            pending.extend_from_slice(&chunk);
+            let mut events = String::new();
+            while let Some(i) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=i).collect();
+                events.push_str(&sse_data(&line[..line.len() - 1]));
             }
-            if !pending.is_empty() {
-                let text = String::from_utf8_lossy(&pending).replace('\r', "");
-                let _ = out.send(Ok(bytes::Bytes::from(format!("data: {text}\n\n")))).await;
+            if !events.is_empty() {
+                return Some((Ok(bytes::Bytes::from(events)), Some((rx, pending))));
             }
-            let _ = out.send(Ok(bytes::Bytes::from_static(b"event: end\ndata: \n\n"))).await;
-        },
-    );
+        }
+    });
+    let stream = futures_util::StreamExt::chain(first, lines);
     Ok((
         [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-store")],
         Body::from_stream(stream),
@@ -547,15 +549,9 @@ async fn logs(State(d): State<Arc<Dashboard>>, Path(id): Path<String>) -> ApiRes
         .into_response())
 }
 
-/// A stream fed by a task writing into a channel.
-fn async_stream<F, Fut>(f: F) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    tokio::spawn(f(tx));
-    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
+/// One log line as a server-sent event.
+fn sse_data(line: &[u8]) -> String {
+    format!("data: {}\n\n", String::from_utf8_lossy(line).replace('\r', ""))
 }
 
 fn valid_action(action: &str) -> ApiResult<()> {

@@ -77,7 +77,7 @@ impl Engine {
     /// `POST /containers/create`.
     pub async fn create(self: &Arc<Self>, name: Option<&str>, mut req: CreateRequest) -> Result<(String, Vec<String>)> {
         check_supported(&req.host_config)?;
-        self.cdi_devices(&req.host_config)?;
+        self.cdi_edits(&req.host_config)?;
         check_networking(&req)?;
         let networks = self.networks_at_create(&req)?;
         // Kept in Config.MacAddress, where 1.43's inspect shows it, whichever way it came.

@@ -335,9 +335,7 @@ impl Engine {
             console_size: console_size(&hc),
         };
         // CDI devices, resolved again at each start: the devices are the host's as it is now.
-        let cdi = self.cdi_devices(&hc)?;
-        if !cdi.is_empty() {
-            let edits = crate::cdi::Catalog::load(&self.cfg.cdi_spec_dirs).edits(&cdi)?;
+        if let Some(edits) = self.cdi_edits(&hc)? {
             crate::cdi::apply(&mut spec, &edits)?;
         }
         Ok(spec)
