@@ -761,6 +761,31 @@ fn pods_get_gpus_as_an_extended_resource() {
         got.iter().find(|g| **g == a.lines().next().unwrap()).unwrap()
     );
 
+    // Two containers of one pod get one GPU each, not the same one.
+    d.kubectl_ok(&["delete", "pod", "b", "c", "--wait=true"]);
+    let duo = "apiVersion: v1\nkind: Pod\nmetadata: {name: duo}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: first\n    image: bb:1\n    command: [sh, -c, 'ls /dev | grep nvidia; exec sleep 1000']\n    resources: {limits: {nvidia.com/gpu: \"1\"}}\n  - name: second\n    image: bb:1\n    command: [sh, -c, 'ls /dev | grep nvidia; exec sleep 1000']\n    resources: {limits: {nvidia.com/gpu: \"1\"}}\n";
+    let o = d.kubectl_in(&["apply", "-f", "-"], duo);
+    assert!(o.status.success(), "{}", common::errtext(&o));
+    let mut pair = Vec::new();
+    for _ in 0..200 {
+        pair = ["first", "second"]
+            .iter()
+            .map(|c| d.kubectl(&["logs", "duo", "-c", c]).stdout)
+            .map(|o| String::from_utf8_lossy(&o).trim().to_string())
+            .collect();
+        if pair.iter().all(|l| !l.is_empty()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    pair.sort();
+    assert_eq!(
+        pair,
+        ["nvidia0", "nvidia1"],
+        "each container its own GPU: {}",
+        d.kubectl_ok(&["describe", "pod", "duo"])
+    );
+
     // Extended resources are whole and cannot be overcommitted.
     let bad = d.kubectl_in(
         &["apply", "-f", "-"],

@@ -842,7 +842,7 @@ impl Pods {
     }
 
     /// The CDI devices for a container's extended resources (`nvidia.com/gpu: 1`): the ones an
-    /// earlier instance of it had, else free ones (held by no other pod's container).
+    /// earlier instance of it had, else free ones (held by no other container).
     fn assign_devices(&self, pod: &Value, c: &Value) -> Result<Vec<String>, String> {
         let want: Vec<(String, i64)> = crate::scheduler::extended(c).filter(|(_, n)| *n > 0).collect();
         if want.is_empty() {
@@ -850,16 +850,16 @@ impl Pods {
         }
         let uid = s(pod, "/metadata/uid");
         let name = c["name"].as_str().unwrap_or("");
-        let all = self.engine.containers();
-        let held = |mine: bool| -> BTreeSet<String> {
-            all.iter()
-                .filter(|x| (x.config.labels.get(UID).map(String::as_str) == Some(uid)) == mine)
-                .filter(|x| !mine || x.config.labels.get(CONTAINER).map(String::as_str) == Some(name))
-                .filter_map(|x| x.config.labels.get(DEVICES))
-                .flat_map(|d| d.split(',').map(String::from).collect::<Vec<_>>())
-                .collect()
-        };
-        let (before, taken) = (held(true), held(false));
+        // What this container had before, and what every other container holds (its pod's
+        // other containers included).
+        let (mut before, mut taken) = (BTreeSet::new(), BTreeSet::new());
+        for x in self.engine.containers() {
+            let l = &x.config.labels;
+            let Some(devices) = l.get(DEVICES) else { continue };
+            let mine = l.get(UID).map(String::as_str) == Some(uid) && l.get(CONTAINER).map(String::as_str) == Some(name);
+            let set = if mine { &mut before } else { &mut taken };
+            set.extend(devices.split(',').map(String::from));
+        }
         let kinds = self.engine.cdi_devices();
         let mut out = Vec::new();
         for (kind, n) in want {
