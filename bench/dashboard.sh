@@ -43,8 +43,8 @@ echo "daemon RSS, 30 containers, dashboard idle: $(rss) MiB"
 
 URL=$("$BERTH" -H "$DOCKER_HOST" dashboard)
 BASE=${URL%%/\?*}
-/usr/bin/python3 - "$URL" <<'EOF'
-import json, statistics, sys, tempfile, time
+PROFILES=$W /usr/bin/python3 - "$URL" <<'EOF'
+import json, os, statistics, sys, tempfile, time
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -58,7 +58,7 @@ for i in range(6):
     for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
               "--disable-background-networking", "--disable-component-update", "--disable-sync",
               "--proxy-server=http://127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-              f"--user-data-dir={tempfile.mkdtemp(prefix='dashbench-')}"]:
+              f"--user-data-dir={tempfile.mkdtemp(prefix='chromium-', dir=os.environ['PROFILES'])}"]:
         o.add_argument(a)
     d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
     try:

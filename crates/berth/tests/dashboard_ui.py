@@ -62,7 +62,8 @@ assert status(BASE + "/api/state") == 401, "the API without the cookie"
 assert status(URL, headers={"Host": "rebound.example:" + BASE.rsplit(":", 1)[1]}) == 403, "another host name"
 assert status(BASE + "/?token=" + "0" * 64) == 401, "a wrong token"
 
-profile = tempfile.mkdtemp(prefix="berth-chromium-")
+# The profile goes in the test's directory (removed with it), else in a temporary one.
+profile = tempfile.mkdtemp(prefix="chromium-", dir=os.environ.get("BERTH_UI_TEST"))
 opts = Options()
 opts.binary_location = "/usr/bin/chromium"
 for a in [

@@ -866,8 +866,13 @@ fn the_dashboard_shows_and_acts_in_headless_chromium() {
     let url = d.berth_ok(&["dashboard"]).trim().to_string();
     assert!(url.starts_with("http://127.0.0.1:") && url.contains("/?token="), "{url}");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/dashboard_ui.py");
+    // The browser's profile in a directory of the test's; its processes (chromedriver, chromium)
+    // carry a marker in their environment, by which they are killed even when the test fails.
+    let browser = tempfile::tempdir().unwrap();
+    let _browser_guard = Marked(format!("BERTH_UI_TEST={}", browser.path().display()));
     let mut py = Command::new("/usr/bin/python3");
     py.arg(script)
+        .env("BERTH_UI_TEST", browser.path())
         .env("DASH_URL", &url)
         .env("DOCKER_HOST", d.host())
         .env("DOCKER_CONFIG", d.dir.join("docker-config"))
@@ -886,9 +891,30 @@ fn the_dashboard_shows_and_acts_in_headless_chromium() {
     let e = off.berth(&["dashboard"]);
     assert!(!e.status.success());
     assert!(common::errtext(&e).contains("--dashboard none"), "{}", common::errtext(&e));
-    let bad = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["daemon", "--dashboard", "0.0.0.0:7070"])
-        .output()
-        .unwrap();
+    // (On a root of its own and bounded in time: were the address accepted, this would run a daemon.)
+    let root = tempfile::tempdir().unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+    c.args(["daemon", "--dashboard", "0.0.0.0:7070", "--no-kube", "--bridge", "none", "--root"])
+        .arg(root.path().join("root"))
+        .arg("--exec-root")
+        .arg(root.path().join("run"));
+    let bad = common::run_timeout(c, None, 20);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("only on a loopback address"));
+}
+
+/// Kills, when dropped, every process whose environment holds this `NAME=VALUE`.
+struct Marked(String);
+
+impl Drop for Marked {
+    fn drop(&mut self) {
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            if env.split(|b| *b == 0).any(|kv| kv == self.0.as_bytes()) {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
 }
